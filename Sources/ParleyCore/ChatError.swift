@@ -1,0 +1,29 @@
+/// A refusal the sender can act on: a stable machine `code` (JSON clients branch on it) and human text.
+public struct ChatError: Error, Sendable, Equatable {
+    public enum Code: String, Sendable, CaseIterable {
+        case badRequest = "bad_request"
+        case unknownType = "unknown_type"
+        case unknownCommand = "unknown_command"
+        case usage = "usage"
+        case notRegistered = "not_registered"
+        case alreadyRegistered = "already_registered"
+        case unsupportedVersion = "unsupported_version"
+        case invalidNick = "invalid_nick"
+        case nickTaken = "nick_taken"
+        case invalidRoom = "invalid_room"
+        case noSuchRoom = "no_such_room"
+        case notInRoom = "not_in_room"
+        case noSuchNick = "no_such_nick"
+        case lineTooLong = "line_too_long"
+        case registrationTimeout = "registration_timeout"
+        case kicked = "kicked"
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+
+/// What the server tells clients. Every wire format renders each case; the core never encodes.
+public enum ChatEvent: Sendable, Equatable {
+    /// Registration succeeded.
+    case welcome(nick: String, server: String)
+    /// A room message, a private message or a server notice.
+    case message(ChatMessage)
+    /// The sender's own message was accepted, with the id and time the server gave it.
+    case ack(ref: String?, message: ChatMessage)
+    case joined(room: String, nick: String)
+    case left(room: String, nick: String, reason: LeaveReason)
+    case nickChanged(from: String, to: String)
+    /// The members of a room, or everyone online when `room` is nil.
+    case members(room: String?, nicks: [String])
+    case rooms([RoomSummary])
+    case topic(room: String, text: String, setBy: String?)
+    case error(ChatError, ref: String?)
+    /// Information from the server to this user alone (flood warnings and the like).
+    case notice(String)
+    /// The command list, for text clients.
+    case help([CommandHelp])
+    case shutdown(reason: String)
+    case pong(ref: String?)
+}
+
+public struct ChatMessage: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case normal, action, notice
+    }
+
+    public enum Target: Sendable, Equatable {
+        case room(String)
+        /// A private message to the named user.
+        case user(String)
+        /// A server notice to everyone.
+        case everyone
+    }
+
+    /// Server-assigned, strictly increasing across the whole server.
+    public let id: Int64
+    public let time: Date
+    /// The sender's nick; nil for notices from the server itself.
+    public let from: String?
+    public let target: Target
+    public let kind: Kind
+    public let text: String
+
+    public init(id: Int64, time: Date, from: String?, target: Target, kind: Kind, text: String) {
+        self.id = id
+        self.time = time
+        self.from = from
+        self.target = target
+        self.kind = kind
+        self.text = text
+    }
+}
+
+/// Why someone left a room.
+public enum LeaveReason: Sendable, Equatable {
+    case parted(String?)
+    case quit(String?)
+    case connectionLost
+    case kicked(by: String, reason: String?)
+    case sendQueueFull
+    case serverShutdown
+
+    /// A stable word for machines.
+    public var cause: String {
+        switch self {
+        case .parted: "part"
+        case .quit: "quit"
+        case .connectionLost: "lost"
+        case .kicked: "kicked"
+        case .sendQueueFull: "send_queue_full"
+        case .serverShutdown: "shutdown"
+        }
+    }
+
+    /// The words shown to people.
+    public var text: String {
+        switch self {
+        case .parted(let reason): reason ?? "left"
+        case .quit(let reason): reason.map { "quit: \($0)" } ?? "quit"
+        case .connectionLost: "connection lost"
+        case .kicked(let by, let reason): "kicked by \(by)" + (reason.map { ": \($0)" } ?? "")
+        case .sendQueueFull: "too slow to keep up (send queue full)"
+        case .serverShutdown: "server shutting down"
+        }
+    }
+
+    /// The user's own words, if any.
+    public var userText: String? {
+        switch self {
+        case .parted(let reason), .quit(let reason): reason
+        case .kicked(_, let reason): reason
+        default: nil
+        }
+    }
+}
+
+public struct RoomSummary: Sendable, Equatable {
+    public let name: String
+    public let members: Int
+    public let topic: String
+
+    public init(name: String, members: Int, topic: String) {
+        self.name = name
+        self.members = members
+        self.topic = topic
+    }
+}
+
+public struct CommandHelp: Sendable, Equatable {
+    public let usage: String
+    public let summary: String
+    public let aliases: [String]
+
+    public init(usage: String, summary: String, aliases: [String]) {
+        self.usage = usage
+        self.summary = summary
+        self.aliases = aliases
+    }
+}

@@ -1,0 +1,334 @@
+import Foundation
+
+/// Identifies one registered session for its whole life; never reused.
+public struct SessionID: Hashable, Sendable, CustomStringConvertible {
+    public let raw: UInt64
+    public var description: String { "s\(raw)" }
+}
+
+/// One recipient of an event. `focused` is true when the event belongs to the recipient's current room (or
+/// to no room at all), so a text client can leave out the room name it already knows.
+public struct Recipient<Peer: Sendable>: Sendable {
+    public let peer: Peer
+    public let focused: Bool
+}
+
+/// What the state asks of the outside world after a change, in order.
+public enum Effect<Peer: Sendable>: Sendable {
+    case deliver(ChatEvent, to: [Recipient<Peer>])
+    /// End this client's connection once what is queued for it has been sent.
+    case close(Peer, LeaveReason)
+}
+
+/// The whole chat as a value: sessions, nicknames, rooms and membership. Every operation validates its input,
+/// changes the state and returns the events to deliver, so the rules are tested without sockets or clocks.
+/// `Peer` is whatever the server uses to reach a client; the state only hands it back inside effects.
+public struct ChatState<Peer: Sendable> {
+    struct Session {
+        let id: SessionID
+        var nick: Nick
+        let peer: Peer
+        /// Rooms in the order joined; the last is the current room of a text-mode user.
+        var rooms: [RoomName]
+        var currentRoom: RoomName? { rooms.last }
+    }
+
+    struct Room {
+        let name: RoomName
+        var topic = ""
+        var topicSetBy: String?
+        var members: [SessionID] = []
+    }
+
+    public static var maximumTopicLength: Int { 300 }
+
+    public let serverName: String
+    public private(set) var nextMessageID: Int64
+    private var nextSessionID: UInt64 = 1
+    private var sessions: [SessionID: Session] = [:]
+    private var nicks: [String: SessionID] = [:]
+    private var rooms: [String: Room] = [:]
+
+    public init(serverName: String, firstMessageID: Int64 = 1) {
+        self.serverName = serverName
+        self.nextMessageID = firstMessageID
+        rooms[RoomName.general.key] = Room(name: .general)
+    }
+
+    public var sessionCount: Int { sessions.count }
+
+    // MARK: - Registration
+
+    /// Admits a new user under `nick`, welcomes them and puts them in #general.
+    public mutating func register(nick raw: String, peer: Peer) throws(ChatError) -> (SessionID, [Effect<Peer>]) {
+        let nick = try Nick(validating: raw)
+        guard nicks[nick.key] == nil else {
+            throw ChatError(.nickTaken, "The nickname \(nick) is taken; choose another.")
+        }
+        let id = SessionID(raw: nextSessionID)
+        nextSessionID += 1
+        sessions[id] = Session(id: id, nick: nick, peer: peer, rooms: [])
+        nicks[nick.key] = id
+        var effects: [Effect<Peer>] = [.deliver(.welcome(nick: nick.display, server: serverName), to: [.init(peer: peer, focused: true)])]
+        join(.general, session: id, into: &effects)
+        return (id, effects)
+    }
+
+    /// Removes a session that went away without /quit (lost connection, slow consumer, shutdown).
+    public mutating func disconnect(_ id: SessionID, reason: LeaveReason) -> [Effect<Peer>] {
+        var effects: [Effect<Peer>] = []
+        remove(id, reason: reason, tellingSelf: false, into: &effects)
+        return effects
+    }
+
+    // MARK: - Requests
+
+    /// Carries out one request of a registered user. Refusals come back as an `error` event to the sender,
+    /// carrying `ref` so a JSON client can match it to its request.
+    public mutating func handle(_ request: Request, ref: String?, from id: SessionID, now: Date) -> [Effect<Peer>] {
+        guard let session = sessions[id] else { return [] }
+        var effects: [Effect<Peer>] = []
+        do throws(ChatError) {
+            try perform(request, ref: ref, session: session, now: now, into: &effects)
+        } catch {
+            effects.append(.deliver(.error(error, ref: ref), to: [.init(peer: session.peer, focused: true)]))
+        }
+        return effects
+    }
+
+    private mutating func perform(
+        _ request: Request, ref: String?, session: Session, now: Date, into effects: inout [Effect<Peer>]
+    ) throws(ChatError) {
+        let me = [Recipient(peer: session.peer, focused: true)]
+        switch request {
+        case .say(let room, let text, let kind):
+            let text = Sanitizer.text(text)
+            guard !Sanitizer.isBlank(text) else { return }
+            let room = try memberRoom(room, of: session)
+            let message = newMessage(from: session.nick.display, to: .room(room.display), kind: kind, text: text, now: now)
+            effects.append(.deliver(.message(message), to: recipients(in: room, except: session.id)))
+            effects.append(.deliver(.ack(ref: ref, message: message), to: me))
+
+        case .whisper(let target, let text, let kind):
+            let text = Sanitizer.text(text)
+            guard !Sanitizer.isBlank(text) else { return }
+            let other = try self.session(named: target)
+            let message = newMessage(from: session.nick.display, to: .user(other.nick.display), kind: kind, text: text, now: now)
+            effects.append(.deliver(.message(message), to: [.init(peer: other.peer, focused: true)]))
+            effects.append(.deliver(.ack(ref: ref, message: message), to: me))
+
+        case .join(let raw):
+            let room = try RoomName(validating: raw)
+            if session.rooms.contains(room) {
+                // Joining a room one is in makes it current again, which is what a text user means by it.
+                sessions[session.id]!.rooms.removeAll { $0 == room }
+                sessions[session.id]!.rooms.append(room)
+                effects.append(.deliver(.notice("\(rooms[room.key]!.name) is now your current room."), to: me))
+            } else {
+                join(room, session: session.id, into: &effects)
+            }
+
+        case .part(let raw, let reason):
+            let room = try memberRoom(raw, of: session)
+            leave(room, session: session.id, reason: .parted(reason.map(Sanitizer.text)), into: &effects)
+
+        case .nick(let raw):
+            let nick = try Nick(validating: raw)
+            if let owner = nicks[nick.key], owner != session.id {
+                throw ChatError(.nickTaken, "The nickname \(nick) is taken; choose another.")
+            }
+            guard nick.display != session.nick.display else { return }
+            nicks[session.nick.key] = nil
+            nicks[nick.key] = session.id
+            sessions[session.id]!.nick = nick
+            let audience = session.rooms.reduce(into: Set([session.id])) { $0.formUnion(rooms[$1.key]!.members) }
+            let event = ChatEvent.nickChanged(from: session.nick.display, to: nick.display)
+            effects.append(.deliver(event, to: audience.map { Recipient(peer: sessions[$0]!.peer, focused: true) }))
+
+        case .who(let raw):
+            if let raw {
+                let room = try existingRoom(raw)
+                let nicks = room.members.map { sessions[$0]!.nick }
+                effects.append(.deliver(.members(room: room.name.display, nicks: sortedNames(nicks)), to: me))
+            } else {
+                effects.append(.deliver(.members(room: nil, nicks: sortedNames(sessions.values.map(\.nick))), to: me))
+            }
+
+        case .rooms:
+            effects.append(.deliver(.rooms(roomSummaries()), to: me))
+
+        case .topic(let raw, let text):
+            let name = if let raw { try RoomName(validating: raw) } else { try currentRoom(of: session) }
+            guard var room = rooms[name.key] else { throw noSuchRoom(name.display) }
+            guard let text else {
+                effects.append(.deliver(.topic(room: room.name.display, text: room.topic, setBy: room.topicSetBy), to: me))
+                return
+            }
+            guard session.rooms.contains(name) else { throw notInRoom(room.name.display) }
+            room.topic = String(Sanitizer.trimmed(Sanitizer.text(text)).prefix(Self.maximumTopicLength))
+            room.topicSetBy = session.nick.display
+            rooms[name.key] = room
+            let event = ChatEvent.topic(room: room.name.display, text: room.topic, setBy: room.topicSetBy)
+            effects.append(.deliver(event, to: recipients(in: name)))
+
+        case .ping:
+            effects.append(.deliver(.pong(ref: ref), to: me))
+
+        case .quit(let reason):
+            let reason = LeaveReason.quit(reason.map(Sanitizer.text))
+            remove(session.id, reason: reason, tellingSelf: true, into: &effects)
+            effects.append(.close(session.peer, reason))
+
+        case .help:
+            effects.append(.deliver(.help(TextCommands.table.map(\.help)), to: me))
+        }
+    }
+
+    // MARK: - Operator actions (the server console)
+
+    /// A server notice to everyone online.
+    public mutating func announce(_ text: String, now: Date) -> [Effect<Peer>] {
+        let text = Sanitizer.text(text)
+        guard !Sanitizer.isBlank(text) else { return [] }
+        let message = newMessage(from: nil, to: .everyone, kind: .notice, text: text, now: now)
+        return [.deliver(.message(message), to: sessions.values.map { Recipient(peer: $0.peer, focused: true) })]
+    }
+
+    /// A server notice to one room.
+    public mutating func announce(_ text: String, in raw: String, now: Date) throws(ChatError) -> [Effect<Peer>] {
+        let room = try existingRoom(raw)
+        let text = Sanitizer.text(text)
+        guard !Sanitizer.isBlank(text) else { return [] }
+        let message = newMessage(from: nil, to: .room(room.name.display), kind: .notice, text: text, now: now)
+        return [.deliver(.message(message), to: recipients(in: room.name))]
+    }
+
+    /// Disconnects a user, telling them why and telling their rooms.
+    public mutating func kick(_ raw: String, reason: String?, by operator: String) throws(ChatError) -> [Effect<Peer>] {
+        let victim = try session(named: raw)
+        let reason = reason.map(Sanitizer.text)
+        var effects: [Effect<Peer>] = []
+        let text = "You were disconnected by \(`operator`)" + (reason.map { ": \($0)" } ?? ".")
+        effects.append(.deliver(.error(ChatError(.kicked, text), ref: nil), to: [.init(peer: victim.peer, focused: true)]))
+        let leaveReason = LeaveReason.kicked(by: `operator`, reason: reason)
+        remove(victim.id, reason: leaveReason, tellingSelf: false, into: &effects)
+        effects.append(.close(victim.peer, leaveReason))
+        return effects
+    }
+
+    // MARK: - Queries
+
+    public func roomSummaries() -> [RoomSummary] {
+        rooms.values.sorted { $0.name.key < $1.name.key }.map {
+            RoomSummary(name: $0.name.display, members: $0.members.count, topic: $0.topic)
+        }
+    }
+
+    /// Nicks in `room`, or everyone online when nil.
+    public func nicks(in raw: String?) throws(ChatError) -> [String] {
+        guard let raw else { return sortedNames(sessions.values.map(\.nick)) }
+        return sortedNames(try existingRoom(raw).members.map { sessions[$0]!.nick })
+    }
+
+    // MARK: - Building blocks
+
+    private mutating func join(_ name: RoomName, session id: SessionID, into effects: inout [Effect<Peer>]) {
+        var room = rooms[name.key] ?? Room(name: name)
+        room.members.append(id)
+        rooms[name.key] = room
+        sessions[id]!.rooms.append(name)
+        let session = sessions[id]!
+        let me = [Recipient(peer: session.peer, focused: true)]
+        effects.append(.deliver(.joined(room: room.name.display, nick: session.nick.display), to: recipients(in: name)))
+        if !room.topic.isEmpty {
+            effects.append(.deliver(.topic(room: room.name.display, text: room.topic, setBy: room.topicSetBy), to: me))
+        }
+        let members = sortedNames(room.members.map { sessions[$0]!.nick })
+        effects.append(.deliver(.members(room: room.name.display, nicks: members), to: me))
+    }
+
+    /// Tells the room (the leaver included) and removes the membership; empty rooms other than #general go.
+    private mutating func leave(
+        _ name: RoomName, session id: SessionID, reason: LeaveReason, tellingSelf: Bool = true,
+        into effects: inout [Effect<Peer>]
+    ) {
+        guard var room = rooms[name.key], let session = sessions[id] else { return }
+        let event = ChatEvent.left(room: room.name.display, nick: session.nick.display, reason: reason)
+        effects.append(.deliver(event, to: recipients(in: name, except: tellingSelf ? nil : id)))
+        room.members.removeAll { $0 == id }
+        sessions[id]!.rooms.removeAll { $0 == name }
+        if room.members.isEmpty && name != .general {
+            rooms[name.key] = nil
+        } else {
+            rooms[name.key] = room
+        }
+    }
+
+    private mutating func remove(_ id: SessionID, reason: LeaveReason, tellingSelf: Bool, into effects: inout [Effect<Peer>]) {
+        guard let session = sessions[id] else { return }
+        for room in session.rooms {
+            leave(room, session: id, reason: reason, tellingSelf: tellingSelf, into: &effects)
+        }
+        nicks[session.nick.key] = nil
+        sessions[id] = nil
+    }
+
+    private mutating func newMessage(
+        from: String?, to target: ChatMessage.Target, kind: ChatMessage.Kind, text: String, now: Date
+    ) -> ChatMessage {
+        defer { nextMessageID += 1 }
+        return ChatMessage(id: nextMessageID, time: now, from: from, target: target, kind: kind, text: text)
+    }
+
+    private func recipients(in name: RoomName, except excluded: SessionID? = nil) -> [Recipient<Peer>] {
+        guard let room = rooms[name.key] else { return [] }
+        var recipients: [Recipient<Peer>] = []
+        recipients.reserveCapacity(room.members.count)
+        for member in room.members where member != excluded {
+            let session = sessions[member]!
+            recipients.append(Recipient(peer: session.peer, focused: session.currentRoom == name))
+        }
+        return recipients
+    }
+
+    private func session(named raw: String) throws(ChatError) -> Session {
+        let nick = try Nick(validating: raw)
+        guard let id = nicks[nick.key], let session = sessions[id] else {
+            throw ChatError(.noSuchNick, "Nobody called \(nick) is online.")
+        }
+        return session
+    }
+
+    private func existingRoom(_ raw: String) throws(ChatError) -> Room {
+        let name = try RoomName(validating: raw)
+        guard let room = rooms[name.key] else { throw noSuchRoom(name.display) }
+        return room
+    }
+
+    /// The named room, which the session must be in, or the session's current room when nil.
+    private func memberRoom(_ raw: String?, of session: Session) throws(ChatError) -> RoomName {
+        guard let raw else { return try currentRoom(of: session) }
+        let name = try RoomName(validating: raw)
+        guard session.rooms.contains(name) else { throw notInRoom(rooms[name.key]?.name.display ?? name.display) }
+        return name
+    }
+
+    private func currentRoom(of session: Session) throws(ChatError) -> RoomName {
+        guard let room = session.currentRoom else {
+            throw ChatError(.notInRoom, "You are not in any room. Type /join #room to enter one.")
+        }
+        return room
+    }
+
+    private func noSuchRoom(_ name: String) -> ChatError {
+        ChatError(.noSuchRoom, "There is no room \(name). Type /rooms to see them, or /join \(name) to create it.")
+    }
+
+    private func notInRoom(_ name: String) -> ChatError {
+        ChatError(.notInRoom, "You are not in \(name). Type /join \(name) first.")
+    }
+
+    private func sortedNames(_ nicks: [Nick]) -> [String] {
+        nicks.sorted { $0.key < $1.key }.map(\.display)
+    }
+}

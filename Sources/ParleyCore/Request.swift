@@ -1,0 +1,19 @@
+/// What a registered client asks of the chat. Text commands and JSON requests both become one of these, so
+/// every operation has exactly one implementation. Names arrive raw; the core validates them.
+public enum Request: Sendable, Equatable {
+    /// A message to `room`, or to the sender's current room when nil (plain text lines).
+    case say(room: String?, text: String, kind: ChatMessage.Kind)
+    case whisper(to: String, text: String, kind: ChatMessage.Kind)
+    case join(String)
+    /// Leaves `room`, or the current room when nil.
+    case part(room: String?, reason: String?)
+    case nick(String)
+    /// Members of `room`, or everyone online when nil.
+    case who(room: String?)
+    case rooms
+    /// Shows the topic when `text` is nil, sets it otherwise; `room` nil means the current room.
+    case topic(room: String?, text: String?)
+    case ping
+    case quit(reason: String?)
+    case help
+}

@@ -1,0 +1,202 @@
+import Foundation
+import NIOCore
+import ParleyCore
+
+/// What a JSON-lines client can say: `hello` to register, then requests.
+public enum ClientMessage: Sendable, Equatable {
+    case hello(version: Int, nick: String)
+    case request(Request)
+}
+
+/// JSON-lines mode: one JSON object per line each way, for `parley connect` and bots (docs/PROTOCOL.md).
+public struct JSONCodec: Sendable {
+    /// The protocol version this server speaks; `hello` must name it.
+    public static let version = 1
+
+    public init() {}
+
+    /// True when a first line opens a JSON object, which puts the connection in JSON mode for its life.
+    public static func looksLikeJSON(_ line: ByteBuffer) -> Bool {
+        line.readableBytesView.first(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }) == UInt8(ascii: "{")
+    }
+
+    // MARK: - Requests
+
+    private struct Wire: Decodable {
+        var type: String
+        var ref: String?
+        var version: Int?
+        var nick: String?
+        var room: String?
+        var to: String?
+        var text: String?
+        var kind: String?
+        var reason: String?
+    }
+
+    /// Decodes one request line. The `ref` is returned even when the rest is refused, so the error can carry it.
+    public func decode(_ line: ByteBuffer) -> (message: Result<ClientMessage, ChatError>, ref: String?) {
+        // Invalid UTF-8 becomes U+FFFD first, as in text mode, so one bad byte cannot make a line unreadable.
+        let data = Data(String(decoding: line.readableBytesView, as: UTF8.self).utf8)
+        let wire: Wire
+        do {
+            wire = try JSONDecoder().decode(Wire.self, from: data)
+        } catch {
+            return (.failure(ChatError(.badRequest, Self.describe(error))), nil)
+        }
+        return (Result { () throws(ChatError) in try Self.message(from: wire) }, wire.ref)
+    }
+
+    private static func message(from wire: Wire) throws(ChatError) -> ClientMessage {
+        func required(_ value: String?, _ name: String) throws(ChatError) -> String {
+            guard let value else { throw ChatError(.badRequest, "\"\(wire.type)\" needs the field \"\(name)\".") }
+            return value
+        }
+        switch wire.type {
+        case "hello":
+            guard let version = wire.version else { throw ChatError(.badRequest, "\"hello\" needs the field \"version\".") }
+            return .hello(version: version, nick: try required(wire.nick, "nick"))
+        case "send":
+            let kind = try messageKind(wire.kind)
+            let text = try required(wire.text, "text")
+            switch (wire.room, wire.to) {
+            case (let room?, nil): return .request(.say(room: room, text: text, kind: kind))
+            case (nil, let nick?): return .request(.whisper(to: nick, text: text, kind: kind))
+            default: throw ChatError(.badRequest, "\"send\" needs exactly one of \"room\" and \"to\".")
+            }
+        case "join": return .request(.join(try required(wire.room, "room")))
+        case "part": return .request(.part(room: try required(wire.room, "room"), reason: wire.reason))
+        case "nick": return .request(.nick(try required(wire.nick, "nick")))
+        case "who": return .request(.who(room: wire.room))
+        case "rooms": return .request(.rooms)
+        case "topic": return .request(.topic(room: try required(wire.room, "room"), text: wire.text))
+        case "ping": return .request(.ping)
+        case "quit": return .request(.quit(reason: wire.reason))
+        default:
+            throw ChatError(
+                .unknownType,
+                "Unknown request type \"\(wire.type)\". Known: hello, send, join, part, nick, who, rooms, topic, ping, quit."
+            )
+        }
+    }
+
+    private static func messageKind(_ raw: String?) throws(ChatError) -> ChatMessage.Kind {
+        switch raw {
+        case nil, "normal": .normal
+        case "action": .action
+        default: throw ChatError(.badRequest, "\"kind\" is \"normal\" or \"action\".")
+        }
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, _):
+            "The request needs the field \"\(key.stringValue)\"."
+        case DecodingError.typeMismatch(_, let context):
+            "The field \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\" has the wrong type."
+        default:
+            "The line is not a JSON object."
+        }
+    }
+
+    // MARK: - Events
+
+    public func encode(_ event: ChatEvent) -> ByteBuffer {
+        switch event {
+        case .welcome(let nick, let server):
+            var json = JSONWriter(type: "welcome")
+            json.field("version", Int64(Self.version))
+            json.field("server", server)
+            json.field("nick", nick)
+            return json.finished()
+        case .message(let message):
+            var json = JSONWriter(type: "message")
+            write(message, into: &json)
+            return json.finished()
+        case .ack(let ref, let message):
+            var json = JSONWriter(type: "ack")
+            json.field("ref", ref)
+            json.field("id", message.id)
+            json.field("ts", Timestamps.iso8601(message.time))
+            return json.finished()
+        case .joined(let room, let nick):
+            var json = JSONWriter(type: "joined")
+            json.field("room", room)
+            json.field("nick", nick)
+            return json.finished()
+        case .left(let room, let nick, let reason):
+            var json = JSONWriter(type: "left")
+            json.field("room", room)
+            json.field("nick", nick)
+            json.field("cause", reason.cause)
+            json.field("reason", reason.text)
+            return json.finished()
+        case .nickChanged(let old, let new):
+            var json = JSONWriter(type: "nick")
+            json.field("from", old)
+            json.field("to", new)
+            return json.finished()
+        case .members(let room, let nicks):
+            var json = JSONWriter(type: "members")
+            json.field("room", room)
+            json.field("nicks", nicks)
+            return json.finished()
+        case .rooms(let rooms):
+            var json = JSONWriter(type: "rooms")
+            json.field("rooms", objects: rooms) { json, room in
+                json.field("name", room.name)
+                json.field("members", Int64(room.members))
+                json.field("topic", room.topic)
+            }
+            return json.finished()
+        case .topic(let room, let text, let setBy):
+            var json = JSONWriter(type: "topic")
+            json.field("room", room)
+            json.field("text", text)
+            json.field("by", setBy)
+            return json.finished()
+        case .error(let error, let ref):
+            return encodeError(error, ref: ref)
+        case .notice(let text):
+            var json = JSONWriter(type: "notice")
+            json.field("text", text)
+            return json.finished()
+        case .help(let commands):
+            var json = JSONWriter(type: "help")
+            json.field("commands", objects: commands) { json, command in
+                json.field("usage", command.usage)
+                json.field("summary", command.summary)
+            }
+            return json.finished()
+        case .shutdown(let reason):
+            var json = JSONWriter(type: "shutdown")
+            json.field("reason", reason)
+            return json.finished()
+        case .pong(let ref):
+            var json = JSONWriter(type: "pong")
+            json.field("ref", ref)
+            return json.finished()
+        }
+    }
+
+    public func encodeError(_ error: ChatError, ref: String?) -> ByteBuffer {
+        var json = JSONWriter(type: "error")
+        json.field("code", error.code.rawValue)
+        json.field("text", error.message)
+        json.field("ref", ref)
+        return json.finished()
+    }
+
+    private func write(_ message: ChatMessage, into json: inout JSONWriter) {
+        json.field("id", message.id)
+        json.field("ts", Timestamps.iso8601(message.time))
+        switch message.target {
+        case .room(let room): json.field("room", room)
+        case .user(let nick): json.field("to", nick)
+        case .everyone: break
+        }
+        json.field("from", message.from)
+        json.field("kind", message.kind.rawValue)
+        json.field("text", message.text)
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import NIOCore
+import ParleyCore
+
+/// Plain-text mode: what `nc` and `telnet` users read and type. Every event becomes one or more
+/// human-readable lines ending in LF; chat lines carry a local `[HH:MM]` time stamp.
+public struct TextCodec: Sendable {
+    public init() {}
+
+    /// Decodes a line as UTF-8, replacing invalid bytes with U+FFFD.
+    public func string(from line: ByteBuffer) -> String {
+        String(decoding: line.readableBytesView, as: UTF8.self)
+    }
+
+    /// The lines sent on connect, before the user has a nickname.
+    public func greeting(server: String) -> ByteBuffer {
+        frame(["*** Welcome to Parley on \(server).", "*** Choose a nickname:"])
+    }
+
+    /// Asks again after a refused nickname.
+    public func nicknamePrompt(after error: ChatError) -> ByteBuffer {
+        frame(["!!! \(error.message)", "*** Choose a nickname:"])
+    }
+
+    /// Renders `event`; nil when text mode shows nothing for it. `focused` is false when the event belongs to
+    /// a room other than the reader's current one, so the room name is shown.
+    public func encode(_ event: ChatEvent, focused: Bool = true) -> ByteBuffer? {
+        let lines = render(event, focused: focused)
+        return lines.isEmpty ? nil : frame(lines)
+    }
+
+    func render(_ event: ChatEvent, focused: Bool) -> [String] {
+        switch event {
+        case .welcome(let nick, _):
+            return ["*** Hello \(nick)! Type /help for the commands; anything else you type goes to your current room."]
+        case .message(let message):
+            let stamp = "[\(Timestamps.localClock(message.time))] "
+            switch message.target {
+            case .room(let room):
+                return [stamp + (focused ? "" : "\(room) ") + body(of: message)]
+            case .user:
+                return [stamp + "-> (private) " + body(of: message)]
+            case .everyone:
+                return [stamp + body(of: message)]
+            }
+        case .ack(_, let message):
+            guard case .user(let recipient) = message.target else { return [] }
+            let text = message.kind == .action ? "* \(message.from ?? "") \(message.text)" : message.text
+            return ["[\(Timestamps.localClock(message.time))] <- (private to \(recipient)) \(text)"]
+        case .joined(let room, let nick):
+            return ["*** \(nick) joined \(room)"]
+        case .left(let room, let nick, let reason):
+            if case .parted(nil) = reason { return ["*** \(nick) left \(room)"] }
+            return ["*** \(nick) left \(room) (\(reason.text))"]
+        case .nickChanged(let old, let new):
+            return ["*** \(old) is now known as \(new)"]
+        case .members(let room, let nicks):
+            return ["*** \(room.map { "In \($0)" } ?? "Online") (\(nicks.count)): \(nicks.joined(separator: ", "))"]
+        case .rooms(let rooms):
+            return ["*** Rooms (\(rooms.count)):"]
+                + rooms.map { room in
+                    let members = room.members == 1 ? "1 member" : "\(room.members) members"
+                    return "***   \(room.name) (\(members))" + (room.topic.isEmpty ? "" : ": \(room.topic)")
+                }
+        case .topic(let room, let text, let setBy):
+            if text.isEmpty { return ["*** \(room) has no topic. Set one with /topic text"] }
+            return ["*** Topic of \(room): \(text)" + (setBy.map { " (set by \($0))" } ?? "")]
+        case .error(let error, _):
+            return ["!!! \(error.message)"]
+        case .notice(let text):
+            return ["*** \(text)"]
+        case .help(let commands):
+            let width = commands.map(\.usage.count).max() ?? 0
+            return ["*** Commands:"]
+                + commands.map { command in
+                    let padding = String(repeating: " ", count: width - command.usage.count)
+                    let aliases = command.aliases.isEmpty ? "" : " (also \(command.aliases.joined(separator: ", ")))"
+                    return "***   \(command.usage)\(padding)  \(command.summary)\(aliases)"
+                }
+                + ["*** Anything else you type is sent to your current room; start it with // to send a leading /."]
+        case .shutdown(let reason):
+            return ["*** The server is shutting down (\(reason)). Goodbye!"]
+        case .pong:
+            return ["*** pong"]
+        }
+    }
+
+    private func body(of message: ChatMessage) -> String {
+        switch (message.kind, message.from) {
+        case (.action, let from?): "* \(from) \(message.text)"
+        case (_, let from?) where message.kind != .notice: "<\(from)> \(message.text)"
+        case (_, let from?): "-\(from)- \(message.text)"
+        case (_, nil): "*** server notice: \(message.text)"
+        }
+    }
+
+    private func frame(_ lines: [String]) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        for line in lines {
+            buffer.writeString(line)
+            buffer.writeInteger(UInt8(ascii: "\n"))
+        }
+        return buffer
+    }
+}

@@ -1,0 +1,142 @@
+import Logging
+import NIOCore
+import ParleyCore
+import ParleyProtocols
+import ServiceLifecycle
+
+/// Serves one connection of the text/JSON port from accept to close: a reader task that turns lines into chat
+/// requests, a writer task that drains the outbox, and the timers that bound how long either may take.
+struct ConnectionHandler: Sendable {
+    let hub: ChatHub<Fanout>
+    let fanout: Fanout
+    let limits: ServerConfiguration.Limits
+    let logger: Logger
+
+    /// Never throws: one connection's failure is logged and ends that connection only.
+    func run(_ channel: NIOAsyncChannel<InboundFrame, ByteBuffer>) async {
+        var logger = logger
+        logger[metadataKey: "peer"] = "\(channel.channel.remoteAddress?.display ?? "?")"
+        logger.info("connected")
+        let connection = ConnectionState(outbox: Outbox(limitBytes: limits.sendQueueBytes), fanout: fanout)
+        do {
+            try await channel.executeThenClose { inbound, outbound in
+                try await withGracefulShutdownHandler {
+                    try await serve(connection, inbound: inbound, outbound: outbound)
+                } onGracefulShutdown: {
+                    connection.shutDown()
+                }
+            }
+        } catch {
+            logger.debug("connection failed", metadata: ["error": "\(error)"])
+        }
+        let reason = connection.finalReason
+        if let session = connection.session {
+            hub.disconnect(session, reason: reason)
+            logger[metadataKey: "session"] = "\(session)"
+        }
+        logger.info("disconnected", metadata: ["reason": "\(reason.cause)"])
+    }
+
+    private enum Ending {
+        case writer, reader, linger, registrationDeadline
+    }
+
+    private func serve(
+        _ connection: ConnectionState,
+        inbound: NIOAsyncChannelInboundStream<InboundFrame>,
+        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    ) async throws {
+        try await withThrowingTaskGroup(of: Ending.self) { group in
+            group.addTask {
+                // The only writer of this channel: one write (one event-loop hop, one flush) per batch.
+                while let batch = await connection.outbox.nextBatch() {
+                    try await outbound.write(contentsOf: batch)
+                }
+                return .writer
+            }
+            group.addTask {
+                await read(inbound, connection: connection)
+                return .reader
+            }
+            group.addTask {
+                try? await Task.sleep(for: limits.registrationTimeout)
+                return .registrationDeadline
+            }
+            while let ending = try await group.next() {
+                switch ending {
+                case .registrationDeadline:
+                    guard connection.session == nil, !Task.isCancelled else { continue }
+                    let error = ChatError(.registrationTimeout, "No nickname was chosen in time. Goodbye.")
+                    connection.end(with: .error(error, ref: nil), reason: .connectionLost)
+                case .reader:
+                    // Let what is queued (a goodbye, an error) drain, but not for ever.
+                    connection.outbox.finish()
+                    group.addTask {
+                        try? await Task.sleep(for: limits.linger)
+                        return .linger
+                    }
+                case .writer, .linger:
+                    group.cancelAll()
+                    return
+                }
+            }
+        }
+    }
+
+    /// Chooses the mode from the first frame, then feeds lines to the session, paced by flood control.
+    private func read(_ inbound: NIOAsyncChannelInboundStream<InboundFrame>, connection: ConnectionState) async {
+        var session: (any LineSession)?
+        var bucket = TokenBucket(limits.flood, now: .now)
+        var lastFloodWarning: ContinuousClock.Instant?
+        do {
+            for try await frame in inbound {
+                switch frame {
+                case .greet:
+                    if session == nil { session = TextSession(connection: connection, hub: hub) }
+                case .line(let line):
+                    if session == nil {
+                        session = JSONCodec.looksLikeJSON(line)
+                            ? JSONSession(connection: connection, hub: hub)
+                            : TextSession(connection: connection, hub: hub)
+                    }
+                    let wait = bucket.take(now: .now)
+                    if wait > .zero {
+                        if lastFloodWarning.map({ $0.duration(to: .now) > .seconds(10) }) ?? true {
+                            lastFloodWarning = .now
+                            connection.send(.notice(floodWarning))
+                        }
+                        try await Task.sleep(for: wait)
+                    }
+                    if session!.receive(line) == .stop { return }
+                case .overlong(let bytes):
+                    if session == nil { session = TextSession(connection: connection, hub: hub) }
+                    connection.send(.error(lineTooLong(bytes), ref: nil))
+                case .overflow:
+                    let error = ChatError(
+                        .lineTooLong,
+                        "More than \(limits.line.hardLimitBytes) bytes arrived without a line break. Goodbye."
+                    )
+                    connection.end(with: .error(error, ref: nil), reason: .connectionLost)
+                    return
+                }
+            }
+        } catch {
+            // Cancelled while paced, or the channel failed: either way this connection is done reading.
+        }
+    }
+
+    private var floodWarning: String {
+        "You are sending too fast: after a burst of \(limits.flood.burst) lines, "
+            + "your lines are delayed to \(limits.flood.perSecond.formatted) per second."
+    }
+
+    private func lineTooLong(_ bytes: Int) -> ChatError {
+        ChatError(.lineTooLong, "Line too long (\(bytes) bytes; the limit is \(limits.line.maximumLineBytes)). It was not sent.")
+    }
+}
+
+extension Double {
+    fileprivate var formatted: String {
+        self == rounded() ? String(Int(self)) : String(self)
+    }
+}

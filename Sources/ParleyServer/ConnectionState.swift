@@ -1,0 +1,76 @@
+import NIOCore
+import ParleyCore
+import ParleyProtocols
+import Synchronization
+
+/// What the tasks of one connection share: its outbox, the mode it settled on, and its registered session.
+/// The reader writes it; the shutdown handler and the registration timer read it.
+final class ConnectionState: Sendable {
+    private struct Shared {
+        var format: WireFormat?
+        var session: SessionID?
+        var client: Client?
+        var shuttingDown = false
+        var endReason: LeaveReason?
+    }
+
+    let outbox: Outbox
+    let fanout: Fanout
+    private let shared = Mutex(Shared())
+
+    init(outbox: Outbox, fanout: Fanout) {
+        self.outbox = outbox
+        self.fanout = fanout
+    }
+
+    var session: SessionID? { shared.withLock { $0.session } }
+
+    func settle(on format: WireFormat) {
+        shared.withLock { $0.format = $0.format ?? format }
+    }
+
+    /// A client handle for registering; it shares this connection's outbox.
+    func makeClient(format: WireFormat) -> Client {
+        Client(format: format, outbox: outbox)
+    }
+
+    func registered(_ session: SessionID, as client: Client) {
+        shared.withLock {
+            $0.session = session
+            $0.client = client
+        }
+    }
+
+    /// Sends an event to this connection alone, in its format (plain text while the mode is undecided).
+    func send(_ event: ChatEvent) {
+        let format = shared.withLock { $0.format } ?? .text
+        if let frame = fanout.encode(event, format: format) { outbox.offer(frame) }
+    }
+
+    /// Sends raw bytes (the greeting and nickname prompts of text mode).
+    func send(_ frame: ByteBuffer) {
+        outbox.offer(frame)
+    }
+
+    /// Says goodbye and ends the outbox for `reason`; the writer drains it, then the connection closes.
+    func end(with event: ChatEvent?, reason: LeaveReason) {
+        shared.withLock { $0.endReason = $0.endReason ?? reason }
+        if let event { send(event) }
+        outbox.finish()
+    }
+
+    /// The graceful-shutdown handler: every client is told before its connection closes.
+    func shutDown() {
+        shared.withLock { $0.shuttingDown = true }
+        end(with: .shutdown(reason: "server shutting down"), reason: .serverShutdown)
+    }
+
+    /// Why the connection ended, for the room notices and the log.
+    var finalReason: LeaveReason {
+        let shared = shared.withLock { $0 }
+        if let reason = shared.client?.reasonClosed { return reason }
+        if outbox.phase == .overflowed { return .sendQueueFull }
+        if shared.shuttingDown { return .serverShutdown }
+        return shared.endReason ?? .connectionLost
+    }
+}

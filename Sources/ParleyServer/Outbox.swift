@@ -1,0 +1,123 @@
+import NIOCore
+import Synchronization
+
+/// One connection's bounded outbound queue: any task offers frames without waiting, the connection's writer
+/// takes them in batches.
+///
+/// This is what keeps one slow reader from stalling or bloating everyone else: `offer` never suspends, and when
+/// the queued bytes would pass `limitBytes` the outbox drops everything and ends, which closes that
+/// connection alone (ergo's "SendQ exceeded").
+final class Outbox: Sendable {
+    enum Outcome: Sendable, Equatable {
+        case accepted
+        /// The queue was full: the outbox has ended and the connection will close.
+        case overflowed
+        /// The outbox had already ended; the frame was dropped.
+        case ended
+    }
+
+    enum Phase: Sendable, Equatable {
+        case open
+        /// No more frames are accepted; the writer sends what is left, then ends.
+        case finishing
+        /// The reader fell too far behind; what was queued is dropped.
+        case overflowed
+        case done
+    }
+
+    private struct State {
+        var phase = Phase.open
+        var frames: [ByteBuffer] = []
+        var bytes = 0
+        /// The writer, when it waits for a frame.
+        var waiter: CheckedContinuation<[ByteBuffer]?, Never>?
+
+        /// What the writer gets now: a batch, nil for "ended", or `.none` when it must wait.
+        mutating func take() -> [ByteBuffer]?? {
+            switch phase {
+            case .open where frames.isEmpty:
+                return .none
+            case .open, .finishing:
+                defer {
+                    frames = []
+                    bytes = 0
+                    if phase == .finishing { phase = .done }
+                }
+                return .some(frames)
+            case .overflowed, .done:
+                return .some(nil)
+            }
+        }
+    }
+
+    let limitBytes: Int
+    private let state = Mutex(State())
+
+    init(limitBytes: Int) {
+        self.limitBytes = limitBytes
+    }
+
+    var phase: Phase { state.withLock { $0.phase } }
+
+    /// Queues a frame; never waits.
+    @discardableResult
+    func offer(_ frame: ByteBuffer) -> Outcome {
+        let (outcome, wakeUp) = state.withLock { state -> (Outcome, (CheckedContinuation<[ByteBuffer]?, Never>, [ByteBuffer]?)?) in
+            let outcome: Outcome
+            switch state.phase {
+            case .open where state.bytes + frame.readableBytes > limitBytes:
+                state.phase = .overflowed
+                state.frames = []
+                state.bytes = 0
+                outcome = .overflowed
+            case .open:
+                state.frames.append(frame)
+                state.bytes += frame.readableBytes
+                outcome = .accepted
+            case .overflowed:
+                return (.overflowed, nil)
+            case .finishing, .done:
+                return (.ended, nil)
+            }
+            guard let waiter = state.waiter else { return (outcome, nil) }
+            state.waiter = nil
+            return (outcome, (waiter, state.take() ?? nil))
+        }
+        if let (waiter, batch) = wakeUp { waiter.resume(returning: batch) }
+        return outcome
+    }
+
+    /// Accepts no more frames; the writer sends what is queued, then `nextBatch` returns nil.
+    func finish() {
+        let waiter = state.withLock { state -> CheckedContinuation<[ByteBuffer]?, Never>? in
+            guard state.phase == .open else { return nil }
+            state.phase = state.frames.isEmpty ? .done : .finishing
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: nil)
+    }
+
+    /// Waits for at least one frame and returns everything queued, or nil when the outbox has ended or the
+    /// task is cancelled. Only the connection's writer calls this, so there is at most one waiter.
+    func nextBatch() async -> [ByteBuffer]? {
+        if let ready = state.withLock({ $0.take() }) { return ready }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let ready = state.withLock { state -> [ByteBuffer]?? in
+                    if Task.isCancelled { return .some(nil) }
+                    if let ready = state.take() { return ready }
+                    state.waiter = continuation
+                    return .none
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state in
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume(returning: nil)
+        }
+    }
+}

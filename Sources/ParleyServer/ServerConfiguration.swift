@@ -1,0 +1,57 @@
+import Foundation
+import NIOCore
+import ParleyCore
+import ParleyProtocols
+
+/// Everything `parley serve` can be told, with the defaults documented in `--help` and the README.
+public struct ServerConfiguration: Sendable {
+    public var host = "0.0.0.0"
+    public var port = 5000
+    public var dataDirectory = "./parley-data"
+    /// The name the server gives itself in greetings.
+    public var serverName = ServerConfiguration.hostName()
+    public var limits = Limits()
+
+    public struct Limits: Sendable {
+        public var line = LineFramer.Limits()
+        public var flood = TokenBucket.Configuration()
+        /// Bytes queued for one client before it is dropped as too slow.
+        public var sendQueueBytes = 128 * 1024
+        /// How long a new connection may take to choose a nickname.
+        public var registrationTimeout: Duration = .seconds(60)
+        /// How long the server waits for a JSON client's first byte before greeting in plain text.
+        public var greetingWindow: Duration = .milliseconds(300)
+        /// On shutdown, how long clients get to receive what is queued before their connections are cut.
+        public var shutdownGrace: Duration = .seconds(3)
+        /// After /quit or end of input, how long the goodbye may take to drain.
+        public var linger: Duration = .seconds(2)
+
+        public init() {}
+    }
+
+    public init() {}
+
+    public static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return "parley" }
+        let name = String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return name.isEmpty ? "parley" : name
+    }
+}
+
+extension Duration {
+    var timeAmount: TimeAmount {
+        let (seconds, attoseconds) = components
+        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
+
+extension SocketAddress {
+    /// `127.0.0.1:5000` or `[::1]:5000`, for logs.
+    var display: String {
+        switch (ipAddress, port) {
+        case (let ip?, let port?): self.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+        default: description
+        }
+    }
+}

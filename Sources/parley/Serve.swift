@@ -1,0 +1,105 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ParleyCore
+import ParleyProtocols
+import ParleyServer
+import ServiceLifecycle
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the chat server.",
+        discussion: """
+            Plain-text users connect with `nc HOST PORT` or `telnet HOST PORT`; programs speak JSON lines on the \
+            same port (docs/PROTOCOL.md). When standard input is a terminal, what you type there is announced \
+            to everyone; /help lists the console commands and `exit` stops the server. SIGINT and SIGTERM stop \
+            it gracefully too: clients are told, queues are flushed, and it exits 0.
+            """
+    )
+
+    enum ConsoleMode: String, ExpressibleByArgument, CaseIterable {
+        case auto, on, off
+    }
+
+    @Option(help: "The address to listen on.")
+    var host = "0.0.0.0"
+
+    @Option(help: "The port for plain-text and JSON-lines clients.")
+    var port = 5000
+
+    @Option(name: .customLong("data-dir"), help: "Where Parley keeps its data; created if missing.")
+    var dataDirectory = "./parley-data"
+
+    @Option(help: "The name the server greets with (default: the host name).")
+    var serverName: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .info
+
+    @Option(help: "The longest line a client may send, in bytes; longer lines are refused with an error.")
+    var maxLineBytes = 4096
+
+    @Option(help: "Lines a client may send at once before flood control paces it.")
+    var floodBurst = 15
+
+    @Option(help: "Lines per second a client is paced to once its burst is spent.")
+    var floodRate = 2.0
+
+    @Option(help: "Bytes queued for one client before it is disconnected as too slow.")
+    var sendQueueBytes = 128 * 1024
+
+    @Option(help: "Seconds a new connection has to choose a nickname.")
+    var registrationTimeout = 60.0
+
+    @Option(help: "Seconds clients get to receive their last messages at shutdown.")
+    var shutdownGrace = 3.0
+
+    @Option(help: "The operator console on standard input: auto (on when it is a terminal), on or off.")
+    var console: ConsoleMode = .auto
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535.") }
+        guard maxLineBytes >= 64 else { throw ValidationError("--max-line-bytes must be at least 64.") }
+        guard floodBurst >= 1, floodRate > 0 else { throw ValidationError("--flood-burst and --flood-rate must be positive.") }
+        guard sendQueueBytes >= 4096 else { throw ValidationError("--send-queue-bytes must be at least 4096.") }
+        guard registrationTimeout > 0, shutdownGrace >= 0 else {
+            throw ValidationError("--registration-timeout must be positive and --shutdown-grace not negative.")
+        }
+    }
+
+    func run() async throws {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "parley")
+
+        var configuration = ServerConfiguration()
+        configuration.host = host
+        configuration.port = port
+        configuration.dataDirectory = dataDirectory
+        if let serverName { configuration.serverName = serverName }
+        configuration.limits.line = .init(maximumLineBytes: maxLineBytes)
+        configuration.limits.flood = .init(burst: floodBurst, perSecond: floodRate)
+        configuration.limits.sendQueueBytes = sendQueueBytes
+        configuration.limits.registrationTimeout = .milliseconds(Int64(registrationTimeout * 1000))
+        configuration.limits.shutdownGrace = .milliseconds(Int64(shutdownGrace * 1000))
+
+        do {
+            try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw ValidationError("Cannot create the data directory \(dataDirectory): \(error.localizedDescription)")
+        }
+
+        let consoleOn = console == .on || (console == .auto && isatty(STDIN_FILENO) == 1)
+        let application = ParleyApplication(configuration: configuration, logger: logger)
+        let group = ServiceGroup(
+            configuration: application.serviceGroupConfiguration(console: consoleOn)
+        )
+        try await group.run()
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

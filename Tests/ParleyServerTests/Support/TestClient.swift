@@ -1,0 +1,160 @@
+import NIOCore
+import NIOConcurrencyHelpers
+import NIOPosix
+
+/// A raw TCP client for tests: sends bytes, collects the lines it receives, and waits for a line (or for the
+/// server to close) with a deadline. Waiting uses event-loop timers, never sleeps.
+final class TestClient: Sendable {
+    struct Options: Sendable {
+        /// When false the client never reads: a slow consumer.
+        var reads = true
+        /// A small receive buffer makes a non-reading client back up quickly.
+        var receiveBuffer: Int?
+
+        init(reads: Bool = true, receiveBuffer: Int? = nil) {
+            self.reads = reads
+            self.receiveBuffer = receiveBuffer
+        }
+    }
+
+    static let defaultTimeout: TimeAmount = .seconds(10)
+
+    let channel: any Channel
+    private let collector: NIOLoopBound<LineCollector>
+
+    private init(channel: any Channel, collector: NIOLoopBound<LineCollector>) {
+        self.channel = channel
+        self.collector = collector
+    }
+
+    static func connect(port: Int, options: Options = .init()) async throws -> TestClient {
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.autoRead, value: options.reads)
+        if let size = options.receiveBuffer {
+            bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(size))
+        }
+        let channel = try await bootstrap.connect(host: "127.0.0.1", port: port).get()
+        let collector = try await channel.eventLoop.submit {
+            let collector = LineCollector()
+            try channel.pipeline.syncOperations.addHandler(collector)
+            return NIOLoopBound(collector, eventLoop: channel.eventLoop)
+        }.get()
+        return TestClient(channel: channel, collector: collector)
+    }
+
+    func send(_ line: String) async throws {
+        try await sendRaw(Array((line + "\n").utf8))
+    }
+
+    func sendRaw(_ bytes: [UInt8]) async throws {
+        try await channel.writeAndFlush(ByteBuffer(bytes: bytes)).get()
+    }
+
+    /// Every line received so far.
+    var lines: [String] {
+        get async throws {
+            try await channel.eventLoop.submit { self.collector.value.lines }.get()
+        }
+    }
+
+    /// Waits for the first line not yet consumed that matches, consuming it and every line before it.
+    @discardableResult
+    func waitFor(
+        timeout: TimeAmount = defaultTimeout,
+        _ predicate: @escaping @Sendable (String) -> Bool
+    ) async throws -> String {
+        try await channel.eventLoop.flatSubmit {
+            self.collector.value.wait(for: predicate, timeout: timeout, eventLoop: self.channel.eventLoop)
+        }.get()
+    }
+
+    /// The next line not yet consumed.
+    func nextLine(timeout: TimeAmount = defaultTimeout) async throws -> String {
+        try await waitFor(timeout: timeout) { _ in true }
+    }
+
+    /// Waits until the server closes the connection; returns every line received.
+    @discardableResult
+    func waitForClose(timeout: TimeAmount = defaultTimeout) async throws -> [String] {
+        let channel = self.channel
+        let timedOut = NIOLockedValueBox(false)
+        let deadline = channel.eventLoop.scheduleTask(in: timeout) {
+            timedOut.withLockedValue { $0 = true }
+            channel.close(promise: nil)
+        }
+        try? await channel.closeFuture.get()
+        deadline.cancel()
+        let lines = try await self.lines
+        if timedOut.withLockedValue({ $0 }) {
+            throw TestFailure("the server did not close the connection in time; got \(lines)")
+        }
+        return lines
+    }
+
+    func close() async {
+        try? await channel.close()
+    }
+}
+
+/// Splits inbound bytes into lines on the client's event loop and resolves waiters.
+final class LineCollector: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    private(set) var lines: [String] = []
+    private var closed = false
+    private var consumed = 0
+    private var partial: [UInt8] = []
+    private var waiter: (predicate: (String) -> Bool, promise: EventLoopPromise<String>, timer: Scheduled<Void>)?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        for byte in buffer.readableBytesView {
+            if byte == UInt8(ascii: "\n") {
+                lines.append(String(decoding: partial, as: UTF8.self))
+                partial.removeAll(keepingCapacity: true)
+            } else {
+                partial.append(byte)
+            }
+        }
+        check()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+        fail("connection closed while waiting")
+        context.fireChannelInactive()
+    }
+
+    func wait(for predicate: @escaping (String) -> Bool, timeout: TimeAmount, eventLoop: any EventLoop) -> EventLoopFuture<String> {
+        let promise = eventLoop.makePromise(of: String.self)
+        let timer = eventLoop.assumeIsolated().scheduleTask(in: timeout) { self.fail("timed out") }
+        waiter = (predicate, promise, timer)
+        check()
+        if closed { fail("connection already closed") }
+        return promise.futureResult
+    }
+
+    private func fail(_ why: String) {
+        guard let waiter else { return }
+        self.waiter = nil
+        waiter.timer.cancel()
+        waiter.promise.fail(TestFailure("\(why); unconsumed lines: \(Array(lines[consumed...]))"))
+    }
+
+    private func check() {
+        guard let waiter else { return }
+        while consumed < lines.count {
+            let line = lines[consumed]
+            consumed += 1
+            if waiter.predicate(line) {
+                self.waiter = nil
+                waiter.timer.cancel()
+                waiter.promise.succeed(line)
+                return
+            }
+        }
+    }
+}
+
+@available(*, unavailable)
+extension LineCollector: Sendable {}

@@ -1,0 +1,70 @@
+import Logging
+import NIOCore
+import ParleyServer
+import ServiceLifecycle
+
+/// A real Parley server on 127.0.0.1, port 0, run the way `parley serve` runs it (one ServiceGroup), and
+/// always ended by a graceful shutdown.
+struct TestServer: Sendable {
+    let port: Int
+    let application: ParleyApplication
+
+    static func run(
+        configure: (inout ServerConfiguration) -> Void = { _ in },
+        _ body: (TestServer) async throws -> Void
+    ) async throws {
+        var configuration = ServerConfiguration()
+        configuration.host = "127.0.0.1"
+        configuration.port = 0
+        configuration.serverName = "test.parley"
+        configuration.limits.shutdownGrace = .seconds(2)
+        configure(&configuration)
+        let logger = Logger(label: "parley-test") { _ in SwiftLogNoOpLogHandler() }
+        let application = ParleyApplication(configuration: configuration, logger: logger)
+        let (addresses, listening) = AsyncStream.makeStream(of: SocketAddress.self)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: application.services(console: false, onListening: { listening.yield($0) }),
+                logger: logger
+            )
+        )
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var iterator = addresses.makeAsyncIterator()
+            guard let address = await iterator.next(), let port = address.port else {
+                throw TestFailure("the server did not start listening")
+            }
+            let server = TestServer(port: port, application: application)
+            do {
+                try await body(server)
+            } catch {
+                await group.triggerGracefulShutdown()
+                throw error
+            }
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
+
+    /// Connects a text-mode client and registers `nick`, waiting until it is in #general.
+    func textUser(_ nick: String, options: TestClient.Options = .init()) async throws -> TestClient {
+        let client = try await TestClient.connect(port: port, options: options)
+        try await client.waitFor { $0 == "*** Choose a nickname:" }
+        try await client.send(nick)
+        try await client.waitFor { $0.hasPrefix("*** In #general") }
+        return client
+    }
+
+    /// Connects a JSON-lines client and says hello as `nick`, waiting for its membership list.
+    func jsonUser(_ nick: String) async throws -> TestClient {
+        let client = try await TestClient.connect(port: port)
+        try await client.send(#"{"type":"hello","version":1,"nick":"\#(nick)"}"#)
+        try await client.waitFor { $0.contains(#""type":"members""#) }
+        return client
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
