@@ -69,6 +69,8 @@ let package = Package(
         .testTarget(
             name: "ParleyServerTests",
             dependencies: [
+                "ParleyCore",
+                "ParleyProtocols",
                 "ParleyServer",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -122,7 +122,7 @@ public struct ChatState<Peer: Sendable> {
             if session.rooms.contains(room) {
                 // Joining a room one is in makes it current again, which is what a text user means by it.
                 sessions[session.id]!.rooms.removeAll { $0 == room }
-                sessions[session.id]!.rooms.append(room)
+                sessions[session.id]!.rooms.append(rooms[room.key]!.name)
                 effects.append(.deliver(.notice("\(rooms[room.key]!.name) is now your current room."), to: me))
             } else {
                 join(room, session: session.id, into: &effects)
@@ -130,7 +130,7 @@ public struct ChatState<Peer: Sendable> {
 
         case .part(let raw, let reason):
             let room = try memberRoom(raw, of: session)
-            leave(room, session: session.id, reason: .parted(reason.map(Sanitizer.text)), into: &effects)
+            leave(room, session: session.id, reason: .parted(cleanReason(reason)), into: &effects)
 
         case .nick(let raw):
             let nick = try Nick(validating: raw)
@@ -175,7 +175,7 @@ public struct ChatState<Peer: Sendable> {
             effects.append(.deliver(.pong(ref: ref), to: me))
 
         case .quit(let reason):
-            let reason = LeaveReason.quit(reason.map(Sanitizer.text))
+            let reason = LeaveReason.quit(cleanReason(reason))
             remove(session.id, reason: reason, tellingSelf: true, into: &effects)
             effects.append(.close(session.peer, reason))
 
@@ -206,7 +206,7 @@ public struct ChatState<Peer: Sendable> {
     /// Disconnects a user, telling them why and telling their rooms.
     public mutating func kick(_ raw: String, reason: String?, by operator: String) throws(ChatError) -> [Effect<Peer>] {
         let victim = try session(named: raw)
-        let reason = reason.map(Sanitizer.text)
+        let reason = cleanReason(reason)
         var effects: [Effect<Peer>] = []
         let text = "You were disconnected by \(`operator`)" + (reason.map { ": \($0)" } ?? ".")
         effects.append(.deliver(.error(ChatError(.kicked, text), ref: nil), to: [.init(peer: victim.peer, focused: true)]))
@@ -236,7 +236,7 @@ public struct ChatState<Peer: Sendable> {
         var room = rooms[name.key] ?? Room(name: name)
         room.members.append(id)
         rooms[name.key] = room
-        sessions[id]!.rooms.append(name)
+        sessions[id]!.rooms.append(room.name)
         let session = sessions[id]!
         let me = [Recipient(peer: session.peer, focused: true)]
         effects.append(.deliver(.joined(room: room.name.display, nick: session.nick.display), to: recipients(in: name)))
@@ -305,12 +305,15 @@ public struct ChatState<Peer: Sendable> {
         return room
     }
 
-    /// The named room, which the session must be in, or the session's current room when nil.
+    /// The named room, which the session must be in, or the session's current room when nil. The result is
+    /// spelled as the room is, not as the user typed it.
     private func memberRoom(_ raw: String?, of session: Session) throws(ChatError) -> RoomName {
         guard let raw else { return try currentRoom(of: session) }
         let name = try RoomName(validating: raw)
-        guard session.rooms.contains(name) else { throw notInRoom(rooms[name.key]?.name.display ?? name.display) }
-        return name
+        guard session.rooms.contains(name), let room = rooms[name.key] else {
+            throw notInRoom(rooms[name.key]?.name.display ?? name.display)
+        }
+        return room.name
     }
 
     private func currentRoom(of session: Session) throws(ChatError) -> RoomName {
@@ -326,6 +329,13 @@ public struct ChatState<Peer: Sendable> {
 
     private func notInRoom(_ name: String) -> ChatError {
         ChatError(.notInRoom, "You are not in \(name). Type /join \(name) first.")
+    }
+
+    /// A user's reason, sanitised; nil when nothing is left of it.
+    private func cleanReason(_ raw: String?) -> String? {
+        guard let raw else { return nil }
+        let cleaned = Sanitizer.trimmed(Sanitizer.text(raw))
+        return cleaned.isEmpty ? nil : cleaned
     }
 
     private func sortedNames(_ nicks: [Nick]) -> [String] {

@@ -92,7 +92,7 @@ public struct JSONCodec: Sendable {
         switch error {
         case DecodingError.keyNotFound(let key, _):
             "The request needs the field \"\(key.stringValue)\"."
-        case DecodingError.typeMismatch(_, let context):
+        case DecodingError.typeMismatch(_, let context) where !context.codingPath.isEmpty:
             "The field \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\" has the wrong type."
         default:
             "The line is not a JSON object."

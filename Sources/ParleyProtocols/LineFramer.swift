@@ -33,6 +33,8 @@ public struct LineFramer: Sendable {
     private var state = State.collecting
     private var telnet = Telnet.data
     private var pending = ByteBuffer()
+    /// The last byte skipped so far, to tell whether a skipped line ended in CRLF.
+    private var lastSkipped: UInt8?
 
     /// `stripsTelnet` removes IAC sequences. It is safe on UTF-8 input, where the byte 0xFF never occurs.
     public init(limits: Limits, stripsTelnet: Bool) {
@@ -53,16 +55,20 @@ public struct LineFramer: Sendable {
                 return
             case .skipping(let skipped):
                 guard let newline else {
+                    lastSkipped = data.readableBytesView.last
                     skip(skipped + data.readableBytes, into: &frames)
                     return
                 }
-                let total = skipped + (newline - data.readerIndex)
+                var total = skipped + (newline - data.readerIndex)
+                let lastByte = newline > data.readerIndex ? data.getInteger(at: newline - 1, as: UInt8.self) : lastSkipped
+                if lastByte == UInt8(ascii: "\r") { total -= 1 }  // the length of the line, not of its terminator
                 data.moveReaderIndex(to: newline + 1)
                 state = .collecting
                 frames.append(.overlong(total))
             case .collecting:
                 guard let newline else {
                     if pending.readableBytes + data.readableBytes > limits.maximumLineBytes + 1 {  // +1: a CR may follow
+                        lastSkipped = data.readableBytesView.last
                         let total = pending.readableBytes + data.readableBytes
                         pending = ByteBuffer()
                         skip(total, into: &frames)
@@ -109,7 +115,12 @@ public struct LineFramer: Sendable {
             case (.command, 0xFF): output.writeInteger(byte); telnet = .data  // IAC IAC is a literal 255
             case (.command, 0xFB...0xFE): telnet = .option  // WILL, WONT, DO, DONT take one option byte
             case (.command, 0xFA): telnet = .subnegotiation  // SB … IAC SE
-            case (.command, _): telnet = .data  // two-byte commands: NOP, IP, AYT, GA, …
+            case (.command, 0xF0...0xF9): telnet = .data  // two-byte commands: NOP, IP, AYT, GA, …
+            case (.command, _):
+                // Not a telnet command: a stray 0xFF in invalid UTF-8. Keep both bytes; they decode to U+FFFD.
+                output.writeInteger(UInt8(0xFF))
+                output.writeInteger(byte)
+                telnet = .data
             case (.option, _): telnet = .data
             case (.subnegotiation, 0xFF): telnet = .subnegotiationCommand
             case (.subnegotiation, _): continue

@@ -11,9 +11,15 @@ enum Timestamps {
     }
 
     static func iso8601(_ date: Date) -> String {
-        let interval = date.timeIntervalSince1970
-        var seconds = time_t(interval.rounded(.down))
-        let milliseconds = min(999, Int((interval - Double(seconds)) * 1000))
+        // Whole milliseconds first (floored, like the seconds): splitting the Double into seconds and a
+        // fraction would lose the last millisecond to binary rounding.
+        let total = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        var (wholeSeconds, milliseconds) = total.quotientAndRemainder(dividingBy: 1000)
+        if milliseconds < 0 {
+            wholeSeconds -= 1
+            milliseconds += 1000
+        }
+        var seconds = time_t(wholeSeconds)
         var parts = tm()
         gmtime_r(&seconds, &parts)
         return "\(parts.tm_year + 1900)-\(twoDigits(parts.tm_mon + 1))-\(twoDigits(parts.tm_mday))T"

@@ -17,7 +17,18 @@ struct ConnectionHandler: Sendable {
         var logger = logger
         logger[metadataKey: "peer"] = "\(channel.channel.remoteAddress?.display ?? "?")"
         logger.info("connected")
-        let connection = ConnectionState(outbox: Outbox(limitBytes: limits.sendQueueBytes), fanout: fanout)
+        let socket = channel.channel
+        let linger = limits.linger.timeAmount
+        let outbox = Outbox(limitBytes: limits.sendQueueBytes) { phase in
+            // A reader too slow for its queue is cut at once; any other ending gets `linger` to drain a goodbye.
+            // Either way the channel closes even if the writer is stuck on a socket that is not being read.
+            if phase == .overflowed {
+                socket.close(promise: nil)
+            } else {
+                socket.eventLoop.scheduleTask(in: linger) { socket.close(promise: nil) }
+            }
+        }
+        let connection = ConnectionState(outbox: outbox, fanout: fanout)
         do {
             try await channel.executeThenClose { inbound, outbound in
                 try await withGracefulShutdownHandler {
@@ -38,7 +49,7 @@ struct ConnectionHandler: Sendable {
     }
 
     private enum Ending {
-        case writer, reader, linger, registrationDeadline
+        case writer, reader, registrationDeadline
     }
 
     private func serve(
@@ -69,13 +80,9 @@ struct ConnectionHandler: Sendable {
                     let error = ChatError(.registrationTimeout, "No nickname was chosen in time. Goodbye.")
                     connection.end(with: .error(error, ref: nil), reason: .connectionLost)
                 case .reader:
-                    // Let what is queued (a goodbye, an error) drain, but not for ever.
+                    // Let what is queued (a goodbye, an error) drain; the outbox's end bounds how long.
                     connection.outbox.finish()
-                    group.addTask {
-                        try? await Task.sleep(for: limits.linger)
-                        return .linger
-                    }
-                case .writer, .linger:
+                case .writer:
                     group.cancelAll()
                     return
                 }

@@ -25,12 +25,14 @@ final class Outbox: Sendable {
         case done
     }
 
+    private typealias Waiter = CheckedContinuation<[ByteBuffer]?, Never>
+
     private struct State {
         var phase = Phase.open
         var frames: [ByteBuffer] = []
         var bytes = 0
         /// The writer, when it waits for a frame.
-        var waiter: CheckedContinuation<[ByteBuffer]?, Never>?
+        var waiter: Waiter?
 
         /// What the writer gets now: a batch, nil for "ended", or `.none` when it must wait.
         mutating func take() -> [ByteBuffer]?? {
@@ -48,13 +50,25 @@ final class Outbox: Sendable {
                 return .some(nil)
             }
         }
+
+        /// Hands the waiting writer whatever `take()` gives now, if it can be given.
+        mutating func wakeWriter() -> (Waiter, [ByteBuffer]?)? {
+            guard let waiter, let batch = take() else { return nil }
+            self.waiter = nil
+            return (waiter, batch)
+        }
     }
 
     let limitBytes: Int
     private let state = Mutex(State())
+    private let onEnd: @Sendable (Phase) -> Void
 
-    init(limitBytes: Int) {
+    /// `onEnd` is called once, outside the lock, when the outbox stops accepting frames (`.finishing` or
+    /// `.overflowed`). The writer may be stuck in a write to a socket nobody reads, where no wake-up reaches
+    /// it, so the connection uses this to close the channel itself.
+    init(limitBytes: Int, onEnd: @escaping @Sendable (Phase) -> Void = { _ in }) {
         self.limitBytes = limitBytes
+        self.onEnd = onEnd
     }
 
     var phase: Phase { state.withLock { $0.phase } }
@@ -62,40 +76,37 @@ final class Outbox: Sendable {
     /// Queues a frame; never waits.
     @discardableResult
     func offer(_ frame: ByteBuffer) -> Outcome {
-        let (outcome, wakeUp) = state.withLock { state -> (Outcome, (CheckedContinuation<[ByteBuffer]?, Never>, [ByteBuffer]?)?) in
-            let outcome: Outcome
+        let (outcome, wakeUp) = state.withLock { state -> (Outcome, (Waiter, [ByteBuffer]?)?) in
             switch state.phase {
             case .open where state.bytes + frame.readableBytes > limitBytes:
                 state.phase = .overflowed
                 state.frames = []
                 state.bytes = 0
-                outcome = .overflowed
+                return (.overflowed, state.wakeWriter())
             case .open:
                 state.frames.append(frame)
                 state.bytes += frame.readableBytes
-                outcome = .accepted
+                return (.accepted, state.wakeWriter())
             case .overflowed:
-                return (.overflowed, nil)
+                return (.ended, nil)
             case .finishing, .done:
                 return (.ended, nil)
             }
-            guard let waiter = state.waiter else { return (outcome, nil) }
-            state.waiter = nil
-            return (outcome, (waiter, state.take() ?? nil))
         }
         if let (waiter, batch) = wakeUp { waiter.resume(returning: batch) }
+        if outcome == .overflowed { onEnd(.overflowed) }
         return outcome
     }
 
     /// Accepts no more frames; the writer sends what is queued, then `nextBatch` returns nil.
     func finish() {
-        let waiter = state.withLock { state -> CheckedContinuation<[ByteBuffer]?, Never>? in
-            guard state.phase == .open else { return nil }
+        let (ended, wakeUp) = state.withLock { state -> (Bool, (Waiter, [ByteBuffer]?)?) in
+            guard state.phase == .open else { return (false, nil) }
             state.phase = state.frames.isEmpty ? .done : .finishing
-            defer { state.waiter = nil }
-            return state.waiter
+            return (true, state.wakeWriter())
         }
-        waiter?.resume(returning: nil)
+        if let (waiter, batch) = wakeUp { waiter.resume(returning: batch) }
+        if ended { onEnd(.finishing) }
     }
 
     /// Waits for at least one frame and returns everything queued, or nil when the outbox has ended or the

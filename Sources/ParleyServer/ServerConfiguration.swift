@@ -17,6 +17,9 @@ public struct ServerConfiguration: Sendable {
         public var flood = TokenBucket.Configuration()
         /// Bytes queued for one client before it is dropped as too slow.
         public var sendQueueBytes = 128 * 1024
+        /// The kernel send buffer of each client socket. Pinned because Linux would let each grow to 4 MiB,
+        /// which would both unbound memory per client and hide a stalled reader for megabytes.
+        public var socketSendBufferBytes = 64 * 1024
         /// How long a new connection may take to choose a nickname.
         public var registrationTimeout: Duration = .seconds(60)
         /// How long the server waits for a JSON client's first byte before greeting in plain text.

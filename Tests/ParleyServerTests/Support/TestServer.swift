@@ -18,6 +18,7 @@ struct TestServer: Sendable {
         configuration.port = 0
         configuration.serverName = "test.parley"
         configuration.limits.shutdownGrace = .seconds(2)
+        configuration.limits.greetingWindow = .milliseconds(100)
         configure(&configuration)
         let logger = Logger(label: "parley-test") { _ in SwiftLogNoOpLogHandler() }
         let application = ParleyApplication(configuration: configuration, logger: logger)
@@ -48,6 +49,15 @@ struct TestServer: Sendable {
 
     /// Connects a text-mode client and registers `nick`, waiting until it is in #general.
     func textUser(_ nick: String, options: TestClient.Options = .init()) async throws -> TestClient {
+        try await Self.textUser(nick, port: port, options: options)
+    }
+
+    /// Connects a JSON-lines client and says hello as `nick`, waiting for its membership list.
+    func jsonUser(_ nick: String) async throws -> TestClient {
+        try await Self.jsonUser(nick, port: port)
+    }
+
+    static func textUser(_ nick: String, port: Int, options: TestClient.Options = .init()) async throws -> TestClient {
         let client = try await TestClient.connect(port: port, options: options)
         try await client.waitFor { $0 == "*** Choose a nickname:" }
         try await client.send(nick)
@@ -55,8 +65,7 @@ struct TestServer: Sendable {
         return client
     }
 
-    /// Connects a JSON-lines client and says hello as `nick`, waiting for its membership list.
-    func jsonUser(_ nick: String) async throws -> TestClient {
+    static func jsonUser(_ nick: String, port: Int) async throws -> TestClient {
         let client = try await TestClient.connect(port: port)
         try await client.send(#"{"type":"hello","version":1,"nick":"\#(nick)"}"#)
         try await client.waitFor { $0.contains(#""type":"members""#) }

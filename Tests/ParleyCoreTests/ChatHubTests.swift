@@ -1,0 +1,154 @@
+import Foundation
+import ParleyCore
+import Synchronization
+import Testing
+
+/// Records what the hub hands out, in order.
+final class RecordingSink: EventSink {
+    typealias Peer = Int
+
+    private let log = Mutex<[Step]>([])
+
+    var steps: [Step] { log.withLock { $0 } }
+
+    func deliver(_ event: ChatEvent, to recipients: [Recipient<Int>]) {
+        log.withLock { $0.append(.deliver(event, to: recipients.map(\.peer))) }
+    }
+
+    func close(_ peer: Int, reason: LeaveReason) {
+        log.withLock { $0.append(.close(peer, reason)) }
+    }
+
+    /// The message ids `peer` received, in the order delivered.
+    func messageIDs(for peer: Int) -> [Int64] {
+        log.withLock { steps in
+            steps.compactMap { step in
+                guard case .deliver(.message(let message), let peers) = step, peers.contains(peer) else { return nil }
+                return message.id
+            }
+        }
+    }
+}
+
+@Suite("ChatHub")
+struct ChatHubTests {
+    static let now = Date(timeIntervalSince1970: 1_700_000_000.5)
+
+    private func makeHub() -> (ChatHub<RecordingSink>, RecordingSink) {
+        let sink = RecordingSink()
+        return (ChatHub(serverName: "hub.test", sink: sink, now: { Self.now }), sink)
+    }
+
+    @Test("effects are delivered in the order the state made them, with the injected time")
+    func deliveriesInOrder() throws {
+        let (hub, sink) = makeHub()
+        let alice = try hub.register(nick: "alice", peer: 1)
+        _ = try hub.register(nick: "bob", peer: 2)
+        hub.handle(.say(room: nil, text: "hi bob", kind: .normal), ref: "r1", from: alice)
+        let message = ChatMessage(id: 1, time: Self.now, from: "alice", target: .room("#general"), kind: .normal, text: "hi bob")
+        #expect(
+            sink.steps == [
+                .deliver(.welcome(nick: "alice", server: "hub.test"), to: [1]),
+                .deliver(.joined(room: "#general", nick: "alice"), to: [1]),
+                .deliver(.members(room: "#general", nicks: ["alice"]), to: [1]),
+                .deliver(.welcome(nick: "bob", server: "hub.test"), to: [2]),
+                .deliver(.joined(room: "#general", nick: "bob"), to: [1, 2]),
+                .deliver(.members(room: "#general", nicks: ["alice", "bob"]), to: [2]),
+                .deliver(.message(message), to: [2]),
+                .deliver(.ack(ref: "r1", message: message), to: [1]),
+            ]
+        )
+        #expect(hub.serverName == "hub.test")
+        #expect(hub.sessionCount == 2)
+    }
+
+    @Test("deliveries with no recipients are skipped, closes are passed on")
+    func emptyDeliveriesAndCloses() throws {
+        let (hub, sink) = makeHub()
+        let alice = try hub.register(nick: "alice", peer: 1)
+        let before = sink.steps.count
+        hub.handle(.say(room: nil, text: "anyone?", kind: .normal), from: alice)
+        let said = Array(sink.steps.dropFirst(before))
+        #expect(said.count == 1)
+        guard case .deliver(.ack(nil, let message), [1]) = try #require(said.first) else {
+            Issue.record("expected only the ack, got \(said)")
+            return
+        }
+        #expect(message.text == "anyone?")
+        // Kicking the only user: the left notice has nobody to go to, the close comes after the error.
+        try hub.kick("alice", reason: nil, by: "console")
+        let kicked = Array(sink.steps.dropFirst(before + 1))
+        #expect(
+            kicked == [
+                .deliver(.error(ChatError(.kicked, "You were disconnected by console."), ref: nil), to: [1]),
+                .close(1, .kicked(by: "console", reason: nil)),
+            ]
+        )
+        #expect(hub.sessionCount == 0)
+    }
+
+    @Test("refusals throw or come back as errors; queries read the state")
+    func refusalsAndQueries() throws {
+        let (hub, sink) = makeHub()
+        let alice = try hub.register(nick: "alice", peer: 1)
+        let count = sink.steps.count
+        let taken = #expect(throws: ChatError.self) { try hub.register(nick: "Alice", peer: 2) }
+        #expect(taken?.code == .nickTaken)
+        #expect(sink.steps.count == count)
+        #expect(throws: ChatError.self) { try hub.kick("nobody", reason: nil, by: "console") }
+        #expect(throws: ChatError.self) { try hub.announce("hello", in: "#nowhere") }
+        hub.handle(.join("#rust"), from: alice)
+        #expect(try hub.nicks(in: "#rust") == ["alice"])
+        #expect(try hub.nicks(in: nil) == ["alice"])
+        #expect(hub.roomSummaries().map(\.name) == ["#general", "#rust"])
+        hub.handle(.part(room: "#nowhere", reason: nil), ref: "x", from: alice)
+        guard case .deliver(.error(let error, "x"), [1]) = try #require(sink.steps.last) else {
+            Issue.record("expected an error, got \(String(describing: sink.steps.last))")
+            return
+        }
+        #expect(error.code == .notInRoom)
+    }
+
+    @Test("announcements and disconnects reach the sink")
+    func announceAndDisconnect() throws {
+        let (hub, sink) = makeHub()
+        _ = try hub.register(nick: "alice", peer: 1)
+        let bob = try hub.register(nick: "bob", peer: 2)
+        hub.announce("maintenance soon")
+        try hub.announce("room notice", in: "#general")
+        hub.disconnect(bob, reason: .connectionLost)
+        let tail = Array(sink.steps.suffix(3))
+        let everyone = ChatMessage(id: 1, time: Self.now, from: nil, target: .everyone, kind: .notice, text: "maintenance soon")
+        let room = ChatMessage(id: 2, time: Self.now, from: nil, target: .room("#general"), kind: .notice, text: "room notice")
+        guard case .deliver(.message(everyone), let peers) = tail[0] else {
+            Issue.record("expected the announcement, got \(tail[0])")
+            return
+        }
+        #expect(Set(peers) == [1, 2])
+        #expect(tail[1] == .deliver(.message(room), to: [1, 2]))
+        #expect(tail[2] == .deliver(.left(room: "#general", nick: "bob", reason: .connectionLost), to: [1]))
+        #expect(hub.sessionCount == 1)
+    }
+
+    @Test("concurrent senders: every recipient sees messages in id order")
+    func concurrentOrder() async throws {
+        let (hub, sink) = makeHub()
+        let peers = [1, 2, 3, 4]
+        var ids: [SessionID] = []
+        for peer in peers { ids.append(try hub.register(nick: "user\(peer)", peer: peer)) }
+        let perSender = 200
+        await withTaskGroup(of: Void.self) { group in
+            for id in ids {
+                group.addTask {
+                    for index in 0..<perSender { hub.handle(.say(room: nil, text: "line \(index)", kind: .normal), from: id) }
+                }
+            }
+        }
+        for peer in peers {
+            let received = sink.messageIDs(for: peer)
+            #expect(received.count == perSender * (peers.count - 1))
+            #expect(received == received.sorted())
+            #expect(Set(received).count == received.count)
+        }
+    }
+}

@@ -1,0 +1,192 @@
+import NIOCore
+import ParleyProtocols
+import Testing
+
+/// Feeds `bytes` to a fresh framer in chunks of `chunkSize` bytes (the whole input at once when nil).
+private func frame(
+    _ bytes: [UInt8], chunkSize: Int? = nil, limits: LineFramer.Limits = .init(maximumLineBytes: 16, hardLimitBytes: 64),
+    stripsTelnet: Bool = true
+) -> [InboundFrame] {
+    var framer = LineFramer(limits: limits, stripsTelnet: stripsTelnet)
+    return feed(&framer, bytes, chunkSize: chunkSize)
+}
+
+private func feed(_ framer: inout LineFramer, _ bytes: [UInt8], chunkSize: Int? = nil) -> [InboundFrame] {
+    var frames: [InboundFrame] = []
+    var start = 0
+    repeat {
+        let end = min(bytes.count, start + (chunkSize ?? bytes.count))
+        framer.feed(ByteBuffer(bytes: bytes[start..<end]), into: &frames)
+        start = end
+    } while start < bytes.count
+    return frames
+}
+
+private func line(_ text: String) -> InboundFrame { .line(ByteBuffer(string: text)) }
+private func line(_ bytes: [UInt8]) -> InboundFrame { .line(ByteBuffer(bytes: bytes)) }
+private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+/// Telnet bytes (RFC 854).
+private let IAC: UInt8 = 0xFF
+private let WILL: UInt8 = 0xFB
+private let WONT: UInt8 = 0xFC
+private let DO: UInt8 = 0xFD
+private let DONT: UInt8 = 0xFE
+private let SB: UInt8 = 0xFA
+private let SE: UInt8 = 0xF0
+private let IP: UInt8 = 0xF4
+private let NOP: UInt8 = 0xF1
+private let AYT: UInt8 = 0xF6
+
+@Suite("LineFramer")
+struct LineFramerTests {
+    static let chunkSizes: [Int?] = [nil, 1, 2, 3, 5, 7, 16]
+
+    @Test("lines end at LF or CRLF, whatever the chunking", arguments: chunkSizes)
+    func lines(_ chunkSize: Int?) {
+        let input = bytes("hello\nworld\r\nhéllo 👋\r\n")
+        #expect(frame(input, chunkSize: chunkSize) == [line("hello"), line("world"), line("héllo 👋")])
+    }
+
+    @Test("empty lines are lines", arguments: chunkSizes)
+    func emptyLines(_ chunkSize: Int?) {
+        #expect(frame(bytes("\n\r\n\nx\n"), chunkSize: chunkSize) == [line(""), line(""), line(""), line("x")])
+    }
+
+    @Test("a partial line waits for its newline")
+    func partialLine() {
+        var framer = LineFramer(limits: .init(maximumLineBytes: 16), stripsTelnet: false)
+        #expect(feed(&framer, bytes("abc")) == [])
+        #expect(feed(&framer, bytes("def")) == [])
+        #expect(feed(&framer, bytes("\r")) == [])
+        #expect(feed(&framer, bytes("\nghi\nj")) == [line("abcdef"), line("ghi")])
+        #expect(feed(&framer, bytes("\n")) == [line("j")])
+    }
+
+    @Test("only a CR right before the LF is removed")
+    func innerCarriageReturn() {
+        #expect(frame(bytes("a\rb\n\r\r\n")) == [line("a\rb"), line("\r")])
+    }
+
+    @Test("bytes are passed on as they are, invalid UTF-8 included")
+    func rawBytes() {
+        #expect(frame([0x61, 0xC3, 0x28, 0x0A], stripsTelnet: false) == [line([0x61, 0xC3, 0x28])])
+    }
+
+    @Test("a line exactly at the limit passes", arguments: chunkSizes)
+    func atLimit(_ chunkSize: Int?) {
+        let sixteen = String(repeating: "x", count: 16)
+        let input = bytes(sixteen + "\n" + sixteen + "\r\n")
+        #expect(frame(input, chunkSize: chunkSize) == [line(sixteen), line(sixteen)])
+    }
+
+    @Test("a line one byte over the limit is reported and dropped; the next line is framed", arguments: chunkSizes)
+    func overLimit(_ chunkSize: Int?) {
+        let input = bytes(String(repeating: "x", count: 17) + "\nnext\n")
+        #expect(frame(input, chunkSize: chunkSize) == [.overlong(17), line("next")])
+    }
+
+    @Test("a long line below the hard limit is reported with its length", arguments: chunkSizes)
+    func longLine(_ chunkSize: Int?) {
+        let input = bytes("ok\n" + String(repeating: "y", count: 60) + "\nafter\n")
+        #expect(frame(input, chunkSize: chunkSize) == [line("ok"), .overlong(60), line("after")])
+    }
+
+    @Test("an overlong CRLF line reports its length without the terminator", arguments: chunkSizes)
+    func overlongCRLF(_ chunkSize: Int?) {
+        let input = bytes(String(repeating: "x", count: 20) + "\r\nnext\r\n")
+        let frames = frame(input, chunkSize: chunkSize)
+        #expect(frames.last == line("next"))
+        #expect(frames.count == 2)
+        // However the bytes were chunked, the CR of CRLF is not part of the line's length.
+        #expect(frames.first == .overlong(20))
+    }
+
+    @Test("bytes without a newline past the hard limit give one overflow, then nothing", arguments: chunkSizes)
+    func overflow(_ chunkSize: Int?) {
+        var framer = LineFramer(limits: .init(maximumLineBytes: 16, hardLimitBytes: 64), stripsTelnet: true)
+        #expect(feed(&framer, bytes("first\n")) == [line("first")])
+        #expect(feed(&framer, Array(repeating: UInt8(ascii: "z"), count: 64), chunkSize: chunkSize) == [])
+        #expect(feed(&framer, bytes("z")) == [.overflow])
+        // Closed for good: more bytes, newlines and whole lines give nothing.
+        #expect(feed(&framer, Array(repeating: UInt8(ascii: "z"), count: 200), chunkSize: chunkSize) == [])
+        #expect(feed(&framer, bytes("\nhello\n\n"), chunkSize: chunkSize) == [])
+    }
+
+    @Test("one big chunk past the hard limit overflows at once")
+    func overflowInOneChunk() {
+        let frames = frame(Array(repeating: UInt8(ascii: "z"), count: 1000) + bytes("\nlater\n"), chunkSize: 1000)
+        #expect(frames == [.overflow])
+    }
+
+    @Test("limits are clamped: at least 16 bytes, hard limit at least the line limit, 16 times by default")
+    func limits() {
+        #expect(LineFramer.Limits(maximumLineBytes: 1).maximumLineBytes == 16)
+        #expect(LineFramer.Limits(maximumLineBytes: 100).hardLimitBytes == 1600)
+        #expect(LineFramer.Limits(maximumLineBytes: 100, hardLimitBytes: 10).hardLimitBytes == 100)
+        #expect(LineFramer.Limits().maximumLineBytes == 4096)
+    }
+
+    // MARK: Telnet
+
+    @Test("option negotiation is removed", arguments: chunkSizes)
+    func negotiation(_ chunkSize: Int?) {
+        let input: [UInt8] = [IAC, WILL, 1] + bytes("he") + [IAC, DO, 3] + bytes("l") + [IAC, WONT, 34] + bytes("lo")
+            + [IAC, DONT, 31] + bytes("\n")
+        #expect(frame(input, chunkSize: chunkSize) == [line("hello")])
+    }
+
+    @Test("an option byte is not data, even when it is a newline")
+    func optionByteIsNotData() {
+        #expect(frame([IAC, WILL, 0x0A] + bytes("ab\n")) == [line("ab")])
+    }
+
+    @Test("subnegotiation is removed up to IAC SE, escaped 0xFF inside included", arguments: chunkSizes)
+    func subnegotiation(_ chunkSize: Int?) {
+        let terminalType: [UInt8] = [IAC, SB, 24, 0] + bytes("xterm\n") + [IAC, IAC, 7, IAC, SE]
+        let input = bytes("ab") + terminalType + bytes("cd\n")
+        #expect(frame(input, chunkSize: chunkSize) == [line("abcd")])
+    }
+
+    @Test("IAC IAC is a literal 0xFF", arguments: chunkSizes)
+    func escapedIAC(_ chunkSize: Int?) {
+        let input: [UInt8] = bytes("a") + [IAC, IAC] + bytes("b\n")
+        #expect(frame(input, chunkSize: chunkSize) == [line([0x61, 0xFF, 0x62])])
+    }
+
+    @Test("two-byte commands are removed", arguments: chunkSizes)
+    func twoByteCommands(_ chunkSize: Int?) {
+        let input: [UInt8] = bytes("a") + [IAC, IP] + bytes("b") + [IAC, NOP, IAC, AYT] + bytes("c\r\n")
+        #expect(frame(input, chunkSize: chunkSize) == [line("abc")])
+    }
+
+    @Test("a stray 0xFF before a byte that is no telnet command is kept, newline included", arguments: chunkSizes)
+    func strayIAC(_ chunkSize: Int?) {
+        let input: [UInt8] = bytes("a") + [IAC] + bytes("b\nc") + [IAC] + bytes("\nd\n")
+        #expect(frame(input, chunkSize: chunkSize) == [line([0x61, IAC, 0x62]), line([0x63, IAC]), line("d")])
+    }
+
+    @Test("a sequence split across feeds is removed")
+    func splitAcrossFeeds() {
+        var framer = LineFramer(limits: .init(maximumLineBytes: 16), stripsTelnet: true)
+        #expect(feed(&framer, bytes("ab") + [IAC]) == [])
+        #expect(feed(&framer, [WILL]) == [])
+        #expect(feed(&framer, [1] + bytes("cd\n") + [IAC, SB, 24]) == [line("abcd")])
+        #expect(feed(&framer, bytes("in sb\n") + [IAC]) == [])
+        #expect(feed(&framer, [SE] + bytes("ef\n")) == [line("ef")])
+    }
+
+    @Test("without telnet stripping, 0xFF bytes pass through")
+    func noStripping() {
+        let input: [UInt8] = bytes("a") + [IAC, WILL, 1, IAC, IAC] + bytes("b\n")
+        #expect(frame(input, stripsTelnet: false) == [line([0x61, IAC, WILL, 1, IAC, IAC, 0x62])])
+        #expect(frame(input, chunkSize: 1, stripsTelnet: false) == [line([0x61, IAC, WILL, 1, IAC, IAC, 0x62])])
+    }
+
+    @Test("telnet bytes do not count toward the line limit")
+    func telnetNotCounted() {
+        let sixteen = String(repeating: "x", count: 16)
+        let input: [UInt8] = [IAC, WILL, 1, IAC, DO, 3, IAC, SB, 24, 0, 1, 2, 3, 4, IAC, SE] + bytes(sixteen + "\n")
+        #expect(frame(input, chunkSize: 1) == [line(sixteen)])
+    }
+}

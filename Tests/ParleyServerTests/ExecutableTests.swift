@@ -1,0 +1,104 @@
+import Foundation
+import NIOCore
+import Testing
+
+@Suite("The parley executable")
+struct ExecutableTests {
+    @Test("SIGTERM: every client is told, queues flush, exit status 0 even with a client that does not read")
+    func gracefulShutdown() async throws {
+        let (server, port) = try await ServerProcess.serve([
+            "--console", "off", "--shutdown-grace", "1", "--flood-burst", "100000", "--flood-rate", "100000",
+            "--send-queue-bytes", "100000000",
+        ])
+        let text = try await TestServer.textUser("alice", port: port)
+        let json = try await TestServer.jsonUser("bob", port: port)
+        let stuck = try await TestServer.textUser("stuck", port: port, options: .init(receiveBuffer: 4096))
+        try await stuck.channel.setOption(.autoRead, value: false).get()
+        let sender = try await TestServer.textUser("sender", port: port)
+        let payload = String(repeating: "q", count: 1000)
+        for batch in 0..<20 {
+            try await sender.sendRaw(Array((0..<200).map { "\(batch)-\($0) \(payload)\n" }.joined().utf8))
+        }
+        try await text.waitFor(timeout: .seconds(30)) { $0.hasSuffix("<sender> 19-199 \(payload)") }
+
+        server.signal(SIGTERM)
+        try await text.waitFor { $0 == "*** The server is shutting down (server shutting down). Goodbye!" }
+        try await text.waitForClose()
+        try await json.waitFor(isEvent("shutdown", ["reason": "server shutting down"]))
+        try await json.waitForClose()
+        #expect(try await server.waitForExit(timeout: .seconds(10)) == 0)
+        #expect(server.log.text.contains("stopped"))
+        await stuck.close()
+    }
+
+    @Test("the console: a typed line is a server notice, /say, /who, /kick, and exit stops the server gracefully")
+    func console() async throws {
+        let (server, port) = try await ServerProcess.serve(["--console", "auto"], input: .terminal)
+        try await server.output.waitFor { $0.hasPrefix("*** Parley console") }
+        let alice = try await TestServer.textUser("alice", port: port)
+        let bot = try await TestServer.jsonUser("bot", port: port)
+
+        try server.type("maintenance at noon")
+        try await alice.waitFor { $0.hasSuffix("] *** server notice: maintenance at noon") }
+        let notice = try json(try await bot.waitFor(isEvent("message", ["kind": "notice"])))
+        #expect(notice["text"] as? String == "maintenance at noon")
+        #expect(notice["from"] == nil)
+        try server.type("/say #general in the room")
+        try await alice.waitFor { $0.hasSuffix("] *** server notice: in the room") }
+        try server.type("/who")
+        try await server.output.waitFor { $0 == "*** Online (2): alice, bot" }
+        try server.type("/kick bot misbehaving")
+        try await bot.waitFor(isEvent("error", ["code": "kicked"]))
+        try await bot.waitForClose()
+        try await alice.waitFor { $0 == "*** bot left #general (kicked by the server operator: misbehaving)" }
+        try server.type("/frobnicate")
+        try await server.output.waitFor { $0.hasPrefix("!!! Unknown command /frobnicate") }
+
+        try server.type("exit")
+        try await alice.waitFor { $0.hasPrefix("*** The server is shutting down") }
+        try await alice.waitForClose()
+        #expect(try await server.waitForExit() == 0)
+    }
+
+    @Test("without a terminal on standard input the console is off")
+    func consoleOff() async throws {
+        let (server, port) = try await ServerProcess.serve()
+        let alice = try await TestServer.textUser("alice", port: port)
+        server.signal(SIGINT)
+        try await alice.waitFor { $0.hasPrefix("*** The server is shutting down") }
+        #expect(try await server.waitForExit() == 0)
+        #expect(!server.output.text.contains("console"))
+    }
+
+    @Test("one log line per connect and disconnect with the peer address and reason; no message bodies")
+    func logging() async throws {
+        let (server, port) = try await ServerProcess.serve()
+        let alice = try await TestServer.textUser("alice", port: port)
+        let bob = try await TestServer.textUser("bob", port: port)
+        try await alice.send("the-secret-body-text")
+        try await bob.waitFor { $0.hasSuffix("the-secret-body-text") }
+        try await alice.send("/quit")
+        try await alice.waitForClose()
+        let disconnect = try await server.log.waitFor { $0.contains("disconnected") }
+        #expect(disconnect.contains("peer=127.0.0.1:"))
+        #expect(disconnect.contains("reason=quit"))
+        #expect(server.log.lines.filter { $0.contains(" connected") && $0.contains("peer=127.0.0.1:") }.count == 2)
+        server.signal(SIGTERM)
+        #expect(try await server.waitForExit() == 0)
+        #expect(!server.log.text.contains("the-secret-body-text"))
+    }
+
+    @Test("--help of every subcommand lists its flags")
+    func help() async throws {
+        let serve = try ServerProcess(["serve", "--help"], input: .nullDevice)
+        #expect(try await serve.waitForExit() == 0)
+        for flag in ["--host", "--port", "--data-dir", "--log-level", "--max-line-bytes", "--flood-burst", "--flood-rate",
+            "--send-queue-bytes", "--registration-timeout", "--shutdown-grace", "--console"]
+        {
+            #expect(serve.output.text.contains(flag), "serve --help lacks \(flag)")
+        }
+        let root = try ServerProcess(["--help"], input: .nullDevice)
+        #expect(try await root.waitForExit() == 0)
+        #expect(root.output.text.contains("serve"))
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import Testing
+
+@Suite("JSON-lines mode, end to end")
+struct JSONModeTests {
+    @Test("hello, welcome, send and ack, messages with ids and UTC timestamps")
+    func conversation() async throws {
+        try await TestServer.run { server in
+            let ann = try await TestClient.connect(port: server.port)
+            try await ann.send(##"{"type":"hello","version":1,"nick":"ann","ref":"h1"}"##)
+            let welcome = try json(try await ann.nextLine())
+            #expect(welcome["type"] as? String == "welcome")
+            #expect(welcome["version"] as? Int == 1)
+            #expect(welcome["nick"] as? String == "ann")
+            #expect(welcome["server"] as? String == "test.parley")
+            #expect(try json(try await ann.nextLine())["type"] as? String == "joined")
+            let members = try json(try await ann.nextLine())
+            #expect(members["nicks"] as? [String] == ["ann"])
+
+            let ben = try await server.jsonUser("ben")
+            try await ann.waitFor(isEvent("joined", ["room": "#general", "nick": "ben"]))
+            try await ann.send(##"{"type":"send","room":"#general","text":"first","ref":"a"}"##)
+            try await ann.send(##"{"type":"send","room":"#general","text":"waves","kind":"action","ref":"b"}"##)
+            let ackA = try json(try await ann.waitFor(isEvent("ack", ["ref": "a"])))
+            let ackB = try json(try await ann.waitFor(isEvent("ack", ["ref": "b"])))
+            let first = try json(try await ben.waitFor(isEvent("message", ["text": "first"])))
+            let second = try json(try await ben.waitFor(isEvent("message", ["text": "waves"])))
+            #expect(first["id"] as? Int == ackA["id"] as? Int)
+            #expect(second["id"] as? Int == ackB["id"] as? Int)
+            #expect((second["id"] as! Int) > (first["id"] as! Int))
+            #expect(first["from"] as? String == "ann")
+            #expect(first["room"] as? String == "#general")
+            #expect(first["kind"] as? String == "normal")
+            #expect(second["kind"] as? String == "action")
+            let ts = try #require(first["ts"] as? String)
+            #expect(ts.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"#, options: .regularExpression) != nil)
+            #expect(ts == ackA["ts"] as? String)
+            // The sender gets an ack, not its own message back.
+            #expect(try await !ann.lines.contains { $0.contains(#""type":"message""#) })
+        }
+    }
+
+    @Test("private messages, join, part, nick, who, rooms, topic and ping")
+    func requests() async throws {
+        try await TestServer.run { server in
+            let ann = try await server.jsonUser("ann")
+            let ben = try await server.jsonUser("ben")
+            try await ann.send(##"{"type":"send","to":"BEN","text":"psst","ref":"p"}"##)
+            let pm = try json(try await ben.waitFor(isEvent("message", ["text": "psst"])))
+            #expect(pm["to"] as? String == "ben")
+            #expect(pm["room"] == nil)
+            try await ann.waitFor(isEvent("ack", ["ref": "p"]))
+
+            try await ann.send(##"{"type":"join","room":"#ops","ref":"j"}"##)
+            try await ann.waitFor(isEvent("joined", ["room": "#ops", "nick": "ann"]))
+            try await ben.send(##"{"type":"join","room":"#ops"}"##)
+            try await ann.waitFor(isEvent("joined", ["room": "#ops", "nick": "ben"]))
+            try await ben.send(##"{"type":"topic","room":"#ops","text":"deploys"}"##)
+            try await ann.waitFor(isEvent("topic", ["room": "#ops", "text": "deploys", "by": "ben"]))
+            try await ann.send(##"{"type":"who","room":"#ops","ref":"w"}"##)
+            let who = try json(try await ann.waitFor(isEvent("members", ["room": "#ops"])))
+            #expect(who["nicks"] as? [String] == ["ann", "ben"])
+            try await ann.send(##"{"type":"rooms"}"##)
+            let rooms = try json(try await ann.waitFor(isEvent("rooms")))["rooms"] as? [[String: Any]]
+            #expect(rooms?.map { $0["name"] as? String } == ["#general", "#ops"])
+            #expect(rooms?.last?["topic"] as? String == "deploys")
+            #expect(rooms?.last?["members"] as? Int == 2)
+            try await ben.send(##"{"type":"nick","nick":"benny"}"##)
+            try await ann.waitFor(isEvent("nick", ["from": "ben", "to": "benny"]))
+            try await ben.send(##"{"type":"part","room":"#ops","reason":"lunch"}"##)
+            try await ann.waitFor(isEvent("left", ["room": "#ops", "nick": "benny", "cause": "part", "reason": "lunch"]))
+            try await ann.send(##"{"type":"ping","ref":"42"}"##)
+            try await ann.waitFor(isEvent("pong", ["ref": "42"]))
+        }
+    }
+
+    @Test("refusals are error events with a stable code and the request's ref")
+    func errors() async throws {
+        try await TestServer.run { server in
+            let early = try await TestClient.connect(port: server.port)
+            try await early.send(##"{"type":"send","room":"#general","text":"too soon","ref":"r0"}"##)
+            try await early.waitFor(isEvent("error", ["code": "not_registered", "ref": "r0"]))
+            try await early.send(##"{"type":"hello","version":2,"nick":"x","ref":"v"}"##)
+            try await early.waitFor(isEvent("error", ["code": "unsupported_version", "ref": "v"]))
+            _ = try await server.textUser("taken")
+            try await early.send(##"{"type":"hello","version":1,"nick":"TAKEN","ref":"t"}"##)
+            try await early.waitFor(isEvent("error", ["code": "nick_taken", "ref": "t"]))
+            try await early.send(##"{"type":"hello","version":1,"nick":"1bad","ref":"i"}"##)
+            try await early.waitFor(isEvent("error", ["code": "invalid_nick", "ref": "i"]))
+            try await early.send(##"{"type":"hello","version":1,"nick":"eve"}"##)
+            try await early.waitFor(isEvent("welcome", ["nick": "eve"]))
+            for (request, code) in [
+                (##"{"type":"hello","version":1,"nick":"again","ref":"x"}"##, "already_registered"),
+                (##"{"type":"dance","ref":"x"}"##, "unknown_type"),
+                (##"{"type":"send","room":"#general","ref":"x"}"##, "bad_request"),
+                (##"{"type":"send","room":"#nowhere","text":"hi","ref":"x"}"##, "not_in_room"),
+                (##"{"type":"join","room":"general","ref":"x"}"##, "invalid_room"),
+                (##"{"type":"who","room":"#nowhere","ref":"x"}"##, "no_such_room"),
+                (##"{"type":"send","to":"ghost","text":"boo","ref":"x"}"##, "no_such_nick"),
+            ] {
+                try await early.send(request)
+                try await early.waitFor(isEvent("error", ["code": code, "ref": "x"]))
+            }
+            try await early.send("this is not json")
+            try await early.waitFor(isEvent("error", ["code": "bad_request"]))
+        }
+    }
+
+    @Test("a text user and a JSON user in one room see each other, each in their own format only")
+    func mixedModes() async throws {
+        try await TestServer.run { server in
+            let text = try await server.textUser("nc_user")
+            let bot = try await server.jsonUser("bot")
+            try await text.waitFor { $0 == "*** bot joined #general" }
+            try await text.send("hello bot")
+            let message = try json(try await bot.waitFor(isEvent("message", ["text": "hello bot"])))
+            #expect(message["from"] as? String == "nc_user")
+            try await bot.send(##"{"type":"send","room":"#general","text":"hello human"}"##)
+            try await text.waitFor { $0.hasSuffix("] <bot> hello human") }
+            try await bot.send(##"{"type":"send","to":"nc_user","text":"private hi"}"##)
+            try await text.waitFor { $0.hasSuffix("] -> (private) <bot> private hi") }
+            try await text.send("/msg bot back at you")
+            try await bot.waitFor(isEvent("message", ["to": "bot", "from": "nc_user", "text": "back at you"]))
+            try await text.send("/quit gone")
+            try await bot.waitFor(isEvent("left", ["nick": "nc_user", "cause": "quit"]))
+            // The nc user never saw JSON; every line the bot got is a JSON object.
+            #expect(try await !text.waitForClose().contains { $0.hasPrefix("{") })
+            for line in try await bot.lines { _ = try json(line) }
+        }
+    }
+}

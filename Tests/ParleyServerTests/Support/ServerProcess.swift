@@ -1,0 +1,151 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// The real `parley` executable as a subprocess, the way a user runs it: its stderr (the log) and stdout (the
+/// console) are collected, and waits have deadlines.
+final class ServerProcess: Sendable {
+    enum Input {
+        /// A pseudo-terminal, so the console is on; write to it with `type(_:)`.
+        case terminal
+        case nullDevice
+    }
+
+    let process: Process
+    let log: OutputCollector
+    let output: OutputCollector
+    private let terminal: FileHandle?
+    private let exit: EventLoopFuture<Int32>
+
+    /// Starts `parley serve` on 127.0.0.1, port 0, in a fresh data folder, and waits until it listens.
+    static func serve(_ arguments: [String] = [], input: Input = .nullDevice) async throws -> (ServerProcess, port: Int) {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("parley-test-\(UUID().uuidString)")
+        let server = try ServerProcess(
+            ["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", data.path, "--server-name", "proc.parley"]
+                + arguments,
+            input: input
+        )
+        let line = try await server.log.waitFor { $0.contains("listening") }
+        guard let port = line.split(separator: ":").last.flatMap({ Int($0.prefix(while: \.isNumber)) }) else {
+            throw TestFailure("no port in \(line)")
+        }
+        return (server, port)
+    }
+
+    init(_ arguments: [String], input: Input) throws {
+        let process = Process()
+        process.executableURL = Self.executable
+        process.arguments = arguments
+        let stderr = Pipe()
+        let stdout = Pipe()
+        process.standardError = stderr
+        process.standardOutput = stdout
+        switch input {
+        case .terminal:
+            var master: Int32 = 0
+            var slave: Int32 = 0
+            guard openpty(&master, &slave, nil, nil, nil) == 0 else { throw TestFailure("openpty failed") }
+            process.standardInput = FileHandle(fileDescriptor: slave, closeOnDealloc: true)
+            terminal = FileHandle(fileDescriptor: master, closeOnDealloc: true)
+        case .nullDevice:
+            process.standardInput = FileHandle.nullDevice
+            terminal = nil
+        }
+        let promise = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Int32.self)
+        process.terminationHandler = { promise.succeed($0.terminationStatus) }
+        exit = promise.futureResult
+        log = OutputCollector(stderr.fileHandleForReading)
+        output = OutputCollector(stdout.fileHandleForReading)
+        self.process = process
+        try process.run()
+    }
+
+    /// Types a line at the server's terminal.
+    func type(_ line: String) throws {
+        guard let terminal else { throw TestFailure("this server has no terminal") }
+        try terminal.write(contentsOf: Data((line + "\n").utf8))
+    }
+
+    func signal(_ signal: Int32) {
+        kill(process.processIdentifier, signal)
+    }
+
+    /// Waits for the process to exit and returns its status; kills it and fails after the deadline.
+    func waitForExit(timeout: TimeAmount = .seconds(15)) async throws -> Int32 {
+        let process = self.process
+        let deadline = exit.eventLoop.scheduleTask(in: timeout) { kill(process.processIdentifier, SIGKILL) }
+        let status = try await exit.get()
+        deadline.cancel()
+        guard process.terminationReason == .exit else {
+            throw TestFailure("parley did not exit in time (killed); log:\n\(log.text)")
+        }
+        return status
+    }
+
+    /// `.build/<triple>/debug/parley`, beside the test bundle that `swift test` runs.
+    static let executable: URL = {
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("parley")
+        if FileManager.default.isExecutableFile(atPath: beside.path) { return beside }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/parley")
+    }()
+}
+
+/// Collects what a subprocess writes to one pipe and lets tests wait for a line, with a deadline.
+final class OutputCollector: Sendable {
+    private struct State {
+        var text = ""
+        var waiters: [(predicate: @Sendable (String) -> Bool, promise: EventLoopPromise<String>)] = []
+    }
+
+    private let state = Mutex(State())
+
+    init(_ handle: FileHandle) {
+        handle.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            if data.isEmpty { handle.readabilityHandler = nil }
+            self?.append(String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    var text: String { state.withLock { $0.text } }
+    var lines: [String] { text.split(separator: "\n").map(String.init) }
+
+    /// Waits for a line that matches (lines already received count) and returns it.
+    @discardableResult
+    func waitFor(timeout: TimeAmount = .seconds(15), _ predicate: @escaping @Sendable (String) -> Bool) async throws -> String {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let promise = loop.makePromise(of: String.self)
+        let found = state.withLock { state -> String? in
+            if let line = state.text.split(separator: "\n").map(String.init).first(where: predicate) { return line }
+            state.waiters.append((predicate, promise))
+            return nil
+        }
+        if let found {
+            promise.succeed(found)
+        } else {
+            let snapshot = self
+            loop.scheduleTask(in: timeout) {
+                promise.fail(TestFailure("timed out waiting for output; got:\n\(snapshot.text)"))
+            }
+        }
+        return try await promise.futureResult.get()
+    }
+
+    private func append(_ chunk: String) {
+        let ready = state.withLock { state -> [(EventLoopPromise<String>, String)] in
+            state.text += chunk
+            let lines = state.text.split(separator: "\n").map(String.init)
+            var ready: [(EventLoopPromise<String>, String)] = []
+            state.waiters.removeAll { waiter in
+                guard let line = lines.first(where: waiter.predicate) else { return false }
+                ready.append((waiter.promise, line))
+                return true
+            }
+            return ready
+        }
+        for (promise, line) in ready { promise.succeed(line) }
+    }
+}
