@@ -68,6 +68,9 @@ struct ExecutableTests {
         try await alice.waitFor { $0.hasPrefix("*** The server is shutting down") }
         #expect(try await server.waitForExit() == 0)
         #expect(!server.output.text.contains("console"))
+        var isDirectory: ObjCBool = false
+        #expect(FileManager.default.fileExists(atPath: server.dataDirectory.path, isDirectory: &isDirectory))
+        #expect(isDirectory.boolValue, "serve creates its --data-dir")
     }
 
     @Test("one log line per connect and disconnect with the peer address and reason; no message bodies")

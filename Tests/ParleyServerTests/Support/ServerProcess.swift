@@ -13,6 +13,8 @@ final class ServerProcess: Sendable {
     }
 
     let process: Process
+    /// The `--data-dir` of a server started with `serve`.
+    let dataDirectory: URL
     let log: OutputCollector
     let output: OutputCollector
     private let terminal: FileHandle?
@@ -24,7 +26,8 @@ final class ServerProcess: Sendable {
         let server = try ServerProcess(
             ["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", data.path, "--server-name", "proc.parley"]
                 + arguments,
-            input: input
+            input: input,
+            dataDirectory: data
         )
         let line = try await server.log.waitFor { $0.contains("listening") }
         guard let port = line.split(separator: ":").last.flatMap({ Int($0.prefix(while: \.isNumber)) }) else {
@@ -33,7 +36,8 @@ final class ServerProcess: Sendable {
         return (server, port)
     }
 
-    init(_ arguments: [String], input: Input) throws {
+    init(_ arguments: [String], input: Input, dataDirectory: URL = FileManager.default.temporaryDirectory) throws {
+        self.dataDirectory = dataDirectory
         let process = Process()
         process.executableURL = Self.executable
         process.arguments = arguments
