@@ -30,6 +30,21 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        // The terminal client's pure parts: keys, the line editor, the client's view of the chat, the screen.
+        .target(name: "ParleyTerminal", dependencies: ["ParleyCore"], swiftSettings: upcoming),
+        // The terminal client: its connection, line mode and full-screen mode.
+        .target(
+            name: "ParleyClient",
+            dependencies: [
+                "ParleyCore",
+                "ParleyProtocols",
+                "ParleyTerminal",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: upcoming
+        ),
         // The NIO server: listener, connections, fan-out, admin console, services.
         .target(
             name: "ParleyServer",
@@ -50,6 +65,7 @@ let package = Package(
                 "ParleyCore",
                 "ParleyProtocols",
                 "ParleyServer",
+                "ParleyClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -57,6 +73,7 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore"], swiftSettings: upcoming),
+        .testTarget(name: "ParleyTerminalTests", dependencies: ["ParleyTerminal", "ParleyCore"], swiftSettings: upcoming),
         .testTarget(
             name: "ParleyProtocolsTests",
             dependencies: [

@@ -13,6 +13,7 @@ public struct ChatError: Error, Sendable, Equatable {
         case invalidRoom = "invalid_room"
         case noSuchRoom = "no_such_room"
         case notInRoom = "not_in_room"
+        case tooManyRooms = "too_many_rooms"
         case noSuchNick = "no_such_nick"
         case lineTooLong = "line_too_long"
         case registrationTimeout = "registration_timeout"

@@ -64,6 +64,8 @@ public enum LeaveReason: Sendable, Equatable {
     case kicked(by: String, reason: String?)
     case sendQueueFull
     case serverShutdown
+    /// A reason as a client received it from a server: the cause word and the text, verbatim.
+    case received(cause: String, text: String)
 
     /// A stable word for machines.
     public var cause: String {
@@ -74,6 +76,7 @@ public enum LeaveReason: Sendable, Equatable {
         case .kicked: "kicked"
         case .sendQueueFull: "send_queue_full"
         case .serverShutdown: "shutdown"
+        case .received(let cause, _): cause
         }
     }
 
@@ -86,6 +89,7 @@ public enum LeaveReason: Sendable, Equatable {
         case .kicked(let by, let reason): "kicked by \(by)" + (reason.map { ": \($0)" } ?? "")
         case .sendQueueFull: "too slow to keep up (send queue full)"
         case .serverShutdown: "server shutting down"
+        case .received(_, let text): text
         }
     }
 

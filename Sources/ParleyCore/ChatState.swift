@@ -41,6 +41,8 @@ public struct ChatState<Peer: Sendable> {
     }
 
     public static var maximumTopicLength: Int { 300 }
+    /// Rooms one user may be in at once (as IRC servers limit channels per client).
+    public static var maximumRoomsPerUser: Int { 50 }
 
     public let serverName: String
     public private(set) var nextMessageID: Int64
@@ -125,6 +127,9 @@ public struct ChatState<Peer: Sendable> {
                 sessions[session.id]!.rooms.append(rooms[room.key]!.name)
                 effects.append(.deliver(.notice("\(rooms[room.key]!.name) is now your current room."), to: me))
             } else {
+                guard session.rooms.count < Self.maximumRoomsPerUser else {
+                    throw ChatError(.tooManyRooms, "You are in \(Self.maximumRoomsPerUser) rooms already; /part one first.")
+                }
                 join(room, session: session.id, into: &effects)
             }
 

@@ -2,9 +2,15 @@ import NIOCore
 
 /// The first handler of a connection: frames lines with `LineFramer` and, on the shared text/JSON port, tells
 /// a JSON client from a person before anything is sent (see docs/PROTOCOL.md, "Choosing the mode").
-public final class FrameHandler: ChannelInboundHandler, RemovableChannelHandler {
+///
+/// Frames are handed on only as fast as the next handler asks for them (`read`), at most `framesPerRead` at a
+/// time; the socket is read again only once every complete line has been taken. So a client that pastes
+/// megabytes costs the server at most one socket read of raw bytes, not a queue of frames.
+public final class FrameHandler: ChannelDuplexHandler, RemovableChannelHandler {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = InboundFrame
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
 
     private enum Sniffing {
         /// Waiting for the first byte or the end of the greeting window.
@@ -12,13 +18,14 @@ public final class FrameHandler: ChannelInboundHandler, RemovableChannelHandler 
         case decided
     }
 
+    public static let framesPerRead = 16
+
     private var framer: LineFramer
     private let greetingWindow: TimeAmount?
     private var sniffing: Sniffing
-    private var frames: [InboundFrame] = []
 
-    /// With a `greetingWindow`, the handler emits `.greet` when the first byte is not `{` or when no byte
-    /// arrives within the window; without one it only frames.
+    /// With a `greetingWindow`, the handler first emits `.json` when the first byte is `{`, and `.greet` when
+    /// it is anything else or no byte arrives within the window; without one it only frames.
     public init(limits: LineFramer.Limits, stripsTelnet: Bool, greetingWindow: TimeAmount?) {
         self.framer = LineFramer(limits: limits, stripsTelnet: stripsTelnet)
         self.greetingWindow = greetingWindow
@@ -44,11 +51,46 @@ public final class FrameHandler: ChannelInboundHandler, RemovableChannelHandler 
         if case .waiting(let timer) = sniffing, let first = bytes.readableBytesView.first {
             timer?.cancel()
             sniffing = .decided
-            if first != UInt8(ascii: "{") { context.fireChannelRead(wrapInboundOut(.greet)) }
+            context.fireChannelRead(wrapInboundOut(first == UInt8(ascii: "{") ? .json : .greet))
         }
-        framer.feed(bytes, into: &frames)
-        for frame in frames { context.fireChannelRead(wrapInboundOut(frame)) }
-        frames.removeAll(keepingCapacity: true)
+        framer.append(bytes)
+        deliver(context: context)
+    }
+
+    /// The next handler wants more: give it buffered lines first, and read the socket only when there are none.
+    public func read(context: ChannelHandlerContext) {
+        guard deliver(context: context) > 0 else {
+            context.read()
+            return
+        }
+        context.fireChannelReadComplete()
+        // Nothing else will ask again: autoRead re-reads only after a socket read. So ask from the tail on a
+        // later turn of the loop; the async channel passes it on if it wants more, or keeps it for when it does.
+        let channel = context.channel
+        context.eventLoop.execute { channel.read() }
+    }
+
+    /// At end of input every buffered line still goes on, before the event that says no more will come.
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .inputClosed = event as? ChannelEvent, deliver(context: context, limit: .max) > 0 {
+            context.fireChannelReadComplete()
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        if deliver(context: context, limit: .max) > 0 { context.fireChannelReadComplete() }
+        context.fireChannelInactive()
+    }
+
+    @discardableResult
+    private func deliver(context: ChannelHandlerContext, limit: Int = FrameHandler.framesPerRead) -> Int {
+        var delivered = 0
+        while delivered < limit, let frame = framer.next() {
+            context.fireChannelRead(wrapInboundOut(frame))
+            delivered += 1
+        }
+        return delivered
     }
 
     private func startGreetingTimer(context: ChannelHandlerContext) {

@@ -12,4 +12,6 @@ public enum InboundFrame: Sendable, Equatable {
     /// The client did not open with `{`, or sent nothing within the greeting window: it is a person on
     /// nc or telnet, so greet it in plain text. Comes at most once, before any line.
     case greet
+    /// The client's first byte was `{`: it speaks JSON lines. Comes at most once, before any line.
+    case json
 }

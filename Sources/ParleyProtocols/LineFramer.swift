@@ -2,8 +2,11 @@ import NIOCore
 
 /// Splits a byte stream into bounded lines, dropping telnet negotiation on the way.
 ///
-/// Memory is bounded by `maximumLineBytes`: a longer line is not buffered but counted while it is skipped, and
-/// reported as `.overlong` when its newline comes, or as `.overflow` once `hardLimitBytes` pass with no newline.
+/// Framing is lazy: `append` only stores bytes, `next()` cuts one frame at a time, so a connection's unread
+/// input stays as raw bytes (bounded by what one socket read brings) instead of becoming thousands of frames.
+/// A line longer than `maximumLineBytes` is not buffered but counted while it is skipped, and reported as
+/// `.overlong` when its newline comes, or as `.overflow` once `hardLimitBytes` pass with no newline. Empty
+/// lines are dropped: no mode gives them a meaning.
 public struct LineFramer: Sendable {
     public struct Limits: Sendable, Equatable {
         /// The longest line accepted, in bytes, without its terminator.
@@ -19,7 +22,8 @@ public struct LineFramer: Sendable {
 
     private enum State: Sendable {
         case collecting
-        case skipping(bytes: Int)
+        /// Inside an over-long line: `bytes` skipped so far, `lastByte` to tell whether it ends in CRLF.
+        case skipping(bytes: Int, lastByte: UInt8?)
         case closed
     }
 
@@ -32,9 +36,8 @@ public struct LineFramer: Sendable {
     private let stripsTelnet: Bool
     private var state = State.collecting
     private var telnet = Telnet.data
-    private var pending = ByteBuffer()
-    /// The last byte skipped so far, to tell whether a skipped line ended in CRLF.
-    private var lastSkipped: UInt8?
+    /// Filtered bytes not yet framed; while collecting, the start of the current line.
+    private var buffered = ByteBuffer()
 
     /// `stripsTelnet` removes IAC sequences. It is safe on UTF-8 input, where the byte 0xFF never occurs.
     public init(limits: Limits, stripsTelnet: Bool) {
@@ -42,66 +45,83 @@ public struct LineFramer: Sendable {
         self.stripsTelnet = stripsTelnet
     }
 
-    /// Consumes `input` and appends the frames it completes.
-    public mutating func feed(_ input: ByteBuffer, into frames: inout [InboundFrame]) {
-        var data = input
-        if stripsTelnet && (telnet != .data || data.readableBytesView.contains(0xFF)) {
-            data = filterTelnet(data)
-        }
-        while data.readableBytes > 0 {
-            let newline = data.readableBytesView.firstIndex(of: UInt8(ascii: "\n"))
-            switch state {
-            case .closed:
-                return
-            case .skipping(let skipped):
-                guard let newline else {
-                    lastSkipped = data.readableBytesView.last
-                    skip(skipped + data.readableBytes, into: &frames)
-                    return
-                }
-                var total = skipped + (newline - data.readerIndex)
-                let lastByte = newline > data.readerIndex ? data.getInteger(at: newline - 1, as: UInt8.self) : lastSkipped
-                if lastByte == UInt8(ascii: "\r") { total -= 1 }  // the length of the line, not of its terminator
-                data.moveReaderIndex(to: newline + 1)
-                state = .collecting
-                frames.append(.overlong(total))
-            case .collecting:
-                guard let newline else {
-                    if pending.readableBytes + data.readableBytes > limits.maximumLineBytes + 1 {  // +1: a CR may follow
-                        lastSkipped = data.readableBytesView.last
-                        let total = pending.readableBytes + data.readableBytes
-                        pending = ByteBuffer()
-                        skip(total, into: &frames)
-                    } else {
-                        pending.writeImmutableBuffer(data)
-                    }
-                    return
-                }
-                var line = data.readSlice(length: newline - data.readerIndex)!
-                data.moveReaderIndex(forwardBy: 1)
-                if pending.readableBytes > 0 {
-                    pending.writeBuffer(&line)
-                    line = pending
-                    pending = ByteBuffer()
-                }
-                if line.readableBytesView.last == UInt8(ascii: "\r") {
-                    line.moveWriterIndex(to: line.writerIndex - 1)
-                }
-                if line.readableBytes > limits.maximumLineBytes {
-                    frames.append(.overlong(line.readableBytes))
-                } else {
-                    frames.append(.line(line))
-                }
-            }
+    /// Bytes waiting to be framed (for tests of the memory bound).
+    public var bufferedBytes: Int { buffered.readableBytes }
+
+    /// Stores bytes for `next()`.
+    public mutating func append(_ input: ByteBuffer) {
+        if case .closed = state { return }
+        if stripsTelnet && (telnet != .data || input.readableBytesView.contains(0xFF)) {
+            var filtered = filterTelnet(input)
+            buffered.writeBuffer(&filtered)
+        } else {
+            buffered.writeImmutableBuffer(input)
         }
     }
 
-    private mutating func skip(_ total: Int, into frames: inout [InboundFrame]) {
-        if total > limits.hardLimitBytes {
-            state = .closed
-            frames.append(.overflow)
-        } else {
-            state = .skipping(bytes: total)
+    /// Consumes `input` and appends every frame it completes.
+    public mutating func feed(_ input: ByteBuffer, into frames: inout [InboundFrame]) {
+        append(input)
+        while let frame = next() { frames.append(frame) }
+    }
+
+    /// The next complete frame, or nil when more bytes are needed.
+    public mutating func next() -> InboundFrame? {
+        defer { compact() }
+        while buffered.readableBytes > 0 {
+            let newline = buffered.readableBytesView.firstIndex(of: UInt8(ascii: "\n"))
+            switch state {
+            case .closed:
+                buffered.clear()
+                return nil
+            case .skipping(let skipped, let lastSkipped):
+                guard let newline else {
+                    let last = buffered.readableBytesView.last
+                    let total = skipped + buffered.readableBytes
+                    buffered.clear()
+                    return skip(total, lastByte: last)
+                }
+                var total = skipped + (newline - buffered.readerIndex)
+                let lastByte = newline > buffered.readerIndex ? buffered.getInteger(at: newline - 1, as: UInt8.self) : lastSkipped
+                if lastByte == UInt8(ascii: "\r") { total -= 1 }  // the length of the line, not of its terminator
+                buffered.moveReaderIndex(to: newline + 1)
+                state = .collecting
+                return .overlong(total)
+            case .collecting:
+                guard let newline else {
+                    // +1: the CR of a CRLF may still follow a line of exactly the maximum length.
+                    guard buffered.readableBytes > limits.maximumLineBytes + 1 else { return nil }
+                    let last = buffered.readableBytesView.last
+                    let total = buffered.readableBytes
+                    buffered.clear()
+                    return skip(total, lastByte: last)
+                }
+                var line = buffered.readSlice(length: newline - buffered.readerIndex)!
+                buffered.moveReaderIndex(forwardBy: 1)
+                if line.readableBytesView.last == UInt8(ascii: "\r") {
+                    line.moveWriterIndex(to: line.writerIndex - 1)
+                }
+                if line.readableBytes > limits.maximumLineBytes { return .overlong(line.readableBytes) }
+                if line.readableBytes > 0 { return .line(line) }
+            }
+        }
+        return nil
+    }
+
+    /// Starts or continues skipping; past the hard limit the framer closes and says so, once.
+    private mutating func skip(_ total: Int, lastByte: UInt8?) -> InboundFrame? {
+        guard total > limits.hardLimitBytes else {
+            state = .skipping(bytes: total, lastByte: lastByte)
+            return nil
+        }
+        state = .closed
+        return .overflow
+    }
+
+    /// Gives back the space of framed lines once it is most of the buffer.
+    private mutating func compact() {
+        if buffered.readerIndex > 4096 && buffered.readerIndex > buffered.readableBytes {
+            buffered.discardReadBytes()
         }
     }
 

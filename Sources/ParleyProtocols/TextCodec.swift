@@ -29,7 +29,8 @@ public struct TextCodec: Sendable {
         return lines.isEmpty ? nil : frame(lines)
     }
 
-    func render(_ event: ChatEvent, focused: Bool) -> [String] {
+    /// The lines `encode` would send, without terminators.
+    public func render(_ event: ChatEvent, focused: Bool) -> [String] {
         switch event {
         case .welcome(let nick, _):
             return ["*** Hello \(nick)! Type /help for the commands; anything else you type goes to your current room."]

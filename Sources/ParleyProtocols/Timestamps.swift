@@ -27,6 +27,23 @@ enum Timestamps {
             + String(repeating: "0", count: milliseconds < 10 ? 2 : milliseconds < 100 ? 1 : 0) + "\(milliseconds)Z"
     }
 
+    /// Reads what `iso8601` writes (`2026-11-21T14:02:07.120Z`; the fraction is optional).
+    static func parseISO8601(_ text: String) -> Date? {
+        let digits = text.utf8.split(whereSeparator: { !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })
+            .map { Int(String(decoding: $0, as: UTF8.self)) ?? 0 }
+        guard digits.count >= 6, text.hasSuffix("Z") else { return nil }
+        var parts = tm()
+        parts.tm_year = Int32(digits[0] - 1900)
+        parts.tm_mon = Int32(digits[1] - 1)
+        parts.tm_mday = Int32(digits[2])
+        parts.tm_hour = Int32(digits[3])
+        parts.tm_min = Int32(digits[4])
+        parts.tm_sec = Int32(digits[5])
+        let seconds = timegm(&parts)
+        let milliseconds = digits.count > 6 ? Double(digits[6]) / 1000 : 0
+        return Date(timeIntervalSince1970: Double(seconds) + milliseconds)
+    }
+
     private static func twoDigits(_ value: Int32) -> String {
         value < 10 ? "0\(value)" : "\(value)"
     }

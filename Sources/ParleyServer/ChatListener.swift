@@ -38,18 +38,9 @@ public struct ChatListener: Service {
         let server = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            // A peer that vanished without a FIN (power loss, NAT timeout) is found in about two minutes
-            // instead of Linux's default two hours: probe after 60 s idle, every 10 s, give up after 6.
-            .childChannelOption(.socketOption(.so_keepalive), value: 1)
-            .childChannelOption(.tcpOption(.init(rawValue: TCP_KEEPIDLE)), value: 60)
-            .childChannelOption(.tcpOption(.init(rawValue: TCP_KEEPINTVL)), value: 10)
-            .childChannelOption(.tcpOption(.init(rawValue: TCP_KEEPCNT)), value: 6)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            // A client that half-closes (`printf … | nc -N`) still gets the replies to what it sent.
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .childChannelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(limits.socketSendBufferBytes))
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    Self.configure(channel, limits: limits)
                     try channel.pipeline.syncOperations.addHandler(
                         FrameHandler(limits: limits.line, stripsTelnet: true, greetingWindow: limits.greetingWindow.timeAmount)
                     )
@@ -60,20 +51,21 @@ public struct ChatListener: Service {
         logger.notice("listening", metadata: ["address": "\(address.display)"])
         onListening(address)
 
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await acceptConnections(server) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await acceptConnections(server) }
             group.addTask {
-                // Started only once shutdown begins: the deadline for clients that do not read.
+                // Started only once shutdown begins: the deadline for clients that do not read (the grace
+                // plus a second, since each connection's own drain deadline is the grace).
                 guard (try? await gracefulShutdown()) != nil else { return }
-                try? await Task.sleep(for: limits.shutdownGrace)
+                try? await Task.sleep(for: limits.shutdownGrace + .seconds(1))
             }
-            await group.next()
+            try await group.next()
             group.cancelAll()
         }
         logger.notice("stopped")
     }
 
-    private func acceptConnections(_ server: NIOAsyncChannel<NIOAsyncChannel<InboundFrame, ByteBuffer>, Never>) async {
+    private func acceptConnections(_ server: NIOAsyncChannel<NIOAsyncChannel<InboundFrame, ByteBuffer>, Never>) async throws {
         do {
             try await withGracefulShutdownHandler {
                 try await withThrowingDiscardingTaskGroup { connections in
@@ -87,7 +79,30 @@ public struct ChatListener: Service {
                 server.channel.close(promise: nil)
             }
         } catch {
-            logger.error("listener failed", metadata: ["error": "\(error)"])
+            // The listening socket itself failed: the server cannot go on, so the service fails and the
+            // process exits non-zero with this in the log.
+            logger.critical("listener failed", metadata: ["error": "\(error)"])
+            throw error
         }
+    }
+
+    /// Per-connection socket settings. Each is best effort: a peer that resets at once can make setsockopt
+    /// fail, and that must cost that one connection nothing more.
+    private static func configure(_ channel: any Channel, limits: ServerConfiguration.Limits) {
+        guard let options = channel.syncOptions else { return }
+        try? options.setOption(.tcpOption(.tcp_nodelay), value: 1)
+        // A client that half-closes (`printf … | nc -N`) still gets the replies to what it sent.
+        try? options.setOption(.allowRemoteHalfClosure, value: true)
+        // Pinned: Linux would let each grow to 4 MiB, which would both unbound memory per client and hide a
+        // stalled reader for megabytes.
+        try? options.setOption(.socketOption(.so_sndbuf), value: SocketOptionValue(limits.socketSendBufferBytes))
+        // One socket read per wake-up bounds the raw input waiting in `FrameHandler` to one read.
+        try? options.setOption(.maxMessagesPerRead, value: 1)
+        // A peer that vanished without a FIN (power loss, NAT timeout) is found in about two minutes instead
+        // of Linux's default two hours: probe after 60 s idle, every 10 s, give up after 6.
+        try? options.setOption(.socketOption(.so_keepalive), value: 1)
+        try? options.setOption(.tcpOption(.init(rawValue: TCP_KEEPIDLE)), value: 60)
+        try? options.setOption(.tcpOption(.init(rawValue: TCP_KEEPINTVL)), value: 10)
+        try? options.setOption(.tcpOption(.init(rawValue: TCP_KEEPCNT)), value: 6)
     }
 }

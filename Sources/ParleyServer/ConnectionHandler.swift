@@ -18,23 +18,24 @@ struct ConnectionHandler: Sendable {
         logger[metadataKey: "peer"] = "\(channel.channel.remoteAddress?.display ?? "?")"
         logger.info("connected")
         let socket = channel.channel
-        let linger = limits.linger.timeAmount
-        let outbox = Outbox(limitBytes: limits.sendQueueBytes) { phase in
-            // A reader too slow for its queue is cut at once; any other ending gets `linger` to drain a goodbye.
+        let linger = limits.linger
+        let outbox = Outbox(limitBytes: limits.sendQueueBytes) { ending in
+            // A reader too slow for its queue is cut at once; any other ending gets time to drain a goodbye.
             // Either way the channel closes even if the writer is stuck on a socket that is not being read.
-            if phase == .overflowed {
+            switch ending {
+            case .overflowed:
                 socket.close(promise: nil)
-            } else {
-                socket.eventLoop.scheduleTask(in: linger) { socket.close(promise: nil) }
+            case .finished(let deadline):
+                socket.eventLoop.scheduleTask(in: (deadline ?? linger).timeAmount) { socket.close(promise: nil) }
             }
         }
         let connection = ConnectionState(outbox: outbox, fanout: fanout)
         do {
             try await channel.executeThenClose { inbound, outbound in
                 try await withGracefulShutdownHandler {
-                    try await serve(connection, inbound: inbound, outbound: outbound)
+                    try await serve(connection, socket: socket, inbound: inbound, outbound: outbound)
                 } onGracefulShutdown: {
-                    connection.shutDown()
+                    connection.shutDown(grace: limits.shutdownGrace)
                 }
             }
         } catch {
@@ -54,6 +55,7 @@ struct ConnectionHandler: Sendable {
 
     private func serve(
         _ connection: ConnectionState,
+        socket: any Channel,
         inbound: NIOAsyncChannelInboundStream<InboundFrame>,
         outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     ) async throws {
@@ -62,6 +64,11 @@ struct ConnectionHandler: Sendable {
                 // The only writer of this channel: one write (one event-loop hop, one flush) per batch.
                 while let batch = await connection.outbox.nextBatch() {
                     try await outbound.write(contentsOf: batch)
+                }
+                // The close that follows would throw away what NIO has not yet handed to the kernel (the
+                // goodbye above all): wait for it. The outbox's end already bounds how long this may take.
+                if connection.outbox.phase != .overflowed {
+                    try? await socket.writeAndFlush(ByteBuffer()).get()
                 }
                 return .writer
             }
@@ -91,33 +98,21 @@ struct ConnectionHandler: Sendable {
     }
 
     /// Chooses the mode from the first frame, then feeds lines to the session, paced by flood control.
+    /// Stops as soon as the connection is ending, so nothing arrives after a goodbye.
     private func read(_ inbound: NIOAsyncChannelInboundStream<InboundFrame>, connection: ConnectionState) async {
         var session: (any LineSession)?
         var bucket = TokenBucket(limits.flood, now: .now)
         var lastFloodWarning: ContinuousClock.Instant?
         do {
             for try await frame in inbound {
+                guard connection.isOpen else { return }
                 switch frame {
                 case .greet:
-                    if session == nil { session = TextSession(connection: connection, hub: hub) }
-                case .line(let line):
-                    if session == nil {
-                        session = JSONCodec.looksLikeJSON(line)
-                            ? JSONSession(connection: connection, hub: hub)
-                            : TextSession(connection: connection, hub: hub)
-                    }
-                    let wait = bucket.take(now: .now)
-                    if wait > .zero {
-                        if lastFloodWarning.map({ $0.duration(to: .now) > .seconds(10) }) ?? true {
-                            lastFloodWarning = .now
-                            connection.send(.notice(floodWarning))
-                        }
-                        try await Task.sleep(for: wait)
-                    }
-                    if session!.receive(line) == .stop { return }
-                case .overlong(let bytes):
-                    if session == nil { session = TextSession(connection: connection, hub: hub) }
-                    connection.send(.error(lineTooLong(bytes), ref: nil))
+                    session = session ?? TextSession(connection: connection, hub: hub)
+                    continue
+                case .json:
+                    session = session ?? JSONSession(connection: connection, hub: hub)
+                    continue
                 case .overflow:
                     let error = ChatError(
                         .lineTooLong,
@@ -125,6 +120,31 @@ struct ConnectionHandler: Sendable {
                     )
                     connection.end(with: .error(error, ref: nil), reason: .connectionLost)
                     return
+                case .line, .overlong:
+                    break
+                }
+                // Every line costs a token, refused ones included; a flooder waits, nobody else does.
+                let wait = bucket.take(now: .now)
+                if wait > .zero {
+                    if lastFloodWarning.map({ $0.duration(to: .now) > .seconds(10) }) ?? true {
+                        lastFloodWarning = .now
+                        connection.send(.notice(floodWarning))
+                    }
+                    try await Task.sleep(for: wait)
+                    guard connection.isOpen else { return }
+                }
+                switch frame {
+                case .line(let line):
+                    if session == nil {
+                        // No sniffing on this connection: decide from the line itself.
+                        session = JSONCodec.looksLikeJSON(line)
+                            ? JSONSession(connection: connection, hub: hub) : TextSession(connection: connection, hub: hub)
+                    }
+                    if session!.receive(line) == .stop { return }
+                case .overlong(let bytes):
+                    connection.send(.error(lineTooLong(bytes), ref: nil))
+                default:
+                    continue
                 }
             }
         } catch {

@@ -53,17 +53,21 @@ final class ConnectionState: Sendable {
     }
 
     /// Says goodbye and ends the outbox for `reason`; the writer drains it, then the connection closes.
-    func end(with event: ChatEvent?, reason: LeaveReason) {
+    func end(with event: ChatEvent?, reason: LeaveReason, drainingFor deadline: Duration? = nil) {
         shared.withLock { $0.endReason = $0.endReason ?? reason }
         if let event { send(event) }
-        outbox.finish()
+        outbox.finish(drainingFor: deadline)
     }
 
-    /// The graceful-shutdown handler: every client is told before its connection closes.
-    func shutDown() {
+    /// The graceful-shutdown handler: every client is told before its connection closes, and gets `grace` to
+    /// receive what is queued.
+    func shutDown(grace: Duration) {
         shared.withLock { $0.shuttingDown = true }
-        end(with: .shutdown(reason: "server shutting down"), reason: .serverShutdown)
+        end(with: .shutdown(reason: "server shutting down"), reason: .serverShutdown, drainingFor: grace)
     }
+
+    /// False once the connection is ending (quit, kick, timeout, shutdown, overflow): stop reading then.
+    var isOpen: Bool { outbox.phase == .open }
 
     /// Why the connection ended, for the room notices and the log.
     var finalReason: LeaveReason {

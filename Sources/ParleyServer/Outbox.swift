@@ -61,12 +61,19 @@ final class Outbox: Sendable {
 
     let limitBytes: Int
     private let state = Mutex(State())
-    private let onEnd: @Sendable (Phase) -> Void
+    private let onEnd: @Sendable (Ending) -> Void
 
-    /// `onEnd` is called once, outside the lock, when the outbox stops accepting frames (`.finishing` or
-    /// `.overflowed`). The writer may be stuck in a write to a socket nobody reads, where no wake-up reaches
-    /// it, so the connection uses this to close the channel itself.
-    init(limitBytes: Int, onEnd: @escaping @Sendable (Phase) -> Void = { _ in }) {
+    /// How the outbox stopped accepting frames.
+    enum Ending: Sendable, Equatable {
+        case overflowed
+        /// Finished; what is queued may take up to `drainingFor` (nil: the connection's default) to go out.
+        case finished(drainingFor: Duration?)
+    }
+
+    /// `onEnd` is called once, outside the lock, when the outbox stops accepting frames. The writer may be
+    /// stuck in a write to a socket nobody reads, where no wake-up reaches it, so the connection uses this to
+    /// close the channel itself.
+    init(limitBytes: Int, onEnd: @escaping @Sendable (Ending) -> Void = { _ in }) {
         self.limitBytes = limitBytes
         self.onEnd = onEnd
     }
@@ -78,7 +85,9 @@ final class Outbox: Sendable {
     func offer(_ frame: ByteBuffer) -> Outcome {
         let (outcome, wakeUp) = state.withLock { state -> (Outcome, (Waiter, [ByteBuffer]?)?) in
             switch state.phase {
-            case .open where state.bytes + frame.readableBytes > limitBytes:
+            // A frame larger than the whole limit still goes into an empty queue: a long reply is not a
+            // slow reader.
+            case .open where state.bytes > 0 && state.bytes + frame.readableBytes > limitBytes:
                 state.phase = .overflowed
                 state.frames = []
                 state.bytes = 0
@@ -99,14 +108,14 @@ final class Outbox: Sendable {
     }
 
     /// Accepts no more frames; the writer sends what is queued, then `nextBatch` returns nil.
-    func finish() {
+    func finish(drainingFor deadline: Duration? = nil) {
         let (ended, wakeUp) = state.withLock { state -> (Bool, (Waiter, [ByteBuffer]?)?) in
             guard state.phase == .open else { return (false, nil) }
             state.phase = state.frames.isEmpty ? .done : .finishing
             return (true, state.wakeWriter())
         }
         if let (waiter, batch) = wakeUp { waiter.resume(returning: batch) }
-        if ended { onEnd(.finishing) }
+        if ended { onEnd(.finished(drainingFor: deadline)) }
     }
 
     /// Waits for at least one frame and returns everything queued, or nil when the outbox has ended or the

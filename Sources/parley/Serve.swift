@@ -59,11 +59,15 @@ struct Serve: AsyncParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535.") }
-        guard maxLineBytes >= 64 else { throw ValidationError("--max-line-bytes must be at least 64.") }
-        guard floodBurst >= 1, floodRate > 0 else { throw ValidationError("--flood-burst and --flood-rate must be positive.") }
-        guard sendQueueBytes >= 4096 else { throw ValidationError("--send-queue-bytes must be at least 4096.") }
-        guard registrationTimeout > 0, shutdownGrace >= 0 else {
-            throw ValidationError("--registration-timeout must be positive and --shutdown-grace not negative.")
+        guard (64...1 << 20).contains(maxLineBytes) else { throw ValidationError("--max-line-bytes must be 64 to 1048576.") }
+        guard (1...1_000_000).contains(floodBurst), floodRate > 0, floodRate <= 1_000_000 else {
+            throw ValidationError("--flood-burst and --flood-rate must be positive (at most 1000000).")
+        }
+        guard (4096...1 << 30).contains(sendQueueBytes) else {
+            throw ValidationError("--send-queue-bytes must be 4096 to 1073741824.")
+        }
+        guard registrationTimeout > 0, registrationTimeout <= 86_400, shutdownGrace >= 0, shutdownGrace <= 3600 else {
+            throw ValidationError("--registration-timeout must be 0-86400 seconds and --shutdown-grace 0-3600.")
         }
     }
 

@@ -48,9 +48,25 @@ struct LineFramerTests {
         #expect(frame(input, chunkSize: chunkSize) == [line("hello"), line("world"), line("héllo 👋")])
     }
 
-    @Test("empty lines are lines", arguments: chunkSizes)
+    @Test("empty lines are dropped", arguments: chunkSizes)
     func emptyLines(_ chunkSize: Int?) {
-        #expect(frame(bytes("\n\r\n\nx\n"), chunkSize: chunkSize) == [line(""), line(""), line(""), line("x")])
+        #expect(frame(bytes("\n\r\n\nx\n"), chunkSize: chunkSize) == [line("x")])
+        #expect(frame(bytes("\r\n"), chunkSize: chunkSize) == [])
+        #expect(frame(bytes("\n"), chunkSize: chunkSize) == [])
+        #expect(frame(bytes("a\n\n\r\nb\r\n\r\n\n"), chunkSize: chunkSize) == [line("a"), line("b")])
+        // A line that is only telnet negotiation is empty once the negotiation is removed.
+        #expect(frame([IAC, WILL, 1] + bytes("\r\n") + bytes("c\n"), chunkSize: chunkSize) == [line("c")])
+        // White space is not empty.
+        #expect(frame(bytes(" \n\t\r\n"), chunkSize: chunkSize) == [line(" "), line("\t")])
+    }
+
+    @Test("a .line frame is never empty, whatever the input and chunking", arguments: chunkSizes)
+    func linesNeverEmpty(_ chunkSize: Int?) {
+        let input = bytes("\r\n\n\r\r\n") + [IAC, DO, 3] + bytes("\n") + bytes(String(repeating: "x", count: 17) + "\n\n")
+            + [IAC, IAC] + bytes("\r\n\n\n")
+        let frames = frame(input, chunkSize: chunkSize)
+        #expect(frames == [line("\r"), .overlong(17), line([IAC])])
+        for case .line(let bytes) in frames { #expect(bytes.readableBytes > 0) }
     }
 
     @Test("a partial line waits for its newline")
@@ -111,6 +127,29 @@ struct LineFramerTests {
         // Closed for good: more bytes, newlines and whole lines give nothing.
         #expect(feed(&framer, Array(repeating: UInt8(ascii: "z"), count: 200), chunkSize: chunkSize) == [])
         #expect(feed(&framer, bytes("\nhello\n\n"), chunkSize: chunkSize) == [])
+    }
+
+    @Test("1 MiB without a newline gives one overflow and never buffers more than a line", arguments: [1, 1000, 4097, 65536])
+    func memoryBound(_ chunkSize: Int) {
+        let limits = LineFramer.Limits()
+        var framer = LineFramer(limits: limits, stripsTelnet: true)
+        let chunk = ByteBuffer(repeating: UInt8(ascii: "z"), count: chunkSize)
+        var frames: [InboundFrame] = []
+        var appended = 0
+        var largestBuffered = 0
+        while appended < 1 << 20 {
+            framer.append(chunk)
+            appended += chunkSize
+            while let frame = framer.next() { frames.append(frame) }
+            if frames.isEmpty {
+                // Still collecting (or skipping): at most one line and the CR of its CRLF are kept.
+                largestBuffered = max(largestBuffered, framer.bufferedBytes)
+                #expect(framer.bufferedBytes <= limits.maximumLineBytes + 1, "after \(appended) bytes")
+            }
+        }
+        #expect(frames == [.overflow])
+        #expect(largestBuffered <= limits.maximumLineBytes + 1)
+        #expect(framer.bufferedBytes == 0)
     }
 
     @Test("one big chunk past the hard limit overflows at once")

@@ -6,7 +6,7 @@ import Testing
 struct ExecutableTests {
     @Test("SIGTERM: every client is told, queues flush, exit status 0 even with a client that does not read")
     func gracefulShutdown() async throws {
-        let (server, port) = try await ServerProcess.serve([
+        let (server, port) = try await ParleyProcess.serve([
             "--console", "off", "--shutdown-grace", "1", "--flood-burst", "100000", "--flood-rate", "100000",
             "--send-queue-bytes", "100000000",
         ])
@@ -33,7 +33,7 @@ struct ExecutableTests {
 
     @Test("the console: a typed line is a server notice, /say, /who, /kick, and exit stops the server gracefully")
     func console() async throws {
-        let (server, port) = try await ServerProcess.serve(["--console", "auto"], input: .terminal)
+        let (server, port) = try await ParleyProcess.serve(["--console", "auto"], input: .terminal)
         try await server.output.waitFor { $0.hasPrefix("*** Parley console") }
         let alice = try await TestServer.textUser("alice", port: port)
         let bot = try await TestServer.jsonUser("bot", port: port)
@@ -62,7 +62,7 @@ struct ExecutableTests {
 
     @Test("without a terminal on standard input the console is off")
     func consoleOff() async throws {
-        let (server, port) = try await ServerProcess.serve()
+        let (server, port) = try await ParleyProcess.serve()
         let alice = try await TestServer.textUser("alice", port: port)
         server.signal(SIGINT)
         try await alice.waitFor { $0.hasPrefix("*** The server is shutting down") }
@@ -75,7 +75,7 @@ struct ExecutableTests {
 
     @Test("one log line per connect and disconnect with the peer address and reason; no message bodies")
     func logging() async throws {
-        let (server, port) = try await ServerProcess.serve()
+        let (server, port) = try await ParleyProcess.serve()
         let alice = try await TestServer.textUser("alice", port: port)
         let bob = try await TestServer.textUser("bob", port: port)
         try await alice.send("the-secret-body-text")
@@ -93,14 +93,14 @@ struct ExecutableTests {
 
     @Test("--help of every subcommand lists its flags")
     func help() async throws {
-        let serve = try ServerProcess(["serve", "--help"], input: .nullDevice)
+        let serve = try ParleyProcess(["serve", "--help"], input: .nullDevice)
         #expect(try await serve.waitForExit() == 0)
         for flag in ["--host", "--port", "--data-dir", "--log-level", "--max-line-bytes", "--flood-burst", "--flood-rate",
             "--send-queue-bytes", "--registration-timeout", "--shutdown-grace", "--console"]
         {
             #expect(serve.output.text.contains(flag), "serve --help lacks \(flag)")
         }
-        let root = try ServerProcess(["--help"], input: .nullDevice)
+        let root = try ParleyProcess(["--help"], input: .nullDevice)
         #expect(try await root.waitForExit() == 0)
         #expect(root.output.text.contains("serve"))
     }

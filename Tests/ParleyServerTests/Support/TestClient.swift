@@ -61,11 +61,16 @@ final class TestClient: Sendable {
     @discardableResult
     func waitFor(
         timeout: TimeAmount = defaultTimeout,
+        sourceLine: UInt = #line,
         _ predicate: @escaping @Sendable (String) -> Bool
     ) async throws -> String {
-        try await channel.eventLoop.flatSubmit {
-            self.collector.value.wait(for: predicate, timeout: timeout, eventLoop: self.channel.eventLoop)
-        }.get()
+        do {
+            return try await channel.eventLoop.flatSubmit {
+                self.collector.value.wait(for: predicate, timeout: timeout, eventLoop: self.channel.eventLoop)
+            }.get()
+        } catch let failure as TestFailure {
+            throw TestFailure("waiting at line \(sourceLine): \(failure.description)")
+        }
     }
 
     /// The next line not yet consumed.

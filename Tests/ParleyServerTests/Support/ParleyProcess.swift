@@ -4,11 +4,13 @@ import NIOPosix
 import Synchronization
 
 /// The real `parley` executable as a subprocess, the way a user runs it: its stderr (the log) and stdout (the
-/// console) are collected, and waits have deadlines.
-final class ServerProcess: Sendable {
+/// console, or what `connect` prints) are collected, and waits have deadlines.
+final class ParleyProcess: Sendable {
     enum Input {
         /// A pseudo-terminal, so the console is on; write to it with `type(_:)`.
         case terminal
+        /// A pipe; write to it with `type(_:)`, end it with `closeInput()`.
+        case pipe
         case nullDevice
     }
 
@@ -21,9 +23,9 @@ final class ServerProcess: Sendable {
     private let exit: EventLoopFuture<Int32>
 
     /// Starts `parley serve` on 127.0.0.1, port 0, in a fresh data folder, and waits until it listens.
-    static func serve(_ arguments: [String] = [], input: Input = .nullDevice) async throws -> (ServerProcess, port: Int) {
+    static func serve(_ arguments: [String] = [], input: Input = .nullDevice) async throws -> (ParleyProcess, port: Int) {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("parley-test-\(UUID().uuidString)")
-        let server = try ServerProcess(
+        let server = try ParleyProcess(
             ["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", data.path, "--server-name", "proc.parley"]
                 + arguments,
             input: input,
@@ -36,10 +38,18 @@ final class ServerProcess: Sendable {
         return (server, port)
     }
 
-    init(_ arguments: [String], input: Input, dataDirectory: URL = FileManager.default.temporaryDirectory) throws {
+    /// Runs a shell command line (for the odd tool a test needs, like pkill).
+    static func shell(_ command: String) throws -> ParleyProcess {
+        try ParleyProcess(["-c", command], input: .nullDevice, executable: URL(fileURLWithPath: "/bin/sh"))
+    }
+
+    init(
+        _ arguments: [String], input: Input, dataDirectory: URL = FileManager.default.temporaryDirectory,
+        executable: URL = ParleyProcess.executable
+    ) throws {
         self.dataDirectory = dataDirectory
         let process = Process()
-        process.executableURL = Self.executable
+        process.executableURL = executable
         process.arguments = arguments
         let stderr = Pipe()
         let stdout = Pipe()
@@ -52,6 +62,10 @@ final class ServerProcess: Sendable {
             guard openpty(&master, &slave, nil, nil, nil) == 0 else { throw TestFailure("openpty failed") }
             process.standardInput = FileHandle(fileDescriptor: slave, closeOnDealloc: true)
             terminal = FileHandle(fileDescriptor: master, closeOnDealloc: true)
+        case .pipe:
+            let pipe = Pipe()
+            process.standardInput = pipe
+            terminal = pipe.fileHandleForWriting
         case .nullDevice:
             process.standardInput = FileHandle.nullDevice
             terminal = nil
@@ -65,10 +79,15 @@ final class ServerProcess: Sendable {
         try process.run()
     }
 
-    /// Types a line at the server's terminal.
+    /// Types a line at the process's terminal or into its input pipe.
     func type(_ line: String) throws {
-        guard let terminal else { throw TestFailure("this server has no terminal") }
+        guard let terminal else { throw TestFailure("this process has no input") }
         try terminal.write(contentsOf: Data((line + "\n").utf8))
+    }
+
+    /// Ends the input pipe (end of input for the process).
+    func closeInput() throws {
+        try terminal?.close()
     }
 
     func signal(_ signal: Int32) {

@@ -1,0 +1,133 @@
+import NIOCore
+import ParleyCore
+import ParleyProtocols
+import ParleyTerminal
+import Synchronization
+
+/// Keeps the full-screen client connected: connects, says hello, forwards events, and after a drop retries
+/// with exponential backoff and jitter until cancelled. `/reconnect` cuts the current connection (or the
+/// wait) short.
+final class Connector: Sendable {
+    enum Report: Sendable {
+        case connecting
+        case connected
+        case event(ChatEvent)
+        case disconnected(retryingIn: Duration)
+    }
+
+    private struct State {
+        var writer: NIOAsyncChannelOutboundWriter<ByteBuffer>?
+        var channel: (any Channel)?
+        var wake: CheckedContinuation<Void, Never>?
+        var skipBackoff = false
+    }
+
+    let address: ServerAddress
+    /// The nick to say hello with; the client updates it when the server renames the user.
+    let nick: Mutex<String>
+    private let state = Mutex(State())
+
+    init(address: ServerAddress, nick: String) {
+        self.address = address
+        self.nick = Mutex(nick)
+    }
+
+    func run(first: ServerLink.Channel, report: @escaping @Sendable (Report) -> Void) async {
+        var backoff = Backoff()
+        var next: ServerLink.Channel? = first
+        while !Task.isCancelled {
+            let channel: ServerLink.Channel
+            if let ready = next {
+                channel = ready
+                next = nil
+            } else {
+                report(.connecting)
+                do {
+                    channel = try await ServerLink.connect(host: address.host, port: address.port)
+                } catch {
+                    await pause(backoff.next(), report: report)
+                    continue
+                }
+            }
+            backoff.reset()
+            await serve(channel, report: report)
+            guard !Task.isCancelled else { break }
+            let skip = state.withLock { state in defer { state.skipBackoff = false }; return state.skipBackoff }
+            await pause(skip ? .zero : backoff.next(), report: report)
+        }
+    }
+
+    /// Sends a frame; false when there is no connection.
+    func send(_ frame: ByteBuffer) async -> Bool {
+        guard let writer = state.withLock({ $0.writer }) else { return false }
+        do {
+            try await writer.write(frame)
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    var isConnected: Bool { state.withLock { $0.writer != nil } }
+
+    /// Drops the connection and connects again at once.
+    func reconnect() {
+        let (channel, wake) = state.withLock { state in
+            state.skipBackoff = true
+            defer { state.wake = nil }
+            return (state.channel, state.wake)
+        }
+        channel?.close(promise: nil)
+        wake?.resume()
+    }
+
+    private func serve(_ channel: ServerLink.Channel, report: @escaping @Sendable (Report) -> Void) async {
+        do {
+            try await channel.executeThenClose { inbound, outbound in
+                state.withLock {
+                    $0.writer = outbound
+                    $0.channel = channel.channel
+                }
+                defer { state.withLock { $0.writer = nil; $0.channel = nil } }
+                report(.connected)
+                try await outbound.write(JSONCodec().encodeHello(nick: nick.withLock { $0 }))
+                let codec = JSONCodec()
+                for try await frame in inbound {
+                    guard case .line(let line) = frame,
+                        let event = codec.decodeEvent(String(decoding: line.readableBytesView, as: UTF8.self))
+                    else { continue }
+                    report(.event(event))
+                }
+            }
+        } catch {
+            // A dropped connection ends here like a closed one; the caller reconnects.
+        }
+    }
+
+    /// Waits `delay` before the next attempt, unless `/reconnect` or cancellation cuts it short.
+    private func pause(_ delay: Duration, report: @escaping @Sendable (Report) -> Void) async {
+        report(.disconnected(retryingIn: delay))
+        guard delay > .zero else { return }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: delay) }
+            group.addTask { await self.waitForWake() }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func waitForWake() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let wakeNow = state.withLock { state -> Bool in
+                    if Task.isCancelled || state.skipBackoff { return true }
+                    state.wake = continuation
+                    return false
+                }
+                if wakeNow { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { state in defer { state.wake = nil }; return state.wake }?.resume()
+        }
+    }
+}

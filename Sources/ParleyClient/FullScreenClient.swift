@@ -1,0 +1,285 @@
+import Foundation
+import NIOCore
+import ParleyCore
+import ParleyProtocols
+import ParleyTerminal
+import Synchronization
+import UnixSignals
+
+/// `parley connect` on a terminal: the full-screen client.
+///
+/// Four producers post to one mailbox: the keyboard, the connector (server events and connection state),
+/// signals (resize, terminate) and nothing else. One loop takes each batch, updates the view and the input
+/// line, and redraws once; incoming traffic therefore never garbles what the user is typing.
+public enum FullScreenClient {
+    enum Input: Sendable {
+        case keys([UInt8])
+        case inputEnded
+        case connection(Connector.Report)
+        case resize
+        case terminate
+    }
+
+    public static func run(_ options: ClientOptions) async -> Int32 {
+        // Connect before taking over the screen, so an unreachable server is a plain error message.
+        let first: ServerLink.Channel
+        do {
+            first = try await ServerLink.connect(host: options.address.host, port: options.address.port)
+        } catch {
+            LineModeClient.printError(ClientError.unreachable(options.address, error).description)
+            return 1
+        }
+        let terminal = Terminal()
+        do {
+            try terminal.takeOver()
+        } catch {
+            LineModeClient.printError("\(error)")
+            return 1
+        }
+        let outcome = await runLoop(options, terminal: terminal, first: first)
+        terminal.restore()
+        if let message = outcome.message { LineModeClient.printError(message) }
+        return outcome.status
+    }
+
+    private static func runLoop(_ options: ClientOptions, terminal: Terminal, first: ServerLink.Channel) async -> (status: Int32, message: String?) {
+        let mailbox = Mailbox<Input>()
+        let connector = Connector(address: options.address, nick: options.nick)
+        return await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await chunk in StandardInput.chunks() { mailbox.post(.keys(chunk)) }
+                mailbox.post(.inputEnded)
+            }
+            group.addTask {
+                await connector.run(first: first) { mailbox.post(.connection($0)) }
+            }
+            group.addTask {
+                for await signal in await UnixSignalsSequence(trapping: .sigwinch, .sigterm, .sighup, .sigint) {
+                    mailbox.post(signal == .sigwinch ? .resize : .terminate)
+                }
+            }
+            var app = App(options: options, terminal: terminal, connector: connector)
+            let outcome = await app.run(mailbox)
+            group.cancelAll()
+            first.channel.close(promise: nil)
+            return outcome
+        }
+    }
+
+    /// The client's state and what it does with each input.
+    struct App {
+        enum Registration {
+            case waiting
+            /// The server refused the nick; the input line asks for another.
+            case choosingNick
+            case registered
+        }
+
+        let options: ClientOptions
+        let terminal: Terminal
+        let connector: Connector
+        let codec = JSONCodec()
+        var view: ChatView
+        var editor = LineEditor()
+        var keys = KeyDecoder()
+        var screen: Screen
+        var registration = Registration.waiting
+        var everRegistered = false
+        /// Rooms to join again after a reconnect.
+        var rooms: [String] = []
+        var sent: [String: Request] = [:]
+        var nextRef = 1
+        var bell = false
+        var outcome: (status: Int32, message: String?)?
+
+        init(options: ClientOptions, terminal: Terminal, connector: Connector) {
+            self.options = options
+            self.terminal = terminal
+            self.connector = connector
+            self.view = ChatView(nick: options.nick, server: options.address.description)
+            let size = terminal.size
+            self.screen = Screen(width: size.width, height: size.height, colour: options.colour)
+        }
+
+        mutating func run(_ mailbox: Mailbox<Input>) async -> (status: Int32, message: String?) {
+            draw()
+            while outcome == nil {
+                for input in await mailbox.next() {
+                    await handle(input)
+                    if outcome != nil { break }
+                }
+                draw()
+            }
+            return outcome!
+        }
+
+        mutating func handle(_ input: Input) async {
+            switch input {
+            case .keys(let bytes):
+                for key in keys.decode(bytes) {
+                    await handle(key)
+                    if outcome != nil { return }
+                }
+            case .inputEnded, .terminate:
+                await quit()
+            case .resize:
+                let size = terminal.size
+                screen.width = max(10, size.width)
+                screen.height = max(3, size.height)
+                terminal.write("\u{1B}[2J")
+            case .connection(.connecting):
+                view.connection = .connecting
+            case .connection(.connected):
+                view.connection = .connected
+            case .connection(.disconnected(let delay)):
+                if registration == .registered { rooms = view.joinedRooms }
+                registration = .waiting
+                view.connection = .disconnected(retryingIn: delay)
+            case .connection(.event(let event)):
+                await handle(event)
+            }
+        }
+
+        mutating func handle(_ key: Key) async {
+            switch key {
+            case .control("c"):
+                await quit()
+                return
+            case .control("d") where editor.text.isEmpty:
+                await quit()
+                return
+            case .altDigit(let number):
+                view.switchTo(number: number)
+                return
+            case .control("n"):
+                view.next()
+                return
+            case .control("p"):
+                view.previous()
+                return
+            case .control("l"):
+                terminal.write("\u{1B}[2J")
+                return
+            default:
+                break
+            }
+            let view = self.view
+            switch editor.apply(key, candidates: { view.completions(for: $0, commands: ClientCommands.names) }) {
+            case .none:
+                break
+            case .submit(let line):
+                await submit(line)
+            case .submitPaste(let lines):
+                // Pasted lines are text for the current room, never commands.
+                guard let room = view.currentRoomName else {
+                    self.view.system("You are not in a room. Type /join #room to enter one.")
+                    return
+                }
+                for line in lines { await send(.say(room: room, text: line, kind: .normal)) }
+            }
+        }
+
+        mutating func submit(_ line: String) async {
+            if registration == .choosingNick {
+                let nick = line.trimmingCharacters(in: .whitespaces)
+                guard !nick.isEmpty else { return }
+                connector.nick.withLock { $0 = nick }
+                registration = .waiting
+                if !(await connector.send(codec.encodeHello(nick: nick))) { view.system("Not connected.") }
+                return
+            }
+            switch ClientCommands.action(forLine: line, currentRoom: view.currentRoomName) {
+            case .send(.quit(let reason)):
+                await send(.quit(reason: reason))
+                outcome = (0, nil)
+            case .send(let request):
+                if !(await send(request)) { editor.set(line) }
+            case .switchRoom(let room):
+                if !view.switchTo(room) { view.system("You are not in \(room). Type /join \(room) first.") }
+            case .clear:
+                view.clearCurrent()
+            case .reconnect:
+                view.system("Reconnecting…")
+                connector.reconnect()
+            case .help:
+                for line in ClientCommands.helpLines { view.system(line) }
+            case .error(let message):
+                view.system(message)
+            case .nothing:
+                break
+            }
+        }
+
+        @discardableResult
+        mutating func send(_ request: Request) async -> Bool {
+            let ref = "c\(nextRef)"
+            nextRef += 1
+            guard let frame = codec.encode(request, ref: ref) else { return true }
+            guard registration == .registered, await connector.send(frame) else {
+                view.system("Not connected: that was not sent (it is back in the input line).")
+                return false
+            }
+            switch request {
+            case .say, .whisper: sent[ref] = request
+            default: break
+            }
+            return true
+        }
+
+        mutating func handle(_ event: ChatEvent) async {
+            switch event {
+            case .welcome(let nick, _):
+                registration = .registered
+                connector.nick.withLock { $0 = nick }
+                view.apply(event)
+                // After a reconnect, go back to every room; on the first connect, to --room.
+                let again = everRegistered ? rooms : (options.room.map { [$0] } ?? [])
+                everRegistered = true
+                for room in again where room.lowercased() != RoomName.general.key { await send(.join(room)) }
+                return
+            case .error(let error, _) where registration == .waiting:
+                switch error.code {
+                case .nickTaken, .invalidNick:
+                    registration = .choosingNick
+                    view.system("\(error.message) Type another nickname and press Enter.")
+                case .unsupportedVersion:
+                    outcome = (1, "protocol version mismatch: \(error.message)")
+                default:
+                    view.apply(event)
+                }
+                return
+            case .ack(let ref, let ack):
+                guard let ref, let request = sent.removeValue(forKey: ref) else { return }
+                switch request {
+                case .say(let room?, let text, let kind):
+                    view.sent(ChatMessage(id: ack.id, time: ack.time, from: view.nick, target: .room(room), kind: kind, text: text))
+                case .whisper(let to, let text, let kind):
+                    view.sent(ChatMessage(id: ack.id, time: ack.time, from: view.nick, target: .user(to), kind: kind, text: text))
+                default:
+                    break
+                }
+                return
+            case .nickChanged(let old, let new) where old.lowercased() == view.nick.lowercased():
+                connector.nick.withLock { $0 = new }
+            default:
+                break
+            }
+            if view.apply(event) { bell = true }
+        }
+
+        mutating func quit() async {
+            if registration == .registered { await send(.quit(reason: nil)) }
+            outcome = (0, nil)
+        }
+
+        mutating func draw() {
+            let prompt = registration == .choosingNick ? "nick> " : nil
+            var output = screen.render(screen.frame(view, editor: editor, prompt: prompt))
+            if bell {
+                output += "\u{7}"
+                bell = false
+            }
+            terminal.write(output)
+        }
+    }
+}

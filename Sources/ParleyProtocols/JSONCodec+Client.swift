@@ -1,0 +1,121 @@
+import Foundation
+import NIOCore
+import ParleyCore
+
+/// The client's half of JSON lines: requests out, events in. `parley connect` and the tests speak through it.
+extension JSONCodec {
+    public func encodeHello(nick: String, ref: String? = nil) -> ByteBuffer {
+        var json = JSONWriter(type: "hello")
+        json.field("version", Int64(Self.version))
+        json.field("nick", nick)
+        json.field("ref", ref)
+        return json.finished()
+    }
+
+    /// Encodes a request. `.say` needs its room filled in (JSON has no "current room"); `.help` has no JSON
+    /// form and is answered by the client itself, so it encodes to nil.
+    public func encode(_ request: Request, ref: String?) -> ByteBuffer? {
+        var json: JSONWriter
+        switch request {
+        case .say(let room, let text, let kind):
+            json = JSONWriter(type: "send")
+            json.field("room", room)
+            json.field("text", text)
+            if kind != .normal { json.field("kind", kind.rawValue) }
+        case .whisper(let nick, let text, let kind):
+            json = JSONWriter(type: "send")
+            json.field("to", nick)
+            json.field("text", text)
+            if kind != .normal { json.field("kind", kind.rawValue) }
+        case .join(let room):
+            json = JSONWriter(type: "join")
+            json.field("room", room)
+        case .part(let room, let reason):
+            json = JSONWriter(type: "part")
+            json.field("room", room)
+            json.field("reason", reason)
+        case .nick(let nick):
+            json = JSONWriter(type: "nick")
+            json.field("nick", nick)
+        case .who(let room):
+            json = JSONWriter(type: "who")
+            json.field("room", room)
+        case .rooms:
+            json = JSONWriter(type: "rooms")
+        case .topic(let room, let text):
+            json = JSONWriter(type: "topic")
+            json.field("room", room)
+            json.field("text", text)
+        case .ping:
+            json = JSONWriter(type: "ping")
+        case .quit(let reason):
+            json = JSONWriter(type: "quit")
+            json.field("reason", reason)
+        case .help:
+            return nil
+        }
+        json.field("ref", ref)
+        return json.finished()
+    }
+
+    /// Decodes one event line from a server; nil when it is not an event this client knows (later protocol
+    /// versions may add types, which a client ignores). An `ack` carries only the id and time the server gave;
+    /// its message has an empty text and `.everyone` as target, for the client to fill in from its own send.
+    public func decodeEvent(_ line: String) -> ChatEvent? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+            let type = object["type"] as? String
+        else { return nil }
+        func string(_ key: String) -> String? { object[key] as? String }
+        func int(_ key: String) -> Int64? { (object[key] as? NSNumber)?.int64Value }
+        func time() -> Date { string("ts").flatMap(Timestamps.parseISO8601) ?? Date() }
+        switch type {
+        case "welcome":
+            guard let nick = string("nick") else { return nil }
+            return .welcome(nick: nick, server: string("server") ?? "")
+        case "message":
+            guard let id = int("id"), let text = string("text") else { return nil }
+            let target: ChatMessage.Target =
+                if let room = string("room") { .room(room) } else if let to = string("to") { .user(to) } else { .everyone }
+            let kind = string("kind").flatMap(ChatMessage.Kind.init(rawValue:)) ?? .normal
+            return .message(ChatMessage(id: id, time: time(), from: string("from"), target: target, kind: kind, text: text))
+        case "ack":
+            guard let id = int("id") else { return nil }
+            return .ack(ref: string("ref"), message: ChatMessage(id: id, time: time(), from: nil, target: .everyone, kind: .normal, text: ""))
+        case "joined":
+            guard let room = string("room"), let nick = string("nick") else { return nil }
+            return .joined(room: room, nick: nick)
+        case "left":
+            guard let room = string("room"), let nick = string("nick") else { return nil }
+            let cause = string("cause") ?? "lost"
+            let text = string("reason") ?? cause
+            // A plain part shows as "left", like the server's own text rendering of `.parted(nil)`.
+            let reason: LeaveReason = cause == "part" && text == "left" ? .parted(nil) : .received(cause: cause, text: text)
+            return .left(room: room, nick: nick, reason: reason)
+        case "nick":
+            guard let from = string("from"), let to = string("to") else { return nil }
+            return .nickChanged(from: from, to: to)
+        case "members":
+            return .members(room: string("room"), nicks: object["nicks"] as? [String] ?? [])
+        case "rooms":
+            let rooms = (object["rooms"] as? [[String: Any]] ?? []).compactMap { room -> RoomSummary? in
+                guard let name = room["name"] as? String else { return nil }
+                return RoomSummary(name: name, members: (room["members"] as? NSNumber)?.intValue ?? 0, topic: room["topic"] as? String ?? "")
+            }
+            return .rooms(rooms)
+        case "topic":
+            guard let room = string("room") else { return nil }
+            return .topic(room: room, text: string("text") ?? "", setBy: string("by"))
+        case "error":
+            let code = string("code").flatMap(ChatError.Code.init(rawValue:)) ?? .badRequest
+            return .error(ChatError(code, string("text") ?? code.rawValue), ref: string("ref"))
+        case "notice":
+            return .notice(string("text") ?? "")
+        case "shutdown":
+            return .shutdown(reason: string("reason") ?? "server shutting down")
+        case "pong":
+            return .pong(ref: string("ref"))
+        default:
+            return nil
+        }
+    }
+}

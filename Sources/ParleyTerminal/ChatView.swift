@@ -1,0 +1,255 @@
+import Foundation
+import ParleyCore
+
+/// The terminal client's picture of the chat: the rooms it is in, each with its scrollback, members and unread
+/// count, the current room, and what the status line shows. Server events go in; styled lines come out.
+public struct ChatView: Sendable {
+    public enum ConnectionState: Sendable, Equatable {
+        case connecting
+        case connected
+        case disconnected(retryingIn: Duration?)
+    }
+
+    public struct Room: Sendable {
+        public let name: String
+        public fileprivate(set) var lines: [StyledLine] = []
+        public fileprivate(set) var members: [String] = []
+        public fileprivate(set) var unread = 0
+        public fileprivate(set) var mentioned = false
+    }
+
+    /// The buffer for what belongs to no room (before joining any, or after leaving all).
+    public static let statusName = "(status)"
+
+    public private(set) var rooms: [Room] = [Room(name: ChatView.statusName)]
+    public private(set) var current = 0
+    public var nick: String
+    public var server: String
+    public var connection = ConnectionState.connecting
+    public let scrollback: Int
+
+    public init(nick: String, server: String, scrollback: Int = 2000) {
+        self.nick = nick
+        self.server = server
+        self.scrollback = scrollback
+    }
+
+    public var currentRoom: Room { rooms[current] }
+    /// The current room's name, or nil in the status buffer.
+    public var currentRoomName: String? { current == 0 ? nil : rooms[current].name }
+    /// The rooms joined, in order (without the status buffer).
+    public var joinedRooms: [String] { rooms.dropFirst().map(\.name) }
+
+    // MARK: - Events
+
+    /// Applies a server event; returns true when it mentions the user (the client rings the bell).
+    @discardableResult
+    public mutating func apply(_ event: ChatEvent) -> Bool {
+        switch event {
+        case .welcome(let nick, let server):
+            self.nick = clean(nick)
+            self.server = clean(server)
+            connection = .connected
+            system("Connected to \(self.server) as \(self.nick).")
+        case .message(let message):
+            return add(message)
+        case .ack:
+            break  // the client records its own message with `sent(_:)`, which knows the text
+        case .joined(let room, let who):
+            let index = roomIndex(room) ?? addRoom(room)
+            if who.lowercased() == nick.lowercased() { select(index) }
+            if !rooms[index].members.contains(where: { $0.lowercased() == who.lowercased() }) { rooms[index].members.append(who) }
+            append(StyledLine([Span("*** \(clean(who)) joined \(clean(room))", .dim)]), to: index, counts: false)
+        case .left(let room, let who, let reason):
+            guard let index = roomIndex(room) else { break }
+            if who.lowercased() == nick.lowercased() {
+                rooms.remove(at: index)
+                var next = current >= index ? max(0, min(current - 1, rooms.count - 1)) : current
+                if next == 0 && rooms.count > 1 { next = rooms.count - 1 }
+                select(next)
+                system("You left \(clean(room)).")
+            } else {
+                rooms[index].members.removeAll { $0.lowercased() == who.lowercased() }
+                let why: String = if case .parted(nil) = reason { "" } else { " (\(clean(reason.text)))" }
+                append(StyledLine([Span("*** \(clean(who)) left \(clean(room))\(why)", .dim)]), to: index, counts: false)
+            }
+        case .nickChanged(let old, let new):
+            if old.lowercased() == nick.lowercased() { nick = clean(new) }
+            for index in rooms.indices where rooms[index].members.contains(where: { $0.lowercased() == old.lowercased() }) {
+                rooms[index].members = rooms[index].members.map { $0.lowercased() == old.lowercased() ? new : $0 }
+                append(StyledLine([Span("*** \(clean(old)) is now known as \(clean(new))", .dim)]), to: index, counts: false)
+            }
+        case .members(let room, let nicks):
+            if let room, let index = roomIndex(room) {
+                rooms[index].members = nicks
+                append(StyledLine([Span("*** In \(clean(room)) (\(nicks.count)): \(nicks.map(clean).joined(separator: ", "))", .dim)]), to: index, counts: false)
+            } else {
+                system("Online (\(nicks.count)): \(nicks.map(clean).joined(separator: ", "))")
+            }
+        case .rooms(let list):
+            system("Rooms (\(list.count)):")
+            for room in list {
+                system("  \(clean(room.name)) (\(room.members))" + (room.topic.isEmpty ? "" : ": \(clean(room.topic))"))
+            }
+        case .topic(let room, let text, let setBy):
+            let index = roomIndex(room) ?? current
+            let line = text.isEmpty ? "*** \(clean(room)) has no topic" : "*** Topic of \(clean(room)): \(clean(text))" + (setBy.map { " (set by \(clean($0)))" } ?? "")
+            append(StyledLine([Span(line, .dim)]), to: index, counts: false)
+        case .error(let error, _):
+            append(StyledLine([Span("!!! \(clean(error.message))", .error)]), to: current, counts: false)
+        case .notice(let text):
+            system(clean(text))
+        case .help(let commands):
+            for command in commands { system("  \(clean(command.usage))  \(clean(command.summary))") }
+        case .shutdown(let reason):
+            system("The server is shutting down (\(clean(reason))).")
+        case .pong:
+            break
+        }
+        return false
+    }
+
+    /// Records the user's own message once the server has acknowledged it.
+    public mutating func sent(_ message: ChatMessage) {
+        switch message.target {
+        case .room(let room):
+            let index = roomIndex(room) ?? current
+            append(line(for: message, own: true), to: index, counts: false)
+        default:
+            append(line(for: message, own: true), to: current, counts: false)
+        }
+    }
+
+    /// A line from the client itself, in the current room, dimmed.
+    public mutating func system(_ text: String) {
+        append(StyledLine([Span("*** \(text)", .dim)]), to: current, counts: false)
+    }
+
+    public mutating func clearCurrent() {
+        rooms[current].lines.removeAll()
+    }
+
+    // MARK: - Switching
+
+    /// Makes the named room current; false when the client is not in it.
+    @discardableResult
+    public mutating func switchTo(_ room: String) -> Bool {
+        guard let index = roomIndex(room) else { return false }
+        select(index)
+        return true
+    }
+
+    /// Alt+N: the Nth joined room.
+    public mutating func switchTo(number: Int) {
+        if (1..<rooms.count).contains(number) { select(number) }
+    }
+
+    public mutating func next() { if rooms.count > 1 { select(current % (rooms.count - 1) + 1) } }
+
+    public mutating func previous() {
+        if rooms.count > 1 { select(current <= 1 ? rooms.count - 1 : current - 1) }
+    }
+
+    private mutating func select(_ index: Int) {
+        current = index
+        rooms[index].unread = 0
+        rooms[index].mentioned = false
+    }
+
+    // MARK: - Completion
+
+    /// Candidates for Tab: commands for "/…", rooms for "#…", otherwise the nicks of the current room.
+    public func completions(for word: String, commands: [String]) -> [String] {
+        if word.hasPrefix("/") { return commands }
+        if word.hasPrefix("#") { return joinedRooms }
+        return currentRoom.members.filter { $0.lowercased() != nick.lowercased() }
+    }
+
+    // MARK: - Lines
+
+    private mutating func add(_ message: ChatMessage) -> Bool {
+        let mention = message.from.map { $0.lowercased() != nick.lowercased() } == true && mentions(message.text)
+        let index: Int
+        switch message.target {
+        case .room(let room): index = roomIndex(room) ?? current
+        case .user, .everyone: index = current
+        }
+        var line = line(for: message, own: false)
+        if mention { line.spans = line.spans.map { Span($0.text, $0.style == .dim ? .dim : .mention) } }
+        append(line, to: index, counts: message.kind != .notice || message.from == nil)
+        if mention && index != current { rooms[index].mentioned = true }
+        return mention || (message.target.isPrivate && message.from != nil)
+    }
+
+    func line(for message: ChatMessage, own: Bool) -> StyledLine {
+        let stamp = Span(Self.clock(message.time) + " ", .dim)
+        let from = clean(message.from ?? "")
+        let nickStyle: Style = own ? .own : .nick(Self.colour(of: from))
+        let text = clean(message.text)
+        switch (message.target, message.kind) {
+        case (.user(let to), _) where own:
+            return StyledLine([stamp, Span("<- (private to \(clean(to))) ", .privateMessage), Span(message.kind == .action ? "* \(from) \(text)" : text)])
+        case (.user, .action):
+            return StyledLine([stamp, Span("-> (private) ", .privateMessage), Span("* \(from) ", nickStyle), Span(text)])
+        case (.user, _):
+            return StyledLine([stamp, Span("-> (private) ", .privateMessage), Span("<\(from)> ", nickStyle), Span(text)])
+        case (_, .action):
+            return StyledLine([stamp, Span("* \(from) ", nickStyle), Span(text)])
+        case (_, .notice) where message.from == nil:
+            return StyledLine([stamp, Span("-server- \(text)", .dim)])
+        default:
+            return StyledLine([stamp, Span("<\(from)> ", nickStyle), Span(text)])
+        }
+    }
+
+    private func mentions(_ text: String) -> Bool {
+        let lower = text.lowercased()
+        let target = nick.lowercased()
+        var searchStart = lower.startIndex
+        while let range = lower.range(of: target, range: searchStart..<lower.endIndex) {
+            let before = range.lowerBound == lower.startIndex ? nil : lower[lower.index(before: range.lowerBound)]
+            let after = range.upperBound == lower.endIndex ? nil : lower[range.upperBound]
+            if !(before?.isLetter ?? false || before?.isNumber ?? false) && !(after?.isLetter ?? false || after?.isNumber ?? false) {
+                return true
+            }
+            searchStart = range.upperBound
+        }
+        return false
+    }
+
+    private mutating func append(_ line: StyledLine, to index: Int, counts: Bool) {
+        rooms[index].lines.append(line)
+        if rooms[index].lines.count > scrollback { rooms[index].lines.removeFirst(rooms[index].lines.count - scrollback) }
+        if counts && index != current { rooms[index].unread += 1 }
+    }
+
+    private func roomIndex(_ name: String) -> Int? {
+        rooms.indices.dropFirst().first { rooms[$0].name.lowercased() == name.lowercased() }
+    }
+
+    private mutating func addRoom(_ name: String) -> Int {
+        rooms.append(Room(name: clean(name)))
+        return rooms.count - 1
+    }
+
+    /// Whatever the server relays is shown as text, never interpreted by the terminal.
+    private func clean(_ text: String) -> String { Sanitizer.text(text) }
+
+    /// A stable colour per nick (FNV-1a of the lowercased nick: the same in every run, unlike `Hasher`).
+    public static func colour(of nick: String) -> Int {
+        var hash: UInt32 = 2_166_136_261
+        for byte in nick.lowercased().utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        return Int(hash % UInt32(Style.nickColours))
+    }
+
+    static func clock(_ date: Date) -> String {
+        var seconds = time_t(date.timeIntervalSince1970)
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        return String(format: "%02d:%02d", parts.tm_hour, parts.tm_min)
+    }
+}
+
+extension ChatMessage.Target {
+    var isPrivate: Bool { if case .user = self { true } else { false } }
+}

@@ -1,0 +1,79 @@
+import ParleyCore
+
+/// What a line typed into `parley connect` means.
+public enum ClientAction: Sendable, Equatable {
+    /// A request for the server, with the current room filled in where the command left it out.
+    case send(Request)
+    case switchRoom(String)
+    case clear
+    case reconnect
+    case help
+    /// A mistake the client can tell without the server.
+    case error(String)
+    case nothing
+}
+
+/// The client's own commands, added to the server's table; `/help` lists both.
+public enum ClientCommands {
+    public struct Command: Sendable {
+        public let usage: String
+        public let summary: String
+        let names: [String]
+    }
+
+    public static let table: [Command] = [
+        Command(usage: "/switch #room", summary: "make a room you are in the current one (also Alt+1…9, Ctrl+N, Ctrl+P)", names: ["switch", "s", "window"]),
+        Command(usage: "/clear", summary: "clear the current room's scrollback", names: ["clear"]),
+        Command(usage: "/reconnect", summary: "drop the connection and connect again", names: ["reconnect"]),
+    ]
+
+    /// Every command name, for Tab completion.
+    public static var names: [String] {
+        (TextCommands.table.flatMap { [$0.name] + $0.aliases } + table.flatMap(\.names)).map { "/\($0)" }
+    }
+
+    public static var helpLines: [String] {
+        ["Chat commands:"] + TextCommands.table.map { "  \($0.usage)  \($0.summary)" }
+            + ["Client commands:"] + table.map { "  \($0.usage)  \($0.summary)" }
+            + ["Anything else is sent to the current room; start it with // to send a leading /."]
+    }
+
+    public static func action(forLine line: String, currentRoom: String?) -> ClientAction {
+        // As on the server, a command starts in the first column; " /clear" is a message.
+        let trimmed = line[...]
+        if trimmed.hasPrefix("/") && !trimmed.hasPrefix("//") {
+            let word = trimmed.dropFirst().prefix(while: { $0 != " " }).lowercased()
+            let argument = String(trimmed.dropFirst(word.count + 1).drop(while: { $0 == " " }))
+            if let command = table.first(where: { $0.names.contains(word) }) {
+                switch command.names[0] {
+                case "switch": return argument.isEmpty ? .error("Usage: /switch #room") : .switchRoom(argument)
+                case "clear": return .clear
+                default: return .reconnect
+                }
+            }
+        }
+        let request: Request?
+        do throws(ChatError) {
+            request = try TextCommands.request(forLine: line)
+        } catch {
+            return .error(error.message)
+        }
+        guard let request else { return .nothing }
+        let noRoom = ClientAction.error("You are not in a room. Type /join #room to enter one.")
+        switch request {
+        case .help:
+            return .help
+        case .say(nil, let text, let kind):
+            guard let currentRoom else { return noRoom }
+            return .send(.say(room: currentRoom, text: text, kind: kind))
+        case .part(nil, let reason):
+            guard let currentRoom else { return noRoom }
+            return .send(.part(room: currentRoom, reason: reason))
+        case .topic(nil, let text):
+            guard let currentRoom else { return noRoom }
+            return .send(.topic(room: currentRoom, text: text))
+        default:
+            return .send(request)
+        }
+    }
+}

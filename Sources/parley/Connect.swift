@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import ParleyClient
+
+struct Connect: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Chat from the terminal.",
+        discussion: """
+            On a terminal: a full-screen client with a scrolling message area, a status line and an input line \
+            (Tab completes nicks, rooms and /commands; Up/Down recall input; Alt+1…9, Ctrl+N and Ctrl+P switch \
+            rooms; /help lists every command). It reconnects by itself when the connection drops.
+
+            Otherwise (stdin or stdout is not a terminal) it runs in line mode: each input line is sent, each \
+            event is printed as one plain line, and at the end of input it leaves once the server has handled \
+            everything, exiting 0. A taken nick or an unreachable server exits non-zero with the reason.
+            """
+    )
+
+    @Argument(help: "The server, as HOST[:PORT] (default port 5000).")
+    var server = "127.0.0.1:5000"
+
+    @Option(help: "Your nickname (default: your user name).")
+    var nick: String?
+
+    @Option(help: "A room to join and make current after connecting, e.g. #ops.")
+    var room: String?
+
+    @Flag(help: "No colours (also when NO_COLOR is set).")
+    var noColor = false
+
+    @Flag(help: "Line mode: print the raw JSON-lines protocol events instead of text.")
+    var json = false
+
+    func run() async throws {
+        let address: ServerAddress
+        do {
+            address = try ServerAddress(parsing: server)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let environment = ProcessInfo.processInfo.environment
+        let options = ClientOptions(
+            address: address,
+            nick: nick ?? environment["USER"].flatMap { $0.isEmpty ? nil : $0 } ?? "guest",
+            room: room,
+            colour: !noColor && (environment["NO_COLOR"] ?? "").isEmpty,
+            json: json
+        )
+        let interactive = isatty(STDIN_FILENO) == 1 && isatty(STDOUT_FILENO) == 1 && !json
+        let status = interactive ? await FullScreenClient.run(options) : await LineModeClient.run(options)
+        if status != 0 { throw ExitCode(status) }
+    }
+}

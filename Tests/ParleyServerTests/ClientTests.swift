@@ -1,0 +1,210 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import ParleyCore
+import ParleyServer
+import Testing
+
+@Suite("parley connect")
+struct ClientTests {
+    // MARK: - Line mode
+
+    @Test("line mode: a conversation with a raw-socket user; end of input leaves cleanly with exit 0")
+    func lineModeConversation() async throws {
+        try await TestServer.run(configure: { $0.limits.flood = .init(burst: 1000, perSecond: 1000) }) { server in
+            let bob = try await server.textUser("bob")
+            let client = try ParleyProcess(["connect", "127.0.0.1:\(server.port)", "--nick", "liner"], input: .pipe)
+            try await client.output.waitFor { $0 == "*** In #general (2): bob, liner" }
+            try client.type("hello from line mode")
+            try await bob.waitFor { $0.hasSuffix("] <liner> hello from line mode") }
+            try await bob.send("hi liner")
+            let line = try await client.output.waitFor { $0.contains("<bob> hi liner") }
+            #expect(line.range(of: #"^\[\d\d:\d\d\] <bob> hi liner$"#, options: .regularExpression) != nil)
+            try client.type("/me waves")
+            try client.type("/msg bob psst")
+            try client.type("/join #side")
+            try client.type("now in side")
+            try await client.output.waitFor { $0.hasSuffix("] <- (private to bob) psst") }
+            try await bob.waitFor { $0.hasSuffix("] * liner waves") }
+            try await bob.waitFor { $0.hasSuffix("] -> (private) <liner> psst") }
+            try await bob.send("/join #side")
+            try await bob.waitFor { $0.hasSuffix("] <liner> now in side") || $0 == "*** In #side (2): bob, liner" }
+            // Many lines, then end of input: every one is delivered before the client leaves.
+            for index in 1...50 { try client.type("burst \(index)") }
+            try client.closeInput()
+            try await bob.waitFor { $0.hasSuffix("<liner> burst 50") || $0.hasSuffix("#side <liner> burst 50") }
+            try await bob.waitFor { $0.hasPrefix("*** liner left") && $0.contains("(quit)") }
+            #expect(try await client.waitForExit() == 0)
+            let bursts = try await bob.lines.filter { $0.contains("<liner> burst ") }.count
+            #expect(bursts == 50)
+            for printed in client.output.lines { #expect(!printed.contains("\u{1B}")) }
+        }
+    }
+
+    @Test("line mode: a taken nick, an unreachable server and a bad address exit non-zero with the reason")
+    func lineModeErrors() async throws {
+        try await TestServer.run { server in
+            _ = try await server.textUser("bob")
+            let taken = try ParleyProcess(["connect", "127.0.0.1:\(server.port)", "--nick", "BOB"], input: .pipe)
+            #expect(try await taken.waitForExit() == 2)
+            #expect(taken.log.text.contains("parley: The nickname BOB is taken"))
+        }
+        // Port 1 on loopback: nothing listens there.
+        let unreachable = try ParleyProcess(["connect", "127.0.0.1:1", "--nick", "x"], input: .nullDevice)
+        #expect(try await unreachable.waitForExit() == 1)
+        #expect(unreachable.log.text.contains("parley: cannot connect to 127.0.0.1:1"))
+        let bad = try ParleyProcess(["connect", "host:notaport"], input: .nullDevice)
+        #expect(try await bad.waitForExit() != 0)
+        #expect(bad.log.text.contains("HOST[:PORT]"))
+    }
+
+    @Test("line mode with --json prints the raw protocol events")
+    func lineModeJSON() async throws {
+        try await TestServer.run { server in
+            let client = try ParleyProcess(["connect", "127.0.0.1:\(server.port)", "--nick", "bot", "--json"], input: .pipe)
+            try await client.output.waitFor(isEvent("members", ["room": "#general"]))
+            try client.type("/who")
+            try await client.output.waitFor { $0 == #"{"type":"members","nicks":["bot"]}"# }
+            try client.closeInput()
+            #expect(try await client.waitForExit() == 0)
+            for line in client.output.lines { _ = try json(line) }
+        }
+    }
+
+    // MARK: - Full screen, in a real terminal emulator
+
+    @Test("full screen: typing survives heavy traffic, Enter sends, resize rewraps, /quit restores the terminal")
+    func fullScreen() async throws {
+        try await TestServer.run(configure: { $0.limits.flood = .init(burst: 1000, perSecond: 1000) }) { server in
+            let files = FileManager.default.temporaryDirectory.appendingPathComponent("parley-tmux-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: files, withIntermediateDirectories: true)
+            let tmux = try await Tmux.start(
+                "\(ParleyProcess.executable.path) connect 127.0.0.1:\(server.port) --nick alice; "
+                    + "echo $? > \(files.path)/status; stty -a > \(files.path)/stty"
+            )
+            do {
+                try await tmux.waitForScreen("the status line") { $0.contains { $0.contains(" 1:#general | alice @ test.parley | connected") } }
+                #expect(try await tmux.format("#{alternate_on}") == "1")
+                let bob = try await server.textUser("bob")
+                try await tmux.type("hello wor")
+                for index in 1...200 { try await bob.send("traffic \(index)") }
+                let busy = try await tmux.waitForScreen("the last traffic line") { $0.contains { $0.hasSuffix("<bob> traffic 200") } }
+                #expect(busy.contains("[#general] hello wor"))
+                // The message area shows the latest traffic, in order, one message per row.
+                let shown = busy.compactMap { row in row.components(separatedBy: "<bob> traffic ").last.flatMap { Int($0) } }
+                #expect(shown == Array((201 - shown.count)...200))
+                #expect(shown.count >= 10)
+                #expect(!busy.contains { $0.contains("traffic") && $0.contains("hello wor") })
+                try await tmux.type("ld")
+                try await tmux.press("Enter")
+                try await bob.waitFor { $0.hasSuffix("] <alice> hello world") }
+                try await tmux.waitForScreen("own message") { $0.contains { $0.hasSuffix("<alice> hello world") } }
+
+                // Resize: the status line and long lines follow the new width.
+                try await tmux.resize(width: 50, height: 15)
+                let long = String(repeating: "w", count: 70)
+                try await bob.send(long)
+                let narrow = try await tmux.waitForScreen("rewrapped long line") { rows in
+                    rows.count >= 15 && rows.contains { $0.hasSuffix("<bob> " + String(long.prefix(50 - 12))) }
+                }
+                #expect(narrow.allSatisfy { $0.count <= 50 })
+
+                // Another room: unread count on the status line, Alt+1 goes back.
+                try await tmux.type("/join #side")
+                try await tmux.press("Enter")
+                try await tmux.waitForScreen("#side current") { $0.contains { $0.hasPrefix(" 2:#side |") } }
+                try await bob.send("while you were away")
+                try await tmux.waitForScreen("unread count") { $0.contains { $0.hasPrefix(" 2:#side | 1:#general(1) |") } }
+                try await tmux.press("M-1")
+                try await tmux.waitForScreen("back in #general") { $0.contains { $0.hasSuffix("<bob> while you were away") } }
+
+                // A multi-line paste is text, never a command.
+                try await tmux.paste("first pasted\n/quit\nthird pasted")
+                try await bob.waitFor { $0.hasSuffix("<alice> first pasted") }
+                try await bob.waitFor { $0.hasSuffix("<alice> /quit") }
+                try await bob.waitFor { $0.hasSuffix("<alice> third pasted") }
+
+                try await tmux.type("/quit")
+                try await tmux.press("Enter")
+                try await bob.waitFor { $0 == "*** alice left #general (quit)" }
+                let status = try await waitForFile(files.appendingPathComponent("status"))
+                #expect(status == "0")
+                #expect(try await tmux.format("#{alternate_on}") == "0")
+                let stty = try String(contentsOf: files.appendingPathComponent("stty"), encoding: .utf8)
+                for setting in ["icanon", "echo", "isig"] {
+                    #expect(stty.range(of: "(^|\\s)\(setting)(\\s|$)", options: .regularExpression) != nil, "\(setting) not restored")
+                }
+            } catch {
+                await tmux.kill()
+                throw error
+            }
+            await tmux.kill()
+        }
+    }
+
+    @Test("full screen: Ctrl+C, Ctrl+D on an empty line and SIGTERM all restore the terminal", arguments: ["C-c", "C-d", "TERM"])
+    func fullScreenExits(_ how: String) async throws {
+        try await TestServer.run { server in
+            let files = FileManager.default.temporaryDirectory.appendingPathComponent("parley-tmux-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: files, withIntermediateDirectories: true)
+            let nick = "exit\(how.filter(\.isLetter))"
+            let tmux = try await Tmux.start(
+                "\(ParleyProcess.executable.path) connect 127.0.0.1:\(server.port) --nick \(nick) --no-color; "
+                    + "echo $? > \(files.path)/status; stty -a > \(files.path)/stty"
+            )
+            do {
+                let watcher = try await server.textUser("watcher")
+                try await tmux.waitForScreen("connected") { $0.contains { $0.contains("| connected") } }
+                if how == "TERM" {
+                    let pid = try await tmux.format("#{pane_pid}")
+                    let kill = try ParleyProcess.shell("pkill -TERM -P \(pid)")
+                    _ = try await kill.waitForExit()
+                } else {
+                    try await tmux.press(how)
+                }
+                try await watcher.waitFor { $0.hasPrefix("*** \(nick) left #general") }
+                #expect(try await waitForFile(files.appendingPathComponent("status")) == "0")
+                #expect(try await tmux.format("#{alternate_on}") == "0")
+                let stty = try String(contentsOf: files.appendingPathComponent("stty"), encoding: .utf8)
+                for setting in ["icanon", "echo"] {
+                    #expect(stty.range(of: "(^|\\s)\(setting)(\\s|$)", options: .regularExpression) != nil, "\(setting) not restored")
+                }
+            } catch {
+                await tmux.kill()
+                throw error
+            }
+            await tmux.kill()
+        }
+    }
+
+    @Test("full screen: a taken nick asks for another")
+    func fullScreenNickTaken() async throws {
+        try await TestServer.run { server in
+            let bob = try await server.textUser("bob")
+            let tmux = try await Tmux.start("\(ParleyProcess.executable.path) connect 127.0.0.1:\(server.port) --nick bob")
+            do {
+                try await tmux.waitForScreen("the nick prompt") { $0.contains { $0.hasPrefix("nick>") } }
+                try await tmux.type("robert")
+                try await tmux.press("Enter")
+                try await bob.waitFor { $0 == "*** robert joined #general" }
+                try await tmux.waitForScreen("connected as robert") { $0.contains { $0.contains("| robert @ ") } }
+            } catch {
+                await tmux.kill()
+                throw error
+            }
+            await tmux.kill()
+        }
+    }
+}
+
+/// Waits for a file a shell writes when the client exits, and returns its trimmed contents.
+private func waitForFile(_ url: URL, timeout: TimeAmount = .seconds(15)) async throws -> String {
+    let deadline = NIODeadline.now() + timeout
+    while NIODeadline.now() < deadline {
+        if let text = try? String(contentsOf: url, encoding: .utf8), text.hasSuffix("\n") {
+            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        try await MultiThreadedEventLoopGroup.singleton.next().scheduleTask(in: .milliseconds(25)) {}.futureResult.get()
+    }
+    throw TestFailure("\(url.lastPathComponent) was not written in time")
+}
