@@ -177,6 +177,42 @@ struct ClientTests {
         }
     }
 
+    @Test("full screen: when the server goes away the client says so, reconnects, rejoins its rooms and keeps the input")
+    func fullScreenReconnect() async throws {
+        var port = 0
+        var tmux: Tmux?
+        do {
+            try await TestServer.run { first in
+                port = first.port
+                tmux = try await Tmux.start("\(ParleyProcess.executable.path) connect 127.0.0.1:\(first.port) --nick alice --room '#side'")
+                try await tmux!.waitForScreen("in #side") { $0.contains { $0.hasPrefix(" 2:#side | alice @ test.parley | connected") } }
+                try await tmux!.type("half typed")
+            }
+            // The first server has shut down; the client notices and retries.
+            try await tmux!.waitForScreen("disconnected") { $0.contains { $0.hasPrefix(" disconnected, retrying in ") } }
+            try await TestServer.run(port: port) { second in
+                let bob = try await second.textUser("bob")
+                try await bob.send("/join #side")
+                try await bob.waitFor(timeout: .seconds(40)) { $0 == "*** alice joined #side" || $0 == "*** In #side (2): alice, bob" }
+                let screen = try await tmux!.waitForScreen("reconnected") { $0.contains { $0.hasPrefix(" 2:#side |") && $0.hasSuffix("| connected") } }
+                #expect(screen.contains("[#side] half typed"))
+            }
+        } catch {
+            await tmux?.kill()
+            throw error
+        }
+        await tmux?.kill()
+    }
+
+    @Test("line mode: a server speaking another protocol version is a clear error")
+    func versionMismatch() async throws {
+        let server = try await FakeServer.start(reply: #"{"type":"error","code":"unsupported_version","text":"This server speaks protocol version 2, not 1."}"#)
+        let client = try ParleyProcess(["connect", "127.0.0.1:\(server.port)", "--nick", "old"], input: .nullDevice)
+        #expect(try await client.waitForExit() == 2)
+        #expect(client.log.text.contains("parley: This server speaks protocol version 2, not 1."))
+        try await server.close()
+    }
+
     @Test("full screen: a taken nick asks for another")
     func fullScreenNickTaken() async throws {
         try await TestServer.run { server in

@@ -9,13 +9,15 @@ struct TestServer: Sendable {
     let port: Int
     let application: ParleyApplication
 
+    /// Runs `body` against a fresh server on `port` (0: any free port).
     static func run(
+        port: Int = 0,
         configure: (inout ServerConfiguration) -> Void = { _ in },
         _ body: (TestServer) async throws -> Void
     ) async throws {
         var configuration = ServerConfiguration()
         configuration.host = "127.0.0.1"
-        configuration.port = 0
+        configuration.port = port
         configuration.serverName = "test.parley"
         configuration.limits.shutdownGrace = .seconds(2)
         configuration.limits.greetingWindow = .milliseconds(100)
