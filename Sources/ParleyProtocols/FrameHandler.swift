@@ -15,6 +15,8 @@ public final class FrameHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private enum Sniffing {
         /// Waiting for the first byte or the end of the greeting window.
         case waiting(Scheduled<Void>?)
+        /// Greeted for silence; a first byte `{` may still come from a slow JSON client.
+        case greetedSilent
         case decided
     }
 
@@ -25,7 +27,8 @@ public final class FrameHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var sniffing: Sniffing
 
     /// With a `greetingWindow`, the handler first emits `.json` when the first byte is `{`, and `.greet` when
-    /// it is anything else or no byte arrives within the window; without one it only frames.
+    /// it is anything else or no byte arrives within the window; without one it only frames. A client greeted
+    /// for silence whose first byte then is `{` still gets `.json` (a JSON client slower than the window).
     public init(limits: LineFramer.Limits, stripsTelnet: Bool, greetingWindow: TimeAmount?) {
         self.framer = LineFramer(limits: limits, stripsTelnet: stripsTelnet)
         self.greetingWindow = greetingWindow
@@ -48,10 +51,17 @@ public final class FrameHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = unwrapInboundIn(data)
-        if case .waiting(let timer) = sniffing, let first = bytes.readableBytesView.first {
-            timer?.cancel()
+        if let first = bytes.readableBytesView.first {
+            switch sniffing {
+            case .waiting(let timer):
+                timer?.cancel()
+                context.fireChannelRead(wrapInboundOut(first == UInt8(ascii: "{") ? .json : .greet))
+            case .greetedSilent where first == UInt8(ascii: "{"):
+                context.fireChannelRead(wrapInboundOut(.json))
+            case .greetedSilent, .decided:
+                break
+            }
             sniffing = .decided
-            context.fireChannelRead(wrapInboundOut(first == UInt8(ascii: "{") ? .json : .greet))
         }
         framer.append(bytes)
         deliver(context: context)
@@ -99,7 +109,7 @@ public final class FrameHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let timer = context.eventLoop.scheduleTask(in: window) {
             let (handler, context) = loopBound.value
             guard case .waiting = handler.sniffing else { return }
-            handler.sniffing = .decided
+            handler.sniffing = .greetedSilent
             context.fireChannelRead(handler.wrapInboundOut(.greet))
             context.fireChannelReadComplete()
         }

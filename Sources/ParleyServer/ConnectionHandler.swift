@@ -111,7 +111,8 @@ struct ConnectionHandler: Sendable {
                     session = session ?? TextSession(connection: connection, hub: hub)
                     continue
                 case .json:
-                    session = session ?? JSONSession(connection: connection, hub: hub)
+                    // Also after a greeting for silence: a JSON client slower than the window is still one.
+                    if session == nil || connection.session == nil { session = JSONSession(connection: connection, hub: hub) }
                     continue
                 case .overflow:
                     let error = ChatError(

@@ -25,8 +25,10 @@ final class ConnectionState: Sendable {
 
     var session: SessionID? { shared.withLock { $0.session } }
 
+    /// The connection's format; a JSON client that was first greeted as text (it was slower than the greeting
+    /// window) switches it once, before registering.
     func settle(on format: WireFormat) {
-        shared.withLock { $0.format = $0.format ?? format }
+        shared.withLock { $0.format = format }
     }
 
     /// A client handle for registering; it shares this connection's outbox.

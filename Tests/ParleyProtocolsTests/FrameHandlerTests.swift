@@ -94,6 +94,18 @@ struct FrameHandlerTests {
         #expect(try channel.finish().isClean)
     }
 
+    @Test("a client greeted for silence whose first byte is '{' is still a JSON client")
+    func slowJSONClient() throws {
+        let channel = try makeChannel()
+        channel.embeddedEventLoop.advanceTime(by: Self.window)
+        #expect(try frames(channel) == [.greet])
+        try write(channel, "{\"type\":\"hello\"}\n")
+        #expect(try frames(channel) == [.json, line("{\"type\":\"hello\"}")])
+        try write(channel, "{}\n")
+        #expect(try frames(channel) == [line("{}")])
+        #expect(try channel.finish().isClean)
+    }
+
     @Test("an empty read decides nothing")
     func emptyRead() throws {
         let channel = try makeChannel()

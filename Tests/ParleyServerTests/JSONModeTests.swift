@@ -1,4 +1,5 @@
 import Foundation
+import ParleyServer
 import Testing
 
 @Suite("JSON-lines mode, end to end")
@@ -71,6 +72,20 @@ struct JSONModeTests {
             try await ann.waitFor(isEvent("left", ["room": "#ops", "nick": "benny", "cause": "part", "reason": "lunch"]))
             try await ann.send(##"{"type":"ping","ref":"42"}"##)
             try await ann.waitFor(isEvent("pong", ["ref": "42"]))
+        }
+    }
+
+    @Test("a JSON client slower than the greeting window is still served in JSON after the greeting")
+    func slowJSONClient() async throws {
+        try await TestServer.run(configure: { $0.limits.greetingWindow = .milliseconds(50) }) { server in
+            let slow = try await TestClient.connect(port: server.port)
+            #expect(try await slow.nextLine() == "*** Welcome to Parley on test.parley.")
+            #expect(try await slow.nextLine() == "*** Choose a nickname:")
+            try await slow.send(##"{"type":"hello","version":1,"nick":"tortoise"}"##)
+            try await slow.waitFor(isEvent("welcome", ["nick": "tortoise"]))
+            try await slow.send(##"{"type":"ping","ref":"p"}"##)
+            try await slow.waitFor(isEvent("pong", ["ref": "p"]))
+            for line in try await slow.lines.dropFirst(2) { _ = try json(line) }
         }
     }
 
