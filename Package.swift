@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
     ],
     targets: [
         // The chat domain: no NIO, no sockets, no wire formats.
@@ -45,12 +46,25 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        // Storage: the SQLite implementation of the core's store protocols.
+        .target(
+            name: "ParleyStore",
+            dependencies: [
+                "ParleyCore",
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming
+        ),
         // The NIO server: listener, connections, fan-out, admin console, services.
         .target(
             name: "ParleyServer",
             dependencies: [
                 "ParleyCore",
                 "ParleyProtocols",
+                "ParleyStore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -25,6 +25,8 @@ final class Connector: Sendable {
     let address: ServerAddress
     /// The nick to say hello with; the client updates it when the server renames the user.
     let nick: Mutex<String>
+    /// The last message id seen per room, for a resuming hello after a reconnect.
+    let resume = Mutex<[String: Int64]>([:])
     private let state = Mutex(State())
 
     init(address: ServerAddress, nick: String) {
@@ -90,7 +92,7 @@ final class Connector: Sendable {
                 }
                 defer { state.withLock { $0.writer = nil; $0.channel = nil } }
                 report(.connected)
-                try await outbound.write(JSONCodec().encodeHello(nick: nick.withLock { $0 }))
+                try await outbound.write(JSONCodec().encodeHello(nick: nick.withLock { $0 }, resume: resume.withLock { $0 }))
                 let codec = JSONCodec()
                 for try await frame in inbound {
                     guard case .line(let line) = frame,

@@ -132,7 +132,11 @@ public enum FullScreenClient {
             case .connection(.connected):
                 view.connection = .connected
             case .connection(.disconnected(let delay)):
-                if registration == .registered { rooms = view.joinedRooms }
+                if registration == .registered {
+                    rooms = view.joinedRooms
+                    let seen = view.lastSeen
+                    connector.resume.withLock { $0 = seen }
+                }
                 registration = .waiting
                 view.connection = .disconnected(retryingIn: delay)
             case .connection(.event(let event)):

@@ -18,6 +18,8 @@ public struct ChatError: Error, Sendable, Equatable {
         case lineTooLong = "line_too_long"
         case registrationTimeout = "registration_timeout"
         case kicked = "kicked"
+        /// The server could not store a message, so it was neither acknowledged nor delivered.
+        case notStored = "not_stored"
     }
 
     public let code: Code

@@ -22,6 +22,8 @@ public enum ChatEvent: Sendable, Equatable {
     case help([CommandHelp])
     case shutdown(reason: String)
     case pong(ref: String?)
+    /// Stored messages of a room, oldest first: replayed on join, or asked for with `history`.
+    case history(room: String, messages: [ChatMessage], ref: String?)
 }
 
 public struct ChatMessage: Sendable, Equatable {

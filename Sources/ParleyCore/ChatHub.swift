@@ -1,86 +1,136 @@
 import Foundation
 import Synchronization
 
-/// How the hub reaches clients. The server implements it with bounded per-connection queues; tests implement
+/// How effects reach clients. The server implements it with bounded per-connection queues; tests implement
 /// it with arrays.
 public protocol EventSink: Sendable {
     associatedtype Peer: Sendable
 
-    /// Hands `event` to every recipient. Called while the hub holds its lock, so that every client sees events
-    /// in the order the hub made them: it must neither block nor suspend, and must not call back into the hub.
+    /// Hands `event` to every recipient. Called by the one `Publisher` task in hub order: it must neither
+    /// block nor suspend.
     func deliver(_ event: ChatEvent, to recipients: [Recipient<Peer>])
 
     /// Ends a client's connection once what is queued for it has been sent.
     func close(_ peer: Peer, reason: LeaveReason)
 }
 
-/// The chat, safe to share: `ChatState` behind a lock, its effects carried out under the same lock.
+/// The chat, safe to share: `ChatState` behind a lock, and the ordered queue of what its changes ask for.
 ///
 /// A lock rather than an actor: every operation is short and never suspends, so callers run it on their own
-/// task without a hop, and fan-out happens in the same critical section that assigned the message its id.
+/// task without a hop. The effects of each operation are appended, in the order the lock admitted them, to
+/// one queue that the `Publisher` drains: it stores each batch's messages in one write, then delivers. So
+/// nothing is acknowledged or delivered before it is stored, and every client sees events in hub order.
 public final class ChatHub<Sink: EventSink>: Sendable {
     public typealias Peer = Sink.Peer
 
-    private let state: Mutex<ChatState<Peer>>
-    private let sink: Sink
-    private let now: @Sendable () -> Date
-
-    public init(serverName: String, sink: Sink, now: @escaping @Sendable () -> Date = Date.init) {
-        self.state = Mutex(ChatState(serverName: serverName))
-        self.sink = sink
-        self.now = now
+    private struct Shared: ~Copyable {
+        var state: ChatState<Peer>
+        var pending: [Effect<Peer>] = []
+        var waiter: CheckedContinuation<[Effect<Peer>]?, Never>?
+        var finished = false
     }
 
-    public var serverName: String { state.withLock { $0.serverName } }
-    public var sessionCount: Int { state.withLock { $0.sessionCount } }
+    private let shared: Mutex<Shared>
+    public let sink: Sink
+    private let now: @Sendable () -> Date
+    public let serverName: String
 
-    public func register(nick: String, peer: Peer) throws(ChatError) -> SessionID {
-        try state.withLock { (state) throws(ChatError) -> SessionID in
-            let (id, effects) = try state.register(nick: nick, peer: peer)
-            apply(effects)
-            return id
-        }
+    public init(
+        serverName: String, sink: Sink, firstMessageID: Int64 = 1, historyOnJoin: Int = 50,
+        now: @escaping @Sendable () -> Date = Date.init
+    ) {
+        self.shared = Mutex(Shared(state: ChatState(serverName: serverName, firstMessageID: firstMessageID, historyOnJoin: historyOnJoin)))
+        self.sink = sink
+        self.now = now
+        self.serverName = serverName
+    }
+
+    public var sessionCount: Int { shared.withLock { $0.state.sessionCount } }
+
+    public func register(nick: String, peer: Peer, resume: [String: Int64] = [:]) throws(ChatError) -> SessionID {
+        try mutate { (state) throws(ChatError) in try state.register(nick: nick, peer: peer, resume: resume) }
     }
 
     public func handle(_ request: Request, ref: String? = nil, from id: SessionID) {
         let now = now()
-        state.withLock { apply($0.handle(request, ref: ref, from: id, now: now)) }
+        mutate { ((), $0.handle(request, ref: ref, from: id, now: now)) }
     }
 
-    public func disconnect(_ id: SessionID, reason: LeaveReason) {
-        state.withLock { apply($0.disconnect(id, reason: reason)) }
+    public func disconnect(_ id: SessionID, reason: LeaveReason, closing: Bool = false) {
+        mutate { ((), $0.disconnect(id, reason: reason, closing: closing)) }
     }
 
     public func announce(_ text: String) {
         let now = now()
-        state.withLock { apply($0.announce(text, now: now)) }
+        mutate { ((), $0.announce(text, now: now)) }
     }
 
     public func announce(_ text: String, in room: String) throws(ChatError) {
         let now = now()
-        try state.withLock { (state) throws(ChatError) in apply(try state.announce(text, in: room, now: now)) }
+        try mutate { (state) throws(ChatError) in ((), try state.announce(text, in: room, now: now)) }
     }
 
     public func kick(_ nick: String, reason: String?, by operator: String) throws(ChatError) {
-        try state.withLock { (state) throws(ChatError) in apply(try state.kick(nick, reason: reason, by: `operator`)) }
+        try mutate { (state) throws(ChatError) in ((), try state.kick(nick, reason: reason, by: `operator`)) }
     }
 
-    public func roomSummaries() -> [RoomSummary] { state.withLock { $0.roomSummaries() } }
+    public func roomSummaries() -> [RoomSummary] { shared.withLock { $0.state.roomSummaries() } }
 
     public func nicks(in room: String?) throws(ChatError) -> [String] {
-        try state.withLock { (state) throws(ChatError) in try state.nicks(in: room) }
+        try shared.withLock { (shared) throws(ChatError) in try shared.state.nicks(in: room) }
     }
 
-    private func apply(_ effects: [Effect<Peer>]) {
-        for effect in effects {
-            switch effect {
-            case .deliver(let event, let recipients) where !recipients.isEmpty:
-                sink.deliver(event, to: recipients)
-            case .deliver:
-                continue
-            case .close(let peer, let reason):
-                sink.close(peer, reason: reason)
+    // MARK: - The queue the publisher drains
+
+    /// Everything queued since the last call, waiting for at least one effect; nil once finished and drained.
+    public func nextEffects() async -> [Effect<Peer>]? {
+        await withCheckedContinuation { continuation in
+            let ready = shared.withLock { shared -> [Effect<Peer>]?? in
+                if !shared.pending.isEmpty {
+                    defer { shared.pending = [] }
+                    return .some(shared.pending)
+                }
+                if shared.finished { return .some(nil) }
+                shared.waiter = continuation
+                return .none
             }
+            if let ready { continuation.resume(returning: ready) }
         }
+    }
+
+    /// Whatever is queued now, without waiting (for tests that drive a `Publisher` step by step).
+    public func takeEffects() -> [Effect<Peer>] {
+        shared.withLock { shared in
+            defer { shared.pending = [] }
+            return shared.pending
+        }
+    }
+
+    /// No more waiting: once the queue is drained, `nextEffects` returns nil.
+    public func finish() {
+        let waiter = shared.withLock { shared in
+            shared.finished = true
+            defer { shared.waiter = nil }
+            return shared.waiter
+        }
+        waiter?.resume(returning: nil)
+    }
+
+    /// Runs a change under the lock and queues its effects in the same critical section, so queue order is
+    /// lock order.
+    private func mutate<Result: Sendable, Failure: Error>(
+        _ change: @Sendable (inout ChatState<Peer>) throws(Failure) -> (Result, [Effect<Peer>])
+    ) throws(Failure) -> Result {
+        let (result, waiter, batch) = try shared.withLock { (shared) throws(Failure) -> (Result, CheckedContinuation<[Effect<Peer>]?, Never>?, [Effect<Peer>]) in
+            let (result, effects) = try change(&shared.state)
+            guard !effects.isEmpty else { return (result, nil, []) }
+            shared.pending.append(contentsOf: effects)
+            guard let waiter = shared.waiter else { return (result, nil, []) }
+            shared.waiter = nil
+            defer { shared.pending = [] }
+            return (result, waiter, shared.pending)
+        }
+        waiter?.resume(returning: batch)
+        return result
     }
 }

@@ -15,7 +15,11 @@ public struct Recipient<Peer: Sendable>: Sendable {
 
 /// What the state asks of the outside world after a change, in order.
 public enum Effect<Peer: Sendable>: Sendable {
+    /// Store this message; if that fails, tell `sender` (with `ref`) and deliver nothing of it.
+    case record(ChatMessage, sender: Peer?, ref: String?)
     case deliver(ChatEvent, to: [Recipient<Peer>])
+    /// Send `peer` the stored messages of `room` that `query` selects, as one `history` event.
+    case replay(Peer, room: String, HistoryQuery, ref: String?)
     /// End this client's connection once what is queued for it has been sent.
     case close(Peer, LeaveReason)
 }
@@ -30,6 +34,9 @@ public struct ChatState<Peer: Sendable> {
         let peer: Peer
         /// Rooms in the order joined; the last is the current room of a text-mode user.
         var rooms: [RoomName]
+        /// The last message id the client saw per room key, from a resuming `hello`: joining such a room
+        /// replays exactly what came after it.
+        var resume: [String: Int64] = [:]
         var currentRoom: RoomName? { rooms.last }
     }
 
@@ -45,14 +52,20 @@ public struct ChatState<Peer: Sendable> {
     public static var maximumRoomsPerUser: Int { 50 }
 
     public let serverName: String
+    /// How many messages are replayed on join (0: none).
+    public let historyOnJoin: Int
     public private(set) var nextMessageID: Int64
     private var nextSessionID: UInt64 = 1
     private var sessions: [SessionID: Session] = [:]
     private var nicks: [String: SessionID] = [:]
     private var rooms: [String: Room] = [:]
 
-    public init(serverName: String, firstMessageID: Int64 = 1) {
+    /// The most a resuming client is sent per room; past it, it can page with `history`.
+    public static var maximumResume: Int { 1000 }
+
+    public init(serverName: String, firstMessageID: Int64 = 1, historyOnJoin: Int = 50) {
         self.serverName = serverName
+        self.historyOnJoin = max(0, historyOnJoin)
         self.nextMessageID = firstMessageID
         rooms[RoomName.general.key] = Room(name: .general)
     }
@@ -61,25 +74,36 @@ public struct ChatState<Peer: Sendable> {
 
     // MARK: - Registration
 
-    /// Admits a new user under `nick`, welcomes them and puts them in #general.
-    public mutating func register(nick raw: String, peer: Peer) throws(ChatError) -> (SessionID, [Effect<Peer>]) {
+    /// Admits a new user under `nick`, welcomes them and puts them in #general. `resume` maps room names to
+    /// the last message id the client saw there (a reconnecting client), so it is sent exactly what it missed.
+    public mutating func register(
+        nick raw: String, peer: Peer, resume: [String: Int64] = [:]
+    ) throws(ChatError) -> (SessionID, [Effect<Peer>]) {
         let nick = try Nick(validating: raw)
         guard nicks[nick.key] == nil else {
             throw ChatError(.nickTaken, "The nickname \(nick) is taken; choose another.")
         }
         let id = SessionID(raw: nextSessionID)
         nextSessionID += 1
-        sessions[id] = Session(id: id, nick: nick, peer: peer, rooms: [])
+        var session = Session(id: id, nick: nick, peer: peer, rooms: [])
+        for (room, last) in resume {
+            if let name = try? RoomName(validating: room) { session.resume[name.key] = last }
+        }
+        sessions[id] = session
         nicks[nick.key] = id
         var effects: [Effect<Peer>] = [.deliver(.welcome(nick: nick.display, server: serverName), to: [.init(peer: peer, focused: true)])]
         join(.general, session: id, into: &effects)
         return (id, effects)
     }
 
-    /// Removes a session that went away without /quit (lost connection, slow consumer, shutdown).
-    public mutating func disconnect(_ id: SessionID, reason: LeaveReason) -> [Effect<Peer>] {
+    /// Removes a session that went away without /quit (lost connection, slow consumer, shutdown). With
+    /// `closing`, its connection is closed after everything already queued for it (its input ended, but the
+    /// replies to what it sent are still on their way).
+    public mutating func disconnect(_ id: SessionID, reason: LeaveReason, closing: Bool = false) -> [Effect<Peer>] {
+        guard let peer = sessions[id]?.peer else { return [] }
         var effects: [Effect<Peer>] = []
         remove(id, reason: reason, tellingSelf: false, into: &effects)
+        if closing { effects.append(.close(peer, reason)) }
         return effects
     }
 
@@ -108,6 +132,7 @@ public struct ChatState<Peer: Sendable> {
             guard !Sanitizer.isBlank(text) else { return }
             let room = try memberRoom(room, of: session)
             let message = newMessage(from: session.nick.display, to: .room(room.display), kind: kind, text: text, now: now)
+            effects.append(.record(message, sender: session.peer, ref: ref))
             effects.append(.deliver(.message(message), to: recipients(in: room, except: session.id)))
             effects.append(.deliver(.ack(ref: ref, message: message), to: me))
 
@@ -116,6 +141,7 @@ public struct ChatState<Peer: Sendable> {
             guard !Sanitizer.isBlank(text) else { return }
             let other = try self.session(named: target)
             let message = newMessage(from: session.nick.display, to: .user(other.nick.display), kind: kind, text: text, now: now)
+            effects.append(.record(message, sender: session.peer, ref: ref))
             effects.append(.deliver(.message(message), to: [.init(peer: other.peer, focused: true)]))
             effects.append(.deliver(.ack(ref: ref, message: message), to: me))
 
@@ -186,6 +212,10 @@ public struct ChatState<Peer: Sendable> {
 
         case .help:
             effects.append(.deliver(.help(TextCommands.table.map(\.help)), to: me))
+
+        case .history(let raw, let query):
+            let room = try memberRoom(raw, of: session)
+            effects.append(.replay(session.peer, room: room.display, query, ref: ref))
         }
     }
 
@@ -196,7 +226,10 @@ public struct ChatState<Peer: Sendable> {
         let text = Sanitizer.text(text)
         guard !Sanitizer.isBlank(text) else { return [] }
         let message = newMessage(from: nil, to: .everyone, kind: .notice, text: text, now: now)
-        return [.deliver(.message(message), to: sessions.values.map { Recipient(peer: $0.peer, focused: true) })]
+        return [
+            .record(message, sender: nil, ref: nil),
+            .deliver(.message(message), to: sessions.values.map { Recipient(peer: $0.peer, focused: true) }),
+        ]
     }
 
     /// A server notice to one room.
@@ -205,7 +238,7 @@ public struct ChatState<Peer: Sendable> {
         let text = Sanitizer.text(text)
         guard !Sanitizer.isBlank(text) else { return [] }
         let message = newMessage(from: nil, to: .room(room.name.display), kind: .notice, text: text, now: now)
-        return [.deliver(.message(message), to: recipients(in: room.name))]
+        return [.record(message, sender: nil, ref: nil), .deliver(.message(message), to: recipients(in: room.name))]
     }
 
     /// Disconnects a user, telling them why and telling their rooms.
@@ -250,6 +283,13 @@ public struct ChatState<Peer: Sendable> {
         }
         let members = sortedNames(room.members.map { sessions[$0]!.nick })
         effects.append(.deliver(.members(room: room.name.display, nicks: members), to: me))
+        // A resuming client gets exactly what it missed here; anyone else the latest messages.
+        if let last = session.resume[name.key] {
+            sessions[id]!.resume[name.key] = nil
+            effects.append(.replay(session.peer, room: room.name.display, .after(last, count: Self.maximumResume), ref: nil))
+        } else if historyOnJoin > 0 {
+            effects.append(.replay(session.peer, room: room.name.display, .latest(historyOnJoin), ref: nil))
+        }
     }
 
     /// Tells the room (the leaver included) and removes the membership; empty rooms other than #general go.

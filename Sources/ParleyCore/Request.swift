@@ -16,4 +16,6 @@ public enum Request: Sendable, Equatable {
     case ping
     case quit(reason: String?)
     case help
+    /// Stored messages of `room` (the current room when nil).
+    case history(room: String?, HistoryQuery)
 }

@@ -71,6 +71,12 @@ public enum TextCommands {
             }
             return .topic(room: nil, text: args.isEmpty ? nil : String(args))
         },
+        TextCommand(
+            name: "history", aliases: [], arguments: "[N]", summary: "show the last N messages of the current room (default 50)"
+        ) { args in
+            guard args.isEmpty || Int(args) != nil else { return nil }
+            return .history(room: nil, .latest(min(500, max(1, Int(args) ?? 50))))
+        },
         TextCommand(name: "quit", aliases: ["exit", "bye"], arguments: "[reason]", summary: "leave the chat") { args in
             .quit(reason: args.isEmpty ? nil : String(args))
         },

@@ -4,11 +4,12 @@ import ParleyCore
 
 /// The client's half of JSON lines: requests out, events in. `parley connect` and the tests speak through it.
 extension JSONCodec {
-    public func encodeHello(nick: String, ref: String? = nil) -> ByteBuffer {
+    public func encodeHello(nick: String, resume: [String: Int64] = [:], ref: String? = nil) -> ByteBuffer {
         var json = JSONWriter(type: "hello")
         json.field("version", Int64(Self.version))
         json.field("nick", nick)
         json.field("ref", ref)
+        if !resume.isEmpty { json.field("resume", integers: resume.sorted { $0.key < $1.key }) }
         return json.finished()
     }
 
@@ -51,6 +52,19 @@ extension JSONCodec {
         case .quit(let reason):
             json = JSONWriter(type: "quit")
             json.field("reason", reason)
+        case .history(let room, let query):
+            json = JSONWriter(type: "history")
+            json.field("room", room)
+            switch query {
+            case .latest(let count):
+                json.field("limit", Int64(count))
+            case .before(let id, let count):
+                json.field("before", id)
+                json.field("limit", Int64(count))
+            case .after(let id, let count):
+                json.field("after", id)
+                json.field("limit", Int64(count))
+            }
         case .help:
             return nil
         }
@@ -114,6 +128,15 @@ extension JSONCodec {
             return .shutdown(reason: string("reason") ?? "server shutting down")
         case "pong":
             return .pong(ref: string("ref"))
+        case "history":
+            guard let room = string("room") else { return nil }
+            let messages = (object["messages"] as? [[String: Any]] ?? []).compactMap { entry -> ChatMessage? in
+                guard let data = try? JSONSerialization.data(withJSONObject: entry.merging(["type": "message"]) { $1 }),
+                    case .message(let message)? = decodeEvent(String(decoding: data, as: UTF8.self))
+                else { return nil }
+                return message
+            }
+            return .history(room: room, messages: messages, ref: string("ref"))
         default:
             return nil
         }

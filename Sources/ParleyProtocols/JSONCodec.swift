@@ -4,7 +4,8 @@ import ParleyCore
 
 /// What a JSON-lines client can say: `hello` to register, then requests.
 public enum ClientMessage: Sendable, Equatable {
-    case hello(version: Int, nick: String)
+    /// `resume` maps rooms to the last message id the client saw there (a client reconnecting).
+    case hello(version: Int, nick: String, resume: [String: Int64])
     case request(Request)
 }
 
@@ -12,6 +13,8 @@ public enum ClientMessage: Sendable, Equatable {
 public struct JSONCodec: Sendable {
     /// The protocol version this server speaks; `hello` must name it.
     public static let version = 1
+    /// The most messages one `history` request returns.
+    public static let maximumHistoryPage = 500
 
     public init() {}
 
@@ -32,6 +35,10 @@ public struct JSONCodec: Sendable {
         var text: String?
         var kind: String?
         var reason: String?
+        var before: Int64?
+        var after: Int64?
+        var limit: Int?
+        var resume: [String: Int64]?
     }
 
     /// Decodes one request line. The `ref` is returned even when the rest is refused, so the error can carry it.
@@ -55,7 +62,7 @@ public struct JSONCodec: Sendable {
         switch wire.type {
         case "hello":
             guard let version = wire.version else { throw ChatError(.badRequest, "\"hello\" needs the field \"version\".") }
-            return .hello(version: version, nick: try required(wire.nick, "nick"))
+            return .hello(version: version, nick: try required(wire.nick, "nick"), resume: wire.resume ?? [:])
         case "send":
             let kind = try messageKind(wire.kind)
             let text = try required(wire.text, "text")
@@ -71,11 +78,21 @@ public struct JSONCodec: Sendable {
         case "rooms": return .request(.rooms)
         case "topic": return .request(.topic(room: try required(wire.room, "room"), text: wire.text))
         case "ping": return .request(.ping)
+        case "history":
+            let count = min(max(wire.limit ?? 50, 1), Self.maximumHistoryPage)
+            let query: HistoryQuery =
+                switch (wire.before, wire.after) {
+                case (let before?, nil): .before(before, count: count)
+                case (nil, let after?): .after(after, count: count)
+                case (nil, nil): .latest(count)
+                default: throw ChatError(.badRequest, "\"history\" takes \"before\" or \"after\", not both.")
+                }
+            return .request(.history(room: try required(wire.room, "room"), query))
         case "quit": return .request(.quit(reason: wire.reason))
         default:
             throw ChatError(
                 .unknownType,
-                "Unknown request type \"\(wire.type)\". Known: hello, send, join, part, nick, who, rooms, topic, ping, quit."
+                "Unknown request type \"\(wire.type)\". Known: hello, send, join, part, nick, who, rooms, topic, history, ping, quit."
             )
         }
     }
@@ -175,6 +192,12 @@ public struct JSONCodec: Sendable {
         case .pong(let ref):
             var json = JSONWriter(type: "pong")
             json.field("ref", ref)
+            return json.finished()
+        case .history(let room, let messages, let ref):
+            var json = JSONWriter(type: "history")
+            json.field("room", room)
+            json.field("ref", ref)
+            json.field("messages", objects: messages) { json, message in self.write(message, into: &json) }
             return json.finished()
         }
     }

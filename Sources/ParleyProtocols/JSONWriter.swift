@@ -32,6 +32,19 @@ struct JSONWriter {
         buffer.writeInteger(UInt8(ascii: "]"))
     }
 
+    /// An object of integers, e.g. `"resume":{"#general":41}`.
+    mutating func field(_ key: String, integers: [(key: String, value: Int64)]) {
+        writeKey(key)
+        buffer.writeInteger(UInt8(ascii: "{"))
+        for (index, pair) in integers.enumerated() {
+            if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+            writeString(pair.key)
+            buffer.writeInteger(UInt8(ascii: ":"))
+            buffer.writeString(String(pair.value))
+        }
+        buffer.writeInteger(UInt8(ascii: "}"))
+    }
+
     /// An array of objects, each written by `body` into a nested writer.
     mutating func field<T>(_ key: String, objects: [T], _ body: (inout JSONWriter, T) -> Void) {
         writeKey(key)
@@ -49,6 +62,7 @@ struct JSONWriter {
     private init(nested: Void) {
         buffer.writeInteger(UInt8(ascii: "{"))
     }
+
 
     private func finishedObject() -> ByteBuffer {
         var buffer = buffer

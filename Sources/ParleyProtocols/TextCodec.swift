@@ -83,6 +83,12 @@ public struct TextCodec: Sendable {
             return ["*** The server is shutting down (\(reason)). Goodbye!"]
         case .pong:
             return ["*** pong"]
+        case .history(let room, let messages, _):
+            guard !messages.isEmpty else { return [] }
+            let count = messages.count == 1 ? "1 message" : "\(messages.count) messages"
+            return ["*** History of \(room), \(count):"]
+                + messages.map { "[\(Timestamps.localDateAndClock($0.time))] " + body(of: $0) }
+                + ["*** End of history."]
         }
     }
 

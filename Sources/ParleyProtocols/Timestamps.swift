@@ -10,6 +10,14 @@ enum Timestamps {
         return twoDigits(parts.tm_hour) + ":" + twoDigits(parts.tm_min)
     }
 
+    /// `MM-DD HH:MM` in local time, for replayed history, which may be from another day.
+    static func localDateAndClock(_ date: Date) -> String {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        return twoDigits(parts.tm_mon + 1) + "-" + twoDigits(parts.tm_mday) + " " + twoDigits(parts.tm_hour) + ":" + twoDigits(parts.tm_min)
+    }
+
     static func iso8601(_ date: Date) -> String {
         // Whole milliseconds first (floored, like the seconds): splitting the Double into seconds and a
         // fraction would lose the last millisecond to binary rounding.

@@ -87,8 +87,13 @@ struct ConnectionHandler: Sendable {
                     let error = ChatError(.registrationTimeout, "No nickname was chosen in time. Goodbye.")
                     connection.end(with: .error(error, ref: nil), reason: .connectionLost)
                 case .reader:
-                    // Let what is queued (a goodbye, an error) drain; the outbox's end bounds how long.
-                    connection.outbox.finish()
+                    // Input is over. Replies to what the client sent may still be in the publisher's queue, so a
+                    // registered session is closed by the hub, after them; the outbox's end bounds the drain.
+                    if let session = connection.session {
+                        hub.disconnect(session, reason: connection.finalReason, closing: true)
+                    } else {
+                        connection.outbox.finish()
+                    }
                 case .writer:
                     group.cancelAll()
                     return

@@ -83,7 +83,7 @@ struct JSONSession: LineSession {
         let (decoded, ref) = codec.decode(line)
         do throws(ChatError) {
             switch try decoded.get() {
-            case .hello(let version, let nick):
+            case .hello(let version, let nick, let resume):
                 guard session == nil else { throw ChatError(.alreadyRegistered, "You are registered already.") }
                 guard version == JSONCodec.version else {
                     throw ChatError(
@@ -92,7 +92,7 @@ struct JSONSession: LineSession {
                     )
                 }
                 let client = connection.makeClient(format: .json)
-                let id = try hub.register(nick: nick, peer: client)
+                let id = try hub.register(nick: nick, peer: client, resume: resume)
                 session = id
                 connection.registered(id, as: client)
             case .request(let request):

@@ -10,6 +10,10 @@ public struct ServerConfiguration: Sendable {
     public var dataDirectory = "./parley-data"
     /// The name the server gives itself in greetings.
     public var serverName = ServerConfiguration.hostName()
+    /// Messages replayed to whoever joins a room (0: none).
+    public var historyOnJoin = 50
+    /// False keeps nothing on disk (tests of the chat alone, and the baseline that shows what storage costs).
+    public var storesMessages = true
     public var limits = Limits()
 
     public struct Limits: Sendable {

@@ -27,6 +27,9 @@ public struct ChatView: Sendable {
     public var server: String
     public var connection = ConnectionState.connecting
     public let scrollback: Int
+    /// The newest message id seen per room (lowercased name): sent as `resume` after a reconnect, so the
+    /// server replays exactly what was missed.
+    public private(set) var lastSeen: [String: Int64] = [:]
 
     public init(nick: String, server: String, scrollback: Int = 2000) {
         self.nick = nick
@@ -105,12 +108,29 @@ public struct ChatView: Sendable {
             system("The server is shutting down (\(clean(reason))).")
         case .pong:
             break
+        case .history(let room, let messages, _):
+            let fresh = messages.filter { $0.id > (lastSeen[room.lowercased()] ?? 0) }
+            guard !fresh.isEmpty, let index = roomIndex(room) else { break }
+            append(StyledLine([Span("*** History of \(clean(room)):", .dim)]), to: index, counts: false)
+            for message in fresh {
+                var line = line(for: message, own: message.from?.lowercased() == nick.lowercased())
+                line.spans.insert(Span("(history) ", .dim), at: 1)
+                append(line, to: index, counts: false)
+            }
+            append(StyledLine([Span("*** End of history.", .dim)]), to: index, counts: false)
+            see(fresh.last!)
         }
         return false
     }
 
+    private mutating func see(_ message: ChatMessage) {
+        guard case .room(let room) = message.target else { return }
+        lastSeen[room.lowercased()] = max(lastSeen[room.lowercased()] ?? 0, message.id)
+    }
+
     /// Records the user's own message once the server has acknowledged it.
     public mutating func sent(_ message: ChatMessage) {
+        see(message)
         switch message.target {
         case .room(let room):
             let index = roomIndex(room) ?? current
@@ -168,6 +188,7 @@ public struct ChatView: Sendable {
     // MARK: - Lines
 
     private mutating func add(_ message: ChatMessage) -> Bool {
+        see(message)
         let mention = message.from.map { $0.lowercased() != nick.lowercased() } == true && mentions(message.text)
         let index: Int
         switch message.target {

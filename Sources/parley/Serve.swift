@@ -54,6 +54,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds clients get to receive their last messages at shutdown.")
     var shutdownGrace = 3.0
 
+    @Option(help: "Messages replayed to whoever joins a room (0: none).")
+    var history = 50
+
     @Option(help: "The operator console on standard input: auto (on when it is a terminal), on or off.")
     var console: ConsoleMode = .auto
 
@@ -66,6 +69,7 @@ struct Serve: AsyncParsableCommand {
         guard (4096...1 << 30).contains(sendQueueBytes) else {
             throw ValidationError("--send-queue-bytes must be 4096 to 1073741824.")
         }
+        guard (0...1000).contains(history) else { throw ValidationError("--history must be 0 to 1000.") }
         guard registrationTimeout > 0, registrationTimeout <= 86_400, shutdownGrace >= 0, shutdownGrace <= 3600 else {
             throw ValidationError("--registration-timeout must be 0-86400 seconds and --shutdown-grace 0-3600.")
         }
@@ -91,14 +95,16 @@ struct Serve: AsyncParsableCommand {
         configuration.limits.registrationTimeout = .milliseconds(Int64(registrationTimeout * 1000))
         configuration.limits.shutdownGrace = .milliseconds(Int64(shutdownGrace * 1000))
 
-        do {
-            try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-        } catch {
-            throw ValidationError("Cannot create the data directory \(dataDirectory): \(error.localizedDescription)")
-        }
+        configuration.historyOnJoin = history
 
         let consoleOn = console == .on || (console == .auto && isatty(STDIN_FILENO) == 1)
-        let application = ParleyApplication(configuration: configuration, logger: logger)
+        let application: ParleyApplication
+        do {
+            application = try await ParleyApplication.open(configuration: configuration, logger: logger)
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(3)
+        }
         let group = ServiceGroup(
             configuration: application.serviceGroupConfiguration(console: consoleOn)
         )

@@ -30,24 +30,35 @@ final class RecordingSink: EventSink {
     }
 }
 
+/// Publishes what the hub has queued (with no store), then reads what the sink got.
+func settled(_ hub: ChatHub<RecordingSink>, _ sink: RecordingSink) async -> [Step] {
+    await Publisher(hub: hub, store: NoStore()).publish(hub.takeEffects())
+    return sink.steps
+}
+
+func settledIDs(_ hub: ChatHub<RecordingSink>, _ sink: RecordingSink, for peer: Int) async -> [Int64] {
+    _ = await settled(hub, sink)
+    return sink.messageIDs(for: peer)
+}
+
 @Suite("ChatHub")
 struct ChatHubTests {
     static let now = Date(timeIntervalSince1970: 1_700_000_000.5)
 
     private func makeHub() -> (ChatHub<RecordingSink>, RecordingSink) {
         let sink = RecordingSink()
-        return (ChatHub(serverName: "hub.test", sink: sink, now: { Self.now }), sink)
+        return (ChatHub(serverName: "hub.test", sink: sink, historyOnJoin: 0, now: { Self.now }), sink)
     }
 
     @Test("effects are delivered in the order the state made them, with the injected time")
-    func deliveriesInOrder() throws {
+    func deliveriesInOrder() async throws {
         let (hub, sink) = makeHub()
         let alice = try hub.register(nick: "alice", peer: 1)
         _ = try hub.register(nick: "bob", peer: 2)
         hub.handle(.say(room: nil, text: "hi bob", kind: .normal), ref: "r1", from: alice)
         let message = ChatMessage(id: 1, time: Self.now, from: "alice", target: .room("#general"), kind: .normal, text: "hi bob")
         #expect(
-            sink.steps == [
+            (await settled(hub, sink)) == [
                 .deliver(.welcome(nick: "alice", server: "hub.test"), to: [1]),
                 .deliver(.joined(room: "#general", nick: "alice"), to: [1]),
                 .deliver(.members(room: "#general", nicks: ["alice"]), to: [1]),
@@ -63,12 +74,12 @@ struct ChatHubTests {
     }
 
     @Test("deliveries with no recipients are skipped, closes are passed on")
-    func emptyDeliveriesAndCloses() throws {
+    func emptyDeliveriesAndCloses() async throws {
         let (hub, sink) = makeHub()
         let alice = try hub.register(nick: "alice", peer: 1)
-        let before = sink.steps.count
+        let before = (await settled(hub, sink)).count
         hub.handle(.say(room: nil, text: "anyone?", kind: .normal), from: alice)
-        let said = Array(sink.steps.dropFirst(before))
+        let said = Array((await settled(hub, sink)).dropFirst(before))
         #expect(said.count == 1)
         guard case .deliver(.ack(nil, let message), [1]) = try #require(said.first) else {
             Issue.record("expected only the ack, got \(said)")
@@ -77,7 +88,7 @@ struct ChatHubTests {
         #expect(message.text == "anyone?")
         // Kicking the only user: the left notice has nobody to go to, the close comes after the error.
         try hub.kick("alice", reason: nil, by: "console")
-        let kicked = Array(sink.steps.dropFirst(before + 1))
+        let kicked = Array((await settled(hub, sink)).dropFirst(before + 1))
         #expect(
             kicked == [
                 .deliver(.error(ChatError(.kicked, "You were disconnected by console."), ref: nil), to: [1]),
@@ -88,13 +99,13 @@ struct ChatHubTests {
     }
 
     @Test("refusals throw or come back as errors; queries read the state")
-    func refusalsAndQueries() throws {
+    func refusalsAndQueries() async throws {
         let (hub, sink) = makeHub()
         let alice = try hub.register(nick: "alice", peer: 1)
-        let count = sink.steps.count
+        let count = (await settled(hub, sink)).count
         let taken = #expect(throws: ChatError.self) { try hub.register(nick: "Alice", peer: 2) }
         #expect(taken?.code == .nickTaken)
-        #expect(sink.steps.count == count)
+        #expect((await settled(hub, sink)).count == count)
         #expect(throws: ChatError.self) { try hub.kick("nobody", reason: nil, by: "console") }
         #expect(throws: ChatError.self) { try hub.announce("hello", in: "#nowhere") }
         hub.handle(.join("#rust"), from: alice)
@@ -102,22 +113,22 @@ struct ChatHubTests {
         #expect(try hub.nicks(in: nil) == ["alice"])
         #expect(hub.roomSummaries().map(\.name) == ["#general", "#rust"])
         hub.handle(.part(room: "#nowhere", reason: nil), ref: "x", from: alice)
-        guard case .deliver(.error(let error, "x"), [1]) = try #require(sink.steps.last) else {
-            Issue.record("expected an error, got \(String(describing: sink.steps.last))")
+        guard case .deliver(.error(let error, "x"), [1]) = try #require((await settled(hub, sink)).last) else {
+            Issue.record("expected an error, got \(String(describing: (await settled(hub, sink)).last))")
             return
         }
         #expect(error.code == .notInRoom)
     }
 
     @Test("announcements and disconnects reach the sink")
-    func announceAndDisconnect() throws {
+    func announceAndDisconnect() async throws {
         let (hub, sink) = makeHub()
         _ = try hub.register(nick: "alice", peer: 1)
         let bob = try hub.register(nick: "bob", peer: 2)
         hub.announce("maintenance soon")
         try hub.announce("room notice", in: "#general")
         hub.disconnect(bob, reason: .connectionLost)
-        let tail = Array(sink.steps.suffix(3))
+        let tail = Array((await settled(hub, sink)).suffix(3))
         let everyone = ChatMessage(id: 1, time: Self.now, from: nil, target: .everyone, kind: .notice, text: "maintenance soon")
         let room = ChatMessage(id: 2, time: Self.now, from: nil, target: .room("#general"), kind: .notice, text: "room notice")
         guard case .deliver(.message(everyone), let peers) = tail[0] else {
@@ -145,7 +156,7 @@ struct ChatHubTests {
             }
         }
         for peer in peers {
-            let received = sink.messageIDs(for: peer)
+            let received = await settledIDs(hub, sink, for: peer)
             #expect(received.count == perSender * (peers.count - 1))
             #expect(received == received.sorted())
             #expect(Set(received).count == received.count)

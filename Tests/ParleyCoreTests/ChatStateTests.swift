@@ -2,19 +2,31 @@ import Foundation
 import ParleyCore
 import Testing
 
-/// An effect reduced to what tests compare: the event and the peers, in order.
+/// An effect reduced to what tests compare: the event and the peers, in order. Storage bookkeeping
+/// (`.record`) is left out here and checked on its own with `records`.
 enum Step: Equatable {
     case deliver(ChatEvent, to: [Int])
+    case replay(Int, room: String, HistoryQuery)
     case close(Int, LeaveReason)
 }
 
 extension Array where Element == Effect<Int> {
     var steps: [Step] {
-        map { effect in
+        compactMap { effect in
             switch effect {
+            case .record: nil
             case .deliver(let event, let recipients): .deliver(event, to: recipients.map(\.peer))
+            case .replay(let peer, let room, let query, _): .replay(peer, room: room, query)
             case .close(let peer, let reason): .close(peer, reason)
             }
+        }
+    }
+
+    /// The messages to be stored, with who sent them.
+    var records: [(ChatMessage, Int?)] {
+        compactMap { effect in
+            if case .record(let message, let sender, _) = effect { return (message, sender) }
+            return nil
         }
     }
 
@@ -51,8 +63,8 @@ struct Chat {
     var state: ChatState<Int>
     var ids: [Int: SessionID] = [:]
 
-    init(firstMessageID: Int64 = 1, users: [String] = []) throws {
-        state = ChatState(serverName: "test.parley", firstMessageID: firstMessageID)
+    init(firstMessageID: Int64 = 1, historyOnJoin: Int = 0, users: [String] = []) throws {
+        state = ChatState(serverName: "test.parley", firstMessageID: firstMessageID, historyOnJoin: historyOnJoin)
         for (index, nick) in users.enumerated() { try register(nick, index + 1) }
     }
 
@@ -595,7 +607,8 @@ struct ChatStateTests {
         chat.handle(3, .part(room: nil, reason: nil))
         let effects = chat.state.announce("restart at \u{1B}[1mnoon", now: Chat.now)
         let message = ChatMessage(id: 1, time: Chat.now, from: nil, target: .everyone, kind: .notice, text: "restart at noon")
-        #expect(effects.count == 1)
+        #expect(effects.steps.count == 1)
+        #expect(effects.records.map(\.0) == [message])
         let recipients = effects.recipients(of: .message(message))
         #expect(Set(recipients.map(\.peer)) == [1, 2, 3])
         #expect(recipients.count == 3)

@@ -125,11 +125,15 @@ final class OutputCollector: Sendable {
 
     private let state = Mutex(State())
 
+    /// Reads on a thread of its own until end of file. (Not `readabilityHandler`: its dispatch source has
+    /// crashed the test process on Linux when a pipe closed while a handler ran.)
     init(_ handle: FileHandle) {
-        handle.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            if data.isEmpty { handle.readabilityHandler = nil }
-            self?.append(String(decoding: data, as: UTF8.self))
+        Thread.detachNewThread { [self] in
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { break }
+                append(String(decoding: data, as: UTF8.self))
+            }
         }
     }
 

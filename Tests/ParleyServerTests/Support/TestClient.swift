@@ -112,15 +112,14 @@ final class LineCollector: ChannelInboundHandler {
     private var waiter: (predicate: (String) -> Bool, promise: EventLoopPromise<String>, timer: Scheduled<Void>)?
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let buffer = unwrapInboundIn(data)
-        for byte in buffer.readableBytesView {
-            if byte == UInt8(ascii: "\n") {
-                lines.append(String(decoding: partial, as: UTF8.self))
-                partial.removeAll(keepingCapacity: true)
-            } else {
-                partial.append(byte)
-            }
+        var bytes = unwrapInboundIn(data).readableBytesView[...]
+        while let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
+            partial.append(contentsOf: bytes[..<newline])
+            lines.append(String(decoding: partial, as: UTF8.self))
+            partial.removeAll(keepingCapacity: true)
+            bytes = bytes[(newline + 1)...]
         }
+        partial.append(contentsOf: bytes)
         check()
     }
 

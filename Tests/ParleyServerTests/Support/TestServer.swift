@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import ParleyServer
@@ -23,9 +24,11 @@ struct TestServer: Sendable {
         // Long enough that a JSON test client is never slower than it, even on a loaded CI machine; text
         // users type their nickname at once (below), so they do not wait for it either.
         configuration.limits.greetingWindow = .seconds(1)
+        configuration.dataDirectory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("parley-test-\(UUID().uuidString)").path
         configure(&configuration)
         let logger = Logger(label: "parley-test") { _ in SwiftLogNoOpLogHandler() }
-        let application = ParleyApplication(configuration: configuration, logger: logger)
+        let application = try await ParleyApplication.open(configuration: configuration, logger: logger)
         let (addresses, listening) = AsyncStream.makeStream(of: SocketAddress.self)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

@@ -1,0 +1,28 @@
+/// Which stored messages a history request wants, oldest first in every case.
+public enum HistoryQuery: Sendable, Equatable {
+    /// The last `count` messages.
+    case latest(Int)
+    /// Up to `count` messages older than `id` (paging backwards).
+    case before(Int64, count: Int)
+    /// Up to `count` messages newer than `id` (paging forwards, and resuming after a reconnect).
+    case after(Int64, count: Int)
+}
+
+/// Where messages are kept. The chat core depends only on this protocol, so the embedded SQLite store and a
+/// PostgreSQL one are interchangeable.
+public protocol MessageStore: Sendable {
+    /// Stores messages durably, all or none; returns only once they would survive a crash.
+    func append(_ messages: [ChatMessage]) async throws
+    /// A room's messages, oldest first.
+    func history(room: String, _ query: HistoryQuery) async throws -> [ChatMessage]
+    /// The highest id stored, so ids keep increasing across restarts (0 when empty).
+    func lastMessageID() async throws -> Int64
+}
+
+/// A store that keeps nothing: for tests of the chat core, and the baseline that measures what storage costs.
+public struct NoStore: MessageStore {
+    public init() {}
+    public func append(_ messages: [ChatMessage]) async throws {}
+    public func history(room: String, _ query: HistoryQuery) async throws -> [ChatMessage] { [] }
+    public func lastMessageID() async throws -> Int64 { 0 }
+}

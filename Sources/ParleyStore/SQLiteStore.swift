@@ -1,0 +1,213 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ParleyCore
+import SQLiteNIO
+
+/// The embedded store: one SQLite file in the data folder, in WAL mode with full synchronous commits, so an
+/// acknowledged message survives a crash of the server (and of the machine).
+///
+/// sqlite-nio, not GRDB: it carries SQLite's own source, so a fresh machine needs no system library, and its
+/// calls already run on NIO's thread pool with async wrappers — the shape Parley's server has everywhere.
+public final class SQLiteStore: MessageStore {
+    /// The schema this binary knows; `migrations[n]` upgrades version n to n + 1.
+    public static var schemaVersion: Int { migrations.count }
+
+    static let migrations: [[String]] = [
+        [
+            """
+            CREATE TABLE messages (
+                id INTEGER PRIMARY KEY,
+                room TEXT,
+                room_name TEXT,
+                recipient TEXT,
+                sender TEXT,
+                kind TEXT NOT NULL,
+                text TEXT NOT NULL,
+                time_ms INTEGER NOT NULL
+            )
+            """,
+            "CREATE INDEX messages_by_room ON messages(room, id)",
+        ]
+    ]
+
+    public static let fileName = "parley.sqlite3"
+
+    let connection: SQLiteConnection
+    public let path: String
+
+    private init(connection: SQLiteConnection, path: String) {
+        self.connection = connection
+        self.path = path
+    }
+
+    /// Opens (creating if needed) the database in `directory` and brings its schema up to date.
+    /// Fails with a `StoreError` that says what to do when the file is locked, damaged or newer than this
+    /// binary.
+    public static func open(directory: String, logger: Logger = Logger(label: "parley.store")) async throws -> SQLiteStore {
+        let path = URL(fileURLWithPath: directory).appendingPathComponent(fileName).path
+        let connection: SQLiteConnection
+        do {
+            connection = try await SQLiteConnection.open(
+                storage: .file(path: path), threadPool: .singleton, logger: logger,
+                on: MultiThreadedEventLoopGroup.singleton.any()
+            ).get()
+        } catch {
+            throw StoreError.cannotOpen(path: path, reason: "\(error)")
+        }
+        let store = SQLiteStore(connection: connection, path: path)
+        do {
+            try await store.prepare()
+        } catch {
+            try? await connection.close().get()
+            throw error
+        }
+        return store
+    }
+
+    private func prepare() async throws {
+        do {
+            _ = try await connection.query("PRAGMA busy_timeout = 5000")
+            let mode = try await connection.query("PRAGMA journal_mode = WAL").first?.column("journal_mode")?.string
+            guard mode?.lowercased() == "wal" else { throw StoreError.cannotOpen(path: path, reason: "WAL mode refused (\(mode ?? "?"))") }
+            _ = try await connection.query("PRAGMA synchronous = FULL")
+            let check = try await connection.query("PRAGMA quick_check").first?.columns.first?.data.string
+            guard check == "ok" else { throw StoreError.corrupt(path: path, detail: check ?? "no answer") }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw Self.describe(error, path: path)
+        }
+        try await migrate()
+    }
+
+    /// Applies every migration newer than the file's `user_version`, each in its own transaction.
+    private func migrate() async throws {
+        let version = Int(try await connection.query("PRAGMA user_version").first?.columns.first?.data.integer ?? 0)
+        guard version <= Self.schemaVersion else {
+            throw StoreError.newerSchema(path: path, found: version, known: Self.schemaVersion)
+        }
+        for step in version..<Self.schemaVersion {
+            do {
+                _ = try await connection.query("BEGIN IMMEDIATE")
+                for statement in Self.migrations[step] { _ = try await connection.query(statement) }
+                _ = try await connection.query("PRAGMA user_version = \(step + 1)")
+                _ = try await connection.query("COMMIT")
+            } catch {
+                _ = try? await connection.query("ROLLBACK")
+                throw StoreError.migrationFailed(path: path, version: step + 1, reason: "\(error)")
+            }
+        }
+    }
+
+    public func close() async {
+        try? await connection.close().get()
+    }
+
+    // MARK: - MessageStore
+
+    public func append(_ messages: [ChatMessage]) async throws {
+        guard !messages.isEmpty else { return }
+        // One multi-row INSERT is one implicit transaction: one commit (one fsync) for the whole batch.
+        let columns = 8
+        let rowsPerStatement = 32_766 / columns
+        let chunks = stride(from: 0, to: messages.count, by: rowsPerStatement).map { messages[$0..<min($0 + rowsPerStatement, messages.count)] }
+        do {
+            if chunks.count > 1 { _ = try await connection.query("BEGIN IMMEDIATE") }
+            for chunk in chunks {
+                let placeholders = Array(repeating: "(?,?,?,?,?,?,?,?)", count: chunk.count).joined(separator: ",")
+                let binds = chunk.flatMap(Self.binds(for:))
+                _ = try await connection.query(
+                    "INSERT INTO messages (id, room, room_name, recipient, sender, kind, text, time_ms) VALUES \(placeholders)",
+                    binds
+                )
+            }
+            if chunks.count > 1 { _ = try await connection.query("COMMIT") }
+        } catch {
+            if chunks.count > 1 { _ = try? await connection.query("ROLLBACK") }
+            throw Self.describe(error, path: path)
+        }
+    }
+
+    public func history(room: String, _ query: HistoryQuery) async throws -> [ChatMessage] {
+        let key = room.lowercased()
+        let select = "SELECT id, room_name, recipient, sender, kind, text, time_ms FROM messages WHERE room = ?"
+        let rows: [SQLiteRow]
+        switch query {
+        case .latest(let count):
+            rows = try await connection.query("\(select) ORDER BY id DESC LIMIT ?", [.text(key), .integer(count)]).reversed()
+        case .before(let id, let count):
+            rows = try await connection.query("\(select) AND id < ? ORDER BY id DESC LIMIT ?", [.text(key), .integer(Int(id)), .integer(count)]).reversed()
+        case .after(let id, let count):
+            rows = try await connection.query("\(select) AND id > ? ORDER BY id ASC LIMIT ?", [.text(key), .integer(Int(id)), .integer(count)])
+        }
+        return rows.compactMap(Self.message(from:))
+    }
+
+    public func lastMessageID() async throws -> Int64 {
+        Int64(try await connection.query("SELECT COALESCE(MAX(id), 0) AS last FROM messages").first?.column("last")?.integer ?? 0)
+    }
+
+    // MARK: - Rows
+
+    private static func binds(for message: ChatMessage) -> [SQLiteData] {
+        let (room, roomName, recipient): (SQLiteData, SQLiteData, SQLiteData) =
+            switch message.target {
+            case .room(let name): (.text(name.lowercased()), .text(name), .null)
+            case .user(let nick): (.null, .null, .text(nick))
+            case .everyone: (.null, .null, .null)
+            }
+        return [
+            .integer(Int(message.id)), room, roomName, recipient, message.from.map { .text($0) } ?? .null,
+            .text(message.kind.rawValue), .text(message.text), .integer(Int((message.time.timeIntervalSince1970 * 1000).rounded())),
+        ]
+    }
+
+    private static func message(from row: SQLiteRow) -> ChatMessage? {
+        guard let id = row.column("id")?.integer, let text = row.column("text")?.string,
+            let milliseconds = row.column("time_ms")?.integer
+        else { return nil }
+        let target: ChatMessage.Target =
+            if let room = row.column("room_name")?.string { .room(room) } else if let nick = row.column("recipient")?.string { .user(nick) } else { .everyone }
+        return ChatMessage(
+            id: Int64(id), time: Date(timeIntervalSince1970: Double(milliseconds) / 1000), from: row.column("sender")?.string,
+            target: target, kind: row.column("kind")?.string.flatMap(ChatMessage.Kind.init(rawValue:)) ?? .normal, text: text
+        )
+    }
+
+    static func describe(_ error: any Error, path: String) -> StoreError {
+        let text = "\(error)"
+        if text.contains("locked") || text.contains("busy") { return .locked(path: path) }
+        if text.contains("full") { return .diskFull(path: path) }
+        if text.contains("malformed") || text.contains("not a database") || text.contains("corrupt") {
+            return .corrupt(path: path, detail: text)
+        }
+        return .failed(path: path, reason: text)
+    }
+}
+
+/// What went wrong with the database, in words an operator can act on.
+public enum StoreError: Error, CustomStringConvertible, Equatable {
+    case cannotOpen(path: String, reason: String)
+    case locked(path: String)
+    case corrupt(path: String, detail: String)
+    case diskFull(path: String)
+    case newerSchema(path: String, found: Int, known: Int)
+    case migrationFailed(path: String, version: Int, reason: String)
+    case failed(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let path, let reason): "cannot open the database \(path): \(reason)"
+        case .locked(let path): "the database \(path) is locked by another program; stop it (or wait) and try again"
+        case .corrupt(let path, let detail): "the database \(path) is damaged (\(detail)); restore it from a backup or move it away to start afresh"
+        case .diskFull(let path): "the disk holding \(path) is full"
+        case .newerSchema(let path, let found, let known):
+            "the database \(path) has schema version \(found), but this parley knows only up to \(known); run a newer parley"
+        case .migrationFailed(let path, let version, let reason):
+            "upgrading the database \(path) to schema version \(version) failed: \(reason); nothing was changed"
+        case .failed(let path, let reason): "the database \(path) failed: \(reason)"
+        }
+    }
+}
