@@ -103,6 +103,8 @@ let package = Package(
                 "ParleyCore",
                 "ParleyProtocols",
                 "ParleyServer",
+                "ParleyStore",
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

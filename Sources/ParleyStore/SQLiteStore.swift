@@ -34,7 +34,8 @@ public final class SQLiteStore: MessageStore {
 
     public static let fileName = "parley.sqlite3"
 
-    let connection: SQLiteConnection
+    /// The connection itself, for tools and tests that need plain SQL.
+    public let connection: SQLiteConnection
     public let path: String
 
     private init(connection: SQLiteConnection, path: String) {
@@ -48,6 +49,11 @@ public final class SQLiteStore: MessageStore {
     public static func open(directory: String, logger: Logger = Logger(label: "parley.store")) async throws -> SQLiteStore {
         let path = URL(fileURLWithPath: directory).appendingPathComponent(fileName).path
         let connection: SQLiteConnection
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw StoreError.cannotOpen(path: directory, reason: error.localizedDescription)
+        }
         do {
             connection = try await SQLiteConnection.open(
                 storage: .file(path: path), threadPool: .singleton, logger: logger,

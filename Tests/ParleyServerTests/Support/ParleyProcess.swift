@@ -23,8 +23,11 @@ final class ParleyProcess: Sendable {
     private let exit: EventLoopFuture<Int32>
 
     /// Starts `parley serve` on 127.0.0.1, port 0, in a fresh data folder, and waits until it listens.
-    static func serve(_ arguments: [String] = [], input: Input = .nullDevice) async throws -> (ParleyProcess, port: Int) {
-        let data = FileManager.default.temporaryDirectory.appendingPathComponent("parley-test-\(UUID().uuidString)")
+    static func serve(
+        _ arguments: [String] = [], input: Input = .nullDevice, dataDirectory: String? = nil
+    ) async throws -> (ParleyProcess, port: Int) {
+        let data = dataDirectory.map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("parley-test-\(UUID().uuidString)")
         let server = try ParleyProcess(
             ["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", data.path, "--server-name", "proc.parley"]
                 + arguments,

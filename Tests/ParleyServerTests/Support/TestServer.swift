@@ -13,6 +13,7 @@ struct TestServer: Sendable {
     /// Runs `body` against a fresh server on `port` (0: any free port).
     static func run(
         port: Int = 0,
+        dataDirectory: String? = nil,
         configure: (inout ServerConfiguration) -> Void = { _ in },
         _ body: (TestServer) async throws -> Void
     ) async throws {
@@ -24,7 +25,7 @@ struct TestServer: Sendable {
         // Long enough that a JSON test client is never slower than it, even on a loaded CI machine; text
         // users type their nickname at once (below), so they do not wait for it either.
         configuration.limits.greetingWindow = .seconds(1)
-        configuration.dataDirectory = FileManager.default.temporaryDirectory
+        configuration.dataDirectory = dataDirectory ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("parley-test-\(UUID().uuidString)").path
         configure(&configuration)
         let logger = Logger(label: "parley-test") { _ in SwiftLogNoOpLogHandler() }
