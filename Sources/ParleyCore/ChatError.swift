@@ -10,6 +10,11 @@ public struct ChatError: Error, Sendable, Equatable {
         case unsupportedVersion = "unsupported_version"
         case invalidNick = "invalid_nick"
         case nickTaken = "nick_taken"
+        /// The nick belongs to an account: log in to use it.
+        case nickRegistered = "nick_registered"
+        case loginFailed = "login_failed"
+        case tooManyAttempts = "too_many_attempts"
+        case notLoggedIn = "not_logged_in"
         case invalidRoom = "invalid_room"
         case noSuchRoom = "no_such_room"
         case notInRoom = "not_in_room"

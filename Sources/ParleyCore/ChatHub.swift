@@ -47,9 +47,6 @@ public final class ChatHub<Sink: EventSink>: Sendable {
 
     public var sessionCount: Int { shared.withLock { $0.state.sessionCount } }
 
-    public func register(nick: String, peer: Peer, resume: [String: Int64] = [:]) throws(ChatError) -> SessionID {
-        try mutate { (state) throws(ChatError) in try state.register(nick: nick, peer: peer, resume: resume) }
-    }
 
     public func handle(_ request: Request, ref: String? = nil, from id: SessionID) {
         let now = now()
@@ -75,6 +72,25 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     }
 
     public func roomSummaries() -> [RoomSummary] { shared.withLock { $0.state.roomSummaries() } }
+
+    /// Admits a new user; `account` is the key of an account whose password the caller has verified.
+    public func register(nick: String, peer: Peer, resume: [String: Int64] = [:], account: String? = nil) throws(ChatError) -> SessionID {
+        try mutate { (state) throws(ChatError) in try state.register(nick: nick, peer: peer, resume: resume, account: account) }
+    }
+
+    public func setAccounts(_ accounts: [Account]) { shared.withLock { $0.state.setAccounts(accounts) } }
+    public func isRegistered(_ nick: String) -> Bool { shared.withLock { $0.state.isRegistered(nick) } }
+    public func account(of id: SessionID) -> String? { shared.withLock { $0.state.account(of: id) } }
+    public func nick(of id: SessionID) -> String? { shared.withLock { $0.state.nick(of: id) } }
+
+    public func authenticate(_ id: SessionID, as account: Account) throws(ChatError) {
+        try mutate { (state) throws(ChatError) in ((), try state.authenticate(id, as: account)) }
+    }
+
+    /// Tells one session something, in order with everything else it receives.
+    public func tell(_ id: SessionID, _ event: ChatEvent) {
+        mutate { state in ((), state.peer(of: id).map { [.deliver(event, to: [Recipient(peer: $0, focused: true)])] } ?? []) }
+    }
 
     public func nicks(in room: String?) throws(ChatError) -> [String] {
         try shared.withLock { (shared) throws(ChatError) in try shared.state.nicks(in: room) }

@@ -37,6 +37,8 @@ public struct ChatState<Peer: Sendable> {
         /// The last message id the client saw per room key, from a resuming `hello`: joining such a room
         /// replays exactly what came after it.
         var resume: [String: Int64] = [:]
+        /// The account this session proved it owns (its key), if any.
+        var account: String?
         var currentRoom: RoomName? { rooms.last }
     }
 
@@ -59,6 +61,9 @@ public struct ChatState<Peer: Sendable> {
     private var sessions: [SessionID: Session] = [:]
     private var nicks: [String: SessionID] = [:]
     private var rooms: [String: Room] = [:]
+    /// Keys of registered nicks: only their owners may use them.
+    private var registered: Set<String> = []
+    private var operators: Set<String> = []
 
     /// The most a resuming client is sent per room; past it, it can page with `history`.
     public static var maximumResume: Int { 1000 }
@@ -76,16 +81,19 @@ public struct ChatState<Peer: Sendable> {
 
     /// Admits a new user under `nick`, welcomes them and puts them in #general. `resume` maps room names to
     /// the last message id the client saw there (a reconnecting client), so it is sent exactly what it missed.
+    /// `account` is the key of an account the caller has verified the password of.
     public mutating func register(
-        nick raw: String, peer: Peer, resume: [String: Int64] = [:]
+        nick raw: String, peer: Peer, resume: [String: Int64] = [:], account: String? = nil
     ) throws(ChatError) -> (SessionID, [Effect<Peer>]) {
         let nick = try Nick(validating: raw)
         guard nicks[nick.key] == nil else {
             throw ChatError(.nickTaken, "The nickname \(nick) is taken; choose another.")
         }
+        try checkOwnership(of: nick, account: account)
         let id = SessionID(raw: nextSessionID)
         nextSessionID += 1
         var session = Session(id: id, nick: nick, peer: peer, rooms: [])
+        session.account = account
         for (room, last) in resume {
             if let name = try? RoomName(validating: room) { session.resume[name.key] = last }
         }
@@ -168,6 +176,7 @@ public struct ChatState<Peer: Sendable> {
             if let owner = nicks[nick.key], owner != session.id {
                 throw ChatError(.nickTaken, "The nickname \(nick) is taken; choose another.")
             }
+            try checkOwnership(of: nick, account: session.account)
             guard nick.display != session.nick.display else { return }
             nicks[session.nick.key] = nil
             nicks[nick.key] = session.id
@@ -216,7 +225,51 @@ public struct ChatState<Peer: Sendable> {
         case .history(let raw, let query):
             let room = try memberRoom(raw, of: session)
             effects.append(.replay(session.peer, room: room.display, query, ref: ref))
+
+        case .register, .login, .changePassword:
+            throw ChatError(.badRequest, "Account requests are handled by the connection.")
         }
+    }
+
+    // MARK: - Accounts
+
+    /// Replaces what the state knows of accounts (at start, and when another process changed them).
+    public mutating func setAccounts(_ accounts: [Account]) {
+        registered = Set(accounts.map(\.key))
+        operators = Set(accounts.filter(\.isOperator).map(\.key))
+    }
+
+    public func isRegistered(_ nick: String) -> Bool { registered.contains(nick.lowercased()) }
+    public func isOperator(_ id: SessionID) -> Bool { sessions[id]?.account.map(operators.contains) ?? false }
+    public func account(of id: SessionID) -> String? { sessions[id]?.account }
+    public func nick(of id: SessionID) -> String? { sessions[id]?.nick.display }
+    public func peer(of id: SessionID) -> Peer? { sessions[id]?.peer }
+
+    /// The session has proved it owns `account` (by /register or /login): it is marked so, and renamed to
+    /// the account's nick when it goes by another.
+    public mutating func authenticate(_ id: SessionID, as account: Account) throws(ChatError) -> [Effect<Peer>] {
+        guard var session = sessions[id] else { return [] }
+        registered.insert(account.key)
+        if account.isOperator { operators.insert(account.key) }
+        session.account = account.key
+        sessions[id] = session
+        var effects: [Effect<Peer>] = []
+        if session.nick.key != account.key {
+            effects = handle(.nick(account.name), ref: nil, from: id, now: .distantPast)
+            if sessions[id]?.nick.key != account.key {
+                throw ChatError(.nickTaken, "You are logged in as \(account.name), but someone else is using that nickname now.")
+            }
+        }
+        effects.append(.deliver(.notice("You are logged in as \(account.name)."), to: [.init(peer: session.peer, focused: true)]))
+        return effects
+    }
+
+    private func checkOwnership(of nick: Nick, account: String?) throws(ChatError) {
+        guard registered.contains(nick.key), account != nick.key else { return }
+        throw ChatError(
+            .nickRegistered,
+            "The nickname \(nick) is registered. Log in with /login \(nick) PASSWORD, or choose another nickname."
+        )
     }
 
     // MARK: - Operator actions (the server console)

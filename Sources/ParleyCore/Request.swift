@@ -18,4 +18,9 @@ public enum Request: Sendable, Equatable {
     case help
     /// Stored messages of `room` (the current room when nil).
     case history(room: String?, HistoryQuery)
+    /// Account requests: the connection handles these itself (hashing is slow and the store is async) and
+    /// tells the hub the outcome; they never reach `ChatState.handle`.
+    case register(password: String)
+    case login(nick: String, password: String)
+    case changePassword(old: String, new: String)
 }

@@ -77,6 +77,21 @@ public enum TextCommands {
             guard args.isEmpty || Int(args) != nil else { return nil }
             return .history(room: nil, .latest(min(500, max(1, Int(args) ?? 50))))
         },
+        TextCommand(name: "register", aliases: [], arguments: "PASSWORD", summary: "reserve your nickname with a password") { args in
+            let (password, rest) = args.firstWord
+            guard !password.isEmpty, rest.isEmpty else { return nil }
+            return .register(password: String(password))
+        },
+        TextCommand(name: "login", aliases: ["identify"], arguments: "NICK PASSWORD", summary: "log in to your registered nickname") { args in
+            let (nick, password) = args.firstWord
+            guard !nick.isEmpty, !password.isEmpty, !password.contains(" ") else { return nil }
+            return .login(nick: String(nick), password: String(password))
+        },
+        TextCommand(name: "passwd", aliases: [], arguments: "OLD NEW", summary: "change your password") { args in
+            let (old, new) = args.firstWord
+            guard !old.isEmpty, !new.isEmpty, !new.contains(" ") else { return nil }
+            return .changePassword(old: String(old), new: String(new))
+        },
         TextCommand(name: "quit", aliases: ["exit", "bye"], arguments: "[reason]", summary: "leave the chat") { args in
             .quit(reason: args.isEmpty ? nil : String(args))
         },

@@ -4,10 +4,11 @@ import ParleyCore
 
 /// The client's half of JSON lines: requests out, events in. `parley connect` and the tests speak through it.
 extension JSONCodec {
-    public func encodeHello(nick: String, resume: [String: Int64] = [:], ref: String? = nil) -> ByteBuffer {
+    public func encodeHello(nick: String, password: String? = nil, resume: [String: Int64] = [:], ref: String? = nil) -> ByteBuffer {
         var json = JSONWriter(type: "hello")
         json.field("version", Int64(Self.version))
         json.field("nick", nick)
+        json.field("password", password)
         json.field("ref", ref)
         if !resume.isEmpty { json.field("resume", integers: resume.sorted { $0.key < $1.key }) }
         return json.finished()
@@ -65,6 +66,17 @@ extension JSONCodec {
                 json.field("after", id)
                 json.field("limit", Int64(count))
             }
+        case .register(let password):
+            json = JSONWriter(type: "register")
+            json.field("password", password)
+        case .login(let nick, let password):
+            json = JSONWriter(type: "login")
+            json.field("nick", nick)
+            json.field("password", password)
+        case .changePassword(let old, let new):
+            json = JSONWriter(type: "passwd")
+            json.field("old", old)
+            json.field("new", new)
         case .help:
             return nil
         }

@@ -5,7 +5,7 @@ import ParleyCore
 /// What a JSON-lines client can say: `hello` to register, then requests.
 public enum ClientMessage: Sendable, Equatable {
     /// `resume` maps rooms to the last message id the client saw there (a client reconnecting).
-    case hello(version: Int, nick: String, resume: [String: Int64])
+    case hello(version: Int, nick: String, password: String?, resume: [String: Int64])
     case request(Request)
 }
 
@@ -39,6 +39,9 @@ public struct JSONCodec: Sendable {
         var after: Int64?
         var limit: Int?
         var resume: [String: Int64]?
+        var password: String?
+        var old: String?
+        var new: String?
     }
 
     /// Decodes one request line. The `ref` is returned even when the rest is refused, so the error can carry it.
@@ -62,7 +65,7 @@ public struct JSONCodec: Sendable {
         switch wire.type {
         case "hello":
             guard let version = wire.version else { throw ChatError(.badRequest, "\"hello\" needs the field \"version\".") }
-            return .hello(version: version, nick: try required(wire.nick, "nick"), resume: wire.resume ?? [:])
+            return .hello(version: version, nick: try required(wire.nick, "nick"), password: wire.password, resume: wire.resume ?? [:])
         case "send":
             let kind = try messageKind(wire.kind)
             let text = try required(wire.text, "text")
@@ -78,6 +81,9 @@ public struct JSONCodec: Sendable {
         case "rooms": return .request(.rooms)
         case "topic": return .request(.topic(room: try required(wire.room, "room"), text: wire.text))
         case "ping": return .request(.ping)
+        case "register": return .request(.register(password: try required(wire.password, "password")))
+        case "login": return .request(.login(nick: try required(wire.nick, "nick"), password: try required(wire.password, "password")))
+        case "passwd": return .request(.changePassword(old: try required(wire.old, "old"), new: try required(wire.new, "new")))
         case "history":
             let count = min(max(wire.limit ?? 50, 1), Self.maximumHistoryPage)
             let query: HistoryQuery =
@@ -92,7 +98,7 @@ public struct JSONCodec: Sendable {
         default:
             throw ChatError(
                 .unknownType,
-                "Unknown request type \"\(wire.type)\". Known: hello, send, join, part, nick, who, rooms, topic, history, ping, quit."
+                "Unknown request type \"\(wire.type)\". Known: hello, send, join, part, nick, who, rooms, topic, history, register, login, passwd, ping, quit."
             )
         }
     }

@@ -18,16 +18,17 @@ public struct ChatListener: Service {
     let eventLoopGroup: any EventLoopGroup
     let onListening: @Sendable (SocketAddress) -> Void
 
-    public init(
+    init(
         configuration: ServerConfiguration,
         hub: ChatHub<Fanout>,
+        accounts: AccountDesk,
         logger: Logger,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) {
         self.host = configuration.host
         self.port = configuration.port
-        self.handler = ConnectionHandler(hub: hub, fanout: Fanout(), limits: configuration.limits, logger: logger)
+        self.handler = ConnectionHandler(hub: hub, accounts: accounts, fanout: Fanout(), limits: configuration.limits, logger: logger)
         self.logger = logger
         self.eventLoopGroup = eventLoopGroup
         self.onListening = onListening

@@ -8,6 +8,7 @@ import ServiceLifecycle
 /// requests, a writer task that drains the outbox, and the timers that bound how long either may take.
 struct ConnectionHandler: Sendable {
     let hub: ChatHub<Fanout>
+    let accounts: AccountDesk
     let fanout: Fanout
     let limits: ServerConfiguration.Limits
     let logger: Logger
@@ -30,10 +31,14 @@ struct ConnectionHandler: Sendable {
             }
         }
         let connection = ConnectionState(outbox: outbox, fanout: fanout)
+        let context = SessionContext(
+            connection: connection, hub: hub, accounts: accounts,
+            address: channel.channel.remoteAddress?.ipAddress ?? "unknown"
+        )
         do {
             try await channel.executeThenClose { inbound, outbound in
                 try await withGracefulShutdownHandler {
-                    try await serve(connection, socket: socket, inbound: inbound, outbound: outbound)
+                    try await serve(context, socket: socket, inbound: inbound, outbound: outbound)
                 } onGracefulShutdown: {
                     connection.shutDown(grace: limits.shutdownGrace)
                 }
@@ -54,11 +59,12 @@ struct ConnectionHandler: Sendable {
     }
 
     private func serve(
-        _ connection: ConnectionState,
+        _ context: SessionContext,
         socket: any Channel,
         inbound: NIOAsyncChannelInboundStream<InboundFrame>,
         outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     ) async throws {
+        let connection = context.connection
         try await withThrowingTaskGroup(of: Ending.self) { group in
             group.addTask {
                 // The only writer of this channel: one write (one event-loop hop, one flush) per batch.
@@ -73,7 +79,7 @@ struct ConnectionHandler: Sendable {
                 return .writer
             }
             group.addTask {
-                await read(inbound, connection: connection)
+                await read(inbound, context: context)
                 return .reader
             }
             group.addTask {
@@ -104,7 +110,8 @@ struct ConnectionHandler: Sendable {
 
     /// Chooses the mode from the first frame, then feeds lines to the session, paced by flood control.
     /// Stops as soon as the connection is ending, so nothing arrives after a goodbye.
-    private func read(_ inbound: NIOAsyncChannelInboundStream<InboundFrame>, connection: ConnectionState) async {
+    private func read(_ inbound: NIOAsyncChannelInboundStream<InboundFrame>, context: SessionContext) async {
+        let connection = context.connection
         var session: (any LineSession)?
         var bucket = TokenBucket(limits.flood, now: .now)
         var lastFloodWarning: ContinuousClock.Instant?
@@ -113,11 +120,11 @@ struct ConnectionHandler: Sendable {
                 guard connection.isOpen else { return }
                 switch frame {
                 case .greet:
-                    session = session ?? TextSession(connection: connection, hub: hub)
+                    session = session ?? TextSession(context)
                     continue
                 case .json:
                     // Also after a greeting for silence: a JSON client slower than the window is still one.
-                    if session == nil || connection.session == nil { session = JSONSession(connection: connection, hub: hub) }
+                    if session == nil || connection.session == nil { session = JSONSession(context) }
                     continue
                 case .overflow:
                     let error = ChatError(
@@ -143,10 +150,9 @@ struct ConnectionHandler: Sendable {
                 case .line(let line):
                     if session == nil {
                         // No sniffing on this connection: decide from the line itself.
-                        session = JSONCodec.looksLikeJSON(line)
-                            ? JSONSession(connection: connection, hub: hub) : TextSession(connection: connection, hub: hub)
+                        session = JSONCodec.looksLikeJSON(line) ? JSONSession(context) : TextSession(context)
                     }
-                    if session!.receive(line) == .stop { return }
+                    if await session!.receive(line) == .stop { return }
                 case .overlong(let bytes):
                     connection.send(.error(lineTooLong(bytes), ref: nil))
                 default:

@@ -9,81 +9,115 @@ enum Flow {
     case stop
 }
 
-/// One wire format's adapter between lines and the chat: registration first, then requests.
+/// One wire format's adapter between lines and the chat: registration first, then requests. Account
+/// requests go to the `AccountDesk` (they await hashing and the store); everything else to the hub.
 protocol LineSession {
-    mutating func receive(_ line: ByteBuffer) -> Flow
+    mutating func receive(_ line: ByteBuffer) async -> Flow
+}
+
+/// What both sessions need besides their own state.
+struct SessionContext: Sendable {
+    let connection: ConnectionState
+    let hub: ChatHub<Fanout>
+    let accounts: AccountDesk
+    /// The peer's address, for throttling failed logins.
+    let address: String
+
+    /// Runs an account request of a registered session.
+    func perform(_ request: Request, session: SessionID) async throws(ChatError) {
+        switch request {
+        case .register(let password): try await accounts.register(session, password: password)
+        case .login(let nick, let password): try await accounts.login(session, nick: nick, password: password, from: address)
+        case .changePassword(let old, let new): try await accounts.changePassword(session, old: old, new: new, from: address)
+        default: hub.handle(request, from: session)
+        }
+    }
+}
+
+extension Request {
+    var isAccountRequest: Bool {
+        switch self {
+        case .register, .login, .changePassword: true
+        default: false
+        }
+    }
 }
 
 /// Plain-text mode: greet, ask for a nickname until one is free, then treat lines as messages and /commands.
 struct TextSession: LineSession {
-    let connection: ConnectionState
-    let hub: ChatHub<Fanout>
+    let context: SessionContext
     private let codec = TextCodec()
     private var session: SessionID?
 
-    init(connection: ConnectionState, hub: ChatHub<Fanout>) {
-        self.connection = connection
-        self.hub = hub
-        connection.settle(on: .text)
-        connection.send(codec.greeting(server: hub.serverName))
+    init(_ context: SessionContext) {
+        self.context = context
+        context.connection.settle(on: .text)
+        context.connection.send(codec.greeting(server: context.hub.serverName))
     }
 
-    mutating func receive(_ line: ByteBuffer) -> Flow {
+    mutating func receive(_ line: ByteBuffer) async -> Flow {
         let text = codec.string(from: line)
-        guard let session else { return register(text) }
+        guard let session else { return await register(text) }
         do throws(ChatError) {
             guard let request = try TextCommands.request(forLine: text) else { return .proceed }
-            hub.handle(request, from: session)
+            if request.isAccountRequest {
+                try await context.perform(request, session: session)
+            } else {
+                context.hub.handle(request, from: session)
+            }
             if case .quit = request { return .stop }
         } catch {
-            connection.send(.error(error, ref: nil))
+            context.hub.tell(session, .error(error, ref: nil))
         }
         return .proceed
     }
 
-    /// At the nickname prompt a line is the nickname; `/nick NAME` and `/quit` also do what they say.
-    private mutating func register(_ text: String) -> Flow {
+    /// At the nickname prompt a line is the nickname; `/nick NAME`, `/login NICK PASSWORD` and `/quit` also
+    /// do what they say.
+    private mutating func register(_ text: String) async -> Flow {
         var nick = Sanitizer.trimmed(text)
         guard !nick.isEmpty else { return .proceed }
-        if nick.hasPrefix("/") {
-            switch try? TextCommands.request(forLine: nick) {
-            case .quit: return .stop
-            case .nick(let name): nick = name
-            default:
-                connection.send(codec.nicknamePrompt(after: ChatError(.notRegistered, "Choose a nickname first.")))
-                return .proceed
-            }
-        }
-        let client = connection.makeClient(format: .text)
+        var account: String?
         do throws(ChatError) {
-            let id = try hub.register(nick: nick, peer: client)
+            if nick.hasPrefix("/") {
+                switch try? TextCommands.request(forLine: nick) {
+                case .quit: return .stop
+                case .nick(let name): nick = name
+                case .login(let name, let password):
+                    let verified = try await context.accounts.verify(nick: name, password: password, from: context.address)
+                    (nick, account) = (verified.name, verified.key)
+                default:
+                    throw ChatError(.notRegistered, "Choose a nickname first.")
+                }
+            }
+            let client = context.connection.makeClient(format: .text)
+            let id = try context.hub.register(nick: nick, peer: client, account: account)
             session = id
-            connection.registered(id, as: client)
+            context.connection.registered(id, as: client)
         } catch {
-            connection.send(codec.nicknamePrompt(after: error))
+            context.connection.send(codec.nicknamePrompt(after: error))
         }
         return .proceed
     }
 }
 
-/// JSON-lines mode: `hello` registers, every other request goes to the chat with its `ref`.
+/// JSON-lines mode: `hello` registers (with a password for a registered nick), every other request goes to
+/// the chat with its `ref`.
 struct JSONSession: LineSession {
-    let connection: ConnectionState
-    let hub: ChatHub<Fanout>
+    let context: SessionContext
     private let codec = JSONCodec()
     private var session: SessionID?
 
-    init(connection: ConnectionState, hub: ChatHub<Fanout>) {
-        self.connection = connection
-        self.hub = hub
-        connection.settle(on: .json)
+    init(_ context: SessionContext) {
+        self.context = context
+        context.connection.settle(on: .json)
     }
 
-    mutating func receive(_ line: ByteBuffer) -> Flow {
+    mutating func receive(_ line: ByteBuffer) async -> Flow {
         let (decoded, ref) = codec.decode(line)
         do throws(ChatError) {
             switch try decoded.get() {
-            case .hello(let version, let nick, let resume):
+            case .hello(let version, let nick, let password, let resume):
                 guard session == nil else { throw ChatError(.alreadyRegistered, "You are registered already.") }
                 guard version == JSONCodec.version else {
                     throw ChatError(
@@ -91,18 +125,28 @@ struct JSONSession: LineSession {
                         "This server speaks protocol version \(JSONCodec.version), not \(version)."
                     )
                 }
-                let client = connection.makeClient(format: .json)
-                let id = try hub.register(nick: nick, peer: client, resume: resume)
+                var account: Account?
+                if let password { account = try await context.accounts.verify(nick: nick, password: password, from: context.address) }
+                let client = context.connection.makeClient(format: .json)
+                let id = try context.hub.register(nick: account?.name ?? nick, peer: client, resume: resume, account: account?.key)
                 session = id
-                connection.registered(id, as: client)
+                context.connection.registered(id, as: client)
             case .request(let request):
                 if case .quit = request, session == nil { return .stop }
                 guard let session else { throw ChatError(.notRegistered, "Send \"hello\" first.") }
-                hub.handle(request, ref: ref, from: session)
+                if request.isAccountRequest {
+                    try await context.perform(request, session: session)
+                } else {
+                    context.hub.handle(request, ref: ref, from: session)
+                }
                 if case .quit = request { return .stop }
             }
         } catch {
-            connection.send(.error(error, ref: ref))
+            if let session {
+                context.hub.tell(session, .error(error, ref: ref))
+            } else {
+                context.connection.send(.error(error, ref: ref))
+            }
         }
         return .proceed
     }

@@ -12,6 +12,7 @@ public struct ParleyApplication: Sendable {
     public let configuration: ServerConfiguration
     public let hub: ChatHub<Fanout>
     public let store: any MessageStore
+    public let accountStore: any AccountStore
     let logger: Logger
     private let closeStore: @Sendable () async -> Void
 
@@ -19,7 +20,9 @@ public struct ParleyApplication: Sendable {
     /// on its message ids. Throws a `StoreError` that says what to do when the database cannot be used.
     public static func open(configuration: ServerConfiguration, logger: Logger) async throws -> ParleyApplication {
         guard configuration.storesMessages else {
-            return ParleyApplication(configuration: configuration, logger: logger, store: NoStore(), lastID: 0) {}
+            return ParleyApplication(
+                configuration: configuration, logger: logger, store: NoStore(), accounts: MemoryAccountStore(), lastID: 0
+            ) {}
         }
         do {
             try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
@@ -28,22 +31,29 @@ public struct ParleyApplication: Sendable {
         }
         let store = try await SQLiteStore.open(directory: configuration.dataDirectory)
         let lastID: Int64
+        let accounts: [Account]
         do {
             lastID = try await store.lastMessageID()
+            accounts = try await store.accounts()
         } catch {
             await store.close()
             throw error
         }
-        return ParleyApplication(configuration: configuration, logger: logger, store: store, lastID: lastID) { await store.close() }
+        let application = ParleyApplication(
+            configuration: configuration, logger: logger, store: store, accounts: store, lastID: lastID
+        ) { await store.close() }
+        application.hub.setAccounts(accounts)
+        return application
     }
 
     private init(
-        configuration: ServerConfiguration, logger: Logger, store: any MessageStore, lastID: Int64,
-        closeStore: @escaping @Sendable () async -> Void
+        configuration: ServerConfiguration, logger: Logger, store: any MessageStore, accounts: any AccountStore,
+        lastID: Int64, closeStore: @escaping @Sendable () async -> Void
     ) {
         self.configuration = configuration
         self.logger = logger
         self.store = store
+        self.accountStore = accounts
         self.closeStore = closeStore
         self.hub = ChatHub(
             serverName: configuration.serverName, sink: Fanout(), firstMessageID: lastID + 1,
@@ -61,7 +71,13 @@ public struct ParleyApplication: Sendable {
             .init(service: PublisherService(publisher: Publisher(hub: hub, store: store) { [logger] error in
                 logger.error("storing messages failed; they were not delivered", metadata: ["error": "\(error)"])
             })),
-            .init(service: ChatListener(configuration: configuration, hub: hub, logger: logger, onListening: onListening)),
+            .init(service: AccountWatcher(store: accountStore, hub: hub, logger: logger)),
+            .init(
+                service: ChatListener(
+                    configuration: configuration, hub: hub, accounts: AccountDesk(store: accountStore, hub: hub, logger: logger),
+                    logger: logger, onListening: onListening
+                )
+            ),
         ]
         if console {
             // The console returning (after `exit`) shuts the whole server down gracefully.
@@ -93,6 +109,27 @@ struct StoreService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         await close()
+    }
+}
+
+/// Notices account changes made by another process (`parley account …`) and tells the hub, so a running
+/// server needs no restart. SQLite's `data_version` moves on every commit of another connection; asking for
+/// it once a second is cheaper than any notification channel.
+struct AccountWatcher: Service {
+    let store: any AccountStore
+    let hub: ChatHub<Fanout>
+    let logger: Logger
+
+    func run() async throws {
+        var seen = (try? await store.changeCounter()) ?? 0
+        while (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: .seconds(1)) })) != nil {
+            guard let now = try? await store.changeCounter(), now != seen else { continue }
+            seen = now
+            if let accounts = try? await store.accounts() {
+                hub.setAccounts(accounts)
+                logger.info("accounts reloaded", metadata: ["count": "\(accounts.count)"])
+            }
+        }
     }
 }
 

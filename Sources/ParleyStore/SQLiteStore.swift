@@ -29,7 +29,30 @@ public final class SQLiteStore: MessageStore {
             )
             """,
             "CREATE INDEX messages_by_room ON messages(room, id)",
-        ]
+        ],
+        [
+            """
+            CREATE TABLE accounts (
+                name_key TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                hash BLOB NOT NULL,
+                salt BLOB NOT NULL,
+                parameters TEXT NOT NULL,
+                operator INTEGER NOT NULL DEFAULT 0,
+                created_ms INTEGER NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE audit (
+                id INTEGER PRIMARY KEY,
+                time_ms INTEGER NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                target TEXT NOT NULL,
+                detail TEXT NOT NULL
+            )
+            """,
+        ],
     ]
 
     public static let fileName = "parley.sqlite3"

@@ -140,6 +140,21 @@ struct TextCommandsTests {
         #expect(msg.summary == "send a private message")
         #expect(help.contains { $0.usage == "/help" && $0.aliases == ["/?"] })
         #expect(help.contains { $0.usage == "/part [#room] [reason]" })
-        #expect(Set(TextCommands.table.map(\.name)) == ["help", "nick", "who", "msg", "me", "join", "part", "rooms", "topic", "history", "quit"])
+        #expect(Set(TextCommands.table.map(\.name)) == ["help", "nick", "who", "msg", "me", "join", "part", "rooms", "topic", "history", "register", "login", "passwd", "quit"])
+    }
+}
+
+@Suite("TextCommands: accounts")
+struct AccountCommandTests {
+    @Test("account commands parse, and refuse missing or extra words")
+    func accountCommands() throws {
+        #expect(try TextCommands.request(forLine: "/register s3cret!") == .register(password: "s3cret!"))
+        #expect(try TextCommands.request(forLine: "/login alice s3cret!") == .login(nick: "alice", password: "s3cret!"))
+        #expect(try TextCommands.request(forLine: "/identify alice s3cret!") == .login(nick: "alice", password: "s3cret!"))
+        #expect(try TextCommands.request(forLine: "/passwd old new-one") == .changePassword(old: "old", new: "new-one"))
+        for line in ["/register", "/register two words", "/login alice", "/passwd only"] {
+            let error = #expect(throws: ChatError.self) { try TextCommands.request(forLine: line) }
+            #expect(error?.code == .usage, "\(line)")
+        }
     }
 }

@@ -57,8 +57,8 @@ struct JSONCodecTests {
     @Test(
         "every request type decodes",
         arguments: [
-            (##"{"type":"hello","version":1,"nick":"alice"}"##, ClientMessage.hello(version: 1, nick: "alice", resume: [:])),
-            (##"{"type":"hello","version":2,"nick":"bob","extra":true}"##, .hello(version: 2, nick: "bob", resume: [:])),
+            (##"{"type":"hello","version":1,"nick":"alice"}"##, ClientMessage.hello(version: 1, nick: "alice", password: nil, resume: [:])),
+            (##"{"type":"hello","version":2,"nick":"bob","extra":true}"##, .hello(version: 2, nick: "bob", password: nil, resume: [:])),
             (##"{"type":"send","room":"#general","text":"hi"}"##, .request(.say(room: "#general", text: "hi", kind: .normal))),
             (##"{"type":"send","to":"bob","text":"psst"}"##, .request(.whisper(to: "bob", text: "psst", kind: .normal))),
             (##"{"type":"send","room":"#a","text":"waves","kind":"action"}"##, .request(.say(room: "#a", text: "waves", kind: .action))),

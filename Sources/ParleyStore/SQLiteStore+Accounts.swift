@@ -1,0 +1,77 @@
+import Foundation
+import NIOCore
+import ParleyCore
+import SQLiteNIO
+
+extension SQLiteStore: AccountStore {
+    public func accounts() async throws -> [Account] {
+        try await connection.query("SELECT name, hash, salt, parameters, operator FROM accounts ORDER BY name_key")
+            .compactMap(Self.account(from:))
+    }
+
+    public func account(named name: String) async throws -> Account? {
+        try await connection.query(
+            "SELECT name, hash, salt, parameters, operator FROM accounts WHERE name_key = ?", [.text(name.lowercased())]
+        ).first.flatMap(Self.account(from:))
+    }
+
+    public func create(_ account: Account) async throws {
+        guard try await self.account(named: account.name) == nil else { throw AccountError.exists(account.name) }
+        _ = try await connection.query(
+            "INSERT INTO accounts (name_key, name, hash, salt, parameters, operator, created_ms) VALUES (?,?,?,?,?,?,?)",
+            [
+                .text(account.key), .text(account.name), .blob(ByteBuffer(bytes: account.credential.hash)),
+                .blob(ByteBuffer(bytes: account.credential.salt)), .text(account.credential.parameters),
+                .integer(account.isOperator ? 1 : 0), .integer(Int(Date().timeIntervalSince1970 * 1000)),
+            ]
+        )
+    }
+
+    public func update(_ name: String, credential: Credential) async throws {
+        guard try await account(named: name) != nil else { throw AccountError.missing(name) }
+        _ = try await connection.query(
+            "UPDATE accounts SET hash = ?, salt = ?, parameters = ? WHERE name_key = ?",
+            [.blob(ByteBuffer(bytes: credential.hash)), .blob(ByteBuffer(bytes: credential.salt)), .text(credential.parameters), .text(name.lowercased())]
+        )
+    }
+
+    public func setOperator(_ name: String, _ isOperator: Bool) async throws {
+        guard try await account(named: name) != nil else { throw AccountError.missing(name) }
+        _ = try await connection.query("UPDATE accounts SET operator = ? WHERE name_key = ?", [.integer(isOperator ? 1 : 0), .text(name.lowercased())])
+    }
+
+    public func delete(_ name: String) async throws -> Bool {
+        guard try await account(named: name) != nil else { return false }
+        _ = try await connection.query("DELETE FROM accounts WHERE name_key = ?", [.text(name.lowercased())])
+        return true
+    }
+
+    public func audit(actor: String, action: String, target: String, detail: String) async throws {
+        _ = try await connection.query(
+            "INSERT INTO audit (time_ms, actor, action, target, detail) VALUES (?,?,?,?,?)",
+            [.integer(Int(Date().timeIntervalSince1970 * 1000)), .text(actor), .text(action), .text(target), .text(detail)]
+        )
+    }
+
+    /// SQLite's `data_version`: it changes when another connection (another process) commits.
+    public func changeCounter() async throws -> Int {
+        Int(try await connection.query("PRAGMA data_version").first?.columns.first?.data.integer ?? 0)
+    }
+
+    /// The audit trail, newest last (for the admin and for tests).
+    public func auditTrail() async throws -> [(actor: String, action: String, target: String, detail: String)] {
+        try await connection.query("SELECT actor, action, target, detail FROM audit ORDER BY id").map {
+            ($0.column("actor")?.string ?? "", $0.column("action")?.string ?? "", $0.column("target")?.string ?? "", $0.column("detail")?.string ?? "")
+        }
+    }
+
+    private static func account(from row: SQLiteRow) -> Account? {
+        guard let name = row.column("name")?.string, case .blob(let hash)? = row.column("hash"),
+            case .blob(let salt)? = row.column("salt"), let parameters = row.column("parameters")?.string
+        else { return nil }
+        return Account(
+            name: name, credential: Credential(hash: Array(hash.readableBytesView), salt: Array(salt.readableBytesView), parameters: parameters),
+            isOperator: row.column("operator")?.integer == 1
+        )
+    }
+}

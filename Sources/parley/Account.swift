@@ -1,0 +1,146 @@
+import ArgumentParser
+import Foundation
+import ParleyCore
+import ParleyStore
+
+/// `parley account …`: manage accounts in a data folder, whether or not a server is running on it (a running
+/// server notices the change within a second).
+struct AccountCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "account",
+        abstract: "Manage accounts (registered nicknames) and server operators.",
+        discussion: "Works whether or not the server is running; a running server sees the change within a second.",
+        subcommands: [Add.self, Remove.self, Passwd.self, List.self, Op.self, Deop.self]
+    )
+
+    struct Options: ParsableArguments {
+        @Option(name: .customLong("data-dir"), help: "The server's data folder.")
+        var dataDirectory = "./parley-data"
+    }
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register a nickname with a password.")
+        @Argument(help: "The nickname.") var name: String
+        @Option(help: "The password (read from standard input when left out).") var password: String?
+        @Flag(help: "Make the account a server operator.") var op = false
+        @OptionGroup var options: Options
+
+        func run() async throws {
+            let nick = try validNick(name)
+            try await withStore(options) { store in
+                let credential = try PasswordHasher.credential(for: try readPassword(password))
+                try await store.create(Account(name: nick, credential: credential, isOperator: op))
+                try await store.audit(actor: "admin", action: "account add", target: nick, detail: op ? "operator" : "")
+                print("added account \(nick)" + (op ? " (server operator)" : ""))
+            }
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete an account; its nickname is free again.")
+        @Argument(help: "The nickname.") var name: String
+        @OptionGroup var options: Options
+
+        func run() async throws {
+            try await withStore(options) { store in
+                guard try await store.delete(name) else { throw AccountError.missing(name) }
+                try await store.audit(actor: "admin", action: "account remove", target: name, detail: "")
+                print("removed account \(name)")
+            }
+        }
+    }
+
+    struct Passwd: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set an account's password.")
+        @Argument(help: "The nickname.") var name: String
+        @Option(help: "The new password (read from standard input when left out).") var password: String?
+        @OptionGroup var options: Options
+
+        func run() async throws {
+            try await withStore(options) { store in
+                try await store.update(name, credential: try PasswordHasher.credential(for: try readPassword(password)))
+                try await store.audit(actor: "admin", action: "account passwd", target: name, detail: "")
+                print("changed the password of \(name)")
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the accounts.")
+        @OptionGroup var options: Options
+
+        func run() async throws {
+            try await withStore(options) { store in
+                for account in try await store.accounts() {
+                    print(account.name + (account.isOperator ? "  (operator)" : ""))
+                }
+            }
+        }
+    }
+
+    struct Op: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Make an account a server operator.")
+        @Argument(help: "The nickname.") var name: String
+        @OptionGroup var options: Options
+
+        func run() async throws {
+            try await withStore(options) { store in
+                try await store.setOperator(name, true)
+                try await store.audit(actor: "admin", action: "account op", target: name, detail: "")
+                print("\(name) is a server operator")
+            }
+        }
+    }
+
+    struct Deop: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Make an account an ordinary one again.")
+        @Argument(help: "The nickname.") var name: String
+        @OptionGroup var options: Options
+
+        func run() async throws {
+            try await withStore(options) { store in
+                try await store.setOperator(name, false)
+                try await store.audit(actor: "admin", action: "account deop", target: name, detail: "")
+                print("\(name) is no longer a server operator")
+            }
+        }
+    }
+}
+
+private func validNick(_ name: String) throws -> String {
+    do throws(ChatError) {
+        return try Nick(validating: name).display
+    } catch {
+        throw ValidationError(error.message)
+    }
+}
+
+private func readPassword(_ given: String?) throws -> String {
+    let password = given ?? readLine(strippingNewline: true) ?? ""
+    guard password.count >= PasswordHasher.minimumLength else {
+        throw ValidationError("A password has at least \(PasswordHasher.minimumLength) characters.")
+    }
+    return password
+}
+
+/// Opens the data folder's database, runs `body`, and turns store and account errors into clear messages.
+private func withStore(_ options: AccountCommand.Options, _ body: (SQLiteStore) async throws -> Void) async throws {
+    let store: SQLiteStore
+    do {
+        store = try await SQLiteStore.open(directory: options.dataDirectory)
+    } catch {
+        FileHandle.standardError.write(Data("parley: \(error)\n".utf8))
+        throw ExitCode(3)
+    }
+    do {
+        try await body(store)
+        await store.close()
+    } catch let error as AccountError {
+        await store.close()
+        FileHandle.standardError.write(Data("parley: \(error)\n".utf8))
+        throw ExitCode(1)
+    } catch {
+        await store.close()
+        throw error
+    }
+}
