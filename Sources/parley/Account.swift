@@ -83,13 +83,7 @@ struct AccountCommand: AsyncParsableCommand {
         @Argument(help: "The nickname.") var name: String
         @OptionGroup var options: Options
 
-        func run() async throws {
-            try await withStore(options) { store in
-                try await store.setOperator(name, true)
-                try await store.audit(actor: "admin", action: "account op", target: name, detail: "")
-                print("\(name) is a server operator")
-            }
-        }
+        func run() async throws { try await setOperator(name, true, options) }
     }
 
     struct Deop: AsyncParsableCommand {
@@ -97,13 +91,15 @@ struct AccountCommand: AsyncParsableCommand {
         @Argument(help: "The nickname.") var name: String
         @OptionGroup var options: Options
 
-        func run() async throws {
-            try await withStore(options) { store in
-                try await store.setOperator(name, false)
-                try await store.audit(actor: "admin", action: "account deop", target: name, detail: "")
-                print("\(name) is no longer a server operator")
-            }
-        }
+        func run() async throws { try await setOperator(name, false, options) }
+    }
+}
+
+private func setOperator(_ name: String, _ isOperator: Bool, _ options: AccountCommand.Options) async throws {
+    try await withStore(options) { store in
+        try await store.setOperator(name, isOperator)
+        try await store.audit(actor: "admin", action: isOperator ? "account op" : "account deop", target: name, detail: "")
+        print(isOperator ? "\(name) is a server operator" : "\(name) is no longer a server operator")
     }
 }
 
