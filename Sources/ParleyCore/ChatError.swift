@@ -25,6 +25,8 @@ public struct ChatError: Error, Sendable, Equatable {
         case kicked = "kicked"
         /// The server could not store a message, so it was neither acknowledged nor delivered.
         case notStored = "not_stored"
+        /// History could not be read just now; the client should ask again.
+        case historyUnavailable = "history_unavailable"
     }
 
     public let code: Code

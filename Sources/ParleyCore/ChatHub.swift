@@ -99,18 +99,23 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     // MARK: - The queue the publisher drains
 
     /// Everything queued since the last call, waiting for at least one effect; nil once finished and drained.
+    /// Cancellation ends the wait like `finish()` does.
     public func nextEffects() async -> [Effect<Peer>]? {
-        await withCheckedContinuation { continuation in
-            let ready = shared.withLock { shared -> [Effect<Peer>]?? in
-                if !shared.pending.isEmpty {
-                    defer { shared.pending = [] }
-                    return .some(shared.pending)
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let ready = shared.withLock { shared -> [Effect<Peer>]?? in
+                    if !shared.pending.isEmpty {
+                        defer { shared.pending = [] }
+                        return .some(shared.pending)
+                    }
+                    if shared.finished || Task.isCancelled { return .some(nil) }
+                    shared.waiter = continuation
+                    return .none
                 }
-                if shared.finished { return .some(nil) }
-                shared.waiter = continuation
-                return .none
+                if let ready { continuation.resume(returning: ready) }
             }
-            if let ready { continuation.resume(returning: ready) }
+        } onCancel: {
+            finish()
         }
     }
 

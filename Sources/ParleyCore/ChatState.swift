@@ -18,8 +18,9 @@ public enum Effect<Peer: Sendable>: Sendable {
     /// Store this message; if that fails, tell `sender` (with `ref`) and deliver nothing of it.
     case record(ChatMessage, sender: Peer?, ref: String?)
     case deliver(ChatEvent, to: [Recipient<Peer>])
-    /// Send `peer` the stored messages of `room` that `query` selects, as one `history` event.
-    case replay(Peer, room: String, HistoryQuery, ref: String?)
+    /// Send `peer` the stored messages of `room` that `query` selects, below id `below`, as one `history`
+    /// event.
+    case replay(Peer, room: String, HistoryQuery, below: Int64, ref: String?)
     /// End this client's connection once what is queued for it has been sent.
     case close(Peer, LeaveReason)
 }
@@ -86,6 +87,8 @@ public struct ChatState<Peer: Sendable> {
         nick raw: String, peer: Peer, resume: [String: Int64] = [:], account: String? = nil
     ) throws(ChatError) -> (SessionID, [Effect<Peer>]) {
         let nick = try Nick(validating: raw)
+        var effects: [Effect<Peer>] = []
+        if account == nick.key { effects += moveAside(holderOf: nick.key, for: nick.display) }
         guard nicks[nick.key] == nil else {
             throw ChatError(.nickTaken, "The nickname \(nick) is taken; choose another.")
         }
@@ -99,7 +102,7 @@ public struct ChatState<Peer: Sendable> {
         }
         sessions[id] = session
         nicks[nick.key] = id
-        var effects: [Effect<Peer>] = [.deliver(.welcome(nick: nick.display, server: serverName), to: [.init(peer: peer, focused: true)])]
+        effects.append(.deliver(.welcome(nick: nick.display, server: serverName), to: [.init(peer: peer, focused: true)]))
         join(.general, session: id, into: &effects)
         return (id, effects)
     }
@@ -224,7 +227,7 @@ public struct ChatState<Peer: Sendable> {
 
         case .history(let raw, let query):
             let room = try memberRoom(raw, of: session)
-            effects.append(.replay(session.peer, room: room.display, query, ref: ref))
+            effects.append(.replay(session.peer, room: room.display, query, below: nextMessageID, ref: ref))
 
         case .register, .login, .changePassword:
             throw ChatError(.badRequest, "Account requests are handled by the connection.")
@@ -235,7 +238,8 @@ public struct ChatState<Peer: Sendable> {
 
     /// Replaces what the state knows of accounts (at start, and when another process changed them).
     public mutating func setAccounts(_ accounts: [Account]) {
-        registered = Set(accounts.map(\.key))
+        // Accounts in use stay registered: a snapshot read just before a /register committed must not undo it.
+        registered = Set(accounts.map(\.key)).union(sessions.values.compactMap(\.account))
         operators = Set(accounts.filter(\.isOperator).map(\.key))
     }
 
@@ -253,7 +257,7 @@ public struct ChatState<Peer: Sendable> {
         if account.isOperator { operators.insert(account.key) }
         session.account = account.key
         sessions[id] = session
-        var effects: [Effect<Peer>] = []
+        var effects = moveAside(holderOf: account.key, for: account.name, except: id)
         if session.nick.key != account.key {
             effects = handle(.nick(account.name), ref: nil, from: id, now: .distantPast)
             if sessions[id]?.nick.key != account.key {
@@ -262,6 +266,24 @@ public struct ChatState<Peer: Sendable> {
         }
         effects.append(.deliver(.notice("You are logged in as \(account.name)."), to: [.init(peer: session.peer, focused: true)]))
         return effects
+    }
+
+    /// Someone not logged in may hold a nick that has since been registered: when its owner logs in, they
+    /// are renamed to a guest nick and told why.
+    private mutating func moveAside(holderOf key: String, for name: String, except owner: SessionID? = nil) -> [Effect<Peer>] {
+        guard let holder = nicks[key], holder != owner, sessions[holder]?.account != key else { return [] }
+        var effects = handle(.nick(guestNick(for: holder)), ref: nil, from: holder, now: .distantPast)
+        if let peer = sessions[holder]?.peer {
+            let notice = ChatEvent.notice("\(name) is a registered nickname and its owner logged in; you were renamed.")
+            effects.append(.deliver(notice, to: [.init(peer: peer, focused: true)]))
+        }
+        return effects
+    }
+
+    private func guestNick(for id: SessionID) -> String {
+        var number = id.raw % 100_000
+        while nicks["guest\(number)"] != nil { number += 1 }
+        return "Guest\(number)"
     }
 
     private func checkOwnership(of nick: Nick, account: String?) throws(ChatError) {
@@ -339,9 +361,9 @@ public struct ChatState<Peer: Sendable> {
         // A resuming client gets exactly what it missed here; anyone else the latest messages.
         if let last = session.resume[name.key] {
             sessions[id]!.resume[name.key] = nil
-            effects.append(.replay(session.peer, room: room.name.display, .after(last, count: Self.maximumResume), ref: nil))
+            effects.append(.replay(session.peer, room: room.name.display, .after(last, count: Self.maximumResume), below: nextMessageID, ref: nil))
         } else if historyOnJoin > 0 {
-            effects.append(.replay(session.peer, room: room.name.display, .latest(historyOnJoin), ref: nil))
+            effects.append(.replay(session.peer, room: room.name.display, .latest(historyOnJoin), below: nextMessageID, ref: nil))
         }
     }
 

@@ -13,8 +13,9 @@ public enum HistoryQuery: Sendable, Equatable {
 public protocol MessageStore: Sendable {
     /// Stores messages durably, all or none; returns only once they would survive a crash.
     func append(_ messages: [ChatMessage]) async throws
-    /// A room's messages, oldest first.
-    func history(room: String, _ query: HistoryQuery) async throws -> [ChatMessage]
+    /// A room's messages with ids below `below`, oldest first. The bound is the next id at the moment the
+    /// replay was asked for, so a replay never includes a message that is also delivered live after it.
+    func history(room: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage]
     /// The highest id stored, so ids keep increasing across restarts (0 when empty).
     func lastMessageID() async throws -> Int64
 }
@@ -23,6 +24,6 @@ public protocol MessageStore: Sendable {
 public struct NoStore: MessageStore {
     public init() {}
     public func append(_ messages: [ChatMessage]) async throws {}
-    public func history(room: String, _ query: HistoryQuery) async throws -> [ChatMessage] { [] }
+    public func history(room: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] { [] }
     public func lastMessageID() async throws -> Int64 { 0 }
 }

@@ -50,10 +50,19 @@ public struct Publisher<Sink: EventSink>: Sendable {
                 continue
             case .deliver(let event, let recipients):
                 sink.deliver(event, to: recipients)
-            case .replay(let peer, let room, let query, let ref):
-                // The queue waits for the read, so replayed and live messages neither overlap nor leave a gap.
-                let messages = (try? await store.history(room: room, query)) ?? []
-                sink.deliver(.history(room: room, messages: messages, ref: ref), to: [Recipient(peer: peer, focused: true)])
+            case .replay(let peer, let room, let query, let below, let ref):
+                // Bounded by the id at the time it was asked for, so replayed and live messages never overlap;
+                // read in queue order, so they leave no gap. A failed read is an error, never an empty history
+                // (a resuming client would take that for "nothing missed").
+                let recipient = [Recipient(peer: peer, focused: true)]
+                do {
+                    let messages = try await store.history(room: room, query, below: below)
+                    sink.deliver(.history(room: room, messages: messages, ref: ref), to: recipient)
+                } catch {
+                    onStoreFailure(error)
+                    let failure = ChatError(.historyUnavailable, "The history of \(room) cannot be read just now; ask again with /history.")
+                    sink.deliver(.error(failure, ref: ref), to: recipient)
+                }
             case .close(let peer, let reason):
                 sink.close(peer, reason: reason)
             }

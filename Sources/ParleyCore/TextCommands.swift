@@ -107,8 +107,11 @@ public enum TextCommands {
 
     /// Interprets one line typed by a registered text-mode user: a `/command`, or a message to the current
     /// room (`//text` sends text that starts with a slash). Returns nil for a blank line.
-    public static func request(forLine line: String) throws(ChatError) -> Request? {
-        guard !Sanitizer.isBlank(line) else { return nil }
+    /// Spaces before a `/` do not make a command a message: " /login alice pw" must never reach a room.
+    public static func request(forLine raw: String) throws(ChatError) -> Request? {
+        guard !Sanitizer.isBlank(raw) else { return nil }
+        let stripped = raw.drop(while: { $0 == " " })
+        let line = stripped.hasPrefix("/") ? String(stripped) : raw
         guard line.hasPrefix("/"), !line.hasPrefix("//") else {
             let text = line.hasPrefix("//") ? String(line.dropFirst()) : line
             return .say(room: nil, text: text, kind: .normal)

@@ -4,46 +4,57 @@ import ParleyCore
 import ParleyStore
 import Synchronization
 
-/// Failed logins, counted per key (an address, an account): more than `limit` in `window` and that key must
-/// wait. Bounded: old entries go when the table grows.
+/// Login attempts, counted per key (an address, an account) over a sliding `window`: past its limit a key
+/// must wait. An attempt is counted *before* the password is checked (and refunded when it was right), so
+/// parallel connections cannot run more guesses than the limit. Bounded: old entries go when it grows.
 final class LoginThrottle: Sendable {
     private struct Entry {
-        var failures: Int
+        var attempts: Int
         var since: ContinuousClock.Instant
     }
 
-    let limit: Int
     let window: Duration
     private let entries = Mutex<[String: Entry]>([:])
 
-    init(limit: Int = 5, window: Duration = .seconds(60)) {
-        self.limit = limit
+    init(window: Duration = .seconds(60)) {
         self.window = window
     }
 
-    /// How long the caller must wait before trying again, if any of `keys` is over the limit.
-    func wait(for keys: [String], now: ContinuousClock.Instant = .now) -> Duration? {
+    /// Counts an attempt for every key, or returns how long to wait when one of them is over its limit.
+    func begin(_ keys: [(key: String, limit: Int)], now: ContinuousClock.Instant = .now) -> Duration? {
         entries.withLock { entries in
-            keys.compactMap { key -> Duration? in
-                guard let entry = entries[key], entry.failures >= limit else { return nil }
-                let left = window - entry.since.duration(to: now)
-                return left > .zero ? left : nil
-            }.max()
+            if entries.count > 10_000 {
+                entries = entries.filter { $0.value.since.duration(to: now) < window }
+                if entries.count > 10_000 { entries.removeAll() }
+            }
+            var wait: Duration?
+            for (key, limit) in keys {
+                var entry = entries[key] ?? Entry(attempts: 0, since: now)
+                if entry.since.duration(to: now) >= window { entry = Entry(attempts: 0, since: now) }
+                if entry.attempts >= limit { wait = max(wait ?? .zero, window - entry.since.duration(to: now)) }
+                entries[key] = entry
+            }
+            guard wait == nil else { return wait }
+            for (key, _) in keys { entries[key]!.attempts += 1 }
+            return nil
         }
     }
 
-    func failed(_ keys: [String], now: ContinuousClock.Instant = .now) {
+    /// The password was right: the attempt does not count.
+    func refund(_ keys: [(key: String, limit: Int)]) {
         entries.withLock { entries in
-            if entries.count > 10_000 { entries = entries.filter { $0.value.since.duration(to: now) < window } }
-            for key in keys {
-                var entry = entries[key] ?? Entry(failures: 0, since: now)
-                if entry.since.duration(to: now) >= window { entry = Entry(failures: 0, since: now) }
-                entry.failures += 1
-                entries[key] = entry
-            }
+            for (key, _) in keys { entries[key]?.attempts -= 1 }
         }
     }
 }
+
+/// Password hashing gets a thread of its own: scrypt is deliberately slow, and on the shared pool it would
+/// hold up SQLite (and so every message) during a burst of logins.
+let hashingPool: NIOThreadPool = {
+    let pool = NIOThreadPool(numberOfThreads: 1)
+    pool.start()
+    return pool
+}()
 
 /// Account work for connections: checks and sets passwords (scrypt runs on NIO's thread pool, never under the
 /// hub's lock or on the connection's task), talks to the store, and tells the hub the outcome.
@@ -55,22 +66,24 @@ struct AccountDesk: Sendable {
 
     /// The account, if `password` is its password; throttled per address and per account.
     func verify(nick: String, password: String, from address: String) async throws(ChatError) -> Account {
-        let keys = ["address \(address)", "account \(nick.lowercased())"]
-        if let wait = throttle.wait(for: keys) {
+        // Five a minute from one address; twenty a minute against one account from anywhere, which bounds
+        // guessing without letting one address lock the owner out.
+        let keys = [(key: "address \(address)", limit: 5), (key: "account \(nick.lowercased())", limit: 20)]
+        if let wait = throttle.begin(keys) {
             throw ChatError(.tooManyAttempts, "Too many failed logins. Try again in \(Int(wait.components.seconds) + 1) seconds.")
         }
         let account = try? await store.account(named: nick)
         let matches: Bool
         if let account {
-            matches = (try? await NIOThreadPool.singleton.runIfActive { PasswordHasher.verify(password, against: account.credential) }) ?? false
+            matches = (try? await hashingPool.runIfActive { PasswordHasher.verify(password, against: account.credential) }) ?? false
         } else {
             matches = false
         }
         guard let account, matches else {
-            throttle.failed(keys)
             logger.notice("failed login", metadata: ["account": "\(nick)", "peer": "\(address)"])
             throw ChatError(.loginFailed, "Wrong nickname or password.")
         }
+        throttle.refund(keys)
         return account
     }
 
@@ -117,7 +130,7 @@ struct AccountDesk: Sendable {
         guard password.count >= PasswordHasher.minimumLength else {
             throw ChatError(.usage, "A password has at least \(PasswordHasher.minimumLength) characters.")
         }
-        guard let credential = try? await NIOThreadPool.singleton.runIfActive({ try PasswordHasher.credential(for: password) }) else {
+        guard let credential = try? await hashingPool.runIfActive({ try PasswordHasher.credential(for: password) }) else {
             throw ChatError(.notStored, "The password could not be processed; try again.")
         }
         return credential

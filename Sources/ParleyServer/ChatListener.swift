@@ -36,18 +36,13 @@ public struct ChatListener: Service {
 
     public func run() async throws {
         let limits = handler.limits
-        let server = try await ServerBootstrap(group: eventLoopGroup)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .bind(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    Self.configure(channel, limits: limits)
-                    try channel.pipeline.syncOperations.addHandler(
-                        FrameHandler(limits: limits.line, stripsTelnet: true, greetingWindow: limits.greetingWindow.timeAmount)
-                    )
-                    return try NIOAsyncChannel<InboundFrame, ByteBuffer>(wrappingChannelSynchronously: channel)
-                }
-            }
+        let server: NIOAsyncChannel<NIOAsyncChannel<InboundFrame, ByteBuffer>, Never>
+        do {
+            server = try await bind(limits: limits)
+        } catch {
+            logger.critical("cannot listen on \(host):\(port): \(error)")
+            throw error
+        }
         guard let address = server.channel.localAddress else { throw ChannelError.unknownLocalAddress }
         logger.notice("listening", metadata: ["address": "\(address.display)"])
         onListening(address)
@@ -64,6 +59,21 @@ public struct ChatListener: Service {
             group.cancelAll()
         }
         logger.notice("stopped")
+    }
+
+    private func bind(limits: ServerConfiguration.Limits) async throws -> NIOAsyncChannel<NIOAsyncChannel<InboundFrame, ByteBuffer>, Never> {
+        try await ServerBootstrap(group: eventLoopGroup)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    Self.configure(channel, limits: limits)
+                    try channel.pipeline.syncOperations.addHandler(
+                        FrameHandler(limits: limits.line, stripsTelnet: true, greetingWindow: limits.greetingWindow.timeAmount)
+                    )
+                    return try NIOAsyncChannel<InboundFrame, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
     }
 
     private func acceptConnections(_ server: NIOAsyncChannel<NIOAsyncChannel<InboundFrame, ByteBuffer>, Never>) async throws {

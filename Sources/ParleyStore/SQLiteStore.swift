@@ -138,12 +138,14 @@ public final class SQLiteStore: MessageStore {
 
     public func append(_ messages: [ChatMessage]) async throws {
         guard !messages.isEmpty else { return }
-        // One multi-row INSERT is one implicit transaction: one commit (one fsync) for the whole batch.
+        // One multi-row INSERT is one implicit transaction: one commit (one fsync) for the whole batch. No
+        // explicit BEGIN: the connection is shared, and another task's statement would join the transaction.
+        // (sqlite-nio builds SQLite with 250,000 variables, so a statement holds 31,250 rows; a larger batch
+        // is written as several statements, each durable before anything of the batch is delivered.)
         let columns = 8
-        let rowsPerStatement = 32_766 / columns
+        let rowsPerStatement = 250_000 / columns
         let chunks = stride(from: 0, to: messages.count, by: rowsPerStatement).map { messages[$0..<min($0 + rowsPerStatement, messages.count)] }
         do {
-            if chunks.count > 1 { _ = try await connection.query("BEGIN IMMEDIATE") }
             for chunk in chunks {
                 let placeholders = Array(repeating: "(?,?,?,?,?,?,?,?)", count: chunk.count).joined(separator: ",")
                 let binds = chunk.flatMap(Self.binds(for:))
@@ -152,24 +154,24 @@ public final class SQLiteStore: MessageStore {
                     binds
                 )
             }
-            if chunks.count > 1 { _ = try await connection.query("COMMIT") }
         } catch {
-            if chunks.count > 1 { _ = try? await connection.query("ROLLBACK") }
             throw Self.describe(error, path: path)
         }
     }
 
-    public func history(room: String, _ query: HistoryQuery) async throws -> [ChatMessage] {
+    public func history(room: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] {
         let key = room.lowercased()
         let select = "SELECT id, room_name, recipient, sender, kind, text, time_ms FROM messages WHERE room = ?"
         let rows: [SQLiteRow]
         switch query {
         case .latest(let count):
-            rows = try await connection.query("\(select) ORDER BY id DESC LIMIT ?", [.text(key), .integer(count)]).reversed()
+            rows = try await connection.query("\(select) AND id < ? ORDER BY id DESC LIMIT ?", [.text(key), .integer(Int(below)), .integer(count)]).reversed()
         case .before(let id, let count):
-            rows = try await connection.query("\(select) AND id < ? ORDER BY id DESC LIMIT ?", [.text(key), .integer(Int(id)), .integer(count)]).reversed()
+            rows = try await connection.query("\(select) AND id < ? ORDER BY id DESC LIMIT ?", [.text(key), .integer(Int(min(id, below))), .integer(count)]).reversed()
         case .after(let id, let count):
-            rows = try await connection.query("\(select) AND id > ? ORDER BY id ASC LIMIT ?", [.text(key), .integer(Int(id)), .integer(count)])
+            rows = try await connection.query(
+                "\(select) AND id > ? AND id < ? ORDER BY id ASC LIMIT ?", [.text(key), .integer(Int(id)), .integer(Int(below)), .integer(count)]
+            )
         }
         return rows.compactMap(Self.message(from:))
     }

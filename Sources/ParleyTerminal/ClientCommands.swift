@@ -39,8 +39,8 @@ public enum ClientCommands {
     }
 
     public static func action(forLine line: String, currentRoom: String?) -> ClientAction {
-        // As on the server, a command starts in the first column; " /clear" is a message.
-        let trimmed = line[...]
+        // As on the server, spaces before a command do not make it a message.
+        let trimmed = line.drop(while: { $0 == " " })
         if trimmed.hasPrefix("/") && !trimmed.hasPrefix("//") {
             let word = trimmed.dropFirst().prefix(while: { $0 != " " }).lowercased()
             let argument = String(trimmed.dropFirst(word.count + 1).drop(while: { $0 == " " }))

@@ -19,8 +19,8 @@ final class MemoryStore: MessageStore {
         }
     }
 
-    func history(room: String, _ query: HistoryQuery) async throws -> [ChatMessage] {
-        let inRoom = messages.filter { $0.target == .room(room) }
+    func history(room: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] {
+        let inRoom = messages.filter { $0.target == .room(room) && $0.id < below }
         switch query {
         case .latest(let count): return Array(inRoom.suffix(count))
         case .before(let id, let count): return Array(inRoom.filter { $0.id < id }.suffix(count))
@@ -104,5 +104,36 @@ struct PublisherTests {
             return
         }
         #expect(older.map(\.text) == ["m1", "m2"])
+    }
+
+    @Test("a replay in the same batch as a later message does not include it: it comes live, once")
+    func replayInBatch() async throws {
+        let sink = RecordingSink()
+        let store = MemoryStore()
+        let hub = ChatHub(serverName: "t", sink: sink, historyOnJoin: 10, now: { Self.now })
+        let alice = try hub.register(nick: "alice", peer: 1)
+        await Publisher(hub: hub, store: store).publish(hub.takeEffects())
+        _ = try hub.register(nick: "bob", peer: 2)
+        hub.handle(.say(room: nil, text: "right after bob joined", kind: .normal), from: alice)
+        await Publisher(hub: hub, store: store).publish(hub.takeEffects())
+        let seen = sink.steps.flatMap { step -> [Int64] in
+            switch step {
+            case .deliver(.history(_, let messages, _), [2]): messages.map(\.id)
+            case .deliver(.message(let message), let peers) where peers.contains(2): [message.id]
+            default: []
+            }
+        }
+        #expect(seen == [1])
+    }
+
+    @Test("a cancelled publisher stops waiting")
+    func cancellation() async {
+        let hub = ChatHub(serverName: "t", sink: RecordingSink())
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await Publisher(hub: hub, store: NoStore()).run() }
+            group.cancelAll()
+            await group.waitForAll()
+        }
+        #expect(await hub.nextEffects() == nil)
     }
 }

@@ -73,7 +73,8 @@ struct TextCommandsTests {
     @Test("plain text goes to the current room")
     func plainText() throws {
         #expect(try Self.parse("hello everyone") == .say(room: nil, text: "hello everyone", kind: .normal))
-        #expect(try Self.parse(" /not a command") == .say(room: nil, text: " /not a command", kind: .normal))
+        #expect(try Self.parse("  indented") == .say(room: nil, text: "  indented", kind: .normal))
+        #expect(throws: ChatError.self) { try Self.parse(" /not a command") }
         #expect(try Self.parse("héllo 👋") == .say(room: nil, text: "héllo 👋", kind: .normal))
     }
 

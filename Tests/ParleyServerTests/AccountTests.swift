@@ -69,7 +69,39 @@ struct AccountTests {
         }
     }
 
-    @Test("failed logins are throttled per account")
+    @Test("someone holding a nick that becomes registered moves aside when its owner logs in")
+    func squatter() async throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("parley-squat-\(UUID().uuidString)").path
+        try await TestServer.run(dataDirectory: data) { server in
+            let squatter = try await server.textUser("gina")
+            let add = try ParleyProcess(["account", "add", "gina", "--password", "gina-pass", "--data-dir", data], input: .nullDevice)
+            #expect(try await add.waitForExit() == 0)
+            try await eventually("the server sees the new account") {
+                let probe = try await TestClient.connect(port: server.port)
+                try await probe.send("/login gina gina-pass")
+                let reply = try await probe.waitFor { $0.hasPrefix("!!!") || $0.contains("joined #general") }
+                await probe.close()
+                return reply.contains("joined #general")
+            }
+            try await squatter.waitFor { $0.hasPrefix("*** gina is now known as Guest") }
+            try await squatter.waitFor { $0 == "*** gina is a registered nickname and its owner logged in; you were renamed." }
+        }
+    }
+
+    @Test("a command after leading spaces is still a command: a password never reaches the room")
+    func leadingSpaces() async throws {
+        try await TestServer.run { server in
+            let watcher = try await server.textUser("watcher")
+            let typist = try await server.textUser("typist")
+            try await typist.send("   /register typist-pass")
+            try await typist.waitFor { $0.hasPrefix("*** The nickname typist is now registered") }
+            try await typist.send("marker")
+            try await watcher.waitFor { $0.hasSuffix("<typist> marker") }
+            #expect(try await !watcher.lines.contains { $0.contains("typist-pass") })
+        }
+    }
+
+    @Test("failed logins are throttled per address")
     func throttled() async throws {
         try await TestServer.run { server in
             let owner = try await server.textUser("dave")
