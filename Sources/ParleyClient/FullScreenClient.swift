@@ -22,13 +22,7 @@ public enum FullScreenClient {
 
     public static func run(_ options: ClientOptions) async -> Int32 {
         // Connect before taking over the screen, so an unreachable server is a plain error message.
-        let first: ServerLink.Channel
-        do {
-            first = try await ServerLink.connect(host: options.address.host, port: options.address.port)
-        } catch {
-            LineModeClient.printError(ClientError.unreachable(options.address, error).description)
-            return 1
-        }
+        guard let first = await ServerLink.connectOrReport(options.address) else { return 1 }
         let terminal = Terminal()
         do {
             try terminal.takeOver()

@@ -29,13 +29,7 @@ public enum LineModeClient {
 
     /// Runs the session; returns the exit status.
     public static func run(_ options: ClientOptions) async -> Int32 {
-        let channel: ServerLink.Channel
-        do {
-            channel = try await ServerLink.connect(host: options.address.host, port: options.address.port)
-        } catch {
-            printError(ClientError.unreachable(options.address, error).description)
-            return 1
-        }
+        guard let channel = await ServerLink.connectOrReport(options.address) else { return 1 }
         let (inputs, feed) = AsyncStream.makeStream(of: Input.self)
         do {
             return try await channel.executeThenClose { inbound, outbound in

@@ -6,6 +6,16 @@ import ParleyProtocols
 enum ServerLink {
     typealias Channel = NIOAsyncChannel<InboundFrame, ByteBuffer>
 
+    /// Connects for `parley connect`, or prints why it could not (both modes say it the same way).
+    static func connectOrReport(_ address: ServerAddress) async -> Channel? {
+        do {
+            return try await connect(host: address.host, port: address.port)
+        } catch {
+            LineModeClient.printError(ClientError.unreachable(address, error).description)
+            return nil
+        }
+    }
+
     static func connect(host: String, port: Int) async throws -> Channel {
         try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)

@@ -94,15 +94,6 @@ public enum LeaveReason: Sendable, Equatable {
         case .received(_, let text): text
         }
     }
-
-    /// The user's own words, if any.
-    public var userText: String? {
-        switch self {
-        case .parted(let reason), .quit(let reason): reason
-        case .kicked(_, let reason): reason
-        default: nil
-        }
-    }
 }
 
 public struct RoomSummary: Sendable, Equatable {

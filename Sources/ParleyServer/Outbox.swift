@@ -8,14 +8,6 @@ import Synchronization
 /// the queued bytes would pass `limitBytes` the outbox drops everything and ends, which closes that
 /// connection alone (ergo's "SendQ exceeded").
 final class Outbox: Sendable {
-    enum Outcome: Sendable, Equatable {
-        case accepted
-        /// The queue was full: the outbox has ended and the connection will close.
-        case overflowed
-        /// The outbox had already ended; the frame was dropped.
-        case ended
-    }
-
     enum Phase: Sendable, Equatable {
         case open
         /// No more frames are accepted; the writer sends what is left, then ends.
@@ -80,10 +72,9 @@ final class Outbox: Sendable {
 
     var phase: Phase { state.withLock { $0.phase } }
 
-    /// Queues a frame; never waits.
-    @discardableResult
-    func offer(_ frame: ByteBuffer) -> Outcome {
-        let (outcome, wakeUp) = state.withLock { state -> (Outcome, (Waiter, [ByteBuffer]?)?) in
+    /// Queues a frame; never waits. Past the limit the outbox overflows and reports it through `onEnd`.
+    func offer(_ frame: ByteBuffer) {
+        let (overflowed, wakeUp) = state.withLock { state -> (Bool, (Waiter, [ByteBuffer]?)?) in
             switch state.phase {
             // A frame larger than the whole limit still goes into an empty queue: a long reply is not a
             // slow reader.
@@ -91,20 +82,17 @@ final class Outbox: Sendable {
                 state.phase = .overflowed
                 state.frames = []
                 state.bytes = 0
-                return (.overflowed, state.wakeWriter())
+                return (true, state.wakeWriter())
             case .open:
                 state.frames.append(frame)
                 state.bytes += frame.readableBytes
-                return (.accepted, state.wakeWriter())
-            case .overflowed:
-                return (.ended, nil)
-            case .finishing, .done:
-                return (.ended, nil)
+                return (false, state.wakeWriter())
+            case .overflowed, .finishing, .done:
+                return (false, nil)  // ended: the frame is dropped
             }
         }
         if let (waiter, batch) = wakeUp { waiter.resume(returning: batch) }
-        if outcome == .overflowed { onEnd(.overflowed) }
-        return outcome
+        if overflowed { onEnd(.overflowed) }
     }
 
     /// Accepts no more frames; the writer sends what is queued, then `nextBatch` returns nil.

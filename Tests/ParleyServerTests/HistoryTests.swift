@@ -107,6 +107,10 @@ struct HistoryTests {
             try await bot.send(##"{"type":"send","room":"#general","text":"after","ref":"a"}"##)
             #expect(try json(try await bot.waitFor(isEvent("ack", ["ref": "a"])))["id"] as! Int > lastID)
         }
+        // The file is in WAL mode (SQLite keeps the mode in the file itself).
+        let store = try await SQLiteStore.open(directory: data)
+        #expect(try await store.connection.query("PRAGMA journal_mode").first?.column("journal_mode")?.string == "wal")
+        await store.close()
         try await TestServer.run(dataDirectory: data, configure: { $0.historyOnJoin = 0 }) { server in
             let bot = try await server.jsonUser("bot")
             try await bot.send(##"{"type":"ping","ref":"p"}"##)
