@@ -23,6 +23,12 @@ public struct ChatError: Error, Sendable, Equatable {
         case lineTooLong = "line_too_long"
         case registrationTimeout = "registration_timeout"
         case kicked = "kicked"
+        /// Only the room's operators may do that.
+        case notOperator = "not_operator"
+        case banned = "banned"
+        case muted = "muted"
+        /// An unban or unmute of a mask that is not banned or muted.
+        case noSuchRestriction = "no_such_restriction"
         /// The server could not store a message, so it was neither acknowledged nor delivered.
         case notStored = "not_stored"
         /// History could not be read just now; the client should ask again.

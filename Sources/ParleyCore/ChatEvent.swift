@@ -24,6 +24,10 @@ public enum ChatEvent: Sendable, Equatable {
     case pong(ref: String?)
     /// Stored messages of a room, oldest first: replayed on join, or asked for with `history`.
     case history(room: String, messages: [ChatMessage], ref: String?)
+    /// An operator acted on a room (or a ban or mute ran out): told to everyone in it.
+    case moderation(ModerationNotice)
+    /// The bans and mutes in force in a room, for whoever asked.
+    case restrictions(room: String, [Restriction])
 }
 
 public struct ChatMessage: Sendable, Equatable {

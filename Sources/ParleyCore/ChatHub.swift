@@ -74,9 +74,28 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     public func roomSummaries() -> [RoomSummary] { shared.withLock { $0.state.roomSummaries() } }
 
     /// Admits a new user; `account` is the key of an account whose password the caller has verified.
-    public func register(nick: String, peer: Peer, resume: [String: Int64] = [:], account: String? = nil) throws(ChatError) -> SessionID {
-        try mutate { (state) throws(ChatError) in try state.register(nick: nick, peer: peer, resume: resume, account: account) }
+    public func register(
+        nick: String, peer: Peer, resume: [String: Int64] = [:], account: String? = nil, address: String = ""
+    ) throws(ChatError) -> SessionID {
+        let now = now()
+        return try mutate { (state) throws(ChatError) in
+            try state.register(nick: nick, peer: peer, resume: resume, account: account, address: address, now: now)
+        }
     }
+
+    /// A moderation action from the server console; returns what only the console should see.
+    public func moderate(_ action: Moderation, in room: String) throws(ChatError) -> ChatEvent? {
+        let now = now()
+        return try mutate { (state) throws(ChatError) in try state.moderate(action, in: room, by: .console, now: now) }
+    }
+
+    /// Lifts the bans and mutes that have run out; the server calls it every second.
+    public func expireRestrictions() {
+        let now = now()
+        mutate { ((), $0.expireRestrictions(now: now)) }
+    }
+
+    public func setRoomPolicies(_ policies: [RoomPolicy]) { shared.withLock { $0.state.setRoomPolicies(policies) } }
 
     public func setAccounts(_ accounts: [Account]) { shared.withLock { $0.state.setAccounts(accounts) } }
     public func isRegistered(_ nick: String) -> Bool { shared.withLock { $0.state.isRegistered(nick) } }

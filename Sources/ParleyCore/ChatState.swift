@@ -23,6 +23,9 @@ public enum Effect<Peer: Sendable>: Sendable {
     case replay(Peer, room: String, HistoryQuery, below: Int64, ref: String?)
     /// End this client's connection once what is queued for it has been sent.
     case close(Peer, LeaveReason)
+    /// Store these room changes (and the audit entry) before anything after it is delivered; if that fails,
+    /// tell `actor`.
+    case persist([RoomChange], audit: AuditEntry?, actor: Peer?)
 }
 
 /// The whole chat as a value: sessions, nicknames, rooms and membership. Every operation validates its input,
@@ -40,14 +43,17 @@ public struct ChatState<Peer: Sendable> {
         var resume: [String: Int64] = [:]
         /// The account this session proved it owns (its key), if any.
         var account: String?
+        /// Where the client connects from, for bans by address.
+        var address = ""
         var currentRoom: RoomName? { rooms.last }
     }
 
+    /// A room while it has members. What outlives them (topic, operators, bans) is its `RoomPolicy`.
     struct Room {
         let name: RoomName
-        var topic = ""
-        var topicSetBy: String?
         var members: [SessionID] = []
+        /// Members made operators for as long as they stay (the creator, and users /op'd without an account).
+        var operators: Set<SessionID> = []
     }
 
     public static var maximumTopicLength: Int { 300 }
@@ -59,12 +65,15 @@ public struct ChatState<Peer: Sendable> {
     public let historyOnJoin: Int
     public private(set) var nextMessageID: Int64
     private var nextSessionID: UInt64 = 1
-    private var sessions: [SessionID: Session] = [:]
-    private var nicks: [String: SessionID] = [:]
-    private var rooms: [String: Room] = [:]
+    var sessions: [SessionID: Session] = [:]
+    var nicks: [String: SessionID] = [:]
+    var rooms: [String: Room] = [:]
+    /// By room key: what rooms keep beyond their members, live or empty.
+    var policies: [String: RoomPolicy] = [:]
     /// Keys of registered nicks: only their owners may use them.
-    private var registered: Set<String> = []
-    private var operators: Set<String> = []
+    var registered: Set<String> = []
+    /// Keys of the accounts that are server operators: operators of every room.
+    var serverOperators: Set<String> = []
 
     /// The most a resuming client is sent per room; past it, it can page with `history`.
     public static var maximumResume: Int { 1000 }
@@ -74,6 +83,7 @@ public struct ChatState<Peer: Sendable> {
         self.historyOnJoin = max(0, historyOnJoin)
         self.nextMessageID = firstMessageID
         rooms[RoomName.general.key] = Room(name: .general)
+        policies[RoomName.general.key] = RoomPolicy(name: RoomName.general.display)
     }
 
     public var sessionCount: Int { sessions.count }
@@ -82,9 +92,11 @@ public struct ChatState<Peer: Sendable> {
 
     /// Admits a new user under `nick`, welcomes them and puts them in #general. `resume` maps room names to
     /// the last message id the client saw there (a reconnecting client), so it is sent exactly what it missed.
-    /// `account` is the key of an account the caller has verified the password of.
+    /// `account` is the key of an account the caller has verified the password of; `address` is where the
+    /// client connects from (for bans by address).
     public mutating func register(
-        nick raw: String, peer: Peer, resume: [String: Int64] = [:], account: String? = nil
+        nick raw: String, peer: Peer, resume: [String: Int64] = [:], account: String? = nil, address: String = "",
+        now: Date = Date()
     ) throws(ChatError) -> (SessionID, [Effect<Peer>]) {
         let nick = try Nick(validating: raw)
         var effects: [Effect<Peer>] = []
@@ -97,13 +109,18 @@ public struct ChatState<Peer: Sendable> {
         nextSessionID += 1
         var session = Session(id: id, nick: nick, peer: peer, rooms: [])
         session.account = account
+        session.address = address
         for (room, last) in resume {
             if let name = try? RoomName(validating: room) { session.resume[name.key] = last }
         }
         sessions[id] = session
         nicks[nick.key] = id
         effects.append(.deliver(.welcome(nick: nick.display, server: serverName), to: [.init(peer: peer, focused: true)]))
-        join(.general, session: id, into: &effects)
+        if let ban = activeRestriction(.ban, in: RoomName.general.key, on: id, now: now) {
+            effects.append(.deliver(.error(bannedError(RoomName.general.display, ban, now: now), ref: nil), to: [.init(peer: peer, focused: true)]))
+        } else {
+            join(.general, session: id, into: &effects)
+        }
         return (id, effects)
     }
 
@@ -142,6 +159,9 @@ public struct ChatState<Peer: Sendable> {
             let text = Sanitizer.text(text)
             guard !Sanitizer.isBlank(text) else { return }
             let room = try memberRoom(room, of: session)
+            if let mute = activeRestriction(.mute, in: room.key, on: session.id, now: now) {
+                throw mutedError(room.display, mute, now: now)
+            }
             let message = newMessage(from: session.nick.display, to: .room(room.display), kind: kind, text: text, now: now)
             effects.append(.record(message, sender: session.peer, ref: ref))
             effects.append(.deliver(.message(message), to: recipients(in: room, except: session.id)))
@@ -167,6 +187,9 @@ public struct ChatState<Peer: Sendable> {
                 guard session.rooms.count < Self.maximumRoomsPerUser else {
                     throw ChatError(.tooManyRooms, "You are in \(Self.maximumRoomsPerUser) rooms already; /part one first.")
                 }
+                if let ban = activeRestriction(.ban, in: room.key, on: session.id, now: now) {
+                    throw bannedError(rooms[room.key]?.name.display ?? room.display, ban, now: now)
+                }
                 join(room, session: session.id, into: &effects)
             }
 
@@ -181,6 +204,7 @@ public struct ChatState<Peer: Sendable> {
             }
             try checkOwnership(of: nick, account: session.account)
             guard nick.display != session.nick.display else { return }
+            try checkRestrictions(renaming: session, to: nick, now: now)
             nicks[session.nick.key] = nil
             nicks[nick.key] = session.id
             sessions[session.id]!.nick = nick
@@ -202,16 +226,20 @@ public struct ChatState<Peer: Sendable> {
 
         case .topic(let raw, let text):
             let name = if let raw { try RoomName(validating: raw) } else { try currentRoom(of: session) }
-            guard var room = rooms[name.key] else { throw noSuchRoom(name.display) }
+            guard let room = rooms[name.key], var policy = policies[name.key] else { throw noSuchRoom(name.display) }
             guard let text else {
-                effects.append(.deliver(.topic(room: room.name.display, text: room.topic, setBy: room.topicSetBy), to: me))
+                effects.append(.deliver(.topic(room: room.name.display, text: policy.topic, setBy: policy.topicSetBy), to: me))
                 return
             }
             guard session.rooms.contains(name) else { throw notInRoom(room.name.display) }
-            room.topic = String(Sanitizer.trimmed(Sanitizer.text(text)).prefix(Self.maximumTopicLength))
-            room.topicSetBy = session.nick.display
-            rooms[name.key] = room
-            let event = ChatEvent.topic(room: room.name.display, text: room.topic, setBy: room.topicSetBy)
+            guard !policy.topicLocked || isRoomOperator(session.id, in: name.key) else {
+                throw ChatError(.notOperator, "The topic of \(room.name) is locked: only its operators can change it.")
+            }
+            policy.topic = String(Sanitizer.trimmed(Sanitizer.text(text)).prefix(Self.maximumTopicLength))
+            policy.topicSetBy = session.nick.display
+            policies[name.key] = policy
+            effects.append(.persist([.topic(room: room.name.display, text: policy.topic, setBy: policy.topicSetBy)], audit: nil, actor: session.peer))
+            let event = ChatEvent.topic(room: room.name.display, text: policy.topic, setBy: policy.topicSetBy)
             effects.append(.deliver(event, to: recipients(in: name)))
 
         case .ping:
@@ -229,6 +257,11 @@ public struct ChatState<Peer: Sendable> {
             let room = try memberRoom(raw, of: session)
             effects.append(.replay(session.peer, room: room.display, query, below: nextMessageID, ref: ref))
 
+        case .moderate(let raw, let action):
+            let room = try memberRoom(raw, of: session)
+            let reply = try moderate(action, in: room, by: .session(session.id), now: now, into: &effects)
+            if let reply { effects.append(.deliver(reply, to: me)) }
+
         case .register, .login, .changePassword:
             throw ChatError(.badRequest, "Account requests are handled by the connection.")
         }
@@ -240,11 +273,11 @@ public struct ChatState<Peer: Sendable> {
     public mutating func setAccounts(_ accounts: [Account]) {
         // Accounts in use stay registered: a snapshot read just before a /register committed must not undo it.
         registered = Set(accounts.map(\.key)).union(sessions.values.compactMap(\.account))
-        operators = Set(accounts.filter(\.isOperator).map(\.key))
+        serverOperators = Set(accounts.filter(\.isOperator).map(\.key))
     }
 
     public func isRegistered(_ nick: String) -> Bool { registered.contains(nick.lowercased()) }
-    public func isOperator(_ id: SessionID) -> Bool { sessions[id]?.account.map(operators.contains) ?? false }
+    public func isOperator(_ id: SessionID) -> Bool { sessions[id]?.account.map(serverOperators.contains) ?? false }
     public func account(of id: SessionID) -> String? { sessions[id]?.account }
     public func nick(of id: SessionID) -> String? { sessions[id]?.nick.display }
     public func peer(of id: SessionID) -> Peer? { sessions[id]?.peer }
@@ -254,7 +287,7 @@ public struct ChatState<Peer: Sendable> {
     public mutating func authenticate(_ id: SessionID, as account: Account) throws(ChatError) -> [Effect<Peer>] {
         guard var session = sessions[id] else { return [] }
         registered.insert(account.key)
-        if account.isOperator { operators.insert(account.key) }
+        if account.isOperator { serverOperators.insert(account.key) }
         session.account = account.key
         sessions[id] = session
         var effects = moveAside(holderOf: account.key, for: account.name, except: id)
@@ -333,7 +366,7 @@ public struct ChatState<Peer: Sendable> {
 
     public func roomSummaries() -> [RoomSummary] {
         rooms.values.sorted { $0.name.key < $1.name.key }.map {
-            RoomSummary(name: $0.name.display, members: $0.members.count, topic: $0.topic)
+            RoomSummary(name: $0.name.display, members: $0.members.count, topic: policies[$0.name.key]?.topic ?? "")
         }
     }
 
@@ -346,15 +379,30 @@ public struct ChatState<Peer: Sendable> {
     // MARK: - Building blocks
 
     private mutating func join(_ name: RoomName, session id: SessionID, into effects: inout [Effect<Peer>]) {
-        var room = rooms[name.key] ?? Room(name: name)
+        let isNew = rooms[name.key] == nil
+        // A room that comes back keeps the spelling it had (its policy's), not the joiner's.
+        let spelling = policies[name.key].flatMap { try? RoomName(validating: $0.name) } ?? name
+        var room = rooms[name.key] ?? Room(name: spelling)
+        var policy = policies[name.key] ?? RoomPolicy(name: room.name.display)
         room.members.append(id)
-        rooms[name.key] = room
         sessions[id]!.rooms.append(room.name)
         let session = sessions[id]!
+        if isNew && name != .general && policy.operators.isEmpty {
+            // The creator operates the room: for good when logged in (the room is theirs across reconnects and
+            // restarts), otherwise while they stay.
+            if let account = session.account {
+                policy.operators.insert(account)
+                effects.append(.persist([.addOperator(room: room.name.display, account: account)], audit: nil, actor: session.peer))
+            } else {
+                room.operators.insert(id)
+            }
+        }
+        rooms[name.key] = room
+        policies[name.key] = policy
         let me = [Recipient(peer: session.peer, focused: true)]
         effects.append(.deliver(.joined(room: room.name.display, nick: session.nick.display), to: recipients(in: name)))
-        if !room.topic.isEmpty {
-            effects.append(.deliver(.topic(room: room.name.display, text: room.topic, setBy: room.topicSetBy), to: me))
+        if !policy.topic.isEmpty {
+            effects.append(.deliver(.topic(room: room.name.display, text: policy.topic, setBy: policy.topicSetBy), to: me))
         }
         let members = sortedNames(room.members.map { sessions[$0]!.nick })
         effects.append(.deliver(.members(room: room.name.display, nicks: members), to: me))
@@ -368,7 +416,7 @@ public struct ChatState<Peer: Sendable> {
     }
 
     /// Tells the room (the leaver included) and removes the membership; empty rooms other than #general go.
-    private mutating func leave(
+    mutating func leave(
         _ name: RoomName, session id: SessionID, reason: LeaveReason, tellingSelf: Bool = true,
         into effects: inout [Effect<Peer>]
     ) {
@@ -376,15 +424,26 @@ public struct ChatState<Peer: Sendable> {
         let event = ChatEvent.left(room: room.name.display, nick: session.nick.display, reason: reason)
         effects.append(.deliver(event, to: recipients(in: name, except: tellingSelf ? nil : id)))
         room.members.removeAll { $0 == id }
+        room.operators.remove(id)
         sessions[id]!.rooms.removeAll { $0 == name }
         if room.members.isEmpty && name != .general {
             rooms[name.key] = nil
+            forgetPolicyIfUnused(name.key, into: &effects)
         } else {
             rooms[name.key] = room
         }
     }
 
-    private mutating func remove(_ id: SessionID, reason: LeaveReason, tellingSelf: Bool, into effects: inout [Effect<Peer>]) {
+    /// An empty room's policy goes unless it holds something for whoever comes next (bounded memory: anyone
+    /// can create rooms).
+    mutating func forgetPolicyIfUnused(_ key: String, into effects: inout [Effect<Peer>]) {
+        guard rooms[key] == nil, let policy = policies[key], !policy.isWorthKeeping, key != RoomName.general.key else { return }
+        policies[key] = nil
+        // Only a topic was ever stored for such a room.
+        if !policy.topic.isEmpty { effects.append(.persist([.forget(room: policy.name)], audit: nil, actor: nil)) }
+    }
+
+    mutating func remove(_ id: SessionID, reason: LeaveReason, tellingSelf: Bool, into effects: inout [Effect<Peer>]) {
         guard let session = sessions[id] else { return }
         for room in session.rooms {
             leave(room, session: id, reason: reason, tellingSelf: tellingSelf, into: &effects)
@@ -393,14 +452,14 @@ public struct ChatState<Peer: Sendable> {
         sessions[id] = nil
     }
 
-    private mutating func newMessage(
+    mutating func newMessage(
         from: String?, to target: ChatMessage.Target, kind: ChatMessage.Kind, text: String, now: Date
     ) -> ChatMessage {
         defer { nextMessageID += 1 }
         return ChatMessage(id: nextMessageID, time: now, from: from, target: target, kind: kind, text: text)
     }
 
-    private func recipients(in name: RoomName, except excluded: SessionID? = nil) -> [Recipient<Peer>] {
+    func recipients(in name: RoomName, except excluded: SessionID? = nil) -> [Recipient<Peer>] {
         guard let room = rooms[name.key] else { return [] }
         var recipients: [Recipient<Peer>] = []
         recipients.reserveCapacity(room.members.count)
@@ -411,7 +470,7 @@ public struct ChatState<Peer: Sendable> {
         return recipients
     }
 
-    private func session(named raw: String) throws(ChatError) -> Session {
+    func session(named raw: String) throws(ChatError) -> Session {
         let nick = try Nick(validating: raw)
         guard let id = nicks[nick.key], let session = sessions[id] else {
             throw ChatError(.noSuchNick, "Nobody called \(nick) is online.")
@@ -419,7 +478,7 @@ public struct ChatState<Peer: Sendable> {
         return session
     }
 
-    private func existingRoom(_ raw: String) throws(ChatError) -> Room {
+    func existingRoom(_ raw: String) throws(ChatError) -> Room {
         let name = try RoomName(validating: raw)
         guard let room = rooms[name.key] else { throw noSuchRoom(name.display) }
         return room
@@ -427,7 +486,7 @@ public struct ChatState<Peer: Sendable> {
 
     /// The named room, which the session must be in, or the session's current room when nil. The result is
     /// spelled as the room is, not as the user typed it.
-    private func memberRoom(_ raw: String?, of session: Session) throws(ChatError) -> RoomName {
+    func memberRoom(_ raw: String?, of session: Session) throws(ChatError) -> RoomName {
         guard let raw else { return try currentRoom(of: session) }
         let name = try RoomName(validating: raw)
         guard session.rooms.contains(name), let room = rooms[name.key] else {
@@ -436,29 +495,29 @@ public struct ChatState<Peer: Sendable> {
         return room.name
     }
 
-    private func currentRoom(of session: Session) throws(ChatError) -> RoomName {
+    func currentRoom(of session: Session) throws(ChatError) -> RoomName {
         guard let room = session.currentRoom else {
             throw ChatError(.notInRoom, "You are not in any room. Type /join #room to enter one.")
         }
         return room
     }
 
-    private func noSuchRoom(_ name: String) -> ChatError {
+    func noSuchRoom(_ name: String) -> ChatError {
         ChatError(.noSuchRoom, "There is no room \(name). Type /rooms to see them, or /join \(name) to create it.")
     }
 
-    private func notInRoom(_ name: String) -> ChatError {
+    func notInRoom(_ name: String) -> ChatError {
         ChatError(.notInRoom, "You are not in \(name). Type /join \(name) first.")
     }
 
     /// A user's reason, sanitised; nil when nothing is left of it.
-    private func cleanReason(_ raw: String?) -> String? {
+    func cleanReason(_ raw: String?) -> String? {
         guard let raw else { return nil }
         let cleaned = Sanitizer.trimmed(Sanitizer.text(raw))
         return cleaned.isEmpty ? nil : cleaned
     }
 
-    private func sortedNames(_ nicks: [Nick]) -> [String] {
+    func sortedNames(_ nicks: [Nick]) -> [String] {
         nicks.sorted { $0.key < $1.key }.map(\.display)
     }
 }

@@ -3,7 +3,10 @@ public enum ConsoleAction: Sendable, Equatable {
     /// A server notice to everyone online (any line that is not a command).
     case announce(String)
     case say(room: String, text: String)
+    /// Disconnects a user from the server.
     case kick(nick: String, reason: String?)
+    /// A room operator's action, with the console's powers.
+    case moderate(room: String, Moderation)
     case who(room: String?)
     case rooms
     case help
@@ -30,10 +33,16 @@ public enum ConsoleCommands {
             guard !room.isEmpty, !text.isEmpty else { return nil }
             return .say(room: String(room), text: String(text))
         },
-        ConsoleCommand(name: "kick", aliases: [], arguments: "NICK [reason]", summary: "disconnect a user") { args in
-            let (nick, reason) = args.firstWord
-            guard !nick.isEmpty else { return nil }
-            return .kick(nick: String(nick), reason: reason.isEmpty ? nil : String(reason))
+        ConsoleCommand(
+            name: "kick", aliases: [], arguments: "[#room] NICK [reason]",
+            summary: "remove a user from a room, or (without #room) disconnect them"
+        ) { args in
+            let (first, rest) = args.firstWord
+            if first.hasPrefix("#") {
+                return ModerationCommands.kick.parse(args).map { .moderate(room: $0.room!, $0.action) }
+            }
+            guard !first.isEmpty else { return nil }
+            return .kick(nick: String(first), reason: rest.isEmpty ? nil : String(rest))
         },
         ConsoleCommand(
             name: "who", aliases: ["online", "names"], arguments: "[#room]",
@@ -47,6 +56,14 @@ public enum ConsoleCommands {
             _ in .shutdown
         },
     ]
+    // The room operators' commands, with the room named (the console has no current room).
+    + ModerationCommands.table.filter { $0.name != "kick" }.map { command in
+        let arguments = command.arguments.isEmpty ? "#room" : "#room \(command.arguments)"
+        return ConsoleCommand(name: command.name, aliases: [], arguments: arguments, summary: command.summary) { args in
+            guard let (room, action) = command.parse(args), let room else { return nil }
+            return .moderate(room: room, action)
+        }
+    }
 
     private static let index: [String: ConsoleCommand] = {
         var index: [String: ConsoleCommand] = [:]

@@ -1,15 +1,21 @@
 /// Carries out the hub's effects in order, one batch at a time: first every message of the batch is stored
 /// in one write (group commit), then deliveries, replays and closes follow in hub order. A message whose
-/// write failed is neither acknowledged nor delivered; its sender gets `not_stored` instead.
+/// write failed is neither acknowledged nor delivered; its sender gets `not_stored` instead. Room changes
+/// (topics, operators, bans) are stored in their place in the order, before what announces them.
 public struct Publisher<Sink: EventSink>: Sendable {
     public let hub: ChatHub<Sink>
     public let store: any MessageStore
+    public let rooms: any RoomStore
     /// Called when a write fails (for the log); the chat goes on.
     let onStoreFailure: @Sendable (any Error) -> Void
 
-    public init(hub: ChatHub<Sink>, store: any MessageStore, onStoreFailure: @escaping @Sendable (any Error) -> Void = { _ in }) {
+    public init(
+        hub: ChatHub<Sink>, store: any MessageStore, rooms: any RoomStore = NoStore(),
+        onStoreFailure: @escaping @Sendable (any Error) -> Void = { _ in }
+    ) {
         self.hub = hub
         self.store = store
+        self.rooms = rooms
         self.onStoreFailure = onStoreFailure
     }
 
@@ -65,6 +71,17 @@ public struct Publisher<Sink: EventSink>: Sendable {
                 }
             case .close(let peer, let reason):
                 sink.close(peer, reason: reason)
+            case .persist(let changes, let audit, let actor):
+                do {
+                    try await rooms.apply(changes, audit: audit)
+                } catch {
+                    // The change holds in the running server; only a restart would lose it, so say so.
+                    onStoreFailure(error)
+                    if let actor {
+                        let failure = ChatError(.notStored, "The server could not store that change; it holds until the server restarts.")
+                        sink.deliver(.error(failure, ref: nil), to: [Recipient(peer: actor, focused: true)])
+                    }
+                }
             }
         }
     }

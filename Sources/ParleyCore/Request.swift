@@ -18,6 +18,8 @@ public enum Request: Sendable, Equatable {
     case help
     /// Stored messages of `room` (the current room when nil).
     case history(room: String?, HistoryQuery)
+    /// A room operator's action on `room` (the current room when nil).
+    case moderate(room: String?, Moderation)
     /// Account requests: the connection handles these itself (hashing is slow and the store is async) and
     /// tells the hub the outcome; they never reach `ChatState.handle`.
     case register(password: String)

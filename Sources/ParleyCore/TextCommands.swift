@@ -96,6 +96,13 @@ public enum TextCommands {
             .quit(reason: args.isEmpty ? nil : String(args))
         },
     ]
+    // Room operators' commands, after the everyday ones (and so last in /help).
+    + ModerationCommands.table.map { command in
+        let arguments = command.arguments.isEmpty ? "[#room]" : "[#room] \(command.arguments)"
+        return TextCommand(name: command.name, aliases: [], arguments: arguments, summary: command.summary) { args in
+            command.parse(args).map { .moderate(room: $0.room, $0.action) }
+        }
+    }
 
     private static let index: [String: TextCommand] = {
         var index: [String: TextCommand] = [:]

@@ -77,11 +77,41 @@ extension JSONCodec {
             json = JSONWriter(type: "passwd")
             json.field("old", old)
             json.field("new", new)
+        case .moderate(let room, let action):
+            json = encode(action)
+            json.field("room", room)
         case .help:
             return nil
         }
         json.field("ref", ref)
         return json.finished()
+    }
+
+    private func encode(_ action: Moderation) -> JSONWriter {
+        var json: JSONWriter
+        switch action {
+        case .kick(let nick, let reason):
+            json = JSONWriter(type: "kick")
+            json.field("nick", nick)
+            json.field("reason", reason)
+        case .ban(let mask, let seconds, let reason), .mute(let mask, let seconds, let reason):
+            json = JSONWriter(type: { if case .ban = action { "ban" } else { "mute" } }())
+            json.field("mask", mask)
+            json.field("duration", seconds.map(Int64.init))
+            json.field("reason", reason)
+        case .unban(let mask), .unmute(let mask):
+            json = JSONWriter(type: { if case .unban = action { "unban" } else { "unmute" } }())
+            json.field("mask", mask)
+        case .restrictions:
+            json = JSONWriter(type: "bans")
+        case .op(let nick), .deop(let nick):
+            json = JSONWriter(type: { if case .op = action { "op" } else { "deop" } }())
+            json.field("nick", nick)
+        case .topicLock(let locked):
+            json = JSONWriter(type: "topic_lock")
+            json.field("locked", locked)
+        }
+        return json
     }
 
     /// Decodes one event line from a server; nil when it is not an event this client knows (later protocol
@@ -149,6 +179,27 @@ extension JSONCodec {
                 return message
             }
             return .history(room: room, messages: messages, ref: string("ref"))
+        case "moderation":
+            guard let room = string("room"), let action = string("action").flatMap(ModerationNotice.Action.init(rawValue:)) else { return nil }
+            return .moderation(
+                ModerationNotice(
+                    room: room, action: action, target: string("target") ?? "", by: string("by"), reason: string("reason"),
+                    until: string("until").flatMap(Timestamps.parseISO8601)
+                )
+            )
+        case "restrictions":
+            guard let room = string("room") else { return nil }
+            let list = (object["restrictions"] as? [[String: Any]] ?? []).compactMap { entry -> Restriction? in
+                guard let kind = (entry["kind"] as? String).flatMap(Restriction.Kind.init(rawValue:)),
+                    let mask = (entry["mask"] as? String).flatMap({ try? Mask(validating: $0) })
+                else { return nil }
+                return Restriction(
+                    kind: kind, mask: mask, setBy: entry["by"] as? String ?? "", reason: entry["reason"] as? String,
+                    since: (entry["since"] as? String).flatMap(Timestamps.parseISO8601) ?? Date(),
+                    until: (entry["until"] as? String).flatMap(Timestamps.parseISO8601)
+                )
+            }
+            return .restrictions(room: room, list)
         default:
             return nil
         }

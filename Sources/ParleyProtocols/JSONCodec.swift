@@ -42,6 +42,9 @@ public struct JSONCodec: Sendable {
         var password: String?
         var old: String?
         var new: String?
+        var mask: String?
+        var duration: Int?
+        var locked: Bool?
     }
 
     /// Decodes one request line. The `ref` is returned even when the rest is refused, so the error can carry it.
@@ -95,11 +98,36 @@ public struct JSONCodec: Sendable {
                 }
             return .request(.history(room: try required(wire.room, "room"), query))
         case "quit": return .request(.quit(reason: wire.reason))
+        case "kick", "ban", "unban", "bans", "mute", "unmute", "op", "deop", "topic_lock":
+            return .request(.moderate(room: try required(wire.room, "room"), try moderation(from: wire)))
         default:
             throw ChatError(
                 .unknownType,
-                "Unknown request type \"\(wire.type)\". Known: hello, send, join, part, nick, who, rooms, topic, history, register, login, passwd, ping, quit."
+                "Unknown request type \"\(wire.type)\". Known: hello, send, join, part, nick, who, rooms, topic, history, register, login, passwd, ping, quit, kick, ban, unban, bans, mute, unmute, op, deop, topic_lock."
             )
+        }
+    }
+
+    private static func moderation(from wire: Wire) throws(ChatError) -> Moderation {
+        func required<Value>(_ value: Value?, _ name: String) throws(ChatError) -> Value {
+            guard let value else { throw ChatError(.badRequest, "\"\(wire.type)\" needs the field \"\(name)\".") }
+            return value
+        }
+        if let duration = wire.duration, !(1...Durations.maximumSeconds).contains(duration) {
+            throw ChatError(.badRequest, "\"duration\" is a number of seconds from 1 to \(Durations.maximumSeconds).")
+        }
+        // A ban or mute names a mask; a plain nick is a mask too, so "nick" is accepted in its place.
+        let mask = wire.mask ?? wire.nick
+        switch wire.type {
+        case "kick": return .kick(nick: try required(wire.nick, "nick"), reason: wire.reason)
+        case "ban": return .ban(mask: try required(mask, "mask"), seconds: wire.duration, reason: wire.reason)
+        case "unban": return .unban(mask: try required(mask, "mask"))
+        case "mute": return .mute(mask: try required(mask, "mask"), seconds: wire.duration, reason: wire.reason)
+        case "unmute": return .unmute(mask: try required(mask, "mask"))
+        case "op": return .op(nick: try required(wire.nick, "nick"))
+        case "deop": return .deop(nick: try required(wire.nick, "nick"))
+        case "topic_lock": return .topicLock(try required(wire.locked, "locked"))
+        default: return .restrictions
         }
     }
 
@@ -204,6 +232,27 @@ public struct JSONCodec: Sendable {
             json.field("room", room)
             json.field("ref", ref)
             json.field("messages", objects: messages) { json, message in self.write(message, into: &json) }
+            return json.finished()
+        case .moderation(let notice):
+            var json = JSONWriter(type: "moderation")
+            json.field("room", notice.room)
+            json.field("action", notice.action.rawValue)
+            json.field("target", notice.target)
+            json.field("by", notice.by)
+            json.field("reason", notice.reason)
+            json.field("until", notice.until.map(Timestamps.iso8601))
+            return json.finished()
+        case .restrictions(let room, let list):
+            var json = JSONWriter(type: "restrictions")
+            json.field("room", room)
+            json.field("restrictions", objects: list) { json, restriction in
+                json.field("kind", restriction.kind.rawValue)
+                json.field("mask", restriction.mask.text)
+                json.field("by", restriction.setBy)
+                json.field("reason", restriction.reason)
+                json.field("since", Timestamps.iso8601(restriction.since))
+                json.field("until", restriction.until.map(Timestamps.iso8601))
+            }
             return json.finished()
         }
     }

@@ -22,6 +22,16 @@ struct JSONWriter {
         buffer.writeString(String(value))
     }
 
+    mutating func field(_ key: String, _ value: Int64?) {
+        guard let value else { return }
+        field(key, value)
+    }
+
+    mutating func field(_ key: String, _ value: Bool) {
+        writeKey(key)
+        buffer.writeString(value ? "true" : "false")
+    }
+
     mutating func field(_ key: String, _ values: [String]) {
         writeKey(key)
         buffer.writeInteger(UInt8(ascii: "["))

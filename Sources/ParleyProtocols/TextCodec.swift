@@ -89,6 +89,11 @@ public struct TextCodec: Sendable {
             return ["*** History of \(room), \(count):"]
                 + messages.map { "[\(Timestamps.localDateAndClock($0.time))] " + body(of: $0) }
                 + ["*** End of history."]
+        case .moderation(let notice):
+            return ["*** " + notice.sentence(time: Timestamps.localDateAndClock)]
+        case .restrictions(let room, let list):
+            guard !list.isEmpty else { return ["*** Nobody is banned or muted in \(room)."] }
+            return ["*** Bans and mutes in \(room) (\(list.count)):"] + list.map { "***   " + $0.summary(time: Timestamps.localDateAndClock) }
         }
     }
 

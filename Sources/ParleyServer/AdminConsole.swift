@@ -7,7 +7,7 @@ import ParleyProtocols
 import ServiceLifecycle
 
 /// The operator's console on the server's own terminal, as a `Service`: lines without a slash are announced to
-/// everyone; `/say`, `/kick`, `/who`, `/rooms`; `exit` or `/shutdown` returns from `run()`, which the service
+/// everyone; `/say`, `/kick`, `/who`, `/rooms`, and every room operator's command on any room; `exit` or `/shutdown` returns from `run()`, which the service
 /// group is configured to treat as "shut down gracefully".
 public struct AdminConsole: Service {
     let hub: ChatHub<Fanout>
@@ -68,6 +68,9 @@ public struct AdminConsole: Service {
             case .kick(let nick, let reason):
                 try hub.kick(nick, reason: reason, by: "the server operator")
                 return (["*** kicked \(nick)"], false)
+            case .moderate(let room, let action):
+                let reply = try hub.moderate(action, in: room)
+                return (reply.map { TextCodec().render($0, focused: true) } ?? ["*** done"], false)
             case .who(let room):
                 let nicks = try hub.nicks(in: room)
                 return (["*** \(room.map { "In \($0)" } ?? "Online") (\(nicks.count)): \(nicks.joined(separator: ", "))"], false)

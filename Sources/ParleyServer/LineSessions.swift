@@ -91,7 +91,7 @@ struct TextSession: LineSession {
                 }
             }
             let client = context.connection.makeClient(format: .text)
-            let id = try context.hub.register(nick: nick, peer: client, account: account)
+            let id = try context.hub.register(nick: nick, peer: client, account: account, address: context.address)
             session = id
             context.connection.registered(id, as: client)
         } catch {
@@ -128,7 +128,9 @@ struct JSONSession: LineSession {
                 var account: Account?
                 if let password { account = try await context.accounts.verify(nick: nick, password: password, from: context.address) }
                 let client = context.connection.makeClient(format: .json)
-                let id = try context.hub.register(nick: account?.name ?? nick, peer: client, resume: resume, account: account?.key)
+                let id = try context.hub.register(
+                    nick: account?.name ?? nick, peer: client, resume: resume, account: account?.key, address: context.address
+                )
                 session = id
                 context.connection.registered(id, as: client)
             case .request(let request):

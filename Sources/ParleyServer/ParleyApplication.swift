@@ -13,6 +13,7 @@ public struct ParleyApplication: Sendable {
     public let hub: ChatHub<Fanout>
     public let store: any MessageStore
     public let accountStore: any AccountStore
+    public let roomStore: any RoomStore
     let logger: Logger
     private let closeStore: @Sendable () async -> Void
 
@@ -21,7 +22,7 @@ public struct ParleyApplication: Sendable {
     public static func open(configuration: ServerConfiguration, logger: Logger) async throws -> ParleyApplication {
         guard configuration.storesMessages else {
             return ParleyApplication(
-                configuration: configuration, logger: logger, store: NoStore(), accounts: MemoryAccountStore(), lastID: 0
+                configuration: configuration, logger: logger, store: NoStore(), accounts: MemoryAccountStore(), rooms: NoStore(), lastID: 0
             ) {}
         }
         do {
@@ -32,28 +33,32 @@ public struct ParleyApplication: Sendable {
         let store = try await SQLiteStore.open(directory: configuration.dataDirectory)
         let lastID: Int64
         let accounts: [Account]
+        let policies: [RoomPolicy]
         do {
             lastID = try await store.lastMessageID()
             accounts = try await store.accounts()
+            policies = try await store.roomPolicies()
         } catch {
             await store.close()
             throw error
         }
         let application = ParleyApplication(
-            configuration: configuration, logger: logger, store: store, accounts: store, lastID: lastID
+            configuration: configuration, logger: logger, store: store, accounts: store, rooms: store, lastID: lastID
         ) { await store.close() }
         application.hub.setAccounts(accounts)
+        application.hub.setRoomPolicies(policies)
         return application
     }
 
     private init(
         configuration: ServerConfiguration, logger: Logger, store: any MessageStore, accounts: any AccountStore,
-        lastID: Int64, closeStore: @escaping @Sendable () async -> Void
+        rooms: any RoomStore, lastID: Int64, closeStore: @escaping @Sendable () async -> Void
     ) {
         self.configuration = configuration
         self.logger = logger
         self.store = store
         self.accountStore = accounts
+        self.roomStore = rooms
         self.closeStore = closeStore
         self.hub = ChatHub(
             serverName: configuration.serverName, sink: Fanout(), firstMessageID: lastID + 1,
@@ -68,10 +73,11 @@ public struct ParleyApplication: Sendable {
     ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: StoreService(close: closeStore)),
-            .init(service: PublisherService(publisher: Publisher(hub: hub, store: store) { [logger] error in
-                logger.error("storing messages failed; they were not delivered", metadata: ["error": "\(error)"])
+            .init(service: PublisherService(publisher: Publisher(hub: hub, store: store, rooms: roomStore) { [logger] error in
+                logger.error("storing failed; nothing that needed it was delivered", metadata: ["error": "\(error)"])
             })),
             .init(service: AccountWatcher(store: accountStore, hub: hub, logger: logger)),
+            .init(service: RestrictionTimer(hub: hub)),
             .init(
                 service: ChatListener(
                     configuration: configuration, hub: hub, accounts: AccountDesk(store: accountStore, hub: hub, logger: logger),
@@ -129,6 +135,19 @@ struct AccountWatcher: Service {
                 hub.setAccounts(accounts)
                 logger.info("accounts reloaded", metadata: ["count": "\(accounts.count)"])
             }
+        }
+    }
+}
+
+/// Lifts bans and mutes when they run out, and says so in their rooms. Once a second: durations are typed in
+/// seconds at the finest, and a join or message is checked against the clock anyway, so a late tick never
+/// keeps anyone out.
+struct RestrictionTimer: Service {
+    let hub: ChatHub<Fanout>
+
+    func run() async throws {
+        while (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: .seconds(1)) })) != nil {
+            hub.expireRestrictions()
         }
     }
 }

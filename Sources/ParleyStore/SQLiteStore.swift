@@ -53,6 +53,36 @@ public final class SQLiteStore: MessageStore {
             )
             """,
         ],
+        [
+            """
+            CREATE TABLE rooms (
+                name_key TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                topic TEXT NOT NULL DEFAULT '',
+                topic_by TEXT,
+                topic_locked INTEGER NOT NULL DEFAULT 0
+            )
+            """,
+            """
+            CREATE TABLE room_operators (
+                room_key TEXT NOT NULL REFERENCES rooms(name_key) ON DELETE CASCADE,
+                account_key TEXT NOT NULL,
+                PRIMARY KEY (room_key, account_key)
+            )
+            """,
+            """
+            CREATE TABLE restrictions (
+                room_key TEXT NOT NULL REFERENCES rooms(name_key) ON DELETE CASCADE,
+                kind TEXT NOT NULL,
+                mask TEXT NOT NULL,
+                set_by TEXT NOT NULL,
+                reason TEXT,
+                since_ms INTEGER NOT NULL,
+                until_ms INTEGER,
+                PRIMARY KEY (room_key, kind, mask)
+            )
+            """,
+        ],
     ]
 
     public static let fileName = "parley.sqlite3"
@@ -101,6 +131,7 @@ public final class SQLiteStore: MessageStore {
             let mode = try await connection.query("PRAGMA journal_mode = WAL").first?.column("journal_mode")?.string
             guard mode?.lowercased() == "wal" else { throw StoreError.cannotOpen(path: path, reason: "WAL mode refused (\(mode ?? "?"))") }
             _ = try await connection.query("PRAGMA synchronous = FULL")
+            _ = try await connection.query("PRAGMA foreign_keys = ON")
             let check = try await connection.query("PRAGMA quick_check").first?.columns.first?.data.string
             guard check == "ok" else { throw StoreError.corrupt(path: path, detail: check ?? "no answer") }
         } catch let error as StoreError {

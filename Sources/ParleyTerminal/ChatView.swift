@@ -119,6 +119,13 @@ public struct ChatView: Sendable {
             }
             append(StyledLine([Span("*** End of history.", .dim)]), to: index, counts: false)
             see(fresh.last!)
+        case .moderation(let notice):
+            let index = roomIndex(notice.room) ?? current
+            append(StyledLine([Span("*** " + clean(notice.sentence(time: Self.dateAndClock)), .dim)]), to: index, counts: false)
+        case .restrictions(let room, let list):
+            let index = roomIndex(room) ?? current
+            let lines = list.isEmpty ? ["Nobody is banned or muted in \(room)."] : ["Bans and mutes in \(room) (\(list.count)):"] + list.map { "  " + $0.summary(time: Self.dateAndClock) }
+            for line in lines { append(StyledLine([Span("*** " + clean(line), .dim)]), to: index, counts: false) }
         }
         return false
     }
@@ -261,6 +268,14 @@ public struct ChatView: Sendable {
         var hash: UInt32 = 2_166_136_261
         for byte in nick.lowercased().utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
         return Int(hash % UInt32(Style.nickColours))
+    }
+
+    /// `MM-DD HH:MM`, for when a ban or mute ends (maybe days away).
+    static func dateAndClock(_ date: Date) -> String {
+        var seconds = time_t(date.timeIntervalSince1970)
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        return String(format: "%02d-%02d %02d:%02d", parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min)
     }
 
     static func clock(_ date: Date) -> String {

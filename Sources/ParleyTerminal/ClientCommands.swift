@@ -72,6 +72,9 @@ public enum ClientCommands {
         case .topic(nil, let text):
             guard let currentRoom else { return noRoom }
             return .send(.topic(room: currentRoom, text: text))
+        case .moderate(nil, let action):
+            guard let currentRoom else { return noRoom }
+            return .send(.moderate(room: currentRoom, action))
         default:
             return .send(request)
         }

@@ -3,7 +3,7 @@ import ParleyCore
 import Testing
 
 /// An effect reduced to what tests compare: the event and the peers, in order. Storage bookkeeping
-/// (`.record`) is left out here and checked on its own with `records`.
+/// (`.record`, `.persist`) is left out here and checked on its own with `records` and `changes`.
 enum Step: Equatable {
     case deliver(ChatEvent, to: [Int])
     case replay(Int, room: String, HistoryQuery)
@@ -14,7 +14,7 @@ extension Array where Element == Effect<Int> {
     var steps: [Step] {
         compactMap { effect in
             switch effect {
-            case .record: nil
+            case .record, .persist: nil
             case .deliver(let event, let recipients): .deliver(event, to: recipients.map(\.peer))
             case .replay(let peer, let room, let query, _, _): .replay(peer, room: room, query)
             case .close(let peer, let reason): .close(peer, reason)
@@ -26,6 +26,22 @@ extension Array where Element == Effect<Int> {
     var records: [(ChatMessage, Int?)] {
         compactMap { effect in
             if case .record(let message, let sender, _) = effect { return (message, sender) }
+            return nil
+        }
+    }
+
+    /// The room changes to be stored, in order.
+    var changes: [RoomChange] {
+        flatMap { effect -> [RoomChange] in
+            if case .persist(let changes, _, _) = effect { return changes }
+            return []
+        }
+    }
+
+    /// The audit entries to be written, in order.
+    var audits: [AuditEntry] {
+        compactMap { effect in
+            if case .persist(_, let audit?, _) = effect { return audit }
             return nil
         }
     }

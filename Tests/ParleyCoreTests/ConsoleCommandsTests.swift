@@ -61,8 +61,10 @@ struct ConsoleCommandsTests {
         arguments: [
             ("/say", "Usage: /say #room text"),
             ("/say #general", "Usage: /say #room text"),
-            ("/kick", "Usage: /kick NICK [reason]"),
-            ("/kick   ", "Usage: /kick NICK [reason]"),
+            ("/kick", "Usage: /kick [#room] NICK [reason]"),
+            ("/kick   ", "Usage: /kick [#room] NICK [reason]"),
+            ("/ban bob", "Usage: /ban #room NICK|MASK [DURATION] [reason]"),
+            ("/topiclock #general maybe", "Usage: /topiclock #room on|off"),
         ]
     )
     func usage(_ line: String, _ message: String) {
@@ -74,6 +76,23 @@ struct ConsoleCommandsTests {
     @Test("the table lists every command with its usage")
     func table() {
         let usages = ConsoleCommands.table.map(\.usage)
-        #expect(usages == ["/help", "/say #room text", "/kick NICK [reason]", "/who [#room]", "/rooms", "/shutdown"])
+        #expect(
+            usages == [
+                "/help", "/say #room text", "/kick [#room] NICK [reason]", "/who [#room]", "/rooms", "/shutdown",
+                "/ban #room NICK|MASK [DURATION] [reason]", "/unban #room NICK|MASK", "/bans #room",
+                "/mute #room NICK|MASK [DURATION] [reason]", "/unmute #room NICK|MASK", "/op #room NICK", "/deop #room NICK",
+                "/topiclock #room on|off",
+            ]
+        )
+    }
+
+    @Test("room commands need the room named; /kick without one disconnects")
+    func moderation() throws {
+        #expect(try Self.parse("/kick bob flooding") == .kick(nick: "bob", reason: "flooding"))
+        #expect(try Self.parse("/kick #dev bob flooding") == .moderate(room: "#dev", .kick(nick: "bob", reason: "flooding")))
+        #expect(try Self.parse("/ban #dev guest* 2h spam") == .moderate(room: "#dev", .ban(mask: "guest*", seconds: 7200, reason: "spam")))
+        #expect(try Self.parse("/mute #dev bob") == .moderate(room: "#dev", .mute(mask: "bob", seconds: nil, reason: nil)))
+        #expect(try Self.parse("/bans #dev") == .moderate(room: "#dev", .restrictions))
+        #expect(try Self.parse("/op #dev alice") == .moderate(room: "#dev", .op(nick: "alice")))
     }
 }

@@ -1,0 +1,277 @@
+import Foundation
+
+/// What a room operator (or the server console) can do to a room. Every front door turns its syntax into one
+/// of these, so each action has one implementation (`ChatState+Moderation`).
+public enum Moderation: Sendable, Equatable {
+    /// Removes a member from the room; they may come back unless banned.
+    case kick(nick: String, reason: String?)
+    /// Keeps whoever matches `mask` out of the room, for `seconds` or until lifted.
+    case ban(mask: String, seconds: Int?, reason: String?)
+    case unban(mask: String)
+    /// Lists the room's bans and mutes.
+    case restrictions
+    /// Lets whoever matches `mask` stay in the room but not speak in it.
+    case mute(mask: String, seconds: Int?, reason: String?)
+    case unmute(mask: String)
+    case op(nick: String)
+    case deop(nick: String)
+    /// Locks (only operators may change it) or unlocks the topic.
+    case topicLock(Bool)
+}
+
+/// A ban or a mute in one room.
+public struct Restriction: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case ban, mute
+    }
+
+    public let kind: Kind
+    public let mask: Mask
+    public let setBy: String
+    public let reason: String?
+    public let since: Date
+    /// When it ends by itself; nil: when an operator lifts it.
+    public let until: Date?
+
+    public init(kind: Kind, mask: Mask, setBy: String, reason: String?, since: Date, until: Date?) {
+        self.kind = kind
+        self.mask = mask
+        self.setBy = setBy
+        self.reason = reason
+        self.since = since
+        self.until = until
+    }
+
+    public func isActive(at now: Date) -> Bool { until.map { now < $0 } ?? true }
+}
+
+/// What a room keeps beyond its members: topic, topic lock, the accounts that operate it, bans and mutes.
+/// It is stored, so it survives restarts; the store returns it at start.
+public struct RoomPolicy: Sendable, Equatable {
+    public var name: String
+    public var topic = ""
+    public var topicSetBy: String?
+    public var topicLocked = false
+    /// Keys of the accounts that are operators of the room whenever they are in it.
+    public var operators: Set<String> = []
+    public var restrictions: [Restriction] = []
+
+    public init(name: String) {
+        self.name = name
+    }
+
+    /// An empty room forgets everything unless something here is worth keeping for whoever comes next: an
+    /// owner, a lock, or bans and mutes (which must outlive the room, or leaving would lift them).
+    var isWorthKeeping: Bool { !operators.isEmpty || topicLocked || !restrictions.isEmpty }
+}
+
+/// A change to a room's stored policy, as the store applies it.
+public enum RoomChange: Sendable, Equatable {
+    case topic(room: String, text: String, setBy: String?)
+    case topicLock(room: String, Bool)
+    case addOperator(room: String, account: String)
+    case removeOperator(room: String, account: String)
+    /// Adds the restriction, replacing one of the same kind and mask.
+    case restrict(room: String, Restriction)
+    case lift(room: String, Restriction.Kind, mask: Mask)
+    /// The room is empty and keeps nothing: its policy goes.
+    case forget(room: String)
+}
+
+/// One line of the audit trail: who did what to whom.
+public struct AuditEntry: Sendable, Equatable {
+    public let actor: String
+    public let action: String
+    public let target: String
+    public let detail: String
+
+    public init(actor: String, action: String, target: String, detail: String) {
+        self.actor = actor
+        self.action = action
+        self.target = target
+        self.detail = detail
+    }
+}
+
+/// Announced to a room when its operators act (or a ban or mute runs out).
+public struct ModerationNotice: Sendable, Equatable {
+    public enum Action: String, Sendable {
+        case ban, unban, mute, unmute, op, deop
+        case topicLock = "topic_lock"
+        case topicUnlock = "topic_unlock"
+    }
+
+    public let room: String
+    public let action: Action
+    /// A mask for bans and mutes, a nick for op and deop, empty for the topic lock.
+    public let target: String
+    /// Who acted; nil when a ban or mute ran out by itself.
+    public let by: String?
+    public let reason: String?
+    public let until: Date?
+
+    public init(room: String, action: Action, target: String, by: String?, reason: String? = nil, until: Date? = nil) {
+        self.room = room
+        self.action = action
+        self.target = target
+        self.by = by
+        self.reason = reason
+        self.until = until
+    }
+}
+
+/// Where room policies are kept (with the audit trail). `NoStore` keeps nothing.
+public protocol RoomStore: Sendable {
+    /// Applies the changes in order and writes the audit entry; returns once they would survive a crash.
+    func apply(_ changes: [RoomChange], audit: AuditEntry?) async throws
+    func roomPolicies() async throws -> [RoomPolicy]
+}
+
+extension NoStore: RoomStore {
+    public func apply(_ changes: [RoomChange], audit: AuditEntry?) async throws {}
+    public func roomPolicies() async throws -> [RoomPolicy] { [] }
+}
+
+/// Whom a ban or mute is aimed at: `nick` or `nick@address`, each part a pattern where `*` is any run of
+/// characters and `?` any one. The nick part matches a user's nick or their account, so a logged-in user
+/// cannot slip out by renaming; the address part (optional) matches the address they connect from.
+public struct Mask: Hashable, Sendable, CustomStringConvertible {
+    public static let maximumLength = 80
+
+    /// Lower-cased, as stored and shown.
+    public let text: String
+    private let nick: String
+    private let address: String?
+
+    public init(validating raw: String) throws(ChatError) {
+        let cleaned = asciiLowercased(Sanitizer.trimmed(Sanitizer.name(raw)))
+        let parts = cleaned.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false)
+        let nick = parts.first.map(String.init) ?? ""
+        let address = parts.count == 2 ? String(parts[1]) : nil
+        guard !cleaned.isEmpty, cleaned.count <= Self.maximumLength, !nick.isEmpty, address?.isEmpty != true,
+            nick.unicodeScalars.allSatisfy(Self.isNickPatternScalar),
+            address?.unicodeScalars.allSatisfy(Self.isAddressPatternScalar) ?? true
+        else {
+            throw ChatError(
+                .usage,
+                "A mask is a nickname or nick@address, where * matches anything and ? one character (e.g. bob, guest*, *@10.0.0.7)."
+            )
+        }
+        self.text = cleaned
+        self.nick = nick
+        self.address = address
+    }
+
+    public var description: String { text }
+
+    /// True when the mask matches nothing but one exact nick (so it can also name an online user).
+    public var isPlainNick: Bool { address == nil && !nick.contains("*") && !nick.contains("?") }
+
+    public func matches(nick: String, account: String?, address: String) -> Bool {
+        let nickMatches = Self.glob(self.nick, asciiLowercased(nick)) || account.map { Self.glob(self.nick, $0) } == true
+        guard nickMatches else { return false }
+        return self.address.map { Self.glob($0, asciiLowercased(address)) } ?? true
+    }
+
+    public static func == (lhs: Mask, rhs: Mask) -> Bool { lhs.text == rhs.text }
+    public func hash(into hasher: inout Hasher) { hasher.combine(text) }
+
+    private static func isNickPatternScalar(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar {
+        case "a"..."z", "0"..."9", "_", "-", "[", "]", "{", "}", "\\", "|", "^", "`", "*", "?": true
+        default: false
+        }
+    }
+
+    private static func isAddressPatternScalar(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar {
+        case "a"..."z", "0"..."9", ".", ":", "-", "*", "?": true
+        default: false
+        }
+    }
+
+    /// Glob matching with `*` and `?`, iterative with one backtrack point: linear for the patterns a mask
+    /// can hold, however many stars.
+    static func glob(_ pattern: String, _ text: String) -> Bool {
+        let pattern = Array(pattern.utf8), text = Array(text.utf8)
+        var p = 0, t = 0
+        var star: Int?, resume = 0
+        while t < text.count {
+            if p < pattern.count && (pattern[p] == UInt8(ascii: "?") || pattern[p] == text[t]) {
+                p += 1
+                t += 1
+            } else if p < pattern.count && pattern[p] == UInt8(ascii: "*") {
+                star = p
+                resume = t
+                p += 1
+            } else if let star {
+                p = star + 1
+                resume += 1
+                t = resume
+            } else {
+                return false
+            }
+        }
+        while p < pattern.count && pattern[p] == UInt8(ascii: "*") { p += 1 }
+        return p == pattern.count
+    }
+}
+
+/// Durations as people type and read them: `90s`, `10m`, `2h`, `7d` (a bare number is minutes).
+public enum Durations {
+    /// The most a ban or mute can last before it needs no duration at all: a year.
+    public static let maximumSeconds = 366 * 86_400
+
+    public static func seconds(parsing raw: Substring) -> Int? {
+        guard let last = raw.last else { return nil }
+        let (digits, unit): (Substring, Int) =
+            switch last {
+            case "s": (raw.dropLast(), 1)
+            case "m": (raw.dropLast(), 60)
+            case "h": (raw.dropLast(), 3600)
+            case "d": (raw.dropLast(), 86_400)
+            case "0"..."9": (raw, 60)
+            default: ("", 0)
+            }
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), let number = Int(digits), number > 0,
+            number <= maximumSeconds / unit
+        else { return nil }
+        return number * unit
+    }
+
+    /// "45 seconds", "10 minutes", "2 hours", "3 days": the largest whole unit, rounded down.
+    public static func describe(seconds: Int) -> String {
+        let (count, unit) =
+            if seconds >= 86_400 { (seconds / 86_400, "day") } else if seconds >= 3600 { (seconds / 3600, "hour") } else if seconds >= 60 { (seconds / 60, "minute") } else { (max(seconds, 1), "second") }
+        return count == 1 ? "1 \(unit)" : "\(count) \(unit)s"
+    }
+}
+
+extension ModerationNotice {
+    /// The notice in words, for text mode and the terminal client; `time` renders `until`.
+    public func sentence(time: (Date) -> String) -> String {
+        let whom = target
+        let until = self.until.map { " until \(time($0))" } ?? ""
+        let reason = self.reason.map { ": \($0)" } ?? ""
+        guard let by else {
+            return "The \(action == .unban ? "ban" : "mute") on \(whom) in \(room) has run out."
+        }
+        return switch action {
+        case .ban: "\(by) banned \(whom) from \(room)\(until)\(reason)"
+        case .unban: "\(by) lifted the ban on \(whom) in \(room)"
+        case .mute: "\(by) muted \(whom) in \(room)\(until)\(reason)"
+        case .unmute: "\(by) unmuted \(whom) in \(room)"
+        case .op: "\(by) made \(whom) an operator of \(room)"
+        case .deop: "\(by) took operator rights in \(room) from \(whom)"
+        case .topicLock: "\(by) locked the topic of \(room): only operators can change it"
+        case .topicUnlock: "\(by) unlocked the topic of \(room): anyone in it can change it"
+        }
+    }
+}
+
+extension Restriction {
+    /// One line of a ban list, e.g. `ban guest* by alice until 14:05: spam`.
+    public func summary(time: (Date) -> String) -> String {
+        "\(kind.rawValue) \(mask) by \(setBy)" + (until.map { " until \(time($0))" } ?? "") + (reason.map { ": \($0)" } ?? "")
+    }
+}

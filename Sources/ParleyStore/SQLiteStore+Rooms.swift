@@ -1,0 +1,94 @@
+import Foundation
+import ParleyCore
+import SQLiteNIO
+
+extension SQLiteStore: RoomStore {
+    public func apply(_ changes: [RoomChange], audit entry: AuditEntry?) async throws {
+        do {
+            for change in changes { try await apply(change) }
+            if let entry { try await audit(actor: entry.actor, action: entry.action, target: entry.target, detail: entry.detail) }
+        } catch {
+            throw Self.describe(error, path: path)
+        }
+    }
+
+    private func apply(_ change: RoomChange) async throws {
+        switch change {
+        case .topic(let room, let text, let setBy):
+            try await ensure(room)
+            _ = try await connection.query(
+                "UPDATE rooms SET topic = ?, topic_by = ? WHERE name_key = ?", [.text(text), setBy.map { .text($0) } ?? .null, .text(room.lowercased())]
+            )
+        case .topicLock(let room, let locked):
+            try await ensure(room)
+            _ = try await connection.query("UPDATE rooms SET topic_locked = ? WHERE name_key = ?", [.integer(locked ? 1 : 0), .text(room.lowercased())])
+        case .addOperator(let room, let account):
+            try await ensure(room)
+            _ = try await connection.query(
+                "INSERT OR IGNORE INTO room_operators (room_key, account_key) VALUES (?, ?)", [.text(room.lowercased()), .text(account)]
+            )
+        case .removeOperator(let room, let account):
+            _ = try await connection.query(
+                "DELETE FROM room_operators WHERE room_key = ? AND account_key = ?", [.text(room.lowercased()), .text(account)]
+            )
+        case .restrict(let room, let restriction):
+            try await ensure(room)
+            _ = try await connection.query(
+                "INSERT OR REPLACE INTO restrictions (room_key, kind, mask, set_by, reason, since_ms, until_ms) VALUES (?,?,?,?,?,?,?)",
+                [
+                    .text(room.lowercased()), .text(restriction.kind.rawValue), .text(restriction.mask.text), .text(restriction.setBy),
+                    restriction.reason.map { .text($0) } ?? .null, .integer(Self.milliseconds(restriction.since)),
+                    restriction.until.map { .integer(Self.milliseconds($0)) } ?? .null,
+                ]
+            )
+        case .lift(let room, let kind, let mask):
+            _ = try await connection.query(
+                "DELETE FROM restrictions WHERE room_key = ? AND kind = ? AND mask = ?", [.text(room.lowercased()), .text(kind.rawValue), .text(mask.text)]
+            )
+        case .forget(let room):
+            _ = try await connection.query("DELETE FROM rooms WHERE name_key = ?", [.text(room.lowercased())])
+        }
+    }
+
+    /// Each change is one statement (its own implicit transaction), so the row a change hangs on is made
+    /// first; the name keeps the spelling of whoever created the room.
+    private func ensure(_ room: String) async throws {
+        _ = try await connection.query("INSERT OR IGNORE INTO rooms (name_key, name) VALUES (?, ?)", [.text(room.lowercased()), .text(room)])
+    }
+
+    public func roomPolicies() async throws -> [RoomPolicy] {
+        var policies: [String: RoomPolicy] = [:]
+        for row in try await connection.query("SELECT name_key, name, topic, topic_by, topic_locked FROM rooms") {
+            guard let key = row.column("name_key")?.string, let name = row.column("name")?.string else { continue }
+            var policy = RoomPolicy(name: name)
+            policy.topic = row.column("topic")?.string ?? ""
+            policy.topicSetBy = row.column("topic_by")?.string
+            policy.topicLocked = row.column("topic_locked")?.integer == 1
+            policies[key] = policy
+        }
+        for row in try await connection.query("SELECT room_key, account_key FROM room_operators") {
+            guard let key = row.column("room_key")?.string, let account = row.column("account_key")?.string else { continue }
+            policies[key]?.operators.insert(account)
+        }
+        let restrictions = try await connection.query(
+            "SELECT room_key, kind, mask, set_by, reason, since_ms, until_ms FROM restrictions ORDER BY since_ms"
+        )
+        for row in restrictions {
+            guard let key = row.column("room_key")?.string,
+                let kind = row.column("kind")?.string.flatMap(Restriction.Kind.init(rawValue:)),
+                let mask = row.column("mask")?.string.flatMap({ try? Mask(validating: $0) }),
+                let since = row.column("since_ms")?.integer
+            else { continue }
+            policies[key]?.restrictions.append(
+                Restriction(
+                    kind: kind, mask: mask, setBy: row.column("set_by")?.string ?? "", reason: row.column("reason")?.string,
+                    since: Self.date(since), until: row.column("until_ms")?.integer.map(Self.date)
+                )
+            )
+        }
+        return policies.values.sorted { $0.name.lowercased() < $1.name.lowercased() }
+    }
+
+    private static func milliseconds(_ date: Date) -> Int { Int((date.timeIntervalSince1970 * 1000).rounded()) }
+    private static func date(_ milliseconds: Int) -> Date { Date(timeIntervalSince1970: Double(milliseconds) / 1000) }
+}
