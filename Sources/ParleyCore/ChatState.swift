@@ -387,9 +387,10 @@ public struct ChatState<Peer: Sendable> {
         room.members.append(id)
         sessions[id]!.rooms.append(room.name)
         let session = sessions[id]!
-        if isNew && name != .general && policy.operators.isEmpty {
+        if isNew && name != .general && !policy.isWorthKeeping {
             // The creator operates the room: for good when logged in (the room is theirs across reconnects and
-            // restarts), otherwise while they stay.
+            // restarts), otherwise while they stay. A room that kept owners, a lock, bans or mutes is not new,
+            // whoever comes first: its first joiner (maybe the one it muted) gets nothing.
             if let account = session.account {
                 policy.operators.insert(account)
                 effects.append(.persist([.addOperator(room: room.name.display, account: account)], audit: nil, actor: session.peer))

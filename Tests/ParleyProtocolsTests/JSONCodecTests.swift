@@ -76,6 +76,16 @@ struct JSONCodecTests {
             (##"{"type":"ping"}"##, .request(.ping)),
             (##"{"type":"quit"}"##, .request(.quit(reason: nil))),
             (##"{"type":"quit","reason":"bye"}"##, .request(.quit(reason: "bye"))),
+            (##"{"type":"kick","room":"#a","nick":"bob","reason":"rude"}"##, .request(.moderate(room: "#a", .kick(nick: "bob", reason: "rude")))),
+            (##"{"type":"ban","room":"#a","mask":"guest*","duration":600}"##, .request(.moderate(room: "#a", .ban(mask: "guest*", seconds: 600, reason: nil)))),
+            (##"{"type":"ban","room":"#a","nick":"bob"}"##, .request(.moderate(room: "#a", .ban(mask: "bob", seconds: nil, reason: nil)))),
+            (##"{"type":"unban","room":"#a","mask":"bob"}"##, .request(.moderate(room: "#a", .unban(mask: "bob")))),
+            (##"{"type":"bans","room":"#a"}"##, .request(.moderate(room: "#a", .restrictions))),
+            (##"{"type":"mute","room":"#a","mask":"bob","reason":"x"}"##, .request(.moderate(room: "#a", .mute(mask: "bob", seconds: nil, reason: "x")))),
+            (##"{"type":"unmute","room":"#a","nick":"bob"}"##, .request(.moderate(room: "#a", .unmute(mask: "bob")))),
+            (##"{"type":"op","room":"#a","nick":"bob"}"##, .request(.moderate(room: "#a", .op(nick: "bob")))),
+            (##"{"type":"deop","room":"#a","nick":"bob"}"##, .request(.moderate(room: "#a", .deop(nick: "bob")))),
+            (##"{"type":"topic_lock","room":"#a","locked":true}"##, .request(.moderate(room: "#a", .topicLock(true)))),
             (##"  {"text":"order\nof \"keys\" \u00e9","room":"#a","type":"send"}  "##, .request(.say(room: "#a", text: "order\nof \"keys\" é", kind: .normal))),
         ]
     )
@@ -355,5 +365,37 @@ struct JSONCodecTests {
         #expect(string.hasPrefix(String(expected.prefix(20))))
         // The binary fraction of .007 or .999 lies just below it: a truncating formatter would say .006, .998.
         #expect(string == expected)
+    }
+
+    @Test("moderation requests survive the client's encoding and the server's decoding; events the reverse")
+    func moderationRoundTrip() throws {
+        let actions: [Moderation] = [
+            .kick(nick: "bob", reason: "rude"), .ban(mask: "guest*@10.0.*", seconds: 60, reason: "spam"), .unban(mask: "bob"),
+            .restrictions, .mute(mask: "bob", seconds: nil, reason: nil), .unmute(mask: "bob"), .op(nick: "bob"),
+            .deop(nick: "bob"), .topicLock(false),
+        ]
+        for action in actions {
+            let line = try #require(codec.encode(.moderate(room: "#a", action), ref: "r"))
+            let (message, ref) = codec.decode(line)
+            #expect(try message.get() == .request(.moderate(room: "#a", action)))
+            #expect(ref == "r")
+        }
+        let notice = ModerationNotice(room: "#a", action: .mute, target: "bob", by: "alice", reason: "calm down", until: Self.time)
+        let encoded = codec.encode(.moderation(notice))
+        #expect(
+            try parse(encoded)
+                == ["type": "moderation", "room": "#a", "action": "mute", "target": "bob", "by": "alice", "reason": "calm down", "until": .string(Self.timestamp)]
+        )
+        #expect(codec.decodeEvent(String(buffer: encoded)) == .moderation(notice))
+        let expired = ModerationNotice(room: "#a", action: .unban, target: "bob", by: nil)
+        #expect(codec.decodeEvent(String(buffer: codec.encode(.moderation(expired)))) == .moderation(expired))
+        let ban = Restriction(kind: .ban, mask: try Mask(validating: "guest*"), setBy: "alice", reason: nil, since: Self.time, until: nil)
+        let list = codec.encode(.restrictions(room: "#a", [ban]))
+        #expect(codec.decodeEvent(String(buffer: list)) == .restrictions(room: "#a", [ban]))
+    }
+
+    @Test("a duration outside 1 second to a year is refused", arguments: [0, -5, 40_000_000])
+    func badDuration(_ seconds: Int) {
+        #expect(refusal(##"{"type":"ban","room":"#a","mask":"bob","duration":\##(seconds)}"##)?.code == .badRequest)
     }
 }

@@ -31,7 +31,7 @@ struct ExecutableTests {
         await stuck.close()
     }
 
-    @Test("the console: a typed line is a server notice, /say, /who, /kick, and exit stops the server gracefully")
+    @Test("the console: a typed line is a server notice, /say, /who, /kick, room moderation, and exit stops the server gracefully")
     func console() async throws {
         let (server, port) = try await ParleyProcess.serve(["--console", "auto"], input: .terminal)
         try await server.output.waitFor { $0.hasPrefix("*** Parley console") }
@@ -51,6 +51,13 @@ struct ExecutableTests {
         try await bot.waitFor(isEvent("error", ["code": "kicked"]))
         try await bot.waitForClose()
         try await alice.waitFor { $0 == "*** bot left #general (kicked by the server operator: misbehaving)" }
+        // The console has every room operator's power, in any room.
+        try server.type("/mute #general alice 5m")
+        try await alice.waitFor { $0.hasPrefix("*** the server operator muted alice in #general until ") }
+        try server.type("/bans #general")
+        try await server.output.waitFor { $0 == "*** Bans and mutes in #general (1):" }
+        try server.type("/unmute #general alice")
+        try await alice.waitFor { $0 == "*** the server operator unmuted alice in #general" }
         try server.type("/frobnicate")
         try await server.output.waitFor { $0.hasPrefix("!!! Unknown command /frobnicate") }
 
