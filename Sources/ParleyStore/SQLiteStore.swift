@@ -156,6 +156,8 @@ public final class SQLiteStore: MessageStore {
                 _ = try await connection.query("COMMIT")
             } catch {
                 _ = try? await connection.query("ROLLBACK")
+                // Another program holding the file is not a broken migration: say what to do about it.
+                if case .locked = Self.describe(error, path: path) { throw StoreError.locked(path: path) }
                 throw StoreError.migrationFailed(path: path, version: step + 1, reason: "\(error)")
             }
         }
