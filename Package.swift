@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // The chat domain: no NIO, no sockets, no wire formats.
@@ -76,6 +77,16 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        // `parley bench`: the load generator, for any server that speaks text, JSON lines or IRC.
+        .target(
+            name: "ParleyBench",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: upcoming
+        ),
         .executableTarget(
             name: "parley",
             dependencies: [
@@ -84,6 +95,7 @@ let package = Package(
                 "ParleyServer",
                 "ParleyClient",
                 "ParleyStore",
+                "ParleyBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -91,6 +103,11 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore"], swiftSettings: upcoming),
+        .testTarget(
+            name: "ParleyBenchTests",
+            dependencies: ["ParleyBench", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            swiftSettings: upcoming
+        ),
         .testTarget(name: "ParleyTerminalTests", dependencies: ["ParleyTerminal", "ParleyCore"], swiftSettings: upcoming),
         .testTarget(
             name: "ParleyProtocolsTests",

@@ -57,6 +57,13 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Messages replayed to whoever joins a room (0: none).")
     var history = 50
 
+    enum StoreMode: String, ExpressibleByArgument, CaseIterable {
+        case sqlite, none
+    }
+
+    @Option(help: "sqlite: keep history, accounts and moderation in --data-dir. none: keep nothing (no history, accounts only in memory); for measuring what storage costs.")
+    var store: StoreMode = .sqlite
+
     @Option(help: "The operator console on standard input: auto (on when it is a terminal), on or off.")
     var console: ConsoleMode = .auto
 
@@ -96,6 +103,7 @@ struct Serve: AsyncParsableCommand {
         configuration.limits.shutdownGrace = .milliseconds(Int64(shutdownGrace * 1000))
 
         configuration.historyOnJoin = history
+        configuration.storesMessages = store == .sqlite
 
         let consoleOn = console == .on || (console == .auto && isatty(STDIN_FILENO) == 1)
         let application: ParleyApplication

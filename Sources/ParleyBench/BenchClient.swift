@@ -1,0 +1,188 @@
+import NIOCore
+
+/// Splits the byte stream into lines (LF, with or without CR), bounded so a misbehaving server cannot grow
+/// the bench's memory.
+struct LineDecoder: ByteToMessageDecoder {
+    typealias InboundOut = ByteBuffer
+    static let maximumLine = 64 * 1024
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let newline = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else {
+            if buffer.readableBytes > Self.maximumLine { throw BenchError("the server sent a line longer than 64 KiB") }
+            return .needMoreData
+        }
+        var line = buffer.readSlice(length: newline - buffer.readerIndex)!
+        buffer.moveReaderIndex(forwardBy: 1)
+        if line.readableBytesView.last == UInt8(ascii: "\r") { line = line.getSlice(at: line.readerIndex, length: line.readableBytes - 1)! }
+        context.fireChannelRead(wrapInboundOut(line))
+        return .continue
+    }
+
+    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        while try decode(context: context, buffer: &buffer) == .continue {}
+        return .needMoreData
+    }
+}
+
+/// One simulated user: registers, joins its room, then records every bench payload it receives. The
+/// room's observer also tells senders that their message got through (for the windowed mode).
+final class BenchClientHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum Phase {
+        case registering, joining, ready
+    }
+
+    private let dialect: BenchProtocol
+    private let nick: String
+    private let room: String
+    private let run: UInt32
+    private let stats: LoopStats
+    private let ready: EventLoopPromise<Void>
+    /// Set on the one client per room that reports deliveries back to their senders.
+    private let observe: (@Sendable (Payload) -> Void)?
+    private var phase = Phase.registering
+
+    init(dialect: BenchProtocol, nick: String, room: String, run: UInt32, stats: LoopStats, ready: EventLoopPromise<Void>, observe: (@Sendable (Payload) -> Void)?) {
+        self.dialect = dialect
+        self.nick = nick
+        self.room = room
+        self.run = run
+        self.stats = stats
+        self.ready = ready
+        self.observe = observe
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        write(dialect.registration(nick: nick), context: context)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let line = unwrapInboundIn(data)
+        if phase == .ready {
+            // The hot path: no String, just a scan of the bytes.
+            guard let payload = line.withUnsafeReadableBytes({ Payload.find(in: $0.bindMemory(to: UInt8.self)) }), payload.run == run else {
+                if let reply = dialect.reply(to: String(buffer: line)) { write(reply, context: context) }
+                return
+            }
+            stats.record(payload, at: NIODeadline.now().uptimeNanoseconds)
+            observe?(payload)
+            return
+        }
+        let text = String(buffer: line)
+        if let reply = dialect.reply(to: text) {
+            write(reply, context: context)
+        } else if dialect.isError(text) {
+            ready.fail(BenchError("\(nick) was refused: \(text)"))
+            context.close(promise: nil)
+        } else if phase == .registering, dialect.isRegistered(text) {
+            phase = .joining
+            write(dialect.join(room), context: context)
+        } else if phase == .joining, dialect.isJoined(text, room: room) {
+            phase = .ready
+            ready.succeed()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        ready.fail(BenchError("\(nick) lost its connection while \(phase == .registering ? "registering" : "joining")"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        ready.fail(error)
+        context.close(promise: nil)
+    }
+
+    private func write(_ text: String, context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: text)), promise: nil)
+    }
+}
+
+/// One sending client's schedule: a fixed rate, or as fast as a window of unconfirmed messages allows.
+/// Runs on its channel's event loop; the observer's confirmations hop there.
+final class Sender: Sendable {
+    enum Mode: Sendable {
+        case rate(Double)
+        case window(Int)
+    }
+
+    private final class State {
+        var sequence = 0
+        var inFlight = 0
+        var stopped = false
+        var pacer: Pacer?
+        var timer: RepeatedTask?
+    }
+
+    let index: Int
+    let room: String
+    let channel: any Channel
+    private let state: NIOLoopBound<State>
+    private let dialect: BenchProtocol
+    private let run: UInt32
+    private let payloadBytes: Int
+
+    init(index: Int, room: String, channel: any Channel, dialect: BenchProtocol, run: UInt32, payloadBytes: Int) async throws {
+        self.index = index
+        self.room = room
+        self.channel = channel
+        self.dialect = dialect
+        self.run = run
+        self.payloadBytes = payloadBytes
+        self.state = try await channel.eventLoop.submit { NIOLoopBound(State(), eventLoop: channel.eventLoop) }.get()
+    }
+
+    func start(_ mode: Mode, until end: NIODeadline) {
+        channel.eventLoop.execute { [self] in
+            let state = self.state.value
+            switch mode {
+            case .window(let size):
+                for _ in 0..<size { send(state) }
+                channel.eventLoop.scheduleTask(deadline: end) { state.stopped = true }
+            case .rate(let perSecond):
+                let start = NIODeadline.now()
+                state.pacer = Pacer(perSecond: perSecond)
+                let tick = TimeAmount.nanoseconds(max(1_000_000, min(20_000_000, Int64(1e9 / perSecond))))
+                state.timer = channel.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: tick) { task in
+                    let now = NIODeadline.now()
+                    guard now < end else {
+                        state.stopped = true
+                        task.cancel()
+                        return
+                    }
+                    let elapsed = Duration.nanoseconds(Int64(now.uptimeNanoseconds - start.uptimeNanoseconds))
+                    for _ in 0..<(state.pacer!.due(elapsed: elapsed)) { self.send(state) }
+                }
+            }
+        }
+    }
+
+    /// The observer saw one of this sender's messages: in windowed mode, that frees a slot.
+    func confirmed() {
+        channel.eventLoop.execute { [self] in
+            let state = self.state.value
+            state.inFlight -= 1
+            if !state.stopped, state.pacer == nil { send(state) }
+        }
+    }
+
+    /// How many it sent; ask once it has stopped.
+    func sentCount() async throws -> Int {
+        try await channel.eventLoop.submit { self.state.value.sequence }.get()
+    }
+
+    private func send(_ state: State) {
+        let payload = Payload(run: run, sender: index, sequence: state.sequence, sentNanoseconds: NIODeadline.now().uptimeNanoseconds)
+        state.sequence += 1
+        state.inFlight += 1
+        channel.writeAndFlush(ByteBuffer(string: dialect.message(payload.text(size: payloadBytes), room: room)), promise: nil)
+    }
+}
+
+public struct BenchError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
