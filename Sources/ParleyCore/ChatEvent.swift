@@ -14,7 +14,10 @@ public enum ChatEvent: Sendable, Equatable {
     /// The members of a room, or everyone online when `room` is nil.
     case members(room: String?, nicks: [String])
     case rooms([RoomSummary])
+    /// A room's topic, for whoever joins or asks.
     case topic(room: String, text: String, setBy: String?)
+    /// Someone changed a room's topic: told to everyone in it.
+    case topicChanged(room: String, text: String, by: String)
     case error(ChatError, ref: String?)
     /// Information from the server to this user alone (flood warnings and the like).
     case notice(String)

@@ -239,7 +239,7 @@ public struct ChatState<Peer: Sendable> {
             policy.topicSetBy = session.nick.display
             policies[name.key] = policy
             effects.append(.persist([.topic(room: room.name.display, text: policy.topic, setBy: policy.topicSetBy)], audit: nil, actor: session.peer))
-            let event = ChatEvent.topic(room: room.name.display, text: policy.topic, setBy: policy.topicSetBy)
+            let event = ChatEvent.topicChanged(room: room.name.display, text: policy.topic, by: session.nick.display)
             effects.append(.deliver(event, to: recipients(in: name)))
 
         case .ping:

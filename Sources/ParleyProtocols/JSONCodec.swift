@@ -200,6 +200,8 @@ public struct JSONCodec: Sendable {
                 json.field("topic", room.topic)
             }
             return json.finished()
+        case .topicChanged(let room, let text, let by):
+            return encode(.topic(room: room, text: text, setBy: by))
         case .topic(let room, let text, let setBy):
             var json = JSONWriter(type: "topic")
             json.field("room", room)

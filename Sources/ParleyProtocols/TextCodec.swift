@@ -63,6 +63,8 @@ public struct TextCodec: Sendable {
                     let members = room.members == 1 ? "1 member" : "\(room.members) members"
                     return "***   \(room.name) (\(members))" + (room.topic.isEmpty ? "" : ": \(room.topic)")
                 }
+        case .topicChanged(let room, let text, let by):
+            return render(.topic(room: room, text: text, setBy: by), focused: focused)
         case .topic(let room, let text, let setBy):
             if text.isEmpty { return ["*** \(room) has no topic. Set one with /topic text"] }
             return ["*** Topic of \(room): \(text)" + (setBy.map { " (set by \($0))" } ?? "")]

@@ -466,7 +466,7 @@ struct ChatStateTests {
         var chat = try Chat(users: ["alice", "bob"])
         #expect(chat.handle(1, .topic(room: nil, text: nil)).steps == [.deliver(.topic(room: "#general", text: "", setBy: nil), to: [1])])
         let set = chat.handle(1, .topic(room: nil, text: "Welcome!"))
-        #expect(set.steps == [.deliver(.topic(room: "#general", text: "Welcome!", setBy: "alice"), to: [1, 2])])
+        #expect(set.steps == [.deliver(.topicChanged(room: "#general", text: "Welcome!", by: "alice"), to: [1, 2])])
         let shown = chat.handle(2, .topic(room: "#General", text: nil))
         #expect(shown.steps == [.deliver(.topic(room: "#general", text: "Welcome!", setBy: "alice"), to: [2])])
         #expect(chat.state.roomSummaries().first?.topic == "Welcome!")
@@ -489,7 +489,7 @@ struct ChatStateTests {
     func topicSanitised() throws {
         var chat = try Chat(users: ["alice"])
         let set = chat.handle(1, .topic(room: nil, text: "  \u{1B}[1mBold\u{1B}[0m\ttopic\u{7}  "))
-        #expect(set.steps == [.deliver(.topic(room: "#general", text: "Bold topic", setBy: "alice"), to: [1])])
+        #expect(set.steps == [.deliver(.topicChanged(room: "#general", text: "Bold topic", by: "alice"), to: [1])])
         chat.handle(1, .topic(room: nil, text: String(repeating: "x", count: 400)))
         #expect(chat.state.roomSummaries().first?.topic == String(repeating: "x", count: 300))
         #expect(ChatState<Int>.maximumTopicLength == 300)

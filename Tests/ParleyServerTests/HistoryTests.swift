@@ -71,6 +71,8 @@ struct HistoryTests {
             let lastGeneral = try json(try await listener.waitFor(isEvent("message", ["text": "g1"])))["id"] as! Int
             let lastOps = try json(try await listener.waitFor(isEvent("message", ["text": "o1"])))["id"] as! Int
             await listener.close()
+            // The server must have seen it go before the same nick comes back.
+            try await talker.waitFor(isEvent("left", ["room": "#ops", "nick": "listener"]))
             for index in 2...6 {
                 try await talker.send(##"{"type":"send","room":"#general","text":"g\##(index)"}"##)
                 try await talker.send(##"{"type":"send","room":"#ops","text":"o\##(index)"}"##)

@@ -1,0 +1,227 @@
+import Foundation
+import NIOCore
+import ParleyCore
+
+/// The IRCv3 capabilities Parley offers, as a set so frames can be cached per combination.
+public struct IRCCapabilities: OptionSet, Hashable, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let serverTime = IRCCapabilities(rawValue: 1 << 0)
+    public static let echoMessage = IRCCapabilities(rawValue: 1 << 1)
+    public static let messageTags = IRCCapabilities(rawValue: 1 << 2)
+    public static let capNotify = IRCCapabilities(rawValue: 1 << 3)
+
+    /// Names as `CAP LS` lists them, in that order.
+    public static let names: [(String, IRCCapabilities)] = [
+        ("cap-notify", .capNotify), ("echo-message", .echoMessage), ("message-tags", .messageTags), ("server-time", .serverTime),
+    ]
+}
+
+/// Renders chat events as IRC lines. Events that every recipient sees alike (a channel message, a join) are
+/// the same bytes for all clients with the same capabilities; replies meant for one client (numerics carry
+/// its nick) are `personal` and encoded for it alone.
+public struct IRCCodec: Sendable {
+    public let serverName: String
+    /// ISUPPORT (005) tokens: what this server really does.
+    public static let isupport = [
+        "AWAYLEN=200", "CASEMAPPING=ascii", "CHANLIMIT=#:\(ChatState<Int>.maximumRoomsPerUser)", "CHANMODES=b,,,t",
+        "CHANNELLEN=\(RoomName.maximumLength + 1)", "CHANTYPES=#", "KICKLEN=300", "MAXLIST=b:\(ChatState<Int>.maximumRestrictions)",
+        "NETWORK=Parley", "NICKLEN=\(Nick.maximumLength)", "PREFIX=(o)@", "TOPICLEN=\(ChatState<Int>.maximumTopicLength)",
+    ]
+
+    public init(serverName: String) {
+        self.serverName = serverName
+    }
+
+    /// The source of a user's lines. Parley does not show addresses to other users: every host is `parley`.
+    public static func source(_ nick: String) -> String { "\(nick)!\(nick)@parley" }
+
+    /// True when the event's lines name their one recipient (numerics, notices to them).
+    public static func isPersonal(_ event: ChatEvent) -> Bool {
+        switch event {
+        case .joined, .left, .nickChanged, .moderation, .topicChanged: false
+        case .message(let message): message.target == .everyone
+        default: true
+        }
+    }
+
+    public func encode(_ event: ChatEvent, for me: String, capabilities: IRCCapabilities) -> ByteBuffer? {
+        let messages = render(event, for: me, capabilities: capabilities)
+        guard !messages.isEmpty else { return nil }
+        var buffer = ByteBuffer()
+        for message in messages { buffer.writeString(message.serialized()) }
+        return buffer
+    }
+
+    public func numeric(_ code: String, _ me: String, _ params: String...) -> IRCMessage {
+        IRCMessage(source: serverName, command: code, params: [me] + params)
+    }
+
+    func render(_ event: ChatEvent, for me: String, capabilities: IRCCapabilities) -> [IRCMessage] {
+        switch event {
+        case .welcome(let nick, let server):
+            return [
+                numeric("001", nick, "Welcome to Parley on \(server), \(nick)"),
+                numeric("002", nick, "Your host is \(serverName), running parley"),
+                numeric("003", nick, "This server speaks IRC, plain text and JSON lines; all meet in the same rooms"),
+                numeric("004", nick, serverName, "parley", "i", "bot"),
+                IRCMessage(source: serverName, command: "005", params: [nick] + Self.isupport + ["are supported by this server"]),
+                numeric("375", nick, "- \(serverName) Message of the day -"),
+                numeric("372", nick, "- Everyone starts in #general. Rooms are IRC channels; people on nc, telnet and parley connect are here too."),
+                numeric("376", nick, "End of /MOTD command."),
+            ]
+        case .message(let message):
+            return chat(message, to: me, capabilities: capabilities)
+        case .ack(_, let message):
+            // Only with echo-message does a client see its own messages come back.
+            return capabilities.contains(.echoMessage) ? chat(message, to: me, capabilities: capabilities) : []
+        case .joined(let room, let nick):
+            return [IRCMessage(source: Self.source(nick), command: "JOIN", params: [room])]
+        case .left(let room, let nick, let reason):
+            switch reason {
+            case .parted(let text):
+                return [IRCMessage(source: Self.source(nick), command: "PART", params: [room] + (text.map { [$0] } ?? []))]
+            case .kicked(let by, let text):
+                return [IRCMessage(source: Self.source(by), command: "KICK", params: [room, nick, text ?? by])]
+            default:
+                return [IRCMessage(source: Self.source(nick), command: "QUIT", params: [reason.text])]
+            }
+        case .nickChanged(let old, let new):
+            return [IRCMessage(source: Self.source(old), command: "NICK", params: [new])]
+        case .members(let room, let nicks):
+            guard let room else { return [] }
+            return Self.chunks(nicks, budget: 400).map { numeric("353", me, "=", room, $0.joined(separator: " ")) }
+                + [numeric("366", me, room, "End of /NAMES list.")]
+        case .rooms(let rooms):
+            return [numeric("321", me, "Channel", "Users  Name")]
+                + rooms.map { numeric("322", me, $0.name, String($0.members), $0.topic) }
+                + [numeric("323", me, "End of /LIST")]
+        case .topic(let room, let text, let setBy):
+            guard !text.isEmpty else { return [numeric("331", me, room, "No topic is set")] }
+            return [numeric("332", me, room, text)] + (setBy.map { [numeric("333", me, room, $0, "0")] } ?? [])
+        case .topicChanged(let room, let text, let by):
+            return [IRCMessage(source: Self.source(by), command: "TOPIC", params: [room, text])]
+        case .error(let error, let ref):
+            return [Self.numeric(for: error, target: ref, me: me, codec: self)]
+        case .notice(let text):
+            return [IRCMessage(source: serverName, command: "NOTICE", params: [me, text])]
+        case .help(let commands):
+            return commands.map { IRCMessage(source: serverName, command: "NOTICE", params: [me, "\($0.usage)  \($0.summary)"]) }
+        case .shutdown(let reason):
+            return [IRCMessage(command: "ERROR", params: ["Closing link: \(reason)"])]
+        case .pong(let ref):
+            return [IRCMessage(source: serverName, command: "PONG", params: [serverName, ref ?? serverName])]
+        case .history(let room, let messages, _):
+            // Without chathistory, history is shown as notices marked with their time, so no client takes it
+            // for live talk.
+            guard !messages.isEmpty else { return [] }
+            return messages.map { message in
+                let stamp = Timestamps.localDateAndClock(message.time)
+                let text: String =
+                    switch (message.kind, message.from) {
+                    case (.action, let from?): "* \(from) \(message.text)"
+                    case (_, let from?): "<\(from)> \(message.text)"
+                    case (_, nil): message.text
+                    }
+                return IRCMessage(source: serverName, command: "NOTICE", params: [room, "[\(stamp)] \(text)"])
+            }
+        case .moderation(let notice):
+            let by = notice.by.map(Self.source) ?? serverName
+            let (mode, argument): (String, String?) =
+                switch notice.action {
+                case .ban: ("+b", "\(notice.target)")
+                case .unban: ("-b", notice.target)
+                case .op: ("+o", notice.target)
+                case .deop: ("-o", notice.target)
+                case .topicLock: ("+t", nil)
+                case .topicUnlock: ("-t", nil)
+                case .mute, .unmute: ("", nil)
+                }
+            let sentence = IRCMessage(source: serverName, command: "NOTICE", params: [notice.room, notice.sentence(time: Timestamps.localDateAndClock)])
+            guard !mode.isEmpty else { return [sentence] }
+            return [IRCMessage(source: by, command: "MODE", params: [notice.room, mode] + (argument.map { [$0] } ?? []))]
+                + (notice.action == .ban || notice.by == nil ? [sentence] : [])
+        case .restrictions(let room, let list):
+            return list.filter { $0.kind == .ban }.map { numeric("367", me, room, $0.mask.text, $0.setBy, String(Int($0.since.timeIntervalSince1970))) }
+                + [numeric("368", me, room, "End of channel ban list")]
+                + list.filter { $0.kind == .mute }.map {
+                    IRCMessage(source: serverName, command: "NOTICE", params: [me, "\(room): " + $0.summary(time: Timestamps.localDateAndClock)])
+                }
+        }
+    }
+
+    /// PRIVMSG or NOTICE lines of one message, split to fit IRC's 512 bytes.
+    private func chat(_ message: ChatMessage, to me: String, capabilities: IRCCapabilities) -> [IRCMessage] {
+        let source = message.from.map(Self.source) ?? serverName
+        let target: String =
+            switch message.target {
+            case .room(let room): room
+            case .user(let nick): nick
+            case .everyone: me
+            }
+        let command = message.kind == .notice || message.from == nil ? "NOTICE" : "PRIVMSG"
+        let tags = capabilities.contains(.serverTime) ? ["time": Timestamps.iso8601(message.time)] : [:]
+        let overhead = source.utf8.count + target.utf8.count + command.utf8.count + 16 + (message.kind == .action ? 9 : 0)
+        return Self.split(message.text, maximumBytes: IRCMessage.maximumBodyBytes - overhead).map { part in
+            let text = message.kind == .action ? "\u{1}ACTION \(part)\u{1}" : part
+            return IRCMessage(tags: tags, source: source, command: command, params: [target, text])
+        }
+    }
+
+    /// Splits text into pieces of at most `maximumBytes` UTF-8 bytes, never inside a character.
+    static func split(_ text: String, maximumBytes: Int) -> [String] {
+        guard text.utf8.count > maximumBytes else { return [text] }
+        var parts: [String] = []
+        var current = ""
+        var bytes = 0
+        for character in text {
+            let size = character.utf8.count
+            if bytes + size > maximumBytes, !current.isEmpty {
+                parts.append(current)
+                (current, bytes) = ("", 0)
+            }
+            current.append(character)
+            bytes += size
+        }
+        if !current.isEmpty { parts.append(current) }
+        return parts
+    }
+
+    /// Nick lists split so that each 353 line stays within the limit.
+    static func chunks(_ nicks: [String], budget: Int) -> [[String]] {
+        var chunks: [[String]] = [[]]
+        var size = 0
+        for nick in nicks {
+            if size + nick.utf8.count + 1 > budget, !chunks[chunks.count - 1].isEmpty {
+                chunks.append([])
+                size = 0
+            }
+            chunks[chunks.count - 1].append(nick)
+            size += nick.utf8.count + 1
+        }
+        return chunks
+    }
+
+    /// The numeric for a refusal; `target` is what the command named (the IRC session passes it as the
+    /// request's ref), since most numerics repeat it.
+    static func numeric(for error: ChatError, target: String?, me: String, codec: IRCCodec) -> IRCMessage {
+        let target = target ?? "*"
+        switch error.code {
+        case .noSuchNick: return codec.numeric("401", me, target, error.message)
+        case .noSuchRoom: return codec.numeric("403", me, target, error.message)
+        case .muted: return codec.numeric("404", me, target, error.message)
+        case .tooManyRooms: return codec.numeric("405", me, target, error.message)
+        case .invalidNick: return codec.numeric("432", me, target, error.message)
+        case .nickTaken, .nickRegistered: return codec.numeric("433", me, target, error.message)
+        case .notInRoom: return codec.numeric("442", me, target, error.message)
+        case .usage: return codec.numeric("461", me, target, error.message)
+        case .banned: return codec.numeric("474", me, target, error.message)
+        case .invalidRoom: return codec.numeric("476", me, target, error.message)
+        case .notOperator: return codec.numeric("482", me, target, error.message)
+        case .unknownCommand: return codec.numeric("421", me, target, error.message)
+        case .loginFailed: return codec.numeric("464", me, error.message)
+        default: return IRCMessage(source: codec.serverName, command: "NOTICE", params: [me, error.message])
+        }
+    }
+}
