@@ -101,6 +101,7 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     public func isRegistered(_ nick: String) -> Bool { shared.withLock { $0.state.isRegistered(nick) } }
     public func account(of id: SessionID) -> String? { shared.withLock { $0.state.account(of: id) } }
     public func nick(of id: SessionID) -> String? { shared.withLock { $0.state.nick(of: id) } }
+    public func rooms(of id: SessionID) -> [String] { shared.withLock { $0.state.rooms(of: id) } }
 
     public func authenticate(_ id: SessionID, as account: Account) throws(ChatError) {
         try mutate { (state) throws(ChatError) in ((), try state.authenticate(id, as: account)) }

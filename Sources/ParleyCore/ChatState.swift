@@ -281,6 +281,8 @@ public struct ChatState<Peer: Sendable> {
     public func account(of id: SessionID) -> String? { sessions[id]?.account }
     public func nick(of id: SessionID) -> String? { sessions[id]?.nick.display }
     public func peer(of id: SessionID) -> Peer? { sessions[id]?.peer }
+    /// The rooms the session is in, in the order joined.
+    public func rooms(of id: SessionID) -> [String] { sessions[id]?.rooms.map(\.display) ?? [] }
 
     /// The session has proved it owns `account` (by /register or /login): it is marked so, and renamed to
     /// the account's nick when it goes by another.

@@ -5,7 +5,8 @@ import ParleyCore
 import ParleyProtocols
 import ServiceLifecycle
 
-/// The text/JSON port as a `Service`: binds, accepts, and owns every connection in one discarding task group.
+/// One port as a `Service` (the text/JSON port, or the IRC port): binds, accepts, and owns every connection in
+/// one discarding task group.
 ///
 /// On graceful shutdown it stops accepting; each connection says goodbye and drains (see `ConnectionHandler`);
 /// connections still open after `shutdownGrace` (clients that do not read) are cancelled, so shutdown always
@@ -19,6 +20,7 @@ public struct ChatListener: Service {
     let onListening: @Sendable (SocketAddress) -> Void
 
     init(
+        door: Door,
         configuration: ServerConfiguration,
         hub: ChatHub<Fanout>,
         accounts: AccountDesk,
@@ -27,8 +29,17 @@ public struct ChatListener: Service {
         onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) {
         self.host = configuration.host
-        self.port = configuration.port
-        self.handler = ConnectionHandler(hub: hub, accounts: accounts, fanout: Fanout(), limits: configuration.limits, logger: logger)
+        self.port = door == .irc ? configuration.ircPort ?? 6667 : configuration.port
+        var limits = configuration.limits
+        if door == .irc {
+            // IRC's own limit: 512 bytes of message plus up to 8191 of tags.
+            limits.line = .init(maximumLineBytes: IRCMessage.maximumBodyBytes + IRCMessage.maximumTagBytes)
+        }
+        self.handler = ConnectionHandler(
+            door: door, hub: hub, accounts: accounts, fanout: hub.sink, limits: limits, logger: logger
+        )
+        var logger = logger
+        logger[metadataKey: "door"] = "\(door)"
         self.logger = logger
         self.eventLoopGroup = eventLoopGroup
         self.onListening = onListening
@@ -61,6 +72,8 @@ public struct ChatListener: Service {
         logger.notice("stopped")
     }
 
+    private var door: Door { handler.door }
+
     private func bind(limits: ServerConfiguration.Limits) async throws -> NIOAsyncChannel<NIOAsyncChannel<InboundFrame, ByteBuffer>, Never> {
         try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 1024)
@@ -68,8 +81,10 @@ public struct ChatListener: Service {
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     Self.configure(channel, limits: limits)
+                    // Only the shared port sniffs for JSON and strips telnet; IRC clients speak first and plainly.
+                    let lines = door == .lines
                     try channel.pipeline.syncOperations.addHandler(
-                        FrameHandler(limits: limits.line, stripsTelnet: true, greetingWindow: limits.greetingWindow.timeAmount)
+                        FrameHandler(limits: limits.line, stripsTelnet: lines, greetingWindow: lines ? limits.greetingWindow.timeAmount : nil)
                     )
                     return try NIOAsyncChannel<InboundFrame, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }

@@ -5,18 +5,41 @@ import Synchronization
 
 /// The wire formats a client can speak; events are encoded once per format (and text variant) per fan-out.
 public enum WireFormat: String, Sendable {
-    case text, json
+    case text, json, irc
+}
+
+/// What IRC rendering needs to know of one IRC client: the nick numerics are addressed to, and the
+/// capabilities it negotiated. The session sets them; the fan-out follows nick changes as it delivers them.
+public final class IRCPeer: Sendable {
+    private let state = Mutex<(nick: String, capabilities: IRCCapabilities)>(("*", []))
+
+    init() {}
+
+    var nick: String {
+        get { state.withLock { $0.nick } }
+        set { state.withLock { $0.nick = newValue } }
+    }
+
+    var capabilities: IRCCapabilities {
+        get { state.withLock { $0.capabilities } }
+        set { state.withLock { $0.capabilities = newValue } }
+    }
+
+    var snapshot: (nick: String, capabilities: IRCCapabilities) { state.withLock { $0 } }
 }
 
 /// A registered client as the chat core reaches it: its format, its outbox, and why it was closed.
 public final class Client: Sendable {
     let format: WireFormat
     let outbox: Outbox
+    /// Set for IRC clients.
+    let irc: IRCPeer?
     private let closeReason = Mutex<LeaveReason?>(nil)
 
-    init(format: WireFormat, outbox: Outbox) {
+    init(format: WireFormat, outbox: Outbox, irc: IRCPeer? = nil) {
         self.format = format
         self.outbox = outbox
+        self.irc = irc
     }
 
     /// Ends the connection after its queue drains; the first reason given is kept.
@@ -35,14 +58,32 @@ public struct Fanout: EventSink {
 
     let text = TextCodec()
     let json = JSONCodec()
+    let irc: IRCCodec
+
+    public init(serverName: String) {
+        self.irc = IRCCodec(serverName: serverName)
+    }
 
     public func deliver(_ event: ChatEvent, to recipients: [Recipient<Client>]) {
         var cache = FrameCache()
+        let personal = IRCCodec.isPersonal(event)
         for recipient in recipients {
-            guard let frame = cache.frame(for: event, format: recipient.peer.format, focused: recipient.focused, using: self)
-            else { continue }
-            recipient.peer.outbox.offer(frame)
+            let frame: ByteBuffer?
+            if let peer = recipient.peer.irc {
+                frame = personal ? encode(event, for: peer) : cache.ircFrame(for: event, capabilities: peer.capabilities, using: self)
+                // In delivery order, so every later numeric carries the new nick.
+                if case .nickChanged(let old, let new) = event, asciiFolded(old) == asciiFolded(peer.nick) { peer.nick = new }
+                if case .welcome(let nick, _) = event { peer.nick = nick }
+            } else {
+                frame = cache.frame(for: event, format: recipient.peer.format, focused: recipient.focused, using: self)
+            }
+            if let frame { recipient.peer.outbox.offer(frame) }
         }
+    }
+
+    func encode(_ event: ChatEvent, for peer: IRCPeer) -> ByteBuffer? {
+        let (nick, capabilities) = peer.snapshot
+        return irc.encode(event, for: nick, capabilities: capabilities)
     }
 
     public func close(_ peer: Client, reason: LeaveReason) {
@@ -53,6 +94,7 @@ public struct Fanout: EventSink {
         switch format {
         case .text: text.encode(event, focused: focused)
         case .json: json.encode(event)
+        case .irc: irc.encode(event, for: "*", capabilities: [])
         }
     }
 
@@ -61,12 +103,21 @@ public struct Fanout: EventSink {
         var json: ByteBuffer??
         var textFocused: ByteBuffer??
         var textUnfocused: ByteBuffer??
+        var irc: [IRCCapabilities: ByteBuffer?] = [:]
+
+        mutating func ircFrame(for event: ChatEvent, capabilities: IRCCapabilities, using fanout: Fanout) -> ByteBuffer? {
+            if let made = irc[capabilities] { return made }
+            let made = fanout.irc.encode(event, for: "*", capabilities: capabilities)
+            irc[capabilities] = made
+            return made
+        }
 
         mutating func frame(for event: ChatEvent, format: WireFormat, focused: Bool, using fanout: Fanout) -> ByteBuffer? {
             switch (format, focused) {
             case (.json, _): return memo(&json) { fanout.json.encode(event) }
             case (.text, true): return memo(&textFocused) { fanout.text.encode(event, focused: true) }
             case (.text, false): return memo(&textUnfocused) { fanout.text.encode(event, focused: false) }
+            case (.irc, _): return fanout.irc.encode(event, for: "*", capabilities: [])
             }
         }
 
@@ -77,4 +128,8 @@ public struct Fanout: EventSink {
             return made
         }
     }
+}
+
+private func asciiFolded(_ text: String) -> String {
+    String(String.UnicodeScalarView(text.unicodeScalars.map { ("A"..."Z").contains($0) ? Unicode.Scalar($0.value + 32)! : $0 }))
 }

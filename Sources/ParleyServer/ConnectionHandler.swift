@@ -4,9 +4,17 @@ import ParleyCore
 import ParleyProtocols
 import ServiceLifecycle
 
-/// Serves one connection of the text/JSON port from accept to close: a reader task that turns lines into chat
-/// requests, a writer task that drains the outbox, and the timers that bound how long either may take.
+/// Which front door a connection came in by.
+enum Door: Sendable {
+    /// The shared port: plain text or JSON lines, told apart by the first byte.
+    case lines
+    case irc
+}
+
+/// Serves one connection from accept to close: a reader task that turns lines into chat requests, a writer
+/// task that drains the outbox, and the timers that bound how long either may take.
 struct ConnectionHandler: Sendable {
+    let door: Door
     let hub: ChatHub<Fanout>
     let accounts: AccountDesk
     let fanout: Fanout
@@ -30,7 +38,7 @@ struct ConnectionHandler: Sendable {
                 socket.eventLoop.scheduleTask(in: (deadline ?? linger).timeAmount) { socket.close(promise: nil) }
             }
         }
-        let connection = ConnectionState(outbox: outbox, fanout: fanout)
+        let connection = ConnectionState(outbox: outbox, fanout: fanout, irc: door == .irc ? IRCPeer() : nil)
         let context = SessionContext(
             connection: connection, hub: hub, accounts: accounts,
             address: channel.channel.remoteAddress?.ipAddress ?? "unknown"
@@ -112,7 +120,7 @@ struct ConnectionHandler: Sendable {
     /// Stops as soon as the connection is ending, so nothing arrives after a goodbye.
     private func read(_ inbound: NIOAsyncChannelInboundStream<InboundFrame>, context: SessionContext) async {
         let connection = context.connection
-        var session: (any LineSession)?
+        var session: (any LineSession)? = door == .irc ? IRCSession(context) : nil
         var bucket = TokenBucket(limits.flood, now: .now)
         var lastFloodWarning: ContinuousClock.Instant?
         do {

@@ -16,11 +16,14 @@ final class ConnectionState: Sendable {
 
     let outbox: Outbox
     let fanout: Fanout
+    /// For a connection to the IRC port: its nick and capabilities, shared with its `Client`.
+    let irc: IRCPeer?
     private let shared = Mutex(Shared())
 
-    init(outbox: Outbox, fanout: Fanout) {
+    init(outbox: Outbox, fanout: Fanout, irc: IRCPeer? = nil) {
         self.outbox = outbox
         self.fanout = fanout
+        self.irc = irc
     }
 
     var session: SessionID? { shared.withLock { $0.session } }
@@ -33,7 +36,7 @@ final class ConnectionState: Sendable {
 
     /// A client handle for registering; it shares this connection's outbox.
     func makeClient(format: WireFormat) -> Client {
-        Client(format: format, outbox: outbox)
+        Client(format: format, outbox: outbox, irc: irc)
     }
 
     func registered(_ session: SessionID, as client: Client) {
@@ -45,6 +48,10 @@ final class ConnectionState: Sendable {
 
     /// Sends an event to this connection alone, in its format (plain text while the mode is undecided).
     func send(_ event: ChatEvent) {
+        if let irc {
+            if let frame = fanout.encode(event, for: irc) { outbox.offer(frame) }
+            return
+        }
         let format = shared.withLock { $0.format } ?? .text
         if let frame = fanout.encode(event, format: format) { outbox.offer(frame) }
     }

@@ -61,7 +61,7 @@ public struct ParleyApplication: Sendable {
         self.roomStore = rooms
         self.closeStore = closeStore
         self.hub = ChatHub(
-            serverName: configuration.serverName, sink: Fanout(), firstMessageID: lastID + 1,
+            serverName: configuration.serverName, sink: Fanout(serverName: configuration.serverName), firstMessageID: lastID + 1,
             historyOnJoin: configuration.historyOnJoin
         )
     }
@@ -69,8 +69,10 @@ public struct ParleyApplication: Sendable {
     /// The services in start order; a group stops them in reverse: the console and the listener first (so no
     /// new work arrives), then the publisher (which drains what is queued), then the store.
     public func services(
-        console: Bool, onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
+        console: Bool, onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in },
+        onIRCListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        let desk = AccountDesk(store: accountStore, hub: hub, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: StoreService(close: closeStore)),
             .init(service: PublisherService(publisher: Publisher(hub: hub, store: store, rooms: roomStore) { [logger] error in
@@ -78,13 +80,13 @@ public struct ParleyApplication: Sendable {
             })),
             .init(service: AccountWatcher(store: accountStore, hub: hub, logger: logger)),
             .init(service: RestrictionTimer(hub: hub)),
-            .init(
-                service: ChatListener(
-                    configuration: configuration, hub: hub, accounts: AccountDesk(store: accountStore, hub: hub, logger: logger),
-                    logger: logger, onListening: onListening
-                )
-            ),
+            .init(service: ChatListener(door: .lines, configuration: configuration, hub: hub, accounts: desk, logger: logger, onListening: onListening)),
         ]
+        if configuration.ircPort != nil {
+            services.append(
+                .init(service: ChatListener(door: .irc, configuration: configuration, hub: hub, accounts: desk, logger: logger, onListening: onIRCListening))
+            )
+        }
         if console {
             // The console returning (after `exit`) shuts the whole server down gracefully.
             services.append(

@@ -7,6 +7,8 @@ import ParleyProtocols
 public struct ServerConfiguration: Sendable {
     public var host = "0.0.0.0"
     public var port = 5000
+    /// The IRC port; nil: no IRC front door.
+    public var ircPort: Int? = 6667
     public var dataDirectory = "./parley-data"
     /// The name the server gives itself in greetings.
     public var serverName = ServerConfiguration.hostName()

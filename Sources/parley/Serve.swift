@@ -11,7 +11,7 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run the chat server.",
         discussion: """
             Plain-text users connect with `nc HOST PORT` or `telnet HOST PORT`; programs speak JSON lines on the \
-            same port (docs/PROTOCOL.md). When standard input is a terminal, what you type there is announced \
+            same port (docs/PROTOCOL.md); IRC clients connect to --irc-port. When standard input is a terminal, what you type there is announced \
             to everyone; /help lists the console commands and `exit` stops the server. SIGINT and SIGTERM stop \
             it gracefully too: clients are told, queues are flushed, and it exits 0.
             """
@@ -26,6 +26,12 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "The port for plain-text and JSON-lines clients.")
     var port = 5000
+
+    @Option(help: "The port for IRC clients.")
+    var ircPort = 6667
+
+    @Flag(help: "Do not open the IRC port.")
+    var noIRC = false
 
     @Option(name: .customLong("data-dir"), help: "Where Parley keeps its data; created if missing.")
     var dataDirectory = "./parley-data"
@@ -68,7 +74,9 @@ struct Serve: AsyncParsableCommand {
     var console: ConsoleMode = .auto
 
     func validate() throws {
-        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535.") }
+        guard (0...65535).contains(port), (0...65535).contains(ircPort) else {
+            throw ValidationError("--port and --irc-port must be between 0 and 65535.")
+        }
         guard (64...1 << 20).contains(maxLineBytes) else { throw ValidationError("--max-line-bytes must be 64 to 1048576.") }
         guard (1...1_000_000).contains(floodBurst), floodRate > 0, floodRate <= 1_000_000 else {
             throw ValidationError("--flood-burst and --flood-rate must be positive (at most 1000000).")
@@ -94,6 +102,7 @@ struct Serve: AsyncParsableCommand {
         var configuration = ServerConfiguration()
         configuration.host = host
         configuration.port = port
+        configuration.ircPort = noIRC ? nil : ircPort
         configuration.dataDirectory = dataDirectory
         if let serverName { configuration.serverName = serverName }
         configuration.limits.line = .init(maximumLineBytes: maxLineBytes)

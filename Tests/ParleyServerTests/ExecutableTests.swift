@@ -103,9 +103,16 @@ struct ExecutableTests {
         let serve = try ParleyProcess(["serve", "--help"], input: .nullDevice)
         #expect(try await serve.waitForExit() == 0)
         for flag in ["--host", "--port", "--data-dir", "--log-level", "--max-line-bytes", "--flood-burst", "--flood-rate",
-            "--send-queue-bytes", "--registration-timeout", "--shutdown-grace", "--console"]
+            "--send-queue-bytes", "--registration-timeout", "--shutdown-grace", "--console", "--irc-port", "--no-irc", "--store"]
         {
             #expect(serve.output.text.contains(flag), "serve --help lacks \(flag)")
+        }
+        let bench = try ParleyProcess(["bench", "--help"], input: .nullDevice)
+        #expect(try await bench.waitForExit() == 0)
+        for flag in ["--host", "--port", "--protocol", "--clients", "--rooms", "--senders", "--rate", "--window", "--duration",
+            "--payload", "--connect-rate", "--drain", "--pid", "--json"]
+        {
+            #expect(bench.output.text.contains(flag), "bench --help lacks \(flag)")
         }
         let root = try ParleyProcess(["--help"], input: .nullDevice)
         #expect(try await root.waitForExit() == 0)

@@ -205,7 +205,7 @@ public struct IRCCodec: Sendable {
 
     /// The numeric for a refusal; `target` is what the command named (the IRC session passes it as the
     /// request's ref), since most numerics repeat it.
-    static func numeric(for error: ChatError, target: String?, me: String, codec: IRCCodec) -> IRCMessage {
+    public static func numeric(for error: ChatError, target: String?, me: String, codec: IRCCodec) -> IRCMessage {
         let target = target ?? "*"
         switch error.code {
         case .noSuchNick: return codec.numeric("401", me, target, error.message)

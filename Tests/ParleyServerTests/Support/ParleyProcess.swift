@@ -29,12 +29,12 @@ final class ParleyProcess: Sendable {
         let data = dataDirectory.map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("parley-test-\(UUID().uuidString)")
         let server = try ParleyProcess(
-            ["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", data.path, "--server-name", "proc.parley"]
+            ["serve", "--host", "127.0.0.1", "--port", "0", "--irc-port", "0", "--data-dir", data.path, "--server-name", "proc.parley"]
                 + arguments,
             input: input,
             dataDirectory: data
         )
-        let line = try await server.log.waitFor { $0.contains("listening") }
+        let line = try await server.log.waitFor { $0.contains("listening") && $0.contains("door=lines") }
         guard let port = line.split(separator: ":").last.flatMap({ Int($0.prefix(while: \.isNumber)) }) else {
             throw TestFailure("no port in \(line)")
         }

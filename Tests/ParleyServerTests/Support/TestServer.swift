@@ -8,6 +8,7 @@ import ServiceLifecycle
 /// always ended by a graceful shutdown.
 struct TestServer: Sendable {
     let port: Int
+    let ircPort: Int
     let application: ParleyApplication
 
     /// Runs `body` against a fresh server on `port` (0: any free port).
@@ -25,15 +26,17 @@ struct TestServer: Sendable {
         // Long enough that a JSON test client is never slower than it, even on a loaded CI machine; text
         // users type their nickname at once (below), so they do not wait for it either.
         configuration.limits.greetingWindow = .seconds(1)
+        configuration.ircPort = 0
         configuration.dataDirectory = dataDirectory ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("parley-test-\(UUID().uuidString)").path
         configure(&configuration)
         let logger = Logger(label: "parley-test") { _ in SwiftLogNoOpLogHandler() }
         let application = try await ParleyApplication.open(configuration: configuration, logger: logger)
         let (addresses, listening) = AsyncStream.makeStream(of: SocketAddress.self)
+        let (ircAddresses, ircListening) = AsyncStream.makeStream(of: SocketAddress.self)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: application.services(console: false, onListening: { listening.yield($0) }),
+                services: application.services(console: false, onListening: { listening.yield($0) }, onIRCListening: { ircListening.yield($0) }),
                 logger: logger
             )
         )
@@ -43,7 +46,9 @@ struct TestServer: Sendable {
             guard let address = await iterator.next(), let port = address.port else {
                 throw TestFailure("the server did not start listening")
             }
-            let server = TestServer(port: port, application: application)
+            var ircIterator = ircAddresses.makeAsyncIterator()
+            let ircPort = configuration.ircPort == nil ? 0 : await ircIterator.next()?.port ?? 0
+            let server = TestServer(port: port, ircPort: ircPort, application: application)
             do {
                 try await body(server)
             } catch {

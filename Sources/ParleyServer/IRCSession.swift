@@ -1,0 +1,345 @@
+import NIOCore
+import ParleyCore
+import ParleyProtocols
+
+/// The IRC front door's adapter: registration (CAP, PASS, NICK, USER), then IRC commands become the same
+/// chat requests text and JSON users make, so IRC users share rooms, messages and rules with everyone.
+/// Replies come back as chat events rendered by `IRCCodec`; a request's `ref` carries the name the command
+/// was about, because IRC's error numerics repeat it.
+struct IRCSession: LineSession {
+    typealias Handler = @Sendable (inout IRCSession, IRCMessage) async -> Flow
+
+    let context: SessionContext
+    private let codec: IRCCodec
+    private let peer: IRCPeer
+    private var nick: String?
+    private var user: String?
+    /// Between `CAP LS`/`REQ` and `CAP END` registration waits, as the capability negotiation spec says.
+    private var negotiating = false
+    private var session: SessionID?
+
+    init(_ context: SessionContext) {
+        self.context = context
+        self.codec = IRCCodec(serverName: context.hub.serverName)
+        self.peer = context.connection.irc ?? IRCPeer()
+        context.connection.settle(on: .irc)
+    }
+
+    mutating func receive(_ line: ByteBuffer) async -> Flow {
+        guard let message = IRCMessage(parsing: Substring(String(decoding: line.readableBytesView, as: UTF8.self))) else { return .proceed }
+        if let handler = Self.anytime[message.command] { return await handler(&self, message) }
+        guard session != nil else {
+            if let handler = Self.beforeRegistration[message.command] { return await handler(&self, message) }
+            send(codec.numeric("451", me, message.command, "You have not registered"))
+            return .proceed
+        }
+        guard let handler = Self.registered[message.command] else {
+            send(codec.numeric("421", me, message.command, "Unknown command"))
+            return .proceed
+        }
+        return await handler(&self, message)
+    }
+
+    // MARK: - The command tables
+
+    private static let anytime: [String: Handler] = [
+        "CAP": { session, message in session.capability(message) },
+        "PING": { session, message in
+            session.send(IRCMessage(source: session.codec.serverName, command: "PONG", params: [session.codec.serverName, message.params.first ?? ""]))
+            return .proceed
+        },
+        "PONG": { _, _ in .proceed },
+        "QUIT": { session, message in session.quit(message) },
+    ]
+
+    private static let beforeRegistration: [String: Handler] = [
+        "PASS": { _, _ in .proceed },
+        "NICK": { session, message in
+            guard let nick = message.params.first, !nick.isEmpty else {
+                session.send(session.codec.numeric("431", session.me, "No nickname given"))
+                return .proceed
+            }
+            session.nick = nick
+            return session.tryToRegister()
+        },
+        "USER": { session, message in
+            guard message.params.count >= 4 else { return session.needMoreParams(message) }
+            session.user = message.params[0]
+            return session.tryToRegister()
+        },
+    ]
+
+    private static let registered: [String: Handler] = [
+        "PASS": { session, _ in session.alreadyRegistered() },
+        "USER": { session, _ in session.alreadyRegistered() },
+        "NICK": { session, message in
+            guard let nick = message.params.first, !nick.isEmpty else {
+                session.send(session.codec.numeric("431", session.me, "No nickname given"))
+                return .proceed
+            }
+            return session.request(.nick(nick), about: nick)
+        },
+        "JOIN": { session, message in
+            guard let list = message.params.first else { return session.needMoreParams(message) }
+            if list == "0" {
+                for room in session.context.hub.rooms(of: session.session!) { _ = session.request(.part(room: room, reason: nil), about: room) }
+                return .proceed
+            }
+            for room in list.split(separator: ",") { _ = session.request(.join(String(room)), about: String(room)) }
+            return .proceed
+        },
+        "PART": { session, message in
+            guard let list = message.params.first else { return session.needMoreParams(message) }
+            for room in list.split(separator: ",") {
+                _ = session.request(.part(room: String(room), reason: message.params.dropFirst().first), about: String(room))
+            }
+            return .proceed
+        },
+        "PRIVMSG": { session, message in session.chat(message, notice: false) },
+        "NOTICE": { session, message in session.chat(message, notice: true) },
+        "TOPIC": { session, message in
+            guard let room = message.params.first else { return session.needMoreParams(message) }
+            return session.request(.topic(room: room, text: message.params.dropFirst().first), about: room)
+        },
+        "NAMES": { session, message in
+            guard let room = message.params.first?.split(separator: ",").first.map(String.init) else {
+                session.send(session.codec.numeric("366", session.me, "*", "End of /NAMES list."))
+                return .proceed
+            }
+            return session.request(.who(room: room), about: room)
+        },
+        "LIST": { session, _ in session.request(.rooms, about: nil) },
+        "WHO": { session, message in session.who(message) },
+        "WHOIS": { session, message in session.whois(message) },
+        "MODE": { session, message in session.mode(message) },
+        "KICK": { session, message in
+            guard message.params.count >= 2 else { return session.needMoreParams(message) }
+            let reason = message.params.count > 2 ? message.params[2] : nil
+            return session.request(.moderate(room: message.params[0], .kick(nick: message.params[1], reason: reason)), about: message.params[1])
+        },
+        "INVITE": { session, message in
+            guard message.params.count >= 2 else { return session.needMoreParams(message) }
+            let (nick, room) = (message.params[0], message.params[1])
+            session.send(session.codec.numeric("341", session.me, nick, room))
+            return session.request(.whisper(to: nick, text: "invites you to join \(room)", kind: .notice), about: nick)
+        },
+        "AWAY": { session, message in
+            let away = !(message.params.first ?? "").isEmpty
+            session.send(away ? session.codec.numeric("306", session.me, "You have been marked as being away") : session.codec.numeric("305", session.me, "You are no longer marked as being away"))
+            return .proceed
+        },
+        "LUSERS": { session, _ in
+            let count = session.context.hub.sessionCount
+            session.send(session.codec.numeric("251", session.me, "There are \(count) users and 0 invisible on 1 servers"))
+            session.send(session.codec.numeric("255", session.me, "I have \(count) clients and 0 servers"))
+            return .proceed
+        },
+        "MOTD": { session, _ in
+            session.send(session.codec.numeric("422", session.me, "MOTD File is missing"))
+            return .proceed
+        },
+        "OPER": { session, message in await session.oper(message) },
+    ]
+
+    // MARK: - Registration
+
+    private var me: String { peer.nick }
+
+    private mutating func capability(_ message: IRCMessage) -> Flow {
+        let names = IRCCapabilities.names.map(\.0).joined(separator: " ")
+        switch message.params.first?.uppercased() {
+        case "LS":
+            if session == nil { negotiating = true }
+            send(IRCMessage(source: codec.serverName, command: "CAP", params: [me, "LS", names]))
+        case "LIST":
+            let enabled = IRCCapabilities.names.filter { peer.capabilities.contains($0.1) }.map(\.0).joined(separator: " ")
+            send(IRCMessage(source: codec.serverName, command: "CAP", params: [me, "LIST", enabled]))
+        case "REQ":
+            if session == nil { negotiating = true }
+            let asked = (message.params.dropFirst().first ?? "").split(separator: " ")
+            var wanted = peer.capabilities
+            var known = true
+            for token in asked {
+                let removing = token.hasPrefix("-")
+                let name = removing ? token.dropFirst() : token
+                guard let capability = IRCCapabilities.names.first(where: { $0.0 == name })?.1 else {
+                    known = false
+                    break
+                }
+                if removing { wanted.remove(capability) } else { wanted.insert(capability) }
+            }
+            // All or nothing, as the spec says.
+            if known { peer.capabilities = wanted }
+            send(IRCMessage(source: codec.serverName, command: "CAP", params: [me, known ? "ACK" : "NAK", message.params.dropFirst().first ?? ""]))
+        case "END":
+            negotiating = false
+            return tryToRegister()
+        default:
+            send(codec.numeric("410", me, message.params.first ?? "*", "Invalid CAP command"))
+        }
+        return .proceed
+    }
+
+    private mutating func tryToRegister() -> Flow {
+        guard session == nil, !negotiating, let nick, user != nil else { return .proceed }
+        let client = context.connection.makeClient(format: .irc)
+        do throws(ChatError) {
+            let id = try context.hub.register(nick: nick, peer: client, address: context.address)
+            session = id
+            context.connection.registered(id, as: client)
+        } catch {
+            self.nick = nil
+            send(IRCCodec.numeric(for: error, target: nick, me: me, codec: codec))
+        }
+        return .proceed
+    }
+
+    private mutating func quit(_ message: IRCMessage) -> Flow {
+        if session != nil { return request(.quit(reason: message.params.first), about: nil) }
+        send(IRCMessage(command: "ERROR", params: ["Closing link: quit"]))
+        return .stop
+    }
+
+    // MARK: - Requests
+
+    /// Hands a request to the chat; `target` comes back as the ref of any error, for the numeric.
+    private func request(_ request: Request, about target: String?) -> Flow {
+        guard let session else { return .proceed }
+        context.hub.handle(request, ref: target, from: session)
+        if case .quit = request { return .stop }
+        return .proceed
+    }
+
+    private func chat(_ message: IRCMessage, notice: Bool) -> Flow {
+        guard let targets = message.params.first, !targets.isEmpty else {
+            if !notice { send(codec.numeric("411", me, "No recipient given (\(message.command))")) }
+            return .proceed
+        }
+        guard message.params.count >= 2, !message.params[1].isEmpty else {
+            if !notice { send(codec.numeric("412", me, "No text to send")) }
+            return .proceed
+        }
+        var text = message.params[1]
+        var kind: ChatMessage.Kind = notice ? .notice : .normal
+        if text.hasPrefix("\u{1}ACTION ") {
+            text = String(text.dropFirst(8).prefix { $0 != "\u{1}" })
+            kind = .action
+        } else if text.hasPrefix("\u{1}") {
+            return .proceed  // other CTCP requests (VERSION, PING…) are not relayed
+        }
+        for target in targets.split(separator: ",").map(String.init) {
+            let request: Request = target.hasPrefix("#") ? .say(room: target, text: text, kind: kind) : .whisper(to: target, text: text, kind: kind)
+            _ = self.request(request, about: target)
+        }
+        return .proceed
+    }
+
+    private func who(_ message: IRCMessage) -> Flow {
+        let mask = message.params.first ?? "*"
+        let nicks: [String]
+        if mask.hasPrefix("#") {
+            nicks = (try? context.hub.nicks(in: mask)) ?? []
+        } else {
+            nicks = ((try? context.hub.nicks(in: nil)) ?? []).filter { $0.lowercased() == mask.lowercased() }
+        }
+        for nick in nicks {
+            send(codec.numeric("352", me, mask.hasPrefix("#") ? mask : "*", nick, "parley", codec.serverName, nick, "H", "0 \(nick)"))
+        }
+        send(codec.numeric("315", me, mask, "End of /WHO list."))
+        return .proceed
+    }
+
+    private func whois(_ message: IRCMessage) -> Flow {
+        guard let nick = message.params.last, !nick.isEmpty else {
+            send(codec.numeric("431", me, "No nickname given"))
+            return .proceed
+        }
+        if let found = ((try? context.hub.nicks(in: nil)) ?? []).first(where: { $0.lowercased() == nick.lowercased() }) {
+            send(codec.numeric("311", me, found, found, "parley", "*", found))
+            send(codec.numeric("312", me, found, codec.serverName, "Parley"))
+        } else {
+            send(codec.numeric("401", me, nick, "No such nick"))
+        }
+        send(codec.numeric("318", me, nick, "End of /WHOIS list."))
+        return .proceed
+    }
+
+    /// Channel modes map onto moderation (+o, +b, +t); a user's own modes are queried only.
+    private func mode(_ message: IRCMessage) -> Flow {
+        guard let target = message.params.first else { return needMoreParams(message) }
+        guard target.hasPrefix("#") else {
+            send(codec.numeric("221", me, "+"))
+            return .proceed
+        }
+        guard message.params.count >= 2 else {
+            send(codec.numeric("324", me, target, "+n"))
+            return .proceed
+        }
+        var adding = true
+        var arguments = message.params.dropFirst(2).makeIterator()
+        for letter in message.params[1] {
+            switch letter {
+            case "+": adding = true
+            case "-": adding = false
+            case "b":
+                guard let mask = arguments.next() else {
+                    _ = request(.moderate(room: target, .restrictions), about: target)
+                    continue
+                }
+                let parleyMask = Self.parleyMask(fromIRC: mask)
+                _ = request(.moderate(room: target, adding ? .ban(mask: parleyMask, seconds: nil, reason: nil) : .unban(mask: parleyMask)), about: mask)
+            case "o":
+                guard let nick = arguments.next() else { continue }
+                _ = request(.moderate(room: target, adding ? .op(nick: nick) : .deop(nick: nick)), about: nick)
+            case "t":
+                _ = request(.moderate(room: target, .topicLock(adding)), about: target)
+            default:
+                send(codec.numeric("472", me, String(letter), "is an unknown mode char to me"))
+            }
+        }
+        return .proceed
+    }
+
+    /// `nick!user@host` → Parley's `nick@host` (the user part means nothing here; a `*` host is dropped).
+    static func parleyMask(fromIRC mask: String) -> String {
+        let nickPart = mask.split(separator: "!", maxSplits: 1).first.map(String.init) ?? mask
+        let host = mask.split(separator: "@", maxSplits: 1).dropFirst().first.map(String.init)
+        let nick = nickPart.split(separator: "@", maxSplits: 1).first.map(String.init) ?? nickPart
+        guard let host, host != "*" else { return nick }
+        return "\(nick)@\(host)"
+    }
+
+    private func oper(_ message: IRCMessage) async -> Flow {
+        guard message.params.count >= 2, let session else { return needMoreParams(message) }
+        do throws(ChatError) {
+            let account = try await context.accounts.verify(nick: message.params[0], password: message.params[1], from: context.address)
+            guard account.isOperator else {
+                send(codec.numeric("491", me, "Only server operators may use OPER"))
+                return .proceed
+            }
+            try context.hub.authenticate(session, as: account)
+            send(codec.numeric("381", me, "You are now an IRC operator"))
+        } catch {
+            send(codec.numeric("464", me, "Password incorrect"))
+        }
+        return .proceed
+    }
+
+    // MARK: - Replies
+
+    private func needMoreParams(_ message: IRCMessage) -> Flow {
+        send(codec.numeric("461", me, message.command, "Not enough parameters"))
+        return .proceed
+    }
+
+    private func alreadyRegistered() -> Flow {
+        send(codec.numeric("462", me, "You may not reregister"))
+        return .proceed
+    }
+
+    /// Straight to this connection: replies that need no state change. (A registered session's replies that
+    /// follow a request go through the hub instead, so they keep their place after what the request caused.)
+    private func send(_ message: IRCMessage) {
+        context.connection.send(ByteBuffer(string: message.serialized()))
+    }
+}
