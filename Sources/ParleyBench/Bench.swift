@@ -41,6 +41,8 @@ public enum Bench {
         let mode: Sender.Mode = configuration.rate.map { .rate($0) } ?? .window(configuration.window)
         for sender in senders { sender.start(mode, until: end) }
         try await Task.sleep(for: configuration.duration)
+        // Senders stop by the event loops' clock; once it has passed `end`, no send can follow the counts below.
+        while NIODeadline.now() < end { try await Task.sleep(for: .milliseconds(5)) }
 
         // Wait for the stragglers: until everything expected arrived, or the drain time is up.
         var tally = Tally()

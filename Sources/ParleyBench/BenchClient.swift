@@ -113,6 +113,10 @@ final class Sender: Sendable {
         var sequence = 0
         var inFlight = 0
         var stopped = false
+        var end = NIODeadline.distantFuture
+        /// Rate mode: when sending began, so each message is stamped with the time it was due, and a stall in
+        /// the bench counts as latency instead of hiding it (no coordinated omission).
+        var start: NIODeadline?
         var pacer: Pacer?
         var timer: RepeatedTask?
     }
@@ -138,12 +142,14 @@ final class Sender: Sendable {
     func start(_ mode: Mode, until end: NIODeadline) {
         channel.eventLoop.execute { [self] in
             let state = self.state.value
+            state.end = end
             switch mode {
             case .window(let size):
                 for _ in 0..<size { send(state) }
                 channel.eventLoop.scheduleTask(deadline: end) { state.stopped = true }
             case .rate(let perSecond):
                 let start = NIODeadline.now()
+                state.start = start
                 state.pacer = Pacer(perSecond: perSecond)
                 let tick = TimeAmount.nanoseconds(max(1_000_000, min(20_000_000, Int64(1e9 / perSecond))))
                 state.timer = channel.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: tick) { task in
@@ -165,7 +171,7 @@ final class Sender: Sendable {
         channel.eventLoop.execute { [self] in
             let state = self.state.value
             state.inFlight -= 1
-            if !state.stopped, state.pacer == nil { send(state) }
+            if !state.stopped, state.pacer == nil, NIODeadline.now() < state.end { send(state) }
         }
     }
 
@@ -175,7 +181,8 @@ final class Sender: Sendable {
     }
 
     private func send(_ state: State) {
-        let payload = Payload(run: run, sender: index, sequence: state.sequence, sentNanoseconds: NIODeadline.now().uptimeNanoseconds)
+        let due = state.start.map { $0.uptimeNanoseconds + UInt64(Double(state.sequence) / state.pacer!.perSecond * 1e9) }
+        let payload = Payload(run: run, sender: index, sequence: state.sequence, sentNanoseconds: due ?? NIODeadline.now().uptimeNanoseconds)
         state.sequence += 1
         state.inFlight += 1
         channel.writeAndFlush(ByteBuffer(string: dialect.message(payload.text(size: payloadBytes), room: room)), promise: nil)

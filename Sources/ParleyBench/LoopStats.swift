@@ -12,7 +12,8 @@ final class LoopStats {
 
     func record(_ payload: Payload, at now: UInt64) {
         received += 1
-        latency.record(now > payload.sentNanoseconds ? (now - payload.sentNanoseconds) / 1000 : 0)
+        // Clamped, not dropped: a delivery later than the histogram's range still counts at its top.
+        latency.record(min(now > payload.sentNanoseconds ? (now - payload.sentNanoseconds) / 1000 : 0, latency.highestTrackableValue))
         firstReceived = min(firstReceived, now)
         lastReceived = max(lastReceived, now)
     }

@@ -103,8 +103,9 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     public func nick(of id: SessionID) -> String? { shared.withLock { $0.state.nick(of: id) } }
     public func rooms(of id: SessionID) -> [String] { shared.withLock { $0.state.rooms(of: id) } }
 
-    public func authenticate(_ id: SessionID, as account: Account) throws(ChatError) {
-        try mutate { (state) throws(ChatError) in ((), try state.authenticate(id, as: account)) }
+    public func authenticate(_ id: SessionID, as account: Account) {
+        let now = now()
+        mutate { ((), $0.authenticate(id, as: account, now: now)) }
     }
 
     /// Tells one session something, in order with everything else it receives.

@@ -123,14 +123,20 @@ extension ChatState {
 
         case .ban(let raw, let seconds, let reason), .mute(let raw, let seconds, let reason):
             let kind: Restriction.Kind = if case .ban = action { .ban } else { .mute }
-            let mask = try Mask(validating: raw)
+            var mask = try Mask(validating: raw)
             if mask.isPlainNick, let id = nicks[mask.text], let target = sessions[id] {
                 try checkPower(over: target, actor: actor, room: name)
                 if isRoomOperator(id, in: name.key) {
                     throw ChatError(.notOperator, "\(target.nick) is an operator of \(room), whom bans and mutes do not hold; /deop them first.")
                 }
+                // A logged-in user is aimed at by their account, which no rename escapes.
+                if let account = target.account, account != mask.text { mask = try Mask(validating: account) }
             }
+            let stale = policy.restrictions.filter { $0.kind == kind && ($0.mask == mask || !$0.isActive(at: now)) }
             policy.restrictions.removeAll { $0.kind == kind && ($0.mask == mask || !$0.isActive(at: now)) }
+            for old in stale where old.mask != mask {
+                effects.append(.persist([.lift(room: room, kind, mask: old.mask)], audit: nil, actor: nil))
+            }
             guard policy.restrictions.count(where: { $0.kind == kind }) < Self.maximumRestrictions else {
                 throw ChatError(.usage, "\(room) has \(Self.maximumRestrictions) \(kind)s already; lift some first.")
             }
@@ -198,6 +204,7 @@ extension ChatState {
             policies[name.key] = policy
             persist(wasAccountOperator ? [.removeOperator(room: room, account: account)] : [], "deop", shown, "")
             announce(ModerationNotice(room: room, action: .deop, target: shown, by: actorName))
+            forgetPolicyIfUnused(name.key, into: &effects)
 
         case .topicLock(let locked):
             guard policy.topicLocked != locked else {
@@ -207,6 +214,7 @@ extension ChatState {
             policies[name.key] = policy
             persist([.topicLock(room: room, locked)], locked ? "topic_lock" : "topic_unlock", room, "")
             announce(ModerationNotice(room: room, action: locked ? .topicLock : .topicUnlock, target: "", by: actorName))
+            forgetPolicyIfUnused(name.key, into: &effects)
         }
         return nil
     }

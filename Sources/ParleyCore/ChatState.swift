@@ -57,6 +57,11 @@ public struct ChatState<Peer: Sendable> {
     }
 
     public static var maximumTopicLength: Int { 300 }
+    /// Part, quit, kick, ban and mute reasons: they are stored and shown to whole rooms.
+    public static var maximumReasonLength: Int { 200 }
+    /// Rooms that keep a policy (an owner, bans, a lock) while nobody is in them: bounded, since anyone can
+    /// register and create rooms. Past it, creators operate their new rooms only while they stay.
+    public static var maximumKeptRooms: Int { 10_000 }
     /// Rooms one user may be in at once (as IRC servers limit channels per client).
     public static var maximumRoomsPerUser: Int { 50 }
 
@@ -205,12 +210,7 @@ public struct ChatState<Peer: Sendable> {
             try checkOwnership(of: nick, account: session.account)
             guard nick.display != session.nick.display else { return }
             try checkRestrictions(renaming: session, to: nick, now: now)
-            nicks[session.nick.key] = nil
-            nicks[nick.key] = session.id
-            sessions[session.id]!.nick = nick
-            let audience = session.rooms.reduce(into: Set([session.id])) { $0.formUnion(rooms[$1.key]!.members) }
-            let event = ChatEvent.nickChanged(from: session.nick.display, to: nick.display)
-            effects.append(.deliver(event, to: audience.map { Recipient(peer: sessions[$0]!.peer, focused: true) }))
+            rename(session.id, to: nick, into: &effects)
 
         case .who(let raw):
             if let raw {
@@ -232,6 +232,8 @@ public struct ChatState<Peer: Sendable> {
                 return
             }
             guard session.rooms.contains(name) else { throw notInRoom(room.name.display) }
+            // A topic reaches everyone in the room: for the muted it would be a way around the mute.
+            if let mute = activeRestriction(.mute, in: name.key, on: session.id, now: now) { throw mutedError(room.name.display, mute, now: now) }
             guard !policy.topicLocked || isRoomOperator(session.id, in: name.key) else {
                 throw ChatError(.notOperator, "The topic of \(room.name) is locked: only its operators can change it.")
             }
@@ -286,28 +288,50 @@ public struct ChatState<Peer: Sendable> {
 
     /// The session has proved it owns `account` (by /register or /login): it is marked so, and renamed to
     /// the account's nick when it goes by another.
-    public mutating func authenticate(_ id: SessionID, as account: Account) throws(ChatError) -> [Effect<Peer>] {
+    ///
+    /// Never fails once it has changed anything: a forced rename is not a user's /nick, so neither mutes nor
+    /// bans stop it; bans that name the account take effect at once (a guest who logs in inside a room that
+    /// bans the account is removed from it).
+    public mutating func authenticate(_ id: SessionID, as account: Account, now: Date = Date()) -> [Effect<Peer>] {
         guard var session = sessions[id] else { return [] }
+        let me = [Recipient(peer: session.peer, focused: true)]
         registered.insert(account.key)
         if account.isOperator { serverOperators.insert(account.key) }
         session.account = account.key
         sessions[id] = session
         var effects = moveAside(holderOf: account.key, for: account.name, except: id)
-        if session.nick.key != account.key {
-            effects = handle(.nick(account.name), ref: nil, from: id, now: .distantPast)
-            if sessions[id]?.nick.key != account.key {
-                throw ChatError(.nickTaken, "You are logged in as \(account.name), but someone else is using that nickname now.")
+        if session.nick.key != account.key, let nick = try? Nick(validating: account.name) {
+            if nicks[nick.key] == nil {
+                rename(id, to: nick, into: &effects)
+            } else {
+                // Only another connection logged in to the same account can hold it now.
+                effects.append(.deliver(.notice("\(account.name) is in use by your other connection; you keep the nickname \(session.nick)."), to: me))
             }
         }
-        effects.append(.deliver(.notice("You are logged in as \(account.name)."), to: [.init(peer: session.peer, focused: true)]))
+        for room in sessions[id]?.rooms ?? [] where activeRestriction(.ban, in: room.key, on: id, now: now) != nil {
+            leave(room, session: id, reason: .kicked(by: serverName, reason: "banned"), into: &effects)
+        }
+        effects.append(.deliver(.notice("You are logged in as \(account.name)."), to: me))
         return effects
+    }
+
+    /// Gives the session a new nick (already checked to be free) and tells everyone who shares a room with it.
+    mutating func rename(_ id: SessionID, to nick: Nick, into effects: inout [Effect<Peer>]) {
+        guard let session = sessions[id] else { return }
+        nicks[session.nick.key] = nil
+        nicks[nick.key] = id
+        sessions[id]!.nick = nick
+        let audience = session.rooms.reduce(into: Set([id])) { $0.formUnion(rooms[$1.key]!.members) }
+        let event = ChatEvent.nickChanged(from: session.nick.display, to: nick.display)
+        effects.append(.deliver(event, to: audience.map { Recipient(peer: sessions[$0]!.peer, focused: true) }))
     }
 
     /// Someone not logged in may hold a nick that has since been registered: when its owner logs in, they
     /// are renamed to a guest nick and told why.
     private mutating func moveAside(holderOf key: String, for name: String, except owner: SessionID? = nil) -> [Effect<Peer>] {
         guard let holder = nicks[key], holder != owner, sessions[holder]?.account != key else { return [] }
-        var effects = handle(.nick(guestNick(for: holder)), ref: nil, from: holder, now: .distantPast)
+        var effects: [Effect<Peer>] = []
+        if let guest = try? Nick(validating: guestNick(for: holder)) { rename(holder, to: guest, into: &effects) }
         if let peer = sessions[holder]?.peer {
             let notice = ChatEvent.notice("\(name) is a registered nickname and its owner logged in; you were renamed.")
             effects.append(.deliver(notice, to: [.init(peer: peer, focused: true)]))
@@ -393,7 +417,7 @@ public struct ChatState<Peer: Sendable> {
             // The creator operates the room: for good when logged in (the room is theirs across reconnects and
             // restarts), otherwise while they stay. A room that kept owners, a lock, bans or mutes is not new,
             // whoever comes first: its first joiner (maybe the one it muted) gets nothing.
-            if let account = session.account {
+            if let account = session.account, policies.count < Self.maximumKeptRooms {
                 policy.operators.insert(account)
                 effects.append(.persist([.addOperator(room: room.name.display, account: account)], audit: nil, actor: session.peer))
             } else {
@@ -442,8 +466,7 @@ public struct ChatState<Peer: Sendable> {
     mutating func forgetPolicyIfUnused(_ key: String, into effects: inout [Effect<Peer>]) {
         guard rooms[key] == nil, let policy = policies[key], !policy.isWorthKeeping, key != RoomName.general.key else { return }
         policies[key] = nil
-        // Only a topic was ever stored for such a room.
-        if !policy.topic.isEmpty { effects.append(.persist([.forget(room: policy.name)], audit: nil, actor: nil)) }
+        if policy != RoomPolicy(name: policy.name) { effects.append(.persist([.forget(room: policy.name)], audit: nil, actor: nil)) }
     }
 
     mutating func remove(_ id: SessionID, reason: LeaveReason, tellingSelf: Bool, into effects: inout [Effect<Peer>]) {
@@ -516,7 +539,7 @@ public struct ChatState<Peer: Sendable> {
     /// A user's reason, sanitised; nil when nothing is left of it.
     func cleanReason(_ raw: String?) -> String? {
         guard let raw else { return nil }
-        let cleaned = Sanitizer.trimmed(Sanitizer.text(raw))
+        let cleaned = String(Sanitizer.trimmed(Sanitizer.text(raw)).prefix(Self.maximumReasonLength))
         return cleaned.isEmpty ? nil : cleaned
     }
 

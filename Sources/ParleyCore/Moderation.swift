@@ -60,9 +60,9 @@ public struct RoomPolicy: Sendable, Equatable {
         self.name = name
     }
 
-    /// An empty room forgets everything unless something here is worth keeping for whoever comes next: an
-    /// owner, a lock, or bans and mutes (which must outlive the room, or leaving would lift them).
-    var isWorthKeeping: Bool { !operators.isEmpty || topicLocked || !restrictions.isEmpty }
+    /// An empty room keeps its policy only when it has an owner (an operator account): a room nobody owns is
+    /// as fleeting as its members, bans and all, so nobody can make the server remember rooms without end.
+    var isWorthKeeping: Bool { !operators.isEmpty }
 }
 
 /// A change to a room's stored policy, as the store applies it.

@@ -101,13 +101,13 @@ struct AccountDesk: Sendable {
         } catch {
             throw ChatError(.notStored, "The account could not be stored; try again later.")
         }
-        try hub.authenticate(session, as: account)
+        hub.authenticate(session, as: account)
         hub.tell(session, .notice("The nickname \(nick) is now registered to you. Next time, log in with /login \(nick) PASSWORD."))
     }
 
     func login(_ session: SessionID, nick: String, password: String, from address: String) async throws(ChatError) {
         let account = try await verify(nick: nick, password: password, from: address)
-        try hub.authenticate(session, as: account)
+        hub.authenticate(session, as: account)
     }
 
     func changePassword(_ session: SessionID, old: String, new: String, from address: String) async throws(ChatError) {

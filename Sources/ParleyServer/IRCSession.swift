@@ -317,7 +317,7 @@ struct IRCSession: LineSession {
                 send(codec.numeric("491", me, "Only server operators may use OPER"))
                 return .proceed
             }
-            try context.hub.authenticate(session, as: account)
+            context.hub.authenticate(session, as: account)
             send(codec.numeric("381", me, "You are now an IRC operator"))
         } catch {
             send(codec.numeric("464", me, "Password incorrect"))

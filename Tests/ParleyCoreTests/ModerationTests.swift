@@ -252,4 +252,76 @@ struct ModerationTests {
         #expect(throws: ChatError.self) { try TextCommands.request(forLine: "/op") }
         #expect(throws: ChatError.self) { try TextCommands.request(forLine: "/topiclock maybe") }
     }
+
+    // MARK: Holes a review found
+
+    static let credential = Credential(hash: [], salt: [], parameters: "")
+
+    @Test("a room nobody owns forgets everything when it empties, so rooms cannot pile up in memory or on disk")
+    func unownedRoomsAreFleeting() throws {
+        var chat = try Chat()
+        try chat.register("mallory", 1, account: nil)
+        for index in 0..<3 {
+            chat.handle(1, .join("#r\(index)"))
+            _ = chat.moderate(1, .topicLock(true), in: "#r\(index)")
+            #expect(chat.handle(1, .part(room: "#r\(index)", reason: nil)).changes == [.forget(room: "#r\(index)")])
+        }
+        try chat.register("bob", 2, account: nil)
+        chat.handle(2, .join("#r0"))
+        #expect(chat.moderate(2, .topicLock(true), in: "#r0").error == nil, "a fresh room: its creator operates it")
+    }
+
+    @Test("the muted cannot speak through the topic")
+    func mutedTopic() throws {
+        var chat = try devRoom()
+        _ = chat.moderate(1, .mute(mask: "bob", seconds: nil, reason: nil), in: "#dev")
+        #expect(chat.handle(2, .topic(room: "#dev", text: "SPAM")).error?.code == .muted)
+    }
+
+    @Test("logging in renames past mutes, tells everyone about the squatter's rename, and applies the account's bans")
+    func loginIsNotANickChange() throws {
+        var chat = try Chat()
+        try chat.register("alice", 1, account: nil)
+        chat.state.setAccounts([Account(name: "alice", credential: Self.credential), Account(name: "eve", credential: Self.credential)])
+        try chat.register("x", 2, account: nil)
+        try chat.register("op", 3, account: nil)
+        chat.handle(3, .join("#m"))
+        chat.handle(2, .join("#m"))
+        chat.handle(1, .join("#m"))
+        _ = chat.moderate(3, .mute(mask: "x", seconds: 60, reason: nil), in: "#m")
+        _ = chat.moderate(3, .mute(mask: "alice", seconds: 60, reason: nil), in: "#m")
+        let login = chat.state.authenticate(chat.ids[2]!, as: Account(name: "alice", credential: Self.credential), now: Chat.now)
+        #expect(chat.state.nick(of: chat.ids[2]!) == "alice")
+        let guest = try #require(chat.state.nick(of: chat.ids[1]!))
+        #expect(guest.hasPrefix("Guest"))
+        #expect(login.steps.contains(.deliver(.nickChanged(from: "alice", to: guest), to: [1, 2, 3])))
+
+        _ = chat.moderate(3, .ban(mask: "eve", seconds: nil, reason: nil), in: "#m")
+        try chat.register("e2", 4, account: nil)
+        chat.handle(4, .join("#m"))
+        let eve = chat.state.authenticate(chat.ids[4]!, as: Account(name: "eve", credential: Self.credential), now: Chat.now)
+        #expect(eve.steps.contains { if case .deliver(.left(room: "#m", nick: "eve", reason: _), to: _) = $0 { true } else { false } })
+        #expect(chat.state.rooms(of: chat.ids[4]!) == ["#general"])
+    }
+
+    @Test("banning the nick of a logged-in user bans their account, which no rename escapes")
+    func banByAccount() throws {
+        var chat = try devRoom()
+        chat.state.setAccounts([Account(name: "eve", credential: Self.credential)])
+        try chat.register("eve", 4, account: "eve")
+        chat.handle(4, .join("#dev"))
+        chat.handle(4, .nick("ev"))
+        let ban = chat.moderate(1, .ban(mask: "ev", seconds: nil, reason: nil), in: "#dev")
+        #expect(chat.notices(ban).first?.0.target == "eve")
+        chat.handle(4, .nick("eve"))
+        #expect(chat.handle(4, .join("#dev")).error?.code == .banned)
+    }
+
+    @Test("a new ban that clears run-out ones lifts them in the store too")
+    func staleBansLifted() throws {
+        var chat = try devRoom()
+        _ = chat.moderate(1, .ban(mask: "old", seconds: 1, reason: nil), in: "#dev")
+        let later = chat.moderate(1, .ban(mask: "new", seconds: nil, reason: nil), in: "#dev", at: Chat.now.addingTimeInterval(5))
+        #expect(later.changes.contains(.lift(room: "#dev", .ban, mask: try Mask(validating: "old"))))
+    }
 }

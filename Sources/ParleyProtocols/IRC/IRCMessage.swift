@@ -54,7 +54,9 @@ public struct IRCMessage: Equatable, Sendable {
 
     /// The line with CR LF. The last parameter is written as trailing (`:`) when it must be (empty, has a
     /// space, or starts with `:`), or when `trailing` asks for it.
-    public func serialized(trailing: Bool = false) -> String {
+    public func serialized(trailing: Bool? = nil) -> String {
+        // Numerics and the commands whose last parameter is text take it as trailing, as servers write them.
+        let trailing = trailing ?? (Self.textLast.contains(command) || command.allSatisfy(\.isNumber))
         var line = ""
         if !tags.isEmpty {
             line += "@" + tags.sorted { $0.key < $1.key }.map { $0.value.isEmpty ? $0.key : "\($0.key)=\(Self.escape($0.value))" }.joined(separator: ";") + " "
@@ -71,6 +73,8 @@ public struct IRCMessage: Equatable, Sendable {
         }
         return line + "\r\n"
     }
+
+    static let textLast: Set<String> = ["PRIVMSG", "NOTICE", "PART", "QUIT", "KICK", "TOPIC", "ERROR", "PONG", "CAP"]
 
     static func escape(_ value: String) -> String {
         var out = ""

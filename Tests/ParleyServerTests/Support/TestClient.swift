@@ -115,6 +115,8 @@ final class LineCollector: ChannelInboundHandler {
         var bytes = unwrapInboundIn(data).readableBytesView[...]
         while let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
             partial.append(contentsOf: bytes[..<newline])
+            // IRC ends lines with CR LF; tests compare lines without it.
+            if partial.last == UInt8(ascii: "\r") { partial.removeLast() }
             lines.append(String(decoding: partial, as: UTF8.self))
             partial.removeAll(keepingCapacity: true)
             bytes = bytes[(newline + 1)...]

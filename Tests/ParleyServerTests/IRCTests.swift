@@ -1,0 +1,153 @@
+import Foundation
+import NIOCore
+import ParleyServer
+import Testing
+
+@Suite("IRC front door")
+struct IRCTests {
+    /// Connects to the IRC port and registers `nick`, waiting for the end of the welcome burst.
+    static func ircUser(_ nick: String, port: Int, capabilities: [String] = []) async throws -> TestClient {
+        let client = try await TestClient.connect(port: port)
+        if !capabilities.isEmpty {
+            try await client.send("CAP LS 302")
+            try await client.waitFor { $0.contains(" CAP * LS :") }
+            try await client.send("CAP REQ :\(capabilities.joined(separator: " "))")
+            try await client.waitFor { $0.contains(" CAP * ACK :") }
+        }
+        try await client.send("NICK \(nick)")
+        try await client.send("USER \(nick) 0 * :\(nick) on IRC")
+        if !capabilities.isEmpty { try await client.send("CAP END") }
+        try await client.waitFor { $0.contains(" 376 \(nick) ") }
+        try await client.waitFor { $0.contains(" 366 \(nick) #general ") }
+        return client
+    }
+
+    @Test("registration: CAP negotiation holds it back, then the welcome burst with honest ISUPPORT, MOTD and #general")
+    func registration() async throws {
+        try await TestServer.run { server in
+            let client = try await TestClient.connect(port: server.ircPort)
+            try await client.send("JOIN #early")
+            try await client.waitFor { $0 == ":test.parley 451 * JOIN :You have not registered" }
+            try await client.send("CAP LS 302")
+            try await client.waitFor { $0 == ":test.parley CAP * LS :cap-notify echo-message message-tags server-time" }
+            try await client.send("CAP REQ :server-time nonsense")
+            try await client.waitFor { $0 == ":test.parley CAP * NAK :server-time nonsense" }
+            try await client.send("NICK ircer")
+            try await client.send("USER ircer 0 * :Irc User")
+            try await client.send("PING :still-negotiating")
+            // Nothing registers before CAP END: the PONG comes first, then the burst.
+            try await client.waitFor { $0 == ":test.parley PONG test.parley :still-negotiating" }
+            try await client.send("CAP END")
+            try await client.waitFor { $0.hasPrefix(":test.parley 001 ircer :Welcome to Parley") }
+            let isupport = try await client.waitFor { $0.hasPrefix(":test.parley 005 ircer ") }
+            for token in ["CASEMAPPING=ascii", "CHANTYPES=#", "PREFIX=(o)@", "CHANMODES=b,,,t", "NICKLEN=24", "CHANNELLEN=33", "TOPICLEN=300"] {
+                #expect(isupport.contains(token), "\(token)")
+            }
+            try await client.waitFor { $0 == ":test.parley 376 ircer :End of /MOTD command." }
+            try await client.waitFor { $0 == ":ircer!ircer@parley JOIN #general" }
+            try await client.waitFor { $0 == ":test.parley 353 ircer = #general :ircer" }
+            try await client.send("USER again 0 * :x")
+            try await client.waitFor { $0 == ":test.parley 462 ircer :You may not reregister" }
+            try await client.send("FROB")
+            try await client.waitFor { $0 == ":test.parley 421 ircer FROB :Unknown command" }
+        }
+    }
+
+    @Test("a taken or invalid nick gets 433 or 432 and another try; QUIT works before registration")
+    func nicks() async throws {
+        try await TestServer.run { server in
+            let alice = try await server.textUser("alice")
+            let client = try await TestClient.connect(port: server.ircPort)
+            try await client.send("NICK ALICE")
+            try await client.send("USER a 0 * :a")
+            try await client.waitFor { $0.hasPrefix(":test.parley 433 * ALICE :") }
+            try await client.send("NICK 9lives")
+            try await client.waitFor { $0.hasPrefix(":test.parley 432 * 9lives :") }
+            try await client.send("NICK alice2")
+            try await client.waitFor { $0.contains(" 001 alice2 ") }
+            try await alice.waitFor { $0 == "*** alice2 joined #general" }
+            let quitter = try await TestClient.connect(port: server.ircPort)
+            try await quitter.send("QUIT :never mind")
+            try await quitter.waitFor { $0.hasPrefix("ERROR ") }
+            _ = try await quitter.waitForClose()
+        }
+    }
+
+    @Test("IRC, text and JSON users in one room see each other; private messages cross; errors are numerics")
+    func conversation() async throws {
+        try await TestServer.run { server in
+            let irc = try await Self.ircUser("ircer", port: server.ircPort, capabilities: ["server-time", "echo-message"])
+            let text = try await server.textUser("texter")
+            let bot = try await server.jsonUser("bot")
+            try await irc.waitFor { $0 == ":bot!bot@parley JOIN #general" }
+
+            try await text.send("hello from nc")
+            let line = try await irc.waitFor { $0.contains("PRIVMSG #general :hello from nc") }
+            #expect(line.hasPrefix("@time=20") && line.contains(" :texter!texter@parley PRIVMSG"), "\(line)")
+            try await irc.send("PRIVMSG #general :hello from irc")
+            try await text.waitFor { $0.hasSuffix("] <ircer> hello from irc") }
+            try await bot.waitFor(isEvent("message", ["from": "ircer", "text": "hello from irc"]))
+            try await irc.waitFor { $0.hasSuffix(":ircer!ircer@parley PRIVMSG #general :hello from irc") }  // echo-message
+            try await irc.send("PRIVMSG #general :\u{1}ACTION waves\u{1}")
+            try await text.waitFor { $0.hasSuffix("] * ircer waves") }
+
+            try await irc.send("PRIVMSG texter :psst")
+            try await text.waitFor { $0.hasSuffix("-> (private) <ircer> psst") }
+            try await text.send("/msg ircer back at you")
+            try await irc.waitFor { $0.hasSuffix(":texter!texter@parley PRIVMSG ircer :back at you") }
+
+            try await irc.send("JOIN #dev,#ops")
+            try await irc.waitFor { $0 == ":test.parley 366 ircer #ops :End of /NAMES list." }
+            try await text.send("/join #dev")
+            try await irc.waitFor { $0 == ":texter!texter@parley JOIN #dev" }
+            try await irc.send("TOPIC #dev :release Friday")
+            try await text.waitFor { $0 == "*** Topic of #dev: release Friday (set by ircer)" }
+            try await text.send("/part #dev see you")
+            try await irc.waitFor { $0 == ":texter!texter@parley PART #dev :see you" }
+
+            try await irc.send("PRIVMSG nobody :hi")
+            try await irc.waitFor { $0.hasPrefix(":test.parley 401 ircer nobody :") }
+            try await irc.send("JOIN bad")
+            try await irc.waitFor { $0.hasPrefix(":test.parley 476 ircer bad :") }
+            try await irc.send("PRIVMSG #nowhere :x")
+            try await irc.waitFor { $0.hasPrefix(":test.parley 442 ircer #nowhere :") }
+            try await irc.send("PRIVMSG")
+            try await irc.waitFor { $0.hasPrefix(":test.parley 411 ircer ") }
+            try await irc.send("WHOIS texter")
+            try await irc.waitFor { $0 == ":test.parley 311 ircer texter texter parley * :texter" }
+            try await irc.send("NICK ircer2")
+            try await text.waitFor { $0 == "*** ircer is now known as ircer2" }
+            try await irc.send("PING :x")
+            try await irc.waitFor { $0 == ":test.parley PONG test.parley :x" }
+            try await irc.send("QUIT :bye")
+            try await text.waitFor { $0 == "*** ircer2 left #general (quit: bye)" }
+        }
+    }
+
+    @Test("MODE maps onto moderation: +o, +b with an IRC mask, +t, and KICK")
+    func modes() async throws {
+        try await TestServer.run { server in
+            let owner = try await Self.ircUser("owner", port: server.ircPort)
+            try await owner.send("JOIN #mod")
+            try await owner.waitFor { $0.contains(" 366 owner #mod ") }
+            let guest = try await server.textUser("guest")
+            try await guest.send("/join #mod")
+            try await owner.waitFor { $0 == ":guest!guest@parley JOIN #mod" }
+            try await owner.send("MODE #mod +o guest")
+            try await owner.waitFor { $0 == ":owner!owner@parley MODE #mod +o guest" }
+            try await owner.send("MODE #mod -o guest")
+            try await owner.send("MODE #mod +t")
+            try await guest.waitFor { $0 == "*** owner locked the topic of #mod: only operators can change it" }
+            try await owner.send("KICK #mod guest :out")
+            try await guest.waitFor { $0 == "*** guest left #mod (kicked by owner: out)" }
+            try await owner.waitFor { $0 == ":owner!owner@parley KICK #mod guest :out" }
+            try await owner.send("MODE #mod +b guest!*@*")
+            try await owner.waitFor { $0 == ":owner!owner@parley MODE #mod +b guest" }
+            try await guest.send("/join #mod")
+            try await guest.waitFor { $0.hasPrefix("!!! You are banned from #mod") }
+            try await owner.send("MODE #mod b")
+            try await owner.waitFor { $0.hasPrefix(":test.parley 367 owner #mod guest owner ") }
+            try await owner.waitFor { $0 == ":test.parley 368 owner #mod :End of channel ban list" }
+        }
+    }
+}
