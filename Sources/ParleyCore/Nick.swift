@@ -49,6 +49,6 @@ public struct Nick: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// ASCII case folding, the one casemapping Parley uses for nicks and room names.
-func asciiLowercased(_ text: String) -> String {
+public func asciiLowercased(_ text: String) -> String {
     String(String.UnicodeScalarView(text.unicodeScalars.map { ("A"..."Z").contains($0) ? Unicode.Scalar($0.value + 32)! : $0 }))
 }

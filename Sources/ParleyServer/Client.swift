@@ -72,7 +72,7 @@ public struct Fanout: EventSink {
             if let peer = recipient.peer.irc {
                 frame = personal ? encode(event, for: peer) : cache.ircFrame(for: event, capabilities: peer.capabilities, using: self)
                 // In delivery order, so every later numeric carries the new nick.
-                if case .nickChanged(let old, let new) = event, asciiFolded(old) == asciiFolded(peer.nick) { peer.nick = new }
+                if case .nickChanged(let old, let new) = event, asciiLowercased(old) == asciiLowercased(peer.nick) { peer.nick = new }
                 if case .welcome(let nick, _) = event { peer.nick = nick }
             } else {
                 frame = cache.frame(for: event, format: recipient.peer.format, focused: recipient.focused, using: self)
@@ -128,8 +128,4 @@ public struct Fanout: EventSink {
             return made
         }
     }
-}
-
-private func asciiFolded(_ text: String) -> String {
-    String(String.UnicodeScalarView(text.unicodeScalars.map { ("A"..."Z").contains($0) ? Unicode.Scalar($0.value + 32)! : $0 }))
 }
