@@ -64,7 +64,10 @@ final class BenchClientHandler: ChannelInboundHandler {
         if phase == .ready {
             // The hot path: no String, just a scan of the bytes.
             guard let payload = line.withUnsafeReadableBytes({ Payload.find(in: $0.bindMemory(to: UInt8.self)) }), payload.run == run else {
-                if let reply = dialect.reply(to: String(buffer: line)) { write(reply, context: context) }
+                // Only an IRC PING needs an answer; every other line (acks, notices) is skipped without a String.
+                if dialect == .irc, line.readableBytesView.starts(with: "PING ".utf8), let reply = dialect.reply(to: String(buffer: line)) {
+                    write(reply, context: context)
+                }
                 return
             }
             stats.record(payload, at: NIODeadline.now().uptimeNanoseconds)

@@ -189,7 +189,7 @@ struct IRCSession: LineSession {
             context.connection.registered(id, as: client)
         } catch {
             self.nick = nil
-            send(IRCCodec.numeric(for: error, target: nick, me: me, codec: codec))
+            send(codec.numeric(for: error, target: nick, me: me))
         }
         return .proceed
     }

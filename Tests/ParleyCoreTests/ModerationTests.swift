@@ -4,7 +4,7 @@ import Testing
 
 extension Chat {
     /// Registers a user with an account and an address (the plain `register` has neither).
-    mutating func register(_ nick: String, _ peer: Int, account: String?, address: String = "10.0.0.\(0)") throws {
+    mutating func register(_ nick: String, _ peer: Int, account: String?, address: String = "") throws {
         let (id, _) = try state.register(nick: nick, peer: peer, account: account, address: address, now: Self.now)
         ids[peer] = id
     }

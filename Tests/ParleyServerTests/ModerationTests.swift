@@ -114,6 +114,12 @@ struct ModerationEndToEndTests {
             #expect(entries.first?["kind"] as? String == "ban" && entries.first?["mask"] as? String == "guest")
             #expect(entries.first?["until"] is String && entries.first?["since"] is String)
 
+            // A short mute runs out by itself, and the room is told (by nobody: no "by").
+            try await owner.send(##"{"type":"mute","room":"#ops","mask":"someone","duration":1}"##)
+            try await owner.waitFor(isEvent("moderation", ["action": "mute"]))
+            let ran = try ParleyServerTests.json(try await owner.waitFor(isEvent("moderation", ["action": "unmute"])))
+            #expect(ran["target"] as? String == "someone" && ran["by"] == nil)
+
             try await owner.send(##"{"type":"ban","room":"#ops","mask":"x","duration":0,"ref":"bad"}"##)
             try await owner.waitFor(isEvent("error", ["code": "bad_request", "ref": "bad"]))
         }

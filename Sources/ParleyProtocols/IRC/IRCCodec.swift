@@ -103,7 +103,7 @@ public struct IRCCodec: Sendable {
         case .topicChanged(let room, let text, let by):
             return [IRCMessage(source: Self.source(by), command: "TOPIC", params: [room, text])]
         case .error(let error, let ref):
-            return [Self.numeric(for: error, target: ref, me: me, codec: self)]
+            return [numeric(for: error, target: ref, me: me)]
         case .notice(let text):
             return [IRCMessage(source: serverName, command: "NOTICE", params: [me, text])]
         case .help(let commands):
@@ -205,23 +205,23 @@ public struct IRCCodec: Sendable {
 
     /// The numeric for a refusal; `target` is what the command named (the IRC session passes it as the
     /// request's ref), since most numerics repeat it.
-    public static func numeric(for error: ChatError, target: String?, me: String, codec: IRCCodec) -> IRCMessage {
+    public func numeric(for error: ChatError, target: String?, me: String) -> IRCMessage {
         let target = target ?? "*"
         switch error.code {
-        case .noSuchNick: return codec.numeric("401", me, target, error.message)
-        case .noSuchRoom: return codec.numeric("403", me, target, error.message)
-        case .muted: return codec.numeric("404", me, target, error.message)
-        case .tooManyRooms: return codec.numeric("405", me, target, error.message)
-        case .invalidNick: return codec.numeric("432", me, target, error.message)
-        case .nickTaken, .nickRegistered: return codec.numeric("433", me, target, error.message)
-        case .notInRoom: return codec.numeric("442", me, target, error.message)
-        case .usage: return codec.numeric("461", me, target, error.message)
-        case .banned: return codec.numeric("474", me, target, error.message)
-        case .invalidRoom: return codec.numeric("476", me, target, error.message)
-        case .notOperator: return codec.numeric("482", me, target, error.message)
-        case .unknownCommand: return codec.numeric("421", me, target, error.message)
-        case .loginFailed: return codec.numeric("464", me, error.message)
-        default: return IRCMessage(source: codec.serverName, command: "NOTICE", params: [me, error.message])
+        case .noSuchNick: return numeric("401", me, target, error.message)
+        case .noSuchRoom: return numeric("403", me, target, error.message)
+        case .muted: return numeric("404", me, target, error.message)
+        case .tooManyRooms: return numeric("405", me, target, error.message)
+        case .invalidNick: return numeric("432", me, target, error.message)
+        case .nickTaken, .nickRegistered: return numeric("433", me, target, error.message)
+        case .notInRoom: return numeric("442", me, target, error.message)
+        case .usage: return numeric("461", me, target, error.message)
+        case .banned: return numeric("474", me, target, error.message)
+        case .invalidRoom: return numeric("476", me, target, error.message)
+        case .notOperator: return numeric("482", me, target, error.message)
+        case .unknownCommand: return numeric("421", me, target, error.message)
+        case .loginFailed: return numeric("464", me, error.message)
+        default: return IRCMessage(source: serverName, command: "NOTICE", params: [me, error.message])
         }
     }
 }
