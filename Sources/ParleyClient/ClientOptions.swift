@@ -6,8 +6,11 @@ public struct ClientOptions: Sendable {
     public var colour: Bool
     /// Line mode: print the raw protocol events instead of text lines.
     public var json: Bool
+    /// The server's own password, when it asks every connection for one.
+    public var serverPassword: String?
 
-    public init(address: ServerAddress, nick: String, room: String?, colour: Bool, json: Bool) {
+    public init(address: ServerAddress, nick: String, room: String?, colour: Bool, json: Bool, serverPassword: String? = nil) {
+        self.serverPassword = serverPassword
         self.address = address
         self.nick = nick
         self.room = room

@@ -28,10 +28,12 @@ final class Connector: Sendable {
     /// The last message id seen per room, for a resuming hello after a reconnect.
     let resume = Mutex<[String: Int64]>([:])
     private let state = Mutex(State())
+    let serverPassword: String?
 
-    init(address: ServerAddress, nick: String) {
+    init(address: ServerAddress, nick: String, serverPassword: String? = nil) {
         self.address = address
         self.nick = Mutex(nick)
+        self.serverPassword = serverPassword
     }
 
     func run(first: ServerLink.Channel, report: @escaping @Sendable (Report) -> Void) async {
@@ -92,7 +94,7 @@ final class Connector: Sendable {
                 }
                 defer { state.withLock { $0.writer = nil; $0.channel = nil } }
                 report(.connected)
-                try await outbound.write(JSONCodec().encodeHello(nick: nick.withLock { $0 }, resume: resume.withLock { $0 }))
+                try await outbound.write(JSONCodec().encodeHello(nick: nick.withLock { $0 }, resume: resume.withLock { $0 }, serverPassword: serverPassword))
                 let codec = JSONCodec()
                 for try await frame in inbound {
                     guard case .line(let line) = frame,

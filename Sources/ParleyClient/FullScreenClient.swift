@@ -38,7 +38,7 @@ public enum FullScreenClient {
 
     private static func runLoop(_ options: ClientOptions, terminal: Terminal, first: ServerLink.Channel) async -> (status: Int32, message: String?) {
         let mailbox = Mailbox<Input>()
-        let connector = Connector(address: options.address, nick: options.nick)
+        let connector = Connector(address: options.address, nick: options.nick, serverPassword: options.serverPassword)
         return await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await chunk in StandardInput.chunks() { mailbox.post(.keys(chunk)) }
@@ -183,7 +183,7 @@ public enum FullScreenClient {
                 guard !nick.isEmpty else { return }
                 connector.nick.withLock { $0 = nick }
                 registration = .waiting
-                if !(await connector.send(codec.encodeHello(nick: nick))) { view.system("Not connected.") }
+                if !(await connector.send(codec.encodeHello(nick: nick, serverPassword: connector.serverPassword))) { view.system("Not connected.") }
                 return
             }
             switch ClientCommands.action(forLine: line, currentRoom: view.currentRoomName) {
@@ -226,7 +226,7 @@ public enum FullScreenClient {
 
         mutating func handle(_ event: ChatEvent) async {
             switch event {
-            case .welcome(let nick, _):
+            case .welcome(let nick, _, _, _):
                 registration = .registered
                 connector.nick.withLock { $0 = nick }
                 view.apply(event)

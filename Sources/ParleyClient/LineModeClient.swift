@@ -60,7 +60,7 @@ public enum LineModeClient {
                         feed.yield(.endOfInput)
                     }
                     var session = Session(options: options, outbound: outbound)
-                    try await outbound.write(JSONCodec().encodeHello(nick: options.nick))
+                    try await outbound.write(JSONCodec().encodeHello(nick: options.nick, serverPassword: options.serverPassword))
                     let status = try await session.run(inputs)
                     group.cancelAll()
                     return status
@@ -122,7 +122,7 @@ public enum LineModeClient {
         /// Handles one event; returns an exit status when the session is over.
         mutating func handle(_ event: ChatEvent, raw: String) async throws -> Int32? {
             switch event {
-            case .welcome(let nick, _):
+            case .welcome(let nick, _, _, _):
                 currentNick = nick
                 print(event, raw: raw)
                 guard case .registering(let queued, let ended) = phase else { return nil }
@@ -134,7 +134,7 @@ public enum LineModeClient {
             case .error(let error, _) where isRegistering:
                 printError(error.message)
                 return 2
-            case .joined(let room, let nick) where nick.lowercased() == currentNick.lowercased():
+            case .joined(let room, let nick, _) where nick.lowercased() == currentNick.lowercased():
                 currentRoom = room
             case .left(let room, let nick, _) where nick.lowercased() == currentNick.lowercased() && room.lowercased() == currentRoom?.lowercased():
                 currentRoom = nil

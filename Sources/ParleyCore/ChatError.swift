@@ -13,6 +13,8 @@ public struct ChatError: Error, Sendable, Equatable {
         /// The nick belongs to an account: log in to use it.
         case nickRegistered = "nick_registered"
         case loginFailed = "login_failed"
+        /// The server asks every connection for a password (`parley serve --server-password`): missing or wrong.
+        case serverPassword = "server_password"
         case tooManyAttempts = "too_many_attempts"
         case notLoggedIn = "not_logged_in"
         case invalidRoom = "invalid_room"

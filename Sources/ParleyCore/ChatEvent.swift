@@ -2,17 +2,19 @@ import Foundation
 
 /// What the server tells clients. Every wire format renders each case; the core never encodes.
 public enum ChatEvent: Sendable, Equatable {
-    /// Registration succeeded.
-    case welcome(nick: String, server: String)
+    /// Registration succeeded; `online` users (the new one included) are in `rooms` rooms.
+    case welcome(nick: String, server: String, online: Int = 1, rooms: Int = 1)
     /// A room message, a private message or a server notice.
     case message(ChatMessage)
     /// The sender's own message was accepted, with the id and time the server gave it.
     case ack(ref: String?, message: ChatMessage)
-    case joined(room: String, nick: String)
+    /// `account`: the joiner's account, when logged in (IRC's extended-join shows it).
+    case joined(room: String, nick: String, account: String? = nil)
     case left(room: String, nick: String, reason: LeaveReason)
     case nickChanged(from: String, to: String)
-    /// The members of a room, or everyone online when `room` is nil.
-    case members(room: String?, nicks: [String])
+    /// The members of a room, or everyone online when `room` is nil; `operators` are those of them who
+    /// operate the room.
+    case members(room: String?, nicks: [String], operators: [String] = [])
     case rooms([RoomSummary])
     /// A room's topic, for whoever joins or asks.
     case topic(room: String, text: String, setBy: String?)
@@ -31,6 +33,11 @@ public enum ChatEvent: Sendable, Equatable {
     case moderation(ModerationNotice)
     /// The bans and mutes in force in a room, for whoever asked.
     case restrictions(room: String, [Restriction])
+    /// Someone went away (`message`) or came back (nil): told to them and to everyone who shares a room
+    /// with them.
+    case awayChanged(nick: String, message: String?)
+    /// The user just messaged is away: told to the sender.
+    case isAway(nick: String, message: String)
 }
 
 public struct ChatMessage: Sendable, Equatable {
@@ -51,14 +58,17 @@ public struct ChatMessage: Sendable, Equatable {
     public let time: Date
     /// The sender's nick; nil for notices from the server itself.
     public let from: String?
+    /// The sender's account when they were logged in (live messages only; history does not keep it).
+    public let account: String?
     public let target: Target
     public let kind: Kind
     public let text: String
 
-    public init(id: Int64, time: Date, from: String?, target: Target, kind: Kind, text: String) {
+    public init(id: Int64, time: Date, from: String?, account: String? = nil, target: Target, kind: Kind, text: String) {
         self.id = id
         self.time = time
         self.from = from
+        self.account = account
         self.target = target
         self.kind = kind
         self.text = text
@@ -72,6 +82,8 @@ public enum LeaveReason: Sendable, Equatable {
     case connectionLost
     case kicked(by: String, reason: String?)
     case sendQueueFull
+    /// An IRC client answered no PING: the connection is presumed dead.
+    case pingTimeout
     case serverShutdown
     /// A reason as a client received it from a server: the cause word and the text, verbatim.
     case received(cause: String, text: String)
@@ -84,6 +96,7 @@ public enum LeaveReason: Sendable, Equatable {
         case .connectionLost: "lost"
         case .kicked: "kicked"
         case .sendQueueFull: "send_queue_full"
+        case .pingTimeout: "ping_timeout"
         case .serverShutdown: "shutdown"
         case .received(let cause, _): cause
         }
@@ -97,6 +110,7 @@ public enum LeaveReason: Sendable, Equatable {
         case .connectionLost: "connection lost"
         case .kicked(let by, let reason): "kicked by \(by)" + (reason.map { ": \($0)" } ?? "")
         case .sendQueueFull: "too slow to keep up (send queue full)"
+        case .pingTimeout: "ping timeout"
         case .serverShutdown: "server shutting down"
         case .received(_, let text): text
         }

@@ -102,6 +102,7 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     public func account(of id: SessionID) -> String? { shared.withLock { $0.state.account(of: id) } }
     public func nick(of id: SessionID) -> String? { shared.withLock { $0.state.nick(of: id) } }
     public func rooms(of id: SessionID) -> [String] { shared.withLock { $0.state.rooms(of: id) } }
+    public func profile(of nick: String) -> Profile? { shared.withLock { $0.state.profile(of: nick) } }
 
     public func authenticate(_ id: SessionID, as account: Account) {
         let now = now()

@@ -45,6 +45,8 @@ public struct ChatState<Peer: Sendable> {
         var account: String?
         /// Where the client connects from, for bans by address.
         var address = ""
+        /// Why the user is away, while they are.
+        var away: String?
         var currentRoom: RoomName? { rooms.last }
     }
 
@@ -57,6 +59,7 @@ public struct ChatState<Peer: Sendable> {
     }
 
     public static var maximumTopicLength: Int { 300 }
+    public static var maximumAwayLength: Int { 200 }
     /// Part, quit, kick, ban and mute reasons: they are stored and shown to whole rooms.
     public static var maximumReasonLength: Int { 200 }
     /// Rooms that keep a policy (an owner, bans, a lock) while nobody is in them: bounded, since anyone can
@@ -120,7 +123,8 @@ public struct ChatState<Peer: Sendable> {
         }
         sessions[id] = session
         nicks[nick.key] = id
-        effects.append(.deliver(.welcome(nick: nick.display, server: serverName), to: [.init(peer: peer, focused: true)]))
+        let welcome = ChatEvent.welcome(nick: nick.display, server: serverName, online: sessions.count, rooms: max(1, rooms.count))
+        effects.append(.deliver(welcome, to: [.init(peer: peer, focused: true)]))
         if let ban = activeRestriction(.ban, in: RoomName.general.key, on: id, now: now) {
             effects.append(.deliver(.error(bannedError(RoomName.general.display, ban, now: now), ref: nil), to: [.init(peer: peer, focused: true)]))
         } else {
@@ -167,7 +171,7 @@ public struct ChatState<Peer: Sendable> {
             if let mute = activeRestriction(.mute, in: room.key, on: session.id, now: now) {
                 throw mutedError(room.display, mute, now: now)
             }
-            let message = newMessage(from: session.nick.display, to: .room(room.display), kind: kind, text: text, now: now)
+            let message = newMessage(from: session, to: .room(room.display), kind: kind, text: text, now: now)
             effects.append(.record(message, sender: session.peer, ref: ref))
             effects.append(.deliver(.message(message), to: recipients(in: room, except: session.id)))
             effects.append(.deliver(.ack(ref: ref, message: message), to: me))
@@ -176,10 +180,13 @@ public struct ChatState<Peer: Sendable> {
             let text = Sanitizer.text(text)
             guard !Sanitizer.isBlank(text) else { return }
             let other = try self.session(named: target)
-            let message = newMessage(from: session.nick.display, to: .user(other.nick.display), kind: kind, text: text, now: now)
+            let message = newMessage(from: session, to: .user(other.nick.display), kind: kind, text: text, now: now)
             effects.append(.record(message, sender: session.peer, ref: ref))
             effects.append(.deliver(.message(message), to: [.init(peer: other.peer, focused: true)]))
             effects.append(.deliver(.ack(ref: ref, message: message), to: me))
+            if let away = other.away, kind != .notice {
+                effects.append(.deliver(.isAway(nick: other.nick.display, message: away), to: me))
+            }
 
         case .join(let raw):
             let room = try RoomName(validating: raw)
@@ -214,9 +221,7 @@ public struct ChatState<Peer: Sendable> {
 
         case .who(let raw):
             if let raw {
-                let room = try existingRoom(raw)
-                let nicks = room.members.map { sessions[$0]!.nick }
-                effects.append(.deliver(.members(room: room.name.display, nicks: sortedNames(nicks)), to: me))
+                effects.append(.deliver(members(of: try existingRoom(raw)), to: me))
             } else {
                 effects.append(.deliver(.members(room: nil, nicks: sortedNames(sessions.values.map(\.nick))), to: me))
             }
@@ -254,6 +259,13 @@ public struct ChatState<Peer: Sendable> {
 
         case .help:
             effects.append(.deliver(.help(TextCommands.table.map(\.help)), to: me))
+
+        case .away(let raw):
+            let message = raw.map { String(Sanitizer.trimmed(Sanitizer.text($0)).prefix(Self.maximumAwayLength)) }.flatMap { $0.isEmpty ? nil : $0 }
+            sessions[session.id]!.away = message
+            let audience = session.rooms.reduce(into: Set([session.id])) { $0.formUnion(rooms[$1.key]!.members) }
+            let event = ChatEvent.awayChanged(nick: session.nick.display, message: message)
+            effects.append(.deliver(event, to: audience.map { Recipient(peer: sessions[$0]!.peer, focused: true) }))
 
         case .history(let raw, let query):
             let room = try memberRoom(raw, of: session)
@@ -396,6 +408,13 @@ public struct ChatState<Peer: Sendable> {
         }
     }
 
+    /// What anyone may know of an online user (IRC's WHO and WHOIS), or nil when nobody goes by `nick`.
+    public func profile(of raw: String) -> Profile? {
+        guard let nick = try? Nick(validating: raw), let id = nicks[nick.key], let session = sessions[id] else { return nil }
+        let rooms = session.rooms.map { room in (name: room.display, isOperator: isRoomOperator(id, in: room.key)) }
+        return Profile(nick: session.nick.display, account: session.account, away: session.away, rooms: rooms, isServerOperator: isOperator(id))
+    }
+
     /// Nicks in `room`, or everyone online when nil.
     public func nicks(in raw: String?) throws(ChatError) -> [String] {
         guard let raw else { return sortedNames(sessions.values.map(\.nick)) }
@@ -427,12 +446,11 @@ public struct ChatState<Peer: Sendable> {
         rooms[name.key] = room
         policies[name.key] = policy
         let me = [Recipient(peer: session.peer, focused: true)]
-        effects.append(.deliver(.joined(room: room.name.display, nick: session.nick.display), to: recipients(in: name)))
+        effects.append(.deliver(.joined(room: room.name.display, nick: session.nick.display, account: session.account), to: recipients(in: name)))
         if !policy.topic.isEmpty {
             effects.append(.deliver(.topic(room: room.name.display, text: policy.topic, setBy: policy.topicSetBy), to: me))
         }
-        let members = sortedNames(room.members.map { sessions[$0]!.nick })
-        effects.append(.deliver(.members(room: room.name.display, nicks: members), to: me))
+        effects.append(.deliver(members(of: room), to: me))
         // A resuming client gets exactly what it missed here; anyone else the latest messages.
         if let last = session.resume[name.key] {
             sessions[id]!.resume[name.key] = nil
@@ -479,10 +497,18 @@ public struct ChatState<Peer: Sendable> {
     }
 
     mutating func newMessage(
-        from: String?, to target: ChatMessage.Target, kind: ChatMessage.Kind, text: String, now: Date
+        from sender: Session?, to target: ChatMessage.Target, kind: ChatMessage.Kind, text: String, now: Date
     ) -> ChatMessage {
         defer { nextMessageID += 1 }
-        return ChatMessage(id: nextMessageID, time: now, from: from, target: target, kind: kind, text: text)
+        return ChatMessage(
+            id: nextMessageID, time: now, from: sender?.nick.display, account: sender?.account, target: target, kind: kind, text: text
+        )
+    }
+
+    /// A room's members, its operators marked.
+    func members(of room: Room) -> ChatEvent {
+        let operators = room.members.filter { isRoomOperator($0, in: room.name.key) }.map { sessions[$0]!.nick }
+        return .members(room: room.name.display, nicks: sortedNames(room.members.map { sessions[$0]!.nick }), operators: sortedNames(operators))
     }
 
     func recipients(in name: RoomName, except excluded: SessionID? = nil) -> [Recipient<Peer>] {
@@ -546,4 +572,14 @@ public struct ChatState<Peer: Sendable> {
     func sortedNames(_ nicks: [Nick]) -> [String] {
         nicks.sorted { $0.key < $1.key }.map(\.display)
     }
+}
+
+/// An online user as others may see them.
+public struct Profile: Sendable {
+    public let nick: String
+    /// The account they are logged in to, if any.
+    public let account: String?
+    public let away: String?
+    public let rooms: [(name: String, isOperator: Bool)]
+    public let isServerOperator: Bool
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Which stored messages a history request wants, oldest first in every case.
 public enum HistoryQuery: Sendable, Equatable {
     /// The last `count` messages.
@@ -6,6 +8,15 @@ public enum HistoryQuery: Sendable, Equatable {
     case before(Int64, count: Int)
     /// Up to `count` messages newer than `id` (paging forwards, and resuming after a reconnect).
     case after(Int64, count: Int)
+    /// Up to `count` messages strictly between two points: the newest of them when `newest`, else the
+    /// oldest (IRC's CHATHISTORY, whose references are message ids or times).
+    case range(after: HistoryPoint, before: HistoryPoint, count: Int, newest: Bool)
+}
+
+/// A point in a room's history: a message id, or a moment.
+public enum HistoryPoint: Sendable, Equatable {
+    case id(Int64)
+    case time(Date)
 }
 
 /// Where messages are kept. The chat core depends only on this protocol, so the embedded SQLite store and a

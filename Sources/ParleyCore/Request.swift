@@ -16,6 +16,8 @@ public enum Request: Sendable, Equatable {
     case ping
     case quit(reason: String?)
     case help
+    /// Marks the sender away with this message, or back when nil.
+    case away(String?)
     /// Stored messages of `room` (the current room when nil).
     case history(room: String?, HistoryQuery)
     /// A room operator's action on `room` (the current room when nil).

@@ -92,6 +92,9 @@ public enum TextCommands {
             guard !old.isEmpty, !new.isEmpty, !new.contains(" ") else { return nil }
             return .changePassword(old: String(old), new: String(new))
         },
+        TextCommand(name: "away", aliases: ["back"], arguments: "[message]", summary: "mark yourself away (no message: back)") { args in
+            .away(args.isEmpty ? nil : String(args))
+        },
         TextCommand(name: "quit", aliases: ["exit", "bye"], arguments: "[reason]", summary: "leave the chat") { args in
             .quit(reason: args.isEmpty ? nil : String(args))
         },

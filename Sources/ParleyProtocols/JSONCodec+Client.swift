@@ -4,18 +4,22 @@ import ParleyCore
 
 /// The client's half of JSON lines: requests out, events in. `parley connect` and the tests speak through it.
 extension JSONCodec {
-    public func encodeHello(nick: String, password: String? = nil, resume: [String: Int64] = [:], ref: String? = nil) -> ByteBuffer {
+    public func encodeHello(
+        nick: String, password: String? = nil, resume: [String: Int64] = [:], serverPassword: String? = nil, ref: String? = nil
+    ) -> ByteBuffer {
         var json = JSONWriter(type: "hello")
         json.field("version", Int64(Self.version))
         json.field("nick", nick)
         json.field("password", password)
+        json.field("server_password", serverPassword)
         json.field("ref", ref)
         if !resume.isEmpty { json.field("resume", integers: resume.sorted { $0.key < $1.key }) }
         return json.finished()
     }
 
     /// Encodes a request. `.say` needs its room filled in (JSON has no "current room"); `.help` has no JSON
-    /// form and is answered by the client itself, so it encodes to nil.
+    /// form and is answered by the client itself, so it encodes to nil (as does a `range` history query, which
+    /// only IRC asks).
     public func encode(_ request: Request, ref: String?) -> ByteBuffer? {
         var json: JSONWriter
         switch request {
@@ -53,6 +57,9 @@ extension JSONCodec {
         case .quit(let reason):
             json = JSONWriter(type: "quit")
             json.field("reason", reason)
+        case .away(let text):
+            json = JSONWriter(type: "away")
+            json.field("text", text)
         case .history(let room, let query):
             json = JSONWriter(type: "history")
             json.field("room", room)
@@ -65,6 +72,8 @@ extension JSONCodec {
             case .after(let id, let count):
                 json.field("after", id)
                 json.field("limit", Int64(count))
+            case .range:
+                return nil  // IRC's CHATHISTORY only; JSON pages by id with before and after
             }
         case .register(let password):
             json = JSONWriter(type: "register")
@@ -133,13 +142,13 @@ extension JSONCodec {
             let target: ChatMessage.Target =
                 if let room = string("room") { .room(room) } else if let to = string("to") { .user(to) } else { .everyone }
             let kind = string("kind").flatMap(ChatMessage.Kind.init(rawValue:)) ?? .normal
-            return .message(ChatMessage(id: id, time: time(), from: string("from"), target: target, kind: kind, text: text))
+            return .message(ChatMessage(id: id, time: time(), from: string("from"), account: string("account"), target: target, kind: kind, text: text))
         case "ack":
             guard let id = int("id") else { return nil }
             return .ack(ref: string("ref"), message: ChatMessage(id: id, time: time(), from: nil, target: .everyone, kind: .normal, text: ""))
         case "joined":
             guard let room = string("room"), let nick = string("nick") else { return nil }
-            return .joined(room: room, nick: nick)
+            return .joined(room: room, nick: nick, account: string("account"))
         case "left":
             guard let room = string("room"), let nick = string("nick") else { return nil }
             let cause = string("cause") ?? "lost"
@@ -151,7 +160,7 @@ extension JSONCodec {
             guard let from = string("from"), let to = string("to") else { return nil }
             return .nickChanged(from: from, to: to)
         case "members":
-            return .members(room: string("room"), nicks: object["nicks"] as? [String] ?? [])
+            return .members(room: string("room"), nicks: object["nicks"] as? [String] ?? [], operators: object["operators"] as? [String] ?? [])
         case "rooms":
             let rooms = (object["rooms"] as? [[String: Any]] ?? []).compactMap { room -> RoomSummary? in
                 guard let name = room["name"] as? String else { return nil }
@@ -200,6 +209,9 @@ extension JSONCodec {
                 )
             }
             return .restrictions(room: room, list)
+        case "away":
+            guard let nick = string("nick") else { return nil }
+            return .awayChanged(nick: nick, message: string("message"))
         default:
             return nil
         }

@@ -5,7 +5,7 @@ import ParleyCore
 /// What a JSON-lines client can say: `hello` to register, then requests.
 public enum ClientMessage: Sendable, Equatable {
     /// `resume` maps rooms to the last message id the client saw there (a client reconnecting).
-    case hello(version: Int, nick: String, password: String?, resume: [String: Int64])
+    case hello(version: Int, nick: String, password: String?, resume: [String: Int64], serverPassword: String? = nil)
     case request(Request)
 }
 
@@ -40,6 +40,8 @@ public struct JSONCodec: Sendable {
         var limit: Int?
         var resume: [String: Int64]?
         var password: String?
+        /// Named as on the wire, like every field here.
+        var server_password: String?
         var old: String?
         var new: String?
         var mask: String?
@@ -68,7 +70,10 @@ public struct JSONCodec: Sendable {
         switch wire.type {
         case "hello":
             guard let version = wire.version else { throw ChatError(.badRequest, "\"hello\" needs the field \"version\".") }
-            return .hello(version: version, nick: try required(wire.nick, "nick"), password: wire.password, resume: wire.resume ?? [:])
+            return .hello(
+                version: version, nick: try required(wire.nick, "nick"), password: wire.password, resume: wire.resume ?? [:],
+                serverPassword: wire.server_password
+            )
         case "send":
             let kind = try messageKind(wire.kind)
             let text = try required(wire.text, "text")
@@ -98,12 +103,13 @@ public struct JSONCodec: Sendable {
                 }
             return .request(.history(room: try required(wire.room, "room"), query))
         case "quit": return .request(.quit(reason: wire.reason))
+        case "away": return .request(.away(wire.text))
         case "kick", "ban", "unban", "bans", "mute", "unmute", "op", "deop", "topic_lock":
             return .request(.moderate(room: try required(wire.room, "room"), try moderation(from: wire)))
         default:
             throw ChatError(
                 .unknownType,
-                "Unknown request type \"\(wire.type)\". Known: hello, send, join, part, nick, who, rooms, topic, history, register, login, passwd, ping, quit, kick, ban, unban, bans, mute, unmute, op, deop, topic_lock."
+                "Unknown request type \"\(wire.type)\". Known: hello, send, join, part, nick, who, rooms, topic, history, register, login, passwd, ping, away, quit, kick, ban, unban, bans, mute, unmute, op, deop, topic_lock."
             )
         }
     }
@@ -154,7 +160,7 @@ public struct JSONCodec: Sendable {
 
     public func encode(_ event: ChatEvent) -> ByteBuffer {
         switch event {
-        case .welcome(let nick, let server):
+        case .welcome(let nick, let server, _, _):
             var json = JSONWriter(type: "welcome")
             json.field("version", Int64(Self.version))
             json.field("server", server)
@@ -170,10 +176,11 @@ public struct JSONCodec: Sendable {
             json.field("id", message.id)
             json.field("ts", Timestamps.iso8601(message.time))
             return json.finished()
-        case .joined(let room, let nick):
+        case .joined(let room, let nick, let account):
             var json = JSONWriter(type: "joined")
             json.field("room", room)
             json.field("nick", nick)
+            json.field("account", account)
             return json.finished()
         case .left(let room, let nick, let reason):
             var json = JSONWriter(type: "left")
@@ -187,10 +194,11 @@ public struct JSONCodec: Sendable {
             json.field("from", old)
             json.field("to", new)
             return json.finished()
-        case .members(let room, let nicks):
+        case .members(let room, let nicks, let operators):
             var json = JSONWriter(type: "members")
             json.field("room", room)
             json.field("nicks", nicks)
+            if !operators.isEmpty { json.field("operators", operators) }
             return json.finished()
         case .rooms(let rooms):
             var json = JSONWriter(type: "rooms")
@@ -256,6 +264,13 @@ public struct JSONCodec: Sendable {
                 json.field("until", restriction.until.map(Timestamps.iso8601))
             }
             return json.finished()
+        case .awayChanged(let nick, let message):
+            var json = JSONWriter(type: "away")
+            json.field("nick", nick)
+            json.field("message", message)
+            return json.finished()
+        case .isAway(let nick, let message):
+            return encode(.awayChanged(nick: nick, message: message))
         }
     }
 
@@ -276,6 +291,7 @@ public struct JSONCodec: Sendable {
         case .everyone: break
         }
         json.field("from", message.from)
+        json.field("account", message.account)
         json.field("kind", message.kind.rawValue)
         json.field("text", message.text)
     }

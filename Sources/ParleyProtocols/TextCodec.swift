@@ -13,13 +13,13 @@ public struct TextCodec: Sendable {
     }
 
     /// The lines sent on connect, before the user has a nickname.
-    public func greeting(server: String) -> ByteBuffer {
-        frame(["*** Welcome to Parley on \(server).", "*** Choose a nickname:"])
+    public func greeting(server: String, askingPassword: Bool = false) -> ByteBuffer {
+        frame(["*** Welcome to Parley on \(server).", askingPassword ? "*** This server needs a password:" : "*** Choose a nickname:"])
     }
 
-    /// Asks again after a refused nickname.
-    public func nicknamePrompt(after error: ChatError) -> ByteBuffer {
-        frame(["!!! \(error.message)", "*** Choose a nickname:"])
+    /// Asks for a nickname, again after a refused one.
+    public func nicknamePrompt(after error: ChatError? = nil) -> ByteBuffer {
+        frame((error.map { ["!!! \($0.message)"] } ?? []) + ["*** Choose a nickname:"])
     }
 
     /// Renders `event`; nil when text mode shows nothing for it. `focused` is false when the event belongs to
@@ -32,7 +32,7 @@ public struct TextCodec: Sendable {
     /// The lines `encode` would send, without terminators.
     public func render(_ event: ChatEvent, focused: Bool) -> [String] {
         switch event {
-        case .welcome(let nick, _):
+        case .welcome(let nick, _, _, _):
             return ["*** Hello \(nick)! Type /help for the commands; anything else you type goes to your current room."]
         case .message(let message):
             let stamp = "[\(Timestamps.localClock(message.time))] "
@@ -48,14 +48,14 @@ public struct TextCodec: Sendable {
             guard case .user(let recipient) = message.target else { return [] }
             let text = message.kind == .action ? "* \(message.from ?? "") \(message.text)" : message.text
             return ["[\(Timestamps.localClock(message.time))] <- (private to \(recipient)) \(text)"]
-        case .joined(let room, let nick):
+        case .joined(let room, let nick, _):
             return ["*** \(nick) joined \(room)"]
         case .left(let room, let nick, let reason):
             if case .parted(nil) = reason { return ["*** \(nick) left \(room)"] }
             return ["*** \(nick) left \(room) (\(reason.text))"]
         case .nickChanged(let old, let new):
             return ["*** \(old) is now known as \(new)"]
-        case .members(let room, let nicks):
+        case .members(let room, let nicks, _):
             return ["*** \(room.map { "In \($0)" } ?? "Online") (\(nicks.count)): \(nicks.joined(separator: ", "))"]
         case .rooms(let rooms):
             return ["*** Rooms (\(rooms.count)):"]
@@ -96,6 +96,10 @@ public struct TextCodec: Sendable {
         case .restrictions(let room, let list):
             guard !list.isEmpty else { return ["*** Nobody is banned or muted in \(room)."] }
             return ["*** Bans and mutes in \(room) (\(list.count)):"] + list.map { "***   " + $0.summary(time: Timestamps.localDateAndClock) }
+        case .awayChanged(let nick, let message?), .isAway(let nick, let message):
+            return ["*** \(nick) is away: \(message)"]
+        case .awayChanged(let nick, nil):
+            return ["*** \(nick) is back."]
         }
     }
 

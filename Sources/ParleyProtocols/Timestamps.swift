@@ -2,7 +2,7 @@ import Foundation
 
 /// The two ways Parley writes a time: `HH:MM` in the server's local time for people, ISO 8601 in UTC with
 /// milliseconds for machines. Built on the C calendar functions: both run once per event, on the hot path.
-enum Timestamps {
+public enum Timestamps {
     static func localClock(_ date: Date) -> String {
         var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
         var parts = tm()
@@ -36,7 +36,7 @@ enum Timestamps {
     }
 
     /// Reads what `iso8601` writes (`2026-11-21T14:02:07.120Z`; the fraction is optional).
-    static func parseISO8601(_ text: String) -> Date? {
+    public static func parseISO8601(_ text: String) -> Date? {
         let digits = text.utf8.split(whereSeparator: { !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })
             .map { Int(String(decoding: $0, as: UTF8.self)) ?? 0 }
         guard digits.count >= 6, text.hasSuffix("Z") else { return nil }

@@ -36,7 +36,8 @@ public struct ChatListener: Service {
             limits.line = .init(maximumLineBytes: IRCMessage.maximumBodyBytes + IRCMessage.maximumTagBytes)
         }
         self.handler = ConnectionHandler(
-            door: door, hub: hub, accounts: accounts, fanout: hub.sink, limits: limits, logger: logger
+            door: door, hub: hub, accounts: accounts, fanout: hub.sink, limits: limits,
+            serverPassword: configuration.serverPassword, logger: logger
         )
         var logger = logger
         logger[metadataKey: "door"] = "\(door)"

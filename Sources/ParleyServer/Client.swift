@@ -70,10 +70,10 @@ public struct Fanout: EventSink {
         for recipient in recipients {
             let frame: ByteBuffer?
             if let peer = recipient.peer.irc {
-                frame = personal ? encode(event, for: peer) : cache.ircFrame(for: event, capabilities: peer.capabilities, using: self)
+                frame = personal ? encode(event, for: peer) : cache.ircFrame(for: event, capabilities: peer.capabilities.intersection(.rendering), using: self)
                 // In delivery order, so every later numeric carries the new nick.
                 if case .nickChanged(let old, let new) = event, asciiLowercased(old) == asciiLowercased(peer.nick) { peer.nick = new }
-                if case .welcome(let nick, _) = event { peer.nick = nick }
+                if case .welcome(let nick, _, _, _) = event { peer.nick = nick }
             } else {
                 frame = cache.frame(for: event, format: recipient.peer.format, focused: recipient.focused, using: self)
             }

@@ -3,6 +3,7 @@ import NIOCore
 import ParleyCore
 import ParleyProtocols
 import ServiceLifecycle
+import Synchronization
 
 /// Which front door a connection came in by.
 enum Door: Sendable {
@@ -19,6 +20,8 @@ struct ConnectionHandler: Sendable {
     let accounts: AccountDesk
     let fanout: Fanout
     let limits: ServerConfiguration.Limits
+    /// What every connection must give before it registers, when set.
+    let serverPassword: String?
     let logger: Logger
 
     /// Never throws: one connection's failure is logged and ends that connection only.
@@ -41,7 +44,7 @@ struct ConnectionHandler: Sendable {
         let connection = ConnectionState(outbox: outbox, fanout: fanout, irc: door == .irc ? IRCPeer() : nil)
         let context = SessionContext(
             connection: connection, hub: hub, accounts: accounts,
-            address: channel.channel.remoteAddress?.ipAddress ?? "unknown"
+            address: channel.channel.remoteAddress?.ipAddress ?? "unknown", serverPassword: serverPassword
         )
         do {
             try await channel.executeThenClose { inbound, outbound in
@@ -63,7 +66,7 @@ struct ConnectionHandler: Sendable {
     }
 
     private enum Ending {
-        case writer, reader, registrationDeadline
+        case writer, reader, registrationDeadline, silence
     }
 
     private func serve(
@@ -94,6 +97,12 @@ struct ConnectionHandler: Sendable {
                 try? await Task.sleep(for: limits.registrationTimeout)
                 return .registrationDeadline
             }
+            if door == .irc {
+                group.addTask {
+                    await keepAlive(connection)
+                    return .silence
+                }
+            }
             while let ending = try await group.next() {
                 switch ending {
                 case .registrationDeadline:
@@ -108,10 +117,35 @@ struct ConnectionHandler: Sendable {
                     } else {
                         connection.outbox.finish()
                     }
+                case .silence:
+                    continue
                 case .writer:
                     group.cancelAll()
                     return
                 }
+            }
+        }
+    }
+
+    /// IRC's keep-alive: a client silent for a whole interval is sent PING, and one silent for another interval
+    /// after that is gone (a dead peer or a half-open connection), so its nick and rooms are freed.
+    private func keepAlive(_ connection: ConnectionState) async {
+        let interval = limits.pingInterval
+        var heard = connection.framesHeard.load(ordering: .relaxed)
+        var pinged = false
+        while connection.isOpen {
+            do { try await Task.sleep(for: interval) } catch { return }
+            let now = connection.framesHeard.load(ordering: .relaxed)
+            if now != heard {
+                (heard, pinged) = (now, false)
+            } else if !pinged {
+                pinged = true
+                connection.send(ByteBuffer(string: IRCMessage(command: "PING", params: [hub.serverName]).serialized()))
+            } else {
+                let goodbye = IRCMessage(command: "ERROR", params: ["Closing link: ping timeout (\(interval.components.seconds) s)"])
+                connection.send(ByteBuffer(string: goodbye.serialized()))
+                connection.end(with: nil, reason: .pingTimeout)
+                return
             }
         }
     }
@@ -126,6 +160,7 @@ struct ConnectionHandler: Sendable {
         do {
             for try await frame in inbound {
                 guard connection.isOpen else { return }
+                connection.framesHeard.add(1, ordering: .relaxed)
                 switch frame {
                 case .greet:
                     session = session ?? TextSession(context)

@@ -19,6 +19,8 @@ final class ConnectionState: Sendable {
     /// For a connection to the IRC port: its nick and capabilities, shared with its `Client`.
     let irc: IRCPeer?
     private let shared = Mutex(Shared())
+    /// Lines (and other frames) received so far: the IRC keep-alive watches it move.
+    let framesHeard = Atomic<UInt64>(0)
 
     init(outbox: Outbox, fanout: Fanout, irc: IRCPeer? = nil) {
         self.outbox = outbox

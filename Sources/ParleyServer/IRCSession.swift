@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import ParleyCore
 import ParleyProtocols
@@ -14,8 +15,13 @@ struct IRCSession: LineSession {
     private let peer: IRCPeer
     private var nick: String?
     private var user: String?
+    /// What PASS gave, checked against the server password at registration.
+    private var password: String?
     /// Between `CAP LS`/`REQ` and `CAP END` registration waits, as the capability negotiation spec says.
     private var negotiating = false
+    private var sasl = SASLExchange.idle
+    /// The account SASL proved before registration; the session is registered logged in to it.
+    private var account: Account?
     private var session: SessionID?
 
     init(_ context: SessionContext) {
@@ -50,10 +56,15 @@ struct IRCSession: LineSession {
         },
         "PONG": { _, _ in .proceed },
         "QUIT": { session, message in session.quit(message) },
+        "AUTHENTICATE": { session, message in await session.authenticate(message) },
     ]
 
     private static let beforeRegistration: [String: Handler] = [
-        "PASS": { _, _ in .proceed },
+        "PASS": { session, message in
+            guard let password = message.params.first else { return session.needMoreParams(message) }
+            session.password = password
+            return .proceed
+        },
         "NICK": { session, message in
             guard let nick = message.params.first, !nick.isEmpty else {
                 session.send(session.codec.numeric("431", session.me, "No nickname given"))
@@ -88,6 +99,7 @@ struct IRCSession: LineSession {
             for room in list.split(separator: ",") { _ = session.request(.join(String(room)), about: String(room)) }
             return .proceed
         },
+        "CHATHISTORY": { session, message in session.chathistory(message) },
         "PART": { session, message in
             guard let list = message.params.first else { return session.needMoreParams(message) }
             for room in list.split(separator: ",") {
@@ -124,14 +136,14 @@ struct IRCSession: LineSession {
             return session.request(.whisper(to: nick, text: "invites you to join \(room)", kind: .notice), about: nick)
         },
         "AWAY": { session, message in
-            let away = !(message.params.first ?? "").isEmpty
-            session.send(away ? session.codec.numeric("306", session.me, "You have been marked as being away") : session.codec.numeric("305", session.me, "You are no longer marked as being away"))
-            return .proceed
+            let text = message.params.first ?? ""
+            return session.request(.away(text.isEmpty ? nil : text), about: nil)
         },
         "LUSERS": { session, _ in
-            let count = session.context.hub.sessionCount
-            session.send(session.codec.numeric("251", session.me, "There are \(count) users and 0 invisible on 1 servers"))
-            session.send(session.codec.numeric("255", session.me, "I have \(count) clients and 0 servers"))
+            let lines = session.codec.lusers(
+                me: session.me, online: session.context.hub.sessionCount, rooms: max(1, session.context.hub.roomSummaries().count)
+            )
+            for line in lines { session.send(line) }
             return .proceed
         },
         "MOTD": { session, _ in
@@ -139,6 +151,19 @@ struct IRCSession: LineSession {
             return .proceed
         },
         "OPER": { session, message in await session.oper(message) },
+        "KILL": { session, message in
+            guard let nick = message.params.first else { return session.needMoreParams(message) }
+            guard session.context.hub.profile(of: session.me)?.isServerOperator == true else {
+                session.send(session.codec.numeric("481", session.me, "Permission Denied- You're not an IRC operator"))
+                return .proceed
+            }
+            do throws(ChatError) {
+                try session.context.hub.kick(nick, reason: message.params.dropFirst().first, by: session.me)
+            } catch {
+                session.send(session.codec.numeric(for: error, target: nick, me: session.me))
+            }
+            return .proceed
+        },
     ]
 
     // MARK: - Registration
@@ -146,13 +171,19 @@ struct IRCSession: LineSession {
     private var me: String { peer.nick }
 
     private mutating func capability(_ message: IRCMessage) -> Flow {
-        let names = IRCCapabilities.names.map(\.0).joined(separator: " ")
         switch message.params.first?.uppercased() {
         case "LS":
             if session == nil { negotiating = true }
-            send(IRCMessage(source: codec.serverName, command: "CAP", params: [me, "LS", names]))
+            // 302 and later see values (sasl=PLAIN) and have cap-notify without asking.
+            let version = message.params.dropFirst().first.flatMap { Int($0) } ?? 0
+            if version >= 302 { peer.capabilities.insert(.capNotify) }
+            let names = IRCCapabilities.names.map { entry in
+                guard version >= 302, let value = entry.value else { return entry.name }
+                return "\(entry.name)=\(value)"
+            }
+            send(IRCMessage(source: codec.serverName, command: "CAP", params: [me, "LS", names.joined(separator: " ")]))
         case "LIST":
-            let enabled = IRCCapabilities.names.filter { peer.capabilities.contains($0.1) }.map(\.0).joined(separator: " ")
+            let enabled = IRCCapabilities.names.filter { peer.capabilities.contains($0.capability) }.map(\.name).joined(separator: " ")
             send(IRCMessage(source: codec.serverName, command: "CAP", params: [me, "LIST", enabled]))
         case "REQ":
             if session == nil { negotiating = true }
@@ -162,7 +193,7 @@ struct IRCSession: LineSession {
             for token in asked {
                 let removing = token.hasPrefix("-")
                 let name = removing ? token.dropFirst() : token
-                guard let capability = IRCCapabilities.names.first(where: { $0.0 == name })?.1 else {
+                guard let capability = IRCCapabilities.names.first(where: { $0.name == name })?.capability else {
                     known = false
                     break
                 }
@@ -182,9 +213,14 @@ struct IRCSession: LineSession {
 
     private mutating func tryToRegister() -> Flow {
         guard session == nil, !negotiating, let nick, user != nil else { return .proceed }
+        if let required = context.serverPassword, password != required {
+            send(codec.numeric("464", me, "Password incorrect"))
+            send(IRCMessage(command: "ERROR", params: ["Closing link: this server needs the right password (PASS)"]))
+            return .stop
+        }
         let client = context.connection.makeClient(format: .irc)
         do throws(ChatError) {
-            let id = try context.hub.register(nick: nick, peer: client, address: context.address)
+            let id = try context.hub.register(nick: nick, peer: client, account: account?.key, address: context.address)
             session = id
             context.connection.registered(id, as: client)
         } catch {
@@ -234,16 +270,16 @@ struct IRCSession: LineSession {
         return .proceed
     }
 
+    /// WHO for a channel or one nick; flags say here (H) or gone (G), and mark operators.
     private func who(_ message: IRCMessage) -> Flow {
         let mask = message.params.first ?? "*"
-        let nicks: [String]
-        if mask.hasPrefix("#") {
-            nicks = (try? context.hub.nicks(in: mask)) ?? []
-        } else {
-            nicks = ((try? context.hub.nicks(in: nil)) ?? []).filter { $0.lowercased() == mask.lowercased() }
-        }
-        for nick in nicks {
-            send(codec.numeric("352", me, mask.hasPrefix("#") ? mask : "*", nick, "parley", codec.serverName, nick, "H", "0 \(nick)"))
+        let channel = mask.hasPrefix("#") ? mask : nil
+        let nicks = channel.map { (try? context.hub.nicks(in: $0)) ?? [] } ?? [mask]
+        for profile in nicks.compactMap(context.hub.profile(of:)) {
+            let isOperator = channel.map { channel in profile.rooms.contains { $0.isOperator && asciiLowercased($0.name) == asciiLowercased(channel) } } ?? false
+            let flags = (profile.away == nil ? "H" : "G") + (profile.isServerOperator ? "*" : "") + (isOperator ? "@" : "")
+            let nick = profile.nick
+            send(codec.numeric("352", me, channel ?? "*", nick, "parley", codec.serverName, nick, flags, "0 \(nick)"))
         }
         send(codec.numeric("315", me, mask, "End of /WHO list."))
         return .proceed
@@ -254,14 +290,155 @@ struct IRCSession: LineSession {
             send(codec.numeric("431", me, "No nickname given"))
             return .proceed
         }
-        if let found = ((try? context.hub.nicks(in: nil)) ?? []).first(where: { $0.lowercased() == nick.lowercased() }) {
+        if let profile = context.hub.profile(of: nick) {
+            let found = profile.nick
             send(codec.numeric("311", me, found, found, "parley", "*", found))
+            if !profile.rooms.isEmpty {
+                send(codec.numeric("319", me, found, profile.rooms.map { ($0.isOperator ? "@" : "") + $0.name }.joined(separator: " ")))
+            }
             send(codec.numeric("312", me, found, codec.serverName, "Parley"))
+            if profile.isServerOperator { send(codec.numeric("313", me, found, "is an IRC operator")) }
+            if let away = profile.away { send(codec.numeric("301", me, found, away)) }
+            if let account = profile.account { send(codec.numeric("330", me, found, account, "is logged in as")) }
         } else {
             send(codec.numeric("401", me, nick, "No such nick"))
         }
         send(codec.numeric("318", me, nick, "End of /WHOIS list."))
         return .proceed
+    }
+
+    // MARK: - History
+
+    /// draft/chathistory: LATEST, BEFORE, AFTER and BETWEEN, by msgid (Parley's message ids) or timestamp.
+    /// The answer is a `chathistory` batch (rendered from the `history` event this asks for).
+    private func chathistory(_ message: IRCMessage) -> Flow {
+        let params = message.params
+        guard params.count >= 3 else { return fail("CHATHISTORY", "INVALID_PARAMS", params.first ?? "*", "Not enough parameters") }
+        let subcommand = params[0].uppercased()
+        let target = params[1]
+        guard let count = params.last.flatMap({ Int($0) }), count > 0 else {
+            return fail("CHATHISTORY", "INVALID_PARAMS", subcommand, "The limit must be a positive number")
+        }
+        let limit = min(count, IRCCodec.maximumHistoryPage)
+        func point(_ text: String) -> HistoryPoint? {
+            let (kind, value) = (text.prefix { $0 != "=" }, text.drop { $0 != "=" }.dropFirst())
+            switch kind {
+            case "msgid": return Int64(value).map(HistoryPoint.id)
+            case "timestamp": return Timestamps.parseISO8601(String(value)).map(HistoryPoint.time)
+            default: return nil
+            }
+        }
+        let query: HistoryQuery
+        switch (subcommand, params.count) {
+        case ("LATEST", 4) where params[2] == "*":
+            query = .latest(limit)
+        case ("LATEST", 4), ("BEFORE", 4), ("AFTER", 4):
+            guard let reference = point(params[2]) else { return fail("CHATHISTORY", "INVALID_PARAMS", subcommand, "Unknown message reference") }
+            query =
+                switch subcommand {
+                case "BEFORE": .range(after: .id(0), before: reference, count: limit, newest: true)
+                case "AFTER": .range(after: reference, before: .id(.max), count: limit, newest: false)
+                default: .range(after: reference, before: .id(.max), count: limit, newest: true)
+                }
+        case ("BETWEEN", 5):
+            guard let first = point(params[2]), let second = point(params[3]) else {
+                return fail("CHATHISTORY", "INVALID_PARAMS", subcommand, "Unknown message reference")
+            }
+            // The first reference says where to start: from the newer end when it is the later one.
+            switch (first, second) {
+            case (.id(let a), .id(let b)) where a > b: query = .range(after: second, before: first, count: limit, newest: true)
+            case (.time(let a), .time(let b)) where a > b: query = .range(after: second, before: first, count: limit, newest: true)
+            case (.id, .id), (.time, .time): query = .range(after: first, before: second, count: limit, newest: false)
+            default: return fail("CHATHISTORY", "INVALID_PARAMS", subcommand, "Both references must be of one kind")
+            }
+        default:
+            return fail("CHATHISTORY", "INVALID_PARAMS", subcommand, "Supported: LATEST, BEFORE, AFTER and BETWEEN")
+        }
+        guard target.hasPrefix("#") else {
+            // Private conversations are not kept per pair of users: their history is empty.
+            send(IRCMessage(source: codec.serverName, command: "BATCH", params: ["+p", "chathistory", target]))
+            send(IRCMessage(source: codec.serverName, command: "BATCH", params: ["-p"]))
+            return .proceed
+        }
+        return request(.history(room: target, query), about: target)
+    }
+
+    /// A standard reply (IRCv3 FAIL).
+    private func fail(_ command: String, _ code: String, _ context: String, _ text: String) -> Flow {
+        send(IRCMessage(source: codec.serverName, command: "FAIL", params: [command, code, context, text]))
+        return .proceed
+    }
+
+    // MARK: - SASL
+
+    /// Where a SASL PLAIN exchange is: between `AUTHENTICATE PLAIN` and the last chunk of its payload
+    /// (base64 of `authzid NUL authcid NUL password`, sent 400 bytes at a time).
+    enum SASLExchange {
+        case idle
+        case plain(received: String)
+    }
+
+    private mutating func authenticate(_ message: IRCMessage) async -> Flow {
+        guard peer.capabilities.contains(.sasl) else {
+            send(codec.numeric("904", me, "SASL authentication failed: request the sasl capability first"))
+            return .proceed
+        }
+        guard let argument = message.params.first, !argument.isEmpty else { return needMoreParams(message) }
+        if argument == "*" {
+            sasl = .idle
+            send(codec.numeric("906", me, "SASL authentication aborted"))
+            return .proceed
+        }
+        switch sasl {
+        case .idle:
+            if account != nil || session.flatMap(context.hub.account(of:)) != nil {
+                send(codec.numeric("907", me, "You have already authenticated using SASL"))
+                return .proceed
+            }
+            guard argument.uppercased() == "PLAIN" else {
+                send(codec.numeric("908", me, "PLAIN", "are available SASL mechanisms"))
+                send(codec.numeric("904", me, "SASL authentication failed"))
+                return .proceed
+            }
+            sasl = .plain(received: "")
+            send(IRCMessage(command: "AUTHENTICATE", params: ["+"]))
+        case .plain(let received):
+            let payload = received + (argument == "+" ? "" : argument)
+            guard argument.utf8.count <= 400, payload.utf8.count <= 2048 else {
+                sasl = .idle
+                send(codec.numeric("905", me, "SASL message too long"))
+                return .proceed
+            }
+            // A chunk of exactly 400 bytes means more follows.
+            if argument.utf8.count == 400 {
+                sasl = .plain(received: payload)
+                return .proceed
+            }
+            sasl = .idle
+            await logIn(plain: payload)
+        }
+        return .proceed
+    }
+
+    private mutating func logIn(plain payload: String) async {
+        let parts = Data(base64Encoded: payload).map { $0.split(separator: 0, omittingEmptySubsequences: false) } ?? []
+        guard parts.count == 3 else {
+            send(codec.numeric("904", me, "SASL authentication failed: the PLAIN payload is malformed"))
+            return
+        }
+        let (identity, name, password) = (String(decoding: parts[0], as: UTF8.self), String(decoding: parts[1], as: UTF8.self), String(decoding: parts[2], as: UTF8.self))
+        guard identity.isEmpty || asciiLowercased(identity) == asciiLowercased(name) else {
+            send(codec.numeric("904", me, "SASL authentication failed: you can only log in as yourself"))
+            return
+        }
+        do throws(ChatError) {
+            let verified = try await context.accounts.verify(nick: name, password: password, from: context.address)
+            if let session { context.hub.authenticate(session, as: verified) } else { account = verified }
+            send(codec.numeric("900", me, "\(me)!\(me)@parley", verified.name, "You are now logged in as \(verified.name)"))
+            send(codec.numeric("903", me, "SASL authentication successful"))
+        } catch {
+            send(codec.numeric("904", me, "SASL authentication failed: \(error.message)"))
+        }
     }
 
     /// Channel modes map onto moderation (+o, +b, +t); a user's own modes are queried only.

@@ -22,6 +22,8 @@ struct SessionContext: Sendable {
     let accounts: AccountDesk
     /// The peer's address, for throttling failed logins.
     let address: String
+    /// The password every connection must give before it registers, if the server has one.
+    let serverPassword: String?
 
     /// Runs an account request of a registered session.
     func perform(_ request: Request, session: SessionID) async throws(ChatError) {
@@ -43,20 +45,32 @@ extension Request {
     }
 }
 
-/// Plain-text mode: greet, ask for a nickname until one is free, then treat lines as messages and /commands.
+/// Plain-text mode: greet, ask for the server password when there is one, ask for a nickname until one is
+/// free, then treat lines as messages and /commands.
 struct TextSession: LineSession {
     let context: SessionContext
     private let codec = TextCodec()
+    private var passwordGiven: Bool
     private var session: SessionID?
 
     init(_ context: SessionContext) {
         self.context = context
+        self.passwordGiven = context.serverPassword == nil
         context.connection.settle(on: .text)
-        context.connection.send(codec.greeting(server: context.hub.serverName))
+        context.connection.send(codec.greeting(server: context.hub.serverName, askingPassword: !passwordGiven))
     }
 
     mutating func receive(_ line: ByteBuffer) async -> Flow {
         let text = codec.string(from: line)
+        guard passwordGiven else {
+            guard text == context.serverPassword else {
+                context.connection.send(.error(ChatError(.serverPassword, "Wrong password. Goodbye."), ref: nil))
+                return .stop
+            }
+            passwordGiven = true
+            context.connection.send(codec.nicknamePrompt())
+            return .proceed
+        }
         guard let session else { return await register(text) }
         do throws(ChatError) {
             guard let request = try TextCommands.request(forLine: text) else { return .proceed }
@@ -117,8 +131,13 @@ struct JSONSession: LineSession {
         let (decoded, ref) = codec.decode(line)
         do throws(ChatError) {
             switch try decoded.get() {
-            case .hello(let version, let nick, let password, let resume):
+            case .hello(let version, let nick, let password, let resume, let serverPassword):
                 guard session == nil else { throw ChatError(.alreadyRegistered, "You are registered already.") }
+                if let required = context.serverPassword, serverPassword != required {
+                    let error = ChatError(.serverPassword, "This server needs its password: \"server_password\" in \"hello\" is missing or wrong. Goodbye.")
+                    context.connection.send(.error(error, ref: ref))
+                    return .stop
+                }
                 guard version == JSONCodec.version else {
                     throw ChatError(
                         .unsupportedVersion,

@@ -16,6 +16,8 @@ public struct ServerConfiguration: Sendable {
     public var historyOnJoin = 50
     /// False keeps nothing on disk (tests of the chat alone, and the baseline that shows what storage costs).
     public var storesMessages = true
+    /// When set, every front door asks for it before registration (IRC's PASS).
+    public var serverPassword: String?
     public var limits = Limits()
 
     public struct Limits: Sendable {
@@ -26,6 +28,9 @@ public struct ServerConfiguration: Sendable {
         /// The kernel send buffer of each client socket. Pinned because Linux would let each grow to 4 MiB,
         /// which would both unbound memory per client and hide a stalled reader for megabytes.
         public var socketSendBufferBytes = 64 * 1024
+        /// IRC: after this long without a line from a client the server sends PING, and after as long again
+        /// without an answer it closes the connection (a half-open connection is found out).
+        public var pingInterval: Duration = .seconds(120)
         /// How long a new connection may take to choose a nickname.
         public var registrationTimeout: Duration = .seconds(60)
         /// How long the server waits for a JSON client's first byte before greeting in plain text.

@@ -205,8 +205,24 @@ public final class SQLiteStore: MessageStore {
             rows = try await connection.query(
                 "\(select) AND id > ? AND id < ? ORDER BY id ASC LIMIT ?", [.text(key), .integer(Int(id)), .integer(Int(below)), .integer(count)]
             )
+        case .range(let after, let before, let count, let newest):
+            let (lower, lowerBind) = Self.condition(after, ">")
+            let (upper, upperBind) = Self.condition(before, "<")
+            let found = try await connection.query(
+                "\(select) AND \(lower) AND \(upper) AND id < ? ORDER BY id \(newest ? "DESC" : "ASC") LIMIT ?",
+                [.text(key), lowerBind, upperBind, .integer(Int(below)), .integer(count)]
+            )
+            rows = newest ? found.reversed() : found
         }
         return rows.compactMap(Self.message(from:))
+    }
+
+    /// A bound on a history point: by id, or by time (stored in milliseconds).
+    private static func condition(_ point: HistoryPoint, _ comparison: String) -> (String, SQLiteData) {
+        switch point {
+        case .id(let id): ("id \(comparison) ?", .integer(Int(clamping: id)))
+        case .time(let time): ("time_ms \(comparison) ?", .integer(Int((time.timeIntervalSince1970 * 1000).rounded())))
+        }
     }
 
     public func lastMessageID() async throws -> Int64 {

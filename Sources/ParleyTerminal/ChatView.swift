@@ -49,7 +49,7 @@ public struct ChatView: Sendable {
     @discardableResult
     public mutating func apply(_ event: ChatEvent) -> Bool {
         switch event {
-        case .welcome(let nick, let server):
+        case .welcome(let nick, let server, _, _):
             self.nick = clean(nick)
             self.server = clean(server)
             connection = .connected
@@ -58,7 +58,7 @@ public struct ChatView: Sendable {
             return add(message)
         case .ack:
             break  // the client records its own message with `sent(_:)`, which knows the text
-        case .joined(let room, let who):
+        case .joined(let room, let who, _):
             let index = roomIndex(room) ?? addRoom(room)
             if who.lowercased() == nick.lowercased() { select(index) }
             if !rooms[index].members.contains(where: { $0.lowercased() == who.lowercased() }) { rooms[index].members.append(who) }
@@ -82,7 +82,7 @@ public struct ChatView: Sendable {
                 rooms[index].members = rooms[index].members.map { $0.lowercased() == old.lowercased() ? new : $0 }
                 append(StyledLine([Span("*** \(clean(old)) is now known as \(clean(new))", .dim)]), to: index, counts: false)
             }
-        case .members(let room, let nicks):
+        case .members(let room, let nicks, _):
             if let room, let index = roomIndex(room) {
                 rooms[index].members = nicks
                 append(StyledLine([Span("*** In \(clean(room)) (\(nicks.count)): \(nicks.map(clean).joined(separator: ", "))", .dim)]), to: index, counts: false)
@@ -128,6 +128,10 @@ public struct ChatView: Sendable {
             let index = roomIndex(room) ?? current
             let lines = list.isEmpty ? ["Nobody is banned or muted in \(room)."] : ["Bans and mutes in \(room) (\(list.count)):"] + list.map { "  " + $0.summary(time: Self.dateAndClock) }
             for line in lines { append(StyledLine([Span("*** " + clean(line), .dim)]), to: index, counts: false) }
+        case .awayChanged(let who, let message):
+            system(message.map { "\(clean(who)) is away: \(clean($0))" } ?? "\(clean(who)) is back.")
+        case .isAway(let who, let message):
+            system("\(clean(who)) is away: \(clean(message))")
         }
         return false
     }

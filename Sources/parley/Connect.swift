@@ -25,6 +25,9 @@ struct Connect: AsyncParsableCommand {
     @Option(help: "A room to join and make current after connecting, e.g. #ops.")
     var room: String?
 
+    @Option(help: "The server's password, if it asks for one (or set PARLEY_SERVER_PASSWORD, which other users cannot see in ps).")
+    var serverPassword: String?
+
     @Flag(help: "No colours (also when NO_COLOR is set).")
     var noColor = false
 
@@ -44,7 +47,8 @@ struct Connect: AsyncParsableCommand {
             nick: nick ?? environment["USER"].flatMap { $0.isEmpty ? nil : $0 } ?? "guest",
             room: room,
             colour: !noColor && (environment["NO_COLOR"] ?? "").isEmpty,
-            json: json
+            json: json,
+            serverPassword: serverPassword ?? environment["PARLEY_SERVER_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 }
         )
         let interactive = isatty(STDIN_FILENO) == 1 && isatty(STDOUT_FILENO) == 1 && !json
         let status = interactive ? await FullScreenClient.run(options) : await LineModeClient.run(options)

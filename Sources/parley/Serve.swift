@@ -39,6 +39,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The name the server greets with (default: the host name).")
     var serverName: String?
 
+    @Option(help: "A password every client must give before choosing a nickname, on every port (IRC: PASS). Or set PARLEY_SERVER_PASSWORD, which other users cannot see in ps.")
+    var serverPassword: String?
+
+    @Option(help: "IRC: seconds of silence before the server sends PING; as long again without an answer closes the connection.")
+    var pingInterval = 120.0
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
@@ -85,6 +91,10 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--send-queue-bytes must be 4096 to 1073741824.")
         }
         guard (0...1000).contains(history) else { throw ValidationError("--history must be 0 to 1000.") }
+        guard pingInterval >= 0.05, pingInterval <= 86_400 else { throw ValidationError("--ping-interval must be 0.05-86400 seconds.") }
+        guard serverPassword.map({ !$0.isEmpty && !$0.contains(" ") }) ?? true else {
+            throw ValidationError("--server-password must be one word (IRC's PASS takes no spaces).")
+        }
         guard registrationTimeout > 0, registrationTimeout <= 86_400, shutdownGrace >= 0, shutdownGrace <= 3600 else {
             throw ValidationError("--registration-timeout must be 0-86400 seconds and --shutdown-grace 0-3600.")
         }
@@ -105,6 +115,8 @@ struct Serve: AsyncParsableCommand {
         configuration.ircPort = noIRC ? nil : ircPort
         configuration.dataDirectory = dataDirectory
         if let serverName { configuration.serverName = serverName }
+        configuration.serverPassword = serverPassword ?? ProcessInfo.processInfo.environment["PARLEY_SERVER_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 }
+        configuration.limits.pingInterval = .milliseconds(Int64(pingInterval * 1000))
         configuration.limits.line = .init(maximumLineBytes: maxLineBytes)
         configuration.limits.flood = .init(burst: floodBurst, perSecond: floodRate)
         configuration.limits.sendQueueBytes = sendQueueBytes

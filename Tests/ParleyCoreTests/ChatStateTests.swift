@@ -115,7 +115,7 @@ struct ChatStateTests {
         let second = try chat.register("bob", 2)
         #expect(
             second.steps == [
-                .deliver(.welcome(nick: "bob", server: "test.parley"), to: [2]),
+                .deliver(.welcome(nick: "bob", server: "test.parley", online: 2, rooms: 1), to: [2]),
                 .deliver(.joined(room: "#general", nick: "bob"), to: [1, 2]),
                 .deliver(.members(room: "#general", nicks: ["Alice", "bob"]), to: [2]),
             ]
@@ -275,7 +275,7 @@ struct ChatStateTests {
         #expect(
             aliceJoins.steps == [
                 .deliver(.joined(room: "#rust", nick: "alice"), to: [1]),
-                .deliver(.members(room: "#rust", nicks: ["alice"]), to: [1]),
+                .deliver(.members(room: "#rust", nicks: ["alice"], operators: ["alice"]), to: [1]),
             ]
         )
         // The room keeps its creator's spelling.
@@ -283,7 +283,7 @@ struct ChatStateTests {
         #expect(
             bobJoins.steps == [
                 .deliver(.joined(room: "#rust", nick: "bob"), to: [1, 2]),
-                .deliver(.members(room: "#rust", nicks: ["alice", "bob"]), to: [2]),
+                .deliver(.members(room: "#rust", nicks: ["alice", "bob"], operators: ["alice"]), to: [2]),
             ]
         )
         let alicePart = chat.handle(1, .part(room: "#rust", reason: "bye"))
@@ -345,7 +345,7 @@ struct ChatStateTests {
         #expect(
             rejoined.steps == [
                 .deliver(.joined(room: "#Rust", nick: "alice"), to: [1]),
-                .deliver(.members(room: "#Rust", nicks: ["alice"]), to: [1]),
+                .deliver(.members(room: "#Rust", nicks: ["alice"], operators: ["alice"]), to: [1]),
             ]
         )
         chat.handle(1, .quit(reason: nil))
@@ -504,7 +504,7 @@ struct ChatStateTests {
             chat.handle(2, .join("#rust")).steps == [
                 .deliver(.joined(room: "#rust", nick: "bob"), to: [1, 2]),
                 .deliver(.topic(room: "#rust", text: "Rust talk", setBy: "alice"), to: [2]),
-                .deliver(.members(room: "#rust", nicks: ["alice", "bob"]), to: [2]),
+                .deliver(.members(room: "#rust", nicks: ["alice", "bob"], operators: ["alice"]), to: [2]),
             ]
         )
     }
@@ -517,7 +517,8 @@ struct ChatStateTests {
         chat.handle(4, .join("#rust"))
         chat.handle(4, .part(room: "#general", reason: nil))
         #expect(chat.handle(1, .who(room: "#general")).steps == [.deliver(.members(room: "#general", nicks: ["alice", "Bob", "carol"]), to: [1])])
-        #expect(chat.handle(1, .who(room: "#RUST")).steps == [.deliver(.members(room: "#rust", nicks: ["dave"]), to: [1])])
+        // The creator operates the room.
+        #expect(chat.handle(1, .who(room: "#RUST")).steps == [.deliver(.members(room: "#rust", nicks: ["dave"], operators: ["dave"]), to: [1])])
         #expect(chat.handle(1, .who(room: nil)).steps == [.deliver(.members(room: nil, nicks: ["alice", "Bob", "carol", "dave"]), to: [1])])
         #expect(chat.handle(1, .who(room: "#nowhere")).error?.code == .noSuchRoom)
         #expect(try chat.state.nicks(in: "#general") == ["alice", "Bob", "carol"])

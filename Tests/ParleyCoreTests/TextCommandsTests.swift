@@ -141,7 +141,7 @@ struct TextCommandsTests {
         #expect(msg.summary == "send a private message")
         #expect(help.contains { $0.usage == "/help" && $0.aliases == ["/?"] })
         #expect(help.contains { $0.usage == "/part [#room] [reason]" })
-        #expect(Set(TextCommands.table.map(\.name)) == ["help", "nick", "who", "msg", "me", "join", "part", "rooms", "topic", "history", "register", "login", "passwd", "quit",
+        #expect(Set(TextCommands.table.map(\.name)) == ["help", "nick", "who", "msg", "me", "join", "part", "rooms", "topic", "history", "register", "login", "passwd", "away", "quit",
             "kick", "ban", "unban", "bans", "mute", "unmute", "op", "deop", "topiclock",
         ])
     }

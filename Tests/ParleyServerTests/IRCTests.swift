@@ -29,7 +29,10 @@ struct IRCTests {
             try await client.send("JOIN #early")
             try await client.waitFor { $0 == ":test.parley 451 * JOIN :You have not registered" }
             try await client.send("CAP LS 302")
-            try await client.waitFor { $0 == ":test.parley CAP * LS :cap-notify echo-message message-tags server-time" }
+            try await client.waitFor {
+                $0 == ":test.parley CAP * LS :account-tag away-notify batch cap-notify draft/chathistory echo-message extended-join "
+                    + "message-tags multi-prefix sasl=PLAIN server-time userhost-in-names"
+            }
             try await client.send("CAP REQ :server-time nonsense")
             try await client.waitFor { $0 == ":test.parley CAP * NAK :server-time nonsense" }
             try await client.send("NICK ircer")

@@ -4,17 +4,32 @@ import ParleyCore
 
 /// The IRCv3 capabilities Parley offers, as a set so frames can be cached per combination.
 public struct IRCCapabilities: OptionSet, Hashable, Sendable {
-    public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public let rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
 
     public static let serverTime = IRCCapabilities(rawValue: 1 << 0)
     public static let echoMessage = IRCCapabilities(rawValue: 1 << 1)
     public static let messageTags = IRCCapabilities(rawValue: 1 << 2)
     public static let capNotify = IRCCapabilities(rawValue: 1 << 3)
+    public static let accountTag = IRCCapabilities(rawValue: 1 << 4)
+    public static let extendedJoin = IRCCapabilities(rawValue: 1 << 5)
+    public static let awayNotify = IRCCapabilities(rawValue: 1 << 6)
+    public static let multiPrefix = IRCCapabilities(rawValue: 1 << 7)
+    public static let userhostInNames = IRCCapabilities(rawValue: 1 << 8)
+    public static let batch = IRCCapabilities(rawValue: 1 << 9)
+    public static let chathistory = IRCCapabilities(rawValue: 1 << 10)
+    public static let sasl = IRCCapabilities(rawValue: 1 << 11)
 
-    /// Names as `CAP LS` lists them, in that order.
-    public static let names: [(String, IRCCapabilities)] = [
-        ("cap-notify", .capNotify), ("echo-message", .echoMessage), ("message-tags", .messageTags), ("server-time", .serverTime),
+    /// The capabilities that change how an event every recipient sees is rendered: frames are shared by
+    /// clients that agree on these.
+    public static let rendering: IRCCapabilities = [.serverTime, .messageTags, .accountTag, .extendedJoin]
+
+    /// Names as `CAP LS` lists them, in that order, with the value `CAP LS 302` adds.
+    public static let names: [(name: String, capability: IRCCapabilities, value: String?)] = [
+        ("account-tag", .accountTag, nil), ("away-notify", .awayNotify, nil), ("batch", .batch, nil), ("cap-notify", .capNotify, nil),
+        ("draft/chathistory", .chathistory, nil), ("echo-message", .echoMessage, nil), ("extended-join", .extendedJoin, nil),
+        ("message-tags", .messageTags, nil), ("multi-prefix", .multiPrefix, nil), ("sasl", .sasl, "PLAIN"),
+        ("server-time", .serverTime, nil), ("userhost-in-names", .userhostInNames, nil),
     ]
 }
 
@@ -27,8 +42,11 @@ public struct IRCCodec: Sendable {
     public static let isupport = [
         "AWAYLEN=200", "CASEMAPPING=ascii", "CHANLIMIT=#:\(ChatState<Int>.maximumRoomsPerUser)", "CHANMODES=b,,,t",
         "CHANNELLEN=\(RoomName.maximumLength + 1)", "CHANTYPES=#", "KICKLEN=300", "MAXLIST=b:\(ChatState<Int>.maximumRestrictions)",
-        "NETWORK=Parley", "NICKLEN=\(Nick.maximumLength)", "PREFIX=(o)@", "TOPICLEN=\(ChatState<Int>.maximumTopicLength)",
+        "CHATHISTORY=\(IRCCodec.maximumHistoryPage)", "MSGREFTYPES=msgid,timestamp", "NETWORK=Parley",
+        "NICKLEN=\(Nick.maximumLength)", "PREFIX=(o)@", "TOPICLEN=\(ChatState<Int>.maximumTopicLength)",
     ]
+    /// The most messages one CHATHISTORY request returns.
+    public static let maximumHistoryPage = 100
 
     public init(serverName: String) {
         self.serverName = serverName
@@ -54,19 +72,29 @@ public struct IRCCodec: Sendable {
         return buffer
     }
 
+    /// LUSERS: one server, no invisible users, no IRC operators counted apart.
+    public func lusers(me: String, online: Int, rooms: Int) -> [IRCMessage] {
+        [
+            numeric("251", me, "There are \(online) users and 0 invisible on 1 servers"),
+            numeric("254", me, String(rooms), "channels formed"),
+            numeric("255", me, "I have \(online) clients and 0 servers"),
+        ]
+    }
+
     public func numeric(_ code: String, _ me: String, _ params: String...) -> IRCMessage {
         IRCMessage(source: serverName, command: code, params: [me] + params)
     }
 
     func render(_ event: ChatEvent, for me: String, capabilities: IRCCapabilities) -> [IRCMessage] {
         switch event {
-        case .welcome(let nick, let server):
+        case .welcome(let nick, let server, let online, let rooms):
             return [
                 numeric("001", nick, "Welcome to Parley on \(server), \(nick)"),
                 numeric("002", nick, "Your host is \(serverName), running parley"),
                 numeric("003", nick, "This server speaks IRC, plain text and JSON lines; all meet in the same rooms"),
                 numeric("004", nick, serverName, "parley", "i", "bot"),
                 IRCMessage(source: serverName, command: "005", params: [nick] + Self.isupport + ["are supported by this server"]),
+            ] + lusers(me: nick, online: online, rooms: rooms) + [
                 numeric("375", nick, "- \(serverName) Message of the day -"),
                 numeric("372", nick, "- Everyone starts in #general. Rooms are IRC channels; people on nc, telnet and parley connect are here too."),
                 numeric("376", nick, "End of /MOTD command."),
@@ -76,8 +104,10 @@ public struct IRCCodec: Sendable {
         case .ack(_, let message):
             // Only with echo-message does a client see its own messages come back.
             return capabilities.contains(.echoMessage) ? chat(message, to: me, capabilities: capabilities) : []
-        case .joined(let room, let nick):
-            return [IRCMessage(source: Self.source(nick), command: "JOIN", params: [room])]
+        case .joined(let room, let nick, let account):
+            // extended-join adds the account (`*`: none) and the real name, which Parley does not ask for.
+            let extended = capabilities.contains(.extendedJoin) ? [account ?? "*", nick] : []
+            return [IRCMessage(source: Self.source(nick), command: "JOIN", params: [room] + extended)]
         case .left(let room, let nick, let reason):
             switch reason {
             case .parted(let text):
@@ -89,9 +119,14 @@ public struct IRCCodec: Sendable {
             }
         case .nickChanged(let old, let new):
             return [IRCMessage(source: Self.source(old), command: "NICK", params: [new])]
-        case .members(let room, let nicks):
+        case .members(let room, let nicks, let operators):
             guard let room else { return [] }
-            return Self.chunks(nicks, budget: 400).map { numeric("353", me, "=", room, $0.joined(separator: " ")) }
+            // One prefix at most (PREFIX has only @), so multi-prefix changes nothing.
+            let operators = Set(operators)
+            let names = nicks.map { nick in
+                (operators.contains(nick) ? "@" : "") + (capabilities.contains(.userhostInNames) ? Self.source(nick) : nick)
+            }
+            return Self.chunks(names, budget: 400).map { numeric("353", me, "=", room, $0.joined(separator: " ")) }
                 + [numeric("366", me, room, "End of /NAMES list.")]
         case .rooms(let rooms):
             return [numeric("321", me, "Channel", "Users  Name")]
@@ -112,9 +147,18 @@ public struct IRCCodec: Sendable {
             return [IRCMessage(command: "ERROR", params: ["Closing link: \(reason)"])]
         case .pong(let ref):
             return [IRCMessage(source: serverName, command: "PONG", params: [serverName, ref ?? serverName])]
-        case .history(let room, let messages, _):
-            // Without chathistory, history is shown as notices marked with their time, so no client takes it
-            // for live talk.
+        case .history(let room, let messages, let ref):
+            // A CHATHISTORY client asks for what it wants (`ref` marks its requests) rather than take a replay.
+            if capabilities.contains(.chathistory) && ref == nil { return [] }
+            // A batch of timestamped messages for clients that can show them as history; the rest get notices
+            // marked with their time, so no client takes history for live talk.
+            if capabilities.contains(.batch) && (capabilities.contains(.serverTime) || ref != nil) {
+                guard !messages.isEmpty || ref != nil else { return [] }
+                let batch = "h\(String(messages.first?.id ?? 0, radix: 36))"
+                return [IRCMessage(source: serverName, command: "BATCH", params: ["+" + batch, "chathistory", room])]
+                    + messages.flatMap { chat($0, to: me, capabilities: capabilities.union([.serverTime, .messageTags]), batch: batch) }
+                    + [IRCMessage(source: serverName, command: "BATCH", params: ["-" + batch])]
+            }
             guard !messages.isEmpty else { return [] }
             return messages.map { message in
                 let stamp = Timestamps.localDateAndClock(message.time)
@@ -148,11 +192,20 @@ public struct IRCCodec: Sendable {
                 + list.filter { $0.kind == .mute }.map {
                     IRCMessage(source: serverName, command: "NOTICE", params: [me, "\(room): " + $0.summary(time: Timestamps.localDateAndClock)])
                 }
+        case .awayChanged(let nick, let message):
+            if asciiLowercased(nick) == asciiLowercased(me) {
+                return [message == nil ? numeric("305", me, "You are no longer marked as being away") : numeric("306", me, "You have been marked as being away")]
+            }
+            guard capabilities.contains(.awayNotify) else { return [] }
+            return [IRCMessage(source: Self.source(nick), command: "AWAY", params: message.map { [$0] } ?? [])]
+        case .isAway(let nick, let message):
+            return [numeric("301", me, nick, message)]
         }
     }
 
-    /// PRIVMSG or NOTICE lines of one message, split to fit IRC's 512 bytes.
-    private func chat(_ message: ChatMessage, to me: String, capabilities: IRCCapabilities) -> [IRCMessage] {
+    /// PRIVMSG or NOTICE lines of one message, split to fit IRC's 512 bytes, with the tags the client asked
+    /// for (and `batch` when it is part of one).
+    private func chat(_ message: ChatMessage, to me: String, capabilities: IRCCapabilities, batch: String? = nil) -> [IRCMessage] {
         let source = message.from.map(Self.source) ?? serverName
         let target: String =
             switch message.target {
@@ -161,7 +214,11 @@ public struct IRCCodec: Sendable {
             case .everyone: me
             }
         let command = message.kind == .notice || message.from == nil ? "NOTICE" : "PRIVMSG"
-        let tags = capabilities.contains(.serverTime) ? ["time": Timestamps.iso8601(message.time)] : [:]
+        var tags: [String: String] = [:]
+        if capabilities.contains(.serverTime) { tags["time"] = Timestamps.iso8601(message.time) }
+        if capabilities.contains(.messageTags) { tags["msgid"] = String(message.id) }
+        if capabilities.contains(.accountTag), let account = message.account { tags["account"] = account }
+        if let batch { tags["batch"] = batch }
         let overhead = source.utf8.count + target.utf8.count + command.utf8.count + 16 + (message.kind == .action ? 9 : 0)
         return Self.split(message.text, maximumBytes: IRCMessage.maximumBodyBytes - overhead).map { part in
             let text = message.kind == .action ? "\u{1}ACTION \(part)\u{1}" : part

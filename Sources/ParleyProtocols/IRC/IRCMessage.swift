@@ -74,7 +74,7 @@ public struct IRCMessage: Equatable, Sendable {
         return line + "\r\n"
     }
 
-    static let textLast: Set<String> = ["PRIVMSG", "NOTICE", "PART", "QUIT", "KICK", "TOPIC", "ERROR", "PONG", "CAP"]
+    static let textLast: Set<String> = ["PRIVMSG", "NOTICE", "PART", "QUIT", "KICK", "TOPIC", "ERROR", "PONG", "CAP", "AWAY"]
 
     static func escape(_ value: String) -> String {
         var out = ""
