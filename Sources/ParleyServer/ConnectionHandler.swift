@@ -142,7 +142,7 @@ struct ConnectionHandler: Sendable {
                 pinged = true
                 connection.send(ByteBuffer(string: IRCMessage(command: "PING", params: [hub.serverName]).serialized()))
             } else {
-                let goodbye = IRCMessage(command: "ERROR", params: ["Closing link: ping timeout (\(interval.components.seconds) s)"])
+                let goodbye = IRCMessage(command: "ERROR", params: ["Closing link: ping timeout"])
                 connection.send(ByteBuffer(string: goodbye.serialized()))
                 connection.end(with: nil, reason: .pingTimeout)
                 return

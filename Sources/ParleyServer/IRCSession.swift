@@ -433,9 +433,10 @@ struct IRCSession: LineSession {
         }
         do throws(ChatError) {
             let verified = try await context.accounts.verify(nick: name, password: password, from: context.address)
-            if let session { context.hub.authenticate(session, as: verified) } else { account = verified }
+            // The replies first, under the nick the client has now: logging in may rename it.
             send(codec.numeric("900", me, "\(me)!\(me)@parley", verified.name, "You are now logged in as \(verified.name)"))
             send(codec.numeric("903", me, "SASL authentication successful"))
+            if let session { context.hub.authenticate(session, as: verified) } else { account = verified }
         } catch {
             send(codec.numeric("904", me, "SASL authentication failed: \(error.message)"))
         }
