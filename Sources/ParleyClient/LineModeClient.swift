@@ -173,7 +173,7 @@ public enum LineModeClient {
             switch ClientCommands.action(forLine: line, currentRoom: currentRoom) {
             case .send(let request):
                 // Like text mode on the server, /join makes the room current at once, so the next line goes there.
-                if case .join(let room) = request, let name = try? RoomName(validating: room) { currentRoom = name.display }
+                if case .join(let room, _) = request, let name = try? RoomName(validating: room) { currentRoom = name.display }
                 try await send(request)
             case .switchRoom(let room): currentRoom = room
             case .help: for line in ClientCommands.helpLines { write("*** \(line)") }

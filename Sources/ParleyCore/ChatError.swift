@@ -28,6 +28,8 @@ public struct ChatError: Error, Sendable, Equatable {
         /// Only the room's operators may do that.
         case notOperator = "not_operator"
         case banned = "banned"
+        /// The room needs a key and none, or another, was given.
+        case wrongKey = "wrong_key"
         case muted = "muted"
         /// An unban or unmute of a mask that is not banned or muted.
         case noSuchRestriction = "no_such_restriction"

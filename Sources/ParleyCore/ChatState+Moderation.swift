@@ -215,6 +215,18 @@ extension ChatState {
             persist([.topicLock(room: room, locked)], locked ? "topic_lock" : "topic_unlock", room, "")
             announce(ModerationNotice(room: room, action: locked ? .topicLock : .topicUnlock, target: "", by: actorName))
             forgetPolicyIfUnused(name.key, into: &effects)
+
+        case .key(let raw):
+            let key = raw.map { String(Sanitizer.trimmed(Sanitizer.text($0))) }.flatMap { $0.isEmpty ? nil : $0 }
+            if let key, key.count > Self.maximumKeyLength || key.contains(" ") || key.contains(",") {
+                throw ChatError(.usage, "A key is one word of at most \(Self.maximumKeyLength) characters, without commas.")
+            }
+            guard policy.key != key else { throw ChatError(.usage, key == nil ? "\(room) has no key." : "\(room) has that key already.") }
+            policy.key = key
+            policies[name.key] = policy
+            persist([.key(room: room, key)], key == nil ? "unkey" : "key", room, "")
+            announce(ModerationNotice(room: room, action: key == nil ? .unkey : .key, target: key ?? "", by: actorName))
+            forgetPolicyIfUnused(name.key, into: &effects)
         }
         return nil
     }

@@ -60,6 +60,7 @@ public struct ChatState<Peer: Sendable> {
 
     public static var maximumTopicLength: Int { 300 }
     public static var maximumAwayLength: Int { 200 }
+    public static var maximumKeyLength: Int { 23 }
     /// Part, quit, kick, ban and mute reasons: they are stored and shown to whole rooms.
     public static var maximumReasonLength: Int { 200 }
     /// Rooms that keep a policy (an owner, bans, a lock) while nobody is in them: bounded, since anyone can
@@ -188,7 +189,7 @@ public struct ChatState<Peer: Sendable> {
                 effects.append(.deliver(.isAway(nick: other.nick.display, message: away), to: me))
             }
 
-        case .join(let raw):
+        case .join(let raw, let key):
             let room = try RoomName(validating: raw)
             if session.rooms.contains(room) {
                 // Joining a room one is in makes it current again, which is what a text user means by it.
@@ -201,6 +202,10 @@ public struct ChatState<Peer: Sendable> {
                 }
                 if let ban = activeRestriction(.ban, in: room.key, on: session.id, now: now) {
                     throw bannedError(rooms[room.key]?.name.display ?? room.display, ban, now: now)
+                }
+                if let needed = policies[room.key]?.key, key != needed, !isRoomOperator(session.id, in: room.key) {
+                    let shown = rooms[room.key]?.name.display ?? room.display
+                    throw ChatError(.wrongKey, "\(shown) needs a key: /join \(shown) KEY")
                 }
                 join(room, session: session.id, into: &effects)
             }

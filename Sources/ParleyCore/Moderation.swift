@@ -17,6 +17,8 @@ public enum Moderation: Sendable, Equatable {
     case deop(nick: String)
     /// Locks (only operators may change it) or unlocks the topic.
     case topicLock(Bool)
+    /// Sets the word joining the room needs (IRC's +k), or removes it (nil).
+    case key(String?)
 }
 
 /// A ban or a mute in one room.
@@ -52,6 +54,8 @@ public struct RoomPolicy: Sendable, Equatable {
     public var topic = ""
     public var topicSetBy: String?
     public var topicLocked = false
+    /// The word joining needs, if any (its owners and server operators join without it).
+    public var key: String?
     /// Keys of the accounts that are operators of the room whenever they are in it.
     public var operators: Set<String> = []
     public var restrictions: [Restriction] = []
@@ -69,6 +73,7 @@ public struct RoomPolicy: Sendable, Equatable {
 public enum RoomChange: Sendable, Equatable {
     case topic(room: String, text: String, setBy: String?)
     case topicLock(room: String, Bool)
+    case key(room: String, String?)
     case addOperator(room: String, account: String)
     case removeOperator(room: String, account: String)
     /// Adds the restriction, replacing one of the same kind and mask.
@@ -99,11 +104,12 @@ public struct ModerationNotice: Sendable, Equatable {
         case ban, unban, mute, unmute, op, deop
         case topicLock = "topic_lock"
         case topicUnlock = "topic_unlock"
+        case key, unkey
     }
 
     public let room: String
     public let action: Action
-    /// A mask for bans and mutes, a nick for op and deop, empty for the topic lock.
+    /// A mask for bans and mutes, a nick for op and deop, the key for `key`, empty otherwise.
     public let target: String
     /// Who acted; nil when a ban or mute ran out by itself.
     public let by: String?
@@ -265,6 +271,8 @@ extension ModerationNotice {
         case .deop: "\(by) took operator rights in \(room) from \(whom)"
         case .topicLock: "\(by) locked the topic of \(room): only operators can change it"
         case .topicUnlock: "\(by) unlocked the topic of \(room): anyone in it can change it"
+        case .key: "\(by) set the key of \(room) to \(whom): joining needs it"
+        case .unkey: "\(by) removed the key of \(room): anyone may join"
         }
     }
 }

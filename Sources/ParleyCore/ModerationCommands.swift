@@ -53,6 +53,10 @@ public enum ModerationCommands {
             default: nil
             }
         },
+        ModerationCommand(name: "key", arguments: "KEY|off", summary: "make joining the room need a key (off: anyone may join)") { args in
+            guard let word = single(args) else { return nil }
+            return .key(asciiLowercased(word) == "off" ? nil : word)
+        },
     ]
 
     static var kick: ModerationCommand { table.first { $0.name == "kick" }! }

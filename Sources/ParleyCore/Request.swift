@@ -4,7 +4,8 @@ public enum Request: Sendable, Equatable {
     /// A message to `room`, or to the sender's current room when nil (plain text lines).
     case say(room: String?, text: String, kind: ChatMessage.Kind)
     case whisper(to: String, text: String, kind: ChatMessage.Kind)
-    case join(String)
+    /// Joins (or creates) a room; `key` is the word a room with a key needs.
+    case join(String, key: String? = nil)
     /// Leaves `room`, or the current room when nil.
     case part(room: String?, reason: String?)
     case nick(String)

@@ -41,12 +41,14 @@ public enum TextCommands {
             return .say(room: nil, text: String(args), kind: .action)
         },
         TextCommand(
-            name: "join", aliases: ["j"], arguments: "#room",
+            name: "join", aliases: ["j"], arguments: "#room [key]",
             summary: "join (or create) a room; it becomes your current room"
         ) { args in
             let (room, rest) = args.firstWord
-            guard !room.isEmpty, rest.isEmpty else { return nil }
-            return .join(String(room))
+            let (key, more) = rest.firstWord
+            // `/join #a #b` means two rooms, not a key: refused with the usage line.
+            guard !room.isEmpty, more.isEmpty, !key.hasPrefix("#") else { return nil }
+            return .join(String(room), key: key.isEmpty ? nil : String(key))
         },
         TextCommand(
             name: "part", aliases: ["leave"], arguments: "[#room] [reason]",

@@ -33,9 +33,10 @@ extension JSONCodec {
             json.field("to", nick)
             json.field("text", text)
             if kind != .normal { json.field("kind", kind.rawValue) }
-        case .join(let room):
+        case .join(let room, let key):
             json = JSONWriter(type: "join")
             json.field("room", room)
+            json.field("key", key)
         case .part(let room, let reason):
             json = JSONWriter(type: "part")
             json.field("room", room)
@@ -119,6 +120,9 @@ extension JSONCodec {
         case .topicLock(let locked):
             json = JSONWriter(type: "topic_lock")
             json.field("locked", locked)
+        case .key(let key):
+            json = JSONWriter(type: "key")
+            json.field("key", key)
         }
         return json
     }

@@ -47,6 +47,7 @@ public struct JSONCodec: Sendable {
         var mask: String?
         var duration: Int?
         var locked: Bool?
+        var key: String?
     }
 
     /// Decodes one request line. The `ref` is returned even when the rest is refused, so the error can carry it.
@@ -82,7 +83,7 @@ public struct JSONCodec: Sendable {
             case (nil, let nick?): return .request(.whisper(to: nick, text: text, kind: kind))
             default: throw ChatError(.badRequest, "\"send\" needs exactly one of \"room\" and \"to\".")
             }
-        case "join": return .request(.join(try required(wire.room, "room")))
+        case "join": return .request(.join(try required(wire.room, "room"), key: wire.key))
         case "part": return .request(.part(room: try required(wire.room, "room"), reason: wire.reason))
         case "nick": return .request(.nick(try required(wire.nick, "nick")))
         case "who": return .request(.who(room: wire.room))
@@ -104,12 +105,12 @@ public struct JSONCodec: Sendable {
             return .request(.history(room: try required(wire.room, "room"), query))
         case "quit": return .request(.quit(reason: wire.reason))
         case "away": return .request(.away(wire.text))
-        case "kick", "ban", "unban", "bans", "mute", "unmute", "op", "deop", "topic_lock":
+        case "kick", "ban", "unban", "bans", "mute", "unmute", "op", "deop", "topic_lock", "key":
             return .request(.moderate(room: try required(wire.room, "room"), try moderation(from: wire)))
         default:
             throw ChatError(
                 .unknownType,
-                "Unknown request type \"\(wire.type)\". Known: hello, send, join, part, nick, who, rooms, topic, history, register, login, passwd, ping, away, quit, kick, ban, unban, bans, mute, unmute, op, deop, topic_lock."
+                "Unknown request type \"\(wire.type)\". Known: hello, send, join, part, nick, who, rooms, topic, history, register, login, passwd, ping, away, quit, kick, ban, unban, bans, mute, unmute, op, deop, topic_lock, key."
             )
         }
     }
@@ -133,6 +134,7 @@ public struct JSONCodec: Sendable {
         case "op": return .op(nick: try required(wire.nick, "nick"))
         case "deop": return .deop(nick: try required(wire.nick, "nick"))
         case "topic_lock": return .topicLock(try required(wire.locked, "locked"))
+        case "key": return .key(wire.key)
         default: return .restrictions
         }
     }

@@ -96,7 +96,11 @@ struct IRCSession: LineSession {
                 for room in session.context.hub.rooms(of: session.session!) { _ = session.request(.part(room: room, reason: nil), about: room) }
                 return .proceed
             }
-            for room in list.split(separator: ",") { _ = session.request(.join(String(room)), about: String(room)) }
+            var keys = (message.params.dropFirst().first ?? "").split(separator: ",", omittingEmptySubsequences: false).makeIterator()
+            for room in list.split(separator: ",") {
+                let key = keys.next().flatMap { $0.isEmpty ? nil : String($0) }
+                _ = session.request(.join(String(room), key: key), about: String(room))
+            }
             return .proceed
         },
         "CHATHISTORY": { session, message in session.chathistory(message) },
@@ -471,6 +475,11 @@ struct IRCSession: LineSession {
                 _ = request(.moderate(room: target, adding ? .op(nick: nick) : .deop(nick: nick)), about: nick)
             case "t":
                 _ = request(.moderate(room: target, .topicLock(adding)), about: target)
+            case "k":
+                // +k takes the key; -k may name it too (RFC 2812), which changes nothing.
+                let key = arguments.next()
+                if adding, key == nil { continue }
+                _ = request(.moderate(room: target, .key(adding ? key : nil)), about: target)
             default:
                 send(codec.numeric("472", me, String(letter), "is an unknown mode char to me"))
             }

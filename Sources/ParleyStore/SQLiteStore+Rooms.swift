@@ -22,6 +22,9 @@ extension SQLiteStore: RoomStore {
         case .topicLock(let room, let locked):
             try await ensure(room)
             _ = try await connection.query("UPDATE rooms SET topic_locked = ? WHERE name_key = ?", [.integer(locked ? 1 : 0), .text(room.lowercased())])
+        case .key(let room, let key):
+            try await ensure(room)
+            _ = try await connection.query("UPDATE rooms SET join_key = ? WHERE name_key = ?", [key.map { .text($0) } ?? .null, .text(room.lowercased())])
         case .addOperator(let room, let account):
             try await ensure(room)
             _ = try await connection.query(
@@ -58,12 +61,13 @@ extension SQLiteStore: RoomStore {
 
     public func roomPolicies() async throws -> [RoomPolicy] {
         var policies: [String: RoomPolicy] = [:]
-        for row in try await connection.query("SELECT name_key, name, topic, topic_by, topic_locked FROM rooms") {
+        for row in try await connection.query("SELECT name_key, name, topic, topic_by, topic_locked, join_key FROM rooms") {
             guard let key = row.column("name_key")?.string, let name = row.column("name")?.string else { continue }
             var policy = RoomPolicy(name: name)
             policy.topic = row.column("topic")?.string ?? ""
             policy.topicSetBy = row.column("topic_by")?.string
             policy.topicLocked = row.column("topic_locked")?.integer == 1
+            policy.key = row.column("join_key")?.string
             policies[key] = policy
         }
         for row in try await connection.query("SELECT room_key, account_key FROM room_operators") {

@@ -83,6 +83,8 @@ public final class SQLiteStore: MessageStore {
             )
             """,
         ],
+        // v4: a room's key (IRC +k), the word joining it needs.
+        ["ALTER TABLE rooms ADD COLUMN join_key TEXT"],
     ]
 
     public static let fileName = "parley.sqlite3"

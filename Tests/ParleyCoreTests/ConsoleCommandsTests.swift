@@ -81,7 +81,7 @@ struct ConsoleCommandsTests {
                 "/help", "/say #room text", "/kick [#room] NICK [reason]", "/who [#room]", "/rooms", "/shutdown",
                 "/ban #room NICK|MASK [DURATION] [reason]", "/unban #room NICK|MASK", "/bans #room",
                 "/mute #room NICK|MASK [DURATION] [reason]", "/unmute #room NICK|MASK", "/op #room NICK", "/deop #room NICK",
-                "/topiclock #room on|off",
+                "/topiclock #room on|off", "/key #room KEY|off",
             ]
         )
     }

@@ -24,6 +24,7 @@ struct TextCommandsTests {
             ("/me waves", .say(room: nil, text: "waves", kind: .action)),
             ("/join #rust", .join("#rust")),
             ("/j #rust", .join("#rust")),
+            ("/join #vault sesame", .join("#vault", key: "sesame")),
             ("/part", .part(room: nil, reason: nil)),
             ("/leave", .part(room: nil, reason: nil)),
             ("/rooms", .rooms),
@@ -106,8 +107,9 @@ struct TextCommandsTests {
             ("/w", "Usage: /msg NICK text"),
             ("/nick", "Usage: /nick NAME"),
             ("/nick two words", "Usage: /nick NAME"),
-            ("/join", "Usage: /join #room"),
-            ("/join #a #b", "Usage: /join #room"),
+            ("/join", "Usage: /join #room [key]"),
+            ("/join #a #b", "Usage: /join #room [key]"),
+            ("/join #a key more", "Usage: /join #room [key]"),
             ("/me", "Usage: /me action"),
             ("/me   ", "Usage: /me action"),
         ]
@@ -142,7 +144,7 @@ struct TextCommandsTests {
         #expect(help.contains { $0.usage == "/help" && $0.aliases == ["/?"] })
         #expect(help.contains { $0.usage == "/part [#room] [reason]" })
         #expect(Set(TextCommands.table.map(\.name)) == ["help", "nick", "who", "msg", "me", "join", "part", "rooms", "topic", "history", "register", "login", "passwd", "away", "quit",
-            "kick", "ban", "unban", "bans", "mute", "unmute", "op", "deop", "topiclock",
+            "kick", "ban", "unban", "bans", "mute", "unmute", "op", "deop", "topiclock", "key",
         ])
     }
 }

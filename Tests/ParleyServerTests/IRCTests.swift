@@ -43,7 +43,7 @@ struct IRCTests {
             try await client.send("CAP END")
             try await client.waitFor { $0.hasPrefix(":test.parley 001 ircer :Welcome to Parley") }
             let isupport = try await client.waitFor { $0.hasPrefix(":test.parley 005 ircer ") }
-            for token in ["CASEMAPPING=ascii", "CHANTYPES=#", "PREFIX=(o)@", "CHANMODES=b,,,t", "NICKLEN=24", "CHANNELLEN=33", "TOPICLEN=300"] {
+            for token in ["CASEMAPPING=ascii", "CHANTYPES=#", "PREFIX=(o)@", "CHANMODES=b,k,,t", "NICKLEN=24", "CHANNELLEN=33", "TOPICLEN=300"] {
                 #expect(isupport.contains(token), "\(token)")
             }
             try await client.waitFor { $0 == ":test.parley 376 ircer :End of /MOTD command." }

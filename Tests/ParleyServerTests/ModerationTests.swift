@@ -43,12 +43,15 @@ struct ModerationEndToEndTests {
             try await alice.send("/topic stable topic")
             try await alice.send("/topiclock on")
             try await dave.waitFor { $0 == "*** alice locked the topic of #dev: only operators can change it" }
+            try await alice.send("/join #vault")
+            try await alice.send("/key sesame")
+            try await alice.waitFor { $0 == "*** alice set the key of #vault to sesame: joining needs it" }
         }
 
         let store = try await SQLiteStore.open(directory: data)
         let trail = try await store.auditTrail()
         await store.close()
-        #expect(trail.map(\.action) == ["register", "ban", "ban", "mute", "topic_lock"])
+        #expect(trail.map(\.action) == ["register", "ban", "ban", "mute", "topic_lock", "key"])
         #expect(trail.dropFirst().first.map { [$0.actor, $0.target, $0.detail] } == ["alice", "bob", "#dev for 1 hour: spam"])
 
         try await TestServer.run(dataDirectory: data) { server in
@@ -76,6 +79,10 @@ struct ModerationEndToEndTests {
             try await dave.waitFor { $0 == "*** Bans and mutes in #dev (2):" }
             #expect(try await dave.nextLine().hasPrefix("***   ban bob by alice until "))
             #expect(try await dave.nextLine().hasPrefix("***   mute dave by alice until "))
+            try await dave.send("/join #vault")
+            try await dave.waitFor { $0 == "!!! #vault needs a key: /join #vault KEY" }
+            try await dave.send("/join #vault sesame")
+            try await dave.waitFor { $0.hasPrefix("*** In #vault") }
         }
     }
 

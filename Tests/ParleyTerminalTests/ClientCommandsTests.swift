@@ -129,7 +129,7 @@ struct ClientCommandsTests {
     @Test("Unknown commands and bad usage are errors")
     func errors() {
         #expect(action("/frobnicate now") == .error("Unknown command /frobnicate. Type /help for the list of commands."))
-        #expect(action("/join") == .error("Usage: /join #room"))
+        #expect(action("/join") == .error("Usage: /join #room [key]"))
         #expect(action("/msg alice") == .error("Usage: /msg NICK text"))
         #expect(action("/me") == .error("Usage: /me action"))
     }

@@ -40,7 +40,7 @@ public struct IRCCodec: Sendable {
     public let serverName: String
     /// ISUPPORT (005) tokens: what this server really does.
     public static let isupport = [
-        "AWAYLEN=200", "CASEMAPPING=ascii", "CHANLIMIT=#:\(ChatState<Int>.maximumRoomsPerUser)", "CHANMODES=b,,,t",
+        "AWAYLEN=200", "CASEMAPPING=ascii", "CHANLIMIT=#:\(ChatState<Int>.maximumRoomsPerUser)", "CHANMODES=b,k,,t",
         "CHANNELLEN=\(RoomName.maximumLength + 1)", "CHANTYPES=#", "KICKLEN=300", "MAXLIST=b:\(ChatState<Int>.maximumRestrictions)",
         "CHATHISTORY=\(IRCCodec.maximumHistoryPage)", "MSGREFTYPES=msgid,timestamp", "NETWORK=Parley",
         "NICKLEN=\(Nick.maximumLength)", "PREFIX=(o)@", "TOPICLEN=\(ChatState<Int>.maximumTopicLength)",
@@ -180,6 +180,8 @@ public struct IRCCodec: Sendable {
                 case .deop: ("-o", notice.target)
                 case .topicLock: ("+t", nil)
                 case .topicUnlock: ("-t", nil)
+                case .key: ("+k", notice.target)
+                case .unkey: ("-k", nil)
                 case .mute, .unmute: ("", nil)
                 }
             let sentence = IRCMessage(source: serverName, command: "NOTICE", params: [notice.room, notice.sentence(time: Timestamps.localDateAndClock)])
@@ -274,6 +276,7 @@ public struct IRCCodec: Sendable {
         case .notInRoom: return numeric("442", me, target, error.message)
         case .usage: return numeric("461", me, target, error.message)
         case .banned: return numeric("474", me, target, error.message)
+        case .wrongKey: return numeric("475", me, target, error.message)
         case .invalidRoom: return numeric("476", me, target, error.message)
         case .notOperator: return numeric("482", me, target, error.message)
         case .unknownCommand: return numeric("421", me, target, error.message)
