@@ -11,6 +11,9 @@ public struct SessionID: Hashable, Sendable, CustomStringConvertible {
 public struct Recipient<Peer: Sendable>: Sendable {
     public let peer: Peer
     public let focused: Bool
+    /// The recipient was told the same departure for another room just before (someone who quit shared
+    /// several rooms with it): IRC says `QUIT` once, text and JSON say it per room.
+    public var repeated = false
 }
 
 /// What the state asks of the outside world after a change, in order.
@@ -468,11 +471,18 @@ public struct ChatState<Peer: Sendable> {
     /// Tells the room (the leaver included) and removes the membership; empty rooms other than #general go.
     mutating func leave(
         _ name: RoomName, session id: SessionID, reason: LeaveReason, tellingSelf: Bool = true,
-        into effects: inout [Effect<Peer>]
+        alreadyTold: inout Set<SessionID>, into effects: inout [Effect<Peer>]
     ) {
         guard var room = rooms[name.key], let session = sessions[id] else { return }
         let event = ChatEvent.left(room: room.name.display, nick: session.nick.display, reason: reason)
-        effects.append(.deliver(event, to: recipients(in: name, except: tellingSelf ? nil : id)))
+        var recipients: [Recipient<Peer>] = []
+        recipients.reserveCapacity(room.members.count)
+        for member in room.members where tellingSelf || member != id {
+            let other = sessions[member]!
+            let repeated = !alreadyTold.insert(member).inserted
+            recipients.append(Recipient(peer: other.peer, focused: other.currentRoom == name, repeated: repeated))
+        }
+        effects.append(.deliver(event, to: recipients))
         room.members.removeAll { $0 == id }
         room.operators.remove(id)
         sessions[id]!.rooms.removeAll { $0 == name }
@@ -482,6 +492,14 @@ public struct ChatState<Peer: Sendable> {
         } else {
             rooms[name.key] = room
         }
+    }
+
+    /// Leaves one room (a part, a kick): nobody has been told anything yet.
+    mutating func leave(
+        _ name: RoomName, session id: SessionID, reason: LeaveReason, into effects: inout [Effect<Peer>]
+    ) {
+        var told: Set<SessionID> = []
+        leave(name, session: id, reason: reason, alreadyTold: &told, into: &effects)
     }
 
     /// An empty room's policy goes unless it holds something for whoever comes next (bounded memory: anyone
@@ -494,8 +512,9 @@ public struct ChatState<Peer: Sendable> {
 
     mutating func remove(_ id: SessionID, reason: LeaveReason, tellingSelf: Bool, into effects: inout [Effect<Peer>]) {
         guard let session = sessions[id] else { return }
+        var told: Set<SessionID> = []
         for room in session.rooms {
-            leave(room, session: id, reason: reason, tellingSelf: tellingSelf, into: &effects)
+            leave(room, session: id, reason: reason, tellingSelf: tellingSelf, alreadyTold: &told, into: &effects)
         }
         nicks[session.nick.key] = nil
         sessions[id] = nil

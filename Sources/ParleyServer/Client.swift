@@ -70,6 +70,8 @@ public struct Fanout: EventSink {
         for recipient in recipients {
             let frame: ByteBuffer?
             if let peer = recipient.peer.irc {
+                // One QUIT for someone who left every shared channel at once.
+                if recipient.repeated { continue }
                 frame = personal ? encode(event, for: peer) : cache.ircFrame(for: event, capabilities: peer.capabilities.intersection(.rendering), using: self)
                 // In delivery order, so every later numeric carries the new nick.
                 if case .nickChanged(let old, let new) = event, asciiLowercased(old) == asciiLowercased(peer.nick) { peer.nick = new }
@@ -87,6 +89,8 @@ public struct Fanout: EventSink {
     }
 
     public func close(_ peer: Client, reason: LeaveReason) {
+        // IRC ends every connection the server closes with ERROR (RFC 2812 3.1.7).
+        if peer.irc != nil { peer.outbox.offer(ByteBuffer(string: IRCMessage(command: "ERROR", params: ["Closing link: \(reason.text)"]).serialized())) }
         peer.close(reason: reason)
     }
 

@@ -97,8 +97,11 @@ struct IRCSession: LineSession {
                 return .proceed
             }
             var keys = (message.params.dropFirst().first ?? "").split(separator: ",", omittingEmptySubsequences: false).makeIterator()
+            let joined = Set(session.context.hub.rooms(of: session.session!).map(asciiLowercased))
             for room in list.split(separator: ",") {
                 let key = keys.next().flatMap { $0.isEmpty ? nil : String($0) }
+                // Joining a channel one is in does nothing on IRC (in text mode it makes the room current).
+                guard !joined.contains(asciiLowercased(String(room))) else { continue }
                 _ = session.request(.join(String(room), key: key), about: String(room))
             }
             return .proceed

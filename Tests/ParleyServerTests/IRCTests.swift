@@ -127,6 +127,34 @@ struct IRCTests {
         }
     }
 
+    @Test("one QUIT for someone who shared several channels; the quitter gets ERROR; JOIN of a channel one is in is ignored")
+    func quitOnce() async throws {
+        try await TestServer.run { server in
+            let stayer = try await Self.ircUser("stayer", port: server.ircPort)
+            let quitter = try await Self.ircUser("quitter", port: server.ircPort)
+            let text = try await server.textUser("texter")
+            for user in [stayer, quitter] {
+                try await user.send("JOIN #dev")
+                try await user.send("JOIN #general")
+                try await user.send("PING :joined")
+                try await user.waitFor { $0.hasSuffix("PONG test.parley :joined") }
+            }
+            try await text.send("/join #dev")
+            try await stayer.waitFor { $0 == ":texter!texter@parley JOIN #dev" }
+            try await quitter.send("QUIT :bye")
+            try await quitter.waitFor { $0 == "ERROR :Closing link: quit: bye" }
+            _ = try await quitter.waitForClose()
+            // Text users hear of it per room.
+            try await text.waitFor { $0 == "*** quitter left #general (quit: bye)" }
+            try await text.waitFor { $0 == "*** quitter left #dev (quit: bye)" }
+            try await text.send("/msg stayer after")
+            try await stayer.waitFor { $0.hasSuffix("PRIVMSG stayer :after") }
+            let quits = try await stayer.lines.filter { $0.contains(" QUIT ") }
+            #expect(quits == [":quitter!quitter@parley QUIT :Quit: bye"])
+            #expect(try await !stayer.lines.contains { $0.contains("is now your current room") })
+        }
+    }
+
     @Test("MODE maps onto moderation: +o, +b with an IRC mask, +t, and KICK")
     func modes() async throws {
         try await TestServer.run { server in

@@ -114,6 +114,8 @@ public struct IRCCodec: Sendable {
                 return [IRCMessage(source: Self.source(nick), command: "PART", params: [room] + (text.map { [$0] } ?? []))]
             case .kicked(let by, let text):
                 return [IRCMessage(source: Self.source(by), command: "KICK", params: [room, nick, text ?? by])]
+            case .quit(let text):
+                return [IRCMessage(source: Self.source(nick), command: "QUIT", params: [text.map { "Quit: \($0)" } ?? "Quit"])]
             default:
                 return [IRCMessage(source: Self.source(nick), command: "QUIT", params: [reason.text])]
             }
