@@ -507,8 +507,9 @@ struct IRCSession: LineSession {
                 send(codec.numeric("491", me, "Only server operators may use OPER"))
                 return .proceed
             }
-            context.hub.authenticate(session, as: account)
+            // The reply first, under the nick the client has now: logging in may rename it.
             send(codec.numeric("381", me, "You are now an IRC operator"))
+            context.hub.authenticate(session, as: account)
         } catch {
             send(codec.numeric("464", me, "Password incorrect"))
         }

@@ -1,6 +1,8 @@
 import Foundation
 import NIOCore
+import ParleyCore
 import ParleyServer
+import ParleyStore
 import Testing
 
 @Suite("IRC front door")
@@ -152,6 +154,75 @@ struct IRCTests {
             let quits = try await stayer.lines.filter { $0.contains(" QUIT ") }
             #expect(quits == [":quitter!quitter@parley QUIT :Quit: bye"])
             #expect(try await !stayer.lines.contains { $0.contains("is now your current room") })
+        }
+    }
+
+    @Test("the remaining error numerics: 403, 404, 405, 412, 431, 461, 464, 472, 474")
+    func numerics() async throws {
+        try await TestServer.run { server in
+            let owner = try await Self.ircUser("owner", port: server.ircPort)
+            let user = try await Self.ircUser("user", port: server.ircPort)
+            try await user.send("TOPIC #nowhere")
+            try await user.waitFor { $0.hasPrefix(":test.parley 403 user #nowhere :") }
+            try await user.send("PRIVMSG #general :")
+            try await user.waitFor { $0 == ":test.parley 412 user :No text to send" }
+            try await user.send("NICK")
+            try await user.waitFor { $0 == ":test.parley 431 user :No nickname given" }
+            try await user.send("KICK #general")
+            try await user.waitFor { $0 == ":test.parley 461 user KICK :Not enough parameters" }
+            try await user.send("MODE #general +z")
+            try await user.waitFor { $0 == ":test.parley 472 user z :is an unknown mode char to me" }
+            try await user.send("OPER user wrong-password")
+            try await user.waitFor { $0 == ":test.parley 464 user :Password incorrect" }
+
+            try await owner.send("JOIN #quiet")
+            try await user.send("JOIN #quiet")
+            try await owner.waitFor { $0 == ":user!user@parley JOIN #quiet" }
+            try await owner.send("MODE #quiet +b user")
+            try await owner.waitFor { $0 == ":owner!owner@parley MODE #quiet +b user" }
+            try await user.send("JOIN #quiet")
+            try await user.waitFor { $0.hasPrefix(":test.parley 474 user #quiet :") }
+            try await owner.send("MODE #quiet -b user")
+            try await owner.send("PING :unbanned")
+            try await owner.waitFor { $0.hasSuffix("PONG test.parley :unbanned") }
+            try await user.send("JOIN #quiet")
+            try await owner.waitFor { $0 == ":user!user@parley JOIN #quiet" }
+
+            // Muting has no IRC mode; a text-mode operator mutes, the IRC user gets 404.
+            let moderator = try await server.textUser("moderator")
+            try await moderator.send("/join #muted")
+            try await moderator.waitFor { $0.hasPrefix("*** In #muted") }
+            try await user.send("JOIN #muted")
+            try await moderator.waitFor { $0 == "*** user joined #muted" }
+            try await moderator.send("/mute user")
+            try await user.waitFor { $0.hasPrefix(":test.parley NOTICE #muted :moderator muted user in #muted") }
+            try await user.send("PRIVMSG #muted :can you hear me")
+            try await user.waitFor { $0.hasPrefix(":test.parley 404 user #muted :") }
+
+            let rooms = (1...50).map { "#r\($0)" }.joined(separator: ",")
+            try await user.send("JOIN \(rooms)")
+            try await user.waitFor { $0.hasPrefix(":test.parley 405 user #r") }
+        }
+    }
+
+    @Test("OPER: a server operator's account gets 381 and may KILL; another account gets 491")
+    func oper() async throws {
+        try await TestServer.run { server in
+            let store = try #require(server.application.accountStore as? SQLiteStore)
+            try await store.create(Account(name: "root", credential: try PasswordHasher.credential(for: "correct-horse")))
+            try await store.setOperator("root", true)
+            try await store.create(Account(name: "plain", credential: try PasswordHasher.credential(for: "plain-horse")))
+            server.application.hub.setAccounts(try await store.accounts())
+            let admin = try await Self.ircUser("admin", port: server.ircPort)
+            let victim = try await server.textUser("victim")
+            try await admin.send("OPER plain plain-horse")
+            try await admin.waitFor { $0 == ":test.parley 491 admin :Only server operators may use OPER" }
+            try await admin.send("OPER root correct-horse")
+            try await admin.waitFor { $0 == ":test.parley 381 admin :You are now an IRC operator" }
+            try await admin.waitFor { $0 == ":admin!admin@parley NICK root" }
+            try await admin.send("KILL victim :spam")
+            try await victim.waitFor { $0 == "!!! You were disconnected by root: spam" }
+            _ = try await victim.waitForClose()
         }
     }
 
