@@ -176,6 +176,7 @@ struct IRCTests {
             try await user.waitFor { $0 == ":test.parley 464 user :Password incorrect" }
 
             try await owner.send("JOIN #quiet")
+            try await owner.waitFor { $0.contains(" 366 owner #quiet ") }
             try await user.send("JOIN #quiet")
             try await owner.waitFor { $0 == ":user!user@parley JOIN #quiet" }
             try await owner.send("MODE #quiet +b user")
