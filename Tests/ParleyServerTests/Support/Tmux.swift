@@ -96,10 +96,22 @@ private func spawn(_ arguments: [String], output: String) async throws -> Int32 
     for descriptor in open.compactMap({ Int32($0) }) where descriptor > 2 {
         posix_spawn_file_actions_addclose(&actions, descriptor)
     }
+    // Nor the signal mask of the test thread (the runtime blocks most signals on its threads): a tmux server
+    // that blocks SIGTERM outlives `kill-server` and every test run.
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var none = sigset_t()
+    sigemptyset(&none)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    var defaults = sigset_t()
+    sigfillset(&defaults)
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
     var pid: pid_t = 0
     let argv = arguments.map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
-    let result = posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ)
+    let result = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, environ)
     guard result == 0 else { throw TestFailure("cannot run \(arguments[0]): \(result)") }
     let promise = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Int32.self)
     let child = pid
