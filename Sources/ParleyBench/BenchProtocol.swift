@@ -33,7 +33,13 @@ public enum BenchProtocol: String, Sendable, CaseIterable {
         switch self {
         case .text: line.hasPrefix("*** In \(room) ")
         case .json: line.contains(#""type":"members""#) && line.contains(##""room":"\##(room)""##)
-        case .irc: line.split(separator: " ", maxSplits: 2).dropFirst().first == "366"
+        case .irc:
+            // The end of NAMES for this room: a server may join clients to other channels first (Parley puts
+            // everyone in #general).
+            {
+                let words = line.split(separator: " ", maxSplits: 4)
+                return words.count >= 4 && words[1] == "366" && words[3].lowercased() == room.lowercased()
+            }()
         }
     }
 
@@ -43,7 +49,9 @@ public enum BenchProtocol: String, Sendable, CaseIterable {
         case .text: line.hasPrefix("!!! ")
         case .json: line.contains(#""type":"error""#)
         case .irc:
-            line.hasPrefix("ERROR ") || line.split(separator: " ", maxSplits: 2).dropFirst().first.map { $0.first == "4" || $0.first == "5" } == true
+            // Error numerics are 4xx and 5xx, except 422 (no MOTD), which servers send in every welcome.
+            line.hasPrefix("ERROR ")
+                || line.split(separator: " ", maxSplits: 2).dropFirst().first.map { ($0.first == "4" || $0.first == "5") && $0 != "422" } == true
         }
     }
 

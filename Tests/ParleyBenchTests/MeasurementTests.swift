@@ -1,6 +1,6 @@
 import Foundation
 import Histogram
-import ParleyBench
+@testable import ParleyBench
 import Testing
 
 @Suite("Bench measurement")
@@ -79,5 +79,20 @@ struct MeasurementTests {
         #expect(throws: BenchError.self) { try configuration.validate() }
         configuration.clients = 11
         #expect(throws: Never.self) { try configuration.validate() }
+    }
+}
+
+@Suite("Bench protocol: recognising a server's answers")
+struct BenchProtocolTests {
+    @Test("IRC: only the end of NAMES of the bench's own room means joined; 422 (no MOTD) is no refusal")
+    func ircAnswers() {
+        let irc = BenchProtocol.irc
+        #expect(irc.isJoined(":srv 366 pb0 #Bench :End of /NAMES list.", room: "#bench"))
+        #expect(!irc.isJoined(":srv 366 pb0 #general :End of /NAMES list.", room: "#bench"))
+        #expect(!irc.isJoined(":srv 353 pb0 = #bench :pb0", room: "#bench"))
+        #expect(!irc.isError(":srv 422 pb0 :MOTD File is missing"))
+        #expect(irc.isError(":srv 433 * pb0 :Nickname is already in use"))
+        #expect(irc.isError("ERROR :Closing link"))
+        #expect(!irc.isError(":srv 001 pb0 :Welcome"))
     }
 }
