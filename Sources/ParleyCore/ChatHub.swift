@@ -75,11 +75,14 @@ public final class ChatHub<Sink: EventSink>: Sendable {
 
     /// Admits a new user; `account` is the key of an account whose password the caller has verified.
     public func register(
-        nick: String, peer: Peer, resume: [String: Int64] = [:], account: String? = nil, address: String = ""
+        nick: String, peer: Peer, resume: [String: Int64] = [:], account: String? = nil, address: String = "",
+        joiningGeneral: Bool = true
     ) throws(ChatError) -> SessionID {
         let now = now()
         return try mutate { (state) throws(ChatError) in
-            try state.register(nick: nick, peer: peer, resume: resume, account: account, address: address, now: now)
+            try state.register(
+                nick: nick, peer: peer, resume: resume, account: account, address: address, joiningGeneral: joiningGeneral, now: now
+            )
         }
     }
 

@@ -105,10 +105,11 @@ public struct ChatState<Peer: Sendable> {
     /// Admits a new user under `nick`, welcomes them and puts them in #general. `resume` maps room names to
     /// the last message id the client saw there (a reconnecting client), so it is sent exactly what it missed.
     /// `account` is the key of an account the caller has verified the password of; `address` is where the
-    /// client connects from (for bans by address).
+    /// client connects from (for bans by address). Without `joiningGeneral` the user starts in no room (IRC
+    /// clients join the channels they are configured for).
     public mutating func register(
         nick raw: String, peer: Peer, resume: [String: Int64] = [:], account: String? = nil, address: String = "",
-        now: Date = Date()
+        joiningGeneral: Bool = true, now: Date = Date()
     ) throws(ChatError) -> (SessionID, [Effect<Peer>]) {
         let nick = try Nick(validating: raw)
         var effects: [Effect<Peer>] = []
@@ -129,10 +130,12 @@ public struct ChatState<Peer: Sendable> {
         nicks[nick.key] = id
         let welcome = ChatEvent.welcome(nick: nick.display, server: serverName, online: sessions.count, rooms: max(1, rooms.count))
         effects.append(.deliver(welcome, to: [.init(peer: peer, focused: true)]))
-        if let ban = activeRestriction(.ban, in: RoomName.general.key, on: id, now: now) {
-            effects.append(.deliver(.error(bannedError(RoomName.general.display, ban, now: now), ref: nil), to: [.init(peer: peer, focused: true)]))
-        } else {
-            join(.general, session: id, into: &effects)
+        if joiningGeneral {
+            if let ban = activeRestriction(.ban, in: RoomName.general.key, on: id, now: now) {
+                effects.append(.deliver(.error(bannedError(RoomName.general.display, ban, now: now), ref: nil), to: [.init(peer: peer, focused: true)]))
+            } else {
+                join(.general, session: id, into: &effects)
+            }
         }
         return (id, effects)
     }

@@ -227,7 +227,8 @@ struct IRCSession: LineSession {
         }
         let client = context.connection.makeClient(format: .irc)
         do throws(ChatError) {
-            let id = try context.hub.register(nick: nick, peer: client, account: account?.key, address: context.address)
+            // An IRC client joins the channels it is configured for; it is not put anywhere.
+            let id = try context.hub.register(nick: nick, peer: client, account: account?.key, address: context.address, joiningGeneral: false)
             session = id
             context.connection.registered(id, as: client)
         } catch {

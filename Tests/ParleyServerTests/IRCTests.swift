@@ -7,7 +7,8 @@ import Testing
 
 @Suite("IRC front door")
 struct IRCTests {
-    /// Connects to the IRC port and registers `nick`, waiting for the end of the welcome burst.
+    /// Connects to the IRC port, registers `nick` and joins #general (as a client's autojoin would), waiting
+    /// for the end of the welcome burst and of the join.
     static func ircUser(_ nick: String, port: Int, capabilities: [String] = []) async throws -> TestClient {
         let client = try await TestClient.connect(port: port)
         if !capabilities.isEmpty {
@@ -20,6 +21,7 @@ struct IRCTests {
         try await client.send("USER \(nick) 0 * :\(nick) on IRC")
         if !capabilities.isEmpty { try await client.send("CAP END") }
         try await client.waitFor { $0.contains(" 376 \(nick) ") }
+        try await client.send("JOIN #general")
         try await client.waitFor { $0.contains(" 366 \(nick) #general ") }
         return client
     }
@@ -49,6 +51,10 @@ struct IRCTests {
                 #expect(isupport.contains(token), "\(token)")
             }
             try await client.waitFor { $0 == ":test.parley 376 ircer :End of /MOTD command." }
+            // An IRC client is put in no channel: it joins what it is configured to.
+            try await client.send("NAMES #general")
+            try await client.waitFor { $0 == ":test.parley 353 ircer = #general :" || $0 == ":test.parley 366 ircer #general :End of /NAMES list." }
+            try await client.send("JOIN #general")
             try await client.waitFor { $0 == ":ircer!ircer@parley JOIN #general" }
             try await client.waitFor { $0 == ":test.parley 353 ircer = #general :ircer" }
             try await client.send("USER again 0 * :x")
@@ -70,6 +76,7 @@ struct IRCTests {
             try await client.waitFor { $0.hasPrefix(":test.parley 432 * 9lives :") }
             try await client.send("NICK alice2")
             try await client.waitFor { $0.contains(" 001 alice2 ") }
+            try await client.send("JOIN #general")
             try await alice.waitFor { $0 == "*** alice2 joined #general" }
             let quitter = try await TestClient.connect(port: server.ircPort)
             try await quitter.send("QUIT :never mind")

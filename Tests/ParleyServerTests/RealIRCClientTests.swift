@@ -18,7 +18,7 @@ import Testing
 struct RealIRCClientTests {
     static let sic = "/usr/bin/sic"
 
-    @Test("sic registers, is auto-joined to #general, and talks with a text user in rooms and in private")
+    @Test("sic registers, joins #general, and talks with a text user in rooms and in private")
     func conversation() async throws {
         guard FileManager.default.isExecutableFile(atPath: Self.sic) else {
             throw TestFailure("\(Self.sic) is missing: run .ci/run, which installs it (or apt-get install sic)")
@@ -35,14 +35,12 @@ struct RealIRCClientTests {
             }
             let out = sic.output
 
-            // sic sends NICK and USER; Parley welcomes it and joins it to #general by itself.
+            // sic sends NICK and USER; Parley welcomes it; it joins #general (which also makes it sic's default).
             try await out.waitFor { $0.contains(">< 001 (sicuser): Welcome to Parley") }
+            try sic.type(":j #general")
             try await out.waitFor { $0.contains(">< JOIN (#general)") && $0.hasPrefix("sicuser ") }
             try await out.waitFor { $0.contains(">< 366 (sicuser #general): End of /NAMES list.") }
             try await alice.waitFor { $0 == "*** sicuser joined #general" }
-
-            // Already in #general, so only point plain lines at it (`:j` would send a JOIN).
-            try sic.type(":s #general")
             try sic.type("hello from sic")
             try await alice.waitFor { $0.hasSuffix("] <sicuser> hello from sic") }
 

@@ -96,7 +96,7 @@ public struct IRCCodec: Sendable {
                 IRCMessage(source: serverName, command: "005", params: [nick] + Self.isupport + ["are supported by this server"]),
             ] + lusers(me: nick, online: online, rooms: rooms) + [
                 numeric("375", nick, "- \(serverName) Message of the day -"),
-                numeric("372", nick, "- Everyone starts in #general. Rooms are IRC channels; people on nc, telnet and parley connect are here too."),
+                numeric("372", nick, "- Rooms are IRC channels; people on nc, telnet and parley connect start in #general: /join #general to meet them."),
                 numeric("376", nick, "End of /MOTD command."),
             ]
         case .message(let message):
