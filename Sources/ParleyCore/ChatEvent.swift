@@ -88,6 +88,14 @@ public enum LeaveReason: Sendable, Equatable {
     /// A reason as a client received it from a server: the cause word and the text, verbatim.
     case received(cause: String, text: String)
 
+    /// Leaving the server rather than one room (IRC says it once, as QUIT, not per room).
+    public var isDeparture: Bool {
+        switch self {
+        case .parted, .kicked: false
+        default: true
+        }
+    }
+
     /// A stable word for machines.
     public var cause: String {
         switch self {

@@ -46,6 +46,8 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     }
 
     public var sessionCount: Int { shared.withLock { $0.state.sessionCount } }
+    public var roomCount: Int { shared.withLock { $0.state.roomCount } }
+    public func isOperator(_ id: SessionID) -> Bool { shared.withLock { $0.state.isOperator(id) } }
 
 
     public func handle(_ request: Request, ref: String? = nil, from id: SessionID) {

@@ -99,6 +99,7 @@ public struct ChatState<Peer: Sendable> {
     }
 
     public var sessionCount: Int { sessions.count }
+    public var roomCount: Int { rooms.count }
 
     // MARK: - Registration
 
@@ -482,7 +483,8 @@ public struct ChatState<Peer: Sendable> {
         recipients.reserveCapacity(room.members.count)
         for member in room.members where tellingSelf || member != id {
             let other = sessions[member]!
-            let repeated = !alreadyTold.insert(member).inserted
+            // A part or kick is said per room on IRC too; only a departure from the server is said once.
+            let repeated = !alreadyTold.insert(member).inserted && reason.isDeparture
             recipients.append(Recipient(peer: other.peer, focused: other.currentRoom == name, repeated: repeated))
         }
         effects.append(.deliver(event, to: recipients))
@@ -527,6 +529,8 @@ public struct ChatState<Peer: Sendable> {
         from sender: Session?, to target: ChatMessage.Target, kind: ChatMessage.Kind, text: String, now: Date
     ) -> ChatMessage {
         defer { nextMessageID += 1 }
+        // Whole milliseconds, as stored: a message shows the same time live and in history.
+        let now = Date(timeIntervalSince1970: (now.timeIntervalSince1970 * 1000).rounded(.down) / 1000)
         return ChatMessage(
             id: nextMessageID, time: now, from: sender?.nick.display, account: sender?.account, target: target, kind: kind, text: text
         )

@@ -94,9 +94,10 @@ public enum TextCommands {
             guard !old.isEmpty, !new.isEmpty, !new.contains(" ") else { return nil }
             return .changePassword(old: String(old), new: String(new))
         },
-        TextCommand(name: "away", aliases: ["back"], arguments: "[message]", summary: "mark yourself away (no message: back)") { args in
+        TextCommand(name: "away", aliases: [], arguments: "[message]", summary: "mark yourself away (no message: back)") { args in
             .away(args.isEmpty ? nil : String(args))
         },
+        TextCommand(name: "back", aliases: [], arguments: "", summary: "you are back (no longer away)") { _ in .away(nil) },
         TextCommand(name: "quit", aliases: ["exit", "bye"], arguments: "[reason]", summary: "leave the chat") { args in
             .quit(reason: args.isEmpty ? nil : String(args))
         },

@@ -35,21 +35,28 @@ public enum Timestamps {
             + String(repeating: "0", count: milliseconds < 10 ? 2 : milliseconds < 100 ? 1 : 0) + "\(milliseconds)Z"
     }
 
-    /// Reads what `iso8601` writes (`2026-11-21T14:02:07.120Z`; the fraction is optional).
+    /// Reads what `iso8601` writes (`2026-11-21T14:02:07.120Z`; the fraction is optional). Untrusted input
+    /// (IRC's CHATHISTORY): anything but years 1970–9999 with fields in range is nil, never a trap.
     public static func parseISO8601(_ text: String) -> Date? {
-        let digits = text.utf8.split(whereSeparator: { !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })
-            .map { Int(String(decoding: $0, as: UTF8.self)) ?? 0 }
-        guard digits.count >= 6, text.hasSuffix("Z") else { return nil }
+        let fields = text.utf8.split(whereSeparator: { !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })
+        guard (6...7).contains(fields.count), text.hasSuffix("Z"), fields.prefix(6).map(\.count) == [4, 2, 2, 2, 2, 2],
+            fields.dropFirst(6).allSatisfy({ (1...9).contains($0.count) })
+        else { return nil }
+        let numbers = fields.prefix(6).map { Int32(String(decoding: $0, as: UTF8.self))! }
+        guard numbers[0] >= 1970, (1...12).contains(numbers[1]), (1...31).contains(numbers[2]), numbers[3] < 24, numbers[4] < 60,
+            numbers[5] < 61
+        else { return nil }
         var parts = tm()
-        parts.tm_year = Int32(digits[0] - 1900)
-        parts.tm_mon = Int32(digits[1] - 1)
-        parts.tm_mday = Int32(digits[2])
-        parts.tm_hour = Int32(digits[3])
-        parts.tm_min = Int32(digits[4])
-        parts.tm_sec = Int32(digits[5])
+        parts.tm_year = numbers[0] - 1900
+        parts.tm_mon = numbers[1] - 1
+        parts.tm_mday = numbers[2]
+        parts.tm_hour = numbers[3]
+        parts.tm_min = numbers[4]
+        parts.tm_sec = numbers[5]
         let seconds = timegm(&parts)
-        let milliseconds = digits.count > 6 ? Double(digits[6]) / 1000 : 0
-        return Date(timeIntervalSince1970: Double(seconds) + milliseconds)
+        // The fraction is a decimal fraction: `.5` is 500 ms.
+        let fraction = fields.dropFirst(6).first.map { Double("0." + String(decoding: $0, as: UTF8.self)) ?? 0 } ?? 0
+        return Date(timeIntervalSince1970: Double(seconds) + fraction)
     }
 
     private static func twoDigits(_ value: Int32) -> String {

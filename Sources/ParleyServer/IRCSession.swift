@@ -15,8 +15,8 @@ struct IRCSession: LineSession {
     private let peer: IRCPeer
     private var nick: String?
     private var user: String?
-    /// What PASS gave, checked against the server password at registration.
-    private var password: String?
+    /// Whether PASS gave the server password (or the server has none); checked at registration and SASL.
+    private var passwordAccepted: Bool
     /// Between `CAP LS`/`REQ` and `CAP END` registration waits, as the capability negotiation spec says.
     private var negotiating = false
     private var sasl = SASLExchange.idle
@@ -28,6 +28,7 @@ struct IRCSession: LineSession {
         self.context = context
         self.codec = IRCCodec(serverName: context.hub.serverName)
         self.peer = context.connection.irc ?? IRCPeer()
+        self.passwordAccepted = context.serverPassword == nil
         context.connection.settle(on: .irc)
     }
 
@@ -62,7 +63,7 @@ struct IRCSession: LineSession {
     private static let beforeRegistration: [String: Handler] = [
         "PASS": { session, message in
             guard let password = message.params.first else { return session.needMoreParams(message) }
-            session.password = password
+            session.passwordAccepted = session.context.acceptsServerPassword(password)
             return .proceed
         },
         "NICK": { session, message in
@@ -148,7 +149,7 @@ struct IRCSession: LineSession {
         },
         "LUSERS": { session, _ in
             let lines = session.codec.lusers(
-                me: session.me, online: session.context.hub.sessionCount, rooms: max(1, session.context.hub.roomSummaries().count)
+                me: session.me, online: session.context.hub.sessionCount, rooms: max(1, session.context.hub.roomCount)
             )
             for line in lines { session.send(line) }
             return .proceed
@@ -160,12 +161,12 @@ struct IRCSession: LineSession {
         "OPER": { session, message in await session.oper(message) },
         "KILL": { session, message in
             guard let nick = message.params.first else { return session.needMoreParams(message) }
-            guard session.context.hub.profile(of: session.me)?.isServerOperator == true else {
+            guard let id = session.session, session.context.hub.isOperator(id), let me = session.context.hub.nick(of: id) else {
                 session.send(session.codec.numeric("481", session.me, "Permission Denied- You're not an IRC operator"))
                 return .proceed
             }
             do throws(ChatError) {
-                try session.context.hub.kick(nick, reason: message.params.dropFirst().first, by: session.me)
+                try session.context.hub.kick(nick, reason: message.params.dropFirst().first, by: me)
             } catch {
                 session.send(session.codec.numeric(for: error, target: nick, me: session.me))
             }
@@ -220,7 +221,7 @@ struct IRCSession: LineSession {
 
     private mutating func tryToRegister() -> Flow {
         guard session == nil, !negotiating, let nick, user != nil else { return .proceed }
-        if let required = context.serverPassword, password != required {
+        guard passwordAccepted else {
             send(codec.numeric("464", me, "Password incorrect"))
             send(IRCMessage(command: "ERROR", params: ["Closing link: this server needs the right password (PASS)"]))
             return .stop
@@ -392,6 +393,11 @@ struct IRCSession: LineSession {
             return .proceed
         }
         guard let argument = message.params.first, !argument.isEmpty else { return needMoreParams(message) }
+        // The server password comes first: nobody who lacks it may try account passwords.
+        guard passwordAccepted else {
+            send(codec.numeric("904", me, "SASL authentication failed: send the server password (PASS) first"))
+            return .proceed
+        }
         if argument == "*" {
             sasl = .idle
             send(codec.numeric("906", me, "SASL authentication aborted"))
@@ -442,8 +448,9 @@ struct IRCSession: LineSession {
         do throws(ChatError) {
             let verified = try await context.accounts.verify(nick: name, password: password, from: context.address)
             // The replies first, under the nick the client has now: logging in may rename it.
-            send(codec.numeric("900", me, "\(me)!\(me)@parley", verified.name, "You are now logged in as \(verified.name)"))
-            send(codec.numeric("903", me, "SASL authentication successful"))
+            let nick = session == nil ? self.nick ?? "*" : me
+            send(codec.numeric("900", nick, "\(nick)!\(nick)@parley", verified.name, "You are now logged in as \(verified.name)"))
+            send(codec.numeric("903", nick, "SASL authentication successful"))
             if let session { context.hub.authenticate(session, as: verified) } else { account = verified }
         } catch {
             send(codec.numeric("904", me, "SASL authentication failed: \(error.message)"))

@@ -25,6 +25,20 @@ struct SessionContext: Sendable {
     /// The password every connection must give before it registers, if the server has one.
     let serverPassword: String?
 
+    /// Whether `given` is the server password (true when there is none). Compared in constant time, and at
+    /// most five wrong guesses a minute from one address, like logins.
+    func acceptsServerPassword(_ given: String?) -> Bool {
+        guard let required = serverPassword else { return true }
+        let keys = [(key: "server password \(address)", limit: 5)]
+        guard accounts.throttle.begin(keys) == nil else { return false }
+        let (offered, expected) = (Array((given ?? "").utf8), Array(required.utf8))
+        var difference = offered.count ^ expected.count
+        for index in expected.indices { difference |= Int((index < offered.count ? offered[index] : 0) ^ expected[index]) }
+        guard difference == 0 else { return false }
+        accounts.throttle.refund(keys)
+        return true
+    }
+
     /// Runs an account request of a registered session.
     func perform(_ request: Request, session: SessionID) async throws(ChatError) {
         switch request {
@@ -63,7 +77,7 @@ struct TextSession: LineSession {
     mutating func receive(_ line: ByteBuffer) async -> Flow {
         let text = codec.string(from: line)
         guard passwordGiven else {
-            guard text == context.serverPassword else {
+            guard context.acceptsServerPassword(text) else {
                 context.connection.send(.error(ChatError(.serverPassword, "Wrong password. Goodbye."), ref: nil))
                 return .stop
             }
@@ -133,7 +147,7 @@ struct JSONSession: LineSession {
             switch try decoded.get() {
             case .hello(let version, let nick, let password, let resume, let serverPassword):
                 guard session == nil else { throw ChatError(.alreadyRegistered, "You are registered already.") }
-                if let required = context.serverPassword, serverPassword != required {
+                if !context.acceptsServerPassword(serverPassword) {
                     let error = ChatError(.serverPassword, "This server needs its password: \"server_password\" in \"hello\" is missing or wrong. Goodbye.")
                     context.connection.send(.error(error, ref: ref))
                     return .stop

@@ -85,6 +85,8 @@ public final class SQLiteStore: MessageStore {
         ],
         // v4: a room's key (IRC +k), the word joining it needs.
         ["ALTER TABLE rooms ADD COLUMN join_key TEXT"],
+        // v5: history by time (IRC's CHATHISTORY timestamps) reads an index range, not the room's whole past.
+        ["CREATE INDEX messages_room_time ON messages (room, time_ms)"],
     ]
 
     public static let fileName = "parley.sqlite3"
@@ -211,7 +213,7 @@ public final class SQLiteStore: MessageStore {
             let (lower, lowerBind) = Self.condition(after, ">")
             let (upper, upperBind) = Self.condition(before, "<")
             let found = try await connection.query(
-                "\(select) AND \(lower) AND \(upper) AND id < ? ORDER BY id \(newest ? "DESC" : "ASC") LIMIT ?",
+                "\(select) AND \(lower) AND \(upper) AND id < ? ORDER BY \(Self.order(after, before, descending: newest)) LIMIT ?",
                 [.text(key), lowerBind, upperBind, .integer(Int(below)), .integer(count)]
             )
             rows = newest ? found.reversed() : found
@@ -219,11 +221,21 @@ public final class SQLiteStore: MessageStore {
         return rows.compactMap(Self.message(from:))
     }
 
+    /// Time and id grow together, so either orders a room's messages; ordering by the one a bound names lets
+    /// SQLite walk that index from the bound instead of scanning.
+    private static func order(_ a: HistoryPoint, _ b: HistoryPoint, descending: Bool) -> String {
+        let direction = descending ? "DESC" : "ASC"
+        switch (a, b) {
+        case (.time, _), (_, .time): return "time_ms \(direction), id \(direction)"
+        default: return "id \(direction)"
+        }
+    }
+
     /// A bound on a history point: by id, or by time (stored in milliseconds).
     private static func condition(_ point: HistoryPoint, _ comparison: String) -> (String, SQLiteData) {
         switch point {
         case .id(let id): ("id \(comparison) ?", .integer(Int(clamping: id)))
-        case .time(let time): ("time_ms \(comparison) ?", .integer(Int((time.timeIntervalSince1970 * 1000).rounded())))
+        case .time(let time): ("time_ms \(comparison) ?", .integer(Int(exactly: (time.timeIntervalSince1970 * 1000).rounded()) ?? (comparison == "<" ? .max : .min)))
         }
     }
 

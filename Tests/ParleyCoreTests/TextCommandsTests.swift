@@ -143,7 +143,7 @@ struct TextCommandsTests {
         #expect(msg.summary == "send a private message")
         #expect(help.contains { $0.usage == "/help" && $0.aliases == ["/?"] })
         #expect(help.contains { $0.usage == "/part [#room] [reason]" })
-        #expect(Set(TextCommands.table.map(\.name)) == ["help", "nick", "who", "msg", "me", "join", "part", "rooms", "topic", "history", "register", "login", "passwd", "away", "quit",
+        #expect(Set(TextCommands.table.map(\.name)) == ["help", "nick", "who", "msg", "me", "join", "part", "rooms", "topic", "history", "register", "login", "passwd", "away", "back", "quit",
             "kick", "ban", "unban", "bans", "mute", "unmute", "op", "deop", "topiclock", "key",
         ])
     }

@@ -47,6 +47,7 @@ struct IRCTests {
             try await client.send("CAP END")
             try await client.waitFor { $0.hasPrefix(":test.parley 001 ircer :Welcome to Parley") }
             let isupport = try await client.waitFor { $0.hasPrefix(":test.parley 005 ircer ") }
+                + (try await client.waitFor { $0.hasPrefix(":test.parley 005 ircer ") })
             for token in ["CASEMAPPING=ascii", "CHANTYPES=#", "PREFIX=(o)@", "CHANMODES=b,k,,t", "NICKLEN=24", "CHANNELLEN=33", "TOPICLEN=300"] {
                 #expect(isupport.contains(token), "\(token)")
             }
@@ -223,6 +224,10 @@ struct IRCTests {
             server.application.hub.setAccounts(try await store.accounts())
             let admin = try await Self.ircUser("admin", port: server.ircPort)
             let victim = try await server.textUser("victim")
+            try await admin.send("JOIN #side")
+            try await admin.waitFor { $0.contains(" 366 admin #side ") }
+            try await victim.send("/join #side")
+            try await admin.waitFor { $0 == ":victim!victim@parley JOIN #side" }
             try await admin.send("OPER plain plain-horse")
             try await admin.waitFor { $0 == ":test.parley 491 admin :Only server operators may use OPER" }
             try await admin.send("OPER root correct-horse")
@@ -231,6 +236,9 @@ struct IRCTests {
             try await admin.send("KILL victim :spam")
             try await victim.waitFor { $0 == "!!! You were disconnected by root: spam" }
             _ = try await victim.waitForClose()
+            // A kill is a KICK in every shared channel, so no client keeps a ghost member.
+            try await admin.waitFor { $0 == ":root!root@parley KICK #general victim :spam" }
+            try await admin.waitFor { $0 == ":root!root@parley KICK #side victim :spam" }
         }
     }
 

@@ -123,6 +123,12 @@ struct IRCv3Tests {
             try await right.send("PASS letmein")
             try await right.waitFor { $0 == ":test.parley 462 ircer :You may not reregister" }
 
+            // Without the server password no account password may be tried.
+            let sasl = try await TestClient.connect(port: server.ircPort)
+            try await sasl.send("CAP REQ :sasl")
+            try await sasl.send("AUTHENTICATE PLAIN")
+            try await sasl.waitFor { $0 == ":test.parley 904 * :SASL authentication failed: send the server password (PASS) first" }
+
             let badText = try await TestClient.connect(port: server.port)
             try await badText.waitFor { $0 == "*** This server needs a password:" }
             try await badText.send("guess")
@@ -208,6 +214,11 @@ struct IRCv3Tests {
             try await fetcher.waitFor { $0 == ":test.parley FAIL CHATHISTORY INVALID_PARAMS AROUND :Supported: LATEST, BEFORE, AFTER and BETWEEN" }
             try await fetcher.send("CHATHISTORY LATEST #general * none")
             try await fetcher.waitFor { $0.hasPrefix(":test.parley FAIL CHATHISTORY INVALID_PARAMS LATEST :") }
+            // Times out of range or malformed are refused, never trusted (they once trapped the server).
+            for reference in ["timestamp=99999999999-01-01T00:00:00.000Z", "timestamp=2000000000-01-01T00:00:00Z", "timestamp=2026-13-01T00:00:00Z", "timestamp=now", "msgid=x"] {
+                try await fetcher.send("CHATHISTORY BEFORE #general \(reference) 10")
+                try await fetcher.waitFor { $0 == ":test.parley FAIL CHATHISTORY INVALID_PARAMS BEFORE :Unknown message reference" }
+            }
             try await fetcher.send("CHATHISTORY LATEST #elsewhere * 10")
             try await fetcher.waitFor { $0.hasPrefix(":test.parley 442 fetcher #elsewhere :") }
         }

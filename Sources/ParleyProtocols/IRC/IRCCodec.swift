@@ -93,7 +93,9 @@ public struct IRCCodec: Sendable {
                 numeric("002", nick, "Your host is \(serverName), running parley"),
                 numeric("003", nick, "This server speaks IRC, plain text and JSON lines; all meet in the same rooms"),
                 numeric("004", nick, serverName, "parley", "i", "bot"),
-                IRCMessage(source: serverName, command: "005", params: [nick] + Self.isupport + ["are supported by this server"]),
+                // At most 13 tokens a line (modern.ircdocs.horse), so two lines.
+                IRCMessage(source: serverName, command: "005", params: [nick] + Self.isupport.prefix(8) + ["are supported by this server"]),
+                IRCMessage(source: serverName, command: "005", params: [nick] + Self.isupport.dropFirst(8) + ["are supported by this server"]),
             ] + lusers(me: nick, online: online, rooms: rooms) + [
                 numeric("375", nick, "- \(serverName) Message of the day -"),
                 numeric("372", nick, "- Rooms are IRC channels; people on nc, telnet and parley connect start in #general: /join #general to meet them."),
@@ -183,7 +185,7 @@ public struct IRCCodec: Sendable {
                 case .topicLock: ("+t", nil)
                 case .topicUnlock: ("-t", nil)
                 case .key: ("+k", notice.target)
-                case .unkey: ("-k", nil)
+                case .unkey: ("-k", "*")  // k is a type B mode: its parameter is never left out
                 case .mute, .unmute: ("", nil)
                 }
             let sentence = IRCMessage(source: serverName, command: "NOTICE", params: [notice.room, notice.sentence(time: Timestamps.localDateAndClock)])
@@ -224,8 +226,11 @@ public struct IRCCodec: Sendable {
         if capabilities.contains(.accountTag), let account = message.account { tags["account"] = account }
         if let batch { tags["batch"] = batch }
         let overhead = source.utf8.count + target.utf8.count + command.utf8.count + 16 + (message.kind == .action ? 9 : 0)
-        return Self.split(message.text, maximumBytes: IRCMessage.maximumBodyBytes - overhead).map { part in
+        return Self.split(message.text, maximumBytes: IRCMessage.maximumBodyBytes - overhead).enumerated().map { index, part in
             let text = message.kind == .action ? "\u{1}ACTION \(part)\u{1}" : part
+            // A msgid names one line: the rest of a split message go without, so no client drops them as repeats.
+            var tags = tags
+            if index > 0 { tags["msgid"] = nil }
             return IRCMessage(tags: tags, source: source, command: command, params: [target, text])
         }
     }
