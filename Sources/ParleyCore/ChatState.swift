@@ -62,7 +62,6 @@ public struct ChatState<Peer: Sendable> {
     }
 
     public static var maximumTopicLength: Int { 300 }
-    public static var maximumAwayLength: Int { 200 }
     public static var maximumKeyLength: Int { 23 }
     /// Part, quit, kick, ban and mute reasons: they are stored and shown to whole rooms.
     public static var maximumReasonLength: Int { 200 }
@@ -273,11 +272,10 @@ public struct ChatState<Peer: Sendable> {
             effects.append(.deliver(.help(TextCommands.table.map(\.help)), to: me))
 
         case .away(let raw):
-            let message = raw.map { String(Sanitizer.trimmed(Sanitizer.text($0)).prefix(Self.maximumAwayLength)) }.flatMap { $0.isEmpty ? nil : $0 }
+            // An away message is shown to others like a reason, and cleaned and capped like one.
+            let message = cleanReason(raw)
             sessions[session.id]!.away = message
-            let audience = session.rooms.reduce(into: Set([session.id])) { $0.formUnion(rooms[$1.key]!.members) }
-            let event = ChatEvent.awayChanged(nick: session.nick.display, message: message)
-            effects.append(.deliver(event, to: audience.map { Recipient(peer: sessions[$0]!.peer, focused: true) }))
+            effects.append(.deliver(.awayChanged(nick: session.nick.display, message: message), to: audience(of: session)))
 
         case .history(let raw, let query):
             let room = try memberRoom(raw, of: session)
@@ -345,9 +343,13 @@ public struct ChatState<Peer: Sendable> {
         nicks[session.nick.key] = nil
         nicks[nick.key] = id
         sessions[id]!.nick = nick
-        let audience = session.rooms.reduce(into: Set([id])) { $0.formUnion(rooms[$1.key]!.members) }
-        let event = ChatEvent.nickChanged(from: session.nick.display, to: nick.display)
-        effects.append(.deliver(event, to: audience.map { Recipient(peer: sessions[$0]!.peer, focused: true) }))
+        effects.append(.deliver(.nickChanged(from: session.nick.display, to: nick.display), to: audience(of: session)))
+    }
+
+    /// The session and everyone who shares a room with it, each once: who hears of its nick or away changes.
+    func audience(of session: Session) -> [Recipient<Peer>] {
+        let ids = session.rooms.reduce(into: Set([session.id])) { $0.formUnion(rooms[$1.key]!.members) }
+        return ids.map { Recipient(peer: sessions[$0]!.peer, focused: true) }
     }
 
     /// Someone not logged in may hold a nick that has since been registered: when its owner logs in, they

@@ -230,8 +230,10 @@ struct IRCv3Tests {
             let watcher = try await IRCTests.ircUser("watcher", port: server.ircPort, capabilities: ["away-notify"])
             let plain = try await IRCTests.ircUser("plain", port: server.ircPort)
             let text = try await server.textUser("texter")
-            try await plain.waitFor { $0 == ":texter!texter@parley JOIN #general" }
+            let bot = try await server.jsonUser("bot")
+            try await plain.waitFor { $0 == ":bot!bot@parley JOIN #general" }
             try await plain.send("AWAY :at lunch")
+            try await bot.waitFor(isEvent("away", ["nick": "plain", "message": "at lunch"]))
             try await plain.waitFor { $0 == ":test.parley 306 plain :You have been marked as being away" }
             try await watcher.waitFor { $0 == ":plain!plain@parley AWAY :at lunch" }
             try await text.waitFor { $0 == "*** plain is away: at lunch" }
@@ -249,6 +251,10 @@ struct IRCv3Tests {
             try await text.waitFor { $0 == "*** plain is back." }
             try await text.send("/away brb")
             try await watcher.waitFor { $0 == ":texter!texter@parley AWAY :brb" }
+            try await bot.send(#"{"type":"away","text":"compiling"}"#)
+            try await watcher.waitFor { $0 == ":bot!bot@parley AWAY :compiling" }
+            try await text.send("/back")
+            try await watcher.waitFor { $0 == ":texter!texter@parley AWAY" }
         }
     }
 
@@ -300,6 +306,20 @@ struct IRCv3Tests {
             try await owner.waitFor { $0 == ":texter!texter@parley JOIN #vault" }
             try await owner.send("MODE #vault -k")
             try await text.waitFor { $0 == "*** owner removed the key of #vault: anyone may join" }
+            try await guest.waitFor { $0 == ":owner!owner@parley MODE #vault -k *" }
+            // JSON sets a key and joins with one.
+            let bot = try await server.jsonUser("bot")
+            try await bot.send(##"{"type":"join","room":"#vault"}"##)
+            try await bot.waitFor(isEvent("joined", ["room": "#vault", "nick": "bot"]))
+            try await owner.send("MODE #vault +o bot")
+            try await bot.waitFor(isEvent("moderation", ["action": "op", "target": "bot"]))
+            try await bot.send(##"{"type":"key","room":"#vault","key":"opensesame"}"##)
+            try await owner.waitFor { $0 == ":bot!bot@parley MODE #vault +k opensesame" }
+            let late = try await server.jsonUser("late")
+            try await late.send(##"{"type":"join","room":"#vault","ref":"j1"}"##)
+            try await late.waitFor(isEvent("error", ["code": "wrong_key", "ref": "j1"]))
+            try await late.send(##"{"type":"join","room":"#vault","key":"opensesame"}"##)
+            try await owner.waitFor { $0 == ":late!late@parley JOIN #vault" }
             try await guest.send("MODE #vault +k mine")
             try await guest.waitFor { $0.hasPrefix(":test.parley 482 guest #vault :") }
         }

@@ -40,7 +40,7 @@ public struct IRCCodec: Sendable {
     public let serverName: String
     /// ISUPPORT (005) tokens: what this server really does.
     public static let isupport = [
-        "AWAYLEN=200", "CASEMAPPING=ascii", "CHANLIMIT=#:\(ChatState<Int>.maximumRoomsPerUser)", "CHANMODES=b,k,,t",
+        "AWAYLEN=\(ChatState<Int>.maximumReasonLength)", "CASEMAPPING=ascii", "CHANLIMIT=#:\(ChatState<Int>.maximumRoomsPerUser)", "CHANMODES=b,k,,t",
         "CHANNELLEN=\(RoomName.maximumLength + 1)", "CHANTYPES=#", "KICKLEN=300", "MAXLIST=b:\(ChatState<Int>.maximumRestrictions)",
         "CHATHISTORY=\(IRCCodec.maximumHistoryPage)", "MSGREFTYPES=msgid,timestamp", "NETWORK=Parley",
         "NICKLEN=\(Nick.maximumLength)", "PREFIX=(o)@", "TOPICLEN=\(ChatState<Int>.maximumTopicLength)",
