@@ -121,7 +121,6 @@ final class Sender: Sendable {
         /// the bench counts as latency instead of hiding it (no coordinated omission).
         var start: NIODeadline?
         var pacer: Pacer?
-        var timer: RepeatedTask?
     }
 
     let index: Int
@@ -149,24 +148,30 @@ final class Sender: Sendable {
             switch mode {
             case .window(let size):
                 for _ in 0..<size { send(state) }
-                channel.eventLoop.scheduleTask(deadline: end) { state.stopped = true }
+                channel.eventLoop.scheduleTask(deadline: end) { self.state.value.stopped = true }
             case .rate(let perSecond):
-                let start = NIODeadline.now()
-                state.start = start
+                state.start = NIODeadline.now()
                 state.pacer = Pacer(perSecond: perSecond)
-                let tick = TimeAmount.nanoseconds(max(1_000_000, min(20_000_000, Int64(1e9 / perSecond))))
-                state.timer = channel.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: tick) { task in
-                    let now = NIODeadline.now()
-                    guard now < end else {
-                        state.stopped = true
-                        task.cancel()
-                        return
-                    }
-                    let elapsed = Duration.nanoseconds(Int64(now.uptimeNanoseconds - start.uptimeNanoseconds))
-                    for _ in 0..<(state.pacer!.due(elapsed: elapsed)) { self.send(state) }
-                }
+                tick()
             }
         }
+    }
+
+    /// Rate mode: sends what is due, then sleeps until the next message's own moment. A periodic timer would
+    /// add up to its period to every latency (and NIO's repeated tasks drift by each run's duration).
+    private func tick() {
+        let state = state.value
+        guard let start = state.start, var pacer = state.pacer else { return }
+        let now = NIODeadline.now()
+        guard now < state.end else {
+            state.stopped = true
+            return
+        }
+        let due = pacer.due(elapsed: .nanoseconds(Int64(now.uptimeNanoseconds - start.uptimeNanoseconds)))
+        state.pacer = pacer
+        for _ in 0..<due { send(state) }
+        let next = start + .nanoseconds(Int64((Double(pacer.sent) / pacer.perSecond * 1e9).rounded(.up)))
+        channel.eventLoop.scheduleTask(deadline: next) { self.tick() }
     }
 
     /// The observer saw one of this sender's messages: in windowed mode, that frees a slot.

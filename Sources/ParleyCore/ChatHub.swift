@@ -12,6 +12,15 @@ public protocol EventSink: Sendable {
 
     /// Ends a client's connection once what is queued for it has been sent.
     func close(_ peer: Peer, reason: LeaveReason)
+
+    /// The publisher has carried out a batch, or is about to wait in the middle of one: what was delivered may
+    /// go out now. A sink may hold deliveries until then, so a connection sent many events in one batch gets
+    /// them in one write.
+    func endOfBatch()
+}
+
+extension EventSink {
+    public func endOfBatch() {}
 }
 
 /// The chat, safe to share: `ChatState` behind a lock, and the ordered queue of what its changes ask for.

@@ -61,6 +61,7 @@ public struct Publisher<Sink: EventSink>: Sendable {
                 // read in queue order, so they leave no gap. A failed read is an error, never an empty history
                 // (a resuming client would take that for "nothing missed").
                 let recipient = [Recipient(peer: peer, focused: true)]
+                sink.endOfBatch()
                 do {
                     let messages = try await store.history(room: room, query, below: below)
                     sink.deliver(.history(room: room, messages: messages, ref: ref), to: recipient)
@@ -72,6 +73,7 @@ public struct Publisher<Sink: EventSink>: Sendable {
             case .close(let peer, let reason):
                 sink.close(peer, reason: reason)
             case .persist(let changes, let audit, let actor):
+                sink.endOfBatch()
                 do {
                     try await rooms.apply(changes, audit: audit)
                 } catch {
@@ -84,5 +86,6 @@ public struct Publisher<Sink: EventSink>: Sendable {
                 }
             }
         }
+        sink.endOfBatch()
     }
 }

@@ -48,7 +48,7 @@ public struct ChatListener: Service {
 
     public func run() async throws {
         let limits = handler.limits
-        let server: NIOAsyncChannel<NIOAsyncChannel<InboundFrame, ByteBuffer>, Never>
+        let server: NIOAsyncChannel<AcceptedConnection, Never>
         do {
             server = try await bind(limits: limits)
         } catch {
@@ -75,7 +75,7 @@ public struct ChatListener: Service {
 
     private var door: Door { handler.door }
 
-    private func bind(limits: ServerConfiguration.Limits) async throws -> NIOAsyncChannel<NIOAsyncChannel<InboundFrame, ByteBuffer>, Never> {
+    private func bind(limits: ServerConfiguration.Limits) async throws -> NIOAsyncChannel<AcceptedConnection, Never> {
         try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -87,18 +87,19 @@ public struct ChatListener: Service {
                     try channel.pipeline.syncOperations.addHandler(
                         FrameHandler(limits: limits.line, stripsTelnet: lines, greetingWindow: lines ? limits.greetingWindow.timeAmount : nil)
                     )
-                    return try NIOAsyncChannel<InboundFrame, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    let outbox = try Outbox(channel: channel, limitBytes: limits.sendQueueBytes, linger: limits.linger)
+                    return AcceptedConnection(channel: try NIOAsyncChannel(wrappingChannelSynchronously: channel), outbox: outbox)
                 }
             }
     }
 
-    private func acceptConnections(_ server: NIOAsyncChannel<NIOAsyncChannel<InboundFrame, ByteBuffer>, Never>) async throws {
+    private func acceptConnections(_ server: NIOAsyncChannel<AcceptedConnection, Never>) async throws {
         do {
             try await withGracefulShutdownHandler {
                 try await withThrowingDiscardingTaskGroup { connections in
                     try await server.executeThenClose { inbound in
-                        for try await channel in inbound {
-                            connections.addTask { await handler.run(channel) }
+                        for try await connection in inbound {
+                            connections.addTask { await handler.run(connection) }
                         }
                     }
                 }

@@ -52,21 +52,35 @@ public final class Client: Sendable {
 }
 
 /// Delivers the hub's events: each event is encoded at most once per wire format and text variant, and the
-/// same bytes are offered to every recipient's outbox. Nothing here waits for a client.
+/// same bytes are offered to every recipient's outbox. At the end of the publisher's batch one task per event
+/// loop drains the outboxes that live there, so each connection gets one write per batch. Nothing here waits
+/// for a client.
 public struct Fanout: EventSink {
     public typealias Peer = Client
 
     let text = TextCodec()
     let json = JSONCodec()
     let irc: IRCCodec
+    /// The drains this batch asks for; only the publisher touches them, the lock is never contended.
+    private let drains = DrainRequests()
 
     public init(serverName: String) {
         self.irc = IRCCodec(serverName: serverName)
     }
 
+    public func endOfBatch() {
+        drains.request()
+    }
+
     public func deliver(_ event: ChatEvent, to recipients: [Recipient<Client>]) {
+        drains.collect { drains in deliver(event, to: recipients, collecting: &drains) }
+    }
+
+    private func deliver(_ event: ChatEvent, to recipients: [Recipient<Client>], collecting drains: inout Drains) {
         var cache = FrameCache()
         let personal = IRCCodec.isPersonal(event)
+        var largest = 0
+        defer { drains.delivered(bytes: largest) }
         for recipient in recipients {
             let frame: ByteBuffer?
             if let peer = recipient.peer.irc {
@@ -79,7 +93,9 @@ public struct Fanout: EventSink {
             } else {
                 frame = cache.frame(for: event, format: recipient.peer.format, focused: recipient.focused, using: self)
             }
-            if let frame { recipient.peer.outbox.offer(frame) }
+            guard let frame else { continue }
+            largest = max(largest, frame.readableBytes)
+            drains.offer(frame, to: recipient.peer.outbox)
         }
     }
 
@@ -90,7 +106,7 @@ public struct Fanout: EventSink {
 
     public func close(_ peer: Client, reason: LeaveReason) {
         // IRC ends every connection the server closes with ERROR (RFC 2812 3.1.7).
-        if peer.irc != nil { peer.outbox.offer(ByteBuffer(string: IRCMessage(command: "ERROR", params: ["Closing link: \(reason.text)"]).serialized())) }
+        if peer.irc != nil { peer.outbox.send(ByteBuffer(string: IRCMessage(command: "ERROR", params: ["Closing link: \(reason.text)"]).serialized())) }
         peer.close(reason: reason)
     }
 

@@ -25,31 +25,21 @@ struct ConnectionHandler: Sendable {
     let logger: Logger
 
     /// Never throws: one connection's failure is logged and ends that connection only.
-    func run(_ channel: NIOAsyncChannel<InboundFrame, ByteBuffer>) async {
+    func run(_ accepted: AcceptedConnection) async {
+        let (channel, outbox) = (accepted.channel, accepted.outbox)
         var logger = logger
         logger[metadataKey: "peer"] = "\(channel.channel.remoteAddress?.display ?? "?")"
         logger.info("connected")
         let socket = channel.channel
-        let linger = limits.linger
-        let outbox = Outbox(limitBytes: limits.sendQueueBytes) { ending in
-            // A reader too slow for its queue is cut at once; any other ending gets time to drain a goodbye.
-            // Either way the channel closes even if the writer is stuck on a socket that is not being read.
-            switch ending {
-            case .overflowed:
-                socket.close(promise: nil)
-            case .finished(let deadline):
-                socket.eventLoop.scheduleTask(in: (deadline ?? linger).timeAmount) { socket.close(promise: nil) }
-            }
-        }
         let connection = ConnectionState(outbox: outbox, fanout: fanout, irc: door == .irc ? IRCPeer() : nil)
         let context = SessionContext(
             connection: connection, hub: hub, accounts: accounts,
             address: channel.channel.remoteAddress?.ipAddress ?? "unknown", serverPassword: serverPassword
         )
         do {
-            try await channel.executeThenClose { inbound, outbound in
+            try await channel.executeThenClose { inbound in
                 try await withGracefulShutdownHandler {
-                    try await serve(context, socket: socket, inbound: inbound, outbound: outbound)
+                    try await serve(context, socket: socket, inbound: inbound)
                 } onGracefulShutdown: {
                     connection.shutDown(grace: limits.shutdownGrace)
                 }
@@ -66,28 +56,20 @@ struct ConnectionHandler: Sendable {
     }
 
     private enum Ending {
-        case writer, reader, registrationDeadline, silence
+        case closed, reader, registrationDeadline, silence
     }
 
     private func serve(
         _ context: SessionContext,
         socket: any Channel,
-        inbound: NIOAsyncChannelInboundStream<InboundFrame>,
-        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+        inbound: NIOAsyncChannelInboundStream<InboundFrame>
     ) async throws {
         let connection = context.connection
         try await withThrowingTaskGroup(of: Ending.self) { group in
             group.addTask {
-                // The only writer of this channel: one write (one event-loop hop, one flush) per batch.
-                while let batch = await connection.outbox.nextBatch() {
-                    try await outbound.write(contentsOf: batch)
-                }
-                // The close that follows would throw away what NIO has not yet handed to the kernel (the
-                // goodbye above all): wait for it. The outbox's end already bounds how long this may take.
-                if connection.outbox.phase != .overflowed {
-                    try? await socket.writeAndFlush(ByteBuffer()).get()
-                }
-                return .writer
+                // The outbox writes on the event loop and closes the channel once it has ended and drained.
+                try? await socket.closeFuture.get()
+                return .closed
             }
             group.addTask {
                 await read(inbound, context: context)
@@ -119,7 +101,7 @@ struct ConnectionHandler: Sendable {
                     }
                 case .silence:
                     continue
-                case .writer:
+                case .closed:
                     group.cancelAll()
                     return
                 }
@@ -221,4 +203,11 @@ extension Double {
     fileprivate var formatted: String {
         self == rounded() ? String(Int(self)) : String(self)
     }
+}
+
+/// A connection as the listener's channel initializer set it up on the event loop: frames in through the
+/// async channel, frames out through the outbox at the front of the pipeline.
+struct AcceptedConnection: Sendable {
+    let channel: NIOAsyncChannel<InboundFrame, Never>
+    let outbox: Outbox
 }

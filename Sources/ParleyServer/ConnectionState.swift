@@ -51,16 +51,16 @@ final class ConnectionState: Sendable {
     /// Sends an event to this connection alone, in its format (plain text while the mode is undecided).
     func send(_ event: ChatEvent) {
         if let irc {
-            if let frame = fanout.encode(event, for: irc) { outbox.offer(frame) }
+            if let frame = fanout.encode(event, for: irc) { outbox.send(frame) }
             return
         }
         let format = shared.withLock { $0.format } ?? .text
-        if let frame = fanout.encode(event, format: format) { outbox.offer(frame) }
+        if let frame = fanout.encode(event, format: format) { outbox.send(frame) }
     }
 
     /// Sends raw bytes (the greeting and nickname prompts of text mode).
     func send(_ frame: ByteBuffer) {
-        outbox.offer(frame)
+        outbox.send(frame)
     }
 
     /// Says goodbye and ends the outbox for `reason`; the writer drains it, then the connection closes.

@@ -1,80 +1,88 @@
 import NIOCore
 import Synchronization
 
-/// One connection's bounded outbound queue: any task offers frames without waiting, the connection's writer
-/// takes them in batches.
+/// One connection's way out: a bounded queue that any task offers frames to without waiting, drained onto the
+/// socket by the channel's own event loop.
 ///
 /// This is what keeps one slow reader from stalling or bloating everyone else: `offer` never suspends, and when
-/// the queued bytes would pass `limitBytes` the outbox drops everything and ends, which closes that
-/// connection alone (ergo's "SendQ exceeded").
+/// the queued bytes would pass `limitBytes` the outbox drops everything and closes that connection alone
+/// (ergo's "SendQ exceeded"). A drain takes everything queued, writes it and flushes once, so a connection
+/// that is sent many events while its loop is busy gets them in one `writev`. While the socket is not
+/// writable (NIO's high-water mark) nothing is taken: frames wait here, where they count against the limit.
+///
+/// A drain is requested only by the offer that finds none pending, so a burst of events costs one task on the
+/// event loop per connection at most; `Drains` groups those requests so the fan-out of one event costs one
+/// task per event loop.
 final class Outbox: Sendable {
     enum Phase: Sendable, Equatable {
         case open
-        /// No more frames are accepted; the writer sends what is left, then ends.
+        /// No more frames are accepted; the next drain sends what is left, then closes.
         case finishing
-        /// The reader fell too far behind; what was queued is dropped.
+        /// The reader fell too far behind; what was queued is dropped and the channel closed.
         case overflowed
+        /// Everything is sent, or the channel is gone.
         case done
     }
-
-    private typealias Waiter = CheckedContinuation<[ByteBuffer]?, Never>
 
     private struct State {
         var phase = Phase.open
         var frames: [ByteBuffer] = []
         var bytes = 0
-        /// The writer, when it waits for a frame.
-        var waiter: Waiter?
+        /// A drain is scheduled, or waits for the socket to become writable: offers need not request another.
+        var drainRequested = false
 
-        /// What the writer gets now: a batch, nil for "ended", or `.none` when it must wait.
-        mutating func take() -> [ByteBuffer]?? {
+        enum Taken {
+            case nothing
+            case frames([ByteBuffer], last: Bool)
+        }
+
+        mutating func take() -> Taken {
+            drainRequested = false
             switch phase {
-            case .open where frames.isEmpty:
-                return .none
+            case .open where frames.isEmpty, .overflowed, .done:
+                return .nothing
             case .open, .finishing:
+                let last = phase == .finishing
+                if last { phase = .done }
                 defer {
                     frames = []
                     bytes = 0
-                    if phase == .finishing { phase = .done }
                 }
-                return .some(frames)
-            case .overflowed, .done:
-                return .some(nil)
+                return .frames(frames, last: last)
             }
-        }
-
-        /// Hands the waiting writer whatever `take()` gives now, if it can be given.
-        mutating func wakeWriter() -> (Waiter, [ByteBuffer]?)? {
-            guard let waiter, let batch = take() else { return nil }
-            self.waiter = nil
-            return (waiter, batch)
         }
     }
 
     let limitBytes: Int
+    /// How long a goodbye may take to drain when `finish` names no deadline.
+    let linger: Duration
+    let channel: any Channel
     private let state = Mutex(State())
-    private let onEnd: @Sendable (Ending) -> Void
+    /// The writer's place in the pipeline while the channel is open; only touched on the event loop.
+    private let context: NIOLoopBoundBox<ChannelHandlerContext?>
 
-    /// How the outbox stopped accepting frames.
-    enum Ending: Sendable, Equatable {
-        case overflowed
-        /// Finished; what is queued may take up to `drainingFor` (nil: the connection's default) to go out.
-        case finished(drainingFor: Duration?)
-    }
-
-    /// `onEnd` is called once, outside the lock, when the outbox stops accepting frames. The writer may be
-    /// stuck in a write to a socket nobody reads, where no wake-up reaches it, so the connection uses this to
-    /// close the channel itself.
-    init(limitBytes: Int, onEnd: @escaping @Sendable (Ending) -> Void = { _ in }) {
+    /// Adds the handler that drains it to the front of `channel`'s pipeline; call on the channel's event loop.
+    init(channel: any Channel, limitBytes: Int, linger: Duration) throws {
+        self.channel = channel
         self.limitBytes = limitBytes
-        self.onEnd = onEnd
+        self.linger = linger
+        self.context = NIOLoopBoundBox(nil, eventLoop: channel.eventLoop)
+        try channel.pipeline.syncOperations.addHandler(Writer(self), position: .first)
     }
+
+    var eventLoop: any EventLoop { channel.eventLoop }
 
     var phase: Phase { state.withLock { $0.phase } }
 
-    /// Queues a frame; never waits. Past the limit the outbox overflows and reports it through `onEnd`.
-    func offer(_ frame: ByteBuffer) {
-        let (overflowed, wakeUp) = state.withLock { state -> (Bool, (Waiter, [ByteBuffer]?)?) in
+    /// Queues a frame and sees that it is sent; never waits. Past the limit the outbox overflows and closes.
+    func send(_ frame: ByteBuffer) {
+        if offer(frame) { requestDrain() }
+    }
+
+    /// Queues a frame; true when the caller must request a drain (this outbox had none pending). Past the
+    /// limit the outbox overflows and closes the channel.
+    func offer(_ frame: ByteBuffer) -> Bool {
+        let (overflowed, needsDrain) = state.withLock { state -> (Bool, Bool) in
             switch state.phase {
             // A frame larger than the whole limit still goes into an empty queue: a long reply is not a
             // slow reader.
@@ -82,50 +90,147 @@ final class Outbox: Sendable {
                 state.phase = .overflowed
                 state.frames = []
                 state.bytes = 0
-                return (true, state.wakeWriter())
+                return (true, false)
             case .open:
                 state.frames.append(frame)
                 state.bytes += frame.readableBytes
-                return (false, state.wakeWriter())
+                defer { state.drainRequested = true }
+                return (false, !state.drainRequested)
             case .overflowed, .finishing, .done:
-                return (false, nil)  // ended: the frame is dropped
+                return (false, false)  // ended: the frame is dropped
             }
         }
-        if let (waiter, batch) = wakeUp { waiter.resume(returning: batch) }
-        if overflowed { onEnd(.overflowed) }
+        // At once: the reader may be stuck on a socket nobody reads, where no drain would ever come.
+        if overflowed { channel.close(promise: nil) }
+        return needsDrain
     }
 
-    /// Accepts no more frames; the writer sends what is queued, then `nextBatch` returns nil.
+    /// Accepts no more frames; what is queued is sent, then the channel closes — after `deadline` (nil: the
+    /// linger) at the latest, even if the peer does not read.
     func finish(drainingFor deadline: Duration? = nil) {
-        let (ended, wakeUp) = state.withLock { state -> (Bool, (Waiter, [ByteBuffer]?)?) in
-            guard state.phase == .open else { return (false, nil) }
-            state.phase = state.frames.isEmpty ? .done : .finishing
-            return (true, state.wakeWriter())
+        let (ended, needsDrain) = state.withLock { state -> (Bool, Bool) in
+            guard state.phase == .open else { return (false, false) }
+            state.phase = .finishing
+            defer { state.drainRequested = true }
+            return (true, !state.drainRequested)
         }
-        if let (waiter, batch) = wakeUp { waiter.resume(returning: batch) }
-        if ended { onEnd(.finished(drainingFor: deadline)) }
+        guard ended else { return }
+        if needsDrain { requestDrain() }
+        let channel = channel
+        channel.eventLoop.scheduleTask(in: (deadline ?? linger).timeAmount) { channel.close(promise: nil) }
     }
 
-    /// Waits for at least one frame and returns everything queued, or nil when the outbox has ended or the
-    /// task is cancelled. Only the connection's writer calls this, so there is at most one waiter.
-    func nextBatch() async -> [ByteBuffer]? {
-        if let ready = state.withLock({ $0.take() }) { return ready }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let ready = state.withLock { state -> [ByteBuffer]?? in
-                    if Task.isCancelled { return .some(nil) }
-                    if let ready = state.take() { return ready }
-                    state.waiter = continuation
-                    return .none
-                }
-                if let ready { continuation.resume(returning: ready) }
-            }
-        } onCancel: {
-            let waiter = state.withLock { state in
-                defer { state.waiter = nil }
-                return state.waiter
-            }
-            waiter?.resume(returning: nil)
+    func requestDrain() {
+        eventLoop.execute { self.drain() }
+    }
+
+    /// Writes everything queued and flushes once; on the event loop.
+    func drain() {
+        // Gone, or not writable: a writability change drains again (`drainRequested` stays set until then).
+        guard let context = context.value, context.channel.isWritable else { return }
+        switch state.withLock({ $0.take() }) {
+        case .nothing:
+            return
+        case .frames(let frames, last: false):
+            for frame in frames { context.write(NIOAny(frame), promise: nil) }
+            context.flush()
+        case .frames(let frames, last: true):
+            for frame in frames { context.write(NIOAny(frame), promise: nil) }
+            // Closing at once would throw away what NIO has not yet handed to the kernel (the goodbye above all).
+            let written = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(NIOAny(ByteBuffer()), promise: written)
+            written.futureResult.whenComplete { [channel] _ in channel.close(promise: nil) }
         }
+    }
+
+    private func attach(_ context: ChannelHandlerContext) {
+        self.context.value = context
+    }
+
+    /// The channel closed: nothing more can be sent, so nothing more is kept.
+    private func detach() {
+        context.value = nil
+        state.withLock { state in
+            if state.phase != .overflowed { state.phase = .done }
+            state.frames = []
+            state.bytes = 0
+        }
+    }
+
+    /// The outbox's hands in the pipeline, first after the socket: it gives the outbox its context and drains
+    /// it when the socket can take more.
+    private final class Writer: ChannelInboundHandler, RemovableChannelHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+
+        let outbox: Outbox
+
+        init(_ outbox: Outbox) {
+            self.outbox = outbox
+        }
+
+        func handlerAdded(context: ChannelHandlerContext) {
+            outbox.attach(context)
+        }
+
+        func handlerRemoved(context: ChannelHandlerContext) {
+            outbox.detach()
+        }
+
+        func channelWritabilityChanged(context: ChannelHandlerContext) {
+            if context.channel.isWritable { outbox.drain() }
+            context.fireChannelWritabilityChanged()
+        }
+    }
+}
+
+/// The drains one batch of fan-outs asks for, grouped by event loop: one task per loop drains them all.
+struct Drains {
+    /// How much one connection may be sent before its drain is requested even in the middle of a batch: a
+    /// batch can hold thousands of messages, far more than a send queue.
+    static let bytesPerRequest = 16 * 1024
+
+    private var loops: [(loop: any EventLoop, outboxes: [Outbox])] = []
+    /// The most any one connection was offered since the last request (at most the sum of every event's
+    /// largest frame).
+    private var bytesSinceRequest = 0
+
+    mutating func offer(_ frame: ByteBuffer, to outbox: Outbox) {
+        guard outbox.offer(frame) else { return }
+        let loop = outbox.eventLoop
+        // A handful of loops (one per core): a linear search beats hashing.
+        if let index = loops.firstIndex(where: { $0.loop === loop }) {
+            loops[index].outboxes.append(outbox)
+        } else {
+            loops.append((loop, [outbox]))
+        }
+    }
+
+    /// One event was offered, in frames of at most `bytes`; past `bytesPerRequest` the drains go out now.
+    mutating func delivered(bytes: Int) {
+        bytesSinceRequest += bytes
+        if bytesSinceRequest >= Self.bytesPerRequest { request() }
+    }
+
+    /// Requests the drains gathered so far and starts over.
+    mutating func request() {
+        bytesSinceRequest = 0
+        for (loop, outboxes) in loops {
+            loop.execute { for outbox in outboxes { outbox.drain() } }
+        }
+        loops.removeAll(keepingCapacity: true)
+    }
+}
+
+/// `Drains` shared by the fan-outs of one publisher batch and requested at its end.
+final class DrainRequests: Sendable {
+    private let drains = Mutex(Drains())
+
+    func collect(_ body: (inout Drains) -> Void) {
+        drains.withLock { body(&$0) }
+    }
+
+    func request() {
+        drains.withLock { $0.request() }
     }
 }
