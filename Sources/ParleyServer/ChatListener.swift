@@ -126,6 +126,9 @@ public struct ChatListener: Service {
         try? options.setOption(.socketOption(.so_sndbuf), value: SocketOptionValue(limits.socketSendBufferBytes))
         // One socket read per wake-up bounds the raw input waiting in `FrameHandler` to one read.
         try? options.setOption(.maxMessagesPerRead, value: 1)
+        // Chat lines are short, and the read buffer stays with the connection between reads: start it small
+        // (NIO's default is 2 KiB); it grows for a client that fills it.
+        try? options.setOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
         // A peer that vanished without a FIN (power loss, NAT timeout) is found in about two minutes instead
         // of Linux's default two hours: probe after 60 s idle, every 10 s, give up after 6.
         try? options.setOption(.socketOption(.so_keepalive), value: 1)

@@ -38,8 +38,8 @@ struct ConnectionHandler: Sendable {
         )
         do {
             try await channel.executeThenClose { inbound in
-                try await withGracefulShutdownHandler {
-                    try await serve(context, socket: socket, inbound: inbound)
+                await withGracefulShutdownHandler {
+                    await serve(context, socket: socket, inbound: inbound)
                 } onGracefulShutdown: {
                     connection.shutDown(grace: limits.shutdownGrace)
                 }
@@ -55,79 +55,59 @@ struct ConnectionHandler: Sendable {
         logger.info("disconnected", metadata: ["reason": "\(reason.cause)"])
     }
 
-    private enum Ending {
-        case closed, reader, registrationDeadline, silence
-    }
-
+    /// Reads until input ends, then waits for the outbox to drain and close the channel. The timers run on the
+    /// event loop rather than as tasks: a task's stack is kilobytes, and every connection would pay for them.
     private func serve(
         _ context: SessionContext,
         socket: any Channel,
         inbound: NIOAsyncChannelInboundStream<InboundFrame>
-    ) async throws {
+    ) async {
         let connection = context.connection
-        try await withThrowingTaskGroup(of: Ending.self) { group in
-            group.addTask {
-                // The outbox writes on the event loop and closes the channel once it has ended and drained.
-                try? await socket.closeFuture.get()
-                return .closed
-            }
-            group.addTask {
-                await read(inbound, context: context)
-                return .reader
-            }
-            group.addTask {
-                try? await Task.sleep(for: limits.registrationTimeout)
-                return .registrationDeadline
-            }
-            if door == .irc {
-                group.addTask {
-                    await keepAlive(connection)
-                    return .silence
-                }
-            }
-            while let ending = try await group.next() {
-                switch ending {
-                case .registrationDeadline:
-                    guard connection.session == nil, !Task.isCancelled else { continue }
-                    let error = ChatError(.registrationTimeout, "No nickname was chosen in time. Goodbye.")
-                    connection.end(with: .error(error, ref: nil), reason: .connectionLost)
-                case .reader:
-                    // Input is over. Replies to what the client sent may still be in the publisher's queue, so a
-                    // registered session is closed by the hub, after them; the outbox's end bounds the drain.
-                    if let session = connection.session {
-                        hub.disconnect(session, reason: connection.finalReason, closing: true)
-                    } else {
-                        connection.outbox.finish()
-                    }
-                case .silence:
-                    continue
-                case .closed:
-                    group.cancelAll()
-                    return
-                }
-            }
+        let registrationDeadline = socket.eventLoop.scheduleTask(in: limits.registrationTimeout.timeAmount) {
+            guard connection.session == nil else { return }
+            let error = ChatError(.registrationTimeout, "No nickname was chosen in time. Goodbye.")
+            connection.end(with: .error(error, ref: nil), reason: .connectionLost)
+        }
+        let keepAlive = door == .irc ? startKeepAlive(connection, on: socket.eventLoop) : nil
+        defer {
+            registrationDeadline.cancel()
+            keepAlive?.cancel()
+        }
+        await read(inbound, context: context)
+        // Input is over. Replies to what the client sent may still be in the publisher's queue, so a registered
+        // session is closed by the hub, after them; the outbox's end bounds the drain.
+        if let session = connection.session {
+            hub.disconnect(session, reason: connection.finalReason, closing: true)
+        } else {
+            connection.outbox.finish()
+        }
+        await withTaskCancellationHandler {
+            try? await socket.closeFuture.get()
+        } onCancel: {
+            socket.close(promise: nil)
         }
     }
 
     /// IRC's keep-alive: a client silent for a whole interval is sent PING, and one silent for another interval
     /// after that is gone (a dead peer or a half-open connection), so its nick and rooms are freed.
-    private func keepAlive(_ connection: ConnectionState) async {
-        let interval = limits.pingInterval
-        var heard = connection.framesHeard.load(ordering: .relaxed)
-        var pinged = false
-        while connection.isOpen {
-            do { try await Task.sleep(for: interval) } catch { return }
+    private func startKeepAlive(_ connection: ConnectionState, on loop: any EventLoop) -> RepeatedTask {
+        let interval = limits.pingInterval.timeAmount
+        let silence = NIOLoopBoundBox.makeBoxSendingValue((heard: UInt64(0), pinged: false), eventLoop: loop)
+        let serverName = hub.serverName
+        return loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { task in
             let now = connection.framesHeard.load(ordering: .relaxed)
-            if now != heard {
-                (heard, pinged) = (now, false)
-            } else if !pinged {
-                pinged = true
-                connection.send(ByteBuffer(string: IRCMessage(command: "PING", params: [hub.serverName]).serialized()))
+            if !connection.isOpen {
+                task.cancel()
+            } else if now != silence.value.heard {
+                silence.value = (now, false)
+            } else if !silence.value.pinged {
+                silence.value.pinged = true
+                connection.send(ByteBuffer(string: IRCMessage(command: "PING", params: [serverName]).serialized()))
             } else {
+                task.cancel()
                 let goodbye = IRCMessage(command: "ERROR", params: ["Closing link: ping timeout"])
                 connection.send(ByteBuffer(string: goodbye.serialized()))
                 connection.end(with: nil, reason: .pingTimeout)
-                return
             }
         }
     }
