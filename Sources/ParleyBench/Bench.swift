@@ -39,7 +39,12 @@ public enum Bench {
         let start = NIODeadline.now()
         let end = start + .nanoseconds(Int64(configuration.duration.components.seconds) * 1_000_000_000 + configuration.duration.components.attoseconds / 1_000_000_000)
         let mode: Sender.Mode = configuration.rate.map { .rate($0) } ?? .window(configuration.window)
-        for sender in senders { sender.start(mode, until: end) }
+        // Rate mode: the senders take turns, evenly spaced, instead of all sending at the same instants: the
+        // load is `senders × rate` messages a second, not bursts of `senders` messages `rate` times a second.
+        let spacing = configuration.rate.map { 1e9 / ($0 * Double(senders.count)) } ?? 0
+        for (index, sender) in senders.enumerated() {
+            sender.start(mode, at: start + .nanoseconds(Int64(spacing * Double(index))), until: end)
+        }
         try await Task.sleep(for: configuration.duration)
         // Senders stop by the event loops' clock; once it has passed `end`, no send can follow the counts below.
         while NIODeadline.now() < end { try await Task.sleep(for: .milliseconds(5)) }

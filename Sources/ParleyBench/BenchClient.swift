@@ -141,7 +141,8 @@ final class Sender: Sendable {
         self.state = try await channel.eventLoop.submit { NIOLoopBound(State(), eventLoop: channel.eventLoop) }.get()
     }
 
-    func start(_ mode: Mode, until end: NIODeadline) {
+    /// Starts sending; in rate mode the first message is due at `begin`.
+    func start(_ mode: Mode, at begin: NIODeadline, until end: NIODeadline) {
         channel.eventLoop.execute { [self] in
             let state = self.state.value
             state.end = end
@@ -150,9 +151,9 @@ final class Sender: Sendable {
                 for _ in 0..<size { send(state) }
                 channel.eventLoop.scheduleTask(deadline: end) { self.state.value.stopped = true }
             case .rate(let perSecond):
-                state.start = NIODeadline.now()
+                state.start = begin
                 state.pacer = Pacer(perSecond: perSecond)
-                tick()
+                channel.eventLoop.scheduleTask(deadline: begin) { self.tick() }
             }
         }
     }
@@ -167,7 +168,8 @@ final class Sender: Sendable {
             state.stopped = true
             return
         }
-        let due = pacer.due(elapsed: .nanoseconds(Int64(now.uptimeNanoseconds - start.uptimeNanoseconds)))
+        let elapsed = now > start ? Int64(now.uptimeNanoseconds - start.uptimeNanoseconds) : 0
+        let due = pacer.due(elapsed: .nanoseconds(elapsed))
         state.pacer = pacer
         for _ in 0..<due { send(state) }
         let next = start + .nanoseconds(Int64((Double(pacer.sent) / pacer.perSecond * 1e9).rounded(.up)))

@@ -549,8 +549,10 @@ public struct ChatState<Peer: Sendable> {
         var recipients: [Recipient<Peer>] = []
         recipients.reserveCapacity(room.members.count)
         for member in room.members where member != excluded {
-            let session = sessions[member]!
-            recipients.append(Recipient(peer: session.peer, focused: session.currentRoom == name))
+            // Read in place: copying each member's whole session would retain and release every field of it,
+            // and this runs for every message.
+            let index = sessions.index(forKey: member)!
+            recipients.append(Recipient(peer: sessions.values[index].peer, focused: sessions.values[index].rooms.last == name))
         }
         return recipients
     }

@@ -61,11 +61,12 @@ public struct Fanout: EventSink {
     let text = TextCodec()
     let json = JSONCodec()
     let irc: IRCCodec
-    /// The drains this batch asks for; only the publisher touches them, the lock is never contended.
-    private let drains = DrainRequests()
+    private let drains: DrainRequests
 
-    public init(serverName: String) {
+    /// `flushInterval`: how often, at most, each event loop writes to its busy connections (see `LoopDrainer`).
+    public init(serverName: String, flushInterval: Duration = .zero) {
         self.irc = IRCCodec(serverName: serverName)
+        self.drains = DrainRequests(flushInterval: flushInterval.timeAmount)
     }
 
     public func endOfBatch() {

@@ -11,8 +11,7 @@ import Synchronization
 /// writable (NIO's high-water mark) nothing is taken: frames wait here, where they count against the limit.
 ///
 /// A drain is requested only by the offer that finds none pending, so a burst of events costs one task on the
-/// event loop per connection at most; `Drains` groups those requests so the fan-out of one event costs one
-/// task per event loop.
+/// event loop per connection at most; the fan-out groups those requests per event loop (`DrainRequests`).
 final class Outbox: Sendable {
     enum Phase: Sendable, Equatable {
         case open
@@ -27,6 +26,8 @@ final class Outbox: Sendable {
     private struct State {
         var phase = Phase.open
         var frames: [ByteBuffer] = []
+        /// The array the last drain wrote from, emptied: the next batch reuses its storage.
+        var spare: [ByteBuffer] = []
         var bytes = 0
         /// A drain is scheduled, or waits for the socket to become writable: offers need not request another.
         var drainRequested = false
@@ -45,7 +46,10 @@ final class Outbox: Sendable {
                 let last = phase == .finishing
                 if last { phase = .done }
                 defer {
-                    frames = []
+                    // The batch leaves with the only reference to its storage, so the drain can empty and
+                    // return it without a copy.
+                    frames = spare
+                    spare = []
                     bytes = 0
                 }
                 return .frames(frames, last: last)
@@ -131,8 +135,10 @@ final class Outbox: Sendable {
         switch state.withLock({ $0.take() }) {
         case .nothing:
             return
-        case .frames(let frames, last: false):
+        case .frames(var frames, last: false):
             for frame in frames { context.write(NIOAny(frame), promise: nil) }
+            frames.removeAll(keepingCapacity: true)
+            state.withLock { $0.spare = frames }
             context.flush()
         case .frames(let frames, last: true):
             for frame in frames { context.write(NIOAny(frame), promise: nil) }
@@ -181,56 +187,5 @@ final class Outbox: Sendable {
             if context.channel.isWritable { outbox.drain() }
             context.fireChannelWritabilityChanged()
         }
-    }
-}
-
-/// The drains one batch of fan-outs asks for, grouped by event loop: one task per loop drains them all.
-struct Drains {
-    /// How much one connection may be sent before its drain is requested even in the middle of a batch: a
-    /// batch can hold thousands of messages, far more than a send queue.
-    static let bytesPerRequest = 16 * 1024
-
-    private var loops: [(loop: any EventLoop, outboxes: [Outbox])] = []
-    /// The most any one connection was offered since the last request (at most the sum of every event's
-    /// largest frame).
-    private var bytesSinceRequest = 0
-
-    mutating func offer(_ frame: ByteBuffer, to outbox: Outbox) {
-        guard outbox.offer(frame) else { return }
-        let loop = outbox.eventLoop
-        // A handful of loops (one per core): a linear search beats hashing.
-        if let index = loops.firstIndex(where: { $0.loop === loop }) {
-            loops[index].outboxes.append(outbox)
-        } else {
-            loops.append((loop, [outbox]))
-        }
-    }
-
-    /// One event was offered, in frames of at most `bytes`; past `bytesPerRequest` the drains go out now.
-    mutating func delivered(bytes: Int) {
-        bytesSinceRequest += bytes
-        if bytesSinceRequest >= Self.bytesPerRequest { request() }
-    }
-
-    /// Requests the drains gathered so far and starts over.
-    mutating func request() {
-        bytesSinceRequest = 0
-        for (loop, outboxes) in loops {
-            loop.execute { for outbox in outboxes { outbox.drain() } }
-        }
-        loops.removeAll(keepingCapacity: true)
-    }
-}
-
-/// `Drains` shared by the fan-outs of one publisher batch and requested at its end.
-final class DrainRequests: Sendable {
-    private let drains = Mutex(Drains())
-
-    func collect(_ body: (inout Drains) -> Void) {
-        drains.withLock { body(&$0) }
-    }
-
-    func request() {
-        drains.withLock { $0.request() }
     }
 }

@@ -61,7 +61,7 @@ public struct ParleyApplication: Sendable {
         self.roomStore = rooms
         self.closeStore = closeStore
         self.hub = ChatHub(
-            serverName: configuration.serverName, sink: Fanout(serverName: configuration.serverName), firstMessageID: lastID + 1,
+            serverName: configuration.serverName, sink: Fanout(serverName: configuration.serverName, flushInterval: configuration.flushInterval), firstMessageID: lastID + 1,
             historyOnJoin: configuration.historyOnJoin
         )
     }

@@ -18,6 +18,9 @@ public struct ServerConfiguration: Sendable {
     public var storesMessages = true
     /// When set, every front door asks for it before registration (IRC's PASS).
     public var serverPassword: String?
+    /// How often, at most, a busy event loop writes to each of its connections; 0 writes at the end of every
+    /// publisher batch. See `LoopDrainer`.
+    public var flushInterval: Duration = .milliseconds(5)
     public var limits = Limits()
 
     public struct Limits: Sendable {

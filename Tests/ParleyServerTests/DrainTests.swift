@@ -1,0 +1,76 @@
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@testable import ParleyServer
+
+/// The outbox and the per-loop drainer on an `EmbeddedChannel`, whose clock the tests move.
+@Suite("Outbox drains")
+struct DrainTests {
+    let channel = EmbeddedChannel()
+    let outbox: Outbox
+
+    init() throws {
+        outbox = try Outbox(channel: channel, limitBytes: 1024, linger: .seconds(2))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+    }
+
+    func written() throws -> [String] {
+        var lines: [String] = []
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { lines.append(String(buffer: buffer)) }
+        return lines
+    }
+
+    func offer(_ drainer: LoopDrainer, _ text: String) {
+        if outbox.offer(ByteBuffer(string: text)) { drainer.drain([outbox]) }
+        channel.embeddedEventLoop.run()
+    }
+
+    @Test("a lone message goes out at once; what follows within the interval waits for its end and goes out together")
+    func coalescing() throws {
+        let drainer = LoopDrainer(loop: channel.embeddedEventLoop, flushInterval: .milliseconds(5))
+        offer(drainer, "one")
+        #expect(try written() == ["one"])
+        offer(drainer, "two")
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(2))
+        offer(drainer, "three")
+        #expect(try written() == [])
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(3))
+        #expect(try written() == ["two", "three"])
+        // Quiet for longer than the interval: at once again.
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(20))
+        offer(drainer, "four")
+        #expect(try written() == ["four"])
+    }
+
+    @Test("with no interval every drain goes out at once")
+    func noInterval() throws {
+        let drainer = LoopDrainer(loop: channel.embeddedEventLoop, flushInterval: .zero)
+        for text in ["one", "two", "three"] {
+            offer(drainer, text)
+            #expect(try written() == [text])
+        }
+    }
+
+    @Test("past its limit the outbox drops what it holds and closes the channel; a finished one sends what is left, then closes")
+    func endings() async throws {
+        outbox.send(ByteBuffer(repeating: 0x61, count: 1000))
+        #expect(outbox.offer(ByteBuffer(repeating: 0x62, count: 100)) == false)
+        #expect(outbox.phase == .overflowed)
+        channel.embeddedEventLoop.run()
+        #expect(try written() == [])
+        #expect(!channel.isActive)
+
+        let other = EmbeddedChannel()
+        let finishing = try Outbox(channel: other, limitBytes: 1024, linger: .seconds(2))
+        try await other.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
+        finishing.send(ByteBuffer(string: "last words"))
+        finishing.finish()
+        #expect(finishing.offer(ByteBuffer(string: "too late")) == false)
+        other.embeddedEventLoop.run()
+        var sent: [String] = []
+        while let buffer = try other.readOutbound(as: ByteBuffer.self) { sent.append(String(buffer: buffer)) }
+        #expect(sent.filter { !$0.isEmpty } == ["last words"])
+        #expect(!other.isActive)
+    }
+}
