@@ -11,21 +11,23 @@ public enum WireFormat: String, Sendable {
 /// What IRC rendering needs to know of one IRC client: the nick numerics are addressed to, and the
 /// capabilities it negotiated. The session sets them; the fan-out follows nick changes as it delivers them.
 public final class IRCPeer: Sendable {
-    private let state = Mutex<(nick: String, capabilities: IRCCapabilities)>(("*", []))
+    private let currentNick = Mutex("*")
+    /// Read for every recipient of every event, so an atomic rather than a lock; only the session writes it.
+    private let negotiated = Atomic<UInt16>(0)
 
     init() {}
 
     var nick: String {
-        get { state.withLock { $0.nick } }
-        set { state.withLock { $0.nick = newValue } }
+        get { currentNick.withLock { $0 } }
+        set { currentNick.withLock { $0 = newValue } }
     }
 
     var capabilities: IRCCapabilities {
-        get { state.withLock { $0.capabilities } }
-        set { state.withLock { $0.capabilities = newValue } }
+        get { IRCCapabilities(rawValue: negotiated.load(ordering: .acquiring)) }
+        set { negotiated.store(newValue.rawValue, ordering: .releasing) }
     }
 
-    var snapshot: (nick: String, capabilities: IRCCapabilities) { state.withLock { $0 } }
+    var snapshot: (nick: String, capabilities: IRCCapabilities) { (nick, capabilities) }
 }
 
 /// A registered client as the chat core reaches it: its format, its outbox, and why it was closed.
@@ -124,12 +126,13 @@ public struct Fanout: EventSink {
         var json: ByteBuffer??
         var textFocused: ByteBuffer??
         var textUnfocused: ByteBuffer??
-        var irc: [IRCCapabilities: ByteBuffer?] = [:]
+        /// Per set of rendering capabilities; a room has a few distinct sets, so a list beats hashing.
+        var irc: [(capabilities: IRCCapabilities, frame: ByteBuffer?)] = []
 
         mutating func ircFrame(for event: ChatEvent, capabilities: IRCCapabilities, using fanout: Fanout) -> ByteBuffer? {
-            if let made = irc[capabilities] { return made }
+            if let made = irc.first(where: { $0.capabilities == capabilities }) { return made.frame }
             let made = fanout.irc.encode(event, for: "*", capabilities: capabilities)
-            irc[capabilities] = made
+            irc.append((capabilities, made))
             return made
         }
 

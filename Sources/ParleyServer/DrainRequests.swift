@@ -52,11 +52,13 @@ final class DrainRequests: Sendable {
             body(&state.drains)
             return state.drains.bytesSinceRequest
         }
-        if offered >= Drains.bytesPerRequest { request() }
+        // At once, not at the end of a flush interval: the publisher can offer a send queue's worth to one
+        // connection faster than that, and only a reader that is actually slow should overflow.
+        if offered >= Drains.bytesPerRequest { request(now: true) }
     }
 
-    /// Hands every gathered drain to its loop's drainer and starts over.
-    func request() {
+    /// Hands every gathered drain to its loop's drainer and starts over; `now` skips the flush interval.
+    func request(now: Bool = false) {
         state.withLock { state in
             for (loop, outboxes) in state.drains.loops {
                 let drainer: LoopDrainer
@@ -66,7 +68,7 @@ final class DrainRequests: Sendable {
                     drainer = LoopDrainer(loop: loop, flushInterval: flushInterval)
                     state.drainers.append(drainer)
                 }
-                drainer.drain(outboxes)
+                drainer.drain(outboxes, now: now)
             }
             state.drains.loops.removeAll(keepingCapacity: true)
             state.drains.bytesSinceRequest = 0
@@ -98,8 +100,8 @@ final class LoopDrainer: Sendable {
         self.state = NIOLoopBoundBox.makeBoxSendingValue(State(), eventLoop: loop)
     }
 
-    func drain(_ outboxes: [Outbox]) {
-        guard flushInterval > .zero else {
+    func drain(_ outboxes: [Outbox], now: Bool = false) {
+        guard flushInterval > .zero, !now else {
             loop.execute { for outbox in outboxes { outbox.drain() } }
             return
         }

@@ -136,17 +136,26 @@ final class Outbox: Sendable {
         case .nothing:
             return
         case .frames(var frames, last: false):
-            for frame in frames { context.write(NIOAny(frame), promise: nil) }
+            context.write(NIOAny(Self.joined(frames, allocator: context.channel.allocator)), promise: nil)
             frames.removeAll(keepingCapacity: true)
             state.withLock { $0.spare = frames }
             context.flush()
         case .frames(let frames, last: true):
-            for frame in frames { context.write(NIOAny(frame), promise: nil) }
+            context.write(NIOAny(Self.joined(frames, allocator: context.channel.allocator)), promise: nil)
             // Closing at once would throw away what NIO has not yet handed to the kernel (the goodbye above all).
             let written = context.eventLoop.makePromise(of: Void.self)
             context.writeAndFlush(NIOAny(ByteBuffer()), promise: written)
             written.futureResult.whenComplete { [channel] _ in channel.close(promise: nil) }
         }
+    }
+
+    /// The frames as one buffer: copying a few hundred bytes is cheaper than NIO's bookkeeping for each
+    /// separate write (a pipeline pass, a pending-write entry, an iovec, a retain and a release).
+    private static func joined(_ frames: [ByteBuffer], allocator: ByteBufferAllocator) -> ByteBuffer {
+        guard frames.count > 1 else { return frames.first ?? ByteBuffer() }
+        var joined = allocator.buffer(capacity: frames.reduce(0) { $0 + $1.readableBytes })
+        for frame in frames { joined.writeImmutableBuffer(frame) }
+        return joined
     }
 
     private func attach(_ context: ChannelHandlerContext) {
