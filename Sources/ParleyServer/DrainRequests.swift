@@ -53,22 +53,22 @@ final class DrainRequests: Sendable {
             return state.drains.bytesSinceRequest
         }
         // At once, not at the end of a flush interval: the publisher can offer a send queue's worth to one
-        // connection faster than that, and only a reader that is actually slow should overflow.
+        // connection faster than that, and only a reader that is actually slow should overflow. Every loop,
+        // because the connections offered the most may be those whose drain already waits for the interval
+        // (their offers ask for no new one).
         if offered >= Drains.bytesPerRequest { request(now: true) }
     }
 
-    /// Hands every gathered drain to its loop's drainer and starts over; `now` skips the flush interval.
+    /// Hands every gathered drain to its loop's drainer and starts over; `now` has every loop drain all it
+    /// holds at once, skipping the flush interval.
     func request(now: Bool = false) {
         state.withLock { state in
-            for (loop, outboxes) in state.drains.loops {
-                let drainer: LoopDrainer
-                if let known = state.drainers.first(where: { $0.loop === loop }) {
-                    drainer = known
-                } else {
-                    drainer = LoopDrainer(loop: loop, flushInterval: flushInterval)
-                    state.drainers.append(drainer)
-                }
-                drainer.drain(outboxes, now: now)
+            for (loop, _) in state.drains.loops where !state.drainers.contains(where: { $0.loop === loop }) {
+                state.drainers.append(LoopDrainer(loop: loop, flushInterval: flushInterval))
+            }
+            for drainer in state.drainers {
+                let outboxes = state.drains.loops.first { $0.loop === drainer.loop }?.outboxes ?? []
+                if now || !outboxes.isEmpty { drainer.drain(outboxes, now: now) }
             }
             state.drains.loops.removeAll(keepingCapacity: true)
             state.drains.bytesSinceRequest = 0
@@ -100,17 +100,19 @@ final class LoopDrainer: Sendable {
         self.state = NIOLoopBoundBox.makeBoxSendingValue(State(), eventLoop: loop)
     }
 
+    /// Drains `outboxes` at the end of the interval; with `now`, at once, together with all that waits.
     func drain(_ outboxes: [Outbox], now: Bool = false) {
-        guard flushInterval > .zero, !now else {
+        guard flushInterval > .zero else {
             loop.execute { for outbox in outboxes { outbox.drain() } }
             return
         }
-        loop.execute { self.schedule(outboxes) }
+        loop.execute { self.schedule(outboxes, now: now) }
     }
 
     /// On the loop.
-    private func schedule(_ outboxes: [Outbox]) {
+    private func schedule(_ outboxes: [Outbox], now: Bool) {
         state.value.waiting.append(contentsOf: outboxes)
+        if now { return round() }
         guard !state.value.scheduled else { return }
         if let last = state.value.lastRound, last + flushInterval > loop.now {
             state.value.scheduled = true
@@ -120,6 +122,7 @@ final class LoopDrainer: Sendable {
         }
     }
 
+    /// A round run early leaves its scheduled task in place; that one then finds little or nothing to do.
     private func round() {
         state.value.scheduled = false
         state.value.lastRound = loop.now

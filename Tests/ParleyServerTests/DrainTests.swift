@@ -43,6 +43,40 @@ struct DrainTests {
         #expect(try written() == ["four"])
     }
 
+    @Test("a batch that offers 16 KiB drains at once, including connections already waiting for the interval")
+    func largeBatch() throws {
+        let other = EmbeddedChannel(loop: channel.embeddedEventLoop)
+        let big = try Outbox(channel: other, limitBytes: 1 << 20, linger: .seconds(2))
+        try other.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let requests = DrainRequests(flushInterval: .seconds(1))
+        let line = ByteBuffer(repeating: 0x61, count: 100)
+        func deliver(_ count: Int) {
+            requests.collect { drains in
+                for _ in 0..<count {
+                    drains.offer(line, to: big)
+                    drains.delivered(bytes: line.readableBytes)
+                }
+            }
+        }
+        func sent() throws -> Int {
+            var bytes = 0
+            while let buffer = try other.readOutbound(as: ByteBuffer.self) { bytes += buffer.readableBytes }
+            return bytes
+        }
+        deliver(1)
+        requests.request()
+        channel.embeddedEventLoop.run()
+        #expect(try sent() == 100)  // after quiet: at once
+        deliver(1)
+        requests.request()
+        channel.embeddedEventLoop.run()
+        #expect(try sent() == 0)  // within the interval: waits
+        let many = Drains.bytesPerRequest / 100 + 1
+        deliver(many)
+        channel.embeddedEventLoop.run()
+        #expect(try sent() == 100 + many * 100)  // too much to wait: at once
+    }
+
     @Test("with no interval every drain goes out at once")
     func noInterval() throws {
         let drainer = LoopDrainer(loop: channel.embeddedEventLoop, flushInterval: .zero)
