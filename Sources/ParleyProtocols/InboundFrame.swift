@@ -12,6 +12,8 @@ public enum InboundFrame: Sendable, Equatable {
     /// The client did not open with `{`, or sent nothing within the greeting window: it is a person on
     /// nc or telnet, so greet it in plain text. Comes at most once, before any line.
     case greet
+    /// Answers to the client's telnet negotiation (`TelnetNegotiation`): send them back as they are.
+    case telnet(ByteBuffer)
     /// The client's first byte was `{`: it speaks JSON lines. Comes at most once, before any line.
     case json
 }

@@ -1,6 +1,7 @@
 import NIOCore
 
-/// Splits a byte stream into bounded lines, dropping telnet negotiation on the way.
+/// Splits a byte stream into bounded lines, taking telnet negotiation out on the way (and handing on its answers
+/// as `.telnet` frames, see `TelnetNegotiation`).
 ///
 /// Framing is lazy: `append` only stores bytes, `next()` cuts one frame at a time, so a connection's unread
 /// input stays as raw bytes (bounded by what one socket read brings) instead of becoming thousands of frames.
@@ -27,19 +28,15 @@ public struct LineFramer: Sendable {
         case closed
     }
 
-    /// Where the telnet filter is inside an IAC sequence (RFC 854/855).
-    private enum Telnet: Sendable {
-        case data, command, option, subnegotiation, subnegotiationCommand
-    }
-
     public let limits: Limits
     private let stripsTelnet: Bool
     private var state = State.collecting
-    private var telnet = Telnet.data
+    private var telnet = TelnetNegotiation()
     /// Filtered bytes not yet framed; while collecting, the start of the current line.
     private var buffered = ByteBuffer()
 
-    /// `stripsTelnet` removes IAC sequences. It is safe on UTF-8 input, where the byte 0xFF never occurs.
+    /// `stripsTelnet` removes IAC sequences and answers them. It is safe on UTF-8 input, where the byte 0xFF
+    /// never occurs.
     public init(limits: Limits, stripsTelnet: Bool) {
         self.limits = limits
         self.stripsTelnet = stripsTelnet
@@ -51,9 +48,8 @@ public struct LineFramer: Sendable {
     /// Stores bytes for `next()`.
     public mutating func append(_ input: ByteBuffer) {
         if case .closed = state { return }
-        if stripsTelnet && (telnet != .data || input.readableBytesView.contains(0xFF)) {
-            var filtered = filterTelnet(input)
-            buffered.writeBuffer(&filtered)
+        if stripsTelnet && (telnet.isInsideCommand || input.readableBytesView.contains(TelnetNegotiation.IAC)) {
+            telnet.filter(input, into: &buffered)
         } else {
             buffered.writeImmutableBuffer(input)
         }
@@ -67,6 +63,8 @@ public struct LineFramer: Sendable {
 
     /// The next complete frame, or nil when more bytes are needed.
     public mutating func next() -> InboundFrame? {
+        // Answers first: they are about bytes already read, and a telnet client may be waiting for one.
+        if let replies = telnet.takeReplies() { return .telnet(replies) }
         defer { compact() }
         while buffered.readableBytes > 0 {
             let newline = buffered.readableBytesView.firstIndex(of: UInt8(ascii: "\n"))
@@ -123,31 +121,5 @@ public struct LineFramer: Sendable {
         if buffered.readerIndex > 4096 && buffered.readerIndex > buffered.readableBytes {
             buffered.discardReadBytes()
         }
-    }
-
-    private mutating func filterTelnet(_ input: ByteBuffer) -> ByteBuffer {
-        var output = ByteBuffer()
-        output.reserveCapacity(input.readableBytes)
-        for byte in input.readableBytesView {
-            switch (telnet, byte) {
-            case (.data, 0xFF): telnet = .command
-            case (.data, _): output.writeInteger(byte)
-            case (.command, 0xFF): output.writeInteger(byte); telnet = .data  // IAC IAC is a literal 255
-            case (.command, 0xFB...0xFE): telnet = .option  // WILL, WONT, DO, DONT take one option byte
-            case (.command, 0xFA): telnet = .subnegotiation  // SB … IAC SE
-            case (.command, 0xF0...0xF9): telnet = .data  // two-byte commands: NOP, IP, AYT, GA, …
-            case (.command, _):
-                // Not a telnet command: a stray 0xFF in invalid UTF-8. Keep both bytes; they decode to U+FFFD.
-                output.writeInteger(UInt8(0xFF))
-                output.writeInteger(byte)
-                telnet = .data
-            case (.option, _): telnet = .data
-            case (.subnegotiation, 0xFF): telnet = .subnegotiationCommand
-            case (.subnegotiation, _): continue
-            case (.subnegotiationCommand, 0xF0): telnet = .data
-            case (.subnegotiationCommand, _): telnet = .subnegotiation
-            }
-        }
-        return output
     }
 }

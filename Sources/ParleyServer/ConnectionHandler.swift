@@ -131,6 +131,10 @@ struct ConnectionHandler: Sendable {
                     // Also after a greeting for silence: a JSON client slower than the window is still one.
                     if session == nil || connection.session == nil { session = JSONSession(context) }
                     continue
+                case .telnet(let answer):
+                    // Negotiation, not chat: no flood token, and at once (a telnet client may be waiting for it).
+                    connection.send(answer)
+                    continue
                 case .overflow:
                     let error = ChatError(
                         .lineTooLong,

@@ -221,13 +221,13 @@ struct FrameHandlerTests {
         #expect(try channel.finish().isClean)
     }
 
-    @Test("telnet negotiation is stripped and overlong lines are reported through the handler")
+    @Test("telnet negotiation is stripped and answered, and overlong lines are reported through the handler")
     func framingThroughHandler() throws {
         let channel = try makeChannel()
         try channel.writeInbound(ByteBuffer(bytes: [0xFF, 0xFB, 0x01] + Array("hi\n".utf8)))
         try write(channel, String(repeating: "x", count: 20) + "\nok\n")
-        // The first byte was IAC, not '{': a telnet client is a person.
-        #expect(try frames(channel) == [.greet, line("hi"), .overlong(20), line("ok")])
+        // The first byte was IAC, not '{': a telnet client is a person. Its offer to echo is refused.
+        #expect(try frames(channel) == [.greet, .telnet(ByteBuffer(bytes: [0xFF, 0xFE, 0x01])), line("hi"), .overlong(20), line("ok")])
         #expect(try channel.finish().isClean)
     }
 }

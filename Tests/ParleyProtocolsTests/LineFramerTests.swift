@@ -2,16 +2,17 @@ import NIOCore
 import ParleyProtocols
 import Testing
 
-/// Feeds `bytes` to a fresh framer in chunks of `chunkSize` bytes (the whole input at once when nil).
+/// Feeds `bytes` to a fresh framer in chunks of `chunkSize` bytes (the whole input at once when nil); the
+/// answers to telnet negotiation are left out unless `answers`.
 private func frame(
     _ bytes: [UInt8], chunkSize: Int? = nil, limits: LineFramer.Limits = .init(maximumLineBytes: 16, hardLimitBytes: 64),
-    stripsTelnet: Bool = true
+    stripsTelnet: Bool = true, answers: Bool = false
 ) -> [InboundFrame] {
     var framer = LineFramer(limits: limits, stripsTelnet: stripsTelnet)
-    return feed(&framer, bytes, chunkSize: chunkSize)
+    return feed(&framer, bytes, chunkSize: chunkSize, answers: answers)
 }
 
-private func feed(_ framer: inout LineFramer, _ bytes: [UInt8], chunkSize: Int? = nil) -> [InboundFrame] {
+private func feed(_ framer: inout LineFramer, _ bytes: [UInt8], chunkSize: Int? = nil, answers: Bool = false) -> [InboundFrame] {
     var frames: [InboundFrame] = []
     var start = 0
     repeat {
@@ -19,7 +20,15 @@ private func feed(_ framer: inout LineFramer, _ bytes: [UInt8], chunkSize: Int? 
         framer.feed(ByteBuffer(bytes: bytes[start..<end]), into: &frames)
         start = end
     } while start < bytes.count
-    return frames
+    return answers ? frames : frames.filter { if case .telnet = $0 { false } else { true } }
+}
+
+/// Every telnet answer among `frames`, joined.
+private func answers(_ frames: [InboundFrame]) -> [UInt8] {
+    frames.flatMap { frame -> [UInt8] in
+        guard case .telnet(let bytes) = frame else { return [] }
+        return Array(bytes.readableBytesView)
+    }
 }
 
 private func line(_ text: String) -> InboundFrame { .line(ByteBuffer(string: text)) }
@@ -37,6 +46,9 @@ private let SE: UInt8 = 0xF0
 private let IP: UInt8 = 0xF4
 private let NOP: UInt8 = 0xF1
 private let AYT: UInt8 = 0xF6
+private let ECHO: UInt8 = 1
+private let SGA: UInt8 = 3
+private let TM: UInt8 = 6
 
 @Suite("LineFramer")
 struct LineFramerTests {
@@ -173,6 +185,45 @@ struct LineFramerTests {
         let input: [UInt8] = [IAC, WILL, 1] + bytes("he") + [IAC, DO, 3] + bytes("l") + [IAC, WONT, 34] + bytes("lo")
             + [IAC, DONT, 31] + bytes("\n")
         #expect(frame(input, chunkSize: chunkSize) == [line("hello")])
+    }
+
+    @Test("Ctrl+C in telnet (IP, then DO TIMING-MARK) is answered WILL TIMING-MARK, every time", arguments: chunkSizes)
+    func timingMark(_ chunkSize: Int?) {
+        let ctrlC: [UInt8] = [IAC, IP, IAC, DO, TM]
+        let frames = frame(bytes("hi\r\n") + ctrlC + bytes("again\r\n") + ctrlC, chunkSize: chunkSize, answers: true)
+        #expect(answers(frames) == [IAC, WILL, TM, IAC, WILL, TM])
+        #expect(frames.filter { if case .telnet = $0 { false } else { true } } == [line("hi"), line("again")])
+        // The answer comes before the lines framed after it: it is about bytes already read.
+        if chunkSize == nil { #expect(frames.first == .telnet(ByteBuffer(bytes: [IAC, WILL, TM, IAC, WILL, TM]))) }
+    }
+
+    @Test("suppress-go-ahead is agreed to once each way; every other option is refused, echo included")
+    func optionAnswers() {
+        // The client asks the server to suppress go-ahead and to echo, and offers to suppress go-ahead itself
+        // and to send its terminal type and window size.
+        let offers: [UInt8] = [IAC, DO, SGA, IAC, DO, ECHO, IAC, WILL, SGA, IAC, WILL, 24, IAC, WILL, 31]
+        #expect(answers(frame(offers, answers: true)) == [IAC, WILL, SGA, IAC, WONT, ECHO, IAC, DO, SGA, IAC, DONT, 24, IAC, DONT, 31])
+        // Asked again, an option already on is not acknowledged again (RFC 854: no loops); switching it off is.
+        var framer = LineFramer(limits: .init(maximumLineBytes: 16), stripsTelnet: true)
+        #expect(answers(feed(&framer, [IAC, DO, SGA], answers: true)) == [IAC, WILL, SGA])
+        #expect(answers(feed(&framer, [IAC, DO, SGA], answers: true)) == [])
+        #expect(answers(feed(&framer, [IAC, DONT, SGA], answers: true)) == [IAC, WONT, SGA])
+        #expect(answers(feed(&framer, [IAC, DONT, SGA, IAC, DONT, ECHO, IAC, WONT, 24], answers: true)) == [])
+        #expect(answers(feed(&framer, [IAC, WILL, SGA, IAC, WONT, SGA, IAC, WONT, SGA], answers: true)) == [IAC, DO, SGA, IAC, DONT, SGA])
+        // Are-you-there gets a line a person can read.
+        #expect(answers(frame([IAC, AYT], answers: true)) == bytes("*** Parley is here.\n"))
+    }
+
+    @Test("a flood of negotiation gets a bounded answer")
+    func answersBounded() {
+        let flood = Array(repeating: [IAC, AYT], count: 10_000).flatMap { $0 } + Array(repeating: [IAC, DO, TM], count: 10_000).flatMap { $0 }
+        #expect(answers(frame(flood, answers: true)).count <= 1024)
+        #expect(answers(frame(flood, chunkSize: 7, answers: true)).count > 1024)  // bounded per read, not per connection
+    }
+
+    @Test("without telnet stripping nothing is answered")
+    func noAnswersWithoutStripping() {
+        #expect(answers(frame([IAC, DO, TM] + bytes("a\n"), stripsTelnet: false, answers: true)) == [])
     }
 
     @Test("an option byte is not data, even when it is a newline")

@@ -4,7 +4,7 @@ import Testing
 
 /// A real IRC client from Debian against the IRC front door: sic (package `sic`), which reads commands on
 /// stdin and prints every line from the server on stdout, so it runs as a plain subprocess with pipes.
-/// `.ci/run` installs it; when it is missing the test fails rather than skips, so CI cannot lose it quietly.
+/// `scripts/test` installs it; when it is missing the test fails rather than skips, so CI cannot lose it quietly.
 ///
 /// sic prints each line as `<where, padded to 12> : <date time> <what>`: `<nick> text` for a PRIVMSG (where
 /// is its target: the channel, or sic's own nick for a private message) and `>< COMMAND (params): text` for
@@ -21,7 +21,7 @@ struct RealIRCClientTests {
     @Test("sic registers, joins #general, and talks with a text user in rooms and in private")
     func conversation() async throws {
         guard FileManager.default.isExecutableFile(atPath: Self.sic) else {
-            throw TestFailure("\(Self.sic) is missing: run .ci/run, which installs it (or apt-get install sic)")
+            throw TestFailure("\(Self.sic) is missing: run scripts/test, which installs it (or apt-get install sic)")
         }
         try await TestServer.run { server in
             let alice = try await server.textUser("alice")
