@@ -6,6 +6,9 @@ public enum ChatEvent: Sendable, Equatable {
     case welcome(nick: String, server: String, online: Int = 1, rooms: Int = 1)
     /// A room message, a private message or a server notice.
     case message(ChatMessage)
+    /// A server notice to everyone (target `.everyone`) as one recipient gets it: `rooms` are the rooms that
+    /// recipient is in, so a protocol with a window per room (IRC) can show it where the user looks.
+    case announcement(ChatMessage, rooms: [String])
     /// The sender's own message was accepted, with the id and time the server gave it.
     case ack(ref: String?, message: ChatMessage)
     /// `account`: the joiner's account, when logged in (IRC's extended-join shows it).
@@ -75,12 +78,33 @@ public struct ChatMessage: Sendable, Equatable {
     }
 }
 
+/// Who acted on someone else: a user, or the server itself (its operator at the console, or its own rules).
+public enum Actor: Sendable, Equatable, CustomStringConvertible {
+    case user(String)
+    case server
+
+    /// How people are told: the nick, or "the server operator".
+    public var description: String {
+        switch self {
+        case .user(let nick): nick
+        case .server: Moderator.consoleName
+        }
+    }
+
+    /// The nick, for protocols whose lines name a user as their source (IRC); nil for the server, which such
+    /// protocols name by the server's own name.
+    public var nick: String? {
+        if case .user(let nick) = self { return nick }
+        return nil
+    }
+}
+
 /// Why someone left a room.
 public enum LeaveReason: Sendable, Equatable {
     case parted(String?)
     case quit(String?)
     case connectionLost
-    case kicked(by: String, reason: String?)
+    case kicked(by: Actor, reason: String?)
     case sendQueueFull
     /// An IRC client answered no PING: the connection is presumed dead.
     case pingTimeout

@@ -78,7 +78,7 @@ public final class ChatHub<Sink: EventSink>: Sendable {
         try mutate { (state) throws(ChatError) in ((), try state.announce(text, in: room, now: now)) }
     }
 
-    public func kick(_ nick: String, reason: String?, by operator: String) throws(ChatError) {
+    public func kick(_ nick: String, reason: String?, by operator: Actor) throws(ChatError) {
         try mutate { (state) throws(ChatError) in ((), try state.kick(nick, reason: reason, by: `operator`)) }
     }
 

@@ -89,18 +89,19 @@ extension ChatState {
             let active = policies[name.key]?.restrictions.filter { $0.isActive(at: now) } ?? []
             return .restrictions(room: room, active)
         }
-        let actorName: String
+        let by: Actor
         let actorPeer: Peer?
         switch actor {
         case .console:
-            (actorName, actorPeer) = (Moderator.consoleName, nil)
+            (by, actorPeer) = (.server, nil)
         case .session(let id):
             guard let session = sessions[id] else { return nil }
             guard isRoomOperator(id, in: name.key) else {
                 throw ChatError(.notOperator, "Only operators of \(room) can do that.")
             }
-            (actorName, actorPeer) = (session.nick.display, session.peer)
+            (by, actorPeer) = (.user(session.nick.display), session.peer)
         }
+        let actorName = by.description
         let auditActor = if case .console = actor { "console" } else { actorName }
         var policy = policies[name.key] ?? RoomPolicy(name: room)
         func persist(_ changes: [RoomChange], _ action: String, _ target: String, _ detail: String) {
@@ -119,7 +120,7 @@ extension ChatState {
             try checkPower(over: target, actor: actor, room: name)
             let reason = cleanReason(reason)
             persist([], "kick", target.nick.display, reason ?? "")
-            leave(name, session: target.id, reason: .kicked(by: actorName, reason: reason), into: &effects)
+            leave(name, session: target.id, reason: .kicked(by: by, reason: reason), into: &effects)
 
         case .ban(let raw, let seconds, let reason), .mute(let raw, let seconds, let reason):
             let kind: Restriction.Kind = if case .ban = action { .ban } else { .mute }
@@ -148,10 +149,10 @@ extension ChatState {
             policies[name.key] = policy
             let duration = seconds.map { "for \(Durations.describe(seconds: $0))" } ?? "until lifted"
             persist([.restrict(room: room, restriction)], kind.rawValue, mask.text, duration + (reason.map { ": \($0)" } ?? ""))
-            announce(ModerationNotice(room: room, action: kind == .ban ? .ban : .mute, target: mask.text, by: actorName, reason: reason, until: restriction.until))
+            announce(ModerationNotice(room: room, action: kind == .ban ? .ban : .mute, target: mask.text, by: by, reason: reason, until: restriction.until))
             if kind == .ban, let members = rooms[name.key]?.members {
                 for id in members where activeRestriction(.ban, in: name.key, on: id, now: now) != nil {
-                    leave(name, session: id, reason: .kicked(by: actorName, reason: "banned" + (reason.map { ": \($0)" } ?? "")), into: &effects)
+                    leave(name, session: id, reason: .kicked(by: by, reason: "banned" + (reason.map { ": \($0)" } ?? "")), into: &effects)
                 }
             }
 
@@ -164,7 +165,7 @@ extension ChatState {
             policy.restrictions.removeAll { $0.kind == kind && $0.mask == mask }
             policies[name.key] = policy
             persist([.lift(room: room, kind, mask: mask)], "un\(kind.rawValue)", mask.text, "")
-            announce(ModerationNotice(room: room, action: kind == .ban ? .unban : .unmute, target: mask.text, by: actorName))
+            announce(ModerationNotice(room: room, action: kind == .ban ? .unban : .unmute, target: mask.text, by: by))
             forgetPolicyIfUnused(name.key, into: &effects)
 
         case .op(let nick):
@@ -179,13 +180,13 @@ extension ChatState {
                     rooms[name.key]!.operators.insert(id)
                     persist([], "op", session.nick.display, "while in the room")
                 }
-                announce(ModerationNotice(room: room, action: .op, target: session.nick.display, by: actorName))
+                announce(ModerationNotice(room: room, action: .op, target: session.nick.display, by: by))
             } else if registered.contains(target.key) {
                 // An account can be made an operator while away; it takes effect when they come.
                 guard policy.operators.insert(target.key).inserted else { throw ChatError(.usage, "\(target) is an operator of \(room) already.") }
                 policies[name.key] = policy
                 persist([.addOperator(room: room, account: target.key)], "op", target.display, "")
-                announce(ModerationNotice(room: room, action: .op, target: target.display, by: actorName))
+                announce(ModerationNotice(room: room, action: .op, target: target.display, by: by))
             } else {
                 throw ChatError(.noSuchNick, "\(target) is not in \(room) and has no account.")
             }
@@ -203,7 +204,7 @@ extension ChatState {
             guard wasSessionOperator || wasAccountOperator else { throw ChatError(.usage, "\(shown) is not an operator of \(room).") }
             policies[name.key] = policy
             persist(wasAccountOperator ? [.removeOperator(room: room, account: account)] : [], "deop", shown, "")
-            announce(ModerationNotice(room: room, action: .deop, target: shown, by: actorName))
+            announce(ModerationNotice(room: room, action: .deop, target: shown, by: by))
             forgetPolicyIfUnused(name.key, into: &effects)
 
         case .topicLock(let locked):
@@ -213,7 +214,7 @@ extension ChatState {
             policy.topicLocked = locked
             policies[name.key] = policy
             persist([.topicLock(room: room, locked)], locked ? "topic_lock" : "topic_unlock", room, "")
-            announce(ModerationNotice(room: room, action: locked ? .topicLock : .topicUnlock, target: "", by: actorName))
+            announce(ModerationNotice(room: room, action: locked ? .topicLock : .topicUnlock, target: "", by: by))
             forgetPolicyIfUnused(name.key, into: &effects)
 
         case .key(let raw):
@@ -225,7 +226,7 @@ extension ChatState {
             policy.key = key
             policies[name.key] = policy
             persist([.key(room: room, key)], key == nil ? "unkey" : "key", room, "")
-            announce(ModerationNotice(room: room, action: key == nil ? .unkey : .key, target: key ?? "", by: actorName))
+            announce(ModerationNotice(room: room, action: key == nil ? .unkey : .key, target: key ?? "", by: by))
             forgetPolicyIfUnused(name.key, into: &effects)
         }
         return nil

@@ -331,7 +331,7 @@ public struct ChatState<Peer: Sendable> {
             }
         }
         for room in sessions[id]?.rooms ?? [] where activeRestriction(.ban, in: room.key, on: id, now: now) != nil {
-            leave(room, session: id, reason: .kicked(by: serverName, reason: "banned"), into: &effects)
+            leave(room, session: id, reason: .kicked(by: .server, reason: "banned"), into: &effects)
         }
         effects.append(.deliver(.notice("You are logged in as \(account.name)."), to: me))
         return effects
@@ -381,15 +381,15 @@ public struct ChatState<Peer: Sendable> {
 
     // MARK: - Operator actions (the server console)
 
-    /// A server notice to everyone online.
+    /// A server notice to everyone online, stored once and told to each user with the rooms they are in.
     public mutating func announce(_ text: String, now: Date) -> [Effect<Peer>] {
         let text = Sanitizer.text(text)
         guard !Sanitizer.isBlank(text) else { return [] }
         let message = newMessage(from: nil, to: .everyone, kind: .notice, text: text, now: now)
-        return [
-            .record(message, sender: nil, ref: nil),
-            .deliver(.message(message), to: sessions.values.map { Recipient(peer: $0.peer, focused: true) }),
-        ]
+        return [.record(message, sender: nil, ref: nil)]
+            + sessions.values.map { session in
+                .deliver(.announcement(message, rooms: session.rooms.map(\.display)), to: [Recipient(peer: session.peer, focused: true)])
+            }
     }
 
     /// A server notice to one room.
@@ -402,7 +402,7 @@ public struct ChatState<Peer: Sendable> {
     }
 
     /// Disconnects a user, telling them why and telling their rooms.
-    public mutating func kick(_ raw: String, reason: String?, by operator: String) throws(ChatError) -> [Effect<Peer>] {
+    public mutating func kick(_ raw: String, reason: String?, by operator: Actor) throws(ChatError) -> [Effect<Peer>] {
         let victim = try session(named: raw)
         let reason = cleanReason(reason)
         var effects: [Effect<Peer>] = []

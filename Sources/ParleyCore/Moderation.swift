@@ -112,11 +112,11 @@ public struct ModerationNotice: Sendable, Equatable {
     /// A mask for bans and mutes, a nick for op and deop, the key for `key`, empty otherwise.
     public let target: String
     /// Who acted; nil when a ban or mute ran out by itself.
-    public let by: String?
+    public let by: Actor?
     public let reason: String?
     public let until: Date?
 
-    public init(room: String, action: Action, target: String, by: String?, reason: String? = nil, until: Date? = nil) {
+    public init(room: String, action: Action, target: String, by: Actor?, reason: String? = nil, until: Date? = nil) {
         self.room = room
         self.action = action
         self.target = target

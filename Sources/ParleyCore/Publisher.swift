@@ -50,6 +50,7 @@ public struct Publisher<Sink: EventSink>: Sendable {
             case .record:
                 continue
             case .deliver(.message(let message), _) where unstored.contains(message.id),
+                .deliver(.announcement(let message, _), _) where unstored.contains(message.id),
                 .deliver(.ack(_, let message), _) where unstored.contains(message.id):
                 continue
             case .deliver(_, let recipients) where recipients.isEmpty:

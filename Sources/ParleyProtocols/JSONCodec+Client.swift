@@ -196,7 +196,7 @@ extension JSONCodec {
             guard let room = string("room"), let action = string("action").flatMap(ModerationNotice.Action.init(rawValue:)) else { return nil }
             return .moderation(
                 ModerationNotice(
-                    room: room, action: action, target: string("target") ?? "", by: string("by"), reason: string("reason"),
+                    room: room, action: action, target: string("target") ?? "", by: string("by").map(Actor.user), reason: string("reason"),
                     until: string("until").flatMap(Timestamps.parseISO8601)
                 )
             )

@@ -168,7 +168,7 @@ public struct JSONCodec: Sendable {
             json.field("server", server)
             json.field("nick", nick)
             return json.finished()
-        case .message(let message):
+        case .message(let message), .announcement(let message, _):
             var json = JSONWriter(type: "message")
             write(message, into: &json)
             return json.finished()
@@ -250,7 +250,7 @@ public struct JSONCodec: Sendable {
             json.field("room", notice.room)
             json.field("action", notice.action.rawValue)
             json.field("target", notice.target)
-            json.field("by", notice.by)
+            json.field("by", notice.by?.description)
             json.field("reason", notice.reason)
             json.field("until", notice.until.map(Timestamps.iso8601))
             return json.finished()

@@ -34,7 +34,7 @@ public struct TextCodec: Sendable {
         switch event {
         case .welcome(let nick, _, _, _):
             return ["*** Hello \(nick)! Type /help for the commands; anything else you type goes to your current room."]
-        case .message(let message):
+        case .message(let message), .announcement(let message, _):
             let stamp = "[\(Timestamps.localClock(message.time))] "
             switch message.target {
             case .room(let room):

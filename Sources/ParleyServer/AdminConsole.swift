@@ -54,7 +54,7 @@ public struct AdminConsole: Service {
     }
 
     /// Runs one console line; returns what to print and whether to stop the server.
-    func execute(_ line: String) -> (lines: [String], stop: Bool) {
+    public func execute(_ line: String) -> (lines: [String], stop: Bool) {
         do throws(ChatError) {
             switch try ConsoleCommands.action(forLine: line) {
             case nil:
@@ -66,7 +66,7 @@ public struct AdminConsole: Service {
                 try hub.announce(text, in: room)
                 return (["*** said in \(room)"], false)
             case .kick(let nick, let reason):
-                try hub.kick(nick, reason: reason, by: "the server operator")
+                try hub.kick(nick, reason: reason, by: .server)
                 return (["*** kicked \(nick)"], false)
             case .moderate(let room, let action):
                 let reply = try hub.moderate(action, in: room)

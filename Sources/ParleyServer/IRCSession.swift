@@ -166,7 +166,7 @@ struct IRCSession: LineSession {
                 return .proceed
             }
             do throws(ChatError) {
-                try session.context.hub.kick(nick, reason: message.params.dropFirst().first, by: me)
+                try session.context.hub.kick(nick, reason: message.params.dropFirst().first, by: .user(me))
             } catch {
                 session.send(session.codec.numeric(for: error, target: nick, me: session.me))
             }

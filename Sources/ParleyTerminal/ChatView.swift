@@ -54,7 +54,7 @@ public struct ChatView: Sendable {
             self.server = clean(server)
             connection = .connected
             system("Connected to \(self.server) as \(self.nick).")
-        case .message(let message):
+        case .message(let message), .announcement(let message, _):
             return add(message)
         case .ack:
             break  // the client records its own message with `sent(_:)`, which knows the text

@@ -87,12 +87,12 @@ struct ChatHubTests {
         }
         #expect(message.text == "anyone?")
         // Kicking the only user: the left notice has nobody to go to, the close comes after the error.
-        try hub.kick("alice", reason: nil, by: "console")
+        try hub.kick("alice", reason: nil, by: .server)
         let kicked = Array((await settled(hub, sink)).dropFirst(before + 1))
         #expect(
             kicked == [
-                .deliver(.error(ChatError(.kicked, "You were disconnected by console."), ref: nil), to: [1]),
-                .close(1, .kicked(by: "console", reason: nil)),
+                .deliver(.error(ChatError(.kicked, "You were disconnected by the server operator."), ref: nil), to: [1]),
+                .close(1, .kicked(by: .server, reason: nil)),
             ]
         )
         #expect(hub.sessionCount == 0)
@@ -106,7 +106,7 @@ struct ChatHubTests {
         let taken = #expect(throws: ChatError.self) { try hub.register(nick: "Alice", peer: 2) }
         #expect(taken?.code == .nickTaken)
         #expect((await settled(hub, sink)).count == count)
-        #expect(throws: ChatError.self) { try hub.kick("nobody", reason: nil, by: "console") }
+        #expect(throws: ChatError.self) { try hub.kick("nobody", reason: nil, by: .server) }
         #expect(throws: ChatError.self) { try hub.announce("hello", in: "#nowhere") }
         hub.handle(.join("#rust"), from: alice)
         #expect(try hub.nicks(in: "#rust") == ["alice"])
@@ -128,16 +128,14 @@ struct ChatHubTests {
         hub.announce("maintenance soon")
         try hub.announce("room notice", in: "#general")
         hub.disconnect(bob, reason: .connectionLost)
-        let tail = Array((await settled(hub, sink)).suffix(3))
+        let tail = Array((await settled(hub, sink)).suffix(4))
         let everyone = ChatMessage(id: 1, time: Self.now, from: nil, target: .everyone, kind: .notice, text: "maintenance soon")
         let room = ChatMessage(id: 2, time: Self.now, from: nil, target: .room("#general"), kind: .notice, text: "room notice")
-        guard case .deliver(.message(everyone), let peers) = tail[0] else {
-            Issue.record("expected the announcement, got \(tail[0])")
-            return
-        }
-        #expect(Set(peers) == [1, 2])
-        #expect(tail[1] == .deliver(.message(room), to: [1, 2]))
-        #expect(tail[2] == .deliver(.left(room: "#general", nick: "bob", reason: .connectionLost), to: [1]))
+        // Each user is told the announcement with the rooms they are in.
+        #expect(tail[0..<2].contains(.deliver(.announcement(everyone, rooms: ["#general"]), to: [1])))
+        #expect(tail[0..<2].contains(.deliver(.announcement(everyone, rooms: ["#general"]), to: [2])))
+        #expect(tail[2] == .deliver(.message(room), to: [1, 2]))
+        #expect(tail[3] == .deliver(.left(room: "#general", nick: "bob", reason: .connectionLost), to: [1]))
         #expect(hub.sessionCount == 1)
     }
 

@@ -61,7 +61,12 @@ extension Array where Element == Effect<Int> {
 
     /// The first message (not ack) delivered.
     var message: ChatMessage? {
-        for case .deliver(.message(let message), _) in self { return message }
+        for case .deliver(let event, _) in self {
+            switch event {
+            case .message(let message), .announcement(let message, _): return message
+            default: continue
+            }
+        }
         return nil
     }
 
@@ -589,11 +594,11 @@ struct ChatStateTests {
         var chat = try Chat(users: ["alice", "bob", "carol"])
         chat.handle(2, .join("#rust"))
         chat.handle(3, .join("#rust"))
-        let effects = try chat.state.kick("BOB", reason: "spam\u{1B}[2J", by: "console")
-        let reason = LeaveReason.kicked(by: "console", reason: "spam")
+        let effects = try chat.state.kick("BOB", reason: "spam\u{1B}[2J", by: .server)
+        let reason = LeaveReason.kicked(by: .server, reason: "spam")
         #expect(
             effects.steps == [
-                .deliver(.error(ChatError(.kicked, "You were disconnected by console: spam"), ref: nil), to: [2]),
+                .deliver(.error(ChatError(.kicked, "You were disconnected by the server operator: spam"), ref: nil), to: [2]),
                 .deliver(.left(room: "#general", nick: "bob", reason: reason), to: [1, 3]),
                 .deliver(.left(room: "#rust", nick: "bob", reason: reason), to: [3]),
                 .close(2, reason),
@@ -606,30 +611,30 @@ struct ChatStateTests {
     @Test("kick without a reason, and kick of nobody")
     func kickWithoutReason() throws {
         var chat = try Chat(users: ["alice"])
-        let error = #expect(throws: ChatError.self) { try chat.state.kick("zed", reason: nil, by: "console") }
+        let error = #expect(throws: ChatError.self) { try chat.state.kick("zed", reason: nil, by: .server) }
         #expect(error?.code == .noSuchNick)
-        let effects = try chat.state.kick("alice", reason: nil, by: "console")
+        let effects = try chat.state.kick("alice", reason: nil, by: .server)
         #expect(
             effects.steps == [
-                .deliver(.error(ChatError(.kicked, "You were disconnected by console."), ref: nil), to: [1]),
-                .deliver(.left(room: "#general", nick: "alice", reason: .kicked(by: "console", reason: nil)), to: []),
-                .close(1, .kicked(by: "console", reason: nil)),
+                .deliver(.error(ChatError(.kicked, "You were disconnected by the server operator."), ref: nil), to: [1]),
+                .deliver(.left(room: "#general", nick: "alice", reason: .kicked(by: .server, reason: nil)), to: []),
+                .close(1, .kicked(by: .server, reason: nil)),
             ]
         )
     }
 
-    @Test("an announcement reaches everyone online, in any room or none")
+    @Test("an announcement is stored once and reaches everyone online, each told the rooms they are in")
     func announce() throws {
         var chat = try Chat(users: ["alice", "bob", "carol"])
         chat.handle(3, .part(room: nil, reason: nil))
+        chat.handle(2, .join("#rust"))
         let effects = chat.state.announce("restart at \u{1B}[1mnoon", now: Chat.now)
         let message = ChatMessage(id: 1, time: Chat.now, from: nil, target: .everyone, kind: .notice, text: "restart at noon")
-        #expect(effects.steps.count == 1)
         #expect(effects.records.map(\.0) == [message])
-        let recipients = effects.recipients(of: .message(message))
-        #expect(Set(recipients.map(\.peer)) == [1, 2, 3])
-        #expect(recipients.count == 3)
-        #expect(recipients.allSatisfy { $0.focused })
+        #expect(effects.steps.count == 3)
+        #expect(effects.recipients(of: .announcement(message, rooms: ["#general"])).map(\.peer) == [1])
+        #expect(effects.recipients(of: .announcement(message, rooms: ["#general", "#rust"])).map(\.peer) == [2])
+        #expect(effects.recipients(of: .announcement(message, rooms: [])).map(\.peer) == [3])
     }
 
     @Test("an announcement to a room reaches its members only")

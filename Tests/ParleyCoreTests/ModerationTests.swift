@@ -40,7 +40,7 @@ struct ModerationTests {
         #expect(chat.moderate(2, .kick(nick: "carol", reason: nil)).error?.code == .notOperator)
         let kick = chat.moderate(1, .kick(nick: "carol", reason: "off topic"))
         #expect(kick.error == nil)
-        #expect(kick.steps.contains(.deliver(.left(room: "#dev", nick: "carol", reason: .kicked(by: "alice", reason: "off topic")), to: [1, 2, 3])))
+        #expect(kick.steps.contains(.deliver(.left(room: "#dev", nick: "carol", reason: .kicked(by: .user("alice"), reason: "off topic")), to: [1, 2, 3])))
         #expect(kick.audits == [AuditEntry(actor: "alice", action: "kick", target: "carol", detail: "#dev off topic")])
         #expect(try chat.state.nicks(in: "#dev") == ["alice", "bob"])
         // A kick is not a ban: carol may come back.
@@ -68,9 +68,9 @@ struct ModerationTests {
         let ban = chat.moderate(1, .ban(mask: "bob", seconds: 600, reason: "spam"), in: "#dev")
         #expect(ban.error == nil)
         let until = Chat.now.addingTimeInterval(600)
-        let notice = ModerationNotice(room: "#dev", action: .ban, target: "bob", by: "alice", reason: "spam", until: until)
+        let notice = ModerationNotice(room: "#dev", action: .ban, target: "bob", by: .user("alice"), reason: "spam", until: until)
         #expect(chat.notices(ban).map(\.0) == [notice])
-        #expect(ban.steps.contains(.deliver(.left(room: "#dev", nick: "bob", reason: .kicked(by: "alice", reason: "banned: spam")), to: [1, 2, 3])))
+        #expect(ban.steps.contains(.deliver(.left(room: "#dev", nick: "bob", reason: .kicked(by: .user("alice"), reason: "banned: spam")), to: [1, 2, 3])))
         guard case .restrict(room: "#dev", let stored)? = ban.changes.first else {
             Issue.record("the ban was not stored")
             return
@@ -137,7 +137,7 @@ struct ModerationTests {
     func opAndDeop() throws {
         var chat = try devRoom()
         let op = chat.moderate(1, .op(nick: "bob"), in: "#dev")
-        #expect(chat.notices(op).map(\.0) == [ModerationNotice(room: "#dev", action: .op, target: "bob", by: "alice")])
+        #expect(chat.notices(op).map(\.0) == [ModerationNotice(room: "#dev", action: .op, target: "bob", by: .user("alice"))])
         #expect(op.changes.isEmpty, "bob has no account: operator while he stays")
         #expect(chat.moderate(2, .topicLock(true), in: "#dev").error == nil)
         #expect(chat.moderate(1, .mute(mask: "bob", seconds: nil, reason: nil), in: "#dev").error?.code == .notOperator)

@@ -254,7 +254,7 @@ struct JSONCodecTests {
             (.quit(nil), "quit", "quit"),
             (.quit("bye"), "quit", "quit: bye"),
             (.connectionLost, "lost", "connection lost"),
-            (.kicked(by: "console", reason: "spam"), "kicked", "kicked by console: spam"),
+            (.kicked(by: .server, reason: "spam"), "kicked", "kicked by the server operator: spam"),
             (.sendQueueFull, "send_queue_full", "too slow to keep up (send queue full)"),
             (.serverShutdown, "shutdown", "server shutting down"),
         ]
@@ -380,7 +380,7 @@ struct JSONCodecTests {
             #expect(try message.get() == .request(.moderate(room: "#a", action)))
             #expect(ref == "r")
         }
-        let notice = ModerationNotice(room: "#a", action: .mute, target: "bob", by: "alice", reason: "calm down", until: Self.time)
+        let notice = ModerationNotice(room: "#a", action: .mute, target: "bob", by: .user("alice"), reason: "calm down", until: Self.time)
         let encoded = codec.encode(.moderation(notice))
         #expect(
             try parse(encoded)

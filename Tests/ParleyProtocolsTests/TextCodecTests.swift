@@ -106,8 +106,8 @@ struct TextCodecTests {
             (.quit(nil), "*** bob left #rust (quit)\n"),
             (.quit("bye all"), "*** bob left #rust (quit: bye all)\n"),
             (.connectionLost, "*** bob left #rust (connection lost)\n"),
-            (.kicked(by: "console", reason: nil), "*** bob left #rust (kicked by console)\n"),
-            (.kicked(by: "console", reason: "spam"), "*** bob left #rust (kicked by console: spam)\n"),
+            (.kicked(by: .server, reason: nil), "*** bob left #rust (kicked by the server operator)\n"),
+            (.kicked(by: .server, reason: "spam"), "*** bob left #rust (kicked by the server operator: spam)\n"),
             (.sendQueueFull, "*** bob left #rust (too slow to keep up (send queue full))\n"),
             (.serverShutdown, "*** bob left #rust (server shutting down)\n"),
         ]

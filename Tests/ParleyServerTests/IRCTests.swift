@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOCore
 import ParleyCore
 import ParleyServer
@@ -239,6 +240,42 @@ struct IRCTests {
             // A kill is a KICK in every shared channel, so no client keeps a ghost member.
             try await admin.waitFor { $0 == ":root!root@parley KICK #general victim :spam" }
             try await admin.waitFor { $0 == ":root!root@parley KICK #side victim :spam" }
+        }
+    }
+
+    @Test("the console acts as the server: its KICK and MODE come from the server's name, its announcements reach channel windows")
+    func consoleActions() async throws {
+        try await TestServer.run { server in
+            let alice = try await Self.ircUser("alice", port: server.ircPort)
+            let bob = try await Self.ircUser("bob", port: server.ircPort)
+            try await alice.send("JOIN #side")
+            try await alice.waitFor { $0.contains(" 366 alice #side ") }
+            let loner = try await Self.ircUser("loner", port: server.ircPort)
+            try await loner.send("PART #general")
+            try await loner.waitFor { $0 == ":loner!loner@parley PART :#general" }
+            let console = AdminConsole(hub: server.application.hub, logger: Logger(label: "test"))
+
+            // A notice to everyone: in each channel the user is in, to the nick only when it is in none.
+            _ = console.execute("restart at noon")
+            try await alice.waitFor { $0 == ":test.parley NOTICE #general :restart at noon" }
+            try await alice.waitFor { $0 == ":test.parley NOTICE #side :restart at noon" }
+            try await bob.waitFor { $0 == ":test.parley NOTICE #general :restart at noon" }
+            try await loner.waitFor { $0 == ":test.parley NOTICE loner :restart at noon" }
+
+            _ = console.execute("/kick #general bob behave")
+            try await alice.waitFor { $0 == ":test.parley KICK #general bob :behave" }
+            try await bob.waitFor { $0 == ":test.parley KICK #general bob :behave" }
+            _ = console.execute("/ban #side carol")
+            try await alice.waitFor { $0 == ":test.parley MODE #side +b carol" }
+            try await bob.send("JOIN #general")
+            try await alice.waitFor { $0 == ":bob!bob@parley JOIN #general" }
+            _ = console.execute("/kick alice")
+            try await alice.waitFor { $0 == ":test.parley NOTICE alice :You were disconnected by the server operator." }
+            try await bob.waitFor { $0 == ":test.parley KICK #general alice :the server operator" }
+            // No line anyone received names the console as if it were a user.
+            for client in [alice, bob, loner] {
+                #expect(try await client.lines.allSatisfy { !$0.contains("server operator!") })
+            }
         }
     }
 

@@ -69,7 +69,7 @@ struct ChatViewTests {
         (.quit(nil), "*** Alice left #a (quit)"),
         (.quit("bye"), "*** Alice left #a (quit: bye)"),
         (.connectionLost, "*** Alice left #a (connection lost)"),
-        (.kicked(by: "op", reason: "spam"), "*** Alice left #a (kicked by op: spam)"),
+        (.kicked(by: .user("op"), reason: "spam"), "*** Alice left #a (kicked by op: spam)"),
     ])
     func leftOther(reason: LeaveReason, line: String) {
         var view = F.view(rooms: ["#a"])
@@ -115,7 +115,7 @@ struct ChatViewTests {
         #expect(view.joinedRooms == ["#b", "#c"])
         #expect(view.currentRoomName == "#c")
         view.switchTo("#b")
-        view.apply(.left(room: "#c", nick: "bob", reason: .kicked(by: "op", reason: nil)))
+        view.apply(.left(room: "#c", nick: "bob", reason: .kicked(by: .user("op"), reason: nil)))
         #expect(view.currentRoomName == "#b")
     }
 

@@ -103,6 +103,11 @@ public struct IRCCodec: Sendable {
             ]
         case .message(let message):
             return chat(message, to: me, capabilities: capabilities)
+        case .announcement(let message, let rooms):
+            // In each channel's window, where the user looks, rather than the status window a notice to the
+            // nick lands in; to the nick only when the user is in no channel.
+            guard !rooms.isEmpty else { return chat(message, to: me, capabilities: capabilities) }
+            return rooms.flatMap { chat(message, to: me, capabilities: capabilities, target: $0) }
         case .ack(_, let message):
             // Only with echo-message does a client see its own messages come back.
             return capabilities.contains(.echoMessage) ? chat(message, to: me, capabilities: capabilities) : []
@@ -115,7 +120,9 @@ public struct IRCCodec: Sendable {
             case .parted(let text):
                 return [IRCMessage(source: Self.source(nick), command: "PART", params: [room] + (text.map { [$0] } ?? []))]
             case .kicked(let by, let text):
-                return [IRCMessage(source: Self.source(by), command: "KICK", params: [room, nick, text ?? by])]
+                // The console and the server's own rules act as the server: its name is the source.
+                let source = by.nick.map(Self.source) ?? serverName
+                return [IRCMessage(source: source, command: "KICK", params: [room, nick, text ?? by.description])]
             case .quit(let text):
                 return [IRCMessage(source: Self.source(nick), command: "QUIT", params: [text.map { "Quit: \($0)" } ?? "Quit"])]
             default:
@@ -175,7 +182,7 @@ public struct IRCCodec: Sendable {
                 return IRCMessage(source: serverName, command: "NOTICE", params: [room, "[\(stamp)] \(text)"])
             }
         case .moderation(let notice):
-            let by = notice.by.map(Self.source) ?? serverName
+            let by = notice.by?.nick.map(Self.source) ?? serverName
             let (mode, argument): (String, String?) =
                 switch notice.action {
                 case .ban: ("+b", "\(notice.target)")
@@ -211,13 +218,16 @@ public struct IRCCodec: Sendable {
 
     /// PRIVMSG or NOTICE lines of one message, split to fit IRC's 512 bytes, with the tags the client asked
     /// for (and `batch` when it is part of one).
-    private func chat(_ message: ChatMessage, to me: String, capabilities: IRCCapabilities, batch: String? = nil) -> [IRCMessage] {
+    private func chat(
+        _ message: ChatMessage, to me: String, capabilities: IRCCapabilities, batch: String? = nil, target: String? = nil
+    ) -> [IRCMessage] {
         let source = message.from.map(Self.source) ?? serverName
         let target: String =
-            switch message.target {
-            case .room(let room): room
-            case .user(let nick): nick
-            case .everyone: me
+            switch (target, message.target) {
+            case (let target?, _): target
+            case (nil, .room(let room)): room
+            case (nil, .user(let nick)): nick
+            case (nil, .everyone): me
             }
         let command = message.kind == .notice || message.from == nil ? "NOTICE" : "PRIVMSG"
         var tags: [String: String] = [:]
