@@ -111,6 +111,9 @@ public final class SQLiteStore: MessageStore {
         } catch {
             throw StoreError.cannotOpen(path: directory, reason: error.localizedDescription)
         }
+        // Held until the schema is up to date; see `SetupLock`.
+        let setup = try await SetupLock.acquire(on: directory)
+        defer { setup.release() }
         do {
             connection = try await SQLiteConnection.open(
                 storage: .file(path: path), threadPool: .singleton, logger: logger,
@@ -146,23 +149,35 @@ public final class SQLiteStore: MessageStore {
         try await migrate()
     }
 
-    /// Applies every migration newer than the file's `user_version`, each in its own transaction.
+    /// Applies every migration newer than the file's `user_version`, each in its own transaction. The version
+    /// is read inside the transaction, under the write lock, so a process that finds the file already upgraded
+    /// by another (an older parley without `SetupLock`, say) does not run a migration twice.
     private func migrate() async throws {
-        let version = Int(try await connection.query("PRAGMA user_version").first?.columns.first?.data.integer ?? 0)
-        guard version <= Self.schemaVersion else {
-            throw StoreError.newerSchema(path: path, found: version, known: Self.schemaVersion)
-        }
-        for step in version..<Self.schemaVersion {
+        while true {
+            let version: Int
             do {
                 _ = try await connection.query("BEGIN IMMEDIATE")
-                for statement in Self.migrations[step] { _ = try await connection.query(statement) }
-                _ = try await connection.query("PRAGMA user_version = \(step + 1)")
+                version = Int(try await connection.query("PRAGMA user_version").first?.columns.first?.data.integer ?? 0)
+            } catch {
+                _ = try? await connection.query("ROLLBACK")
+                throw Self.describe(error, path: path)
+            }
+            guard version < Self.schemaVersion else {
+                _ = try? await connection.query("ROLLBACK")
+                guard version == Self.schemaVersion else {
+                    throw StoreError.newerSchema(path: path, found: version, known: Self.schemaVersion)
+                }
+                return
+            }
+            do {
+                for statement in Self.migrations[version] { _ = try await connection.query(statement) }
+                _ = try await connection.query("PRAGMA user_version = \(version + 1)")
                 _ = try await connection.query("COMMIT")
             } catch {
                 _ = try? await connection.query("ROLLBACK")
                 // Another program holding the file is not a broken migration: say what to do about it.
                 if case .locked = Self.describe(error, path: path) { throw StoreError.locked(path: path) }
-                throw StoreError.migrationFailed(path: path, version: step + 1, reason: "\(error)")
+                throw StoreError.migrationFailed(path: path, version: version + 1, reason: "\(error)")
             }
         }
     }

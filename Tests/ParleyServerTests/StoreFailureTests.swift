@@ -92,4 +92,36 @@ struct StoreFailureTests {
         #expect(try await reopened.query("SELECT name FROM sqlite_master WHERE name = 'rooms'").isEmpty)
         try await reopened.close().get()
     }
+
+    @Test("several opens of one new database at once all succeed: the setup lock serialises them")
+    func concurrentFirstOpen() async throws {
+        // Each round: a fresh folder opened by several connections at once, as `parley serve` and
+        // `parley account add` do when started together. Before, the losers re-ran a migration the winner had
+        // committed ("table already exists").
+        for round in 1...6 {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-race-\(round)-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let stores = try await withThrowingTaskGroup(of: SQLiteStore.self) { group in
+                for _ in 1...6 { group.addTask { try await SQLiteStore.open(directory: directory) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            for store in stores {
+                #expect(try await store.connection.query("PRAGMA user_version").first?.columns.first?.data.integer == SQLiteStore.schemaVersion)
+                await store.close()
+            }
+        }
+    }
+
+    @Test("parley account add while parley serve starts on the same new data folder: both work")
+    func accountAddDuringStart() async throws {
+        for round in 1...3 {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-race-proc-\(round)-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let add = try ParleyProcess(["account", "add", "op\(round)", "--password", "correct-horse", "--data-dir", directory], input: .nullDevice)
+            let (server, _) = try await ParleyProcess.serve(["--console", "off"], dataDirectory: directory)
+            #expect(try await add.waitForExit() == 0, "\(add.log.text) \(add.output.text)")
+            server.signal(SIGTERM)
+            #expect(try await server.waitForExit() == 0, "\(server.log.text)")
+        }
+    }
 }
