@@ -19,8 +19,8 @@ public enum ChatEvent: Sendable, Equatable {
     /// operate the room.
     case members(room: String?, nicks: [String], operators: [String] = [])
     case rooms([RoomSummary])
-    /// A room's topic, for whoever joins or asks.
-    case topic(room: String, text: String, setBy: String?)
+    /// A room's topic, for whoever joins or asks: who set it and when, if known.
+    case topic(room: String, text: String, setBy: String?, setAt: Date? = nil)
     /// Someone changed a room's topic: told to everyone in it.
     case topicChanged(room: String, text: String, by: String)
     case error(ChatError, ref: String?)

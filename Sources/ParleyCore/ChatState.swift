@@ -244,7 +244,7 @@ public struct ChatState<Peer: Sendable> {
             let name = if let raw { try RoomName(validating: raw) } else { try currentRoom(of: session) }
             guard let room = rooms[name.key], var policy = policies[name.key] else { throw noSuchRoom(name.display) }
             guard let text else {
-                effects.append(.deliver(.topic(room: room.name.display, text: policy.topic, setBy: policy.topicSetBy), to: me))
+                effects.append(.deliver(.topic(room: room.name.display, text: policy.topic, setBy: policy.topicSetBy, setAt: policy.topicSetAt), to: me))
                 return
             }
             guard session.rooms.contains(name) else { throw notInRoom(room.name.display) }
@@ -255,8 +255,9 @@ public struct ChatState<Peer: Sendable> {
             }
             policy.topic = String(Sanitizer.trimmed(Sanitizer.text(text)).prefix(Self.maximumTopicLength))
             policy.topicSetBy = session.nick.display
+            policy.topicSetAt = Self.wholeMilliseconds(now)
             policies[name.key] = policy
-            effects.append(.persist([.topic(room: room.name.display, text: policy.topic, setBy: policy.topicSetBy)], audit: nil, actor: session.peer))
+            effects.append(.persist([.topic(room: room.name.display, text: policy.topic, setBy: policy.topicSetBy, setAt: policy.topicSetAt)], audit: nil, actor: session.peer))
             let event = ChatEvent.topicChanged(room: room.name.display, text: policy.topic, by: session.nick.display)
             effects.append(.deliver(event, to: recipients(in: name)))
 
@@ -462,7 +463,7 @@ public struct ChatState<Peer: Sendable> {
         let me = [Recipient(peer: session.peer, focused: true)]
         effects.append(.deliver(.joined(room: room.name.display, nick: session.nick.display, account: session.account), to: recipients(in: name)))
         if !policy.topic.isEmpty {
-            effects.append(.deliver(.topic(room: room.name.display, text: policy.topic, setBy: policy.topicSetBy), to: me))
+            effects.append(.deliver(.topic(room: room.name.display, text: policy.topic, setBy: policy.topicSetBy, setAt: policy.topicSetAt), to: me))
         }
         effects.append(.deliver(members(of: room), to: me))
         // A resuming client gets exactly what it missed here; anyone else the latest messages.
@@ -532,10 +533,15 @@ public struct ChatState<Peer: Sendable> {
     ) -> ChatMessage {
         defer { nextMessageID += 1 }
         // Whole milliseconds, as stored: a message shows the same time live and in history.
-        let now = Date(timeIntervalSince1970: (now.timeIntervalSince1970 * 1000).rounded(.down) / 1000)
+        let now = Self.wholeMilliseconds(now)
         return ChatMessage(
             id: nextMessageID, time: now, from: sender?.nick.display, account: sender?.account, target: target, kind: kind, text: text
         )
+    }
+
+    /// Times are stored in whole milliseconds: rounded down so, they read back as they were shown live.
+    static func wholeMilliseconds(_ date: Date) -> Date {
+        Date(timeIntervalSince1970: (date.timeIntervalSince1970 * 1000).rounded(.down) / 1000)
     }
 
     /// A room's members, its operators marked.

@@ -53,6 +53,8 @@ public struct RoomPolicy: Sendable, Equatable {
     public var name: String
     public var topic = ""
     public var topicSetBy: String?
+    /// When the topic was set (nil: before Parley kept it).
+    public var topicSetAt: Date?
     public var topicLocked = false
     /// The word joining needs, if any (its owners and server operators join without it).
     public var key: String?
@@ -71,7 +73,7 @@ public struct RoomPolicy: Sendable, Equatable {
 
 /// A change to a room's stored policy, as the store applies it.
 public enum RoomChange: Sendable, Equatable {
-    case topic(room: String, text: String, setBy: String?)
+    case topic(room: String, text: String, setBy: String?, setAt: Date? = nil)
     case topicLock(room: String, Bool)
     case key(room: String, String?)
     case addOperator(room: String, account: String)

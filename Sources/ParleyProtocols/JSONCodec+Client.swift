@@ -173,7 +173,7 @@ extension JSONCodec {
             return .rooms(rooms)
         case "topic":
             guard let room = string("room") else { return nil }
-            return .topic(room: room, text: string("text") ?? "", setBy: string("by"))
+            return .topic(room: room, text: string("text") ?? "", setBy: string("by"), setAt: string("ts").flatMap(Timestamps.parseISO8601))
         case "error":
             let code = string("code").flatMap(ChatError.Code.init(rawValue:)) ?? .badRequest
             return .error(ChatError(code, string("text") ?? code.rawValue), ref: string("ref"))

@@ -212,11 +212,12 @@ public struct JSONCodec: Sendable {
             return json.finished()
         case .topicChanged(let room, let text, let by):
             return encode(.topic(room: room, text: text, setBy: by))
-        case .topic(let room, let text, let setBy):
+        case .topic(let room, let text, let setBy, let setAt):
             var json = JSONWriter(type: "topic")
             json.field("room", room)
             json.field("text", text)
             json.field("by", setBy)
+            json.field("ts", setAt.map(Timestamps.iso8601))
             return json.finished()
         case .error(let error, let ref):
             return encodeError(error, ref: ref)

@@ -65,9 +65,10 @@ public struct TextCodec: Sendable {
                 }
         case .topicChanged(let room, let text, let by):
             return render(.topic(room: room, text: text, setBy: by), focused: focused)
-        case .topic(let room, let text, let setBy):
-            if text.isEmpty { return ["*** \(room) has no topic. Set one with /topic text"] }
-            return ["*** Topic of \(room): \(text)" + (setBy.map { " (set by \($0))" } ?? "")]
+        case .topic(let room, let text, let setBy, let setAt):
+            if text.isEmpty { return ["*** \(room) has no topic. Set one with /topic \(room) text"] }
+            let when = setAt.map { " on \(Timestamps.localDateAndClock($0))" } ?? ""
+            return ["*** Topic of \(room): \(text)" + (setBy.map { " (set by \($0)\(when))" } ?? "")]
         case .error(let error, _):
             return ["!!! \(error.message)"]
         case .notice(let text):

@@ -14,10 +14,11 @@ extension SQLiteStore: RoomStore {
 
     private func apply(_ change: RoomChange) async throws {
         switch change {
-        case .topic(let room, let text, let setBy):
+        case .topic(let room, let text, let setBy, let setAt):
             try await ensure(room)
             _ = try await connection.query(
-                "UPDATE rooms SET topic = ?, topic_by = ? WHERE name_key = ?", [.text(text), setBy.map { .text($0) } ?? .null, .text(room.lowercased())]
+                "UPDATE rooms SET topic = ?, topic_by = ?, topic_ms = ? WHERE name_key = ?",
+                [.text(text), setBy.map { .text($0) } ?? .null, setAt.map { .integer(Self.milliseconds($0)) } ?? .null, .text(room.lowercased())]
             )
         case .topicLock(let room, let locked):
             try await ensure(room)
@@ -61,11 +62,12 @@ extension SQLiteStore: RoomStore {
 
     public func roomPolicies() async throws -> [RoomPolicy] {
         var policies: [String: RoomPolicy] = [:]
-        for row in try await connection.query("SELECT name_key, name, topic, topic_by, topic_locked, join_key FROM rooms") {
+        for row in try await connection.query("SELECT name_key, name, topic, topic_by, topic_ms, topic_locked, join_key FROM rooms") {
             guard let key = row.column("name_key")?.string, let name = row.column("name")?.string else { continue }
             var policy = RoomPolicy(name: name)
             policy.topic = row.column("topic")?.string ?? ""
             policy.topicSetBy = row.column("topic_by")?.string
+            policy.topicSetAt = row.column("topic_ms")?.integer.map(Self.date)
             policy.topicLocked = row.column("topic_locked")?.integer == 1
             policy.key = row.column("join_key")?.string
             policies[key] = policy

@@ -87,6 +87,8 @@ public final class SQLiteStore: MessageStore {
         ["ALTER TABLE rooms ADD COLUMN join_key TEXT"],
         // v5: history by time (IRC's CHATHISTORY timestamps) reads an index range, not the room's whole past.
         ["CREATE INDEX messages_room_time ON messages (room, time_ms)"],
+        // v6: when the topic was set (IRC's 333 shows it).
+        ["ALTER TABLE rooms ADD COLUMN topic_ms INTEGER"],
     ]
 
     public static let fileName = "parley.sqlite3"

@@ -96,7 +96,7 @@ public struct ChatView: Sendable {
             }
         case .topicChanged(let room, let text, let by):
             return apply(.topic(room: room, text: text, setBy: by))
-        case .topic(let room, let text, let setBy):
+        case .topic(let room, let text, let setBy, _):
             let index = roomIndex(room) ?? current
             let line = text.isEmpty ? "*** \(clean(room)) has no topic" : "*** Topic of \(clean(room)): \(clean(text))" + (setBy.map { " (set by \(clean($0)))" } ?? "")
             append(StyledLine([Span(line, .dim)]), to: index, counts: false)

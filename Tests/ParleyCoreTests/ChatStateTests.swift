@@ -473,7 +473,7 @@ struct ChatStateTests {
         let set = chat.handle(1, .topic(room: nil, text: "Welcome!"))
         #expect(set.steps == [.deliver(.topicChanged(room: "#general", text: "Welcome!", by: "alice"), to: [1, 2])])
         let shown = chat.handle(2, .topic(room: "#General", text: nil))
-        #expect(shown.steps == [.deliver(.topic(room: "#general", text: "Welcome!", setBy: "alice"), to: [2])])
+        #expect(shown.steps == [.deliver(.topic(room: "#general", text: "Welcome!", setBy: "alice", setAt: Chat.now), to: [2])])
         #expect(chat.state.roomSummaries().first?.topic == "Welcome!")
     }
 
@@ -485,7 +485,7 @@ struct ChatStateTests {
         let refused = chat.handle(2, .topic(room: "#rust", text: "hijacked"), ref: "t")
         #expect(refused.error?.code == .notInRoom)
         #expect(refused.allPeers == [2])
-        #expect(chat.handle(2, .topic(room: "#rust", text: nil)).steps == [.deliver(.topic(room: "#rust", text: "Rust talk", setBy: "alice"), to: [2])])
+        #expect(chat.handle(2, .topic(room: "#rust", text: nil)).steps == [.deliver(.topic(room: "#rust", text: "Rust talk", setBy: "alice", setAt: Chat.now), to: [2])])
         #expect(chat.handle(2, .topic(room: "#nowhere", text: nil)).error?.code == .noSuchRoom)
         #expect(chat.handle(2, .topic(room: "nowhere", text: nil)).error?.code == .invalidRoom)
     }
@@ -508,7 +508,7 @@ struct ChatStateTests {
         #expect(
             chat.handle(2, .join("#rust")).steps == [
                 .deliver(.joined(room: "#rust", nick: "bob"), to: [1, 2]),
-                .deliver(.topic(room: "#rust", text: "Rust talk", setBy: "alice"), to: [2]),
+                .deliver(.topic(room: "#rust", text: "Rust talk", setBy: "alice", setAt: Chat.now), to: [2]),
                 .deliver(.members(room: "#rust", nicks: ["alice", "bob"], operators: ["alice"]), to: [2]),
             ]
         )

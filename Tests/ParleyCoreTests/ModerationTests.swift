@@ -175,7 +175,7 @@ struct ModerationTests {
         #expect(chat.handle(2, .topic(room: "#dev", text: "mine now")).error?.code == .notOperator)
         let set = chat.handle(1, .topic(room: "#dev", text: "release on Friday"))
         #expect(set.error == nil)
-        #expect(set.changes == [.topic(room: "#dev", text: "release on Friday", setBy: "alice")])
+        #expect(set.changes == [.topic(room: "#dev", text: "release on Friday", setBy: "alice", setAt: Chat.now)])
     }
 
     @Test("the console moderates any room, even one nobody is in, and its bans hold from the start")

@@ -142,8 +142,10 @@ struct TextCodecTests {
 
     @Test("topic, empty and set")
     func topic() {
-        #expect(text(.topic(room: "#rust", text: "", setBy: nil)) == "*** #rust has no topic. Set one with /topic text\n")
+        #expect(text(.topic(room: "#rust", text: "", setBy: nil)) == "*** #rust has no topic. Set one with /topic #rust text\n")
         #expect(text(.topic(room: "#rust", text: "Rust talk", setBy: "alice")) == "*** Topic of #rust: Rust talk (set by alice)\n")
+        let dated = text(.topic(room: "#rust", text: "Rust talk", setBy: "alice", setAt: Self.time))
+        #expect(dated?.range(of: #"^\*\*\* Topic of #rust: Rust talk \(set by alice on \d\d-\d\d \d\d:\d\d\)\n$"#, options: .regularExpression) != nil, "\(dated ?? "")")
         #expect(text(.topic(room: "#rust", text: "Rust talk", setBy: nil)) == "*** Topic of #rust: Rust talk\n")
     }
 

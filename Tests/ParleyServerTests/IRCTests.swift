@@ -116,6 +116,13 @@ struct IRCTests {
             try await irc.waitFor { $0 == ":texter!texter@parley JOIN #dev" }
             try await irc.send("TOPIC #dev :release Friday")
             try await text.waitFor { $0 == "*** Topic of #dev: release Friday (set by ircer)" }
+            // Whoever joins later is told who set it and when (333: seconds since 1970), not "1 Jan 1970".
+            let late = try await Self.ircUser("late", port: server.ircPort)
+            try await late.send("JOIN #dev")
+            try await late.waitFor { $0 == ":test.parley 332 late #dev :release Friday" }
+            let setAt = try await late.waitFor { $0.hasPrefix(":test.parley 333 late #dev ircer ") }
+            let seconds = try #require(setAt.split(separator: " ").last.flatMap { Double($0.trimmingCharacters(in: [":"])) })
+            #expect(abs(seconds - Date().timeIntervalSince1970) < 120, "\(setAt)")
             try await text.send("/part #dev see you")
             try await irc.waitFor { $0 == ":texter!texter@parley PART #dev :see you" }
 

@@ -89,7 +89,7 @@ struct TextModeTests {
             let alice = try await server.textUser("alice")
             let bob = try await server.textUser("bob")
             try await alice.send("/topic")
-            try await alice.waitFor { $0 == "*** #general has no topic. Set one with /topic text" }
+            try await alice.waitFor { $0 == "*** #general has no topic. Set one with /topic #general text" }
             try await alice.send("/topic Friday demo at 3")
             try await bob.waitFor { $0 == "*** Topic of #general: Friday demo at 3 (set by alice)" }
             try await bob.send("/rooms")
@@ -97,7 +97,8 @@ struct TextModeTests {
             let carol = try await TestClient.connect(port: server.port)
             try await carol.waitFor { $0 == "*** Choose a nickname:" }
             try await carol.send("carol")
-            try await carol.waitFor { $0 == "*** Topic of #general: Friday demo at 3 (set by alice)" }
+            let shown = try await carol.waitFor { $0.hasPrefix("*** Topic of #general: Friday demo at 3 (set by alice on ") }
+            #expect(shown.range(of: #"on \d\d-\d\d \d\d:\d\d\)$"#, options: .regularExpression) != nil, "\(shown)")
         }
     }
 

@@ -143,9 +143,11 @@ public struct IRCCodec: Sendable {
             return [numeric("321", me, "Channel", "Users  Name")]
                 + rooms.map { numeric("322", me, $0.name, String($0.members), $0.topic) }
                 + [numeric("323", me, "End of /LIST")]
-        case .topic(let room, let text, let setBy):
+        case .topic(let room, let text, let setBy, let setAt):
             guard !text.isEmpty else { return [numeric("331", me, room, "No topic is set")] }
-            return [numeric("332", me, room, text)] + (setBy.map { [numeric("333", me, room, $0, "0")] } ?? [])
+            // 333 carries who and when (seconds since 1970); a topic from before Parley kept the time has none.
+            guard let setBy, let setAt else { return [numeric("332", me, room, text)] }
+            return [numeric("332", me, room, text), numeric("333", me, room, setBy, String(Int(setAt.timeIntervalSince1970)))]
         case .topicChanged(let room, let text, let by):
             return [IRCMessage(source: Self.source(by), command: "TOPIC", params: [room, text])]
         case .error(let error, let ref):
