@@ -120,6 +120,15 @@ public enum LeaveReason: Sendable, Equatable {
         }
     }
 
+    /// The connection was ended in order, with everything sent to it flushed first (a part, quit, kick or
+    /// shutdown), rather than lost on the way (a dropped connection, a ping timeout, a full send queue).
+    public var isOrderly: Bool {
+        switch self {
+        case .parted, .quit, .kicked, .serverShutdown: true
+        case .connectionLost, .sendQueueFull, .pingTimeout, .received: false
+        }
+    }
+
     /// A stable word for machines.
     public var cause: String {
         switch self {

@@ -50,6 +50,9 @@ public struct ChatState<Peer: Sendable> {
         var address = ""
         /// Why the user is away, while they are.
         var away: String?
+        /// The newest message id when the user last sent a request: a connection that is lost may not have
+        /// received what came after it.
+        var lastHeard: Int64 = 0
         var currentRoom: RoomName? { rooms.last }
     }
 
@@ -85,6 +88,11 @@ public struct ChatState<Peer: Sendable> {
     var registered: Set<String> = []
     /// Keys of the accounts that are server operators: operators of every room.
     var serverOperators: Set<String> = []
+    /// Per account key, per room key: the newest message id its user is known to have received in that room
+    /// when they last left it. Joining again replays only what came after (in memory only).
+    var seen: [String: [String: Int64]] = [:]
+    /// Rooms remembered per account in `seen`; past it, the oldest mark goes.
+    public static var maximumSeenRooms: Int { 100 }
 
     /// The most a resuming client is sent per room; past it, it can page with `history`.
     public static var maximumResume: Int { 1000 }
@@ -123,6 +131,7 @@ public struct ChatState<Peer: Sendable> {
         var session = Session(id: id, nick: nick, peer: peer, rooms: [])
         session.account = account
         session.address = address
+        session.lastHeard = nextMessageID - 1
         for (room, last) in resume {
             if let name = try? RoomName(validating: room) { session.resume[name.key] = last }
         }
@@ -157,6 +166,7 @@ public struct ChatState<Peer: Sendable> {
     /// carrying `ref` so a JSON client can match it to its request.
     public mutating func handle(_ request: Request, ref: String?, from id: SessionID, now: Date) -> [Effect<Peer>] {
         guard let session = sessions[id] else { return [] }
+        sessions[id]!.lastHeard = nextMessageID - 1
         var effects: [Effect<Peer>] = []
         do throws(ChatError) {
             try perform(request, ref: ref, session: session, now: now, into: &effects)
@@ -466,10 +476,14 @@ public struct ChatState<Peer: Sendable> {
             effects.append(.deliver(.topic(room: room.name.display, text: policy.topic, setBy: policy.topicSetBy, setAt: policy.topicSetAt), to: me))
         }
         effects.append(.deliver(members(of: room), to: me))
-        // A resuming client gets exactly what it missed here; anyone else the latest messages.
+        // A resuming client gets exactly what it missed here; a logged-in user what came since they last left
+        // (at most the usual count); anyone else the latest messages.
         if let last = session.resume[name.key] {
             sessions[id]!.resume[name.key] = nil
             effects.append(.replay(session.peer, room: room.name.display, .after(last, count: Self.maximumResume), below: nextMessageID, ref: nil))
+        } else if historyOnJoin > 0, let account = session.account, let last = seen[account]?[name.key] {
+            let missed = HistoryQuery.range(after: .id(last), before: .id(.max), count: historyOnJoin, newest: true)
+            effects.append(.replay(session.peer, room: room.name.display, missed, below: nextMessageID, ref: nil))
         } else if historyOnJoin > 0 {
             effects.append(.replay(session.peer, room: room.name.display, .latest(historyOnJoin), below: nextMessageID, ref: nil))
         }
@@ -491,6 +505,11 @@ public struct ChatState<Peer: Sendable> {
             recipients.append(Recipient(peer: other.peer, focused: other.currentRoom == name, repeated: repeated))
         }
         effects.append(.deliver(event, to: recipients))
+        if let account = session.account {
+            // A connection that went away unannounced may have lost what was on its way: count from the user's
+            // last request instead.
+            remember(reason.isOrderly ? nextMessageID - 1 : session.lastHeard, in: name.key, for: account)
+        }
         room.members.removeAll { $0 == id }
         room.operators.remove(id)
         sessions[id]!.rooms.removeAll { $0 == name }
@@ -508,6 +527,14 @@ public struct ChatState<Peer: Sendable> {
     ) {
         var told: Set<SessionID> = []
         leave(name, session: id, reason: reason, alreadyTold: &told, into: &effects)
+    }
+
+    /// Notes what an account's user has received in a room, forgetting its oldest room past the bound.
+    private mutating func remember(_ last: Int64, in room: String, for account: String) {
+        seen[account, default: [:]][room] = last
+        if seen[account]!.count > Self.maximumSeenRooms, let oldest = seen[account]!.min(by: { $0.value < $1.value })?.key {
+            seen[account]![oldest] = nil
+        }
     }
 
     /// An empty room's policy goes unless it holds something for whoever comes next (bounded memory: anyone

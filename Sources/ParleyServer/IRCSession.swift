@@ -108,6 +108,12 @@ struct IRCSession: LineSession {
             return .proceed
         },
         "CHATHISTORY": { session, message in session.chathistory(message) },
+        // ergo's HISTORY, for clients without draft/chathistory: `/quote HISTORY #room [N]` replays the latest N.
+        "HISTORY": { session, message in
+            guard let room = message.params.first else { return session.needMoreParams(message) }
+            let count = message.params.dropFirst().first.flatMap { Int($0) }.map { min(max($0, 1), IRCCodec.maximumHistoryPage) } ?? 50
+            return session.request(.history(room: room, .latest(count)), about: room)
+        },
         "PART": { session, message in
             guard let list = message.params.first else { return session.needMoreParams(message) }
             for room in list.split(separator: ",") {

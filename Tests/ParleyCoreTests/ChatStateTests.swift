@@ -623,6 +623,36 @@ struct ChatStateTests {
         )
     }
 
+    @Test("a logged-in user who joins again is replayed what came since: from an orderly leaving, or from their last request when the connection was lost")
+    func replaySinceLastSeen() throws {
+        var chat = try Chat(historyOnJoin: 50)
+        try chat.register("bob", 2)
+        func replays(_ effects: [Effect<Int>]) -> [HistoryQuery] {
+            effects.steps.compactMap { if case .replay(_, "#general", let query) = $0 { query } else { nil } }
+        }
+        func since(_ id: Int64) -> HistoryQuery { .range(after: .id(id), before: .id(.max), count: 50, newest: true) }
+        // Never seen: the latest messages.
+        var (alice, effects) = try chat.state.register(nick: "alice", peer: 1, account: "alice")
+        #expect(replays(effects) == [.latest(50)])
+        chat.handle(2, .say(room: nil, text: "one", kind: .normal))  // id 1
+        chat.state.handle(.quit(reason: nil), ref: nil, from: alice, now: Chat.now)
+        chat.handle(2, .say(room: nil, text: "two", kind: .normal))  // id 2
+        (alice, effects) = try chat.state.register(nick: "alice", peer: 1, account: "alice")
+        #expect(replays(effects) == [since(1)])
+        // A part and a join in one connection count too.
+        chat.state.handle(.part(room: "#general", reason: nil), ref: nil, from: alice, now: Chat.now)
+        chat.handle(2, .join("#general"))
+        chat.handle(2, .say(room: "#general", text: "three", kind: .normal))  // id 3
+        #expect(replays(chat.state.handle(.join("#general"), ref: nil, from: alice, now: Chat.now)) == [since(2)])
+        // Lost: from the newest message when alice last asked for anything (her join, after "three").
+        chat.handle(2, .say(room: "#general", text: "four", kind: .normal))  // id 4
+        _ = chat.state.disconnect(alice, reason: .connectionLost)
+        (_, effects) = try chat.state.register(nick: "alice", peer: 1, account: "alice")
+        #expect(replays(effects) == [since(3)])
+        // Someone not logged in always gets the latest.
+        #expect(replays(try chat.register("guest", 3)) == [.latest(50)])
+    }
+
     @Test("an announcement is stored once and reaches everyone online, each told the rooms they are in")
     func announce() throws {
         var chat = try Chat(users: ["alice", "bob", "carol"])

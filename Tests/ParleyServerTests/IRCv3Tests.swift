@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import ParleyCore
 import ParleyServer
 import Testing
 
@@ -221,6 +222,101 @@ struct IRCv3Tests {
             }
             try await fetcher.send("CHATHISTORY LATEST #elsewhere * 10")
             try await fetcher.waitFor { $0.hasPrefix(":test.parley 442 fetcher #elsewhere :") }
+        }
+    }
+
+    @Test("history for clients without batch: the last 10 as notices split to 512 bytes, a pointer to HISTORY, which shows more")
+    func plainHistory() async throws {
+        try await TestServer.run(configure: { $0.limits.flood = .init(burst: 1000, perSecond: 1000) }) { server in
+            let text = try await server.textUser("texter")
+            for index in 1...29 { try await text.send("line \(index)") }
+            let long = (1...300).map { "w\($0)" }.joined(separator: " ")  // about 1,500 bytes
+            try await text.send(long)
+            try await text.send("/history 1")
+            try await text.waitFor { $0.hasSuffix("w300") }
+            let plain = try await IRCTests.ircUser("plain", port: server.ircPort)
+            try await plain.waitFor { $0 == ":test.parley NOTICE #general :[history] Showing the last 10 messages; /quote HISTORY #general 50 shows more." }
+            var replay: [String] = []
+            while replay.count < 9 || !(replay.last ?? "").hasSuffix("w300") {
+                replay.append(try await plain.nextLine())
+            }
+            #expect(replay.first?.hasSuffix("<texter> line 21") == true, "\(replay)")
+            #expect(replay.filter { $0.contains("<texter> line ") }.count == 9)
+            // The long message arrives whole, in lines that each fit 512 bytes with their CR LF.
+            let pieces = replay.filter { !$0.contains("<texter> line ") }
+            #expect(pieces.count > 2)
+            #expect(pieces.allSatisfy { $0.utf8.count + 2 <= 512 && $0.hasPrefix(":test.parley NOTICE #general :") }, "\(pieces)")
+            let joined = pieces.map { String($0.dropFirst(":test.parley NOTICE #general :".count)) }.joined()
+            #expect(joined.hasSuffix("<texter> \(long)"))
+
+            try await plain.send("HISTORY #general 25")
+            let asked = try await plain.waitFor { $0.contains("<texter> line 6") }
+            #expect(asked.hasPrefix(":test.parley NOTICE #general :["))
+            try await plain.waitFor { $0.hasSuffix("w300") }
+            try await plain.send("HISTORY #nowhere")
+            try await plain.waitFor { $0.hasPrefix(":test.parley 442 plain #nowhere :") }
+        }
+    }
+
+    @Test("a logged-in IRC client that reconnects is replayed only what it missed, however it left")
+    func noReplayOfWhatWasSeen() async throws {
+        try await TestServer.run { server in
+            try await Self.makeAccount("alice", "hunter22", server: server)
+            let text = try await server.textUser("texter")
+            try await text.send("before alice")
+            func connect() async throws -> TestClient {
+                let client = try await TestClient.connect(port: server.ircPort)
+                try await client.send("CAP LS 302")
+                try await client.send("CAP REQ :sasl")
+                try await client.waitFor { $0 == ":test.parley CAP * ACK :sasl" }
+                try await client.send("AUTHENTICATE PLAIN")
+                try await client.waitFor { $0 == "AUTHENTICATE +" }
+                try await client.send("AUTHENTICATE \(Self.plain("", "alice", "hunter22"))")
+                try await client.waitFor { $0.contains(" 903 ") }
+                try await client.send("NICK alice")
+                try await client.send("USER alice 0 * :Alice")
+                try await client.send("CAP END")
+                try await client.waitFor { $0.contains(" 376 alice ") }
+                try await client.send("JOIN #general")
+                return client
+            }
+            // First time: the latest messages.
+            var alice = try await connect()
+            try await alice.waitFor { $0.contains(" 366 alice #general ") }
+            try await alice.waitFor { $0.hasSuffix("<texter> before alice") }
+            try await text.send("while alice is here")
+            try await alice.waitFor { $0.hasSuffix("PRIVMSG #general :while alice is here") }
+            try await alice.send("QUIT :brb")
+            _ = try await alice.waitForClose()
+            try await text.send("while alice is away")
+
+            // Back: only what came while she was away, however many messages the room has.
+            alice = try await connect()
+            try await alice.waitFor { $0.contains(" 366 alice #general ") }
+            try await alice.send("PING :after-join")
+            let seen = try await alice.waitFor { $0.hasSuffix(":after-join") }
+            let replay = try await alice.lines.filter { $0.contains(":[") && $0.contains("<texter>") }
+            #expect(replay.count == 1 && replay[0].hasSuffix("<texter> while alice is away"), "\(replay) \(seen)")
+
+            // A connection lost without QUIT: counted from her last request, so nothing after it is lost.
+            try await alice.send("PRIVMSG #general :last words")
+            try await text.waitFor { $0.hasSuffix("<alice> last words") }
+            try await text.send("after her last words")
+            try await alice.waitFor { $0.hasSuffix("PRIVMSG #general :after her last words") }
+            await alice.close()
+            try await text.waitFor { $0.hasPrefix("*** alice left #general") }
+            alice = try await connect()
+            try await alice.waitFor { $0.contains(" 366 alice #general ") }
+            try await alice.waitFor { $0.hasSuffix("<texter> after her last words") }
+            try await alice.send("QUIT")
+            _ = try await alice.waitForClose()
+
+            // Nothing new: nothing replayed.
+            alice = try await connect()
+            try await alice.waitFor { $0.contains(" 366 alice #general ") }
+            try await alice.send("PING :quiet")
+            try await alice.waitFor { $0.hasSuffix(":quiet") }
+            #expect(try await alice.lines.filter { $0.contains("<texter>") }.isEmpty)
         }
     }
 

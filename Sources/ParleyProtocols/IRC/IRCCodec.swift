@@ -47,6 +47,9 @@ public struct IRCCodec: Sendable {
     ]
     /// The most messages one CHATHISTORY request returns.
     public static let maximumHistoryPage = 100
+    /// The most messages a client without `batch` is shown on joining a channel: they arrive as notices,
+    /// which such clients (irssi, WeeChat) cannot tell from live talk but by their time stamp.
+    public static let plainReplayCount = 10
 
     public init(serverName: String) {
         self.serverName = serverName
@@ -172,8 +175,11 @@ public struct IRCCodec: Sendable {
                     + messages.flatMap { chat($0, to: me, capabilities: capabilities.union([.serverTime, .messageTags]), batch: batch) }
                     + [IRCMessage(source: serverName, command: "BATCH", params: ["-" + batch])]
             }
-            guard !messages.isEmpty else { return [] }
-            return messages.map { message in
+            guard !messages.isEmpty else { return ref == nil ? [] : [notice(room, "[history] There is nothing before this in \(room).")] }
+            // On join, only the latest few, and how to see more; asked for (HISTORY), all of them.
+            let shown = ref == nil ? messages.suffix(Self.plainReplayCount) : messages[...]
+            let more = shown.count < messages.count ? [notice(room, "[history] Showing the last \(shown.count) messages; /quote HISTORY \(room) 50 shows more.")] : []
+            return more + shown.flatMap { message in
                 let stamp = Timestamps.localDateAndClock(message.time)
                 let text: String =
                     switch (message.kind, message.from) {
@@ -181,7 +187,7 @@ public struct IRCCodec: Sendable {
                     case (_, let from?): "<\(from)> \(message.text)"
                     case (_, nil): message.text
                     }
-                return IRCMessage(source: serverName, command: "NOTICE", params: [room, "[\(stamp)] \(text)"])
+                return notices(room, "[\(stamp)] \(text)")
             }
         case .moderation(let notice):
             let by = notice.by?.nick.map(Self.source) ?? serverName
@@ -247,20 +253,40 @@ public struct IRCCodec: Sendable {
         }
     }
 
-    /// Splits text into pieces of at most `maximumBytes` UTF-8 bytes, never inside a character.
+    /// A server NOTICE to `target`.
+    func notice(_ target: String, _ text: String) -> IRCMessage {
+        IRCMessage(source: serverName, command: "NOTICE", params: [target, text])
+    }
+
+    /// Server NOTICEs to `target` carrying `text`, split so that each line fits IRC's 512 bytes.
+    func notices(_ target: String, _ text: String) -> [IRCMessage] {
+        let overhead = serverName.utf8.count + target.utf8.count + 16  // ":server NOTICE target :" and CR LF
+        return Self.split(text, maximumBytes: IRCMessage.maximumBodyBytes - overhead).map { notice(target, $0) }
+    }
+
+    /// Splits text into pieces of at most `maximumBytes` UTF-8 bytes, never inside a character — unless one
+    /// character alone is larger (a letter with a thousand combining marks), which is then cut between its
+    /// Unicode scalars.
     static func split(_ text: String, maximumBytes: Int) -> [String] {
         guard text.utf8.count > maximumBytes else { return [text] }
         var parts: [String] = []
         var current = ""
         var bytes = 0
-        for character in text {
-            let size = character.utf8.count
+        func add(_ piece: some StringProtocol, size: Int) {
             if bytes + size > maximumBytes, !current.isEmpty {
                 parts.append(current)
                 (current, bytes) = ("", 0)
             }
-            current.append(character)
+            current += piece
             bytes += size
+        }
+        for character in text {
+            let size = character.utf8.count
+            if size <= maximumBytes {
+                add(String(character), size: size)
+            } else {
+                for scalar in character.unicodeScalars { add(String(scalar), size: scalar.utf8.count) }
+            }
         }
         if !current.isEmpty { parts.append(current) }
         return parts

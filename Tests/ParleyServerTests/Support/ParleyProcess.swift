@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOConcurrencyHelpers
 import NIOPosix
 import Synchronization
 
@@ -106,6 +107,10 @@ final class ParleyProcess: Sendable {
         guard process.terminationReason == .exit else {
             throw TestFailure("parley did not exit in time (killed); log:\n\(log.text)")
         }
+        // The exit can be reported before the reader threads have read the last of the pipes (on a loaded
+        // machine, all of it): what the process wrote is only complete at end of file.
+        try await log.waitForEndOfFile()
+        try await output.waitForEndOfFile()
         return status
     }
 
@@ -127,6 +132,7 @@ final class OutputCollector: Sendable {
     }
 
     private let state = Mutex(State())
+    private let endOfFile = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Void.self)
 
     /// Reads on a thread of its own until end of file. (Not `readabilityHandler`: its dispatch source has
     /// crashed the test process on Linux when a pipe closed while a handler ran.)
@@ -137,10 +143,28 @@ final class OutputCollector: Sendable {
                 if data.isEmpty { break }
                 append(String(decoding: data, as: UTF8.self))
             }
+            endOfFile.succeed()
         }
     }
 
     var text: String { state.withLock { $0.text } }
+
+    /// Waits until everything the process wrote has been read (its end of the pipe is closed).
+    func waitForEndOfFile(timeout: TimeAmount = .seconds(15)) async throws {
+        let loop = endOfFile.futureResult.eventLoop
+        let result = loop.makePromise(of: Void.self)
+        let settled = NIOLockedValueBox(false)
+        func settle(_ outcome: Result<Void, any Error>) {
+            guard settled.withLockedValue({ done in defer { done = true }; return !done }) else { return }
+            result.completeWith(outcome)
+        }
+        let timer = loop.scheduleTask(in: timeout) { settle(.failure(TestFailure("the output never ended; got:\n\(self.text)"))) }
+        endOfFile.futureResult.whenSuccess {
+            timer.cancel()
+            settle(.success(()))
+        }
+        try await result.futureResult.get()
+    }
     var lines: [String] { text.split(separator: "\n").map(String.init) }
 
     /// Waits for a line that matches (lines already received count) and returns it.

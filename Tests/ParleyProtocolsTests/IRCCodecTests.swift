@@ -1,0 +1,32 @@
+import Foundation
+import NIOCore
+import ParleyCore
+import ParleyProtocols
+import Testing
+
+@Suite("IRCCodec")
+struct IRCCodecTests {
+    static let codec = IRCCodec(serverName: "test.parley")
+    static let time = Date(timeIntervalSince1970: 1_700_000_000)
+
+    static func lines(_ event: ChatEvent, capabilities: IRCCapabilities = []) -> [String] {
+        guard let buffer = codec.encode(event, for: "me", capabilities: capabilities) else { return [] }
+        return String(decoding: buffer.readableBytesView, as: UTF8.self).components(separatedBy: "\r\n").dropLast()
+    }
+
+    @Test("every line fits 512 bytes, even a message that is one character of 1,500 combining marks")
+    func hugeGrapheme() {
+        let grapheme = "a" + String(repeating: "\u{0301}", count: 1500)  // one Character, 3,001 bytes
+        #expect(grapheme.count == 1)
+        let message = ChatMessage(id: 1, time: Self.time, from: "bob", target: .room("#r"), kind: .normal, text: grapheme)
+        for event in [ChatEvent.message(message), .history(room: "#r", messages: [message], ref: "#r")] {
+            let lines = Self.lines(event)
+            #expect(lines.count > 5)
+            #expect(lines.allSatisfy { $0.utf8.count + 2 <= 512 }, "\(lines.map(\.utf8.count))")
+            // Nothing is lost: the pieces add up to the text.
+            let prefix = event == .message(message) ? ":bob!bob@parley PRIVMSG #r :" : ":test.parley NOTICE #r :"
+            let text = lines.map { String(decoding: Array($0.utf8.dropFirst(prefix.utf8.count)), as: UTF8.self) }.joined()
+            #expect(text.unicodeScalars.count(where: { $0 == "\u{0301}" }) == 1500)
+        }
+    }
+}
