@@ -69,6 +69,7 @@ let package = Package(
                 "ParleyCore",
                 "ParleyProtocols",
                 "ParleyStore",
+                "ParleyTerminal",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

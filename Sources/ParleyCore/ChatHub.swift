@@ -103,6 +103,12 @@ public final class ChatHub<Sink: EventSink>: Sendable {
         return try mutate { (state) throws(ChatError) in try state.moderate(action, in: room, by: .console, now: now) }
     }
 
+    /// Shows (`text` nil) or sets a room's topic from the server console; returns what only the console sees.
+    public func topic(_ text: String?, in room: String) throws(ChatError) -> ChatEvent? {
+        let now = now()
+        return try mutate { (state) throws(ChatError) in try state.topic(text, in: room, now: now) }
+    }
+
     /// Lifts the bans and mutes that have run out; the server calls it every second.
     public func expireRestrictions() {
         let now = now()

@@ -263,13 +263,7 @@ public struct ChatState<Peer: Sendable> {
             guard !policy.topicLocked || isRoomOperator(session.id, in: name.key) else {
                 throw ChatError(.notOperator, "The topic of \(room.name) is locked: only its operators can change it.")
             }
-            policy.topic = String(Sanitizer.trimmed(Sanitizer.text(text)).prefix(Self.maximumTopicLength))
-            policy.topicSetBy = session.nick.display
-            policy.topicSetAt = Self.wholeMilliseconds(now)
-            policies[name.key] = policy
-            effects.append(.persist([.topic(room: room.name.display, text: policy.topic, setBy: policy.topicSetBy, setAt: policy.topicSetAt)], audit: nil, actor: session.peer))
-            let event = ChatEvent.topicChanged(room: room.name.display, text: policy.topic, by: session.nick.display)
-            effects.append(.deliver(event, to: recipients(in: name)))
+            setTopic(text, of: room.name, by: .user(session.nick.display), actor: session.peer, now: now, into: &effects)
 
         case .ping:
             effects.append(.deliver(.pong(ref: ref), to: me))
@@ -410,6 +404,32 @@ public struct ChatState<Peer: Sendable> {
         guard !Sanitizer.isBlank(text) else { return [] }
         let message = newMessage(from: nil, to: .room(room.name.display), kind: .notice, text: text, now: now)
         return [.record(message, sender: nil, ref: nil), .deliver(.message(message), to: recipients(in: room.name))]
+    }
+
+    /// Shows (`text` nil) or sets a room's topic from the console, which no lock or mute holds. Returns what only
+    /// the console should see.
+    public mutating func topic(_ text: String?, in raw: String, now: Date) throws(ChatError) -> (reply: ChatEvent?, effects: [Effect<Peer>]) {
+        let name = try RoomName(validating: raw)
+        guard let policy = policies[name.key] else { throw noSuchRoom(name.display) }
+        let room = rooms[name.key]?.name ?? (try? RoomName(validating: policy.name)) ?? name
+        guard let text else {
+            return (.topic(room: room.display, text: policy.topic, setBy: policy.topicSetBy, setAt: policy.topicSetAt), [])
+        }
+        var effects: [Effect<Peer>] = []
+        setTopic(text, of: room, by: .server, actor: nil, now: now, into: &effects)
+        return (nil, effects)
+    }
+
+    /// Sets a room's topic (already allowed), stores it and tells the room.
+    private mutating func setTopic(_ text: String, of room: RoomName, by actor: Actor, actor peer: Peer?, now: Date, into effects: inout [Effect<Peer>]) {
+        var policy = policies[room.key] ?? RoomPolicy(name: room.display)
+        policy.topic = String(Sanitizer.trimmed(Sanitizer.text(text)).prefix(Self.maximumTopicLength))
+        // A name without spaces, as IRC's 333 needs: the server's own name when the console set it.
+        policy.topicSetBy = actor.nick ?? serverName
+        policy.topicSetAt = Self.wholeMilliseconds(now)
+        policies[room.key] = policy
+        effects.append(.persist([.topic(room: room.display, text: policy.topic, setBy: policy.topicSetBy, setAt: policy.topicSetAt)], audit: nil, actor: peer))
+        effects.append(.deliver(.topicChanged(room: room.display, text: policy.topic, by: actor), to: recipients(in: room)))
     }
 
     /// Disconnects a user, telling them why and telling their rooms.

@@ -7,6 +7,8 @@ public enum ConsoleAction: Sendable, Equatable {
     case kick(nick: String, reason: String?)
     /// A room operator's action, with the console's powers.
     case moderate(room: String, Moderation)
+    /// Shows (`text` nil) or sets a room's topic.
+    case topic(room: String, text: String?)
     case who(room: String?)
     case rooms
     case help
@@ -27,11 +29,21 @@ public struct ConsoleCommand: Sendable {
 /// The server console's commands, as one table.
 public enum ConsoleCommands {
     public static let table: [ConsoleCommand] = [
-        ConsoleCommand(name: "help", aliases: ["?"], arguments: "", summary: "list the console commands") { _ in .help },
+        ConsoleCommand(name: "help", aliases: ["?"], arguments: "", summary: "list the console commands") { args in
+            args.isEmpty ? .help : nil
+        },
+        ConsoleCommand(name: "announce", aliases: ["wall"], arguments: "text", summary: "a server notice to everyone (what a line without a slash is)") {
+            args in args.isEmpty ? nil : .announce(String(args))
+        },
         ConsoleCommand(name: "say", aliases: [], arguments: "#room text", summary: "a server notice to one room") { args in
             let (room, text) = args.firstWord
-            guard !room.isEmpty, !text.isEmpty else { return nil }
+            guard room.hasPrefix("#"), !text.isEmpty else { return nil }
             return .say(room: String(room), text: String(text))
+        },
+        ConsoleCommand(name: "topic", aliases: [], arguments: "#room [text]", summary: "show or set a room's topic (no lock holds the console)") { args in
+            let (room, text) = args.firstWord
+            guard room.hasPrefix("#") else { return nil }
+            return .topic(room: String(room), text: text.isEmpty ? nil : String(text))
         },
         ConsoleCommand(
             name: "kick", aliases: [], arguments: "[#room] NICK [reason]",
@@ -48,12 +60,13 @@ public enum ConsoleCommands {
             name: "who", aliases: ["online", "names"], arguments: "[#room]",
             summary: "who is in a room, or everyone online"
         ) { args in
-            let (room, _) = args.firstWord
+            let (room, rest) = args.firstWord
+            guard rest.isEmpty, room.isEmpty || room.hasPrefix("#") else { return nil }
             return .who(room: room.isEmpty ? nil : String(room))
         },
-        ConsoleCommand(name: "rooms", aliases: ["list"], arguments: "", summary: "list rooms") { _ in .rooms },
-        ConsoleCommand(name: "shutdown", aliases: ["exit", "quit"], arguments: "", summary: "stop the server gracefully") {
-            _ in .shutdown
+        ConsoleCommand(name: "rooms", aliases: ["list"], arguments: "", summary: "list rooms") { args in args.isEmpty ? .rooms : nil },
+        ConsoleCommand(name: "shutdown", aliases: ["exit", "quit"], arguments: "", summary: "stop the server gracefully") { args in
+            args.isEmpty ? .shutdown : nil
         },
     ]
     // The room operators' commands, with the room named (the console has no current room).
@@ -73,18 +86,46 @@ public enum ConsoleCommands {
         return index
     }()
 
-    /// Interprets one console line; nil for a blank line. A bare `exit` stops the server, as in the scripts
-    /// Parley grew from; any other line without a slash is announced to everyone.
+    /// Interprets one console line; nil for a blank line.
+    ///
+    /// A line without a slash is announced to everyone — unless it reads as a command someone forgot the slash
+    /// of: a bare command word (`help`, `who`, `exit`) runs that command, and a line that is a whole command
+    /// with its arguments (`kick bob spam`) is not sent but questioned, since announcing it to everyone cannot
+    /// be undone. `/announce` sends such a line on purpose.
     public static func action(forLine line: String) throws(ChatError) -> ConsoleAction? {
         let trimmed = Sanitizer.trimmed(line)
         guard !trimmed.isEmpty else { return nil }
-        if trimmed == "exit" { return .shutdown }
-        guard trimmed.hasPrefix("/") else { return .announce(trimmed) }
+        guard trimmed.hasPrefix("/") else {
+            let (word, arguments) = trimmed[...].firstWord
+            guard let command = index[asciiLowercased(String(word))] else { return .announce(trimmed) }
+            if arguments.isEmpty {
+                guard let action = command.parse(arguments) else { throw ChatError(.usage, "Usage: \(command.usage)") }
+                return action
+            }
+            guard command.parse(arguments) == nil else {
+                throw ChatError(
+                    .usage,
+                    "Not sent: did you mean /\(trimmed)? Type it with the slash to run it, or /announce \(trimmed) to send it to everyone."
+                )
+            }
+            return .announce(trimmed)
+        }
         let (word, arguments) = trimmed.dropFirst().firstWord
         guard let command = index[asciiLowercased(String(word))] else {
             throw ChatError(.unknownCommand, "Unknown command /\(word). Type /help for the console commands.")
         }
         guard let action = command.parse(arguments) else { throw ChatError(.usage, "Usage: \(command.usage)") }
         return action
+    }
+
+    /// The console's help: every command with its aliases, and what plain lines do.
+    public static var help: [String] {
+        table.map { command in
+            let aliases = command.aliases.isEmpty ? "" : " (also " + command.aliases.map { "/\($0)" }.joined(separator: ", ") + ")"
+            return "\(command.usage)  \(command.summary)\(aliases)"
+        } + [
+            "A line without a slash is a notice to everyone. A bare command word (help, who, rooms, exit) runs that command;",
+            "a line that is a whole command without its slash (kick bob spam) is not sent: you are asked what you meant.",
+        ]
     }
 }

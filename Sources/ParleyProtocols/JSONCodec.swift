@@ -211,7 +211,7 @@ public struct JSONCodec: Sendable {
             }
             return json.finished()
         case .topicChanged(let room, let text, let by):
-            return encode(.topic(room: room, text: text, setBy: by))
+            return encode(.topic(room: room, text: text, setBy: by.description))
         case .topic(let room, let text, let setBy, let setAt):
             var json = JSONWriter(type: "topic")
             json.field("room", room)

@@ -64,7 +64,7 @@ public struct TextCodec: Sendable {
                     return "***   \(room.name) (\(members))" + (room.topic.isEmpty ? "" : ": \(room.topic)")
                 }
         case .topicChanged(let room, let text, let by):
-            return render(.topic(room: room, text: text, setBy: by), focused: focused)
+            return render(.topic(room: room, text: text, setBy: by.description), focused: focused)
         case .topic(let room, let text, let setBy, let setAt):
             if text.isEmpty { return ["*** \(room) has no topic. Set one with /topic \(room) text"] }
             let when = setAt.map { " on \(Timestamps.localDateAndClock($0))" } ?? ""

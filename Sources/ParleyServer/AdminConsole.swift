@@ -7,43 +7,50 @@ import ParleyProtocols
 import ServiceLifecycle
 
 /// The operator's console on the server's own terminal, as a `Service`: lines without a slash are announced to
-/// everyone; `/say`, `/kick`, `/who`, `/rooms`, and every room operator's command on any room; `exit` or `/shutdown` returns from `run()`, which the service
-/// group is configured to treat as "shut down gracefully".
+/// everyone; `/say`, `/kick`, `/who`, `/rooms`, `/topic`, and every room operator's command on any room; `exit`
+/// or `/shutdown` returns from `run()`, which the service group is configured to treat as "shut down
+/// gracefully".
+///
+/// With a `ConsoleTerminal` (standard input and output are a terminal) the operator edits the line as in the
+/// client and the log goes above it; otherwise the console reads plain lines (a pipe, or a terminal whose
+/// output is redirected).
 public struct AdminConsole: Service {
     let hub: ChatHub<Fanout>
     let input: CInt
     let output: FileHandle
+    let terminal: ConsoleTerminal?
     let logger: Logger
 
-    public init(hub: ChatHub<Fanout>, input: CInt = STDIN_FILENO, output: FileHandle = .standardOutput, logger: Logger) {
+    public init(
+        hub: ChatHub<Fanout>, input: CInt = STDIN_FILENO, output: FileHandle = .standardOutput, terminal: ConsoleTerminal? = nil,
+        logger: Logger
+    ) {
         self.hub = hub
         self.input = input
         self.output = output
+        self.terminal = terminal
         self.logger = logger
     }
 
     public func run() async throws {
-        let descriptor = dup(input)
-        let channel = try await NIOPipeBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .takingOwnershipOfDescriptor(input: descriptor) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        FrameHandler(limits: .init(), stripsTelnet: false, greetingWindow: nil)
-                    )
-                    return try NIOAsyncChannel<InboundFrame, Never>(wrappingChannelSynchronously: channel)
-                }
-            }
-        // NIO made the shared file description non-blocking; give the terminal back as it was.
+        // NIO makes the shared file description non-blocking; give the terminal back as it was.
         defer { _ = fcntl(input, F_SETFL, fcntl(input, F_GETFL) & ~O_NONBLOCK) }
-        write(["*** Parley console: type a line to announce it to everyone, /help for commands, exit to stop."])
-        let stopRequested = try await channel.executeThenClose { inbound in
-            for try await frame in inbound.cancelOnGracefulShutdown() {
-                guard case .line(let line) = frame else { continue }
-                let (lines, stop) = execute(String(decoding: line.readableBytesView, as: UTF8.self))
-                write(lines)
-                if stop { return true }
+        let stopRequested: Bool
+        if let terminal {
+            // Keys for the line editor as they come.
+            let keys = try await open { try NIOAsyncChannel<ByteBuffer, Never>(wrappingChannelSynchronously: $0) }
+            terminal.takeOver()
+            defer { terminal.restore() }
+            stopRequested = try await serve(keys) { (bytes: ByteBuffer) in terminal.type(bytes.readableBytesView) }
+        } else {
+            let frames = try await open { channel in
+                try channel.pipeline.syncOperations.addHandler(FrameHandler(limits: .init(), stripsTelnet: false, greetingWindow: nil))
+                return try NIOAsyncChannel<InboundFrame, Never>(wrappingChannelSynchronously: channel)
             }
-            return false
+            stopRequested = try await serve(frames) { frame in
+                guard case .line(let line) = frame else { return [] }
+                return [String(decoding: line.readableBytesView, as: UTF8.self)]
+            }
         }
         if stopRequested {
             logger.notice("shutdown requested at the console")
@@ -51,6 +58,32 @@ public struct AdminConsole: Service {
         }
         // End of input: the console is gone, the server is not; wait for the real shutdown.
         try? await gracefulShutdown()
+    }
+
+    /// Standard input (a duplicate of it) as an async channel set up by `wrap`.
+    private func open<Inbound: Sendable>(
+        _ wrap: @escaping @Sendable (any Channel) throws -> NIOAsyncChannel<Inbound, Never>
+    ) async throws -> NIOAsyncChannel<Inbound, Never> {
+        try await NIOPipeBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .takingOwnershipOfDescriptor(input: dup(input)) { channel in channel.eventLoop.makeCompletedFuture { try wrap(channel) } }
+    }
+
+    /// Runs every line the operator enters until `exit` (true) or the end of input (false).
+    private func serve<Inbound: Sendable>(
+        _ channel: NIOAsyncChannel<Inbound, Never>, lines: @escaping (Inbound) -> [String]
+    ) async throws -> Bool {
+        write(["*** Parley console: type a line to announce it to everyone, /help for commands, exit to stop."])
+        return try await channel.executeThenClose { inbound in
+            for try await input in inbound.cancelOnGracefulShutdown() {
+                for line in lines(input) {
+                    terminal?.print([ConsoleTerminal.prompt + line])
+                    let (replies, stop) = execute(line)
+                    write(replies)
+                    if stop { return true }
+                }
+            }
+            return false
+        }
     }
 
     /// Runs one console line; returns what to print and whether to stop the server.
@@ -76,8 +109,11 @@ public struct AdminConsole: Service {
                 return (["*** \(room.map { "In \($0)" } ?? "Online") (\(nicks.count)): \(nicks.joined(separator: ", "))"], false)
             case .rooms:
                 return (hub.roomSummaries().map { "***   \($0.name) (\($0.members)) \($0.topic)" }, false)
+            case .topic(let room, let text):
+                let reply = try hub.topic(text, in: room)
+                return (reply.map { TextCodec().render($0, focused: true) } ?? ["*** topic set"], false)
             case .help:
-                return (ConsoleCommands.table.map { "***   \($0.usage)  \($0.summary)" } + ["***   any other line: a notice to everyone"], false)
+                return (ConsoleCommands.help.map { "***   \($0)" }, false)
             case .shutdown:
                 return (["*** shutting down"], true)
             }
@@ -88,6 +124,7 @@ public struct AdminConsole: Service {
 
     private func write(_ lines: [String]) {
         guard !lines.isEmpty else { return }
+        if let terminal { return terminal.print(lines) }
         output.write(Data((lines.joined(separator: "\n") + "\n").utf8))
     }
 }

@@ -69,7 +69,7 @@ public struct ParleyApplication: Sendable {
     /// The services in start order; a group stops them in reverse: the console and the listener first (so no
     /// new work arrives), then the publisher (which drains what is queued), then the store.
     public func services(
-        console: Bool, onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in },
+        console: Bool, terminal: ConsoleTerminal? = nil, onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in },
         onIRCListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
         let desk = AccountDesk(store: accountStore, hub: hub, logger: logger)
@@ -90,7 +90,7 @@ public struct ParleyApplication: Sendable {
         if console {
             // The console returning (after `exit`) shuts the whole server down gracefully.
             services.append(
-                .init(service: AdminConsole(hub: hub, logger: logger), successTerminationBehavior: .gracefullyShutdownGroup)
+                .init(service: AdminConsole(hub: hub, terminal: terminal, logger: logger), successTerminationBehavior: .gracefullyShutdownGroup)
             )
         }
         return services
@@ -98,10 +98,10 @@ public struct ParleyApplication: Sendable {
 
     /// SIGINT and SIGTERM shut down gracefully; a shutdown stuck past the grace period is cancelled.
     public func serviceGroupConfiguration(
-        console: Bool, onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
+        console: Bool, terminal: ConsoleTerminal? = nil, onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) -> ServiceGroupConfiguration {
         var group = ServiceGroupConfiguration(
-            services: services(console: console, onListening: onListening),
+            services: services(console: console, terminal: terminal, onListening: onListening),
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )

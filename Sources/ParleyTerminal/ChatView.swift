@@ -95,7 +95,7 @@ public struct ChatView: Sendable {
                 system("  \(clean(room.name)) (\(room.members))" + (room.topic.isEmpty ? "" : ": \(clean(room.topic))"))
             }
         case .topicChanged(let room, let text, let by):
-            return apply(.topic(room: room, text: text, setBy: by))
+            return apply(.topic(room: room, text: text, setBy: by.description))
         case .topic(let room, let text, let setBy, _):
             let index = roomIndex(room) ?? current
             let line = text.isEmpty ? "*** \(clean(room)) has no topic" : "*** Topic of \(clean(room)): \(clean(text))" + (setBy.map { " (set by \(clean($0)))" } ?? "")

@@ -106,11 +106,12 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let level = logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        let consoleOn = console == .on || (console == .auto && isatty(STDIN_FILENO) == 1)
+        // An interactive console keeps its input line below the log when both share the terminal.
+        let terminal = consoleOn && ConsoleTerminal.isAvailable ? ConsoleTerminal() : nil
+        let write: @Sendable (String) -> Void =
+            if let terminal, isatty(STDERR_FILENO) == 1 { { terminal.print([$0], to: STDERR_FILENO) } } else { ParleyLogHandler.standardError }
+        LoggingSystem.bootstrap { label in ParleyLogHandler(label: label, level: level, write: write) }
         let logger = Logger(label: "parley")
 
         var configuration = ServerConfiguration()
@@ -131,7 +132,6 @@ struct Serve: AsyncParsableCommand {
         configuration.historyOnJoin = history
         configuration.storesMessages = store == .sqlite
 
-        let consoleOn = console == .on || (console == .auto && isatty(STDIN_FILENO) == 1)
         let application: ParleyApplication
         do {
             application = try await ParleyApplication.open(configuration: configuration, logger: logger)
@@ -140,7 +140,7 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(3)
         }
         let group = ServiceGroup(
-            configuration: application.serviceGroupConfiguration(console: consoleOn)
+            configuration: application.serviceGroupConfiguration(console: consoleOn, terminal: terminal)
         )
         try await group.run()
     }

@@ -471,7 +471,7 @@ struct ChatStateTests {
         var chat = try Chat(users: ["alice", "bob"])
         #expect(chat.handle(1, .topic(room: nil, text: nil)).steps == [.deliver(.topic(room: "#general", text: "", setBy: nil), to: [1])])
         let set = chat.handle(1, .topic(room: nil, text: "Welcome!"))
-        #expect(set.steps == [.deliver(.topicChanged(room: "#general", text: "Welcome!", by: "alice"), to: [1, 2])])
+        #expect(set.steps == [.deliver(.topicChanged(room: "#general", text: "Welcome!", by: .user("alice")), to: [1, 2])])
         let shown = chat.handle(2, .topic(room: "#General", text: nil))
         #expect(shown.steps == [.deliver(.topic(room: "#general", text: "Welcome!", setBy: "alice", setAt: Chat.now), to: [2])])
         #expect(chat.state.roomSummaries().first?.topic == "Welcome!")
@@ -494,7 +494,7 @@ struct ChatStateTests {
     func topicSanitised() throws {
         var chat = try Chat(users: ["alice"])
         let set = chat.handle(1, .topic(room: nil, text: "  \u{1B}[1mBold\u{1B}[0m\ttopic\u{7}  "))
-        #expect(set.steps == [.deliver(.topicChanged(room: "#general", text: "Bold topic", by: "alice"), to: [1])])
+        #expect(set.steps == [.deliver(.topicChanged(room: "#general", text: "Bold topic", by: .user("alice")), to: [1])])
         chat.handle(1, .topic(room: nil, text: String(repeating: "x", count: 400)))
         #expect(chat.state.roomSummaries().first?.topic == String(repeating: "x", count: 300))
         #expect(ChatState<Int>.maximumTopicLength == 300)
@@ -651,6 +651,20 @@ struct ChatStateTests {
         #expect(replays(effects) == [since(3)])
         // Someone not logged in always gets the latest.
         #expect(replays(try chat.register("guest", 3)) == [.latest(50)])
+    }
+
+    @Test("the console shows and sets topics past any lock, as the server")
+    func consoleTopic() throws {
+        var chat = try Chat(users: ["alice", "bob"])
+        chat.handle(1, .join("#dev"))
+        _ = try chat.state.moderate(.topicLock(true), in: "#dev", by: .console, now: Chat.now)
+        let set = try chat.state.topic("release\u{1B}[2J Friday", in: "#DEV", now: Chat.now)
+        #expect(set.reply == nil)
+        #expect(set.effects.changes == [.topic(room: "#dev", text: "release Friday", setBy: "test.parley", setAt: Chat.now)])
+        #expect(set.effects.steps == [.deliver(.topicChanged(room: "#dev", text: "release Friday", by: .server), to: [1])])
+        let shown = try chat.state.topic(nil, in: "#dev", now: Chat.now)
+        #expect(shown.reply == .topic(room: "#dev", text: "release Friday", setBy: "test.parley", setAt: Chat.now))
+        #expect(#expect(throws: ChatError.self) { try chat.state.topic("x", in: "#nowhere", now: Chat.now) }?.code == .noSuchRoom)
     }
 
     @Test("an announcement is stored once and reaches everyone online, each told the rooms they are in")

@@ -7,16 +7,38 @@ struct ConsoleCommandsTests {
         try ConsoleCommands.action(forLine: line)
     }
 
-    @Test("a line without a slash is announced to everyone, trimmed")
+    @Test("a line without a slash is announced to everyone, trimmed, even when it starts with a command word")
     func announce() throws {
         #expect(try Self.parse("Server restarts at noon") == .announce("Server restarts at noon"))
         #expect(try Self.parse("  hello  ") == .announce("hello"))
         #expect(try Self.parse("exit now") == .announce("exit now"))
+        #expect(try Self.parse("who wants pizza?") == .announce("who wants pizza?"))
+        #expect(try Self.parse("help is on the way") == .announce("help is on the way"))
+        #expect(try Self.parse("say hello to the new folks") == .announce("say hello to the new folks"))
+        #expect(try Self.parse("topic of the day: backups") == .announce("topic of the day: backups"))
+        #expect(try Self.parse("/announce kick off at five") == .announce("kick off at five"))
+        #expect(try Self.parse("/wall rooms are open") == .announce("rooms are open"))
     }
 
-    @Test("a bare exit stops the server", arguments: ["exit", "  exit  "])
-    func exit(_ line: String) throws {
-        #expect(try Self.parse(line) == .shutdown)
+    @Test("a bare command word runs the command, as if typed with its slash")
+    func bareWords() throws {
+        #expect(try Self.parse("exit") == .shutdown)
+        #expect(try Self.parse("  exit  ") == .shutdown)
+        #expect(try Self.parse("quit") == .shutdown)
+        #expect(try Self.parse("help") == .help)
+        #expect(try Self.parse("WHO") == .who(room: nil))
+        #expect(try Self.parse("rooms") == .rooms)
+        // A bare word that needs arguments is not sent either: its usage is shown.
+        let error = #expect(throws: ChatError.self) { try Self.parse("kick") }
+        #expect(error?.message == "Usage: /kick [#room] NICK [reason]")
+    }
+
+    @Test("a whole command typed without its slash is questioned, not announced", arguments: [
+        "kick bob spam", "who #general", "say #general hi", "ban #dev bob 1h", "topic #dev release on Friday",
+    ])
+    func missingSlash(_ line: String) {
+        let error = #expect(throws: ChatError.self) { try Self.parse(line) }
+        #expect(error?.message == "Not sent: did you mean /\(line)? Type it with the slash to run it, or /announce \(line) to send it to everyone.")
     }
 
     @Test("a blank line is nothing", arguments: ["", "   ", "\t"])
@@ -39,6 +61,8 @@ struct ConsoleCommandsTests {
             ("/help", .help),
             ("/?", .help),
             ("/shutdown", .shutdown),
+            ("/topic #dev", .topic(room: "#dev", text: nil)),
+            ("/topic #dev release on Friday", .topic(room: "#dev", text: "release on Friday")),
             ("/exit", .shutdown),
             ("/quit", .shutdown),
             ("/SHUTDOWN", .shutdown),
@@ -61,6 +85,10 @@ struct ConsoleCommandsTests {
         arguments: [
             ("/say", "Usage: /say #room text"),
             ("/say #general", "Usage: /say #room text"),
+            ("/say general hello", "Usage: /say #room text"),
+            ("/topic dev", "Usage: /topic #room [text]"),
+            ("/who bob", "Usage: /who [#room]"),
+            ("/help me", "Usage: /help"),
             ("/kick", "Usage: /kick [#room] NICK [reason]"),
             ("/kick   ", "Usage: /kick [#room] NICK [reason]"),
             ("/ban bob", "Usage: /ban #room NICK|MASK [DURATION] [reason]"),
@@ -78,12 +106,21 @@ struct ConsoleCommandsTests {
         let usages = ConsoleCommands.table.map(\.usage)
         #expect(
             usages == [
-                "/help", "/say #room text", "/kick [#room] NICK [reason]", "/who [#room]", "/rooms", "/shutdown",
+                "/help", "/announce text", "/say #room text", "/topic #room [text]", "/kick [#room] NICK [reason]", "/who [#room]", "/rooms",
+                "/shutdown",
                 "/ban #room NICK|MASK [DURATION] [reason]", "/unban #room NICK|MASK", "/bans #room",
                 "/mute #room NICK|MASK [DURATION] [reason]", "/unmute #room NICK|MASK", "/op #room NICK", "/deop #room NICK",
                 "/topiclock #room on|off", "/key #room KEY|off",
             ]
         )
+    }
+
+    @Test("help lists every command with its aliases, exit among them, and says what plain lines do")
+    func help() {
+        let help = ConsoleCommands.help
+        #expect(help.contains("/shutdown  stop the server gracefully (also /exit, /quit)"))
+        #expect(help.contains { $0.hasPrefix("/topic #room [text]") })
+        #expect(help.contains { $0.contains("bare command word") })
     }
 
     @Test("room commands need the room named; /kick without one disconnects")

@@ -234,7 +234,7 @@ struct ClientTests {
 }
 
 /// Waits for a file a shell writes when the client exits, and returns its trimmed contents.
-private func waitForFile(_ url: URL, timeout: TimeAmount = .seconds(15)) async throws -> String {
+func waitForFile(_ url: URL, timeout: TimeAmount = .seconds(15)) async throws -> String {
     let deadline = NIODeadline.now() + timeout
     while NIODeadline.now() < deadline {
         if let text = try? String(contentsOf: url, encoding: .utf8), text.hasSuffix("\n") {

@@ -67,6 +67,53 @@ struct ExecutableTests {
         #expect(try await server.waitForExit() == 0)
     }
 
+    @Test("the console on a terminal: log lines go above the input line, which keeps what the operator typed; /topic; exit restores the terminal")
+    func consoleOnTerminal() async throws {
+        let files = FileManager.default.temporaryDirectory.appendingPathComponent("parley-console-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: files, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: files) }
+        let tmux = try await Tmux.start(
+            "\(ParleyProcess.executable.path) serve --host 127.0.0.1 --port 0 --irc-port 0 --data-dir \(files.path)/data "
+                + "--server-name term.parley; stty -a > \(files.path)/stty.tmp; mv \(files.path)/stty.tmp \(files.path)/stty",
+            width: 150, height: 30
+        )
+        do {
+            let started = try await tmux.waitForScreen("listening") { $0.contains { $0.contains("door=lines") && $0.contains("listening") } }
+            let listening = try #require(started.first { $0.contains("door=lines") })
+            let port = try #require(listening.components(separatedBy: "address=127.0.0.1:").last.flatMap { Int($0.prefix(while: \.isNumber)) })
+            try await tmux.type("half typed")
+            try await tmux.waitForScreen("the typed text") { $0.contains("> half typed") }
+            // A connection logs a line: it goes above the input line, which still holds what was typed.
+            let alice = try await TestServer.textUser("alice", port: port)
+            try await tmux.waitForScreen("the log line above the input line") { rows in
+                let filled = rows.filter { !$0.isEmpty }
+                return filled.last == "> half typed" && filled.dropLast().contains { $0.contains("connected") && $0.contains("peer=") }
+            }
+            try await tmux.type(" and more")
+            try await tmux.press("Enter")
+            try await alice.waitFor { $0.hasSuffix("] *** server notice: half typed and more") }
+            try await tmux.type("/topic #general set at the console")
+            try await tmux.press("Enter")
+            try await alice.waitFor { $0 == "*** Topic of #general: set at the console (set by the server operator)" }
+            // A command word without its slash is not announced by mistake.
+            try await tmux.type("kick alice")
+            try await tmux.press("Enter")
+            try await tmux.waitForScreen("the question") { $0.contains { $0.hasPrefix("!!! Not sent: did you mean /kick alice?") } }
+            try await tmux.type("exit")
+            try await tmux.press("Enter")
+            try await alice.waitFor { $0.hasPrefix("*** The server is shutting down") }
+            let stty = try await waitForFile(files.appendingPathComponent("stty"))
+            for setting in ["icanon", "echo"] {
+                #expect(stty.range(of: "(^|\\s)\(setting)(\\s|$)", options: .regularExpression) != nil, "\(setting) not restored")
+            }
+            #expect(!(try await alice.lines).contains { $0.contains("kick alice") })
+        } catch {
+            await tmux.kill()
+            throw error
+        }
+        await tmux.kill()
+    }
+
     @Test("without a terminal on standard input the console is off")
     func consoleOff() async throws {
         let (server, port) = try await ParleyProcess.serve()

@@ -152,7 +152,7 @@ public struct IRCCodec: Sendable {
             guard let setBy, let setAt else { return [numeric("332", me, room, text)] }
             return [numeric("332", me, room, text), numeric("333", me, room, setBy, String(Int(setAt.timeIntervalSince1970)))]
         case .topicChanged(let room, let text, let by):
-            return [IRCMessage(source: Self.source(by), command: "TOPIC", params: [room, text])]
+            return [IRCMessage(source: by.nick.map(Self.source) ?? serverName, command: "TOPIC", params: [room, text])]
         case .error(let error, let ref):
             return [numeric(for: error, target: ref, me: me)]
         case .notice(let text):

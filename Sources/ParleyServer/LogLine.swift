@@ -1,0 +1,84 @@
+import Foundation
+import Logging
+
+/// Parley's log handler: swift-log's `StreamLogHandler` layout (`time level label: key=value … [source]
+/// message`), one line per event, with two differences.
+///
+/// - **Escaped.** A log line carries what strangers chose — login names, nicks, reasons, error texts. A line
+///   feed in one would forge a log line of its own, and escape or OSC bytes would drive the terminal reading
+///   the log. So every control character, line separator and bidirectional or invisible formatting character
+///   in the whole line is written as `\n`, `\u{1B}`, `\u{202E}`: readable, and never more than one line.
+/// - **Its own writer.** Lines go to standard error, or, while the operator console runs on the same
+///   terminal, above its input line (`ConsoleTerminal`), so the log never breaks up what the operator types.
+public struct ParleyLogHandler: LogHandler {
+    public var logLevel: Logger.Level
+    public var metadata: Logger.Metadata = [:]
+    public var metadataProvider: Logger.MetadataProvider?
+    private let label: String
+    private let write: @Sendable (String) -> Void
+
+    public init(label: String, level: Logger.Level, write: @escaping @Sendable (String) -> Void = ParleyLogHandler.standardError) {
+        self.label = label
+        self.logLevel = level
+        self.write = write
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = metadata
+        if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
+        if let explicit = event.metadata { merged.merge(explicit) { $1 } }
+        if let error = event.error { merged["error"] = "\(error)" }
+        let fields = merged.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
+        write(Self.escaped("\(Self.timestamp()) \(event.level) \(label):\(fields) [\(event.source)] \(event.message)"))
+    }
+
+    @available(*, deprecated, renamed: "log(event:)")
+    public func log(
+        level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt
+    ) {
+        log(event: LogEvent(level: level, message: message, metadata: metadata, source: source, file: file, function: function, line: line))
+    }
+
+    /// Writes a line to standard error, whole.
+    public static let standardError: @Sendable (String) -> Void = { line in ConsoleTerminal.write(STDERR_FILENO, line + "\n") }
+
+    /// `text` with every character that could break the line or the terminal written as an escape.
+    public static func escaped(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+        var out = ""
+        out.reserveCapacity(text.utf8.count + 16)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where needsEscape(scalar): out += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    /// C0 and C1 controls and DEL, line and paragraph separators, and format characters (bidi overrides,
+    /// zero-width ones), which reorder or hide text in a terminal.
+    private static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .control, .format, .lineSeparator, .paragraphSeparator: true
+        default: false
+        }
+    }
+
+    private static func timestamp() -> String {
+        var now = time(nil)
+        var parts = tm()
+        localtime_r(&now, &parts)
+        var buffer = [CChar](repeating: 0, count: 64)
+        let length = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S%z", &parts)
+        return String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

@@ -1,0 +1,25 @@
+import Foundation
+import Logging
+import ParleyServer
+import Synchronization
+import Testing
+
+@Suite("Log lines")
+struct LogLineTests {
+    @Test("whatever a stranger chose is escaped: no forged line, no terminal escape, no reordering")
+    func escaping() {
+        let written = Mutex<[String]>([])
+        var logger = Logger(label: "parley") { label in ParleyLogHandler(label: label, level: .info) { line in written.withLock { $0.append(line) } } }
+        logger[metadataKey: "peer"] = "127.0.0.1:4000"
+        let name = "bob\n2026-12-05T10:00:00+0000 critical parley: [ParleyServer] forged\u{1B}]0;pwned\u{07}\u{1B}[2J\u{202E}evil\u{2028}x"
+        logger.notice("failed login", metadata: ["account": "\(name)"])
+        let lines = written.withLock { $0 }
+        #expect(lines.count == 1)
+        let line = lines[0]
+        #expect(!line.contains("\n") && !line.contains("\u{1B}") && !line.contains("\u{202E}") && !line.contains("\u{2028}") && !line.contains("\u{07}"))
+        #expect(line.contains(#"account=bob\n2026-12-05T10:00:00+0000 critical parley: [ParleyServer] forged\u{1B}]0;pwned\u{7}\u{1B}[2J\u{202E}evil\u{2028}x"#), "\(line)")
+        #expect(line.hasSuffix(" notice parley: account=\(ParleyLogHandler.escaped(name)) peer=127.0.0.1:4000 [ParleyServerTests] failed login"), "\(line)")
+        // Ordinary text, accents and emoji included, is left alone.
+        #expect(ParleyLogHandler.escaped("héllo 👋 #général") == "héllo 👋 #général")
+    }
+}
