@@ -28,8 +28,12 @@ public enum ChatEvent: Sendable, Equatable {
     case notice(String)
     /// The command list, for text clients.
     case help([CommandHelp])
-    case shutdown(reason: String)
+    /// The server is stopping; `reason` when one was given (nil: none, the usual case).
+    case shutdown(reason: String?)
     case pong(ref: String?)
+    /// After a part or a kick from it: the user's current room now, or nil when they are in none. Only a
+    /// front door with a current room (plain text) shows it.
+    case currentRoom(String?)
     /// Stored messages of a room, oldest first: replayed on join, or asked for with `history`.
     case history(room: String, messages: [ChatMessage], ref: String?)
     /// An operator acted on a room (or a ban or mute ran out): told to everyone in it.

@@ -453,6 +453,12 @@ public struct ChatState<Peer: Sendable> {
         }
     }
 
+    /// Whether joining the room takes a key (false for a room that does not exist).
+    public func roomNeedsKey(_ raw: String) -> Bool {
+        guard let name = try? RoomName(validating: raw) else { return false }
+        return policies[name.key]?.key != nil
+    }
+
     /// What anyone may know of an online user (IRC's WHO and WHOIS), or nil when nobody goes by `nick`.
     public func profile(of raw: String) -> Profile? {
         guard let nick = try? Nick(validating: raw), let id = nicks[nick.key], let session = sessions[id] else { return nil }
@@ -518,7 +524,8 @@ public struct ChatState<Peer: Sendable> {
         let event = ChatEvent.left(room: room.name.display, nick: session.nick.display, reason: reason)
         var recipients: [Recipient<Peer>] = []
         recipients.reserveCapacity(room.members.count)
-        for member in room.members where tellingSelf || member != id {
+        // When the server stops, everyone is leaving: nobody is told of anyone else.
+        for member in room.members where (tellingSelf || member != id) && reason != .serverShutdown {
             let other = sessions[member]!
             // A part or kick is said per room on IRC too; only a departure from the server is said once.
             let repeated = !alreadyTold.insert(member).inserted && reason.isDeparture
@@ -541,12 +548,17 @@ public struct ChatState<Peer: Sendable> {
         }
     }
 
-    /// Leaves one room (a part, a kick): nobody has been told anything yet.
+    /// Leaves one room (a part, a kick): nobody has been told anything yet. A user who stays online and left
+    /// their current room is told which room is current now.
     mutating func leave(
         _ name: RoomName, session id: SessionID, reason: LeaveReason, into effects: inout [Effect<Peer>]
     ) {
+        let wasCurrent = sessions[id]?.currentRoom == name
         var told: Set<SessionID> = []
         leave(name, session: id, reason: reason, alreadyTold: &told, into: &effects)
+        if wasCurrent, let session = sessions[id] {
+            effects.append(.deliver(.currentRoom(session.currentRoom?.display), to: [Recipient(peer: session.peer, focused: true)]))
+        }
     }
 
     /// Notes what an account's user has received in a room, forgetting its oldest room past the bound.

@@ -232,9 +232,13 @@ public struct JSONCodec: Sendable {
                 json.field("summary", command.summary)
             }
             return json.finished()
+        case .currentRoom(let room):
+            var json = JSONWriter(type: "current_room")
+            json.field("room", room)
+            return json.finished()
         case .shutdown(let reason):
             var json = JSONWriter(type: "shutdown")
-            json.field("reason", reason)
+            json.field("reason", reason ?? "server shutting down")
             return json.finished()
         case .pong(let ref):
             var json = JSONWriter(type: "pong")

@@ -83,7 +83,11 @@ public struct TextCodec: Sendable {
                 }
                 + ["*** Anything else you type is sent to your current room; start it with // to send a leading /."]
         case .shutdown(let reason):
-            return ["*** The server is shutting down (\(reason)). Goodbye!"]
+            return ["*** The server is shutting down" + (reason.map { " (\($0))" } ?? "") + ". Goodbye!"]
+        case .currentRoom(let room?):
+            return ["*** Your current room is now \(room)."]
+        case .currentRoom(nil):
+            return ["*** You are in no room now. Type /join #room to enter one."]
         case .pong:
             return ["*** pong"]
         case .history(let room, let messages, _):

@@ -114,7 +114,13 @@ struct AccountDesk: Sendable {
         guard let name = hub.account(of: session) else {
             throw ChatError(.notLoggedIn, "Log in first: /login NICK PASSWORD (or /register PASSWORD to register your nick).")
         }
-        let account = try await verify(nick: name, password: old, from: address)
+        let account: Account
+        do {
+            account = try await verify(nick: name, password: old, from: address)
+        } catch where error.code == .loginFailed {
+            // The nick is not in question here: only the old password was.
+            throw ChatError(.loginFailed, "That is not your current password; your password was not changed.")
+        }
         do {
             try await store.update(account.name, credential: try await credential(for: new))
             try? await store.audit(actor: account.name, action: "passwd", target: account.name, detail: "")

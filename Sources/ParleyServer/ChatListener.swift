@@ -52,8 +52,9 @@ public struct ChatListener: Service {
         do {
             server = try await bind(limits: limits)
         } catch {
-            logger.critical("cannot listen on \(host):\(port): \(error)")
-            throw error
+            let failure = ListenerError(door: door, host: host, port: port, underlying: error)
+            logger.critical("\(failure)")
+            throw failure
         }
         guard let address = server.channel.localAddress else { throw ChannelError.unknownLocalAddress }
         logger.notice("listening", metadata: ["address": "\(address.display)"])
@@ -106,6 +107,8 @@ public struct ChatListener: Service {
             } onGracefulShutdown: {
                 server.channel.close(promise: nil)
             }
+        } catch is CancellationError {
+            throw CancellationError()  // another service failed and the group is stopping: nothing to report
         } catch {
             // The listening socket itself failed: the server cannot go on, so the service fails and the
             // process exits non-zero with this in the log.
@@ -135,5 +138,23 @@ public struct ChatListener: Service {
         try? options.setOption(.tcpOption(.init(rawValue: TCP_KEEPIDLE)), value: 60)
         try? options.setOption(.tcpOption(.init(rawValue: TCP_KEEPINTVL)), value: 10)
         try? options.setOption(.tcpOption(.init(rawValue: TCP_KEEPCNT)), value: 6)
+    }
+}
+
+/// A port that could not be opened, said in words an operator can act on.
+public struct ListenerError: Error, CustomStringConvertible {
+    let door: Door
+    let host: String
+    let port: Int
+    let underlying: any Error
+
+    public var description: String {
+        let flag = door == .irc ? "--irc-port" : "--port"
+        switch (underlying as? IOError)?.errnoCode {
+        case EADDRINUSE: return "port \(port) is in use (another parley?); stop it, or choose another with \(flag)"
+        case EACCES: return "port \(port) needs privileges this user does not have (ports below 1024 do); choose another with \(flag)"
+        case EADDRNOTAVAIL: return "\(host) is not an address of this machine; check --host"
+        default: return "cannot listen on \(host):\(port): \(underlying)"
+        }
     }
 }

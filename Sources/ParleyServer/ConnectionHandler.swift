@@ -34,7 +34,7 @@ struct ConnectionHandler: Sendable {
         let connection = ConnectionState(outbox: outbox, fanout: fanout, irc: door == .irc ? IRCPeer() : nil)
         let context = SessionContext(
             connection: connection, hub: hub, accounts: accounts,
-            address: channel.channel.remoteAddress?.ipAddress ?? "unknown", serverPassword: serverPassword
+            address: channel.channel.remoteAddress?.ipAddress ?? "unknown", serverPassword: serverPassword, logger: logger
         )
         do {
             try await channel.executeThenClose { inbound in
@@ -49,8 +49,9 @@ struct ConnectionHandler: Sendable {
         }
         let reason = connection.finalReason
         if let session = connection.session {
-            hub.disconnect(session, reason: reason)
             logger[metadataKey: "session"] = "\(session)"
+            if let nick = connection.registeredNick { logger[metadataKey: "nick"] = "\(nick)" }
+            hub.disconnect(session, reason: reason)
         }
         logger.info("disconnected", metadata: ["reason": "\(reason.cause)"])
     }

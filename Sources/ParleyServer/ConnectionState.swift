@@ -9,6 +9,8 @@ final class ConnectionState: Sendable {
     private struct Shared {
         var format: WireFormat?
         var session: SessionID?
+        /// The nick it registered with, for the log (the session may be gone by the time the connection is).
+        var nick: String?
         var client: Client?
         var shuttingDown = false
         var endReason: LeaveReason?
@@ -41,12 +43,15 @@ final class ConnectionState: Sendable {
         Client(format: format, outbox: outbox, irc: irc)
     }
 
-    func registered(_ session: SessionID, as client: Client) {
+    func registered(_ session: SessionID, nick: String?, as client: Client) {
         shared.withLock {
             $0.session = session
+            $0.nick = nick
             $0.client = client
         }
     }
+
+    var registeredNick: String? { shared.withLock { $0.nick } }
 
     /// Sends an event to this connection alone, in its format (plain text while the mode is undecided).
     func send(_ event: ChatEvent) {
@@ -74,7 +79,7 @@ final class ConnectionState: Sendable {
     /// receive what is queued.
     func shutDown(grace: Duration) {
         shared.withLock { $0.shuttingDown = true }
-        end(with: .shutdown(reason: "server shutting down"), reason: .serverShutdown, drainingFor: grace)
+        end(with: .shutdown(reason: nil), reason: .serverShutdown, drainingFor: grace)
     }
 
     /// False once the connection is ending (quit, kick, timeout, shutdown, overflow): stop reading then.

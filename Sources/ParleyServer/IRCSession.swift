@@ -23,6 +23,9 @@ struct IRCSession: LineSession {
     /// The account SASL proved before registration; the session is registered logged in to it.
     private var account: Account?
     private var session: SessionID?
+    /// User mode +i, which clients set on connecting. Parley never lists users other than by channel or by
+    /// exact nick, so everyone is as good as invisible; the flag is kept so that MODE answers truthfully.
+    private var invisible = false
 
     init(_ context: SessionContext) {
         self.context = context
@@ -237,7 +240,7 @@ struct IRCSession: LineSession {
             // An IRC client joins the channels it is configured for; it is not put anywhere.
             let id = try context.hub.register(nick: nick, peer: client, account: account?.key, address: context.address, joiningGeneral: false)
             session = id
-            context.connection.registered(id, as: client)
+            context.registered(id, as: client)
         } catch {
             self.nick = nil
             send(codec.numeric(for: error, target: nick, me: me))
@@ -463,13 +466,10 @@ struct IRCSession: LineSession {
         }
     }
 
-    /// Channel modes map onto moderation (+o, +b, +t); a user's own modes are queried only.
-    private func mode(_ message: IRCMessage) -> Flow {
+    /// Channel modes map onto moderation (+o, +b, +t, +k); of user modes there is +i.
+    private mutating func mode(_ message: IRCMessage) -> Flow {
         guard let target = message.params.first else { return needMoreParams(message) }
-        guard target.hasPrefix("#") else {
-            send(codec.numeric("221", me, "+"))
-            return .proceed
-        }
+        guard target.hasPrefix("#") else { return userMode(target, message.params.dropFirst().first) }
         guard message.params.count >= 2 else {
             send(codec.numeric("324", me, target, "+n"))
             return .proceed
@@ -492,6 +492,8 @@ struct IRCSession: LineSession {
                 _ = request(.moderate(room: target, adding ? .op(nick: nick) : .deop(nick: nick)), about: nick)
             case "t":
                 _ = request(.moderate(room: target, .topicLock(adding)), about: target)
+            case "n" where adding:
+                continue  // always on: only members speak in a room
             case "k":
                 // +k takes the key; -k may name it too (RFC 2812), which changes nothing.
                 let key = arguments.next()
@@ -500,6 +502,35 @@ struct IRCSession: LineSession {
             default:
                 send(codec.numeric("472", me, String(letter), "is an unknown mode char to me"))
             }
+        }
+        return .proceed
+    }
+
+    /// `MODE nick [+i|-i]`: only one's own modes, of which only `i` exists; a change is confirmed with MODE.
+    private mutating func userMode(_ target: String, _ changes: String?) -> Flow {
+        guard asciiLowercased(target) == asciiLowercased(me) else {
+            let exists = context.hub.profile(of: target) != nil
+            send(exists ? codec.numeric("502", me, "Can't change mode for other users") : codec.numeric("401", me, target, "No such nick"))
+            return .proceed
+        }
+        guard let changes else {
+            send(codec.numeric("221", me, invisible ? "+i" : "+"))
+            return .proceed
+        }
+        var adding = true
+        var unknown = false
+        let before = invisible
+        for letter in changes {
+            switch letter {
+            case "+": adding = true
+            case "-": adding = false
+            case "i": invisible = adding
+            default: unknown = true
+            }
+        }
+        if unknown { send(codec.numeric("501", me, "Unknown MODE flag")) }
+        if invisible != before {
+            send(IRCMessage(source: IRCCodec.source(me), command: "MODE", params: [me, invisible ? "+i" : "-i"]))
         }
         return .proceed
     }

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import ParleyCore
 import ParleyProtocols
@@ -24,6 +25,8 @@ struct SessionContext: Sendable {
     let address: String
     /// The password every connection must give before it registers, if the server has one.
     let serverPassword: String?
+    /// The connection's logger (its peer in the metadata).
+    let logger: Logger
 
     /// Whether `given` is the server password (true when there is none). Compared in constant time, and at
     /// most five wrong guesses a minute from one address, like logins.
@@ -37,6 +40,15 @@ struct SessionContext: Sendable {
         guard difference == 0 else { return false }
         accounts.throttle.refund(keys)
         return true
+    }
+
+    /// The session is registered: the connection learns it, and the log says who it is.
+    func registered(_ id: SessionID, as client: Client) {
+        let nick = hub.nick(of: id)
+        connection.registered(id, nick: nick, as: client)
+        var metadata: Logger.Metadata = ["session": "\(id)", "nick": "\(nick ?? "?")"]
+        if let account = hub.account(of: id) { metadata["account"] = "\(account)" }
+        logger.info("registered", metadata: metadata)
     }
 
     /// Runs an account request of a registered session.
@@ -88,6 +100,11 @@ struct TextSession: LineSession {
         guard let session else { return await register(text) }
         do throws(ChatError) {
             guard let request = try TextCommands.request(forLine: text) else { return .proceed }
+            // `/join #bad room` reads as room #bad with the key "room": a key for a room that needs none is
+            // someone typing a name with a space, so say so rather than drop the rest.
+            if case .join(let room, let key?) = request, !context.hub.roomNeedsKey(room) {
+                throw ChatError(.invalidRoom, "Room names have no spaces, and \(room) needs no key: /join \(room)-\(key) or /join \(room).")
+            }
             if request.isAccountRequest {
                 try await context.perform(request, session: session)
             } else {
@@ -121,7 +138,7 @@ struct TextSession: LineSession {
             let client = context.connection.makeClient(format: .text)
             let id = try context.hub.register(nick: nick, peer: client, account: account, address: context.address)
             session = id
-            context.connection.registered(id, as: client)
+            context.registered(id, as: client)
         } catch {
             context.connection.send(codec.nicknamePrompt(after: error))
         }
@@ -165,7 +182,7 @@ struct JSONSession: LineSession {
                     nick: account?.name ?? nick, peer: client, resume: resume, account: account?.key, address: context.address
                 )
                 session = id
-                context.connection.registered(id, as: client)
+                context.registered(id, as: client)
             case .request(let request):
                 if case .quit = request, session == nil { return .stop }
                 guard let session else { throw ChatError(.notRegistered, "Send \"hello\" first.") }

@@ -102,11 +102,13 @@ public final class SQLiteStore: MessageStore {
         self.path = path
     }
 
-    /// Opens (creating if needed) the database in `directory` and brings its schema up to date.
-    /// Fails with a `StoreError` that says what to do when the file is locked, damaged or newer than this
-    /// binary.
-    public static func open(directory: String, logger: Logger = Logger(label: "parley.store")) async throws -> SQLiteStore {
+    /// Opens the database in `directory` (creating folder and file when missing, unless not `creating`) and
+    /// brings its schema up to date. Fails with a `StoreError` that says what to do when the file is missing,
+    /// locked, damaged or newer than this binary.
+    public static func open(directory: String, creating: Bool = true, logger: Logger = Logger(label: "parley.store")) async throws -> SQLiteStore {
         let path = URL(fileURLWithPath: directory).appendingPathComponent(fileName).path
+        // Commands that only read or change what is there must not leave an empty database behind a typo.
+        guard creating || FileManager.default.fileExists(atPath: path) else { throw StoreError.missing(path: path) }
         let connection: SQLiteConnection
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -301,6 +303,7 @@ public final class SQLiteStore: MessageStore {
 /// What went wrong with the database, in words an operator can act on.
 public enum StoreError: Error, CustomStringConvertible, Equatable {
     case cannotOpen(path: String, reason: String)
+    case missing(path: String)
     case locked(path: String)
     case corrupt(path: String, detail: String)
     case diskFull(path: String)
@@ -311,6 +314,7 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .cannotOpen(let path, let reason): "cannot open the database \(path): \(reason)"
+        case .missing(let path): "there is no Parley database at \(path); check --data-dir (parley serve and parley account add create it)"
         case .locked(let path): "the database \(path) is locked by another program; stop it (or wait) and try again"
         case .corrupt(let path, let detail): "the database \(path) is damaged (\(detail)); restore it from a backup or move it away to start afresh"
         case .diskFull(let path): "the disk holding \(path) is full"

@@ -106,8 +106,10 @@ public struct ChatView: Sendable {
             system(clean(text))
         case .help(let commands):
             for command in commands { system("  \(clean(command.usage))  \(clean(command.summary))") }
+        case .currentRoom:
+            break  // the view keeps its own current room
         case .shutdown(let reason):
-            system("The server is shutting down (\(clean(reason))).")
+            system("The server is shutting down" + (reason.map { " (\(clean($0)))" } ?? "") + ".")
         case .pong:
             break
         case .history(let room, let messages, _):

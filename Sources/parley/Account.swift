@@ -27,7 +27,7 @@ struct AccountCommand: AsyncParsableCommand {
 
         func run() async throws {
             let nick = try validNick(name)
-            try await withStore(options) { store in
+            try await withStore(options, creating: true) { store in
                 let credential = try PasswordHasher.credential(for: try readPassword(password))
                 try await store.create(Account(name: nick, credential: credential, isOperator: op))
                 try await store.audit(actor: "admin", action: "account add", target: nick, detail: op ? "operator" : "")
@@ -119,11 +119,12 @@ private func readPassword(_ given: String?) throws -> String {
     return password
 }
 
-/// Opens the data folder's database, runs `body`, and turns store and account errors into clear messages.
-private func withStore(_ options: AccountCommand.Options, _ body: (SQLiteStore) async throws -> Void) async throws {
+/// Opens the data folder's database, runs `body`, and turns store and account errors into clear messages. Only
+/// `creating` commands (`add`) make a database where there is none.
+private func withStore(_ options: AccountCommand.Options, creating: Bool = false, _ body: (SQLiteStore) async throws -> Void) async throws {
     let store: SQLiteStore
     do {
-        store = try await SQLiteStore.open(directory: options.dataDirectory)
+        store = try await SQLiteStore.open(directory: options.dataDirectory, creating: creating)
     } catch {
         FileHandle.standardError.write(Data("parley: \(error)\n".utf8))
         throw ExitCode(3)

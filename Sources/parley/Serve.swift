@@ -142,7 +142,11 @@ struct Serve: AsyncParsableCommand {
         let group = ServiceGroup(
             configuration: application.serviceGroupConfiguration(console: consoleOn, terminal: terminal)
         )
-        try await group.run()
+        do {
+            try await group.run()
+        } catch is ListenerError {
+            throw ExitCode(2)  // already said in the log, in words; ArgumentParser would repeat NIO's
+        }
     }
 }
 

@@ -291,10 +291,16 @@ struct ChatStateTests {
                 .deliver(.members(room: "#rust", nicks: ["alice", "bob"], operators: ["alice"]), to: [2]),
             ]
         )
+        // Leaving the current room says which room is current now.
         let alicePart = chat.handle(1, .part(room: "#rust", reason: "bye"))
-        #expect(alicePart.steps == [.deliver(.left(room: "#rust", nick: "alice", reason: .parted("bye")), to: [1, 2])])
+        #expect(alicePart.steps == [.deliver(.left(room: "#rust", nick: "alice", reason: .parted("bye")), to: [1, 2]), .deliver(.currentRoom("#general"), to: [1])])
         let bobPart = chat.handle(2, .part(room: nil, reason: nil))
-        #expect(bobPart.steps == [.deliver(.left(room: "#rust", nick: "bob", reason: .parted(nil)), to: [2])])
+        #expect(bobPart.steps == [.deliver(.left(room: "#rust", nick: "bob", reason: .parted(nil)), to: [2]), .deliver(.currentRoom("#general"), to: [2])])
+        // Leaving another room does not; leaving the last one says there is none.
+        chat.handle(1, .join("#side"))
+        chat.handle(1, .join("#general"))
+        #expect(chat.handle(1, .part(room: "#side", reason: nil)).steps == [.deliver(.left(room: "#side", nick: "alice", reason: .parted(nil)), to: [1])])
+        #expect(chat.handle(1, .part(room: nil, reason: nil)).steps.last == .deliver(.currentRoom(nil), to: [1]))
     }
 
     @Test("after parting, a user receives nothing from that room")
@@ -651,6 +657,15 @@ struct ChatStateTests {
         #expect(replays(effects) == [since(3)])
         // Someone not logged in always gets the latest.
         #expect(replays(try chat.register("guest", 3)) == [.latest(50)])
+    }
+
+    @Test("when the server stops, nobody is told of anyone else leaving")
+    func shutdownDepartures() throws {
+        var chat = try Chat(users: ["alice", "bob"])
+        let effects = chat.state.disconnect(chat.ids[1]!, reason: .serverShutdown, closing: true)
+        #expect(effects.allPeers.isEmpty)
+        #expect(effects.steps.last == .close(1, .serverShutdown))
+        #expect(try chat.state.nicks(in: "#general") == ["bob"])
     }
 
     @Test("the console shows and sets topics past any lock, as the server")

@@ -11,7 +11,18 @@ struct IRCCodecTests {
 
     static func lines(_ event: ChatEvent, capabilities: IRCCapabilities = []) -> [String] {
         guard let buffer = codec.encode(event, for: "me", capabilities: capabilities) else { return [] }
-        return String(decoding: buffer.readableBytesView, as: UTF8.self).components(separatedBy: "\r\n").dropLast()
+        // Split on the bytes CR LF: a line may start with a combining mark, which String would join to the LF.
+        var lines: [String] = []
+        var line: [UInt8] = []
+        for byte in buffer.readableBytesView {
+            if byte == UInt8(ascii: "\n"), line.last == UInt8(ascii: "\r") {
+                lines.append(String(decoding: line.dropLast(), as: UTF8.self))
+                line = []
+            } else {
+                line.append(byte)
+            }
+        }
+        return lines
     }
 
     @Test("every line fits 512 bytes, even a message that is one character of 1,500 combining marks")

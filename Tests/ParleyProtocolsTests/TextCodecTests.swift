@@ -158,6 +158,9 @@ struct TextCodecTests {
     func otherNotices() {
         #expect(text(.notice("#general is now your current room.")) == "*** #general is now your current room.\n")
         #expect(text(.shutdown(reason: "maintenance")) == "*** The server is shutting down (maintenance). Goodbye!\n")
+        #expect(text(.shutdown(reason: nil)) == "*** The server is shutting down. Goodbye!\n")
+        #expect(text(.currentRoom("#rust")) == "*** Your current room is now #rust.\n")
+        #expect(text(.currentRoom(nil)) == "*** You are in no room now. Type /join #room to enter one.\n")
         #expect(text(.pong(ref: nil)) == "*** pong\n")
     }
 

@@ -51,7 +51,7 @@ struct AccountTests {
             try await owner.send("/register first-pass")
             try await owner.waitFor { $0.hasPrefix("*** The nickname carol is now registered") }
             try await owner.send("/passwd wrong-old second-pass")
-            try await owner.waitFor { $0 == "!!! Wrong nickname or password." }
+            try await owner.waitFor { $0 == "!!! That is not your current password; your password was not changed." }
             try await owner.send("/passwd first-pass second-pass")
             try await owner.waitFor { $0 == "*** Your password has been changed." }
             try await owner.send("/quit")
@@ -154,6 +154,14 @@ struct AccountTests {
         #expect(PasswordHasher.verify("erin-pass", against: accounts[0].credential))
         #expect(!PasswordHasher.verify("erin-pas", against: accounts[0].credential))
         let audit = try await store.auditTrail().map { "\($0.actor) \($0.action) \($0.target)" }
+        // Commands that only read or change accounts never create a database (a mistyped --data-dir).
+        let nowhere = FileManager.default.temporaryDirectory.appendingPathComponent("parley-nowhere-\(UUID().uuidString)/data").path
+        for arguments in [["list"], ["remove", "erin"], ["op", "erin"], ["passwd", "erin", "--password", "erin-pass"]] {
+            let command = try ParleyProcess(["account"] + arguments + ["--data-dir", nowhere], input: .nullDevice)
+            #expect(try await command.waitForExit() == 3)
+            #expect(command.log.text.contains("there is no Parley database at \(nowhere)/parley.sqlite3"), "\(command.log.text)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: nowhere))
         #expect(audit == ["admin account add erin", "admin account add frank", "admin account op frank"])
         await store.close()
     }

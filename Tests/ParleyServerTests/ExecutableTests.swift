@@ -22,8 +22,10 @@ struct ExecutableTests {
         try await text.waitFor(timeout: .seconds(30)) { $0.hasSuffix("<sender> 19-199 \(payload)") }
 
         server.signal(SIGTERM)
-        try await text.waitFor { $0 == "*** The server is shutting down (server shutting down). Goodbye!" }
-        try await text.waitForClose()
+        try await text.waitFor { $0 == "*** The server is shutting down. Goodbye!" }
+        let said = try await text.waitForClose()
+        // Nobody is told that everyone else is leaving too.
+        #expect(!said.contains { $0.contains(" left #general") }, "\(said.suffix(5))")
         try await json.waitFor(isEvent("shutdown", ["reason": "server shutting down"]))
         try await json.waitForClose()
         #expect(try await server.waitForExit(timeout: .seconds(10)) == 0)
@@ -127,7 +129,7 @@ struct ExecutableTests {
         #expect(isDirectory.boolValue, "serve creates its --data-dir")
     }
 
-    @Test("one log line per connect and disconnect with the peer address and reason; no message bodies")
+    @Test("one log line per connect, registration and disconnect with the peer address, nick and reason; no message bodies")
     func logging() async throws {
         let (server, port) = try await ParleyProcess.serve()
         let alice = try await TestServer.textUser("alice", port: port)
@@ -139,10 +141,29 @@ struct ExecutableTests {
         let disconnect = try await server.log.waitFor { $0.contains("disconnected") }
         #expect(disconnect.contains("peer=127.0.0.1:"))
         #expect(disconnect.contains("reason=quit"))
+        #expect(disconnect.contains("nick=alice"))
+        #expect(server.log.lines.contains { $0.contains("nick=bob") && $0.hasSuffix("registered") && $0.contains("peer=127.0.0.1:") })
         #expect(server.log.lines.filter { $0.contains(" connected") && $0.contains("peer=127.0.0.1:") }.count == 2)
         server.signal(SIGTERM)
         #expect(try await server.waitForExit() == 0)
         #expect(!server.log.text.contains("the-secret-body-text"))
+    }
+
+    @Test("a port in use is said in words, once, and the exit status is 2")
+    func portInUse() async throws {
+        let (first, _) = try await ParleyProcess.serve(["--console", "off"])
+        let ircLine = try await first.log.waitFor { $0.contains("listening") && $0.contains("door=irc") }
+        let ircPort = try #require(ircLine.split(separator: ":").last.flatMap { Int($0.prefix(while: \.isNumber)) })
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("parley-port-\(UUID().uuidString)").path
+        let second = try ParleyProcess(
+            ["serve", "--host", "127.0.0.1", "--port", "0", "--irc-port", "\(ircPort)", "--data-dir", data, "--console", "off"], input: .nullDevice
+        )
+        #expect(try await second.waitForExit() == 2)
+        let log = second.log.text + second.output.text
+        #expect(log.contains("port \(ircPort) is in use (another parley?); stop it, or choose another with --irc-port"), "\(log)")
+        #expect(!log.contains("CancellationError") && !log.contains("bind(descriptor") && !log.contains("Error:"), "\(log)")
+        first.signal(SIGTERM)
+        #expect(try await first.waitForExit() == 0)
     }
 
     @Test("--help of every subcommand lists its flags")

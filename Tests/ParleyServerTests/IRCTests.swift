@@ -250,6 +250,30 @@ struct IRCTests {
         }
     }
 
+    @Test("user modes: +i is kept and confirmed, other letters get 501, other users' modes 502; 004 lists what exists")
+    func userModes() async throws {
+        try await TestServer.run { server in
+            let client = try await TestClient.connect(port: server.ircPort)
+            try await client.send("NICK moder")
+            try await client.send("USER moder 0 * :Moder")
+            try await client.waitFor { $0 == ":test.parley 004 moder test.parley parley i bknot :bko" }
+            try await client.waitFor { $0.contains(" 376 moder ") }
+            try await client.send("MODE moder")
+            try await client.waitFor { $0 == ":test.parley 221 moder :+" }
+            try await client.send("MODE moder +i")
+            try await client.waitFor { $0 == ":moder!moder@parley MODE moder +i" }
+            try await client.send("MODE moder")
+            try await client.waitFor { $0 == ":test.parley 221 moder :+i" }
+            try await client.send("MODE moder +iw")
+            try await client.waitFor { $0 == ":test.parley 501 moder :Unknown MODE flag" }
+            _ = try await Self.ircUser("other", port: server.ircPort)
+            try await client.send("MODE other +i")
+            try await client.waitFor { $0 == ":test.parley 502 moder :Can't change mode for other users" }
+            try await client.send("MODE nobody")
+            try await client.waitFor { $0 == ":test.parley 401 moder nobody :No such nick" }
+        }
+    }
+
     @Test("the console acts as the server: its KICK and MODE come from the server's name, its announcements reach channel windows")
     func consoleActions() async throws {
         try await TestServer.run { server in

@@ -102,6 +102,28 @@ struct TextModeTests {
         }
     }
 
+    @Test("a room name with a space is refused, not cut short; leaving the current room says which one is current now")
+    func joinAndPart() async throws {
+        try await TestServer.run { server in
+            let alice = try await server.textUser("alice")
+            try await alice.send("/join #bad room")
+            try await alice.waitFor { $0 == "!!! Room names have no spaces, and #bad needs no key: /join #bad-room or /join #bad." }
+            try await alice.send("/rooms")
+            try await alice.waitFor { $0 == "*** Rooms (1):" }
+            try await alice.send("/join #one")
+            try await alice.waitFor { $0.hasPrefix("*** In #one") }
+            try await alice.send("/join #two")
+            try await alice.waitFor { $0.hasPrefix("*** In #two") }
+            try await alice.send("/part")
+            try await alice.waitFor { $0 == "*** alice left #two" }
+            try await alice.waitFor { $0 == "*** Your current room is now #one." }
+            try await alice.send("/part #general")
+            try await alice.waitFor { $0 == "*** alice left #general" }
+            try await alice.send("/part")
+            try await alice.waitFor { $0 == "*** You are in no room now. Type /join #room to enter one." }
+        }
+    }
+
     @Test("/help lists every command; an unknown command points at /help; aliases work")
     func commands() async throws {
         try await TestServer.run { server in

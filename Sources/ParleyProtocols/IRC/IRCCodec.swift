@@ -95,7 +95,8 @@ public struct IRCCodec: Sendable {
                 numeric("001", nick, "Welcome to Parley on \(server), \(nick)"),
                 numeric("002", nick, "Your host is \(serverName), running parley"),
                 numeric("003", nick, "This server speaks IRC, plain text and JSON lines; all meet in the same rooms"),
-                numeric("004", nick, serverName, "parley", "i", "bot"),
+                // User modes, channel modes, and those of them that take a parameter.
+                numeric("004", nick, serverName, "parley", "i", "bknot", "bko"),
                 // At most 13 tokens a line (modern.ircdocs.horse), so two lines.
                 IRCMessage(source: serverName, command: "005", params: [nick] + Self.isupport.prefix(8) + ["are supported by this server"]),
                 IRCMessage(source: serverName, command: "005", params: [nick] + Self.isupport.dropFirst(8) + ["are supported by this server"]),
@@ -159,8 +160,10 @@ public struct IRCCodec: Sendable {
             return [IRCMessage(source: serverName, command: "NOTICE", params: [me, text])]
         case .help(let commands):
             return commands.map { IRCMessage(source: serverName, command: "NOTICE", params: [me, "\($0.usage)  \($0.summary)"]) }
+        case .currentRoom:
+            return []  // IRC has a window per channel, no current one
         case .shutdown(let reason):
-            return [IRCMessage(command: "ERROR", params: ["Closing link: \(reason)"])]
+            return [IRCMessage(command: "ERROR", params: ["Closing link: " + (reason ?? "server shutting down")])]
         case .pong(let ref):
             return [IRCMessage(source: serverName, command: "PONG", params: [serverName, ref ?? serverName])]
         case .history(let room, let messages, let ref):

@@ -137,17 +137,40 @@ final class OutputCollector: Sendable {
     /// Reads on a thread of its own until end of file. (Not `readabilityHandler`: its dispatch source has
     /// crashed the test process on Linux when a pipe closed while a handler ran.)
     init(_ handle: FileHandle) {
+        // read(2) rather than `availableData`, which turns an interrupted read (EINTR: a signal for the test
+        // process, such as a child's exit) into a fatal error.
+        let descriptor = handle.fileDescriptor
         Thread.detachNewThread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            var pending: [UInt8] = []
             while true {
-                let data = handle.availableData
-                if data.isEmpty { break }
-                append(String(decoding: data, as: UTF8.self))
+                let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 { break }
+                // Whole characters only: a read can end inside one.
+                pending += buffer[..<count]
+                let complete = Self.completeUTF8Prefix(pending)
+                append(String(decoding: pending[..<complete], as: UTF8.self))
+                pending.removeFirst(complete)
             }
+            if !pending.isEmpty { append(String(decoding: pending, as: UTF8.self)) }
+            try? handle.close()
             endOfFile.succeed()
         }
     }
 
     var text: String { state.withLock { $0.text } }
+
+    /// How many leading bytes form whole UTF-8 characters (a sequence cut at the end is left for later).
+    static func completeUTF8Prefix(_ bytes: [UInt8]) -> Int {
+        var start = bytes.count
+        // Back up over at most three continuation bytes to the start of the last character.
+        while start > 0, bytes.count - start < 4, bytes[start - 1] & 0xC0 == 0x80 { start -= 1 }
+        guard start > 0 else { return bytes.count }
+        let lead = bytes[start - 1]
+        let length = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1
+        return bytes.count - (start - 1) >= length ? bytes.count : start - 1
+    }
 
     /// Waits until everything the process wrote has been read (its end of the pipe is closed).
     func waitForEndOfFile(timeout: TimeAmount = .seconds(15)) async throws {
