@@ -108,7 +108,8 @@ struct DeliveryTests {
             try await client.waitFor(isEvent("error", ["code": "line_too_long"]))
             try await client.send(#"{"type":"hello","version":1,"nick":"patient"}"#)
             try await client.waitFor(isEvent("welcome", ["nick": "patient"]))
-            for line in try await client.lines { _ = try json(line) }
+            // Every line is JSON, but for the greeting a loaded machine may have sent before the first byte came.
+            for line in try await client.lines.drop(while: { $0.hasPrefix("*** ") }) { _ = try json(line) }
         }
     }
 
