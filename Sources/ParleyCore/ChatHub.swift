@@ -17,6 +17,16 @@ public protocol EventSink: Sendable {
     /// go out now. A sink may hold deliveries until then, so a connection sent many events in one batch gets
     /// them in one write.
     func endOfBatch()
+
+    /// A place reserved in one peer's stream.
+    associatedtype Hold: Sendable
+
+    /// Reserves `peer`'s next place in its stream for a reply that is ready only later (a history read):
+    /// everything delivered to `peer` meanwhile waits behind it. Must neither block nor suspend.
+    func hold(_ peer: Peer) -> Hold
+
+    /// Puts `event` in the place `hold` reserved and lets what waited behind it go. Called from any task.
+    func release(_ hold: Hold, with event: ChatEvent)
 }
 
 extension EventSink {
@@ -37,6 +47,8 @@ public final class ChatHub<Sink: EventSink>: Sendable {
         var pending: [Effect<Peer>] = []
         var waiter: CheckedContinuation<[Effect<Peer>]?, Never>?
         var finished = false
+        /// Set when the server starts to stop: past it, the publisher writes nothing more.
+        var shutdownDeadline: ContinuousClock.Instant?
     }
 
     private let shared: Mutex<Shared>
@@ -137,6 +149,27 @@ public final class ChatHub<Sink: EventSink>: Sendable {
 
     public func nicks(in room: String?) throws(ChatError) -> [String] {
         try shared.withLock { (shared) throws(ChatError) in try shared.state.nicks(in: room) }
+    }
+
+    // MARK: - Shutting down
+
+    /// The server is stopping: whatever is still queued after `grace` is answered rather than stored, so that
+    /// every sender hears back before its connection closes.
+    public func beginShutdown(grace: Duration) {
+        shared.withLock { $0.shutdownDeadline = $0.shutdownDeadline ?? .now + grace }
+    }
+
+    public var isPastShutdownDeadline: Bool {
+        shared.withLock { $0.shutdownDeadline.map { $0 <= .now } ?? false }
+    }
+
+    /// Tells a registered user the server is stopping and closes its connection, after everything already
+    /// queued for it (the answers to what it sent). Nobody is told of its leaving: everyone is leaving.
+    public func shutDown(_ id: SessionID, goodbye: ChatEvent) {
+        mutate { state in
+            guard let peer = state.peer(of: id) else { return ((), []) }
+            return ((), [.deliver(goodbye, to: [Recipient(peer: peer, focused: true)])] + state.disconnect(id, reason: .serverShutdown, closing: true))
+        }
     }
 
     // MARK: - The queue the publisher drains

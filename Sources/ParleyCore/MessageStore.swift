@@ -13,6 +13,19 @@ public enum HistoryQuery: Sendable, Equatable {
     case range(after: HistoryPoint, before: HistoryPoint, count: Int, newest: Bool)
 }
 
+extension HistoryQuery {
+    /// How many messages it asks for at most.
+    public var count: Int {
+        switch self {
+        case .latest(let count), .before(_, let count), .after(_, let count), .range(_, _, let count, _): count
+        }
+    }
+
+    /// What it costs in flood control, in lines: one, and one more for every 100 messages, so asking for a lot
+    /// of history paces the asker, not everyone else.
+    public var cost: Int { 1 + count / 100 }
+}
+
 /// A point in a room's history: a message id, or a moment.
 public enum HistoryPoint: Sendable, Equatable {
     case id(Int64)

@@ -130,13 +130,14 @@ public struct ModerationNotice: Sendable, Equatable {
 
 /// Where room policies are kept (with the audit trail). `NoStore` keeps nothing.
 public protocol RoomStore: Sendable {
-    /// Applies the changes in order and writes the audit entry; returns once they would survive a crash.
-    func apply(_ changes: [RoomChange], audit: AuditEntry?) async throws
+    /// Applies the changes in order and writes the audit entries, all or none (one transaction); returns once
+    /// they would survive a crash.
+    func apply(_ changes: [RoomChange], audits: [AuditEntry]) async throws
     func roomPolicies() async throws -> [RoomPolicy]
 }
 
 extension NoStore: RoomStore {
-    public func apply(_ changes: [RoomChange], audit: AuditEntry?) async throws {}
+    public func apply(_ changes: [RoomChange], audits: [AuditEntry]) async throws {}
     public func roomPolicies() async throws -> [RoomPolicy] { [] }
 }
 

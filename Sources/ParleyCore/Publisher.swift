@@ -1,52 +1,63 @@
 /// Carries out the hub's effects in order, one batch at a time: first every message of the batch is stored
-/// in one write (group commit), then deliveries, replays and closes follow in hub order. A message whose
-/// write failed is neither acknowledged nor delivered; its sender gets `not_stored` instead. Room changes
-/// (topics, operators, bans) are stored in their place in the order, before what announces them.
+/// in one write (group commit) and every room change of the batch in another, then deliveries, replays and
+/// closes follow in hub order. A message whose write failed is neither acknowledged nor delivered; its sender
+/// gets `not_stored` instead. A room change is stored before anything in its batch announces it.
+///
+/// Only those two writes per batch happen on the ordered path, so what one user asks for costs everyone at
+/// most one batch's writes. History replays, which can be long, are read off the path (`HistoryReads`): the
+/// requester's place in its stream is held for the reply, and everyone else's deliveries go on.
+///
+/// When the server stops, the hub's shutdown deadline bounds what is left: past it nothing more is written,
+/// and every message still queued is answered `not_stored`, so no sender is left without an answer.
 public struct Publisher<Sink: EventSink>: Sendable {
     public let hub: ChatHub<Sink>
     public let store: any MessageStore
     public let rooms: any RoomStore
     /// Called when a write fails (for the log); the chat goes on.
     let onStoreFailure: @Sendable (any Error) -> Void
+    let reads: HistoryReads<Sink>
 
+    /// `concurrentReads`: history reads that may run at once beside the writes.
     public init(
-        hub: ChatHub<Sink>, store: any MessageStore, rooms: any RoomStore = NoStore(),
+        hub: ChatHub<Sink>, store: any MessageStore, rooms: any RoomStore = NoStore(), concurrentReads: Int = 2,
         onStoreFailure: @escaping @Sendable (any Error) -> Void = { _ in }
     ) {
         self.hub = hub
         self.store = store
         self.rooms = rooms
         self.onStoreFailure = onStoreFailure
+        self.reads = HistoryReads(store: store, sink: hub.sink, concurrency: concurrentReads, onFailure: onStoreFailure)
     }
 
-    /// Runs until the hub is finished and its queue drained.
+    /// Runs until the hub is finished and its queue drained, and every history read it started is answered.
     public func run() async {
-        while let batch = await hub.nextEffects() {
-            await publish(batch)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await reads.run() }
+            while let batch = await hub.nextEffects() {
+                await publish(batch)
+            }
+            reads.close()
         }
     }
 
-    /// Stores the batch's messages in one write, then carries out its effects in order.
+    /// The history reads `publish` queued, carried out now (for tests that drive a publisher without `run`).
+    public func settle() async {
+        await reads.performQueued()
+    }
+
+    /// Stores the batch's messages and room changes, then carries out its effects in order.
     public func publish(_ batch: [Effect<Sink.Peer>]) async {
-        var unstored: Set<Int64> = []
-        let messages = batch.compactMap { effect -> ChatMessage? in
-            if case .record(let message, _, _) = effect { return message }
-            return nil
-        }
-        if !messages.isEmpty {
-            do {
-                try await store.append(messages)
-            } catch {
-                onStoreFailure(error)
-                unstored = Set(messages.map(\.id))
-            }
-        }
+        let refusing = hub.isPastShutdownDeadline
+        let unstored = await storeMessages(of: batch, refusing: refusing)
+        let roomsStored = await storeRoomChanges(of: batch, refusing: refusing)
         let sink = hub.sink
         for effect in batch {
             switch effect {
             case .record(let message, let sender?, let ref) where unstored.contains(message.id):
-                let error = ChatError(.notStored, "The server could not store your message, so it was not sent. Try again later.")
-                sink.deliver(.error(error, ref: ref), to: [Recipient(peer: sender, focused: true)])
+                let text = refusing
+                    ? "The server is shutting down and did not store your message, so it was not sent."
+                    : "The server could not store your message, so it was not sent. Try again later."
+                sink.deliver(.error(ChatError(.notStored, text), ref: ref), to: [Recipient(peer: sender, focused: true)])
             case .record:
                 continue
             case .deliver(.message(let message), _) where unstored.contains(message.id),
@@ -58,35 +69,59 @@ public struct Publisher<Sink: EventSink>: Sendable {
             case .deliver(let event, let recipients):
                 sink.deliver(event, to: recipients)
             case .replay(let peer, let room, let query, let below, let ref):
-                // Bounded by the id at the time it was asked for, so replayed and live messages never overlap;
-                // read in queue order, so they leave no gap. A failed read is an error, never an empty history
-                // (a resuming client would take that for "nothing missed").
-                let recipient = [Recipient(peer: peer, focused: true)]
-                sink.endOfBatch()
-                do {
-                    let messages = try await store.history(room: room, query, below: below)
-                    sink.deliver(.history(room: room, messages: messages, ref: ref), to: recipient)
-                } catch {
-                    onStoreFailure(error)
-                    let failure = ChatError(.historyUnavailable, "The history of \(room) cannot be read just now; ask again with /history.")
-                    sink.deliver(.error(failure, ref: ref), to: recipient)
+                let hold = sink.hold(peer)
+                let read = HistoryReads<Sink>.Read(hold: hold, room: room, query: query, below: below, ref: ref)
+                if refusing || !reads.submit(read) {
+                    let busy = ChatError(.historyUnavailable, "The server is too busy to read the history of \(room) just now; ask again with /history.")
+                    sink.release(hold, with: .error(busy, ref: ref))
                 }
             case .close(let peer, let reason):
                 sink.close(peer, reason: reason)
-            case .persist(let changes, let audit, let actor):
-                sink.endOfBatch()
-                do {
-                    try await rooms.apply(changes, audit: audit)
-                } catch {
-                    // The change holds in the running server; only a restart would lose it, so say so.
-                    onStoreFailure(error)
-                    if let actor {
-                        let failure = ChatError(.notStored, "The server could not store that change; it holds until the server restarts.")
-                        sink.deliver(.error(failure, ref: nil), to: [Recipient(peer: actor, focused: true)])
-                    }
-                }
+            case .persist(_, _, let actor?) where !roomsStored:
+                // The change holds in the running server; only a restart would lose it, so say so.
+                let failure = ChatError(.notStored, "The server could not store that change; it holds until the server restarts.")
+                sink.deliver(.error(failure, ref: nil), to: [Recipient(peer: actor, focused: true)])
+            case .persist:
+                continue
             }
         }
         sink.endOfBatch()
+    }
+
+    /// The ids of the batch's messages that were not stored: all of them when the write failed, or when the
+    /// server is past its shutdown deadline.
+    private func storeMessages(of batch: [Effect<Sink.Peer>], refusing: Bool) async -> Set<Int64> {
+        let messages = batch.compactMap { effect -> ChatMessage? in
+            if case .record(let message, _, _) = effect { return message }
+            return nil
+        }
+        guard !messages.isEmpty else { return [] }
+        guard !refusing else { return Set(messages.map(\.id)) }
+        do {
+            try await store.append(messages)
+            return []
+        } catch {
+            onStoreFailure(error)
+            return Set(messages.map(\.id))
+        }
+    }
+
+    /// Every room change and audit entry of the batch in one write; false when it failed (or was refused).
+    private func storeRoomChanges(of batch: [Effect<Sink.Peer>], refusing: Bool) async -> Bool {
+        var changes: [RoomChange] = []
+        var audits: [AuditEntry] = []
+        for case .persist(let more, let audit, _) in batch {
+            changes += more
+            if let audit { audits.append(audit) }
+        }
+        guard !changes.isEmpty || !audits.isEmpty else { return true }
+        guard !refusing else { return false }
+        do {
+            try await rooms.apply(changes, audits: audits)
+            return true
+        } catch {
+            onStoreFailure(error)
+            return false
+        }
     }
 }

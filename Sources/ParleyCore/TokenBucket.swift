@@ -26,15 +26,16 @@ public struct TokenBucket: Sendable {
         self.updated = now
     }
 
-    /// Takes one token and returns how long the caller must wait before using it (`.zero` when one was there).
-    public mutating func take(now: ContinuousClock.Instant) -> Duration {
+    /// Takes `count` tokens (one a line, more for a line that causes more work) and returns how long the caller
+    /// must wait before using them (`.zero` when they were there).
+    public mutating func take(_ count: Int = 1, now: ContinuousClock.Instant) -> Duration {
         let elapsed = updated.duration(to: now)
         if elapsed > .zero {
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
             tokens = min(Double(configuration.burst), tokens + seconds * configuration.perSecond)
             updated = now
         }
-        tokens -= 1
+        tokens -= Double(max(0, count))
         guard tokens < 0 else { return .zero }
         return .nanoseconds(Int64((-tokens / configuration.perSecond * 1e9).rounded(.up)))
     }

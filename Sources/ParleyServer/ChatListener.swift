@@ -106,6 +106,9 @@ public struct ChatListener: Service {
                 }
             } onGracefulShutdown: {
                 server.channel.close(promise: nil)
+                // Half the grace to answer what is queued by storing it, the rest to answer it by refusing, so
+                // every sender hears back before its connection is closed.
+                handler.hub.beginShutdown(grace: handler.limits.shutdownGrace / 2)
             }
         } catch is CancellationError {
             throw CancellationError()  // another service failed and the group is stopping: nothing to report

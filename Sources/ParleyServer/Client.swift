@@ -107,6 +107,16 @@ public struct Fanout: EventSink {
         return irc.encode(event, for: nick, capabilities: capabilities)
     }
 
+    public func hold(_ peer: Client) -> (client: Client, place: UInt64) {
+        (peer, peer.outbox.hold())
+    }
+
+    public func release(_ hold: (client: Client, place: UInt64), with event: ChatEvent) {
+        let client = hold.client
+        let frame = client.irc.map { encode(event, for: $0) } ?? encode(event, format: client.format)
+        client.outbox.release(hold.place, with: frame)
+    }
+
     public func close(_ peer: Client, reason: LeaveReason) {
         // IRC ends every connection the server closes with ERROR (RFC 2812 3.1.7).
         if peer.irc != nil { peer.outbox.send(ByteBuffer(string: IRCMessage(command: "ERROR", params: ["Closing link: \(reason.text)"]).serialized())) }

@@ -41,7 +41,7 @@ struct ConnectionHandler: Sendable {
                 await withGracefulShutdownHandler {
                     await serve(context, socket: socket, inbound: inbound)
                 } onGracefulShutdown: {
-                    connection.shutDown(grace: limits.shutdownGrace)
+                    connection.shutDown(grace: limits.shutdownGrace, hub: hub)
                 }
             }
         } catch {
@@ -118,8 +118,7 @@ struct ConnectionHandler: Sendable {
     private func read(_ inbound: NIOAsyncChannelInboundStream<InboundFrame>, context: SessionContext) async {
         let connection = context.connection
         var session: (any LineSession)? = door == .irc ? IRCSession(context) : nil
-        var bucket = TokenBucket(limits.flood, now: .now)
-        var lastFloodWarning: ContinuousClock.Instant?
+        var pacer = Pacer(bucket: TokenBucket(limits.flood, now: .now), warning: floodWarning)
         do {
             for try await frame in inbound {
                 guard connection.isOpen else { return }
@@ -147,15 +146,8 @@ struct ConnectionHandler: Sendable {
                     break
                 }
                 // Every line costs a token, refused ones included; a flooder waits, nobody else does.
-                let wait = bucket.take(now: .now)
-                if wait > .zero {
-                    if lastFloodWarning.map({ $0.duration(to: .now) > .seconds(10) }) ?? true {
-                        lastFloodWarning = .now
-                        connection.send(.notice(floodWarning))
-                    }
-                    try await Task.sleep(for: wait)
-                    guard connection.isOpen else { return }
-                }
+                try await pacer.pace(1, connection)
+                guard connection.isOpen else { return }
                 switch frame {
                 case .line(let line):
                     if session == nil {
@@ -163,6 +155,9 @@ struct ConnectionHandler: Sendable {
                         session = JSONCodec.looksLikeJSON(line) ? JSONSession(context) : TextSession(context)
                     }
                     if await session!.receive(line) == .stop { return }
+                    // A line that made the server do more (many targets, modes, channels, a long history)
+                    // costs more: the reader waits for it before reading on.
+                    try await pacer.pace(connection.extraCost.exchange(0, ordering: .relaxed), connection)
                 case .overlong(let bytes):
                     connection.send(.error(lineTooLong(bytes), ref: nil))
                 default:
@@ -181,6 +176,24 @@ struct ConnectionHandler: Sendable {
 
     private func lineTooLong(_ bytes: Int) -> ChatError {
         ChatError(.lineTooLong, "Line too long (\(bytes) bytes; the limit is \(limits.line.maximumLineBytes)). It was not sent.")
+    }
+}
+
+/// Flood control for one reader: takes tokens, waits when they run out, and says why at most every 10 s.
+private struct Pacer {
+    var bucket: TokenBucket
+    let warning: String
+    var lastWarning: ContinuousClock.Instant?
+
+    mutating func pace(_ tokens: Int, _ connection: ConnectionState) async throws {
+        guard tokens > 0 else { return }
+        let wait = bucket.take(tokens, now: .now)
+        guard wait > .zero else { return }
+        if lastWarning.map({ $0.duration(to: .now) > .seconds(10) }) ?? true {
+            lastWarning = .now
+            connection.send(.notice(warning))
+        }
+        try await Task.sleep(for: wait)
     }
 }
 

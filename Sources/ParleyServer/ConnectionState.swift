@@ -23,6 +23,14 @@ final class ConnectionState: Sendable {
     private let shared = Mutex(Shared())
     /// Lines (and other frames) received so far: the IRC keep-alive watches it move.
     let framesHeard = Atomic<UInt64>(0)
+    /// Flood-control tokens the last line costs beyond its own: one a target, a mode change, a channel, or a
+    /// page of history. Only the reader task touches it.
+    let extraCost = Atomic<Int>(0)
+
+    /// The line being handled causes more work than one line's: the reader charges it before the next line.
+    func charge(_ tokens: Int) {
+        extraCost.add(max(0, tokens), ordering: .relaxed)
+    }
 
     init(outbox: Outbox, fanout: Fanout, irc: IRCPeer? = nil) {
         self.outbox = outbox
@@ -76,14 +84,23 @@ final class ConnectionState: Sendable {
     }
 
     /// The graceful-shutdown handler: every client is told before its connection closes, and gets `grace` to
-    /// receive what is queued.
-    func shutDown(grace: Duration) {
-        shared.withLock { $0.shuttingDown = true }
-        end(with: .shutdown(reason: nil), reason: .serverShutdown, drainingFor: grace)
+    /// receive what is queued. A registered client's goodbye goes through the hub, behind the answers to all
+    /// it sent (acks, or `not_stored` once the hub's shutdown deadline has passed), so nobody's message goes
+    /// unanswered; the connection is closed after `grace` whatever happens.
+    func shutDown(grace: Duration, hub: ChatHub<Fanout>) {
+        let session = shared.withLock { shared in
+            shared.shuttingDown = true
+            return shared.session
+        }
+        guard let session else {
+            return end(with: .shutdown(reason: nil), reason: .serverShutdown, drainingFor: grace)
+        }
+        hub.shutDown(session, goodbye: .shutdown(reason: nil))
+        outbox.close(after: grace)
     }
 
     /// False once the connection is ending (quit, kick, timeout, shutdown, overflow): stop reading then.
-    var isOpen: Bool { outbox.phase == .open }
+    var isOpen: Bool { outbox.phase == .open && !shared.withLock { $0.shuttingDown } }
 
     /// Why the connection ended, for the room notices and the log.
     var finalReason: LeaveReason {

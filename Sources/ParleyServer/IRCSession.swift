@@ -97,12 +97,17 @@ struct IRCSession: LineSession {
         "JOIN": { session, message in
             guard let list = message.params.first else { return session.needMoreParams(message) }
             if list == "0" {
-                for room in session.context.hub.rooms(of: session.session!) { _ = session.request(.part(room: room, reason: nil), about: room) }
+                let rooms = session.context.hub.rooms(of: session.session!)
+                session.charge(rooms.count)
+                for room in rooms { _ = session.request(.part(room: room, reason: nil), about: room) }
                 return .proceed
             }
             var keys = (message.params.dropFirst().first ?? "").split(separator: ",", omittingEmptySubsequences: false).makeIterator()
             let joined = Set(session.context.hub.rooms(of: session.session!).map(asciiLowercased))
-            for room in list.split(separator: ",") {
+            let rooms = list.split(separator: ",")
+            // Each channel is a join (and a replay): a line of fifty costs as much as fifty lines.
+            session.charge(rooms.count)
+            for room in rooms {
                 let key = keys.next().flatMap { $0.isEmpty ? nil : String($0) }
                 // Joining a channel one is in does nothing on IRC (in text mode it makes the room current).
                 guard !joined.contains(asciiLowercased(String(room))) else { continue }
@@ -115,11 +120,14 @@ struct IRCSession: LineSession {
         "HISTORY": { session, message in
             guard let room = message.params.first else { return session.needMoreParams(message) }
             let count = message.params.dropFirst().first.flatMap { Int($0) }.map { min(max($0, 1), IRCCodec.maximumHistoryPage) } ?? 50
+            session.charge(HistoryQuery.latest(count).cost)
             return session.request(.history(room: room, .latest(count)), about: room)
         },
         "PART": { session, message in
             guard let list = message.params.first else { return session.needMoreParams(message) }
-            for room in list.split(separator: ",") {
+            let rooms = list.split(separator: ",")
+            session.charge(rooms.count)
+            for room in rooms {
                 _ = session.request(.part(room: String(room), reason: message.params.dropFirst().first), about: String(room))
             }
             return .proceed
@@ -281,7 +289,14 @@ struct IRCSession: LineSession {
         } else if text.hasPrefix("\u{1}") {
             return .proceed  // other CTCP requests (VERSION, PING…) are not relayed
         }
-        for target in targets.split(separator: ",").map(String.init) {
+        // TARGMAX: a few targets a line, each charged as a line; one 407 for the rest, however many there are.
+        let all = targets.split(separator: ",").map(String.init)
+        let accepted = all.prefix(IRCCodec.maximumTargets)
+        if all.count > accepted.count {
+            send(codec.numeric("407", me, all[accepted.count], "Too many targets: at most \(IRCCodec.maximumTargets) a message; not sent to the rest"))
+        }
+        charge(accepted.count)
+        for target in accepted {
             let request: Request = target.hasPrefix("#") ? .say(room: target, text: text, kind: kind) : .whisper(to: target, text: text, kind: kind)
             _ = self.request(request, about: target)
         }
@@ -378,6 +393,7 @@ struct IRCSession: LineSession {
             send(IRCMessage(source: codec.serverName, command: "BATCH", params: ["-p"]))
             return .proceed
         }
+        charge(query.cost)
         return request(.history(room: target, query), about: target)
     }
 
@@ -476,7 +492,16 @@ struct IRCSession: LineSession {
         }
         var adding = true
         var arguments = message.params.dropFirst(2).makeIterator()
+        // MODES: a few changes a line, each stored and announced, each charged as a line; the rest are dropped.
+        var changes = 0
         for letter in message.params[1] {
+            if letter != "+" && letter != "-" {
+                changes += 1
+                guard changes <= IRCCodec.maximumModes else {
+                    send(IRCMessage(source: codec.serverName, command: "NOTICE", params: [me, "At most \(IRCCodec.maximumModes) mode changes a line (MODES); the rest were not made."]))
+                    break
+                }
+            }
             switch letter {
             case "+": adding = true
             case "-": adding = false
@@ -571,6 +596,11 @@ struct IRCSession: LineSession {
     private func alreadyRegistered() -> Flow {
         send(codec.numeric("462", me, "You may not reregister"))
         return .proceed
+    }
+
+    /// The line costs `tokens` lines' worth of flood control in all (see `ConnectionState.charge`).
+    private func charge(_ tokens: Int) {
+        context.connection.charge(tokens - 1)
     }
 
     /// Straight to this connection: replies that need no state change. (A registered session's replies that

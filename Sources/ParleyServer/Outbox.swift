@@ -12,6 +12,11 @@ import Synchronization
 ///
 /// A drain is requested only by the offer that finds none pending, so a burst of events costs one task on the
 /// event loop per connection at most; the fan-out groups those requests per event loop (`DrainRequests`).
+///
+/// A *hold* reserves a place in the stream for a reply that is still being made (a history read): frames
+/// offered after it wait behind it, counted against the limit, until it is released with the reply. So the
+/// publisher never waits for the store on one client's behalf, and that client still gets the reply exactly
+/// where it asked for it.
 final class Outbox: Sendable {
     enum Phase: Sendable, Equatable {
         case open
@@ -23,11 +28,22 @@ final class Outbox: Sendable {
         case done
     }
 
+    /// A place reserved in the stream, and the frames offered after it.
+    private struct Held {
+        let id: UInt64
+        var released = false
+        var frames: [ByteBuffer] = []
+    }
+
     private struct State {
         var phase = Phase.open
         var frames: [ByteBuffer] = []
         /// The array the last drain wrote from, emptied: the next batch reuses its storage.
         var spare: [ByteBuffer] = []
+        /// Holds in stream order; frames offered while there are any go behind the last.
+        var held: [Held] = []
+        var nextHold: UInt64 = 0
+        /// Every byte queued: ready and held.
         var bytes = 0
         /// A drain is scheduled, or waits for the socket to become writable: offers need not request another.
         var drainRequested = false
@@ -42,15 +58,18 @@ final class Outbox: Sendable {
             switch phase {
             case .open where frames.isEmpty, .overflowed, .done:
                 return .nothing
+            case .finishing where !held.isEmpty && frames.isEmpty:
+                return .nothing  // the goodbye waits behind a reply still being read
             case .open, .finishing:
-                let last = phase == .finishing
+                // The last drain, once nothing is held any more.
+                let last = phase == .finishing && held.isEmpty
                 if last { phase = .done }
                 defer {
                     // The batch leaves with the only reference to its storage, so the drain can empty and
                     // return it without a copy.
                     frames = spare
                     spare = []
-                    bytes = 0
+                    bytes = held.reduce(0) { $0 + $1.frames.reduce(0) { $0 + $1.readableBytes } }
                 }
                 return .frames(frames, last: last)
             }
@@ -93,8 +112,13 @@ final class Outbox: Sendable {
             case .open where state.bytes > 0 && state.bytes + frame.readableBytes > limitBytes:
                 state.phase = .overflowed
                 state.frames = []
+                state.held = []
                 state.bytes = 0
                 return (true, false)
+            case .open where !state.held.isEmpty:
+                state.held[state.held.count - 1].frames.append(frame)
+                state.bytes += frame.readableBytes
+                return (false, false)  // nothing to send until the hold before it is released
             case .open:
                 state.frames.append(frame)
                 state.bytes += frame.readableBytes
@@ -107,6 +131,49 @@ final class Outbox: Sendable {
         // At once: the reader may be stuck on a socket nobody reads, where no drain would ever come.
         if overflowed { channel.close(promise: nil) }
         return needsDrain
+    }
+
+    /// Reserves the next place in the stream; what is offered from now on waits until `release`.
+    func hold() -> UInt64 {
+        state.withLock { state in
+            defer { state.nextHold += 1 }
+            if state.phase == .open { state.held.append(Held(id: state.nextHold)) }
+            return state.nextHold
+        }
+    }
+
+    /// Puts `frame` in the place `hold` reserved and lets through everything up to the next unreleased hold.
+    /// A reply larger than the whole limit is let in when nothing is queued before it (as `offer` does: a long
+    /// reply is not a slow reader); otherwise the limit holds, and past it the outbox overflows.
+    func release(_ hold: UInt64, with frame: ByteBuffer?) {
+        let (overflowed, needsDrain) = state.withLock { state -> (Bool, Bool) in
+            guard let index = state.held.firstIndex(where: { $0.id == hold }) else { return (false, false) }
+            if let frame {
+                let ahead = state.frames.reduce(0) { $0 + $1.readableBytes }
+                    + state.held[..<index].reduce(0) { $0 + $1.frames.reduce(0) { $0 + $1.readableBytes } }
+                if ahead > 0 && state.bytes + frame.readableBytes > limitBytes {
+                    state.phase = .overflowed
+                    state.frames = []
+                    state.held = []
+                    state.bytes = 0
+                    return (true, false)
+                }
+                state.held[index].frames.insert(frame, at: 0)
+                state.bytes += frame.readableBytes
+            }
+            state.held[index].released = true
+            var freed = false
+            while let first = state.held.first, first.released {
+                state.frames += first.frames
+                state.held.removeFirst()
+                freed = true
+            }
+            guard freed, !state.drainRequested else { return (false, false) }
+            state.drainRequested = true
+            return (false, true)
+        }
+        if overflowed { channel.close(promise: nil) }
+        if needsDrain { requestDrain() }
     }
 
     /// Accepts no more frames; what is queued is sent, then the channel closes — after `deadline` (nil: the
@@ -122,6 +189,13 @@ final class Outbox: Sendable {
         if needsDrain { requestDrain() }
         let channel = channel
         channel.eventLoop.scheduleTask(in: (deadline ?? linger).timeAmount) { channel.close(promise: nil) }
+    }
+
+    /// Closes the channel after `deadline` whatever is still queued: the bound on a goodbye that waits for
+    /// others' work to reach it.
+    func close(after deadline: Duration) {
+        let channel = channel
+        channel.eventLoop.scheduleTask(in: deadline.timeAmount) { channel.close(promise: nil) }
     }
 
     func requestDrain() {
@@ -168,6 +242,7 @@ final class Outbox: Sendable {
         state.withLock { state in
             if state.phase != .overflowed { state.phase = .done }
             state.frames = []
+            state.held = []
             state.bytes = 0
         }
     }

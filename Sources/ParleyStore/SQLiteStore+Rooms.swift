@@ -3,10 +3,24 @@ import ParleyCore
 import SQLiteNIO
 
 extension SQLiteStore: RoomStore {
-    public func apply(_ changes: [RoomChange], audit entry: AuditEntry?) async throws {
+    /// One transaction for a whole batch (one fsync, however many modes one line changed). Only the publisher
+    /// calls it, one batch at a time, and `roomWriter` is its own, so nothing else joins the transaction.
+    public func apply(_ changes: [RoomChange], audits: [AuditEntry]) async throws {
         do {
-            for change in changes { try await apply(change) }
-            if let entry { try await audit(actor: entry.actor, action: entry.action, target: entry.target, detail: entry.detail) }
+            _ = try await roomWriter.query("BEGIN IMMEDIATE")
+            do {
+                for change in changes { try await apply(change) }
+                for entry in audits {
+                    _ = try await roomWriter.query(
+                        "INSERT INTO audit (time_ms, actor, action, target, detail) VALUES (?,?,?,?,?)",
+                        [.integer(Int(Date().timeIntervalSince1970 * 1000)), .text(entry.actor), .text(entry.action), .text(entry.target), .text(entry.detail)]
+                    )
+                }
+                _ = try await roomWriter.query("COMMIT")
+            } catch {
+                _ = try? await roomWriter.query("ROLLBACK")
+                throw error
+            }
         } catch {
             throw Self.describe(error, path: path)
         }
@@ -16,28 +30,28 @@ extension SQLiteStore: RoomStore {
         switch change {
         case .topic(let room, let text, let setBy, let setAt):
             try await ensure(room)
-            _ = try await connection.query(
+            _ = try await roomWriter.query(
                 "UPDATE rooms SET topic = ?, topic_by = ?, topic_ms = ? WHERE name_key = ?",
                 [.text(text), setBy.map { .text($0) } ?? .null, setAt.map { .integer(Self.milliseconds($0)) } ?? .null, .text(room.lowercased())]
             )
         case .topicLock(let room, let locked):
             try await ensure(room)
-            _ = try await connection.query("UPDATE rooms SET topic_locked = ? WHERE name_key = ?", [.integer(locked ? 1 : 0), .text(room.lowercased())])
+            _ = try await roomWriter.query("UPDATE rooms SET topic_locked = ? WHERE name_key = ?", [.integer(locked ? 1 : 0), .text(room.lowercased())])
         case .key(let room, let key):
             try await ensure(room)
-            _ = try await connection.query("UPDATE rooms SET join_key = ? WHERE name_key = ?", [key.map { .text($0) } ?? .null, .text(room.lowercased())])
+            _ = try await roomWriter.query("UPDATE rooms SET join_key = ? WHERE name_key = ?", [key.map { .text($0) } ?? .null, .text(room.lowercased())])
         case .addOperator(let room, let account):
             try await ensure(room)
-            _ = try await connection.query(
+            _ = try await roomWriter.query(
                 "INSERT OR IGNORE INTO room_operators (room_key, account_key) VALUES (?, ?)", [.text(room.lowercased()), .text(account)]
             )
         case .removeOperator(let room, let account):
-            _ = try await connection.query(
+            _ = try await roomWriter.query(
                 "DELETE FROM room_operators WHERE room_key = ? AND account_key = ?", [.text(room.lowercased()), .text(account)]
             )
         case .restrict(let room, let restriction):
             try await ensure(room)
-            _ = try await connection.query(
+            _ = try await roomWriter.query(
                 "INSERT OR REPLACE INTO restrictions (room_key, kind, mask, set_by, reason, since_ms, until_ms) VALUES (?,?,?,?,?,?,?)",
                 [
                     .text(room.lowercased()), .text(restriction.kind.rawValue), .text(restriction.mask.text), .text(restriction.setBy),
@@ -46,18 +60,18 @@ extension SQLiteStore: RoomStore {
                 ]
             )
         case .lift(let room, let kind, let mask):
-            _ = try await connection.query(
+            _ = try await roomWriter.query(
                 "DELETE FROM restrictions WHERE room_key = ? AND kind = ? AND mask = ?", [.text(room.lowercased()), .text(kind.rawValue), .text(mask.text)]
             )
         case .forget(let room):
-            _ = try await connection.query("DELETE FROM rooms WHERE name_key = ?", [.text(room.lowercased())])
+            _ = try await roomWriter.query("DELETE FROM rooms WHERE name_key = ?", [.text(room.lowercased())])
         }
     }
 
     /// Each change is one statement (its own implicit transaction), so the row a change hangs on is made
     /// first; the name keeps the spelling of whoever created the room.
     private func ensure(_ room: String) async throws {
-        _ = try await connection.query("INSERT OR IGNORE INTO rooms (name_key, name) VALUES (?, ?)", [.text(room.lowercased()), .text(room)])
+        _ = try await roomWriter.query("INSERT OR IGNORE INTO rooms (name_key, name) VALUES (?, ?)", [.text(room.lowercased()), .text(room)])
     }
 
     public func roomPolicies() async throws -> [RoomPolicy] {

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import ParleyCore
 import SQLiteNIO
+import Synchronization
 
 /// The embedded store: one SQLite file in the data folder, in WAL mode with full synchronous commits, so an
 /// acknowledged message survives a crash of the server (and of the machine).
@@ -93,12 +94,23 @@ public final class SQLiteStore: MessageStore {
 
     public static let fileName = "parley.sqlite3"
 
-    /// The connection itself, for tools and tests that need plain SQL.
+    /// The connection for messages and accounts, and for tools and tests that need plain SQL.
     public let connection: SQLiteConnection
+    /// Room changes with their audit entries: one transaction per publisher batch. A connection of their own,
+    /// used only by the publisher, so nothing else's statements can fall into the transaction.
+    let roomWriter: SQLiteConnection
+    /// History reads, beside the writers (WAL lets readers and a writer work at once), on threads of their own,
+    /// so a long read never holds up a write.
+    let readers: [SQLiteConnection]
+    private let nextReader = Atomic<Int>(0)
+    private let pools: [NIOThreadPool]
     public let path: String
 
-    private init(connection: SQLiteConnection, path: String) {
+    private init(connection: SQLiteConnection, roomWriter: SQLiteConnection, readers: [SQLiteConnection], pools: [NIOThreadPool], path: String) {
         self.connection = connection
+        self.roomWriter = roomWriter
+        self.readers = readers
+        self.pools = pools
         self.path = path
     }
 
@@ -109,54 +121,81 @@ public final class SQLiteStore: MessageStore {
         let path = URL(fileURLWithPath: directory).appendingPathComponent(fileName).path
         // Commands that only read or change what is there must not leave an empty database behind a typo.
         guard creating || FileManager.default.fileExists(atPath: path) else { throw StoreError.missing(path: path) }
-        let connection: SQLiteConnection
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
             throw StoreError.cannotOpen(path: directory, reason: error.localizedDescription)
         }
-        // Held until the schema is up to date; see `SetupLock`.
-        let setup = try await SetupLock.acquire(on: directory)
-        defer { setup.release() }
+        // Writers and readers on threads of their own: a burst of reads must not leave a write waiting for a
+        // thread (NIO's shared pool has one per core).
+        let writing = NIOThreadPool(numberOfThreads: 2)
+        let reading = NIOThreadPool(numberOfThreads: 2)
+        writing.start()
+        reading.start()
+        var opened: [SQLiteConnection] = []
         do {
-            connection = try await SQLiteConnection.open(
-                storage: .file(path: path), threadPool: .singleton, logger: logger,
-                on: MultiThreadedEventLoopGroup.singleton.any()
-            ).get()
+            // Held until the schema is up to date; see `SetupLock`.
+            let setup = try await SetupLock.acquire(on: directory)
+            defer { setup.release() }
+            let connection = try await connect(path, pool: writing, logger: logger)
+            opened.append(connection)
+            try await prepare(connection, path: path)
+            let roomWriter = try await connect(path, pool: writing, logger: logger)
+            opened.append(roomWriter)
+            var readers: [SQLiteConnection] = []
+            for _ in 0..<2 {
+                readers.append(try await connect(path, pool: reading, logger: logger, readOnly: true))
+                opened.append(readers[readers.count - 1])
+            }
+            return SQLiteStore(connection: connection, roomWriter: roomWriter, readers: readers, pools: [writing, reading], path: path)
+        } catch {
+            for connection in opened { try? await connection.close().get() }
+            try? await writing.shutdownGracefully()
+            try? await reading.shutdownGracefully()
+            throw error
+        }
+    }
+
+    /// A connection with the settings every one needs (they are per connection): a busy timeout, full
+    /// durability, foreign keys; readers cannot write.
+    private static func connect(_ path: String, pool: NIOThreadPool, logger: Logger, readOnly: Bool = false) async throws -> SQLiteConnection {
+        let connection: SQLiteConnection
+        do {
+            connection = try await SQLiteConnection.open(storage: .file(path: path), threadPool: pool, logger: logger, on: MultiThreadedEventLoopGroup.singleton.any()).get()
         } catch {
             throw StoreError.cannotOpen(path: path, reason: "\(error)")
         }
-        let store = SQLiteStore(connection: connection, path: path)
-        do {
-            try await store.prepare()
-        } catch {
-            try? await connection.close().get()
-            throw error
-        }
-        return store
-    }
-
-    private func prepare() async throws {
         do {
             _ = try await connection.query("PRAGMA busy_timeout = 5000")
-            let mode = try await connection.query("PRAGMA journal_mode = WAL").first?.column("journal_mode")?.string
-            guard mode?.lowercased() == "wal" else { throw StoreError.cannotOpen(path: path, reason: "WAL mode refused (\(mode ?? "?"))") }
             _ = try await connection.query("PRAGMA synchronous = FULL")
             _ = try await connection.query("PRAGMA foreign_keys = ON")
+            if readOnly { _ = try await connection.query("PRAGMA query_only = 1") }
+            return connection
+        } catch {
+            try? await connection.close().get()
+            throw describe(error, path: path)
+        }
+    }
+
+    /// WAL mode, an integrity check and the migrations, on the first connection, under the setup lock.
+    private static func prepare(_ connection: SQLiteConnection, path: String) async throws {
+        do {
+            let mode = try await connection.query("PRAGMA journal_mode = WAL").first?.column("journal_mode")?.string
+            guard mode?.lowercased() == "wal" else { throw StoreError.cannotOpen(path: path, reason: "WAL mode refused (\(mode ?? "?"))") }
             let check = try await connection.query("PRAGMA quick_check").first?.columns.first?.data.string
             guard check == "ok" else { throw StoreError.corrupt(path: path, detail: check ?? "no answer") }
         } catch let error as StoreError {
             throw error
         } catch {
-            throw Self.describe(error, path: path)
+            throw describe(error, path: path)
         }
-        try await migrate()
+        try await migrate(connection, path: path)
     }
 
     /// Applies every migration newer than the file's `user_version`, each in its own transaction. The version
     /// is read inside the transaction, under the write lock, so a process that finds the file already upgraded
     /// by another (an older parley without `SetupLock`, say) does not run a migration twice.
-    private func migrate() async throws {
+    private static func migrate(_ connection: SQLiteConnection, path: String) async throws {
         while true {
             let version: Int
             do {
@@ -164,30 +203,31 @@ public final class SQLiteStore: MessageStore {
                 version = Int(try await connection.query("PRAGMA user_version").first?.columns.first?.data.integer ?? 0)
             } catch {
                 _ = try? await connection.query("ROLLBACK")
-                throw Self.describe(error, path: path)
+                throw describe(error, path: path)
             }
-            guard version < Self.schemaVersion else {
+            guard version < schemaVersion else {
                 _ = try? await connection.query("ROLLBACK")
-                guard version == Self.schemaVersion else {
-                    throw StoreError.newerSchema(path: path, found: version, known: Self.schemaVersion)
+                guard version == schemaVersion else {
+                    throw StoreError.newerSchema(path: path, found: version, known: schemaVersion)
                 }
                 return
             }
             do {
-                for statement in Self.migrations[version] { _ = try await connection.query(statement) }
+                for statement in migrations[version] { _ = try await connection.query(statement) }
                 _ = try await connection.query("PRAGMA user_version = \(version + 1)")
                 _ = try await connection.query("COMMIT")
             } catch {
                 _ = try? await connection.query("ROLLBACK")
                 // Another program holding the file is not a broken migration: say what to do about it.
-                if case .locked = Self.describe(error, path: path) { throw StoreError.locked(path: path) }
+                if case .locked = describe(error, path: path) { throw StoreError.locked(path: path) }
                 throw StoreError.migrationFailed(path: path, version: version + 1, reason: "\(error)")
             }
         }
     }
 
     public func close() async {
-        try? await connection.close().get()
+        for connection in [connection, roomWriter] + readers { try? await connection.close().get() }
+        for pool in pools { try? await pool.shutdownGracefully() }
     }
 
     // MARK: - MessageStore
@@ -216,6 +256,7 @@ public final class SQLiteStore: MessageStore {
     }
 
     public func history(room: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] {
+        let connection = readers[nextReader.wrappingAdd(1, ordering: .relaxed).oldValue % readers.count]
         let key = room.lowercased()
         let select = "SELECT id, room_name, recipient, sender, kind, text, time_ms FROM messages WHERE room = ?"
         let rows: [SQLiteRow]

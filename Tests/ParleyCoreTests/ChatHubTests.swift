@@ -7,22 +7,61 @@ import Testing
 final class RecordingSink: EventSink {
     typealias Peer = Int
 
-    private let log = Mutex<[Step]>([])
+    /// What was delivered in order, and (like a connection's outbox) what waits behind a place held for a
+    /// reply: delivered to the log when the reply comes.
+    private struct Log {
+        var steps: [Step] = []
+        var held: [(id: Int, peer: Int, reply: ChatEvent?, behind: [Step])] = []
+        var nextHold = 0
+    }
 
-    var steps: [Step] { log.withLock { $0 } }
+    private let log = Mutex(Log())
+
+    var steps: [Step] { log.withLock { $0.steps } }
 
     func deliver(_ event: ChatEvent, to recipients: [Recipient<Int>]) {
-        log.withLock { $0.append(.deliver(event, to: recipients.map(\.peer))) }
+        log.withLock { log in
+            let peers = recipients.map(\.peer)
+            let waiting = peers.filter { peer in log.held.contains { $0.peer == peer } }
+            for peer in waiting {
+                let index = log.held.lastIndex { $0.peer == peer }!
+                log.held[index].behind.append(.deliver(event, to: [peer]))
+            }
+            let now = peers.filter { !waiting.contains($0) }
+            if !now.isEmpty { log.steps.append(.deliver(event, to: now)) }
+        }
     }
 
     func close(_ peer: Int, reason: LeaveReason) {
-        log.withLock { $0.append(.close(peer, reason)) }
+        log.withLock { $0.steps.append(.close(peer, reason)) }
+    }
+
+    func hold(_ peer: Int) -> Int {
+        log.withLock { log in
+            defer { log.nextHold += 1 }
+            log.held.append((log.nextHold, peer, nil, []))
+            return log.nextHold
+        }
+    }
+
+    func release(_ hold: Int, with event: ChatEvent) {
+        log.withLock { log in
+            guard let index = log.held.firstIndex(where: { $0.id == hold }) else { return }
+            log.held[index].reply = event
+            let peer = log.held[index].peer
+            // A peer's places are let go in the order they were taken.
+            while let first = log.held.firstIndex(where: { $0.peer == peer }), let reply = log.held[first].reply {
+                let place = log.held.remove(at: first)
+                log.steps.append(.deliver(reply, to: [peer]))
+                log.steps += place.behind
+            }
+        }
     }
 
     /// The message ids `peer` received, in the order delivered.
     func messageIDs(for peer: Int) -> [Int64] {
-        log.withLock { steps in
-            steps.compactMap { step in
+        log.withLock { log in
+            log.steps.compactMap { step in
                 guard case .deliver(.message(let message), let peers) = step, peers.contains(peer) else { return nil }
                 return message.id
             }
@@ -30,9 +69,11 @@ final class RecordingSink: EventSink {
     }
 }
 
-/// Publishes what the hub has queued (with no store), then reads what the sink got.
+/// Publishes what the hub has queued (with no store), answers its history reads, then reads what the sink got.
 func settled(_ hub: ChatHub<RecordingSink>, _ sink: RecordingSink) async -> [Step] {
-    await Publisher(hub: hub, store: NoStore()).publish(hub.takeEffects())
+    let publisher = Publisher(hub: hub, store: NoStore())
+    await publisher.publish(hub.takeEffects())
+    await publisher.settle()
     return sink.steps
 }
 

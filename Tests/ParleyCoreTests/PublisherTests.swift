@@ -32,6 +32,46 @@ final class MemoryStore: MessageStore {
     func lastMessageID() async throws -> Int64 { messages.last?.id ?? 0 }
 }
 
+/// A store whose history reads wait until the test opens the gate: a read that takes as long as it likes.
+final class SlowHistoryStore: MessageStore {
+    private let state = Mutex<(open: Bool, waiting: [CheckedContinuation<Void, Never>], reads: Int)>((false, [], 0))
+    let inner = MemoryStore()
+
+    var reads: Int { state.withLock { $0.reads } }
+
+    func open() {
+        let waiting = state.withLock { state in
+            state.open = true
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for waiter in waiting { waiter.resume() }
+    }
+
+    func append(_ messages: [ChatMessage]) async throws { try await inner.append(messages) }
+    func lastMessageID() async throws -> Int64 { try await inner.lastMessageID() }
+
+    func history(room: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state in
+                state.reads += 1
+                if !state.open { state.waiting.append(continuation) }
+                return state.open
+            }
+            if ready { continuation.resume() }
+        }
+        return try await inner.history(room: room, query, below: below)
+    }
+}
+
+/// Counts room-change writes.
+final class CountingRoomStore: RoomStore {
+    private let state = Mutex<[(changes: [RoomChange], audits: [AuditEntry])]>([])
+    var writes: [(changes: [RoomChange], audits: [AuditEntry])] { state.withLock { $0 } }
+    func apply(_ changes: [RoomChange], audits: [AuditEntry]) async throws { state.withLock { $0.append((changes, audits)) } }
+    func roomPolicies() async throws -> [RoomPolicy] { [] }
+}
+
 @Suite("Publisher")
 struct PublisherTests {
     static let now = Date(timeIntervalSince1970: 1_700_000_000)
@@ -90,6 +130,7 @@ struct PublisherTests {
         _ = try hub.register(nick: "bob", peer: 2)
         _ = try hub.register(nick: "carol", peer: 3, resume: ["#GENERAL": 1])
         await publisher.publish(hub.takeEffects())
+        await publisher.settle()
         func history(for peer: Int) -> [String] {
             sink.steps.compactMap { step -> [String]? in
                 guard case .deliver(.history("#general", let messages, nil), [peer]) = step else { return nil }
@@ -100,6 +141,7 @@ struct PublisherTests {
         #expect(history(for: 3) == ["m2", "m3", "m4", "m5"])
         hub.handle(.history(room: nil, .before(3, count: 10)), ref: "h", from: alice)
         await publisher.publish(hub.takeEffects())
+        await publisher.settle()
         guard case .deliver(.history("#general", let older, "h"), [1])? = sink.steps.last else {
             Issue.record("expected a history reply, got \(String(describing: sink.steps.last))")
             return
@@ -113,10 +155,13 @@ struct PublisherTests {
         let store = MemoryStore()
         let hub = ChatHub(serverName: "t", sink: sink, historyOnJoin: 10, now: { Self.now })
         let alice = try hub.register(nick: "alice", peer: 1)
-        await Publisher(hub: hub, store: store).publish(hub.takeEffects())
+        let publisher = Publisher(hub: hub, store: store)
+        await publisher.publish(hub.takeEffects())
+        await publisher.settle()
         _ = try hub.register(nick: "bob", peer: 2)
         hub.handle(.say(room: nil, text: "right after bob joined", kind: .normal), from: alice)
-        await Publisher(hub: hub, store: store).publish(hub.takeEffects())
+        await publisher.publish(hub.takeEffects())
+        await publisher.settle()
         let seen = sink.steps.flatMap { step -> [Int64] in
             switch step {
             case .deliver(.history(_, let messages, _), [2]): messages.map(\.id)
@@ -137,4 +182,83 @@ struct PublisherTests {
         }
         #expect(await hub.nextEffects() == nil)
     }
+
+    @Test("a history read does not hold up anyone else; the requester gets it where it asked, then what came meanwhile")
+    func historyOffThePath() async throws {
+        let sink = RecordingSink()
+        let store = SlowHistoryStore()
+        let hub = ChatHub(serverName: "t", sink: sink, historyOnJoin: 0, now: { Self.now })
+        let publisher = Publisher(hub: hub, store: store)
+        let alice = try hub.register(nick: "alice", peer: 1)
+        let bobID = try hub.register(nick: "bob", peer: 2)
+        hub.handle(.say(room: nil, text: "old", kind: .normal), from: alice)
+        await publisher.publish(hub.takeEffects())
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await publisher.run() }
+            // bob asks for history; the read hangs. alice talks on and is acknowledged: the publisher does not
+            // wait for the read.
+            hub.handle(.history(room: nil, .latest(10)), ref: "h", from: bobID)
+            hub.handle(.say(room: nil, text: "live", kind: .normal), ref: "l", from: alice)
+            try await waitUntil("bob's read to start") { store.reads == 1 }
+            try await waitUntil("alice's ack") { sink.steps.contains { if case .deliver(.ack("l", _), [1]) = $0 { true } else { false } } }
+            store.open()
+            hub.finish()
+            try await group.waitForAll()
+        }
+        // bob: the history first, then the live message that came while it was being read.
+        let bob = sink.steps.compactMap { step -> String? in
+            guard case .deliver(let event, [2]) = step else { return nil }
+            switch event {
+            case .history(_, let messages, "h"): return "history " + messages.map(\.text).joined(separator: ",")
+            case .message(let message): return message.text
+            default: return nil
+            }
+        }
+        #expect(bob.suffix(2) == ["history old", "live"])
+    }
+
+    @Test("every room change of a batch is one write, before anything announces it")
+    func roomChangesInOneWrite() async throws {
+        let sink = RecordingSink()
+        let rooms = CountingRoomStore()
+        let hub = ChatHub(serverName: "t", sink: sink, historyOnJoin: 0, now: { Self.now })
+        let alice = try hub.register(nick: "alice", peer: 1, account: "alice")
+        hub.handle(.join("#mine", key: nil), from: alice)
+        for locked in [true, false, true, false, true] { hub.handle(.moderate(room: "#mine", .topicLock(locked)), from: alice) }
+        await Publisher(hub: hub, store: NoStore(), rooms: rooms).publish(hub.takeEffects())
+        #expect(rooms.writes.count == 1)
+        #expect(rooms.writes.first?.changes.count == 6)  // ownership, then five locks
+        #expect(rooms.writes.first?.audits.count == 5)
+    }
+
+    @Test("past the shutdown deadline nothing more is written, and every sender is answered not_stored")
+    func shutdownDeadline() async throws {
+        let sink = RecordingSink()
+        let store = MemoryStore()
+        let hub = ChatHub(serverName: "t", sink: sink, historyOnJoin: 0, now: { Self.now })
+        let alice = try hub.register(nick: "alice", peer: 1)
+        _ = try hub.register(nick: "bob", peer: 2)
+        let publisher = Publisher(hub: hub, store: store)
+        await publisher.publish(hub.takeEffects())
+        hub.beginShutdown(grace: .zero)
+        hub.handle(.say(room: nil, text: "too late", kind: .normal), ref: "late", from: alice)
+        await publisher.publish(hub.takeEffects())
+        #expect(store.messages.isEmpty)
+        #expect(sink.messageIDs(for: 2).isEmpty)
+        #expect(sink.steps.contains { if case .deliver(.error(let error, "late"), [1]) = $0 { error.code == .notStored } else { false } })
+    }
+}
+
+/// Yields until `condition` holds; fails after `timeout` (for work other tasks do, which no event announces).
+func waitUntil(_ what: String, timeout: Duration = .seconds(10), _ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        guard ContinuousClock.now < deadline else { throw TimedOut(what: what) }
+        await Task.yield()
+    }
+}
+
+struct TimedOut: Error, CustomStringConvertible {
+    let what: String
+    var description: String { "timed out waiting for \(what)" }
 }

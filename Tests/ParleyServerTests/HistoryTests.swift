@@ -148,7 +148,7 @@ struct HistoryTests {
             }
         }
         #expect(promised.count > 500)
-        let (again, newPort) = try await ParleyProcess.serve(["--console", "off", "--history", "0"], dataDirectory: data)
+        let (again, newPort) = try await ParleyProcess.serve(["--console", "off", "--history", "0", "--flood-burst", "100000", "--flood-rate", "100000"], dataDirectory: data)
         let auditor = try await TestServer.jsonUser("auditor", port: newPort)
         var stored = Set<Int>()
         var after = 0

@@ -44,7 +44,13 @@ public struct IRCCodec: Sendable {
         "CHANNELLEN=\(RoomName.maximumLength + 1)", "CHANTYPES=#", "KICKLEN=300", "MAXLIST=b:\(ChatState<Int>.maximumRestrictions)",
         "CHATHISTORY=\(IRCCodec.maximumHistoryPage)", "MSGREFTYPES=msgid,timestamp", "NETWORK=Parley",
         "NICKLEN=\(Nick.maximumLength)", "PREFIX=(o)@", "TOPICLEN=\(ChatState<Int>.maximumTopicLength)",
+        "MODES=\(IRCCodec.maximumModes)", "MAXTARGETS=\(IRCCodec.maximumTargets)",
+        "TARGMAX=PRIVMSG:\(IRCCodec.maximumTargets),NOTICE:\(IRCCodec.maximumTargets),KICK:1,NAMES:1,WHOIS:1",
     ]
+    /// Targets of one PRIVMSG or NOTICE, and mode changes of one MODE line: each is a stored and delivered
+    /// action, so one line must not carry thousands.
+    public static let maximumTargets = 4
+    public static let maximumModes = 4
     /// The most messages one CHATHISTORY request returns.
     public static let maximumHistoryPage = 100
     /// The most messages a client without `batch` is shown on joining a channel: they arrive as notices,
