@@ -22,7 +22,7 @@ public enum ChatEvent: Sendable, Equatable {
     /// A room's topic, for whoever joins or asks: who set it and when, if known.
     case topic(room: String, text: String, setBy: String?, setAt: Date? = nil)
     /// Someone changed a room's topic: told to everyone in it.
-    case topicChanged(room: String, text: String, by: Actor)
+    case topicChanged(room: String, text: String, by: Actor, at: Date)
     case error(ChatError, ref: String?)
     /// Information from the server to this user alone (flood warnings and the like).
     case notice(String)

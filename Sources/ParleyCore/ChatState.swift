@@ -50,9 +50,6 @@ public struct ChatState<Peer: Sendable> {
         var address = ""
         /// Why the user is away, while they are.
         var away: String?
-        /// The newest message id when the user last sent a request: a connection that is lost may not have
-        /// received what came after it.
-        var lastHeard: Int64 = 0
         var currentRoom: RoomName? { rooms.last }
     }
 
@@ -131,7 +128,6 @@ public struct ChatState<Peer: Sendable> {
         var session = Session(id: id, nick: nick, peer: peer, rooms: [])
         session.account = account
         session.address = address
-        session.lastHeard = nextMessageID - 1
         for (room, last) in resume {
             if let name = try? RoomName(validating: room) { session.resume[name.key] = last }
         }
@@ -166,7 +162,6 @@ public struct ChatState<Peer: Sendable> {
     /// carrying `ref` so a JSON client can match it to its request.
     public mutating func handle(_ request: Request, ref: String?, from id: SessionID, now: Date) -> [Effect<Peer>] {
         guard let session = sessions[id] else { return [] }
-        sessions[id]!.lastHeard = nextMessageID - 1
         var effects: [Effect<Peer>] = []
         do throws(ChatError) {
             try perform(request, ref: ref, session: session, now: now, into: &effects)
@@ -252,7 +247,7 @@ public struct ChatState<Peer: Sendable> {
 
         case .topic(let raw, let text):
             let name = if let raw { try RoomName(validating: raw) } else { try currentRoom(of: session) }
-            guard let room = rooms[name.key], var policy = policies[name.key] else { throw noSuchRoom(name.display) }
+            guard let room = rooms[name.key], let policy = policies[name.key] else { throw noSuchRoom(name.display) }
             guard let text else {
                 effects.append(.deliver(.topic(room: room.name.display, text: policy.topic, setBy: policy.topicSetBy, setAt: policy.topicSetAt), to: me))
                 return
@@ -302,6 +297,7 @@ public struct ChatState<Peer: Sendable> {
     public mutating func setAccounts(_ accounts: [Account]) {
         // Accounts in use stay registered: a snapshot read just before a /register committed must not undo it.
         registered = Set(accounts.map(\.key)).union(sessions.values.compactMap(\.account))
+        seen = seen.filter { registered.contains($0.key) }
         serverOperators = Set(accounts.filter(\.isOperator).map(\.key))
     }
 
@@ -386,16 +382,22 @@ public struct ChatState<Peer: Sendable> {
 
     // MARK: - Operator actions (the server console)
 
-    /// A server notice to everyone online, stored once and told to each user with the rooms they are in.
+    /// A server notice to everyone online, stored once and told to each user with the rooms they are in: one
+    /// delivery per distinct set of rooms, so those who share rooms share its encoding. Short (IRC shows it once
+    /// in each of a user's channels).
     public mutating func announce(_ text: String, now: Date) -> [Effect<Peer>] {
-        let text = Sanitizer.text(text)
+        let text = String(Sanitizer.trimmed(Sanitizer.text(text)).prefix(Self.maximumAnnouncementLength))
         guard !Sanitizer.isBlank(text) else { return [] }
         let message = newMessage(from: nil, to: .everyone, kind: .notice, text: text, now: now)
-        return [.record(message, sender: nil, ref: nil)]
-            + sessions.values.map { session in
-                .deliver(.announcement(message, rooms: session.rooms.map(\.display)), to: [Recipient(peer: session.peer, focused: true)])
-            }
+        var audiences: [[String]: [Recipient<Peer>]] = [:]
+        for session in sessions.values {
+            audiences[session.rooms.map(\.display), default: []].append(Recipient(peer: session.peer, focused: true))
+        }
+        return [.record(message, sender: nil, ref: nil)] + audiences.map { .deliver(.announcement(message, rooms: $0.key), to: $0.value) }
     }
+
+    /// The longest announcement to everyone, in characters.
+    public static var maximumAnnouncementLength: Int { 400 }
 
     /// A server notice to one room.
     public mutating func announce(_ text: String, in raw: String, now: Date) throws(ChatError) -> [Effect<Peer>] {
@@ -424,12 +426,11 @@ public struct ChatState<Peer: Sendable> {
     private mutating func setTopic(_ text: String, of room: RoomName, by actor: Actor, actor peer: Peer?, now: Date, into effects: inout [Effect<Peer>]) {
         var policy = policies[room.key] ?? RoomPolicy(name: room.display)
         policy.topic = String(Sanitizer.trimmed(Sanitizer.text(text)).prefix(Self.maximumTopicLength))
-        // A name without spaces, as IRC's 333 needs: the server's own name when the console set it.
-        policy.topicSetBy = actor.nick ?? serverName
+        policy.topicSetBy = actor.description
         policy.topicSetAt = Self.wholeMilliseconds(now)
         policies[room.key] = policy
         effects.append(.persist([.topic(room: room.display, text: policy.topic, setBy: policy.topicSetBy, setAt: policy.topicSetAt)], audit: nil, actor: peer))
-        effects.append(.deliver(.topicChanged(room: room.display, text: policy.topic, by: actor), to: recipients(in: room)))
+        effects.append(.deliver(.topicChanged(room: room.display, text: policy.topic, by: actor, at: policy.topicSetAt ?? now), to: recipients(in: room)))
     }
 
     /// Disconnects a user, telling them why and telling their rooms.
@@ -525,17 +526,18 @@ public struct ChatState<Peer: Sendable> {
         var recipients: [Recipient<Peer>] = []
         recipients.reserveCapacity(room.members.count)
         // When the server stops, everyone is leaving: nobody is told of anyone else.
-        for member in room.members where (tellingSelf || member != id) && reason != .serverShutdown {
+        let telling = reason == .serverShutdown ? [] : room.members
+        for member in telling where tellingSelf || member != id {
             let other = sessions[member]!
             // A part or kick is said per room on IRC too; only a departure from the server is said once.
             let repeated = !alreadyTold.insert(member).inserted && reason.isDeparture
             recipients.append(Recipient(peer: other.peer, focused: other.currentRoom == name, repeated: repeated))
         }
         effects.append(.deliver(event, to: recipients))
-        if let account = session.account {
-            // A connection that went away unannounced may have lost what was on its way: count from the user's
-            // last request instead.
-            remember(reason.isOrderly ? nextMessageID - 1 : session.lastHeard, in: name.key, for: account)
+        // Only a leaving in order proves everything before it was sent: a connection that was lost, timed out or
+        // fell behind may not have received what was on its way, so the mark stays where it was.
+        if let account = session.account, reason.isOrderly {
+            remember(nextMessageID - 1, in: name.key, for: account)
         }
         room.members.removeAll { $0 == id }
         room.operators.remove(id)
@@ -561,10 +563,13 @@ public struct ChatState<Peer: Sendable> {
         }
     }
 
-    /// Notes what an account's user has received in a room, forgetting its oldest room past the bound.
+    /// Notes what an account's user has received in a room, forgetting the room it left longest ago past the
+    /// bound (never the one just noted).
     private mutating func remember(_ last: Int64, in room: String, for account: String) {
         seen[account, default: [:]][room] = last
-        if seen[account]!.count > Self.maximumSeenRooms, let oldest = seen[account]!.min(by: { $0.value < $1.value })?.key {
+        if seen[account]!.count > Self.maximumSeenRooms,
+            let oldest = seen[account]!.filter({ $0.key != room }).min(by: { $0.value < $1.value })?.key
+        {
             seen[account]![oldest] = nil
         }
     }

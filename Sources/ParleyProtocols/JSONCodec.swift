@@ -210,8 +210,8 @@ public struct JSONCodec: Sendable {
                 json.field("topic", room.topic)
             }
             return json.finished()
-        case .topicChanged(let room, let text, let by):
-            return encode(.topic(room: room, text: text, setBy: by.description))
+        case .topicChanged(let room, let text, let by, let at):
+            return encode(.topic(room: room, text: text, setBy: by.description, setAt: at))
         case .topic(let room, let text, let setBy, let setAt):
             var json = JSONWriter(type: "topic")
             json.field("room", room)

@@ -11,8 +11,10 @@ import NIOCore
 /// sends until the mark is answered; a server that never answers leaves that user deaf for good.
 ///
 /// Answers are only sent when they change something (or for a timing mark, which is a request, not a
-/// state), as RFC 854 requires, so two parties can never loop; a flood of requests gets at most one answer
-/// each, which the caller sends through the connection's bounded queue.
+/// state), as RFC 854 requires, so two parties can never loop. A flood is answered sparingly: one timing mark
+/// and one are-you-there a read (many of either mean no more than one), at most 1 KiB a read in all, and the
+/// caller sends the answers through the connection's bounded queue, where a client that does not read them
+/// overflows like any other.
 public struct TelnetNegotiation: Sendable {
     public static let IAC: UInt8 = 0xFF
     public static let DONT: UInt8 = 0xFE
@@ -43,9 +45,11 @@ public struct TelnetNegotiation: Sendable {
     private var remoteSGA = false
     /// What to send back, in order, not yet taken.
     private var replies: [UInt8] = []
-    /// Answers beyond this many bytes between two takes are dropped: a client that floods requests does not
-    /// get to make the server write more than it reads (an answer to `AYT` is longer than the question).
+    /// Answers beyond this many bytes between two takes are dropped.
     public static let maximumPendingReplyBytes = 1024
+    /// A timing mark or an are-you-there already answered since the last take: more of them ask nothing new.
+    private var answeredMark = false
+    private var answeredPresence = false
 
     public init() {}
 
@@ -58,7 +62,10 @@ public struct TelnetNegotiation: Sendable {
     /// The answers gathered since the last call.
     public mutating func takeReplies() -> ByteBuffer? {
         guard !replies.isEmpty else { return nil }
-        defer { replies.removeAll(keepingCapacity: false) }
+        defer {
+            replies.removeAll(keepingCapacity: false)
+            (answeredMark, answeredPresence) = (false, false)
+        }
         return ByteBuffer(bytes: replies)
     }
 
@@ -74,7 +81,7 @@ public struct TelnetNegotiation: Sendable {
             case (.command, Self.WILL...Self.DONT): state = .option(verb: byte)
             case (.command, Self.SB): state = .subnegotiation
             case (.command, Self.AYT):
-                queue(Array("*** Parley is here.\n".utf8))
+                if !answeredPresence { answeredPresence = queue(Array("*** Parley is here.\n".utf8)) }
                 state = .data
             case (.command, Self.SE..<Self.SB):
                 // The other two-byte commands (NOP, IP, AO, EC, EL, GA, …) ask nothing of a line-by-line chat:
@@ -100,32 +107,36 @@ public struct TelnetNegotiation: Sendable {
         switch (verb, option) {
         case (Self.DO, Self.timingMark):
             // Everything before the mark has been read: the client may show output again.
-            reply(Self.WILL, option)
+            if !answeredMark { answeredMark = reply(Self.WILL, option) }
         case (Self.DO, Self.suppressGoAhead):
-            if !localSGA { localSGA = true; reply(Self.WILL, option) }
+            // A state changes only with the answer that says so.
+            if !localSGA { localSGA = reply(Self.WILL, option) }
         case (Self.DO, _):
             reply(Self.WONT, option)
         case (Self.DONT, Self.suppressGoAhead):
-            if localSGA { localSGA = false; reply(Self.WONT, option) }
+            if localSGA { localSGA = !reply(Self.WONT, option) }
         case (Self.DONT, _):
             break  // already off
         case (Self.WILL, Self.suppressGoAhead):
-            if !remoteSGA { remoteSGA = true; reply(Self.DO, option) }
+            if !remoteSGA { remoteSGA = reply(Self.DO, option) }
         case (Self.WILL, _):
             reply(Self.DONT, option)
         case (Self.WONT, Self.suppressGoAhead):
-            if remoteSGA { remoteSGA = false; reply(Self.DONT, option) }
+            if remoteSGA { remoteSGA = !reply(Self.DONT, option) }
         default:
             break  // WONT of an option that was never on
         }
     }
 
-    private mutating func reply(_ verb: UInt8, _ option: UInt8) {
+    @discardableResult
+    private mutating func reply(_ verb: UInt8, _ option: UInt8) -> Bool {
         queue([Self.IAC, verb, option])
     }
 
-    private mutating func queue(_ bytes: [UInt8]) {
-        guard replies.count + bytes.count <= Self.maximumPendingReplyBytes else { return }
+    /// False when the answer did not fit and was dropped.
+    private mutating func queue(_ bytes: [UInt8]) -> Bool {
+        guard replies.count + bytes.count <= Self.maximumPendingReplyBytes else { return false }
         replies += bytes
+        return true
     }
 }

@@ -63,7 +63,7 @@ public struct TextCodec: Sendable {
                     let members = room.members == 1 ? "1 member" : "\(room.members) members"
                     return "***   \(room.name) (\(members))" + (room.topic.isEmpty ? "" : ": \(room.topic)")
                 }
-        case .topicChanged(let room, let text, let by):
+        case .topicChanged(let room, let text, let by, _):
             return render(.topic(room: room, text: text, setBy: by.description), focused: focused)
         case .topic(let room, let text, let setBy, let setAt):
             if text.isEmpty { return ["*** \(room) has no topic. Set one with /topic \(room) text"] }

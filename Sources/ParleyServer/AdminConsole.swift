@@ -33,14 +33,21 @@ public struct AdminConsole: Service {
     }
 
     public func run() async throws {
-        // NIO makes the shared file description non-blocking; give the terminal back as it was.
-        defer { _ = fcntl(input, F_SETFL, fcntl(input, F_GETFL) & ~O_NONBLOCK) }
+        // NIO makes the terminal's file description (shared with the log's stderr) non-blocking; `parley serve`
+        // gives it back as it was when the process ends, not here: until then a log line must never block on a
+        // terminal nobody reads (see `ConsoleTerminal.write`).
         let stopRequested: Bool
         if let terminal {
             // Keys for the line editor as they come.
             let keys = try await open { try NIOAsyncChannel<ByteBuffer, Never>(wrappingChannelSynchronously: $0) }
-            terminal.takeOver()
-            defer { terminal.restore() }
+            // Output through NIO as well, so that no writer ever blocks on a terminal that does not keep up.
+            let screen = try await NIOPipeBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .takingOwnershipOfDescriptor(output: dup(STDOUT_FILENO)).get()
+            terminal.takeOver(output: screen)
+            defer {
+                terminal.restore()
+                screen.close(promise: nil)
+            }
             stopRequested = try await serve(keys) { (bytes: ByteBuffer) in terminal.type(bytes.readableBytesView) }
         } else {
             let frames = try await open { channel in
@@ -122,8 +129,11 @@ public struct AdminConsole: Service {
         }
     }
 
+    /// Replies quote what users chose (topics, nicks, reasons), so they are escaped like log lines: nothing a
+    /// user typed may drive the operator's terminal.
     private func write(_ lines: [String]) {
         guard !lines.isEmpty else { return }
+        let lines = lines.map(ParleyLogHandler.escaped)
         if let terminal { return terminal.print(lines) }
         output.write(Data((lines.joined(separator: "\n") + "\n").utf8))
     }

@@ -196,6 +196,9 @@ public final class SQLiteStore: MessageStore {
     /// is read inside the transaction, under the write lock, so a process that finds the file already upgraded
     /// by another (an older parley without `SetupLock`, say) does not run a migration twice.
     private static func migrate(_ connection: SQLiteConnection, path: String) async throws {
+        // Up to date, the usual case: no write lock, so opening never waits for a busy server.
+        let current = try? await connection.query("PRAGMA user_version").first?.columns.first?.data.integer
+        if current == schemaVersion { return }
         while true {
             let version: Int
             do {
@@ -345,6 +348,8 @@ public final class SQLiteStore: MessageStore {
 public enum StoreError: Error, CustomStringConvertible, Equatable {
     case cannotOpen(path: String, reason: String)
     case missing(path: String)
+    /// Another parley has been opening the data folder for longer than it should.
+    case settingUp(path: String)
     case locked(path: String)
     case corrupt(path: String, detail: String)
     case diskFull(path: String)
@@ -356,6 +361,7 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .cannotOpen(let path, let reason): "cannot open the database \(path): \(reason)"
         case .missing(let path): "there is no Parley database at \(path); check --data-dir (parley serve and parley account add create it)"
+        case .settingUp(let path): "another parley has been setting up the data folder \(path) for 30 s; is one stuck? stop it and try again"
         case .locked(let path): "the database \(path) is locked by another program; stop it (or wait) and try again"
         case .corrupt(let path, let detail): "the database \(path) is damaged (\(detail)); restore it from a backup or move it away to start afresh"
         case .diskFull(let path): "the disk holding \(path) is full"

@@ -21,9 +21,15 @@ struct SetupLock {
         }
         let deadline = ContinuousClock.now + timeout
         while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
-            guard errno == EWOULDBLOCK || errno == EINTR, ContinuousClock.now < deadline else {
+            // A file system without locks (some network ones): go on without; SQLite's own locks remain.
+            if errno == ENOLCK || errno == EOPNOTSUPP { break }
+            guard errno == EWOULDBLOCK || errno == EINTR else {
                 close(descriptor)
-                throw StoreError.locked(path: directory)
+                throw StoreError.cannotOpen(path: directory, reason: String(cString: strerror(errno)))
+            }
+            guard ContinuousClock.now < deadline else {
+                close(descriptor)
+                throw StoreError.settingUp(path: directory)
             }
             do {
                 try await Task.sleep(for: .milliseconds(20))

@@ -94,7 +94,7 @@ public struct ChatView: Sendable {
             for room in list {
                 system("  \(clean(room.name)) (\(room.members))" + (room.topic.isEmpty ? "" : ": \(clean(room.topic))"))
             }
-        case .topicChanged(let room, let text, let by):
+        case .topicChanged(let room, let text, let by, _):
             return apply(.topic(room: room, text: text, setBy: by.description))
         case .topic(let room, let text, let setBy, _):
             let index = roomIndex(room) ?? current

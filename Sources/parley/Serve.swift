@@ -110,7 +110,7 @@ struct Serve: AsyncParsableCommand {
         // An interactive console keeps its input line below the log when both share the terminal.
         let terminal = consoleOn && ConsoleTerminal.isAvailable ? ConsoleTerminal() : nil
         let write: @Sendable (String) -> Void =
-            if let terminal, isatty(STDERR_FILENO) == 1 { { terminal.print([$0], to: STDERR_FILENO) } } else { ParleyLogHandler.standardError }
+            if let terminal, isatty(STDERR_FILENO) == 1 { { terminal.print([$0]) } } else { ParleyLogHandler.standardError }
         LoggingSystem.bootstrap { label in ParleyLogHandler(label: label, level: level, write: write) }
         let logger = Logger(label: "parley")
 
@@ -142,6 +142,9 @@ struct Serve: AsyncParsableCommand {
         let group = ServiceGroup(
             configuration: application.serviceGroupConfiguration(console: consoleOn, terminal: terminal)
         )
+        // The console's NIO channel makes the terminal non-blocking; the shell gets it back as it was.
+        let terminalFlags = fcntl(STDIN_FILENO, F_GETFL)
+        defer { if terminalFlags >= 0 { _ = fcntl(STDIN_FILENO, F_SETFL, terminalFlags) } }
         do {
             try await group.run()
         } catch is ListenerError {

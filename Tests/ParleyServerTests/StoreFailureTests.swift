@@ -114,7 +114,7 @@ struct StoreFailureTests {
 
     @Test("parley account add while parley serve starts on the same new data folder: both work")
     func accountAddDuringStart() async throws {
-        for round in 1...3 {
+        for round in 1...6 {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-race-proc-\(round)-\(UUID().uuidString)").path
             defer { try? FileManager.default.removeItem(atPath: directory) }
             let add = try ParleyProcess(["account", "add", "op\(round)", "--password", "correct-horse", "--data-dir", directory], input: .nullDevice)

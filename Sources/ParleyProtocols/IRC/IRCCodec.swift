@@ -69,6 +69,8 @@ public struct IRCCodec: Sendable {
         switch event {
         case .joined, .left, .nickChanged, .moderation, .topicChanged: false
         case .message(let message): message.target == .everyone
+        // To channels it is the same for everyone in them; to a nick (someone in no channel), personal.
+        case .announcement(_, let rooms): rooms.isEmpty
         default: true
         }
     }
@@ -117,7 +119,10 @@ public struct IRCCodec: Sendable {
             // In each channel's window, where the user looks, rather than the status window a notice to the
             // nick lands in; to the nick only when the user is in no channel.
             guard !rooms.isEmpty else { return chat(message, to: me, capabilities: capabilities) }
-            return rooms.flatMap { chat(message, to: me, capabilities: capabilities, target: $0) }
+            // One message: its msgid goes with the first copy only, so no client takes the others for repeats.
+            return rooms.enumerated().flatMap { index, room in
+                chat(message, to: me, capabilities: index == 0 ? capabilities : capabilities.subtracting(.messageTags), target: room)
+            }
         case .ack(_, let message):
             // Only with echo-message does a client see its own messages come back.
             return capabilities.contains(.echoMessage) ? chat(message, to: me, capabilities: capabilities) : []
@@ -157,8 +162,10 @@ public struct IRCCodec: Sendable {
             guard !text.isEmpty else { return [numeric("331", me, room, "No topic is set")] }
             // 333 carries who and when (seconds since 1970); a topic from before Parley kept the time has none.
             guard let setBy, let setAt else { return [numeric("332", me, room, text)] }
-            return [numeric("332", me, room, text), numeric("333", me, room, setBy, String(Int(setAt.timeIntervalSince1970)))]
-        case .topicChanged(let room, let text, let by):
+            // The console ("the server operator") is named by the server's name: a setter is one word here.
+            let setter = setBy.contains(" ") ? serverName : setBy
+            return [numeric("332", me, room, text), numeric("333", me, room, setter, String(Int(setAt.timeIntervalSince1970)))]
+        case .topicChanged(let room, let text, let by, _):
             return [IRCMessage(source: by.nick.map(Self.source) ?? serverName, command: "TOPIC", params: [room, text])]
         case .error(let error, let ref):
             return [numeric(for: error, target: ref, me: me)]

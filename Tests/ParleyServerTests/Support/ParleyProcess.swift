@@ -13,6 +13,9 @@ final class ParleyProcess: Sendable {
         /// A pipe; write to it with `type(_:)`, end it with `closeInput()`.
         case pipe
         case nullDevice
+        /// Standard input, output and error all on one pseudo-terminal, whose other end is read only by
+        /// `readTerminal(until:)`: a console terminal that stops reading when the test stops.
+        case sharedTerminal
     }
 
     let process: Process
@@ -73,6 +76,18 @@ final class ParleyProcess: Sendable {
         case .nullDevice:
             process.standardInput = FileHandle.nullDevice
             terminal = nil
+        case .sharedTerminal:
+            var master: Int32 = 0
+            var slave: Int32 = 0
+            guard openpty(&master, &slave, nil, nil, nil) == 0 else { throw TestFailure("openpty failed") }
+            let end = FileHandle(fileDescriptor: slave, closeOnDealloc: true)
+            process.standardInput = end
+            process.standardOutput = end
+            process.standardError = end
+            terminal = FileHandle(fileDescriptor: master, closeOnDealloc: true)
+            // Nothing comes through the pipes: let them end at once.
+            try stderr.fileHandleForWriting.close()
+            try stdout.fileHandleForWriting.close()
         }
         let promise = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Int32.self)
         process.terminationHandler = { promise.succeed($0.terminationStatus) }
@@ -81,6 +96,33 @@ final class ParleyProcess: Sendable {
         output = OutputCollector(stdout.fileHandleForReading)
         self.process = process
         try process.run()
+    }
+
+    /// Reads the shared terminal until a line matches, then stops reading it; gives up after `timeout`.
+    func readTerminal(timeout: Duration = .seconds(15), until predicate: @escaping @Sendable (String) -> Bool) async throws -> String {
+        guard let descriptor = terminal?.fileDescriptor else { throw TestFailure("this process has no terminal") }
+        let promise = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: String.self)
+        Thread.detachNewThread {
+            let deadline = ContinuousClock.now + timeout
+            var text = ""
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while ContinuousClock.now < deadline {
+                var ready = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+                guard poll(&ready, 1, 100) > 0 else { continue }
+                let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                guard count > 0 else { break }
+                text += String(decoding: buffer[..<count], as: UTF8.self)
+                if let line = text.components(separatedBy: "\n").first(where: predicate) { return promise.succeed(line) }
+            }
+            promise.fail(TestFailure("the terminal never showed it; it showed:\n\(text)"))
+        }
+        return try await promise.futureResult.get()
+    }
+
+    /// A test that fails before it stops its server must not leave the server running.
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 
     /// Types a line at the process's terminal or into its input pipe.

@@ -5,7 +5,7 @@ import Synchronization
 import Testing
 
 @Suite("Log lines")
-struct LogLineTests {
+struct ParleyLogHandlerTests {
     @Test("whatever a stranger chose is escaped: no forged line, no terminal escape, no reordering")
     func escaping() {
         let written = Mutex<[String]>([])
@@ -19,6 +19,8 @@ struct LogLineTests {
         #expect(!line.contains("\n") && !line.contains("\u{1B}") && !line.contains("\u{202E}") && !line.contains("\u{2028}") && !line.contains("\u{07}"))
         #expect(line.contains(#"account=bob\n2026-12-05T10:00:00+0000 critical parley: [ParleyServer] forged\u{1B}]0;pwned\u{7}\u{1B}[2J\u{202E}evil\u{2028}x"#), "\(line)")
         #expect(line.hasSuffix(" notice parley: account=\(ParleyLogHandler.escaped(name)) peer=127.0.0.1:4000 [ParleyServerTests] failed login"), "\(line)")
+        // A backslash is escaped too, so typing `\n` cannot pass for an escaped line break.
+        #expect(ParleyLogHandler.escaped(#"bob\n2026"#) == #"bob\\n2026"#)
         // Ordinary text, accents and emoji included, is left alone.
         #expect(ParleyLogHandler.escaped("héllo 👋 #général") == "héllo 👋 #général")
     }

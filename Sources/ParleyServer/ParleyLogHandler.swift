@@ -37,23 +37,17 @@ public struct ParleyLogHandler: LogHandler {
         write(Self.escaped("\(Self.timestamp()) \(event.level) \(label):\(fields) [\(event.source)] \(event.message)"))
     }
 
-    @available(*, deprecated, renamed: "log(event:)")
-    public func log(
-        level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt
-    ) {
-        log(event: LogEvent(level: level, message: message, metadata: metadata, source: source, file: file, function: function, line: line))
-    }
-
     /// Writes a line to standard error, whole.
     public static let standardError: @Sendable (String) -> Void = { line in ConsoleTerminal.write(STDERR_FILENO, line + "\n") }
 
     /// `text` with every character that could break the line or the terminal written as an escape.
     public static func escaped(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+        guard text.unicodeScalars.contains(where: { needsEscape($0) || $0 == "\\" }) else { return text }
         var out = ""
         out.reserveCapacity(text.utf8.count + 16)
         for scalar in text.unicodeScalars {
             switch scalar {
+            case "\\": out += "\\\\"  // so that `\n` in a line is always an escape, never a user's two characters
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
