@@ -37,6 +37,12 @@ public struct ChatError: Error, Sendable, Equatable {
         case notStored = "not_stored"
         /// History could not be read just now; the client should ask again.
         case historyUnavailable = "history_unavailable"
+        /// The server has too much of that work queued (password hashing): try again in a moment.
+        case busy = "busy"
+        /// A nickname kept for the server and its services (NickServ, ChanServ, …).
+        case nickReserved = "nick_reserved"
+        /// Too many rooms created, or owned, from one address or account.
+        case tooManyRoomsCreated = "too_many_rooms_created"
     }
 
     public let code: Code

@@ -1,81 +1,103 @@
 import Logging
+import NIOCore
 import NIOPosix
 import ParleyCore
 import ParleyStore
 import Synchronization
 
-/// Login attempts, counted per key (an address, an account) over a sliding `window`: past its limit a key
-/// must wait. An attempt is counted *before* the password is checked (and refunded when it was right), so
-/// parallel connections cannot run more guesses than the limit. Bounded: old entries go when it grows.
-final class LoginThrottle: Sendable {
-    private struct Entry {
-        var attempts: Int
-        var since: ContinuousClock.Instant
+/// Password hashing: scrypt is deliberately slow (tens of milliseconds and 16 MiB each), so it has threads of
+/// its own — on NIO's shared pool it would hold up SQLite during a burst of logins — and a bound on what may
+/// wait for them: past it a login or registration is refused at once ("busy"), so a flood of them cannot make
+/// every real user wait seconds.
+final class PasswordHashing: Sendable {
+    let pool: NIOThreadPool
+    /// Hashes running or waiting, at most.
+    let limit: Int
+    private let pending = Atomic<Int>(0)
+
+    /// `limit`: a server restart brings every client back at once, each logging in; 64 waiting hashes are a
+    /// second or two at worst, while a flood from many addresses is turned away instead of queued for minutes.
+    init(threads: Int = max(2, System.coreCount), limit: Int = 64) {
+        pool = NIOThreadPool(numberOfThreads: threads)
+        pool.start()
+        self.limit = limit
     }
 
-    let window: Duration
-    private let entries = Mutex<[String: Entry]>([:])
-
-    init(window: Duration = .seconds(60)) {
-        self.window = window
-    }
-
-    /// Counts an attempt for every key, or returns how long to wait when one of them is over its limit.
-    func begin(_ keys: [(key: String, limit: Int)], now: ContinuousClock.Instant = .now) -> Duration? {
-        entries.withLock { entries in
-            if entries.count > 10_000 {
-                entries = entries.filter { $0.value.since.duration(to: now) < window }
-                if entries.count > 10_000 { entries.removeAll() }
-            }
-            var wait: Duration?
-            for (key, limit) in keys {
-                var entry = entries[key] ?? Entry(attempts: 0, since: now)
-                if entry.since.duration(to: now) >= window { entry = Entry(attempts: 0, since: now) }
-                if entry.attempts >= limit { wait = max(wait ?? .zero, window - entry.since.duration(to: now)) }
-                entries[key] = entry
-            }
-            guard wait == nil else { return wait }
-            for (key, _) in keys { entries[key]!.attempts += 1 }
-            return nil
+    func run<Result: Sendable>(_ work: @escaping @Sendable () throws -> Result) async throws(ChatError) -> Result {
+        guard pending.wrappingAdd(1, ordering: .relaxed).oldValue < limit else {
+            pending.wrappingSubtract(1, ordering: .relaxed)
+            throw ChatError(.busy, "The server is busy checking passwords; try again in a moment.")
         }
-    }
-
-    /// The password was right: the attempt does not count.
-    func refund(_ keys: [(key: String, limit: Int)]) {
-        entries.withLock { entries in
-            for (key, _) in keys { entries[key]?.attempts -= 1 }
+        defer { pending.wrappingSubtract(1, ordering: .relaxed) }
+        do {
+            return try await pool.runIfActive(work)
+        } catch let error as ChatError {
+            throw error
+        } catch {
+            throw ChatError(.busy, "The password could not be checked just now; try again in a moment.")
         }
     }
 }
 
-/// Password hashing gets a thread of its own: scrypt is deliberately slow, and on the shared pool it would
-/// hold up SQLite (and so every message) during a burst of logins.
-let hashingPool: NIOThreadPool = {
-    let pool = NIOThreadPool(numberOfThreads: 1)
-    pool.start()
-    return pool
-}()
+/// How many tries a minute: failed logins per address (an IPv6 /64), failed logins against one account, and
+/// new accounts per address and overall.
+struct AccountLimits: Sendable {
+    var failuresPerAddress = 5
+    var failuresPerAccount = 20
+    /// What a login from an address with no failures waits while its account is under attack.
+    var attackDelay: Duration = .seconds(1)
+    var registrationsPerAddress = 3
+    var registrationWindow: Duration = .seconds(600)
+    var registrationsPerMinute = 30
+}
 
 /// Account work for connections: checks and sets passwords (scrypt runs on NIO's thread pool, never under the
 /// hub's lock or on the connection's task), talks to the store, and tells the hub the outcome.
 struct AccountDesk: Sendable {
     let store: any AccountStore
     let hub: ChatHub<Fanout>
-    let throttle = LoginThrottle()
+    var limits = AccountLimits()
+    /// Failed logins (and server passwords), per address and per account, over a minute.
+    let attempts = AttemptCounter(window: .seconds(60))
+    let registrationsByAddress: AttemptCounter
+    let registrations = AttemptCounter(window: .seconds(60))
+    let hashing = PasswordHashing()
     let logger: Logger
 
-    /// The account, if `password` is its password; throttled per address and per account.
+    init(store: any AccountStore, hub: ChatHub<Fanout>, logger: Logger) {
+        self.store = store
+        self.hub = hub
+        self.logger = logger
+        self.registrationsByAddress = AttemptCounter(window: AccountLimits().registrationWindow)
+    }
+
+    /// The account, if `password` is its password.
+    ///
+    /// Throttled so that guessers slow down and owners still get in: an address may fail five times a minute
+    /// whatever it tries; an account that failed twenty times a minute is *under attack*, and then only
+    /// addresses that have not failed yet may try, each after a second's wait — the owner, logging in from
+    /// their usual address, does; an attacker's addresses, spent, do not. Names that are no account are not
+    /// recorded, so junk names cannot fill the table.
     func verify(nick: String, password: String, from address: String) async throws(ChatError) -> Account {
-        // Five a minute from one address; twenty a minute against one account from anywhere, which bounds
-        // guessing without letting one address lock the owner out.
-        let keys = [(key: "address \(address)", limit: 5), (key: "account \(nick.lowercased())", limit: 20)]
-        if let wait = throttle.begin(keys) {
-            throw ChatError(.tooManyAttempts, "Too many failed logins. Try again in \(Int(wait.components.seconds) + 1) seconds.")
-        }
+        let place = "address \(addressKey(address))"
+        if let wait = attempts.begin([(place, limits.failuresPerAddress)]) { throw tooMany(wait) }
+        var counted = [place]
         let account = try? await store.account(named: nick)
+        if let account {
+            let target = "account \(account.key)"
+            if attempts.attempts(target) >= limits.failuresPerAccount {
+                guard attempts.attempts(place) == 1 else {
+                    attempts.refund([place])  // not a try: it was not let near the password
+                    throw tooMany(attempts.window)
+                }
+                try? await Task.sleep(for: limits.attackDelay)
+            }
+            _ = attempts.begin([(target, .max)])
+            counted.append(target)
+        }
         let matches: Bool
         if let account {
-            matches = (try? await hashingPool.runIfActive { PasswordHasher.verify(password, against: account.credential) }) ?? false
+            matches = try await hashing.run { PasswordHasher.verify(password, against: account.credential) }
         } else {
             matches = false
         }
@@ -83,14 +105,25 @@ struct AccountDesk: Sendable {
             logger.notice("failed login", metadata: ["account": "\(nick)", "peer": "\(address)"])
             throw ChatError(.loginFailed, "Wrong nickname or password.")
         }
-        throttle.refund(keys)
+        attempts.refund(counted)
         return account
     }
 
-    func register(_ session: SessionID, password: String) async throws(ChatError) {
+    private func tooMany(_ wait: Duration) -> ChatError {
+        ChatError(.tooManyAttempts, "Too many failed logins. Try again in \(Int(wait.components.seconds) + 1) seconds.")
+    }
+
+    func register(_ session: SessionID, password: String, from address: String) async throws(ChatError) {
         guard let nick = hub.nick(of: session) else { return }
         guard !hub.isRegistered(nick) else {
             throw ChatError(.nickRegistered, "\(nick) is registered already. Log in with /login \(nick) PASSWORD.")
+        }
+        // A few new accounts an address (its /64) every ten minutes, and a few dozen a minute in all: accounts
+        // are stored for good and own rooms, and each costs a hash.
+        if let wait = registrationsByAddress.begin([("register \(addressKey(address))", limits.registrationsPerAddress)])
+            ?? registrations.begin([("register", limits.registrationsPerMinute)])
+        {
+            throw ChatError(.tooManyAttempts, "Too many new accounts from here. Try again in \(Int(wait.components.seconds) + 1) seconds.")
         }
         let account = Account(name: nick, credential: try await credential(for: password))
         do {
@@ -136,9 +169,6 @@ struct AccountDesk: Sendable {
         guard password.count >= PasswordHasher.minimumLength else {
             throw ChatError(.usage, "A password has at least \(PasswordHasher.minimumLength) characters.")
         }
-        guard let credential = try? await hashingPool.runIfActive({ try PasswordHasher.credential(for: password) }) else {
-            throw ChatError(.notStored, "The password could not be processed; try again.")
-        }
-        return credential
+        return try await hashing.run { try PasswordHasher.credential(for: password) }
     }
 }

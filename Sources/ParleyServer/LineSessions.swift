@@ -32,13 +32,13 @@ struct SessionContext: Sendable {
     /// most five wrong guesses a minute from one address, like logins.
     func acceptsServerPassword(_ given: String?) -> Bool {
         guard let required = serverPassword else { return true }
-        let keys = [(key: "server password \(address)", limit: 5)]
-        guard accounts.throttle.begin(keys) == nil else { return false }
+        let key = "server password \(addressKey(address))"
+        guard accounts.attempts.begin([(key, 5)]) == nil else { return false }
         let (offered, expected) = (Array((given ?? "").utf8), Array(required.utf8))
         var difference = offered.count ^ expected.count
         for index in expected.indices { difference |= Int((index < offered.count ? offered[index] : 0) ^ expected[index]) }
         guard difference == 0 else { return false }
-        accounts.throttle.refund(keys)
+        accounts.attempts.refund([key])
         return true
     }
 
@@ -54,7 +54,7 @@ struct SessionContext: Sendable {
     /// Runs an account request of a registered session.
     func perform(_ request: Request, session: SessionID) async throws(ChatError) {
         switch request {
-        case .register(let password): try await accounts.register(session, password: password)
+        case .register(let password): try await accounts.register(session, password: password, from: address)
         case .login(let nick, let password): try await accounts.login(session, nick: nick, password: password, from: address)
         case .changePassword(let old, let new): try await accounts.changePassword(session, old: old, new: new, from: address)
         default: hub.handle(request, from: session)

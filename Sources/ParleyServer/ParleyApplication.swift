@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import ParleyCore
 import ParleyStore
 import ServiceLifecycle
@@ -74,7 +75,10 @@ public struct ParleyApplication: Sendable {
     ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
         let desk = AccountDesk(store: accountStore, hub: hub, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: StoreService(close: closeStore)),
+            .init(service: StoreService(close: { [closeStore] in
+                await closeStore()
+                try? await desk.hashing.pool.shutdownGracefully()
+            })),
             .init(service: PublisherService(publisher: Publisher(hub: hub, store: store, rooms: roomStore) { [logger] error in
                 logger.error("storing failed; nothing that needed it was delivered", metadata: ["error": "\(error)"])
             })),

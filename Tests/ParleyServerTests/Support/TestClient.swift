@@ -10,10 +10,14 @@ final class TestClient: Sendable {
         var reads = true
         /// A small receive buffer makes a non-reading client back up quickly.
         var receiveBuffer: Int?
+        /// The loopback address to connect from (any of 127.0.0.0/8): another address, as far as the server
+        /// can tell.
+        var from: String?
 
-        init(reads: Bool = true, receiveBuffer: Int? = nil) {
+        init(reads: Bool = true, receiveBuffer: Int? = nil, from: String? = nil) {
             self.reads = reads
             self.receiveBuffer = receiveBuffer
+            self.from = from
         }
     }
 
@@ -32,6 +36,9 @@ final class TestClient: Sendable {
             .channelOption(.autoRead, value: options.reads)
         if let size = options.receiveBuffer {
             bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(size))
+        }
+        if let from = options.from {
+            bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: from, port: 0))
         }
         let channel = try await bootstrap.connect(host: "127.0.0.1", port: port).get()
         let collector = try await channel.eventLoop.submit {

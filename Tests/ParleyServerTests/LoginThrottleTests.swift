@@ -1,0 +1,131 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ParleyCore
+import ParleyStore
+import Testing
+
+@testable import ParleyServer
+
+/// The login and registration limits: guessers slow down, owners get in, and nothing an attacker sends can
+/// switch the limits off.
+@Suite("Login and registration limits")
+struct LoginThrottleTests {
+    static func desk(with accounts: [(String, String)] = []) async throws -> AccountDesk {
+        let store = MemoryAccountStore()
+        for (name, password) in accounts { try await store.create(Account(name: name, credential: try PasswordHasher.credential(for: password))) }
+        let hub = ChatHub(serverName: "t", sink: Fanout(serverName: "t"))
+        return AccountDesk(store: store, hub: hub, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+    }
+
+    @Test("junk names from thousands of addresses neither fill the table nor make it forget a guesser held back")
+    func junkFlood() async throws {
+        let desk = try await Self.desk(with: [("dave", "right-pass")])
+        for attempt in 1...5 {
+            await #expect(throws: ChatError.self) { try await desk.verify(nick: "dave", password: "wrong\(attempt)", from: "192.0.2.1") }
+        }
+        // Thousands of names that are no account, each from its own address: more places than the table holds.
+        for index in 0..<6_000 {
+            _ = try? await desk.verify(nick: "junk\(index)", password: "x", from: "10.\(index / 65536).\((index / 256) % 256).\(index % 256)")
+        }
+        #expect(desk.attempts.count <= desk.attempts.capacity)
+        #expect(desk.attempts.attempts("account junk1") == 0, "names that are no account are not recorded")
+        let refused = await #expect(throws: ChatError.self) { try await desk.verify(nick: "dave", password: "right-pass", from: "192.0.2.1") }
+        #expect(refused?.code == .tooManyAttempts)
+        // One /64 is one place: a new address in it changes nothing.
+        for attempt in 1...5 {
+            _ = try? await desk.verify(nick: "dave", password: "wrong\(attempt)", from: "2001:db8:1:2::\(attempt)")
+        }
+        let sameNetwork = await #expect(throws: ChatError.self) { try await desk.verify(nick: "dave", password: "right-pass", from: "2001:db8:1:2:ffff::9") }
+        #expect(sameNetwork?.code == .tooManyAttempts)
+    }
+
+    @Test("an account under attack from many addresses: the owner's right password from a fresh address still gets in")
+    func ownerDuringAttack() async throws {
+        var desk = try await Self.desk(with: [("dave", "right-pass")])
+        desk.limits.attackDelay = .milliseconds(50)
+        for address in 1...4 {
+            for attempt in 1...5 {
+                _ = try? await desk.verify(nick: "dave", password: "wrong\(attempt)", from: "198.51.100.\(address)")
+            }
+        }
+        #expect(desk.attempts.attempts("account dave") == 20)
+        // The attackers' addresses are spent, even with the right password.
+        let spent = await #expect(throws: ChatError.self) { try await desk.verify(nick: "dave", password: "right-pass", from: "198.51.100.1") }
+        #expect(spent?.code == .tooManyAttempts)
+        // The owner, from an address that has not failed: in, after the short wait.
+        let started = ContinuousClock.now
+        let account = try await desk.verify(nick: "dave", password: "right-pass", from: "203.0.113.7")
+        #expect(account.name == "dave")
+        #expect(started.duration(to: .now) >= .milliseconds(50))
+        // A fresh address with a wrong password is spent after one try while the attack lasts.
+        _ = try? await desk.verify(nick: "dave", password: "guess", from: "203.0.113.8")
+        let second = await #expect(throws: ChatError.self) { try await desk.verify(nick: "dave", password: "right-pass", from: "203.0.113.8") }
+        #expect(second?.code == .tooManyAttempts)
+    }
+
+    @Test("the hashing queue is bounded: past it, busy at once")
+    func hashingBound() async throws {
+        let hashing = PasswordHashing(threads: 1, limit: 2)
+        let credential = try PasswordHasher.credential(for: "some-pass")
+        let results = await withTaskGroup(of: ChatError.Code?.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    do throws(ChatError) {
+                        _ = try await hashing.run { PasswordHasher.verify("some-pass", against: credential) }
+                        return nil
+                    } catch {
+                        return error.code
+                    }
+                }
+            }
+            return await group.reduce(into: [ChatError.Code?]()) { $0.append($1) }
+        }
+        try await hashing.pool.shutdownGracefully()
+        #expect(results.contains(nil))
+        #expect(results.contains(ChatError.Code.busy))
+    }
+
+    @Test("registrations over real sockets: three an address per ten minutes, then refused; another address may")
+    func registrationFlood() async throws {
+        try await TestServer.run { server in
+            for index in 1...4 {
+                let user = try await server.textUser("new\(index)")
+                try await user.send("/register pass-\(index)")
+                let reply = try await user.waitFor { $0.hasPrefix("*** The nickname") || $0.hasPrefix("!!!") }
+                if index <= 3 {
+                    #expect(reply.hasPrefix("*** The nickname new\(index) is now registered"), "\(reply)")
+                } else {
+                    #expect(reply.hasPrefix("!!! Too many new accounts from here. Try again in "), "\(reply)")
+                }
+            }
+            let elsewhere = try await TestServer.textUser("new5", port: server.port, options: .init(from: "127.0.0.2"))
+            try await elsewhere.send("/register pass-5")
+            try await elsewhere.waitFor { $0.hasPrefix("*** The nickname new5 is now registered") }
+        }
+    }
+
+    @Test("over real sockets: guessers from two addresses are refused, the owner from a third gets in")
+    func ownerGetsInOverSockets() async throws {
+        try await TestServer.run { server in
+            let owner = try await server.textUser("dave")
+            try await owner.send("/register right-pass")
+            try await owner.waitFor { $0.hasPrefix("*** The nickname dave is now registered") }
+            try await owner.send("/quit")
+            _ = try await owner.waitForClose()
+            for address in ["127.0.0.2", "127.0.0.3"] {
+                let guesser = try await TestServer.textUser("g\(address.suffix(1))", port: server.port, options: .init(from: address))
+                for attempt in 1...6 {
+                    try await guesser.send("/login dave wrong\(attempt)")
+                    let reply = try await guesser.waitFor { $0.hasPrefix("!!!") }
+                    #expect(reply == (attempt <= 5 ? "!!! Wrong nickname or password." : reply), "\(reply)")
+                    if attempt == 6 { #expect(reply.hasPrefix("!!! Too many failed logins")) }
+                }
+            }
+            let back = try await TestServer.textUser("guest", port: server.port, options: .init(from: "127.0.0.4"))
+            try await back.send("/login dave right-pass")
+            try await back.waitFor { $0 == "*** You are logged in as dave." }
+        }
+    }
+}
