@@ -57,10 +57,10 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     public let serverName: String
 
     public init(
-        serverName: String, sink: Sink, firstMessageID: Int64 = 1, historyOnJoin: Int = 50,
+        serverName: String, sink: Sink, firstMessageID: Int64 = 1, historyOnJoin: Int = 50, roomLimits: ChatState<Sink.Peer>.RoomLimits = .init(),
         now: @escaping @Sendable () -> Date = Date.init
     ) {
-        self.shared = Mutex(Shared(state: ChatState(serverName: serverName, firstMessageID: firstMessageID, historyOnJoin: historyOnJoin)))
+        self.shared = Mutex(Shared(state: ChatState(serverName: serverName, firstMessageID: firstMessageID, historyOnJoin: historyOnJoin, roomLimits: roomLimits)))
         self.sink = sink
         self.now = now
         self.serverName = serverName

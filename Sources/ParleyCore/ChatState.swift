@@ -90,12 +90,31 @@ public struct ChatState<Peer: Sendable> {
     var seen: [String: [String: Int64]] = [:]
     /// Rooms remembered per account in `seen`; past it, the oldest mark goes.
     public static var maximumSeenRooms: Int { 100 }
+    /// New rooms created lately, per address: when the count started and how many since.
+    var roomsCreated: [String: (since: Date, count: Int)] = [:]
+    /// What one user, address or account may claim of the room space.
+    public struct RoomLimits: Sendable {
+        /// Rooms one account may own; past it, a room it creates is operated by its creator only while they stay.
+        public var ownedPerAccount = 20
+        /// New rooms one address may create a minute (rooms are cheap to make, and an owned one is kept for good).
+        public var createdPerMinute = 20
+
+        public init() {}
+    }
+
+    public let roomLimits: RoomLimits
+    /// Nicks kept for the server and its services, so nobody can pose as one (an IRC client set up to identify
+    /// itself would send its password to whoever held NickServ).
+    public static var reservedNicks: Set<String> {
+        ["nickserv", "chanserv", "memoserv", "operserv", "botserv", "hostserv", "helpserv", "histserv", "saslserv", "global", "parley"]
+    }
 
     /// The most a resuming client is sent per room; past it, it can page with `history`.
     public static var maximumResume: Int { 1000 }
 
-    public init(serverName: String, firstMessageID: Int64 = 1, historyOnJoin: Int = 50) {
+    public init(serverName: String, firstMessageID: Int64 = 1, historyOnJoin: Int = 50, roomLimits: RoomLimits = .init()) {
         self.serverName = serverName
+        self.roomLimits = roomLimits
         self.historyOnJoin = max(0, historyOnJoin)
         self.nextMessageID = firstMessageID
         rooms[RoomName.general.key] = Room(name: .general)
@@ -117,6 +136,7 @@ public struct ChatState<Peer: Sendable> {
         joiningGeneral: Bool = true, now: Date = Date()
     ) throws(ChatError) -> (SessionID, [Effect<Peer>]) {
         let nick = try Nick(validating: raw)
+        try checkNotReserved(nick)
         var effects: [Effect<Peer>] = []
         if account == nick.key { effects += moveAside(holderOf: nick.key, for: nick.display) }
         guard nicks[nick.key] == nil else {
@@ -139,7 +159,7 @@ public struct ChatState<Peer: Sendable> {
             if let ban = activeRestriction(.ban, in: RoomName.general.key, on: id, now: now) {
                 effects.append(.deliver(.error(bannedError(RoomName.general.display, ban, now: now), ref: nil), to: [.init(peer: peer, focused: true)]))
             } else {
-                join(.general, session: id, into: &effects)
+                join(.general, session: id, now: now, into: &effects)
             }
         }
         return (id, effects)
@@ -218,7 +238,8 @@ public struct ChatState<Peer: Sendable> {
                     let shown = rooms[room.key]?.name.display ?? room.display
                     throw ChatError(.wrongKey, "\(shown) needs a key: /join \(shown) KEY")
                 }
-                join(room, session: session.id, into: &effects)
+                if rooms[room.key] == nil { try countRoomCreation(by: session, now: now) }
+                join(room, session: session.id, now: now, into: &effects)
             }
 
         case .part(let raw, let reason):
@@ -227,6 +248,7 @@ public struct ChatState<Peer: Sendable> {
 
         case .nick(let raw):
             let nick = try Nick(validating: raw)
+            try checkNotReserved(nick)
             if let owner = nicks[nick.key], owner != session.id {
                 throw ChatError(.nickTaken, "The nickname \(nick) is taken; choose another.")
             }
@@ -323,7 +345,7 @@ public struct ChatState<Peer: Sendable> {
         session.account = account.key
         sessions[id] = session
         var effects = moveAside(holderOf: account.key, for: account.name, except: id)
-        if session.nick.key != account.key, let nick = try? Nick(validating: account.name) {
+        if session.nick.key != account.key, let nick = try? Nick(validating: account.name), !Self.reservedNicks.contains(nick.key) {
             if nicks[nick.key] == nil {
                 rename(id, to: nick, into: &effects)
             } else {
@@ -475,7 +497,7 @@ public struct ChatState<Peer: Sendable> {
 
     // MARK: - Building blocks
 
-    private mutating func join(_ name: RoomName, session id: SessionID, into effects: inout [Effect<Peer>]) {
+    private mutating func join(_ name: RoomName, session id: SessionID, now: Date, into effects: inout [Effect<Peer>]) {
         let isNew = rooms[name.key] == nil
         // A room that comes back keeps the spelling it had (its policy's), not the joiner's.
         let spelling = policies[name.key].flatMap { try? RoomName(validating: $0.name) } ?? name
@@ -488,11 +510,15 @@ public struct ChatState<Peer: Sendable> {
             // The creator operates the room: for good when logged in (the room is theirs across reconnects and
             // restarts), otherwise while they stay. A room that kept owners, a lock, bans or mutes is not new,
             // whoever comes first: its first joiner (maybe the one it muted) gets nothing.
-            if let account = session.account, policies.count < Self.maximumKeptRooms {
+            if let account = session.account, policies.count < Self.maximumKeptRooms, ownedRooms(of: account) < roomLimits.ownedPerAccount {
                 policy.operators.insert(account)
                 effects.append(.persist([.addOperator(room: room.name.display, account: account)], audit: nil, actor: session.peer))
             } else {
                 room.operators.insert(id)
+                if session.account != nil {
+                    let notice = "You own \(roomLimits.ownedPerAccount) rooms already: you operate \(room.name) only while you stay in it."
+                    effects.append(.deliver(.notice(notice), to: [Recipient(peer: session.peer, focused: true)]))
+                }
             }
         }
         rooms[name.key] = room
@@ -561,6 +587,31 @@ public struct ChatState<Peer: Sendable> {
         if wasCurrent, let session = sessions[id] {
             effects.append(.deliver(.currentRoom(session.currentRoom?.display), to: [Recipient(peer: session.peer, focused: true)]))
         }
+    }
+
+    /// Refuses a reserved nick: the server's and its services' names.
+    func checkNotReserved(_ nick: Nick) throws(ChatError) {
+        guard Self.reservedNicks.contains(nick.key) || nick.key == asciiLowercased(serverName) else { return }
+        throw ChatError(.nickReserved, "\(nick) is reserved for the server and its services; choose another nickname.")
+    }
+
+    /// The rooms an account owns (is an operator of for good).
+    public func ownedRooms(of account: String) -> Int {
+        policies.values.count { $0.operators.contains(account) }
+    }
+
+    /// Counts a new room against its creator's address; past the limit a minute, refuses it.
+    private mutating func countRoomCreation(by session: Session, now: Date) throws(ChatError) {
+        // The table stays small: past a thousand addresses, those whose minute is over go.
+        if roomsCreated.count > 1000 { roomsCreated = roomsCreated.filter { now.timeIntervalSince($0.value.since) < 60 } }
+        var entry = roomsCreated[session.address] ?? (now, 0)
+        if now.timeIntervalSince(entry.since) >= 60 { entry = (now, 0) }
+        guard entry.count < roomLimits.createdPerMinute else {
+            let wait = Int(60 - now.timeIntervalSince(entry.since)) + 1
+            throw ChatError(.tooManyRoomsCreated, "You are creating rooms too fast; try again in \(wait) seconds, or join one that exists.")
+        }
+        entry.count += 1
+        roomsCreated[session.address] = entry
     }
 
     /// Notes what an account's user has received in a room, forgetting the room it left longest ago past the

@@ -63,7 +63,7 @@ public struct ParleyApplication: Sendable {
         self.closeStore = closeStore
         self.hub = ChatHub(
             serverName: configuration.serverName, sink: Fanout(serverName: configuration.serverName, flushInterval: configuration.flushInterval), firstMessageID: lastID + 1,
-            historyOnJoin: configuration.historyOnJoin
+            historyOnJoin: configuration.historyOnJoin, roomLimits: configuration.roomLimits
         )
     }
 

@@ -22,6 +22,8 @@ public struct ServerConfiguration: Sendable {
     /// publisher batch. See `LoopDrainer`.
     public var flushInterval: Duration = .milliseconds(5)
     public var limits = Limits()
+    /// Rooms one account may own, and one address create a minute.
+    public var roomLimits = ChatState<Client>.RoomLimits()
 
     public struct Limits: Sendable {
         public var line = LineFramer.Limits()

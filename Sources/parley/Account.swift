@@ -105,7 +105,11 @@ private func setOperator(_ name: String, _ isOperator: Bool, _ options: AccountC
 
 private func validNick(_ name: String) throws -> String {
     do throws(ChatError) {
-        return try Nick(validating: name).display
+        let nick = try Nick(validating: name)
+        guard !ChatState<Int>.reservedNicks.contains(nick.key) else {
+            throw ChatError(.nickReserved, "\(nick) is reserved for the server and its services.")
+        }
+        return nick.display
     } catch {
         throw ValidationError(error.message)
     }

@@ -659,6 +659,38 @@ struct ChatStateTests {
         #expect(replays(try chat.register("guest", 3)) == [.latest(50)])
     }
 
+    @Test("service nicks and the server's name are nobody's: not at registration, not by /nick, not by logging in")
+    func reservedNicks() throws {
+        var chat = try Chat(users: ["alice"])
+        for nick in ["NickServ", "chanserv", "Global", "Parley", "HistServ"] {
+            #expect(#expect(throws: ChatError.self) { try chat.register(nick, 9) }?.code == .nickReserved)
+            #expect(chat.handle(1, .nick(nick)).error?.code == .nickReserved)
+        }
+        var named = ChatState<Int>(serverName: "chathost")
+        #expect(#expect(throws: ChatError.self) { try named.register(nick: "ChatHost", peer: 1) }?.code == .nickReserved)
+    }
+
+    @Test("room space: an account owns at most so many rooms, an address creates at most so many a minute")
+    func roomSquatting() throws {
+        var limits = ChatState<Int>.RoomLimits()
+        limits.ownedPerAccount = 3
+        limits.createdPerMinute = 5
+        var state = ChatState<Int>(serverName: "t", historyOnJoin: 0, roomLimits: limits)
+        let (owner, _) = try state.register(nick: "owner", peer: 1, account: "owner", address: "192.0.2.1")
+        var notices: [String] = []
+        for index in 1...5 {
+            for case .deliver(.notice(let text), _) in state.handle(.join("#r\(index)", key: nil), ref: nil, from: owner, now: Chat.now) { notices.append(text) }
+        }
+        #expect(state.ownedRooms(of: "owner") == 3)
+        #expect(notices == ["You own 3 rooms already: you operate #r4 only while you stay in it.", "You own 3 rooms already: you operate #r5 only while you stay in it."])
+        // The sixth new room in a minute from that address is refused; an existing room is not new.
+        #expect(state.handle(.join("#r6", key: nil), ref: nil, from: owner, now: Chat.now).error?.code == .tooManyRoomsCreated)
+        let (other, _) = try state.register(nick: "other", peer: 2, address: "192.0.2.1")
+        #expect(state.handle(.join("#r1", key: nil), ref: nil, from: other, now: Chat.now).error == nil)
+        // A minute later it may create again.
+        #expect(state.handle(.join("#r6", key: nil), ref: nil, from: owner, now: Chat.now + 61).error == nil)
+    }
+
     @Test("when the server stops, nobody is told of anyone else leaving")
     func shutdownDepartures() throws {
         var chat = try Chat(users: ["alice", "bob"])

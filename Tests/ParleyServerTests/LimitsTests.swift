@@ -169,4 +169,28 @@ struct LimitsTests {
             #expect(server.application.hub.sessionCount == 3)
         }
     }
+
+    @Test("service nicks are refused at every front door: the text prompt, a JSON hello, IRC NICK")
+    func serviceNicks() async throws {
+        try await TestServer.run { server in
+            let text = try await TestClient.connect(port: server.port)
+            try await text.send("NickServ")
+            try await text.waitFor { $0 == "!!! NickServ is reserved for the server and its services; choose another nickname." }
+            let json = try await TestClient.connect(port: server.port)
+            try await json.send(#"{"type":"hello","version":1,"nick":"ChanServ","ref":"h"}"#)
+            try await json.waitFor(isEvent("error", ["code": "nick_reserved", "ref": "h"]))
+            let irc = try await TestClient.connect(port: server.ircPort)
+            try await irc.send("NICK NickServ")
+            try await irc.send("USER x 0 * :x")
+            try await irc.waitFor { $0.hasPrefix(":test.parley 432 * NickServ :") }
+            let user = try await server.textUser("someone")
+            try await user.send("/nick Global")
+            try await user.waitFor { $0 == "!!! Global is reserved for the server and its services; choose another nickname." }
+            // Nobody holds NickServ, so an IRC client's automatic IDENTIFY reaches no one.
+            try await irc.send("NICK ircer")
+            try await irc.waitFor { $0.contains(" 001 ircer ") }
+            try await irc.send("PRIVMSG NickServ :IDENTIFY secret")
+            try await irc.waitFor { $0.hasPrefix(":test.parley 401 ircer NickServ :") }
+        }
+    }
 }

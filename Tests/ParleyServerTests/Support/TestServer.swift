@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import ParleyCore
 import ParleyServer
 import ServiceLifecycle
 
@@ -27,6 +28,8 @@ struct TestServer: Sendable {
         // users type their nickname at once (below), so they do not wait for it either.
         configuration.limits.greetingWindow = .seconds(1)
         configuration.ircPort = 0
+        // Tests create rooms in bursts from one address; the limit has its own test.
+        configuration.roomLimits.createdPerMinute = 10_000
         configuration.dataDirectory = dataDirectory ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("parley-test-\(UUID().uuidString)").path
         configure(&configuration)
