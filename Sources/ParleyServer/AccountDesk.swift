@@ -49,6 +49,10 @@ struct AccountLimits: Sendable {
     var registrationsPerAddress = 3
     var registrationWindow: Duration = .seconds(600)
     var registrationsPerMinute = 30
+    /// scrypt's N for new passwords (see `PasswordHasher`).
+    var passwordCost = PasswordHasher.defaultCost
+    /// Places (addresses, accounts) whose failures are remembered at once.
+    var placesRemembered = 4096
 }
 
 /// Account work for connections: checks and sets passwords (scrypt runs on NIO's thread pool, never under the
@@ -56,19 +60,21 @@ struct AccountLimits: Sendable {
 struct AccountDesk: Sendable {
     let store: any AccountStore
     let hub: ChatHub<Fanout>
-    var limits = AccountLimits()
+    var limits: AccountLimits
     /// Failed logins (and server passwords), per address and per account, over a minute.
-    let attempts = AttemptCounter(window: .seconds(60))
+    let attempts: AttemptCounter
     let registrationsByAddress: AttemptCounter
     let registrations = AttemptCounter(window: .seconds(60))
     let hashing = PasswordHashing()
     let logger: Logger
 
-    init(store: any AccountStore, hub: ChatHub<Fanout>, logger: Logger) {
+    init(store: any AccountStore, hub: ChatHub<Fanout>, limits: AccountLimits = .init(), logger: Logger) {
         self.store = store
         self.hub = hub
+        self.limits = limits
         self.logger = logger
-        self.registrationsByAddress = AttemptCounter(window: AccountLimits().registrationWindow)
+        self.attempts = AttemptCounter(window: .seconds(60), capacity: limits.placesRemembered)
+        self.registrationsByAddress = AttemptCounter(window: limits.registrationWindow, capacity: limits.placesRemembered)
     }
 
     /// The account, if `password` is its password.
@@ -169,6 +175,6 @@ struct AccountDesk: Sendable {
         guard password.count >= PasswordHasher.minimumLength else {
             throw ChatError(.usage, "A password has at least \(PasswordHasher.minimumLength) characters.")
         }
-        return try await hashing.run { try PasswordHasher.credential(for: password) }
+        return try await hashing.run { [cost = limits.passwordCost] in try PasswordHasher.credential(for: password, cost: cost) }
     }
 }

@@ -73,7 +73,9 @@ public struct ParleyApplication: Sendable {
         console: Bool, terminal: ConsoleTerminal? = nil, onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in },
         onIRCListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
-        let desk = AccountDesk(store: accountStore, hub: hub, logger: logger)
+        var accountLimits = AccountLimits()
+        accountLimits.passwordCost = configuration.passwordCost
+        let desk = AccountDesk(store: accountStore, hub: hub, limits: accountLimits, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: StoreService(close: { [closeStore] in
                 await closeStore()

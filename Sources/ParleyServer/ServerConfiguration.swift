@@ -24,6 +24,8 @@ public struct ServerConfiguration: Sendable {
     public var limits = Limits()
     /// Rooms one account may own, and one address create a minute.
     public var roomLimits = ChatState<Client>.RoomLimits()
+    /// scrypt's N for passwords set from now on (the default is 2^14; tests lower it to spare their machine).
+    public var passwordCost = 16_384
 
     public struct Limits: Sendable {
         public var line = LineFramer.Limits()

@@ -9,11 +9,16 @@ import ParleyCore
 public enum PasswordHasher {
     public static let minimumLength = 6
 
-    public static func credential(for password: String) throws -> Credential {
+    /// scrypt's N: the work and memory of one check (16 MiB at 2^14).
+    public static let defaultCost = 16_384
+
+    /// A new verifier for `password`. `cost` (scrypt's N, a power of two) is stored with it, so a server that
+    /// changes it still checks older passwords; tests use a lower one to spare the machine.
+    public static func credential(for password: String, cost: Int = defaultCost) throws -> Credential {
         var salt = [UInt8](repeating: 0, count: 16)
         var generator = SystemRandomNumberGenerator()
         for index in salt.indices { salt[index] = generator.next() }
-        let (n, r, p) = (16_384, 8, 1)
+        let (n, r, p) = (cost, 8, 1)
         return Credential(hash: try derive(password, salt: salt, n: n, r: r, p: p), salt: salt, parameters: "scrypt:\(n):\(r):\(p)")
     }
 

@@ -226,9 +226,9 @@ struct IRCTests {
     func oper() async throws {
         try await TestServer.run { server in
             let store = try #require(server.application.accountStore as? SQLiteStore)
-            try await store.create(Account(name: "root", credential: try PasswordHasher.credential(for: "correct-horse")))
+            try await store.create(Account(name: "root", credential: try PasswordHasher.credential(for: "correct-horse", cost: 1024)))
             try await store.setOperator("root", true)
-            try await store.create(Account(name: "plain", credential: try PasswordHasher.credential(for: "plain-horse")))
+            try await store.create(Account(name: "plain", credential: try PasswordHasher.credential(for: "plain-horse", cost: 1024)))
             server.application.hub.setAccounts(try await store.accounts())
             let admin = try await Self.ircUser("admin", port: server.ircPort)
             let victim = try await server.textUser("victim")

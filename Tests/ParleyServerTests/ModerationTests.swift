@@ -137,7 +137,7 @@ struct ModerationEndToEndTests {
     func serverOperator() async throws {
         try await TestServer.run { server in
             let store = try #require(server.application.accountStore as? SQLiteStore)
-            try await store.create(Account(name: "root", credential: try PasswordHasher.credential(for: "correct-horse")))
+            try await store.create(Account(name: "root", credential: try PasswordHasher.credential(for: "correct-horse", cost: 1024)))
             try await store.setOperator("root", true)
             server.application.hub.setAccounts(try await store.accounts())
             // A registered nick logs in at the nickname prompt.

@@ -30,6 +30,8 @@ struct TestServer: Sendable {
         configuration.ircPort = 0
         // Tests create rooms in bursts from one address; the limit has its own test.
         configuration.roomLimits.createdPerMinute = 10_000
+        // Real scrypt, at a sixteenth of the work: the suite runs hundreds of them on two cores.
+        configuration.passwordCost = 1024
         configuration.dataDirectory = dataDirectory ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("parley-test-\(UUID().uuidString)").path
         configure(&configuration)
