@@ -164,6 +164,48 @@ struct HistoryTests {
         #expect(try await again.waitForExit() == 0)
     }
 
+    @Test("SIGTERM with a backed-up queue: the exit is bounded, and every message read is answered, ack or not_stored, never silence")
+    func shutdownAnswersEveryone() async throws {
+        let (server, port) = try await ParleyProcess.serve(["--console", "off", "--flood-burst", "100000", "--flood-rate", "100000", "--history", "0", "--shutdown-grace", "2"])
+        let receiver = try await TestServer.jsonUser("receiver", port: port)
+        let senders = try await withThrowingTaskGroup(of: TestClient.self) { group in
+            for index in 0..<4 { group.addTask { try await TestServer.jsonUser("sender\(index)", port: port) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        for (index, sender) in senders.enumerated() {
+            let burst = (0..<2000).map { ##"{"type":"send","room":"#general","text":"s\##(index)-\##($0)","ref":"\##($0)"}"## + "\n" }.joined()
+            try await sender.sendRaw(Array(burst.utf8))
+        }
+        try await receiver.waitFor(timeout: .seconds(30)) { $0.contains(#""text":"s0-300""#) }
+        let stopping = ContinuousClock.now
+        server.signal(SIGTERM)
+        #expect(try await server.waitForExit() == 0)
+        #expect(stopping.duration(to: .now) < .seconds(6), "a 2 s grace")
+        for sender in senders {
+            let lines = try await sender.waitForClose()
+            #expect(lines.contains { $0.contains(#""type":"shutdown""#) })
+            // Answers come in order: each ref that was read has an ack or not_stored, and only refs the server
+            // never read (after the last answer) have none.
+            let answered = lines.compactMap { line -> Int? in
+                guard let event = try? json(line), ["ack", "error"].contains(event["type"] as? String ?? "") else { return nil }
+                if event["type"] as? String == "error" { #expect(event["code"] as? String == "not_stored", "\(line)") }
+                return (event["ref"] as? String).flatMap { Int($0) }
+            }
+            #expect(answered == Array(0..<answered.count), "answers are a prefix of what was sent, with no gap")
+        }
+        // And every message acknowledged is stored.
+        var acknowledged = Set<Int>()
+        for sender in senders {
+            for line in try await sender.lines {
+                if let event = try? json(line), event["type"] as? String == "ack", let id = event["id"] as? Int { acknowledged.insert(id) }
+            }
+        }
+        let store = try await SQLiteStore.open(directory: server.dataDirectory.path)
+        let stored = Set(try await store.history(room: "#general", .latest(10_000), below: .max).map { Int($0.id) })
+        await store.close()
+        #expect(acknowledged.isSubset(of: stored))
+    }
+
     @Test("a database newer than this parley, or a damaged one, stops the start with a clear message")
     func badDatabases() async throws {
         let newer = FileManager.default.temporaryDirectory.appendingPathComponent("parley-newer-\(UUID().uuidString)").path
