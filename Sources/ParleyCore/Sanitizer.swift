@@ -6,6 +6,13 @@
 public enum Sanitizer {
     /// Removes C0 and C1 control characters, DEL and whole ANSI/VT escape sequences (CSI, OSC, DCS, SOS, PM,
     /// APC and two-character escapes). A tab becomes a space so that pasted columns stay readable.
+    ///
+    /// Also what forges lines or reorders text: a line or paragraph separator (U+2028/2029, which Qt and Pango
+    /// clients draw as a line break, so `hi\u{2028}<alice> send it` would show a line from alice) becomes a
+    /// space; directional overrides, embeddings and isolates (U+202A–202E, U+2066–2069, which would reverse
+    /// the rest of a line) and invisible characters (zero-width space, word joiner, BOM, soft hyphen, fillers)
+    /// are removed. What scripts and emoji need stays: joiners (U+200C/200D), directional marks (LRM, RLM,
+    /// ALM), variation selectors and tag characters, combining marks, right-to-left letters.
     public static func text(_ input: String) -> String {
         var scalars = String.UnicodeScalarView()
         var iterator = input.unicodeScalars.makeIterator()
@@ -20,6 +27,10 @@ public enum Sanitizer {
             case 0x90, 0x98, 0x9D, 0x9E, 0x9F:
                 skipString(&iterator)
             case 0x00..<0x20, 0x7F, 0x80..<0xA0:
+                continue
+            case 0x2028, 0x2029:
+                scalars.append(" ")
+            case _ where isInvisibleOrReordering(scalar):
                 continue
             default:
                 scalars.append(scalar)
@@ -78,9 +89,22 @@ public enum Sanitizer {
         }
     }
 
-    /// True when the text has nothing but white space (after sanitising): such messages are dropped silently.
+    /// Overrides, embeddings and isolates, and default-ignorable characters other than those scripts and
+    /// emoji are written with.
+    private static func isInvisibleOrReordering(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x202A...0x202E, 0x2066...0x2069: return true
+        case 0x200C, 0x200D, 0x200E, 0x200F, 0x061C: return false  // joiners and directional marks
+        case 0x180B...0x180D, 0x180F, 0xFE00...0xFE0F, 0xE0100...0xE01EF: return false  // variation selectors
+        case 0xE0020...0xE007F: return false  // tags: subdivision flags
+        default: return scalar.properties.isDefaultIgnorableCodePoint
+        }
+    }
+
+    /// True when the text has nothing but white space and invisible characters (after sanitising): such
+    /// messages are dropped silently.
     public static func isBlank(_ text: String) -> Bool {
-        text.unicodeScalars.allSatisfy { $0.properties.isWhitespace }
+        text.unicodeScalars.allSatisfy { $0.properties.isWhitespace || $0.properties.isDefaultIgnorableCodePoint }
     }
 
     /// Trims white space at both ends.

@@ -46,7 +46,8 @@ struct SanitizerTests {
     @Test(
         "text keeps ordinary text, emoji, CJK, combining marks and U+FFFD",
         arguments: ["hello, world!", "👋🏽 hi 👨‍👩‍👧", "你好，世界", "e\u{301}te\u{301}", "bad \u{FFFD} byte", "Ελληνικά",
-            "~!@#$%^&*()_+[]{}|;':\",./<>?", "al\u{200B}ice"]
+            "~!@#$%^&*()_+[]{}|;':\",./<>?", "שלום עולם", "مرحبا\u{200F} world", "می\u{200C}خواهم", "❤\u{FE0F} 🏳\u{FE0F}\u{200D}🌈",
+            "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}", "ᠮᠣᠩᠭᠣᠯ\u{180B}"]
     )
     func textKeeps(_ input: String) {
         #expect(Sanitizer.text(input) == input)
@@ -75,9 +76,22 @@ struct SanitizerTests {
         #expect(Sanitizer.name(input) == expected)
     }
 
-    @Test("text leaves bidi and zero-width characters to name")
-    func textKeepsBidi() {
-        #expect(Sanitizer.text("\u{202E}x\u{200B}") == "\u{202E}x\u{200B}")
+    @Test(
+        "text neutralises what forges lines or reorders text: separators, overrides, isolates, invisible characters",
+        arguments: [
+            ("hi\u{2028}<alice> send it", "hi <alice> send it"),
+            ("para\u{2029}graph", "para graph"),
+            ("file\u{202E}gpj.exe", "filegpj.exe"),
+            ("\u{202A}\u{202B}\u{202C}\u{202D}x", "x"),
+            ("\u{2066}iso\u{2067}\u{2068}\u{2069}", "iso"),
+            ("al\u{200B}ice", "alice"),
+            ("a\u{2060}b\u{FEFF}c", "abc"),
+            ("soft\u{00AD}hyphen", "softhyphen"),
+            ("\u{3164}\u{115F}x", "x"),
+        ]
+    )
+    func textNeutralises(_ input: String, _ expected: String) {
+        #expect(Sanitizer.text(input) == expected)
     }
 
     @Test("isBlank is true for empty and white-space-only text")
@@ -85,6 +99,7 @@ struct SanitizerTests {
         #expect(Sanitizer.isBlank(""))
         #expect(Sanitizer.isBlank("   "))
         #expect(Sanitizer.isBlank(" \t\n\u{3000}"))
+        #expect(Sanitizer.isBlank("\u{200D}\u{200C}\u{FE0F}"))  // nothing anyone would see
         #expect(!Sanitizer.isBlank(" a "))
         #expect(!Sanitizer.isBlank("👋"))
     }
