@@ -29,8 +29,8 @@ public final class FrameHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// With a `greetingWindow`, the handler first emits `.json` when the first byte is `{`, and `.greet` when
     /// it is anything else or no byte arrives within the window; without one it only frames. A client greeted
     /// for silence whose first byte then is `{` still gets `.json` (a JSON client slower than the window).
-    public init(limits: LineFramer.Limits, stripsTelnet: Bool, greetingWindow: TimeAmount?) {
-        self.framer = LineFramer(limits: limits, stripsTelnet: stripsTelnet)
+    public init(limits: LineFramer.Limits, stripsTelnet: Bool, greetingWindow: TimeAmount?, carriageReturnEndsLine: Bool = false) {
+        self.framer = LineFramer(limits: limits, stripsTelnet: stripsTelnet, carriageReturnEndsLine: carriageReturnEndsLine)
         self.greetingWindow = greetingWindow
         self.sniffing = greetingWindow == nil ? .decided : .waiting(nil)
     }

@@ -30,6 +30,8 @@ public struct LineFramer: Sendable {
 
     public let limits: Limits
     private let stripsTelnet: Bool
+    /// A lone CR ends a line too (IRC, where some clients send one).
+    private let carriageReturnEndsLine: Bool
     private var state = State.collecting
     private var telnet = TelnetNegotiation()
     /// Filtered bytes not yet framed; while collecting, the start of the current line.
@@ -37,9 +39,10 @@ public struct LineFramer: Sendable {
 
     /// `stripsTelnet` removes IAC sequences and answers them. It is safe on UTF-8 input, where the byte 0xFF
     /// never occurs.
-    public init(limits: Limits, stripsTelnet: Bool) {
+    public init(limits: Limits, stripsTelnet: Bool, carriageReturnEndsLine: Bool = false) {
         self.limits = limits
         self.stripsTelnet = stripsTelnet
+        self.carriageReturnEndsLine = carriageReturnEndsLine
     }
 
     /// Bytes waiting to be framed (for tests of the memory bound).
@@ -67,7 +70,9 @@ public struct LineFramer: Sendable {
         if let replies = telnet.takeReplies() { return .telnet(replies) }
         defer { compact() }
         while buffered.readableBytes > 0 {
-            let newline = buffered.readableBytesView.firstIndex(of: UInt8(ascii: "\n"))
+            let newline = carriageReturnEndsLine
+                ? buffered.readableBytesView.firstIndex { $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }
+                : buffered.readableBytesView.firstIndex(of: UInt8(ascii: "\n"))
             switch state {
             case .closed:
                 buffered.clear()

@@ -32,8 +32,10 @@ public struct ChatListener: Service {
         self.port = door == .irc ? configuration.ircPort ?? 6667 : configuration.port
         var limits = configuration.limits
         if door == .irc {
-            // IRC's own limit: 512 bytes of message plus up to 8191 of tags.
-            limits.line = .init(maximumLineBytes: IRCMessage.maximumBodyBytes + IRCMessage.maximumTagBytes)
+            // IRC's own limit, 512 bytes of message plus up to 8191 of tags — or less, when --max-line-bytes is
+            // lower than 512: then the message part is held to it like everyone's lines.
+            let body = min(IRCMessage.maximumBodyBytes, configuration.limits.line.maximumLineBytes)
+            limits.line = .init(maximumLineBytes: body + IRCMessage.maximumTagBytes)
         }
         self.handler = ConnectionHandler(
             door: door, hub: hub, accounts: accounts, fanout: hub.sink, limits: limits,
@@ -86,7 +88,10 @@ public struct ChatListener: Service {
                     // Only the shared port sniffs for JSON and strips telnet; IRC clients speak first and plainly.
                     let lines = door == .lines
                     try channel.pipeline.syncOperations.addHandler(
-                        FrameHandler(limits: limits.line, stripsTelnet: lines, greetingWindow: lines ? limits.greetingWindow.timeAmount : nil)
+                        FrameHandler(
+                            limits: limits.line, stripsTelnet: lines, greetingWindow: lines ? limits.greetingWindow.timeAmount : nil,
+                            carriageReturnEndsLine: !lines
+                        )
                     )
                     let outbox = try Outbox(channel: channel, limitBytes: limits.sendQueueBytes, linger: limits.linger)
                     return AcceptedConnection(channel: try NIOAsyncChannel(wrappingChannelSynchronously: channel), outbox: outbox)

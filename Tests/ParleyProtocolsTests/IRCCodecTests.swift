@@ -40,4 +40,17 @@ struct IRCCodecTests {
             #expect(text.unicodeScalars.count(where: { $0 == "\u{0301}" }) == 1500)
         }
     }
+
+    @Test("whatever the parameters hold, a serialized line is one valid line of at most 512 bytes")
+    func serializationGuards() {
+        let echoed = IRCMessage(source: "s", command: "476", params: ["me", "#a b", "Invalid channel name"]).serialized()
+        #expect(echoed == ":s 476 me * :Invalid channel name\r\n")
+        let smuggled = IRCMessage(source: "s", command: "NOTICE", params: ["me\r\nQUIT", "hi\u{0}\r\nPRIVMSG #x :owned"]).serialized()
+        #expect(smuggled == ":s NOTICE meQUIT :hiPRIVMSG #x :owned\r\n")
+        let long = IRCMessage(tags: ["time": "2026-01-01T00:00:00.000Z"], source: "s", command: "NOTICE", params: ["me", String(repeating: "é", count: 2000)]).serialized()
+        let body = long.split(separator: " ", maxSplits: 1)[1]
+        #expect(body.utf8.count <= 512)
+        #expect(body.hasSuffix("é\r\n"))
+        #expect(long.hasPrefix("@time="))
+    }
 }

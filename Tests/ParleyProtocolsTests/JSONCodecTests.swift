@@ -112,6 +112,34 @@ struct JSONCodecTests {
         return error
     }
 
+    @Test("a key given twice in one object is refused, whichever the object and however the key is written", arguments: [
+        ##"{"type":"send","room":"#a","text":"x","text":"y"}"##,
+        ##"{"type":"send","room":"#a","text":"x","\u0074ext":"y"}"##,
+        ##"{"type":"hello","version":1,"nick":"a","resume":{"#r":1,"#r":2}}"##,
+        ##"{"type":"ping","ref":"1","ref":"2"}"##,
+    ])
+    func duplicateKeys(_ json: String) {
+        let (message, ref) = decode(json)
+        guard case .failure(let error) = message else {
+            Issue.record("accepted \(json)")
+            return
+        }
+        #expect(error.code == .badRequest)
+        #expect(error.message.contains("appears twice"))
+        #expect(ref == nil || ref == "1")
+    }
+
+    @Test("the same key in different objects, escapes and surrogate pairs are not duplicates")
+    func notDuplicates() {
+        for json in [
+            ##"{"type":"hello","version":1,"nick":"a","resume":{"type":1,"nick":2}}"##,
+            ##"{"type":"send","room":"#a","text":"\ud83d\ude00 \"text\": twice"}"##,
+            ##"{"type":"hello","version":1,"nick":"a","resume":{"\ud83d\ude00":1,"\ud83d\ude01":2}}"##,
+        ] {
+            if case .failure(let error) = decode(json).message { #expect(!error.message.contains("appears twice"), "\(json)") }
+        }
+    }
+
     @Test("a line that is not JSON is a bad request", arguments: ["hello", "{", "{\"type\":\"ping\"", "", "{'type':'ping'}"])
     func notJSON(_ line: String) {
         let error = refusal(line)

@@ -60,6 +60,14 @@ struct LineFramerTests {
         #expect(frame(input, chunkSize: chunkSize) == [line("hello"), line("world"), line("héllo 👋")])
     }
 
+    @Test("with carriageReturnEndsLine a lone CR ends a line too, and CRLF is still one end", arguments: chunkSizes)
+    func carriageReturn(_ chunkSize: Int?) {
+        var framer = LineFramer(limits: .init(maximumLineBytes: 16), stripsTelnet: false, carriageReturnEndsLine: true)
+        let frames = feed(&framer, bytes("one\rtwo\r\nthree\nfour\r\r"), chunkSize: chunkSize)
+        #expect(frames == [line("one"), line("two"), line("three"), line("four")])
+        #expect(frame(bytes("a\rb\n")) == [line("a\rb")], "without it, a CR inside a line stays")
+    }
+
     @Test("empty lines are dropped", arguments: chunkSizes)
     func emptyLines(_ chunkSize: Int?) {
         #expect(frame(bytes("\n\r\n\nx\n"), chunkSize: chunkSize) == [line("x")])

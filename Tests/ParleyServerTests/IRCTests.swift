@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import ParleyCore
+import ParleyProtocols
 import ParleyServer
 import ParleyStore
 import Testing
@@ -247,6 +248,21 @@ struct IRCTests {
             // A kill is a KICK in every shared channel, so no client keeps a ghost member.
             try await admin.waitFor { $0 == ":root!root@parley KICK #general victim :spam" }
             try await admin.waitFor { $0 == ":root!root@parley KICK #side victim :spam" }
+        }
+    }
+
+    @Test("lines: a lone CR ends one; an echoed bad name cannot break a numeric; too long is 417")
+    func lineEdges() async throws {
+        try await TestServer.run(configure: { $0.limits.line = .init(maximumLineBytes: 300) }) { server in
+            let client = try await Self.ircUser("edgy", port: server.ircPort)
+            try await client.sendRaw(Array("PING :one\rPING :two\r".utf8))
+            try await client.waitFor { $0 == ":test.parley PONG test.parley :one" }
+            try await client.waitFor { $0 == ":test.parley PONG test.parley :two" }
+            try await client.send("JOIN :#a b")
+            try await client.waitFor { $0.hasPrefix(":test.parley 476 edgy * :") }
+            // --max-line-bytes below 512 holds the message part of IRC lines to it (tags aside).
+            try await client.send("PRIVMSG #general :" + String(repeating: "x", count: 300 + IRCMessage.maximumTagBytes))
+            try await client.waitFor { $0.hasPrefix(":test.parley 417 edgy :") }
         }
     }
 

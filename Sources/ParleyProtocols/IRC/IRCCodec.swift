@@ -342,6 +342,7 @@ public struct IRCCodec: Sendable {
         case .notOperator: return numeric("482", me, target, error.message)
         case .unknownCommand: return numeric("421", me, target, error.message)
         case .loginFailed: return numeric("464", me, error.message)
+        case .lineTooLong: return numeric("417", me, error.message)
         default: return IRCMessage(source: serverName, command: "NOTICE", params: [me, error.message])
         }
     }

@@ -54,24 +54,52 @@ public struct IRCMessage: Equatable, Sendable {
 
     /// The line with CR LF. The last parameter is written as trailing (`:`) when it must be (empty, has a
     /// space, or starts with `:`), or when `trailing` asks for it.
+    ///
+    /// Whatever the parameters hold, the result is one valid line: CR, LF and NUL are dropped everywhere, a
+    /// middle parameter that could not be one (empty, with a space, starting with `:` — say, a bad channel
+    /// name echoed back in a numeric) is written `*`, and the part after the tags never passes 512 bytes with
+    /// its CR LF (the trailing parameter is cut, between characters). Codecs split long text themselves; this
+    /// is the last guard.
     public func serialized(trailing: Bool? = nil) -> String {
         // Numerics and the commands whose last parameter is text take it as trailing, as servers write them.
         let trailing = trailing ?? (Self.textLast.contains(command) || command.allSatisfy(\.isNumber))
-        var line = ""
+        var prefix = ""
         if !tags.isEmpty {
-            line += "@" + tags.sorted { $0.key < $1.key }.map { $0.value.isEmpty ? $0.key : "\($0.key)=\(Self.escape($0.value))" }.joined(separator: ";") + " "
+            prefix += "@" + tags.sorted { $0.key < $1.key }.map { $0.value.isEmpty ? $0.key : "\($0.key)=\(Self.escape($0.value))" }.joined(separator: ";") + " "
         }
-        if let source { line += ":\(source) " }
-        line += command
-        for (index, param) in params.enumerated() {
+        var line = ""
+        if let source { line += ":\(Self.lineSafe(source)) " }
+        line += Self.lineSafe(command)
+        for (index, raw) in params.enumerated() {
+            let param = Self.lineSafe(raw)
             let last = index == params.count - 1
             if last && (trailing || param.isEmpty || param.contains(" ") || param.hasPrefix(":")) {
                 line += " :" + param
+            } else if param.isEmpty || param.contains(" ") || param.hasPrefix(":") {
+                line += " *"
             } else {
                 line += " " + param
             }
         }
-        return line + "\r\n"
+        return prefix + Self.cut(line, toBytes: Self.maximumBodyBytes - 2) + "\r\n"
+    }
+
+    private static func lineSafe(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 == 0 || $0 == 10 || $0 == 13 }) else { return text }
+        return String(String.UnicodeScalarView(text.unicodeScalars.filter { $0 != "\0" && $0 != "\n" && $0 != "\r" }))
+    }
+
+    /// The longest prefix of `text` of at most `bytes` UTF-8 bytes that ends between Unicode scalars.
+    private static func cut(_ text: String, toBytes bytes: Int) -> String {
+        guard text.utf8.count > bytes else { return text }
+        var kept = String.UnicodeScalarView()
+        var count = 0
+        for scalar in text.unicodeScalars {
+            count += scalar.utf8.count
+            guard count <= bytes else { break }
+            kept.append(scalar)
+        }
+        return String(kept)
     }
 
     static let textLast: Set<String> = ["PRIVMSG", "NOTICE", "PART", "QUIT", "KICK", "TOPIC", "ERROR", "PONG", "CAP", "AWAY"]
