@@ -1,4 +1,5 @@
 // swift-tools-version: 6.1
+import Foundation
 import PackageDescription
 
 let upcoming: [SwiftSetting] = [
@@ -138,3 +139,22 @@ let package = Package(
         ),
     ]
 )
+
+// Fuzz targets (scripts/fuzz): one per parser a stranger can reach, built only when asked for, with
+// `-sanitize=fuzzer,address`, since libFuzzer brings its own `main`.
+if ProcessInfo.processInfo.environment["PARLEY_FUZZ"] != nil {
+    let fuzzed: [(name: String, dependencies: [Target.Dependency])] = [
+        ("FuzzLineFramer", ["ParleyProtocols", .product(name: "NIOCore", package: "swift-nio")]),
+        ("FuzzIRCMessage", ["ParleyProtocols"]),
+        ("FuzzJSONCodec", ["ParleyProtocols", "ParleyCore", .product(name: "NIOCore", package: "swift-nio")]),
+        ("FuzzTextCommands", ["ParleyCore"]),
+        ("FuzzKeyDecoder", ["ParleyTerminal"]),
+    ]
+    package.targets.append(.target(name: "FuzzDriver", path: "Fuzz/FuzzDriver", swiftSettings: upcoming))
+    for (name, dependencies) in fuzzed {
+        package.targets.append(
+            .executableTarget(name: name, dependencies: dependencies + ["FuzzDriver"], path: "Fuzz/\(name)", swiftSettings: upcoming)
+        )
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}

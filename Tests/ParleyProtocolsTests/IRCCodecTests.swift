@@ -53,4 +53,17 @@ struct IRCCodecTests {
         #expect(body.hasSuffix("é\r\n"))
         #expect(long.hasPrefix("@time="))
     }
+
+    @Test("parsing and writing go by bytes: a combining mark after a space or a colon hides neither (found by fuzzing)")
+    func combiningMarks() throws {
+        let parsed = try #require(IRCMessage(parsing: "PRIVMSG #a :\u{301}hi there"))
+        #expect(parsed.params == ["#a", "\u{301}hi there"])
+        let spaced = try #require(IRCMessage(parsing: "@+typing=active \u{354}CMD x"))
+        #expect(spaced.command == "\u{354}CMD" && spaced.params == ["x"])
+        // A parameter with a space followed by a mark must be written as trailing, or the line would split it.
+        #expect(IRCMessage(source: "s", command: "NOTICE", params: ["me", "a \u{301}b"], ).serialized(trailing: false) == ":s NOTICE me :a \u{301}b\r\n")
+        // A command that could not be one is written *, and a long source cannot push the command out of the line.
+        let long = IRCMessage(source: String(repeating: "s", count: 900), command: "\0", params: []).serialized()
+        #expect(long.utf8.count <= 512 && long.hasSuffix(" *\r\n"))
+    }
 }

@@ -18,45 +18,48 @@ public struct IRCMessage: Equatable, Sendable {
     public static let maximumTagBytes = 8191
 
     /// Parses a line without its CR LF; nil when it holds no command.
+    ///
+    /// By bytes, as IRC is: a space is the byte 0x20 even when a combining mark follows it (to Swift, a space
+    /// and the mark after it are one Character, which would hide the separator).
     public init?(parsing line: Substring) {
-        var rest = line[...]
+        let bytes = line.utf8
+        let space = UInt8(ascii: " ")
+        var rest = bytes[...]
+        func token() -> Substring.UTF8View.SubSequence {
+            let end = rest.firstIndex(of: space) ?? rest.endIndex
+            defer { rest = rest[end...].drop { $0 == space } }
+            return rest[..<end]
+        }
+        func text(_ part: Substring.UTF8View.SubSequence) -> Substring { Substring(part) ?? Substring(String(decoding: part, as: UTF8.self)) }
         var tags: [String: String] = [:]
-        if rest.hasPrefix("@") {
-            let end = rest.firstIndex(of: " ") ?? rest.endIndex
-            for tag in rest[rest.index(after: rest.startIndex)..<end].split(separator: ";") {
+        if rest.first == UInt8(ascii: "@") {
+            for tag in text(token().dropFirst()).split(separator: ";") {
                 let parts = tag.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 tags[String(parts[0])] = parts.count == 2 ? Self.unescape(parts[1]) : ""
             }
-            rest = rest[end...].drop(while: { $0 == " " })
         }
         var source: String?
-        if rest.hasPrefix(":") {
-            let end = rest.firstIndex(of: " ") ?? rest.endIndex
-            source = String(rest[rest.index(after: rest.startIndex)..<end])
-            rest = rest[end...].drop(while: { $0 == " " })
+        if rest.first == UInt8(ascii: ":") {
+            source = String(text(token().dropFirst()))
         }
-        let commandEnd = rest.firstIndex(of: " ") ?? rest.endIndex
-        let command = rest[..<commandEnd]
+        let command = token()
         guard !command.isEmpty else { return nil }
-        rest = rest[commandEnd...].drop(while: { $0 == " " })
         var params: [String] = []
         while !rest.isEmpty {
-            if rest.hasPrefix(":") {
-                params.append(String(rest.dropFirst()))
+            if rest.first == UInt8(ascii: ":") {
+                params.append(String(text(rest.dropFirst())))
                 break
             }
-            let end = rest.firstIndex(of: " ") ?? rest.endIndex
-            params.append(String(rest[..<end]))
-            rest = rest[end...].drop(while: { $0 == " " })
+            params.append(String(text(token())))
         }
-        self.init(tags: tags, source: source, command: command.uppercased(), params: params)
+        self.init(tags: tags, source: source, command: String(text(command)).uppercased(), params: params)
     }
 
     /// The line with CR LF. The last parameter is written as trailing (`:`) when it must be (empty, has a
     /// space, or starts with `:`), or when `trailing` asks for it.
     ///
     /// Whatever the parameters hold, the result is one valid line: CR, LF and NUL are dropped everywhere, a
-    /// middle parameter that could not be one (empty, with a space, starting with `:` — say, a bad channel
+    /// middle parameter (or command) that could not be one (empty, with a space, starting with `:` — say, a bad channel
     /// name echoed back in a numeric) is written `*`, and the part after the tags never passes 512 bytes with
     /// its CR LF (the trailing parameter is cut, between characters). Codecs split long text themselves; this
     /// is the last guard.
@@ -65,20 +68,33 @@ public struct IRCMessage: Equatable, Sendable {
         let trailing = trailing ?? (Self.textLast.contains(command) || command.allSatisfy(\.isNumber))
         var prefix = ""
         if !tags.isEmpty {
-            prefix += "@" + tags.sorted { $0.key < $1.key }.map { $0.value.isEmpty ? $0.key : "\($0.key)=\(Self.escape($0.value))" }.joined(separator: ";") + " "
+            let written = tags.sorted { $0.key < $1.key }.compactMap { key, value -> String? in
+                // A key is letters, digits and - / . + (and a vendor's +); anything else would break the line.
+                let key = String(key.unicodeScalars.filter { $0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil || "-/.+".unicodeScalars.contains($0)) })
+                guard !key.isEmpty else { return nil }
+                return value.isEmpty ? key : "\(key)=\(Self.escape(Self.lineSafe(value)))"
+            }
+            if !written.isEmpty { prefix += "@" + written.joined(separator: ";") + " " }
+        }
+        // Words (source, command, middle parameters) are short in every line Parley writes; capped, so that the
+        // final cut can only ever shorten the text at the end, never lose the command.
+        func word(_ text: String) -> String {
+            Self.cut(String(decoding: Self.lineSafe(text).utf8.filter { $0 != UInt8(ascii: " ") }, as: UTF8.self), toBytes: 100)
         }
         var line = ""
-        if let source { line += ":\(Self.lineSafe(source)) " }
-        line += Self.lineSafe(command)
+        if let source { line += ":\(word(source)) " }
+        let command = word(command)
+        line += command.isEmpty || command.utf8.first == UInt8(ascii: ":") || command.utf8.first == UInt8(ascii: "@") ? "*" : command
         for (index, raw) in params.enumerated() {
             let param = Self.lineSafe(raw)
-            let last = index == params.count - 1
-            if last && (trailing || param.isEmpty || param.contains(" ") || param.hasPrefix(":")) {
+            // By bytes: a space followed by a combining mark is no " " Character, but it is still a space.
+            let needsTrailing = param.isEmpty || param.utf8.contains(UInt8(ascii: " ")) || param.utf8.first == UInt8(ascii: ":")
+            if index == params.count - 1 && (trailing || needsTrailing) {
                 line += " :" + param
-            } else if param.isEmpty || param.contains(" ") || param.hasPrefix(":") {
+            } else if needsTrailing {
                 line += " *"
             } else {
-                line += " " + param
+                line += " " + Self.cut(param, toBytes: 100)
             }
         }
         return prefix + Self.cut(line, toBytes: Self.maximumBodyBytes - 2) + "\r\n"

@@ -1,0 +1,21 @@
+import ParleyProtocols
+
+/// `IRCMessage` parsing, as the IRC port runs it on every line, and serialisation of whatever was parsed:
+/// what the server writes back is always one line of at most 512 bytes (tags aside) that parses again to the
+/// same command. Timestamps (CHATHISTORY references) are parsed too.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
+    let text = String(decoding: UnsafeRawBufferPointer(start: start, count: count), as: UTF8.self)
+    _ = Timestamps.parseISO8601(text)
+    guard let message = IRCMessage(parsing: Substring(text)) else { return 0 }
+    let line = message.serialized()
+    precondition(line.utf8.suffix(2).elementsEqual([13, 10]))
+    // By bytes: "\r\n" is one Character to Swift.
+    let body = String(decoding: line.utf8.dropLast(2), as: UTF8.self)
+    precondition(!body.contains("\r") && !body.contains("\n") && !body.utf8.contains(0), "a line break inside a line")
+    let untagged = body.hasPrefix("@") ? body.drop { $0 != " " }.dropFirst() : body[...]
+    precondition(untagged.utf8.count <= 510, "\(untagged.utf8.count) bytes")
+    guard let again = IRCMessage(parsing: Substring(body)) else { preconditionFailure("what was written does not parse") }
+    precondition(again.params.count <= message.params.count, "a parameter appeared")
+    return 0
+}
