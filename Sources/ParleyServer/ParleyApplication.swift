@@ -86,6 +86,7 @@ public struct ParleyApplication: Sendable {
             })),
             .init(service: AccountWatcher(store: accountStore, hub: hub, logger: logger)),
             .init(service: RestrictionTimer(hub: hub)),
+            .init(service: MemoryTrimmer(hub: hub)),
             .init(service: ChatListener(door: .lines, configuration: configuration, hub: hub, accounts: desk, logger: logger, onListening: onListening)),
         ]
         if configuration.ircPort != nil {

@@ -148,6 +148,30 @@ struct ExecutableTests {
         #expect(try await server.waitForExit() == 0)
     }
 
+    @Test("after a crowd of connections leaves, the server gives its memory back")
+    func memoryAfterStorm() async throws {
+        let (server, port) = try await ParleyProcess.serve(["--console", "off", "--history", "0"])
+        func rss() throws -> Int {
+            let status = try String(contentsOfFile: "/proc/\(server.process.processIdentifier)/status", encoding: .utf8)
+            let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") })
+            return try #require(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]))
+        }
+        let idle = try rss()
+        var crowd: [TestClient] = []
+        for start in stride(from: 0, to: 800, by: 100) {
+            crowd += try await withThrowingTaskGroup(of: TestClient.self) { group in
+                for index in start..<start + 100 { group.addTask { try await TestServer.textUser("c\(index)", port: port) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+        }
+        let peak = try rss()
+        for client in crowd { await client.close() }
+        // Within a few checks (every 5 s) most of what the crowd took is returned.
+        try await eventually("memory is given back", timeout: .seconds(30)) { try rss() < idle + (peak - idle) / 3 }
+        server.signal(SIGTERM)
+        #expect(try await server.waitForExit() == 0)
+    }
+
     @Test("without a terminal on standard input the console is off")
     func consoleOff() async throws {
         let (server, port) = try await ParleyProcess.serve()
