@@ -68,6 +68,14 @@ public final class ChatHub<Sink: EventSink>: Sendable {
 
     public var sessionCount: Int { shared.withLock { $0.state.sessionCount } }
     public var roomCount: Int { shared.withLock { $0.state.roomCount } }
+
+    /// The most online at once since the last call, and how many are online now; starts a new count.
+    public func takePeak() -> (peak: Int, now: Int) {
+        shared.withLock { shared in
+            defer { shared.state.resetPeak() }
+            return (shared.state.peakSessionCount, shared.state.sessionCount)
+        }
+    }
     public func isOperator(_ id: SessionID) -> Bool { shared.withLock { $0.state.isOperator(id) } }
 
 

@@ -122,6 +122,10 @@ public struct ChatState<Peer: Sendable> {
     }
 
     public var sessionCount: Int { sessions.count }
+    /// The most sessions at once since `resetPeak` (the memory trimmer's measure of a crowd come and gone).
+    public private(set) var peakSessionCount = 0
+
+    public mutating func resetPeak() { peakSessionCount = sessions.count }
     public var roomCount: Int { rooms.count }
 
     // MARK: - Registration
@@ -153,6 +157,7 @@ public struct ChatState<Peer: Sendable> {
         }
         sessions[id] = session
         nicks[nick.key] = id
+        peakSessionCount = max(peakSessionCount, sessions.count)
         let welcome = ChatEvent.welcome(nick: nick.display, server: serverName, online: sessions.count, rooms: max(1, rooms.count))
         effects.append(.deliver(welcome, to: [.init(peer: peer, focused: true)]))
         if joiningGeneral {

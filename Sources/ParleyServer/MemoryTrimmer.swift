@@ -13,13 +13,14 @@ struct MemoryTrimmer: Service {
     var interval: Duration = .seconds(5)
 
     func run() async throws {
-        var peak = hub.sessionCount
+        var peak = 0
         while (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: interval) })) != nil {
-            let now = hub.sessionCount
-            peak = max(peak, now)
-            guard peak - now >= 100, now < peak / 2 else { continue }
+            // The hub counts the peak between looks, so a crowd that came and went within one is seen too.
+            let counts = hub.takePeak()
+            peak = max(peak, counts.peak)
+            guard peak - counts.now >= 100, counts.now < peak / 2 else { continue }
             Self.trim()
-            peak = now
+            peak = counts.now
         }
     }
 

