@@ -7,6 +7,15 @@ import ParleyProtocols
 public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let text = String(decoding: UnsafeRawBufferPointer(start: start, count: count), as: UTF8.self)
     _ = Timestamps.parseISO8601(text)
+    // Any text survives a tag value (escaped on the way out, unescaped on the way in), but for the bytes no line
+    // may hold.
+    let tagged = IRCMessage(tags: ["+k": text], source: "s", command: "TAGMSG", params: ["#a"]).serialized()
+    guard let back = IRCMessage(parsing: Substring(String(decoding: tagged.utf8.dropLast(2), as: UTF8.self))) else {
+        preconditionFailure("a tagged line does not parse")
+    }
+    let expected = String(String.UnicodeScalarView(text.unicodeScalars.filter { $0 != "\0" && $0 != "\r" && $0 != "\n" }))
+    precondition((back.tags["+k"] ?? "") == expected, "the tag value came back as \(String(reflecting: back.tags["+k"]))")
+    precondition(back.command == "TAGMSG" && back.params == ["#a"], "a tag value broke the line")
     guard let message = IRCMessage(parsing: Substring(text)) else { return 0 }
     let line = message.serialized()
     precondition(line.utf8.suffix(2).elementsEqual([13, 10]))

@@ -45,9 +45,15 @@ public enum Bench {
         for (index, sender) in senders.enumerated() {
             sender.start(mode, at: start + .nanoseconds(Int64(spacing * Double(index))), until: end)
         }
+        let attacker = configuration.attack.map {
+            Attacker($0, host: configuration.host, port: configuration.attackPort ?? configuration.port, room: configuration.room(of: 0), group: group)
+        }
+        if let attack = configuration.attack { progress("attacking: \(attack.rawValue)") }
+        let attackReport = Task { await attacker?.run(until: end) }
         try await Task.sleep(for: configuration.duration)
         // Senders stop by the event loops' clock; once it has passed `end`, no send can follow the counts below.
         while NIODeadline.now() < end { try await Task.sleep(for: .milliseconds(5)) }
+        let attack = await attackReport.value
 
         // Wait for the stragglers: until everything expected arrived, or the drain time is up.
         var tally = Tally()
@@ -91,7 +97,7 @@ public enum Bench {
             deliveriesPerSecond: window > 0 ? Double(tally.received) / window : 0,
             latencyMs: .init(p50: milliseconds(50), p90: milliseconds(90), p99: milliseconds(99), p999: milliseconds(99.9), max: Double(snapshot.latency.max) / 1000),
             server: server, serverDeliveriesPerCPUSecond: server.flatMap { $0.cpuSeconds > 0 ? Double(tally.received) / $0.cpuSeconds : nil },
-            bench: usage(benchBefore, benchAfter, memory: false)
+            bench: usage(benchBefore, benchAfter, memory: false), attack: attack
         )
     }
 

@@ -20,6 +20,10 @@ public struct BenchConfiguration: Sendable {
     public var serverPID: Int32?
     /// Nicks are this plus the client's number (short: ngIRCd allows 9 characters by default).
     public var nickPrefix = "pb"
+    /// A hostile client to run alongside the load, and the port of the server's IRC door it attacks (nil: `port`,
+    /// which must then be IRC).
+    public var attack: BenchAttack?
+    public var attackPort: Int?
 
     public init() {}
 
@@ -36,6 +40,9 @@ public struct BenchConfiguration: Sendable {
         }
         guard payloadBytes >= 32, payloadBytes <= 400 else { throw BenchError("--payload must be 32 to 400 bytes") }
         guard duration > .zero, connectRate > 0 else { throw BenchError("--duration and --connect-rate must be positive") }
+        if attack != nil, wire != .irc, attackPort == nil {
+            throw BenchError("the attacker speaks IRC: give the server's IRC port with --attack-port, or use --protocol irc")
+        }
     }
 
     /// Client `index` is in room `index % rooms`, so rooms are as even as they can be.

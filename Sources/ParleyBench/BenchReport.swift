@@ -27,6 +27,15 @@ public struct BenchReport: Sendable, Codable, Equatable {
         public var peakRssMiB: Double?
     }
 
+    /// What the hostile client of `--attack` did while the load ran.
+    public struct Attack: Sendable, Codable, Equatable {
+        public var kind: String
+        /// Lines the server's socket took from it.
+        public var lines: Int
+        /// Connections it opened: each time the server dropped it, it came back.
+        public var connections: Int
+    }
+
     public var wire: String
     public var target: String
     public var clients: Int
@@ -49,6 +58,7 @@ public struct BenchReport: Sendable, Codable, Equatable {
     public var server: Usage?
     public var serverDeliveriesPerCPUSecond: Double?
     public var bench: Usage
+    public var attack: Attack?
 
     public var json: String {
         let encoder = JSONEncoder()
@@ -71,6 +81,9 @@ public struct BenchReport: Sendable, Codable, Equatable {
             let memory = server.rssMiB.map { ", RSS \(number($0, 1)) MiB (peak \(number(server.peakRssMiB ?? 0, 1)) MiB)" } ?? ""
             let efficiency = serverDeliveriesPerCPUSecond.map { ", \(number($0)) deliveries per CPU-second" } ?? ""
             lines.append("server         CPU \(number(server.cpuSeconds, 2)) s (\(number(server.cores, 2)) cores)\(memory)\(efficiency)")
+        }
+        if let attack {
+            lines.append("attack         \(attack.kind): \(attack.lines) lines sent over \(attack.connections) connection\(attack.connections == 1 ? "" : "s")")
         }
         lines.append("bench          CPU \(number(bench.cpuSeconds, 2)) s (\(number(bench.cores, 2)) cores)")
         return lines.joined(separator: "\n")

@@ -4,7 +4,8 @@ import Synchronization
 /// How effects reach clients. The server implements it with bounded per-connection queues; tests implement
 /// it with arrays.
 public protocol EventSink: Sendable {
-    associatedtype Peer: Sendable
+    /// A client, as the server reaches it; hashable so that history reads can be queued per client.
+    associatedtype Peer: Sendable & Hashable
 
     /// Hands `event` to every recipient. Called by the one `Publisher` task in hub order: it must neither
     /// block nor suspend.
@@ -27,10 +28,15 @@ public protocol EventSink: Sendable {
 
     /// Puts `event` in the place `hold` reserved and lets what waited behind it go. Called from any task.
     func release(_ hold: Hold, with event: ChatEvent)
+
+    /// True when nobody will ever read what goes in that place (the connection is gone): the reply need not be
+    /// made.
+    func isAbandoned(_ hold: Hold) -> Bool
 }
 
 extension EventSink {
     public func endOfBatch() {}
+    public func isAbandoned(_ hold: Hold) -> Bool { false }
 }
 
 /// The chat, safe to share: `ChatState` behind a lock, and the ordered queue of what its changes ask for.
@@ -49,9 +55,39 @@ public final class ChatHub<Sink: EventSink>: Sendable {
         var finished = false
         /// Set when the server starts to stop: past it, the publisher writes nothing more.
         var shutdownDeadline: ContinuousClock.Instant?
+        /// Progress through the queue, counted in changes that queued effects: how many were queued, handed to
+        /// the publisher, and carried out by it (it asks for the next batch only once the last is done).
+        var queued: UInt64 = 0
+        var handedOut: UInt64 = 0
+        var carriedOut: UInt64 = 0
+        /// Readers waiting for the publisher to reach a position (`carriedOut(through:)`).
+        var progressWaiters: [Int: (position: UInt64, continuation: CheckedContinuation<Void, Never>)] = [:]
+        var nextWaiterID = 0
+        /// The publisher has drained the queue for good: nobody waits for it any more.
+        var drained = false
+
+        /// Everything queued goes to the publisher; what it had before is done. Returns the readers that
+        /// may go on.
+        mutating func handOut() -> [CheckedContinuation<Void, Never>] {
+            carriedOut = handedOut
+            handedOut = queued
+            let reached = carriedOut
+            return releaseWaiters { $0 <= reached }
+        }
+
+        mutating func releaseWaiters(_ reached: (UInt64) -> Bool) -> [CheckedContinuation<Void, Never>] {
+            guard !progressWaiters.isEmpty else { return [] }
+            let ready = progressWaiters.filter { reached($0.value.position) }
+            for id in ready.keys { progressWaiters[id] = nil }
+            return ready.values.map(\.continuation)
+        }
     }
 
     private let shared: Mutex<Shared>
+    /// `queued` and `carriedOut`, mirrored (written under the lock) so that readers, which ask after every line,
+    /// need not take it.
+    private let queuedMirror = Atomic<UInt64>(0)
+    private let carriedOutMirror = Atomic<UInt64>(0)
     public let sink: Sink
     private let now: @Sendable () -> Date
     public let serverName: String
@@ -183,19 +219,27 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     // MARK: - The queue the publisher drains
 
     /// Everything queued since the last call, waiting for at least one effect; nil once finished and drained.
-    /// Cancellation ends the wait like `finish()` does.
+    /// Calling it says the batch before is carried out. Cancellation ends the wait like `finish()` does.
     public func nextEffects() async -> [Effect<Peer>]? {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                let ready = shared.withLock { shared -> [Effect<Peer>]?? in
+                let (ready, readers) = shared.withLock { shared -> ([Effect<Peer>]??, [CheckedContinuation<Void, Never>]) in
+                    // What was handed out before is done, even if nothing new is queued.
+                    var readers = shared.handOut()
+                    carriedOutMirror.store(shared.carriedOut, ordering: .releasing)
                     if !shared.pending.isEmpty {
                         defer { shared.pending = [] }
-                        return .some(shared.pending)
+                        return (.some(shared.pending), readers)
                     }
-                    if shared.finished || Task.isCancelled { return .some(nil) }
+                    if shared.finished || Task.isCancelled {
+                        shared.drained = true
+                        readers += shared.releaseWaiters { _ in true }
+                        return (.some(nil), readers)
+                    }
                     shared.waiter = continuation
-                    return .none
+                    return (.none, readers)
                 }
+                for reader in readers { reader.resume() }
                 if let ready { continuation.resume(returning: ready) }
             }
         } onCancel: {
@@ -205,19 +249,62 @@ public final class ChatHub<Sink: EventSink>: Sendable {
 
     /// Whatever is queued now, without waiting (for tests that drive a `Publisher` step by step).
     public func takeEffects() -> [Effect<Peer>] {
-        shared.withLock { shared in
+        let (effects, readers) = shared.withLock { shared in
             defer { shared.pending = [] }
-            return shared.pending
+            let readers = shared.handOut()
+            carriedOutMirror.store(shared.carriedOut, ordering: .releasing)
+            return (shared.pending, readers)
+        }
+        for reader in readers { reader.resume() }
+        return effects
+    }
+
+    // MARK: - Keeping each reader within reach of the publisher
+
+    /// Where the queue ends now. A reader notes it after handling a line: once the publisher has carried out
+    /// that far, the line's effects are done.
+    public var queuePosition: UInt64 { queuedMirror.load(ordering: .acquiring) }
+
+    /// Waits until the publisher has carried out everything queued up to `position`, or has stopped for good.
+    ///
+    /// Why: a change is queued in a moment, but carrying it out (a durable write, deliveries) takes longer. A
+    /// reader that went on reading regardless could queue work without bound, and everyone else's messages
+    /// would wait behind it; so each reader keeps at most a few lines ahead of the publisher (the server's
+    /// `ProgressWindow`), and a client that sends faster than its lines are carried out waits in its own
+    /// socket, not in everyone's queue. Cancellation ends the wait.
+    public func carriedOut(through position: UInt64) async {
+        guard carriedOutMirror.load(ordering: .acquiring) < position else { return }
+        let id: Int? = shared.withLock { shared in
+            guard shared.carriedOut < position, !shared.drained else { return nil }
+            defer { shared.nextWaiterID += 1 }
+            return shared.nextWaiterID
+        }
+        guard let id else { return }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let waiting = shared.withLock { shared in
+                    guard shared.carriedOut < position, !shared.drained, !Task.isCancelled else { return false }
+                    shared.progressWaiters[id] = (position, continuation)
+                    return true
+                }
+                if !waiting { continuation.resume() }
+            }
+        } onCancel: {
+            shared.withLock { $0.progressWaiters.removeValue(forKey: id) }?.continuation.resume()
         }
     }
 
     /// No more waiting: once the queue is drained, `nextEffects` returns nil.
     public func finish() {
-        let waiter = shared.withLock { shared in
+        let (waiter, readers) = shared.withLock { shared -> (CheckedContinuation<[Effect<Peer>]?, Never>?, [CheckedContinuation<Void, Never>]) in
             shared.finished = true
             defer { shared.waiter = nil }
-            return shared.waiter
+            // A waiting publisher has nothing left: it is done for good, and so is every wait for it.
+            guard shared.waiter != nil else { return (nil, []) }
+            shared.drained = true
+            return (shared.waiter, shared.releaseWaiters { _ in true })
         }
+        for reader in readers { reader.resume() }
         waiter?.resume(returning: nil)
     }
 
@@ -230,8 +317,12 @@ public final class ChatHub<Sink: EventSink>: Sendable {
             let (result, effects) = try change(&shared.state)
             guard !effects.isEmpty else { return (result, nil, []) }
             shared.pending.append(contentsOf: effects)
+            shared.queued += 1
+            queuedMirror.store(shared.queued, ordering: .releasing)
             guard let waiter = shared.waiter else { return (result, nil, []) }
             shared.waiter = nil
+            // The publisher finished its last batch when it began to wait (`nextEffects` counted it).
+            shared.handedOut = shared.queued
             defer { shared.pending = [] }
             return (result, waiter, shared.pending)
         }

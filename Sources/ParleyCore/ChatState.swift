@@ -22,8 +22,8 @@ public enum Effect<Peer: Sendable>: Sendable {
     case record(ChatMessage, sender: Peer?, ref: String?)
     case deliver(ChatEvent, to: [Recipient<Peer>])
     /// Send `peer` the stored messages of `room` that `query` selects, below id `below`, as one `history`
-    /// event.
-    case replay(Peer, room: String, HistoryQuery, below: Int64, ref: String?)
+    /// event; `asked` when the client asked for it, rather than joined a room or resumed.
+    case replay(Peer, room: String, HistoryQuery, below: Int64, ref: String?, asked: Bool = false)
     /// End this client's connection once what is queued for it has been sent.
     case close(Peer, LeaveReason)
     /// Store these room changes (and the audit entry) before anything after it is delivered; if that fails,
@@ -243,7 +243,8 @@ public struct ChatState<Peer: Sendable> {
                     let shown = rooms[room.key]?.name.display ?? room.display
                     throw ChatError(.wrongKey, "\(shown) needs a key: /join \(shown) KEY")
                 }
-                if rooms[room.key] == nil { try countRoomCreation(by: session, now: now) }
+                // New: neither live nor kept (an owned room that empties and comes back is not created again).
+                if rooms[room.key] == nil && policies[room.key] == nil { try countRoomCreation(by: session, now: now) }
                 join(room, session: session.id, now: now, into: &effects)
             }
 
@@ -306,7 +307,7 @@ public struct ChatState<Peer: Sendable> {
 
         case .history(let raw, let query):
             let room = try memberRoom(raw, of: session)
-            effects.append(.replay(session.peer, room: room.display, query, below: nextMessageID, ref: ref))
+            effects.append(.replay(session.peer, room: room.display, query, below: nextMessageID, ref: ref, asked: true))
 
         case .moderate(let raw, let action):
             let room = try memberRoom(raw, of: session)
@@ -609,14 +610,15 @@ public struct ChatState<Peer: Sendable> {
     private mutating func countRoomCreation(by session: Session, now: Date) throws(ChatError) {
         // The table stays small: past a thousand addresses, those whose minute is over go.
         if roomsCreated.count > 1000 { roomsCreated = roomsCreated.filter { now.timeIntervalSince($0.value.since) < 60 } }
-        var entry = roomsCreated[session.address] ?? (now, 0)
+        let place = addressKey(session.address)
+        var entry = roomsCreated[place] ?? (now, 0)
         if now.timeIntervalSince(entry.since) >= 60 { entry = (now, 0) }
         guard entry.count < roomLimits.createdPerMinute else {
             let wait = Int(60 - now.timeIntervalSince(entry.since)) + 1
             throw ChatError(.tooManyRoomsCreated, "You are creating rooms too fast; try again in \(wait) seconds, or join one that exists.")
         }
         entry.count += 1
-        roomsCreated[session.address] = entry
+        roomsCreated[place] = entry
     }
 
     /// Notes what an account's user has received in a room, forgetting the room it left longest ago past the

@@ -8,19 +8,28 @@ import Synchronization
 /// run at once, and each reply is put in its reserved place when it is ready. The requester sees its history
 /// exactly where it asked for it, and nobody else waits for it.
 ///
-/// Bounded: at most `maximumQueued` reads wait, and a read past that is answered at once that the server is
-/// busy; flood control charges the requester for the size of what it asks (see the front doors).
+/// Fair: each client has a queue of its own and the clients are served in turn, so one that asks for a lot
+/// waits behind itself, not in front of a user who just joined a room. A client may have at most
+/// `maximumAskedPerClient` reads it asked for (`/history`, `CHATHISTORY`) waiting; past that only its own
+/// extra requests are refused ("too busy"), never the replays that come with joining a room or resuming, which
+/// flood control and the room limit already bound. Reads for a client that has gone are skipped; once the
+/// publisher closes (shutdown), what still waits is answered with a refusal instead of read.
 final class HistoryReads<Sink: EventSink>: Sendable {
     struct Read: Sendable {
+        let peer: Sink.Peer
         let hold: Sink.Hold
         let room: String
         let query: HistoryQuery
         let below: Int64
         let ref: String?
+        /// Asked for by the client, as opposed to part of a join or a resume.
+        let asked: Bool
     }
 
     private struct State {
-        var queued: [Read] = []
+        var queues: [Sink.Peer: [Read]] = [:]
+        /// Clients with reads waiting, in the order they are served.
+        var turns: [Sink.Peer] = []
         var waiter: CheckedContinuation<Read?, Never>?
         var closed = false
     }
@@ -29,44 +38,59 @@ final class HistoryReads<Sink: EventSink>: Sendable {
     let sink: Sink
     /// Reads running at once: SQLite serves them from readers beside the writer.
     let concurrency: Int
-    let maximumQueued: Int
+    let maximumAskedPerClient: Int
+    /// When true, reads are answered with a refusal instead (past the shutdown deadline).
+    let refusing: @Sendable () -> Bool
     let onFailure: @Sendable (any Error) -> Void
     private let state = Mutex(State())
 
-    init(store: any MessageStore, sink: Sink, concurrency: Int = 2, maximumQueued: Int = 256, onFailure: @escaping @Sendable (any Error) -> Void) {
+    init(
+        store: any MessageStore, sink: Sink, concurrency: Int = 2, maximumAskedPerClient: Int = 4,
+        refusing: @escaping @Sendable () -> Bool = { false }, onFailure: @escaping @Sendable (any Error) -> Void
+    ) {
         self.store = store
         self.sink = sink
         self.concurrency = max(1, concurrency)
-        self.maximumQueued = maximumQueued
+        self.maximumAskedPerClient = maximumAskedPerClient
+        self.refusing = refusing
         self.onFailure = onFailure
     }
 
-    /// Queues a read; false when too many wait already (the caller then releases the hold with a refusal).
+    /// Queues a read; false when it was refused (the caller then releases the hold with a refusal): the client
+    /// has too many asked-for reads waiting, or the reads are closed.
     func submit(_ read: Read) -> Bool {
         let (accepted, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Read?, Never>?) in
-            guard !state.closed, state.queued.count < maximumQueued else { return (false, nil) }
+            guard !state.closed else { return (false, nil) }
+            let waiting = state.queues[read.peer] ?? []
+            if read.asked, waiting.count(where: \.asked) >= maximumAskedPerClient { return (false, nil) }
             if let waiter = state.waiter {
                 state.waiter = nil
                 return (true, waiter)
             }
-            state.queued.append(read)
+            if waiting.isEmpty { state.turns.append(read.peer) }
+            state.queues[read.peer, default: []].append(read)
             return (true, nil)
         }
         waiter?.resume(returning: read)
         return accepted
     }
 
-    /// No more reads are taken; `run` returns once the queued ones are done.
+    /// No more reads are taken, and those still waiting are answered with a refusal; `run` returns once the
+    /// running ones are done.
     func close() {
-        let waiter = state.withLock { state in
+        let (waiter, left) = state.withLock { state -> (CheckedContinuation<Read?, Never>?, [Read]) in
             state.closed = true
+            let left = state.turns.flatMap { state.queues[$0] ?? [] }
+            state.queues = [:]
+            state.turns = []
             defer { state.waiter = nil }
-            return state.waiter
+            return (state.waiter, left)
         }
         waiter?.resume(returning: nil)
+        for read in left { refuse(read) }
     }
 
-    /// Carries out reads, `concurrency` at a time, until closed and drained (or cancelled).
+    /// Carries out reads, `concurrency` at a time, until closed (or cancelled).
     func run() async {
         await withTaskGroup(of: Void.self) { group in
             var running = 0
@@ -83,17 +107,31 @@ final class HistoryReads<Sink: EventSink>: Sendable {
 
     /// Carries out every queued read, one by one, without `run` (tests that drive a publisher step by step).
     func performQueued() async {
-        while let read = state.withLock({ $0.queued.isEmpty ? nil : $0.queued.removeFirst() }) {
+        while let read = state.withLock({ Self.take(&$0) }) {
             await perform(read)
         }
+    }
+
+    /// The next read, the clients taking turns.
+    private static func take(_ state: inout State) -> Read? {
+        guard let peer = state.turns.first, var waiting = state.queues[peer], !waiting.isEmpty else { return nil }
+        let read = waiting.removeFirst()
+        state.turns.removeFirst()
+        if waiting.isEmpty {
+            state.queues[peer] = nil
+        } else {
+            state.queues[peer] = waiting
+            state.turns.append(peer)
+        }
+        return read
     }
 
     private func next() async -> Read? {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let ready = state.withLock { state -> Read?? in
-                    if !state.queued.isEmpty { return .some(state.queued.removeFirst()) }
                     if state.closed || Task.isCancelled { return .some(nil) }
+                    if let read = Self.take(&state) { return .some(read) }
                     state.waiter = continuation
                     return .none
                 }
@@ -108,6 +146,8 @@ final class HistoryReads<Sink: EventSink>: Sendable {
     /// place reserved when it was asked for, so they leave no gap. A failed read is an error, never an empty
     /// history (a resuming client would take that for "nothing missed").
     private func perform(_ read: Read) async {
+        guard !sink.isAbandoned(read.hold) else { return }
+        guard !refusing() else { return refuse(read) }
         do {
             let messages = try await store.history(room: read.room, read.query, below: read.below)
             sink.release(read.hold, with: .history(room: read.room, messages: messages, ref: read.ref))
@@ -116,5 +156,10 @@ final class HistoryReads<Sink: EventSink>: Sendable {
             let failure = ChatError(.historyUnavailable, "The history of \(read.room) cannot be read just now; ask again with /history.")
             sink.release(read.hold, with: .error(failure, ref: read.ref))
         }
+    }
+
+    private func refuse(_ read: Read) {
+        let refusal = ChatError(.historyUnavailable, "The server is shutting down; the history of \(read.room) was not read.")
+        sink.release(read.hold, with: .error(refusal, ref: read.ref))
     }
 }

@@ -42,6 +42,12 @@ public protocol MessageStore: Sendable {
     func history(room: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage]
     /// The highest id stored, so ids keep increasing across restarts (0 when empty).
     func lastMessageID() async throws -> Int64
+    /// History reads it serves at once beside its writes (the publisher runs that many).
+    var concurrentReads: Int { get }
+}
+
+extension MessageStore {
+    public var concurrentReads: Int { 2 }
 }
 
 /// A store that keeps nothing: for tests of the chat core, and the baseline that measures what storage costs.

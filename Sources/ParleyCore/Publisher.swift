@@ -17,16 +17,18 @@ public struct Publisher<Sink: EventSink>: Sendable {
     let onStoreFailure: @Sendable (any Error) -> Void
     let reads: HistoryReads<Sink>
 
-    /// `concurrentReads`: history reads that may run at once beside the writes.
+    /// History reads run at once beside the writes as many as the store serves (`concurrentReads`).
     public init(
-        hub: ChatHub<Sink>, store: any MessageStore, rooms: any RoomStore = NoStore(), concurrentReads: Int = 2,
+        hub: ChatHub<Sink>, store: any MessageStore, rooms: any RoomStore = NoStore(),
         onStoreFailure: @escaping @Sendable (any Error) -> Void = { _ in }
     ) {
         self.hub = hub
         self.store = store
         self.rooms = rooms
         self.onStoreFailure = onStoreFailure
-        self.reads = HistoryReads(store: store, sink: hub.sink, concurrency: concurrentReads, onFailure: onStoreFailure)
+        self.reads = HistoryReads(
+            store: store, sink: hub.sink, concurrency: store.concurrentReads, refusing: { [hub] in hub.isPastShutdownDeadline }, onFailure: onStoreFailure
+        )
     }
 
     /// Runs until the hub is finished and its queue drained, and every history read it started is answered.
@@ -68,11 +70,11 @@ public struct Publisher<Sink: EventSink>: Sendable {
                 continue
             case .deliver(let event, let recipients):
                 sink.deliver(event, to: recipients)
-            case .replay(let peer, let room, let query, let below, let ref):
+            case .replay(let peer, let room, let query, let below, let ref, let asked):
                 let hold = sink.hold(peer)
-                let read = HistoryReads<Sink>.Read(hold: hold, room: room, query: query, below: below, ref: ref)
+                let read = HistoryReads<Sink>.Read(peer: peer, hold: hold, room: room, query: query, below: below, ref: ref, asked: asked)
                 if refusing || !reads.submit(read) {
-                    let busy = ChatError(.historyUnavailable, "The server is too busy to read the history of \(room) just now; ask again with /history.")
+                    let busy = ChatError(.historyUnavailable, "You have asked for history faster than it can be read; ask again in a moment.")
                     sink.release(hold, with: .error(busy, ref: ref))
                 }
             case .close(let peer, let reason):

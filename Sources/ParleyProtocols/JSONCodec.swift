@@ -61,9 +61,9 @@ public struct JSONCodec: Sendable {
             return (.failure(ChatError(.badRequest, Self.describe(error))), nil)
         }
         // Parsers disagree on which of two values a key means; Parley takes neither (JSONDuplicateKeys).
-        if let key = JSONDuplicateKeys.first(in: data) {
-            let error = ChatError(.badRequest, "The key \"\(key)\" appears twice in one object; send each key once.")
-            return (.failure(error), key == "ref" ? nil : wire.ref)
+        if let problem = JSONDuplicateKeys.problem(in: data) {
+            // A ref given twice is no ref.
+            return (.failure(ChatError(.badRequest, problem)), problem.contains(#""ref""#) ? nil : wire.ref)
         }
         return (Result { () throws(ChatError) in try Self.message(from: wire) }, wire.ref)
     }

@@ -3,16 +3,24 @@
 /// JSON leaves duplicate keys undefined, and parsers disagree: Foundation's decoder keeps the first value, most
 /// others the last. A request whose meaning depends on the parser (`{"type":"send","to":"bob","to":"alice"}`)
 /// is refused instead (`bad_request`), so what a client means is never in doubt. Keys are compared as strings,
-/// after escapes (`"to"` and `"\u0074o"` are the same key). Malformed JSON is the decoder's to report: this
-/// gives up on it quietly.
+/// after escapes (`"to"` and `"\u0074o"` are the same key). Nesting deeper than 64 is refused too (no request
+/// needs it, and the scanner will not follow it). Malformed JSON is the decoder's to report: this gives up on
+/// it quietly.
 enum JSONDuplicateKeys {
-    /// The first duplicated key, or nil.
-    static func first(in bytes: some Collection<UInt8>) -> String? {
+    /// What is wrong with the document for a request, in words, or nil.
+    static func problem(in bytes: some Collection<UInt8>) -> String? {
         var scanner = Scanner(bytes: Array(bytes))
-        return (try? scanner.value(depth: 0)) ?? nil
+        do {
+            return try scanner.value(depth: 0).map { "The key \"\($0)\" appears twice in one object; send each key once." }
+        } catch is TooDeep {
+            return "Objects and arrays may be nested \(Scanner.maximumDepth) deep at most."
+        } catch {
+            return nil
+        }
     }
 
     private struct Malformed: Error {}
+    private struct TooDeep: Error {}
 
     private struct Scanner {
         let bytes: [UInt8]
@@ -23,7 +31,8 @@ enum JSONDuplicateKeys {
 
         mutating func value(depth: Int) throws -> String? {
             skipSpace()
-            guard index < bytes.count, depth < Self.maximumDepth else { throw Malformed() }
+            guard depth < Self.maximumDepth else { throw TooDeep() }
+            guard index < bytes.count else { throw Malformed() }
             switch bytes[index] {
             case UInt8(ascii: "{"): return try object(depth: depth)
             case UInt8(ascii: "["): return try array(depth: depth)

@@ -48,17 +48,27 @@ final class AttemptCounter: Sendable {
                 if entry.attempts >= limit { wait = max(wait ?? .zero, window - entry.since.duration(to: now)) }
             }
             if let wait { return wait }
-            for (key, limit) in keys {
-                state.clock += 1
-                var entry = state.entries[key] ?? Entry(attempts: 0, since: now, used: state.clock, limit: limit)
-                if entry.since.duration(to: now) >= window { entry = Entry(attempts: 0, since: now, used: state.clock, limit: limit) }
-                entry.attempts += 1
-                entry.used = state.clock
-                entry.limit = limit
-                if state.entries[key] == nil && state.entries.count >= capacity { evict(&state, now: now) }
-                state.entries[key] = entry
-            }
+            Self.count(keys, in: &state, now: now, window: window, capacity: capacity)
             return nil
+        }
+    }
+
+    /// Counts an attempt for every key whatever the count (the limit only marks a key as held back, which
+    /// keeps it in the table).
+    func record(_ keys: [(key: String, limit: Int)], now: ContinuousClock.Instant = .now) {
+        state.withLock { Self.count(keys, in: &$0, now: now, window: window, capacity: capacity) }
+    }
+
+    private static func count(_ keys: [(key: String, limit: Int)], in state: inout State, now: ContinuousClock.Instant, window: Duration, capacity: Int) {
+        for (key, limit) in keys {
+            state.clock += 1
+            var entry = state.entries[key] ?? Entry(attempts: 0, since: now, used: state.clock, limit: limit)
+            if entry.since.duration(to: now) >= window { entry = Entry(attempts: 0, since: now, used: state.clock, limit: limit) }
+            entry.attempts += 1
+            entry.used = state.clock
+            entry.limit = limit
+            if state.entries[key] == nil && state.entries.count >= capacity { evict(&state, now: now, window: window) }
+            state.entries[key] = entry
         }
     }
 
@@ -72,7 +82,7 @@ final class AttemptCounter: Sendable {
     var count: Int { state.withLock { $0.entries.count } }
 
     /// One pass, no copies: the table is full only under attack, when this runs for every new key.
-    private func evict(_ state: inout State, now: ContinuousClock.Instant) {
+    private static func evict(_ state: inout State, now: ContinuousClock.Instant, window: Duration) {
         // Keys still under their limit go first (0 before 1), the least recently used of them first.
         var best: (key: String, held: Int, used: UInt64)?
         for (key, entry) in state.entries {
@@ -86,20 +96,4 @@ final class AttemptCounter: Sendable {
         }
         if let best { state.entries[best.key] = nil }
     }
-}
-
-/// Where attempts from one place are counted: an IPv4 address, or a whole IPv6 /64 (one user's network, which
-/// hands out addresses freely).
-func addressKey(_ address: String) -> String {
-    guard address.contains(":") else { return address }
-    // An IPv4 address written as IPv6 (::ffff:192.0.2.1) is the IPv4 address.
-    if address.contains("."), let last = address.split(separator: ":").last { return String(last) }
-    let halves = address.components(separatedBy: "::")
-    let head = halves[0].split(separator: ":")
-    let tail = halves.count > 1 ? halves[1].split(separator: ":") : []
-    let groups = head + Array(repeating: "0", count: halves.count > 1 ? max(0, 8 - head.count - tail.count) : 0) + tail
-    return groups.prefix(4).map { group in
-        let significant = group.drop { $0 == "0" }
-        return significant.isEmpty ? "0" : significant.lowercased()
-    }.joined(separator: ":") + "::/64"
 }

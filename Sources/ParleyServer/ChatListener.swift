@@ -32,14 +32,13 @@ public struct ChatListener: Service {
         self.port = door == .irc ? configuration.ircPort ?? 6667 : configuration.port
         var limits = configuration.limits
         if door == .irc {
-            // IRC's own limit, 512 bytes of message plus up to 8191 of tags — or less, when --max-line-bytes is
-            // lower than 512: then the message part is held to it like everyone's lines.
-            let body = min(IRCMessage.maximumBodyBytes, configuration.limits.line.maximumLineBytes)
-            limits.line = .init(maximumLineBytes: body + IRCMessage.maximumTagBytes)
+            // The framer bounds a whole IRC line: 512 bytes of message plus up to 8191 of tags (the session
+            // holds each part to its own limit, and the message part to --max-line-bytes when that is lower).
+            limits.line = .init(maximumLineBytes: IRCMessage.maximumBodyBytes + IRCMessage.maximumTagBytes)
         }
         self.handler = ConnectionHandler(
             door: door, hub: hub, accounts: accounts, fanout: hub.sink, limits: limits,
-            serverPassword: configuration.serverPassword, logger: logger
+            configuredLineBytes: configuration.limits.line.maximumLineBytes, serverPassword: configuration.serverPassword, logger: logger
         )
         var logger = logger
         logger[metadataKey: "door"] = "\(door)"

@@ -30,8 +30,12 @@ public final class IRCPeer: Sendable {
     var snapshot: (nick: String, capabilities: IRCCapabilities) { (nick, capabilities) }
 }
 
-/// A registered client as the chat core reaches it: its format, its outbox, and why it was closed.
-public final class Client: Sendable {
+/// A registered client as the chat core reaches it: its format, its outbox, and why it was closed. Equal only to
+/// itself.
+public final class Client: Sendable, Hashable {
+    public static func == (lhs: Client, rhs: Client) -> Bool { lhs === rhs }
+    public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
+
     let format: WireFormat
     let outbox: Outbox
     /// Set for IRC clients.
@@ -115,6 +119,11 @@ public struct Fanout: EventSink {
         let client = hold.client
         let frame = client.irc.map { encode(event, for: $0) } ?? encode(event, format: client.format)
         client.outbox.release(hold.place, with: frame)
+    }
+
+    public func isAbandoned(_ hold: (client: Client, place: UInt64)) -> Bool {
+        let phase = hold.client.outbox.phase
+        return phase == .done || phase == .overflowed
     }
 
     public func close(_ peer: Client, reason: LeaveReason) {

@@ -20,6 +20,8 @@ struct ConnectionHandler: Sendable {
     let accounts: AccountDesk
     let fanout: Fanout
     let limits: ServerConfiguration.Limits
+    /// `--max-line-bytes` as configured (the IRC door's framer allows a whole IRC line beyond it).
+    let configuredLineBytes: Int
     /// What every connection must give before it registers, when set.
     let serverPassword: String?
     let logger: Logger
@@ -34,7 +36,8 @@ struct ConnectionHandler: Sendable {
         let connection = ConnectionState(outbox: outbox, fanout: fanout, irc: door == .irc ? IRCPeer() : nil)
         let context = SessionContext(
             connection: connection, hub: hub, accounts: accounts,
-            address: channel.channel.remoteAddress?.ipAddress ?? "unknown", serverPassword: serverPassword, logger: logger
+            address: channel.channel.remoteAddress?.ipAddress ?? "unknown", serverPassword: serverPassword,
+            maximumLineBytes: configuredLineBytes, logger: logger
         )
         do {
             try await channel.executeThenClose { inbound in
@@ -119,6 +122,7 @@ struct ConnectionHandler: Sendable {
         let connection = context.connection
         var session: (any LineSession)? = door == .irc ? IRCSession(context) : nil
         var pacer = Pacer(bucket: TokenBucket(limits.flood, now: .now), warning: floodWarning)
+        var window = ProgressWindow(size: limits.linesAhead)
         do {
             for try await frame in inbound {
                 guard connection.isOpen else { return }
@@ -154,7 +158,11 @@ struct ConnectionHandler: Sendable {
                         // No sniffing on this connection: decide from the line itself.
                         session = JSONCodec.looksLikeJSON(line) ? JSONSession(context) : TextSession(context)
                     }
-                    if await session!.receive(line) == .stop { return }
+                    guard connection.beginLine() else { return }
+                    let flow = await session!.receive(line)
+                    connection.endLine()
+                    if flow == .stop { return }
+                    await window.noteLine(hub)
                     // A line that made the server do more (many targets, modes, channels, a long history)
                     // costs more: the reader waits for it before reading on.
                     try await pacer.pace(connection.extraCost.exchange(0, ordering: .relaxed), connection)

@@ -14,6 +14,10 @@ final class ConnectionState: Sendable {
         var client: Client?
         var shuttingDown = false
         var endReason: LeaveReason?
+        /// The reader is handling a line (which may wait for a password check).
+        var busy = false
+        /// The goodbye, when shutdown came while the reader was busy: sent once its line is answered.
+        var pendingGoodbye: (@Sendable () -> Void)?
     }
 
     let outbox: Outbox
@@ -88,15 +92,40 @@ final class ConnectionState: Sendable {
     /// it sent (acks, or `not_stored` once the hub's shutdown deadline has passed), so nobody's message goes
     /// unanswered; the connection is closed after `grace` whatever happens.
     func shutDown(grace: Duration, hub: ChatHub<Fanout>) {
-        let session = shared.withLock { shared in
-            shared.shuttingDown = true
-            return shared.session
-        }
-        guard let session else {
-            return end(with: .shutdown(reason: nil), reason: .serverShutdown, drainingFor: grace)
-        }
-        hub.shutDown(session, goodbye: .shutdown(reason: nil))
         outbox.close(after: grace)
+        let goodbye: @Sendable () -> Void = { [self] in
+            guard let session = self.session else {
+                return self.end(with: .shutdown(reason: nil), reason: .serverShutdown, drainingFor: grace)
+            }
+            hub.shutDown(session, goodbye: .shutdown(reason: nil))
+        }
+        // A line being handled (a /register waiting for its hash) is answered first: the goodbye follows it.
+        let now = shared.withLock { shared -> Bool in
+            shared.shuttingDown = true
+            guard shared.busy else { return true }
+            shared.pendingGoodbye = goodbye
+            return false
+        }
+        if now { goodbye() }
+    }
+
+    /// The reader starts on a line; false when the connection is ending and the line must be left unread.
+    func beginLine() -> Bool {
+        shared.withLock { shared in
+            guard !shared.shuttingDown else { return false }
+            shared.busy = true
+            return true
+        }
+    }
+
+    /// The reader is done with its line; a goodbye that waited for it goes now.
+    func endLine() {
+        let goodbye = shared.withLock { shared in
+            shared.busy = false
+            defer { shared.pendingGoodbye = nil }
+            return shared.pendingGoodbye
+        }
+        goodbye?()
     }
 
     /// False once the connection is ending (quit, kick, timeout, shutdown, overflow): stop reading then.

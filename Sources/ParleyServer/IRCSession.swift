@@ -36,7 +36,17 @@ struct IRCSession: LineSession {
     }
 
     mutating func receive(_ line: ByteBuffer) async -> Flow {
-        guard let message = IRCMessage(parsing: Substring(String(decoding: line.readableBytesView, as: UTF8.self))) else { return .proceed }
+        // The framer bounds the whole line; IRC bounds its two parts: tags (8191 bytes) and the message (510
+        // without its CR LF, or less when --max-line-bytes is lower).
+        let bytes = line.readableBytesView
+        let tagged = bytes.first == UInt8(ascii: "@")
+        let tagBytes = tagged ? (bytes.firstIndex(of: UInt8(ascii: " ")) ?? bytes.endIndex) - bytes.startIndex : 0
+        let bodyBytes = bytes.count - (tagged ? min(bytes.count, tagBytes + 1) : 0)
+        guard tagBytes <= IRCMessage.maximumTagBytes, bodyBytes <= min(IRCMessage.maximumBodyBytes - 2, context.maximumLineBytes) else {
+            send(codec.numeric("417", me, "Input line was too long"))
+            return .proceed
+        }
+        guard let message = IRCMessage(parsing: Substring(String(decoding: bytes, as: UTF8.self))) else { return .proceed }
         if let handler = Self.anytime[message.command] { return await handler(&self, message) }
         guard session != nil else {
             if let handler = Self.beforeRegistration[message.command] { return await handler(&self, message) }
@@ -528,6 +538,7 @@ struct IRCSession: LineSession {
                 send(codec.numeric("472", me, String(letter), "is an unknown mode char to me"))
             }
         }
+        charge(min(changes, IRCCodec.maximumModes))
         return .proceed
     }
 

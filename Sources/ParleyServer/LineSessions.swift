@@ -25,6 +25,8 @@ struct SessionContext: Sendable {
     let address: String
     /// The password every connection must give before it registers, if the server has one.
     let serverPassword: String?
+    /// `--max-line-bytes`: the longest line a client may send (IRC: the message part, 510 at most).
+    let maximumLineBytes: Int
     /// The connection's logger (its peer in the metadata).
     let logger: Logger
 

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import ParleyCore
 import ServiceLifecycle
 
@@ -10,6 +11,7 @@ import ServiceLifecycle
 /// last trim remain, it asks glibc to return its free pages. Rarely, and only then: a trim walks the heap.
 struct MemoryTrimmer: Service {
     let hub: ChatHub<Fanout>
+    let logger: Logger
     var interval: Duration = .seconds(5)
 
     func run() async throws {
@@ -20,6 +22,7 @@ struct MemoryTrimmer: Service {
             peak = max(peak, counts.peak)
             guard peak - counts.now >= 100, counts.now < peak / 2 else { continue }
             Self.trim()
+            logger.debug("memory trimmed", metadata: ["online": "\(counts.now)", "peak": "\(peak)"])
             peak = counts.now
         }
     }

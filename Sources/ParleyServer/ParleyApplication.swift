@@ -16,6 +16,8 @@ public struct ParleyApplication: Sendable {
     public let accountStore: any AccountStore
     public let roomStore: any RoomStore
     let logger: Logger
+    /// The server's one pool of password-hashing threads.
+    let hashing = PasswordHashing()
     private let closeStore: @Sendable () async -> Void
 
     /// Opens the data folder's database (creating folder and file when missing) and prepares the hub to carry
@@ -75,7 +77,7 @@ public struct ParleyApplication: Sendable {
     ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
         var accountLimits = AccountLimits()
         accountLimits.passwordCost = configuration.passwordCost
-        let desk = AccountDesk(store: accountStore, hub: hub, limits: accountLimits, logger: logger)
+        let desk = AccountDesk(store: accountStore, hub: hub, limits: accountLimits, hashing: hashing, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: StoreService(close: { [closeStore] in
                 await closeStore()
@@ -86,7 +88,7 @@ public struct ParleyApplication: Sendable {
             })),
             .init(service: AccountWatcher(store: accountStore, hub: hub, logger: logger)),
             .init(service: RestrictionTimer(hub: hub)),
-            .init(service: MemoryTrimmer(hub: hub)),
+            .init(service: MemoryTrimmer(hub: hub, logger: logger)),
             .init(service: ChatListener(door: .lines, configuration: configuration, hub: hub, accounts: desk, logger: logger, onListening: onListening)),
         ]
         if configuration.ircPort != nil {
@@ -128,7 +130,7 @@ struct StoreService: Service {
 }
 
 /// Notices account changes made by another process (`parley account …`) and tells the hub, so a running
-/// server needs no restart. SQLite's `data_version` moves on every commit of another connection; asking for
+/// server needs no restart. The store keeps a version of its accounts (a trigger moves it on every change); asking for
 /// it once a second is cheaper than any notification channel.
 struct AccountWatcher: Service {
     let store: any AccountStore

@@ -30,6 +30,10 @@ public struct ServerConfiguration: Sendable {
     public struct Limits: Sendable {
         public var line = LineFramer.Limits()
         public var flood = TokenBucket.Configuration()
+        /// Lines of one client whose effects may wait in the publisher's queue at once; past them the server
+        /// reads no more from that client until the oldest is carried out (`ProgressWindow`). A flood then
+        /// waits in its sender's socket, not in front of everyone else's messages.
+        public var linesAhead = 32
         /// Bytes queued for one client before it is dropped as too slow.
         public var sendQueueBytes = 128 * 1024
         /// The kernel send buffer of each client socket. Pinned because Linux would let each grow to 4 MiB,

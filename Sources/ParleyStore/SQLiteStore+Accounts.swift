@@ -53,9 +53,9 @@ extension SQLiteStore: AccountStore {
         )
     }
 
-    /// SQLite's `data_version`: it changes when another connection (another process) commits.
+    /// Moves on every change to the accounts, by this process or another (a trigger keeps it).
     public func changeCounter() async throws -> Int {
-        Int(try await connection.query("PRAGMA data_version").first?.columns.first?.data.integer ?? 0)
+        Int(try await connection.query("SELECT version FROM account_version").first?.column("version")?.integer ?? 0)
     }
 
     /// The audit trail, newest last (for the admin and for tests).

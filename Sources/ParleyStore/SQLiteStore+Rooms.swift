@@ -68,8 +68,8 @@ extension SQLiteStore: RoomStore {
         }
     }
 
-    /// Each change is one statement (its own implicit transaction), so the row a change hangs on is made
-    /// first; the name keeps the spelling of whoever created the room.
+    /// The row a change hangs on is made first (within the batch's transaction); the name keeps the spelling of
+    /// whoever created the room.
     private func ensure(_ room: String) async throws {
         _ = try await roomWriter.query("INSERT OR IGNORE INTO rooms (name_key, name) VALUES (?, ?)", [.text(room.lowercased()), .text(room)])
     }

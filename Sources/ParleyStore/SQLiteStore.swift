@@ -90,6 +90,15 @@ public final class SQLiteStore: MessageStore {
         ["CREATE INDEX messages_room_time ON messages (room, time_ms)"],
         // v6: when the topic was set (IRC's 333 shows it).
         ["ALTER TABLE rooms ADD COLUMN topic_ms INTEGER"],
+        // v7: a version the accounts table moves on every change, from any process: what a running server
+        // watches (SQLite's data_version moves with every commit, room changes and messages included).
+        [
+            "CREATE TABLE account_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)",
+            "INSERT INTO account_version (id, version) VALUES (1, 0)",
+            "CREATE TRIGGER accounts_inserted AFTER INSERT ON accounts BEGIN UPDATE account_version SET version = version + 1; END",
+            "CREATE TRIGGER accounts_updated AFTER UPDATE ON accounts BEGIN UPDATE account_version SET version = version + 1; END",
+            "CREATE TRIGGER accounts_deleted AFTER DELETE ON accounts BEGIN UPDATE account_version SET version = version + 1; END",
+        ],
     ]
 
     public static let fileName = "parley.sqlite3"
@@ -102,6 +111,8 @@ public final class SQLiteStore: MessageStore {
     /// History reads, beside the writers (WAL lets readers and a writer work at once), on threads of their own,
     /// so a long read never holds up a write.
     let readers: [SQLiteConnection]
+    static let readerCount = 2
+    public var concurrentReads: Int { readers.count }
     private let nextReader = Atomic<Int>(0)
     private let pools: [NIOThreadPool]
     public let path: String
@@ -129,7 +140,7 @@ public final class SQLiteStore: MessageStore {
         // Writers and readers on threads of their own: a burst of reads must not leave a write waiting for a
         // thread (NIO's shared pool has one per core).
         let writing = NIOThreadPool(numberOfThreads: 2)
-        let reading = NIOThreadPool(numberOfThreads: 2)
+        let reading = NIOThreadPool(numberOfThreads: Self.readerCount)
         writing.start()
         reading.start()
         var opened: [SQLiteConnection] = []
@@ -143,7 +154,7 @@ public final class SQLiteStore: MessageStore {
             let roomWriter = try await connect(path, pool: writing, logger: logger)
             opened.append(roomWriter)
             var readers: [SQLiteConnection] = []
-            for _ in 0..<2 {
+            for _ in 0..<Self.readerCount {
                 readers.append(try await connect(path, pool: reading, logger: logger, readOnly: true))
                 opened.append(readers[readers.count - 1])
             }

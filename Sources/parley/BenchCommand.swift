@@ -14,7 +14,9 @@ struct BenchCommand: AsyncParsableCommand {
             measured end to end. Works against Parley (text or JSON) and any IRC server (--protocol irc). \
             Relax the server's flood limits first (parley serve --flood-burst 100000 --flood-rate 100000). \
             With --pid, reports the server's CPU-seconds and memory; the bench reports its own CPU, to show it \
-            is not the bottleneck. See docs/PERFORMANCE.md.
+            is not the bottleneck. With --attack, one hostile IRC client runs alongside the load (long MODE \
+            lines, comma targets, history requests, or a reader that never reads), reconnecting whenever it is \
+            dropped: compare the latency with a run without it. See docs/PERFORMANCE.md.
             """
     )
 
@@ -57,11 +59,21 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "The server's process id, to report its CPU time and memory (Linux).")
     var pid: Int32?
 
+    @Option(help: "A hostile client to run alongside the load: mode, targets, history or slow.")
+    var attack: AttackOption?
+
+    @Option(help: "The server's IRC port, for --attack when --protocol is not irc.")
+    var attackPort: Int?
+
     @Flag(help: "Print the report as JSON.")
     var json = false
 
     enum WireOption: String, ExpressibleByArgument, CaseIterable {
         case text, json, irc
+    }
+
+    enum AttackOption: String, ExpressibleByArgument, CaseIterable {
+        case mode, targets, history, slow
     }
 
     func run() async throws {
@@ -79,6 +91,8 @@ struct BenchCommand: AsyncParsableCommand {
         configuration.connectRate = connectRate
         configuration.drain = .milliseconds(Int64(drain * 1000))
         configuration.serverPID = pid
+        configuration.attack = attack.map { BenchAttack(rawValue: $0.rawValue)! }
+        configuration.attackPort = attackPort
         do {
             try configuration.validate()
         } catch {

@@ -32,12 +32,11 @@ final class MemoryStore: MessageStore {
     func lastMessageID() async throws -> Int64 { messages.last?.id ?? 0 }
 }
 
-/// A store whose history reads wait until the test opens the gate: a read that takes as long as it likes.
-final class SlowHistoryStore: MessageStore {
-    private let state = Mutex<(open: Bool, waiting: [CheckedContinuation<Void, Never>], reads: Int)>((false, [], 0))
-    let inner = MemoryStore()
+/// A gate a test opens when it likes: whoever comes to it before then waits; it counts who came.
+final class Gate: Sendable {
+    private let state = Mutex<(open: Bool, waiting: [CheckedContinuation<Void, Never>], arrivals: Int)>((false, [], 0))
 
-    var reads: Int { state.withLock { $0.reads } }
+    var arrivals: Int { state.withLock { $0.arrivals } }
 
     func open() {
         let waiting = state.withLock { state in
@@ -48,20 +47,45 @@ final class SlowHistoryStore: MessageStore {
         for waiter in waiting { waiter.resume() }
     }
 
-    func append(_ messages: [ChatMessage]) async throws { try await inner.append(messages) }
-    func lastMessageID() async throws -> Int64 { try await inner.lastMessageID() }
-
-    func history(room: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] {
+    func pass() async {
         await withCheckedContinuation { continuation in
             let ready = state.withLock { state in
-                state.reads += 1
+                state.arrivals += 1
                 if !state.open { state.waiting.append(continuation) }
                 return state.open
             }
             if ready { continuation.resume() }
         }
+    }
+}
+
+/// A store whose history reads wait until the test opens the gate: a read that takes as long as it likes.
+final class SlowHistoryStore: MessageStore {
+    private let gate = Gate()
+    let inner = MemoryStore()
+
+    var reads: Int { gate.arrivals }
+    func open() { gate.open() }
+
+    func append(_ messages: [ChatMessage]) async throws { try await inner.append(messages) }
+    func lastMessageID() async throws -> Int64 { try await inner.lastMessageID() }
+
+    func history(room: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] {
+        await gate.pass()
         return try await inner.history(room: room, query, below: below)
     }
+}
+
+/// A store whose writes wait until the test opens the gate: a publisher busy for as long as the test likes.
+final class GatedStore: MessageStore {
+    private let gate = Gate()
+
+    var writesStarted: Int { gate.arrivals }
+    func open() { gate.open() }
+
+    func append(_ messages: [ChatMessage]) async throws { await gate.pass() }
+    func history(room: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] { [] }
+    func lastMessageID() async throws -> Int64 { 0 }
 }
 
 /// Counts room-change writes.
@@ -231,6 +255,40 @@ struct PublisherTests {
         #expect(rooms.writes.first?.audits.count == 5)
     }
 
+    @Test("a reader can wait for the publisher to carry out what it queued; cancelling or finishing ends every wait")
+    func carriedOut() async throws {
+        let store = GatedStore()
+        let hub = ChatHub(serverName: "t", sink: RecordingSink(), historyOnJoin: 0, now: { Self.now })
+        let alice = try hub.register(nick: "alice", peer: 1)
+        let start = hub.queuePosition
+        hub.handle(.say(room: nil, text: "one", kind: .normal), from: alice)
+        let first = hub.queuePosition
+        #expect(first == start + 1)
+        final class Flag: Sendable { let raised = Mutex(false) }
+        let reached = Flag()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await Publisher(hub: hub, store: store).run() }
+            group.addTask {
+                await hub.carriedOut(through: first)
+                reached.raised.withLock { $0 = true }
+            }
+            // The publisher is stuck in the write of "one": the reader must not have gone on.
+            try await waitUntil("the write to start") { store.writesStarted == 1 }
+            #expect(!reached.raised.withLock { $0 })
+            // A reader waiting for a place that never comes gives up when cancelled.
+            hub.handle(.say(room: nil, text: "two", kind: .normal), from: alice)
+            let never = Task { await hub.carriedOut(through: hub.queuePosition + 100) }
+            never.cancel()
+            await never.value
+            store.open()
+            try await waitUntil("the reader to go on") { reached.raised.withLock { $0 } }
+            // Once the publisher is done for good, nobody waits for it.
+            hub.finish()
+            await hub.carriedOut(through: hub.queuePosition + 100)
+            try await group.waitForAll()
+        }
+    }
+
     @Test("past the shutdown deadline nothing more is written, and every sender is answered not_stored")
     func shutdownDeadline() async throws {
         let sink = RecordingSink()
@@ -249,12 +307,13 @@ struct PublisherTests {
     }
 }
 
-/// Yields until `condition` holds; fails after `timeout` (for work other tasks do, which no event announces).
+/// Polls `condition` every few milliseconds until it holds; fails after `timeout` (for work other tasks do,
+/// which no event announces).
 func waitUntil(_ what: String, timeout: Duration = .seconds(10), _ condition: () -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
     while !condition() {
         guard ContinuousClock.now < deadline else { throw TimedOut(what: what) }
-        await Task.yield()
+        try await Task.sleep(for: .milliseconds(2))
     }
 }
 

@@ -65,5 +65,13 @@ struct IRCCodecTests {
         // A command that could not be one is written *, and a long source cannot push the command out of the line.
         let long = IRCMessage(source: String(repeating: "s", count: 900), command: "\0", params: []).serialized()
         #expect(long.utf8.count <= 512 && long.hasSuffix(" *\r\n"))
+        // Tag values are escaped by scalar too: a space or semicolon with a mark after it is still escaped.
+        let tagged = IRCMessage(tags: ["+draft/reply": "a \u{301}b;\u{301}c"], source: "s", command: "TAGMSG", params: ["#a"]).serialized()
+        #expect(tagged == "@+draft/reply=a\\s\u{301}b\\:\u{301}c :s TAGMSG #a\r\n")
+        let back = try #require(IRCMessage(parsing: Substring(tagged.dropLast(2))))
+        #expect(back.tags["+draft/reply"] == "a \u{301}b;\u{301}c")
+        // U+037E is canonically ";" to Swift's String, but not to IRC: it does not end a tag (found by fuzzing).
+        let greek = try #require(IRCMessage(parsing: "@+a=x\u{37E}y;+b=z TAGMSG #a"))
+        #expect(greek.tags.count == 2 && greek.tags["+a"]?.unicodeScalars.elementsEqual("x\u{37E}y".unicodeScalars) == true)
     }
 }

@@ -129,6 +129,17 @@ struct JSONCodecTests {
         #expect(ref == nil || ref == "1")
     }
 
+    @Test("a duplicate hidden deeper than the scanner goes is still refused: too deep is refused")
+    func tooDeep() {
+        let deep = String(repeating: "[", count: 70) + "1" + String(repeating: "]", count: 70)
+        let (message, _) = decode(##"{"type":"ping","x":"## + deep + ##","ref":"a","ref":"b"}"##)
+        guard case .failure(let error) = message else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(error.code == .badRequest)
+    }
+
     @Test("the same key in different objects, escapes and surrogate pairs are not duplicates")
     func notDuplicates() {
         for json in [

@@ -107,4 +107,70 @@ struct DrainTests {
         #expect(sent.filter { !$0.isEmpty } == ["last words"])
         #expect(!other.isActive)
     }
+
+    // MARK: Holds
+
+    func send(_ text: String) {
+        outbox.send(ByteBuffer(string: text))
+        channel.embeddedEventLoop.run()
+    }
+
+    func release(_ hold: UInt64, _ text: String?) {
+        outbox.release(hold, with: text.map { ByteBuffer(string: $0) })
+        channel.embeddedEventLoop.run()
+    }
+
+    @Test("a hold keeps its place: what comes after waits, released out of order it still goes out in order")
+    func holdsKeepOrder() throws {
+        send("a")
+        let first = outbox.hold()
+        send("b")
+        let second = outbox.hold()
+        send("c")
+        #expect(try written() == ["a"])
+        release(second, "2")
+        #expect(try written() == [], "the second waits for the first")
+        release(first, "1")
+        #expect(try written() == ["1b2c"])
+        send("d")
+        #expect(try written() == ["d"])
+    }
+
+    @Test("what waits behind a hold counts against the limit; a reply larger than the limit gets in only at the head")
+    func holdsAndTheLimit() throws {
+        let hold = outbox.hold()
+        send(String(repeating: "x", count: 600))
+        #expect(outbox.phase == .open)
+        send(String(repeating: "y", count: 600))  // 1,200 held bytes: past 1,024
+        #expect(outbox.phase == .overflowed)
+        release(hold, "late")  // nothing happens: the outbox is gone
+        #expect(try written() == [])
+    }
+
+    @Test("a large reply at the head of the stream is let in whole")
+    func largeReplyAtHead() throws {
+        let hold = outbox.hold()
+        release(hold, String(repeating: "h", count: 5000))
+        #expect(outbox.phase == .open)
+        #expect(try written().first?.count == 5000)
+    }
+
+    @Test("finishing while a hold is pending: the goodbye waits behind the reply; the linger bounds it")
+    func finishWhileHeld() throws {
+        let hold = outbox.hold()
+        send("bye")
+        outbox.finish()
+        channel.embeddedEventLoop.run()
+        #expect(try written() == [])
+        release(hold, "reply")
+        #expect(try written() == ["replybye", ""])
+        // Never released: the channel closes at the linger anyway.
+        let other = EmbeddedChannel(loop: channel.embeddedEventLoop)
+        let stuck = try Outbox(channel: other, limitBytes: 1024, linger: .seconds(2))
+        try other.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        _ = stuck.hold()
+        stuck.finish()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(3))
+        #expect(!other.isActive)
+    }
 }

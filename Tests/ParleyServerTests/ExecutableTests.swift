@@ -148,9 +148,10 @@ struct ExecutableTests {
         #expect(try await server.waitForExit() == 0)
     }
 
+    #if os(Linux)  // reads /proc, and the trim is glibc's
     @Test("after a crowd of connections leaves, the server gives its memory back")
     func memoryAfterStorm() async throws {
-        let (server, port) = try await ParleyProcess.serve(["--console", "off", "--history", "0"])
+        let (server, port) = try await ParleyProcess.serve(["--console", "off", "--history", "0", "--log-level", "debug"])
         func rss() throws -> Int {
             let status = try String(contentsOfFile: "/proc/\(server.process.processIdentifier)/status", encoding: .utf8)
             let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") })
@@ -168,10 +169,19 @@ struct ExecutableTests {
         for client in crowd { await client.close() }
         // Within a few checks (every 5 s) at least half of what the crowd took is returned (without the trim,
         // none of it is).
-        try await eventually("memory is given back (idle \(idle) kB, peak \(peak) kB)", timeout: .seconds(30)) { try rss() < peak - (peak - idle) / 2 }
+        var last = peak
+        do {
+            try await eventually("memory is given back", timeout: .seconds(30)) {
+                last = try rss()
+                return last < peak - (peak - idle) / 2
+            }
+        } catch {
+            Issue.record("memory was not given back: idle \(idle) kB, peak \(peak) kB, now \(last) kB; the server's log: \(server.log.text.suffix(2000))")
+        }
         server.signal(SIGTERM)
         #expect(try await server.waitForExit() == 0)
     }
+    #endif
 
     @Test("without a terminal on standard input the console is off")
     func consoleOff() async throws {

@@ -1,7 +1,7 @@
 import Foundation
 import NIOCore
 import ParleyCore
-import ParleyServer
+@testable import ParleyServer
 import ParleyStore
 import SQLiteNIO
 import Testing
@@ -204,6 +204,26 @@ struct HistoryTests {
         let stored = Set(try await store.history(room: "#general", .latest(10_000), below: .max).map { Int($0.id) })
         await store.close()
         #expect(acknowledged.isSubset(of: stored))
+    }
+
+    @Test("shutdown during a /register that waits for its hash: the answer comes first, then the goodbye")
+    func shutdownDuringRegistration() async throws {
+        var client: TestClient?
+        // A costly hash (scrypt N = 2^16), so that the shutdown surely comes while it runs, and a grace long
+        // enough for it to end however loaded the machine (past the grace, connections are cut regardless).
+        try await TestServer.run(configure: {
+            $0.passwordCost = 65_536
+            $0.limits.shutdownGrace = .seconds(60)
+        }) { server in
+            let user = try await server.textUser("patient")
+            try await user.send("/register right-pass")
+            try await waitUntil("the hash to start") { server.application.hashing.waiting == 1 }
+            client = user
+        }
+        let lines = try await #require(client).waitForClose()
+        let answered = try #require(lines.firstIndex { $0.hasPrefix("*** The nickname patient is now registered") }, "\(lines)")
+        let goodbye = try #require(lines.firstIndex { $0.hasPrefix("*** The server is shutting down") }, "\(lines)")
+        #expect(answered < goodbye)
     }
 
     @Test("a database newer than this parley, or a damaged one, stops the start with a clear message")

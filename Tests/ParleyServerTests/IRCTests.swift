@@ -261,8 +261,12 @@ struct IRCTests {
             try await client.send("JOIN :#a b")
             try await client.waitFor { $0.hasPrefix(":test.parley 476 edgy * :") }
             // --max-line-bytes below 512 holds the message part of IRC lines to it (tags aside).
-            try await client.send("PRIVMSG #general :" + String(repeating: "x", count: 300 + IRCMessage.maximumTagBytes))
+            try await client.send("PRIVMSG #general :" + String(repeating: "x", count: 300))
             try await client.waitFor { $0.hasPrefix(":test.parley 417 edgy :") }
+            try await client.send("@+tag=" + String(repeating: "t", count: 1000) + " PRIVMSG #general :short enough")
+            try await client.send("PING :tags-are-apart")
+            try await client.waitFor { $0.hasSuffix(":tags-are-apart") }
+            #expect(try await client.lines.filter { $0.contains(" 417 ") }.count == 1)
         }
     }
 

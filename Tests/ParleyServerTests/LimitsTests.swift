@@ -102,7 +102,7 @@ struct LimitsTests {
 
     @Test("a flooder is paced and told; nobody else notices and nothing is lost")
     func flood() async throws {
-        try await TestServer.run(configure: { $0.limits.flood = .init(burst: 5, perSecond: 20) }) { server in
+        try await TestServer.run(configure: { $0.limits.flood = .init(burst: 5, perSecond: 5) }) { server in
             let observer = try await server.textUser("observer")
             let flooder = try await server.textUser("flooder")
             let bob = try await server.textUser("bob")

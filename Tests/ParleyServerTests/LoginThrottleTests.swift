@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Logging
 import NIOCore
@@ -44,10 +45,12 @@ struct LoginThrottleTests {
         #expect(sameNetwork?.code == .tooManyAttempts)
     }
 
-    @Test("an account under attack from many addresses: the owner's right password from a fresh address still gets in")
+    @Test("an account under attack: spent addresses and a crowd of strangers are held back, its owner gets in")
     func ownerDuringAttack() async throws {
         var desk = try await Self.desk(with: [("dave", "right-pass")])
         desk.limits.attackDelay = .milliseconds(50)
+        // dave logged in from home once.
+        _ = try await desk.verify(nick: "dave", password: "right-pass", from: "203.0.113.7")
         for address in 1...4 {
             for attempt in 1...5 {
                 _ = try? await desk.verify(nick: "dave", password: "wrong\(attempt)", from: "198.51.100.\(address)")
@@ -57,37 +60,50 @@ struct LoginThrottleTests {
         // The attackers' addresses are spent, even with the right password.
         let spent = await #expect(throws: ChatError.self) { try await desk.verify(nick: "dave", password: "right-pass", from: "198.51.100.1") }
         #expect(spent?.code == .tooManyAttempts)
-        // The owner, from an address that has not failed: in, after the short wait.
-        let started = ContinuousClock.now
+        // Strangers (addresses that never failed) may try, after a wait, five a minute in all.
+        for stranger in 1...5 {
+            let started = ContinuousClock.now
+            let refused = await #expect(throws: ChatError.self) { try await desk.verify(nick: "dave", password: "guess", from: "192.0.2.\(stranger)") }
+            #expect(refused?.code == .loginFailed)
+            #expect(started.duration(to: .now) >= .milliseconds(50))
+        }
+        let crowd = await #expect(throws: ChatError.self) { try await desk.verify(nick: "dave", password: "right-pass", from: "192.0.2.99") }
+        #expect(crowd?.code == .tooManyAttempts)
+        // The owner, from home: in at once.
         let account = try await desk.verify(nick: "dave", password: "right-pass", from: "203.0.113.7")
         #expect(account.name == "dave")
-        #expect(started.duration(to: .now) >= .milliseconds(50))
-        // A fresh address with a wrong password is spent after one try while the attack lasts.
-        _ = try? await desk.verify(nick: "dave", password: "guess", from: "203.0.113.8")
-        let second = await #expect(throws: ChatError.self) { try await desk.verify(nick: "dave", password: "right-pass", from: "203.0.113.8") }
-        #expect(second?.code == .tooManyAttempts)
+    }
+
+    @Test("IPv6: a /64 is one address, and a /48 is held back as a whole")
+    func ipv6Networks() async throws {
+        let desk = try await Self.desk(with: [("dave", "right-pass")])
+        #expect(addressKey("2001:db8:1:2::5") == addressKey("2001:DB8:1:2:ffff::9"))
+        #expect(networkKey("2001:db8:1:2::5") == networkKey("2001:db8:1:ff::1"))
+        #expect(addressKey("::ffff:192.0.2.1") == "192.0.2.1")
+        // Four /64s of one /48 fail five times each: the /48 is spent, a fifth /64 in it is refused at once.
+        for subnet in 1...4 {
+            for attempt in 1...5 { _ = try? await desk.verify(nick: "dave", password: "wrong\(attempt)", from: "2001:db8:7:\(subnet)::1") }
+        }
+        let refused = await #expect(throws: ChatError.self) { try await desk.verify(nick: "dave", password: "right-pass", from: "2001:db8:7:99::1") }
+        #expect(refused?.code == .tooManyAttempts)
     }
 
     @Test("the hashing queue is bounded: past it, busy at once")
     func hashingBound() async throws {
         let hashing = PasswordHashing(threads: 1, limit: 2)
-        let credential = try PasswordHasher.credential(for: "some-pass", cost: 1024)
-        let results = await withTaskGroup(of: ChatError.Code?.self) { group in
-            for _ in 0..<8 {
-                group.addTask {
-                    do throws(ChatError) {
-                        _ = try await hashing.run { PasswordHasher.verify("some-pass", against: credential) }
-                        return nil
-                    } catch {
-                        return error.code
-                    }
-                }
-            }
-            return await group.reduce(into: [ChatError.Code?]()) { $0.append($1) }
-        }
+        let gate = DispatchSemaphore(value: 0)
+        // Two checks that hold the one thread until the gate opens: the queue is full.
+        async let first = hashing.run { gate.wait(); return 1 }
+        async let second = hashing.run { gate.wait(); return 2 }
+        try await waitUntil("two waiting") { hashing.waiting == 2 }
+        let third = await #expect(throws: ChatError.self) { try await hashing.run { 3 } }
+        #expect(third?.code == .busy)
+        gate.signal()
+        gate.signal()
+        #expect(try await first + second == 3)
+        // Room again.
+        #expect(try await hashing.run { 4 } == 4)
         try await hashing.pool.shutdownGracefully()
-        #expect(results.contains(nil))
-        #expect(results.contains(ChatError.Code.busy))
     }
 
     @Test("registrations over real sockets: three an address per ten minutes, then refused; another address may")
@@ -104,12 +120,15 @@ struct LoginThrottleTests {
                 }
             }
             let elsewhere = try await TestServer.textUser("new5", port: server.port, options: .init(from: "127.0.0.2"))
+            // A registration that fails does not count against the address.
+            try await elsewhere.send("/register short")
+            try await elsewhere.waitFor { $0.hasPrefix("!!! A password has at least") }
             try await elsewhere.send("/register pass-5")
             try await elsewhere.waitFor { $0.hasPrefix("*** The nickname new5 is now registered") }
         }
     }
 
-    @Test("over real sockets: guessers from two addresses are refused, the owner from a third gets in")
+    @Test("over real sockets: guessers from four addresses put the account under attack and are refused; the owner gets in")
     func ownerGetsInOverSockets() async throws {
         try await TestServer.run { server in
             let owner = try await server.textUser("dave")
@@ -117,7 +136,8 @@ struct LoginThrottleTests {
             try await owner.waitFor { $0.hasPrefix("*** The nickname dave is now registered") }
             try await owner.send("/quit")
             _ = try await owner.waitForClose()
-            for address in ["127.0.0.2", "127.0.0.3"] {
+            // Four addresses fail five times each: dave is under attack.
+            for address in ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"] {
                 let guesser = try await TestServer.textUser("g\(address.suffix(1))", port: server.port, options: .init(from: address))
                 for attempt in 1...6 {
                     try await guesser.send("/login dave wrong\(attempt)")
@@ -126,9 +146,19 @@ struct LoginThrottleTests {
                     if attempt == 6 { #expect(reply.hasPrefix("!!! Too many failed logins")) }
                 }
             }
-            let back = try await TestServer.textUser("guest", port: server.port, options: .init(from: "127.0.0.4"))
+            // The owner, from an address that never failed.
+            let back = try await TestServer.textUser("guest", port: server.port, options: .init(from: "127.0.0.6"))
             try await back.send("/login dave right-pass")
             try await back.waitFor { $0 == "*** You are logged in as dave." }
         }
+    }
+}
+
+/// Polls `condition` (every few milliseconds) until it holds; fails after `timeout`.
+func waitUntil(_ what: String, timeout: Duration = .seconds(10), _ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        guard ContinuousClock.now < deadline else { throw TestFailure("timed out waiting until \(what)") }
+        try await Task.sleep(for: .milliseconds(2))
     }
 }

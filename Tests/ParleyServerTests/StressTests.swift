@@ -9,11 +9,13 @@ import Testing
 /// One hostile client at a time, doing what was once enough to freeze delivery for everyone (for tens of
 /// seconds), while two other users talk: every one of their messages must arrive promptly.
 ///
-/// "Promptly" is a second on a quiet machine with the release build (docs/PERFORMANCE.md has the numbers); here
-/// the debug build shares two cores with the whole suite, so the bound is `beatBound`.
+/// "Promptly" is well under a second with the release build: `scripts/bench-attack.sh` measures each attack's
+/// cost to everyone else's latency (docs/PERFORMANCE.md, "Under attack"). Here the debug build shares two cores
+/// with the whole suite, on a machine that may be loaded besides, so the bound is `beatBound`: far above
+/// what a loaded debug build needs, far below the freezes these attacks once caused.
 @Suite("Hostile clients do not stall the others")
 struct StressTests {
-    static let beatBound: Duration = .seconds(3)
+    static let beatBound: Duration = .seconds(5)
 
     /// alice says numbered lines, each once bob has the one before, for as long as `attack` runs (and at
     /// least twenty): each must reach bob within `beatBound`.
@@ -42,7 +44,7 @@ struct StressTests {
         configuration.limits.flood = .init(burst: 100_000, perSecond: 100_000)
     }
 
-    @Test("a MODE line of thousands of changes, fifteen times over: others' messages still arrive promptly")
+    @Test("thousands of MODE lines of hundreds of changes, sent without pause: others' messages still arrive promptly")
     func modeFlood() async throws {
         try await TestServer.run(configure: Self.unpaced) { server in
             let alice = try await server.textUser("alice")
@@ -50,27 +52,37 @@ struct StressTests {
             let attacker = try await IRCTests.ircUser("attacker", port: server.ircPort)
             try await attacker.send("JOIN #m")
             try await attacker.waitFor { $0.contains(" 366 attacker #m ") }
-            let line = "MODE #m " + String(repeating: "+t-t", count: 1075)
+            let line = "MODE #m " + String(repeating: "+t-t", count: 120) + "\n"  // 480 changes, as many as a line holds
+            // For five seconds, as fast as the server reads. Once, it read all it was sent and queued every change
+            // ahead of alice's lines (delivery froze for tens of seconds); now it reads a few lines ahead of its
+            // publisher, and the rest waits in the attacker's socket.
+            let batch = Array(String(repeating: line, count: 100).utf8)
+            let sent = NIOLockedValueBox(0)
             try await Self.talk(alice: alice, bob: bob) {
-                for _ in 1...15 { try await attacker.send(line) }
+                let end = ContinuousClock.now + .seconds(5)
+                while ContinuousClock.now < end {
+                    try await attacker.sendRaw(batch)
+                    sent.withLockedValue { $0 += 100 }
+                }
             }
+            let lines = sent.withLockedValue { $0 }
             // Each line made at most MODES changes, and said so.
             try await attacker.send("PING :done")
-            try await attacker.waitFor { $0.hasSuffix(":done") }
+            try await attacker.waitFor(timeout: .seconds(60)) { $0.hasSuffix(":done") }
             let said = try await attacker.lines
-            #expect(said.filter { $0.contains(" MODE #m ") }.count <= 15 * IRCCodec.maximumModes)
+            #expect(said.filter { $0.contains(" MODE #m ") }.count <= lines * IRCCodec.maximumModes)
             #expect(said.contains { $0.contains("At most \(IRCCodec.maximumModes) mode changes a line") })
         }
     }
 
-    @Test("a PRIVMSG to thousands of comma targets is cut to TARGMAX with one 407; others' messages still arrive")
+    @Test("a PRIVMSG to hundreds of comma targets is cut to TARGMAX with one 407; others' messages still arrive")
     func commaTargets() async throws {
         try await TestServer.run(configure: Self.unpaced) { server in
             let alice = try await server.textUser("alice")
             let bob = try await server.textUser("bob")
             let victim = try await IRCTests.ircUser("v", port: server.ircPort)
             let attacker = try await IRCTests.ircUser("attacker", port: server.ircPort)
-            let targets = Array(repeating: "v", count: 1500).joined(separator: ",")
+            let targets = Array(repeating: "v", count: 240).joined(separator: ",")  // as many as a line holds
             try await Self.talk(alice: alice, bob: bob) {
                 for _ in 1...5 { try await attacker.send("PRIVMSG \(targets) :x") }
             }
@@ -112,24 +124,39 @@ struct StressTests {
                     let requests = (0..<13).map { ##"{"type":"history","room":"#general","limit":500,"ref":"r\##($0)"}"## }
                     try await reader.sendRaw(Array((requests.joined(separator: "\n") + "\n").utf8))
                 }
+                // Meanwhile a client resumes: its replay is not one a flooder can push out.
+                let late = try await TestClient.connect(port: server.port)
+                try await late.send(##"{"type":"hello","version":1,"nick":"late","resume":{"#general":400}}"##)
+                let replay = try json(try await late.waitFor(timeout: .seconds(30), isEvent("history", ["room": "#general"])))
+                #expect(((replay["messages"] as? [Any])?.count ?? 0) >= 100)
             }
-            // Every reader got every answer, in the order asked, each a full page.
+            // Every request is answered, in the order asked: a full page, or — past four waiting from one client —
+            // a refusal to that client alone.
             for reader in readers {
+                var pages = 0
                 for index in 0..<13 {
-                    let page = try json(try await reader.waitFor(timeout: .seconds(60), isEvent("history", ["ref": "r\(index)"])))
-                    #expect((page["messages"] as? [Any])?.count == 500)
+                    let answer = try json(try await reader.waitFor(timeout: .seconds(60)) { $0.contains(#""ref":"r\#(index)""#) })
+                    if answer["type"] as? String == "history" {
+                        #expect((answer["messages"] as? [Any])?.count == 500)
+                        pages += 1
+                    } else {
+                        #expect(answer["code"] as? String == "history_unavailable", "\(answer)")
+                    }
                 }
+                #expect(pages >= 4)
             }
         }
     }
 
     @Test("flood control charges for the work a line causes: four lines of four targets spend a burst of fifteen")
     func chargedPerTarget() async throws {
-        try await TestServer.run { server in
+        // No refill to speak of, so the count is exact however slow the machine.
+        try await TestServer.run(configure: { $0.limits.flood = .init(burst: 15, perSecond: 0.001) }) { server in
             _ = try await IRCTests.ircUser("a", port: server.ircPort)
             _ = try await IRCTests.ircUser("b", port: server.ircPort)
             let sender = try await IRCTests.ircUser("sender", port: server.ircPort)
             for _ in 1...4 { try await sender.send("PRIVMSG a,b,a,b :hi") }
+            // (The 16 tokens these lines cost, beyond what joining took, spend a burst of 15.)
             try await sender.waitFor { $0.contains("You are sending too fast") }
             // One target a line, four lines: no warning (a fresh connection, the same burst).
             let calm = try await IRCTests.ircUser("calm", port: server.ircPort)
@@ -137,6 +164,26 @@ struct StressTests {
             try await calm.send("PING :end")
             try await calm.waitFor { $0.hasSuffix(":end") }
             #expect(try await !calm.lines.contains { $0.contains("You are sending too fast") })
+        }
+    }
+
+    @Test("a MODE line is charged for its changes: four lines of four changes spend a burst of fifteen")
+    func chargedPerMode() async throws {
+        try await TestServer.run(configure: { $0.limits.flood = .init(burst: 15, perSecond: 0.001) }) { server in
+            let owner = try await IRCTests.ircUser("owner", port: server.ircPort)
+            try await owner.send("JOIN #m")
+            try await owner.waitFor { $0.contains(" 366 owner #m ") }
+            for _ in 1...4 { try await owner.send("MODE #m +t-t+t-t") }
+            try await owner.waitFor { $0.contains("You are sending too fast") }
+        }
+    }
+
+    @Test("an IRC message part over 510 bytes is refused with 417, even with no tags")
+    func longUntaggedLine() async throws {
+        try await TestServer.run { server in
+            let client = try await IRCTests.ircUser("long", port: server.ircPort)
+            try await client.send("PRIVMSG #general :" + String(repeating: "x", count: 600))
+            try await client.waitFor { $0 == ":test.parley 417 long :Input line was too long" }
         }
     }
 }

@@ -30,12 +30,15 @@ public struct IRCMessage: Equatable, Sendable {
             defer { rest = rest[end...].drop { $0 == space } }
             return rest[..<end]
         }
-        func text(_ part: Substring.UTF8View.SubSequence) -> Substring { Substring(part) ?? Substring(String(decoding: part, as: UTF8.self)) }
+        // Cuts fall on ASCII bytes (space, colon, '@'), which are always scalar boundaries in UTF-8.
+        func text(_ part: Substring.UTF8View.SubSequence) -> Substring { Substring(part) }
         var tags: [String: String] = [:]
         if rest.first == UInt8(ascii: "@") {
-            for tag in text(token().dropFirst()).split(separator: ";") {
-                let parts = tag.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                tags[String(parts[0])] = parts.count == 2 ? Self.unescape(parts[1]) : ""
+            // By bytes too: U+037E (Greek question mark) is canonically equivalent to ";", so a Character
+            // split would cut a tag value there (found by fuzzing).
+            for tag in token().dropFirst().split(separator: UInt8(ascii: ";")) {
+                let parts = tag.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+                tags[String(text(parts[0]))] = parts.count == 2 ? Self.unescape(text(parts[1])) : ""
             }
         }
         var source: String?
@@ -120,40 +123,42 @@ public struct IRCMessage: Equatable, Sendable {
 
     static let textLast: Set<String> = ["PRIVMSG", "NOTICE", "PART", "QUIT", "KICK", "TOPIC", "ERROR", "PONG", "CAP", "AWAY"]
 
+    // By scalars, not Characters: a space or backslash followed by a combining mark is one Character to Swift,
+    // and would slip through unescaped.
     static func escape(_ value: String) -> String {
-        var out = ""
-        for character in value {
-            switch character {
-            case ";": out += "\\:"
-            case " ": out += "\\s"
-            case "\\": out += "\\\\"
-            case "\r": out += "\\r"
-            case "\n": out += "\\n"
-            default: out.append(character)
+        var out = String.UnicodeScalarView()
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case ";": out.append(contentsOf: "\\:".unicodeScalars)
+            case " ": out.append(contentsOf: "\\s".unicodeScalars)
+            case "\\": out.append(contentsOf: "\\\\".unicodeScalars)
+            case "\r": out.append(contentsOf: "\\r".unicodeScalars)
+            case "\n": out.append(contentsOf: "\\n".unicodeScalars)
+            default: out.append(scalar)
             }
         }
-        return out
+        return String(out)
     }
 
     static func unescape(_ value: Substring) -> String {
-        var out = ""
+        var out = String.UnicodeScalarView()
         var escaping = false
-        for character in value {
+        for scalar in value.unicodeScalars {
             if escaping {
-                switch character {
-                case ":": out += ";"
-                case "s": out += " "
-                case "r": out += "\r"
-                case "n": out += "\n"
-                default: out.append(character)
+                switch scalar {
+                case ":": out.append(";")
+                case "s": out.append(" ")
+                case "r": out.append("\r")
+                case "n": out.append("\n")
+                default: out.append(scalar)
                 }
                 escaping = false
-            } else if character == "\\" {
+            } else if scalar == "\\" {
                 escaping = true
             } else {
-                out.append(character)
+                out.append(scalar)
             }
         }
-        return out
+        return String(out)
     }
 }
