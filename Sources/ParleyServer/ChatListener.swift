@@ -5,8 +5,8 @@ import ParleyCore
 import ParleyProtocols
 import ServiceLifecycle
 
-/// One port as a `Service` (the text/JSON port, or the IRC port): binds, accepts, and owns every connection in
-/// one discarding task group.
+/// One port of one front door as a `Service`: binds, accepts, has the door build each connection's pipeline,
+/// and owns every connection in one discarding task group. It knows no door by name.
 ///
 /// On graceful shutdown it stops accepting; each connection says goodbye and drains (see `ConnectionHandler`);
 /// connections still open after `shutdownGrace` (clients that do not read) are cancelled, so shutdown always
@@ -20,7 +20,8 @@ public struct ChatListener: Service {
     let onListening: @Sendable (SocketAddress) -> Void
 
     init(
-        door: Door,
+        door: any FrontDoor,
+        port: Int,
         configuration: ServerConfiguration,
         hub: ChatHub<Fanout>,
         accounts: AccountDesk,
@@ -29,19 +30,12 @@ public struct ChatListener: Service {
         onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) {
         self.host = configuration.host
-        self.port = door == .irc ? configuration.ircPort ?? 6667 : configuration.port
-        var limits = configuration.limits
-        if door == .irc {
-            // The framer bounds a whole IRC line: 512 bytes of message plus up to 8191 of tags (the session
-            // holds each part to its own limit, and the message part to --max-line-bytes when that is lower).
-            limits.line = .init(maximumLineBytes: IRCMessage.maximumBodyBytes + IRCMessage.maximumTagBytes)
-        }
+        self.port = port
         self.handler = ConnectionHandler(
-            door: door, hub: hub, accounts: accounts, fanout: hub.sink, limits: limits,
-            configuredLineBytes: configuration.limits.line.maximumLineBytes, serverPassword: configuration.serverPassword, logger: logger
+            door: door, hub: hub, accounts: accounts, limits: configuration.limits, serverPassword: configuration.serverPassword, logger: logger
         )
         var logger = logger
-        logger[metadataKey: "door"] = "\(door)"
+        logger[metadataKey: "door"] = "\(door.name)"
         self.logger = logger
         self.eventLoopGroup = eventLoopGroup
         self.onListening = onListening
@@ -75,7 +69,7 @@ public struct ChatListener: Service {
         logger.notice("stopped")
     }
 
-    private var door: Door { handler.door }
+    private var door: any FrontDoor { handler.door }
 
     private func bind(limits: ServerConfiguration.Limits) async throws -> NIOAsyncChannel<AcceptedConnection, Never> {
         try await ServerBootstrap(group: eventLoopGroup)
@@ -84,15 +78,7 @@ public struct ChatListener: Service {
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     Self.configure(channel, limits: limits)
-                    // Only the shared port sniffs for JSON and strips telnet; IRC clients speak first and plainly.
-                    let lines = door == .lines
-                    try channel.pipeline.syncOperations.addHandler(
-                        FrameHandler(
-                            limits: limits.line, stripsTelnet: lines, greetingWindow: lines ? limits.greetingWindow.timeAmount : nil,
-                            carriageReturnEndsLine: !lines
-                        )
-                    )
-                    let outbox = try Outbox(channel: channel, limitBytes: limits.sendQueueBytes, linger: limits.linger)
+                    let outbox = try door.setUp(channel, limits: limits)
                     return AcceptedConnection(channel: try NIOAsyncChannel(wrappingChannelSynchronously: channel), outbox: outbox)
                 }
             }
@@ -150,13 +136,13 @@ public struct ChatListener: Service {
 
 /// A port that could not be opened, said in words an operator can act on.
 public struct ListenerError: Error, CustomStringConvertible {
-    let door: Door
+    let door: any FrontDoor
     let host: String
     let port: Int
     let underlying: any Error
 
     public var description: String {
-        let flag = door == .irc ? "--irc-port" : "--port"
+        let flag = door.portFlag
         switch (underlying as? IOError)?.errnoCode {
         case EADDRINUSE: return "port \(port) is in use (another parley?); stop it, or choose another with \(flag)"
         case EACCES: return "port \(port) needs privileges this user does not have (ports below 1024 do); choose another with \(flag)"

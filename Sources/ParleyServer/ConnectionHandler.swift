@@ -5,23 +5,13 @@ import ParleyProtocols
 import ServiceLifecycle
 import Synchronization
 
-/// Which front door a connection came in by.
-enum Door: Sendable {
-    /// The shared port: plain text or JSON lines, told apart by the first byte.
-    case lines
-    case irc
-}
-
 /// Serves one connection from accept to close: a reader task that turns lines into chat requests, a writer
 /// task that drains the outbox, and the timers that bound how long either may take.
 struct ConnectionHandler: Sendable {
-    let door: Door
+    let door: any FrontDoor
     let hub: ChatHub<Fanout>
     let accounts: AccountDesk
-    let fanout: Fanout
     let limits: ServerConfiguration.Limits
-    /// `--max-line-bytes` as configured (the IRC door's framer allows a whole IRC line beyond it).
-    let configuredLineBytes: Int
     /// What every connection must give before it registers, when set.
     let serverPassword: String?
     let logger: Logger
@@ -33,11 +23,11 @@ struct ConnectionHandler: Sendable {
         logger[metadataKey: "peer"] = "\(channel.channel.remoteAddress?.display ?? "?")"
         logger.info("connected")
         let socket = channel.channel
-        let connection = ConnectionState(outbox: outbox, fanout: fanout, irc: door == .irc ? IRCPeer() : nil)
+        let connection = ConnectionState(outbox: outbox)
         let context = SessionContext(
             connection: connection, hub: hub, accounts: accounts,
             address: channel.channel.remoteAddress?.ipAddress ?? "unknown", serverPassword: serverPassword,
-            maximumLineBytes: configuredLineBytes, logger: logger
+            maximumLineBytes: limits.line.maximumLineBytes, logger: logger
         )
         do {
             try await channel.executeThenClose { inbound in
@@ -72,7 +62,9 @@ struct ConnectionHandler: Sendable {
             let error = ChatError(.registrationTimeout, "No nickname was chosen in time. Goodbye.")
             connection.end(with: .error(error, ref: nil), reason: .connectionLost)
         }
-        let keepAlive = door == .irc ? startKeepAlive(connection, on: socket.eventLoop) : nil
+        let keepAlive = door.keepAlive(serverName: hub.serverName, interval: limits.pingInterval).map {
+            start($0, for: connection, on: socket.eventLoop)
+        }
         defer {
             registrationDeadline.cancel()
             keepAlive?.cancel()
@@ -92,12 +84,11 @@ struct ConnectionHandler: Sendable {
         }
     }
 
-    /// IRC's keep-alive: a client silent for a whole interval is sent PING, and one silent for another interval
-    /// after that is gone (a dead peer or a half-open connection), so its nick and rooms are freed.
-    private func startKeepAlive(_ connection: ConnectionState, on loop: any EventLoop) -> RepeatedTask {
-        let interval = limits.pingInterval.timeAmount
+    /// The door's keep-alive (IRC's): a client silent for a whole interval is pinged, and one silent for another
+    /// interval after that is gone (a dead peer or a half-open connection), so its nick and rooms are freed.
+    private func start(_ keepAlive: KeepAlive, for connection: ConnectionState, on loop: any EventLoop) -> RepeatedTask {
+        let interval = keepAlive.interval.timeAmount
         let silence = NIOLoopBoundBox.makeBoxSendingValue((heard: UInt64(0), pinged: false), eventLoop: loop)
-        let serverName = hub.serverName
         return loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { task in
             let now = connection.framesHeard.load(ordering: .relaxed)
             if !connection.isOpen {
@@ -106,21 +97,20 @@ struct ConnectionHandler: Sendable {
                 silence.value = (now, false)
             } else if !silence.value.pinged {
                 silence.value.pinged = true
-                connection.send(ByteBuffer(string: IRCMessage(command: "PING", params: [serverName]).serialized()))
+                connection.send(keepAlive.ping)
             } else {
                 task.cancel()
-                let goodbye = IRCMessage(command: "ERROR", params: ["Closing link: ping timeout"])
-                connection.send(ByteBuffer(string: goodbye.serialized()))
+                connection.send(keepAlive.goodbye)
                 connection.end(with: nil, reason: .pingTimeout)
             }
         }
     }
 
-    /// Chooses the mode from the first frame, then feeds lines to the session, paced by flood control.
-    /// Stops as soon as the connection is ending, so nothing arrives after a goodbye.
+    /// Feeds frames to the door's session, lines paced by flood control. Stops as soon as the connection is
+    /// ending, so nothing arrives after a goodbye.
     private func read(_ inbound: NIOAsyncChannelInboundStream<InboundFrame>, context: SessionContext) async {
         let connection = context.connection
-        var session: (any LineSession)? = door == .irc ? IRCSession(context) : nil
+        var session = door.makeSession(context)
         var pacer = Pacer(bucket: TokenBucket(limits.flood, now: .now), warning: floodWarning)
         var window = ProgressWindow(size: limits.linesAhead)
         do {
@@ -128,12 +118,8 @@ struct ConnectionHandler: Sendable {
                 guard connection.isOpen else { return }
                 connection.framesHeard.add(1, ordering: .relaxed)
                 switch frame {
-                case .greet:
-                    session = session ?? TextSession(context)
-                    continue
-                case .json:
-                    // Also after a greeting for silence: a JSON client slower than the window is still one.
-                    if session == nil || connection.session == nil { session = JSONSession(context) }
+                case .greet, .json:
+                    session.signal(frame)
                     continue
                 case .telnet(let answer):
                     // Negotiation, not chat: no flood token, and at once (a telnet client may be waiting for it).
@@ -154,12 +140,8 @@ struct ConnectionHandler: Sendable {
                 guard connection.isOpen else { return }
                 switch frame {
                 case .line(let line):
-                    if session == nil {
-                        // No sniffing on this connection: decide from the line itself.
-                        session = JSONCodec.looksLikeJSON(line) ? JSONSession(context) : TextSession(context)
-                    }
                     guard connection.beginLine() else { return }
-                    let flow = await session!.receive(line)
+                    let flow = await session.receive(line)
                     connection.endLine()
                     if flow == .stop { return }
                     await window.noteLine(hub)

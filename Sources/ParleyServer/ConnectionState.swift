@@ -3,11 +3,12 @@ import ParleyCore
 import ParleyProtocols
 import Synchronization
 
-/// What the tasks of one connection share: its outbox, the mode it settled on, and its registered session.
-/// The reader writes it; the shutdown handler and the registration timer read it.
+/// What the tasks of one connection share: its outbox, the renderer its session settled on, and its registered
+/// session. The reader writes it; the shutdown handler and the registration timer read it.
 final class ConnectionState: Sendable {
     private struct Shared {
-        var format: WireFormat?
+        /// Plain text until the session says otherwise.
+        var renderer: any Renderer = TextRenderer()
         var session: SessionID?
         /// The nick it registered with, for the log (the session may be gone by the time the connection is).
         var nick: String?
@@ -21,9 +22,6 @@ final class ConnectionState: Sendable {
     }
 
     let outbox: Outbox
-    let fanout: Fanout
-    /// For a connection to the IRC port: its nick and capabilities, shared with its `Client`.
-    let irc: IRCPeer?
     private let shared = Mutex(Shared())
     /// Lines (and other frames) received so far: the IRC keep-alive watches it move.
     let framesHeard = Atomic<UInt64>(0)
@@ -36,23 +34,23 @@ final class ConnectionState: Sendable {
         extraCost.add(max(0, tokens), ordering: .relaxed)
     }
 
-    init(outbox: Outbox, fanout: Fanout, irc: IRCPeer? = nil) {
+    init(outbox: Outbox) {
         self.outbox = outbox
-        self.fanout = fanout
-        self.irc = irc
     }
 
     var session: SessionID? { shared.withLock { $0.session } }
 
-    /// The connection's format; a JSON client that was first greeted as text (it was slower than the greeting
-    /// window) switches it once, before registering.
-    func settle(on format: WireFormat) {
-        shared.withLock { $0.format = format }
+    /// How the connection's events are rendered; a JSON client that was first greeted as text (it was slower
+    /// than the greeting window) switches once, before registering.
+    func settle(on renderer: any Renderer) {
+        shared.withLock { $0.renderer = renderer }
     }
 
-    /// A client handle for registering; it shares this connection's outbox.
-    func makeClient(format: WireFormat) -> Client {
-        Client(format: format, outbox: outbox, irc: irc)
+    var renderer: any Renderer { shared.withLock { $0.renderer } }
+
+    /// A client handle for registering: this connection's outbox and renderer.
+    func makeClient() -> Client {
+        Client(renderer: renderer, outbox: outbox)
     }
 
     func registered(_ session: SessionID, nick: String?, as client: Client) {
@@ -65,14 +63,9 @@ final class ConnectionState: Sendable {
 
     var registeredNick: String? { shared.withLock { $0.nick } }
 
-    /// Sends an event to this connection alone, in its format (plain text while the mode is undecided).
+    /// Sends an event to this connection alone, as its renderer renders it.
     func send(_ event: ChatEvent) {
-        if let irc {
-            if let frame = fanout.encode(event, for: irc) { outbox.send(frame) }
-            return
-        }
-        let format = shared.withLock { $0.format } ?? .text
-        if let frame = fanout.encode(event, format: format) { outbox.send(frame) }
+        if let frame = renderer.render(event, focused: true) { outbox.send(frame) }
     }
 
     /// Sends raw bytes (the greeting and nickname prompts of text mode).

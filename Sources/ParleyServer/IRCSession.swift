@@ -30,9 +30,9 @@ struct IRCSession: LineSession {
     init(_ context: SessionContext) {
         self.context = context
         self.codec = IRCCodec(serverName: context.hub.serverName)
-        self.peer = context.connection.irc ?? IRCPeer()
+        self.peer = IRCPeer()
         self.passwordAccepted = context.serverPassword == nil
-        context.connection.settle(on: .irc)
+        context.connection.settle(on: IRCRenderer(codec: codec, peer: peer))
     }
 
     mutating func receive(_ line: ByteBuffer) async -> Flow {
@@ -253,7 +253,7 @@ struct IRCSession: LineSession {
             send(IRCMessage(command: "ERROR", params: ["Closing link: this server needs the right password (PASS)"]))
             return .stop
         }
-        let client = context.connection.makeClient(format: .irc)
+        let client = context.connection.makeClient()
         do throws(ChatError) {
             // An IRC client joins the channels it is configured for; it is not put anywhere.
             let id = try context.hub.register(nick: nick, peer: client, account: account?.key, address: context.address, joiningGeneral: false)

@@ -10,10 +10,62 @@ enum Flow {
     case stop
 }
 
-/// One wire format's adapter between lines and the chat: registration first, then requests. Account
-/// requests go to the `AccountDesk` (they await hashing and the store); everything else to the hub.
+/// One door's adapter between lines and the chat: registration first, then requests. Account requests go to
+/// the `AccountDesk` (they await hashing and the store); everything else to the hub. A session settles its
+/// connection's `Renderer`.
 protocol LineSession {
+    /// What the framing found out before any line (the lines door's `.greet` and `.json`).
+    mutating func signal(_ frame: InboundFrame)
     mutating func receive(_ line: ByteBuffer) async -> Flow
+}
+
+extension LineSession {
+    mutating func signal(_ frame: InboundFrame) {}
+}
+
+/// The shared text/JSON-lines port's session: plain text for a person, JSON lines for a program, decided by
+/// the framing's signal (`.greet`, `.json`) or, when the client sent a line before either, by the line itself.
+/// A JSON client slower than the greeting window was greeted as a person; its first `{` still makes it JSON,
+/// as long as it has not registered as text.
+struct LinesSession: LineSession {
+    private enum Mode {
+        case undecided
+        case text(TextSession)
+        case json(JSONSession)
+    }
+
+    let context: SessionContext
+    private var mode = Mode.undecided
+
+    init(_ context: SessionContext) {
+        self.context = context
+    }
+
+    mutating func signal(_ frame: InboundFrame) {
+        switch (frame, mode) {
+        case (.greet, .undecided): mode = .text(TextSession(context))
+        case (.json, .undecided): mode = .json(JSONSession(context))
+        case (.json, .text) where context.connection.session == nil: mode = .json(JSONSession(context))
+        default: break
+        }
+    }
+
+    mutating func receive(_ line: ByteBuffer) async -> Flow {
+        if case .undecided = mode {
+            // No sniffing on this connection: decide from the line itself.
+            mode = JSONCodec.looksLikeJSON(line) ? .json(JSONSession(context)) : .text(TextSession(context))
+        }
+        switch mode {
+        case .text(var session):
+            defer { mode = .text(session) }
+            return await session.receive(line)
+        case .json(var session):
+            defer { mode = .json(session) }
+            return await session.receive(line)
+        case .undecided:
+            return .proceed
+        }
+    }
 }
 
 /// What both sessions need besides their own state.
@@ -84,7 +136,7 @@ struct TextSession: LineSession {
     init(_ context: SessionContext) {
         self.context = context
         self.passwordGiven = context.serverPassword == nil
-        context.connection.settle(on: .text)
+        context.connection.settle(on: TextRenderer())
         context.connection.send(codec.greeting(server: context.hub.serverName, askingPassword: !passwordGiven))
     }
 
@@ -138,7 +190,7 @@ struct TextSession: LineSession {
                     throw ChatError(.notRegistered, "Choose a nickname first.")
                 }
             }
-            let client = context.connection.makeClient(format: .text)
+            let client = context.connection.makeClient()
             let id = try context.hub.register(nick: nick, peer: client, account: account, address: context.address)
             session = id
             context.registered(id, as: client)
@@ -158,7 +210,7 @@ struct JSONSession: LineSession {
 
     init(_ context: SessionContext) {
         self.context = context
-        context.connection.settle(on: .json)
+        context.connection.settle(on: JSONRenderer())
     }
 
     mutating func receive(_ line: ByteBuffer) async -> Flow {
@@ -180,7 +232,7 @@ struct JSONSession: LineSession {
                 }
                 var account: Account?
                 if let password { account = try await context.accounts.verify(nick: nick, password: password, from: context.address) }
-                let client = context.connection.makeClient(format: .json)
+                let client = context.connection.makeClient()
                 let id = try context.hub.register(
                     nick: account?.name ?? nick, peer: client, resume: resume, account: account?.key, address: context.address
                 )

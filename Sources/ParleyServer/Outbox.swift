@@ -84,13 +84,15 @@ final class Outbox: Sendable {
     /// The writer's place in the pipeline while the channel is open; only touched on the event loop.
     private let context: NIOLoopBoundBox<ChannelHandlerContext?>
 
-    /// Adds the handler that drains it to the front of `channel`'s pipeline; call on the channel's event loop.
+    /// Adds the handler that drains it at the end of `channel`'s pipeline as it is now, so that what it writes
+    /// passes through every handler already there (TLS above all) on its way to the socket; call on the
+    /// channel's event loop, before the handlers that read (the door's framing).
     init(channel: any Channel, limitBytes: Int, linger: Duration) throws {
         self.channel = channel
         self.limitBytes = limitBytes
         self.linger = linger
         self.context = NIOLoopBoundBox(nil, eventLoop: channel.eventLoop)
-        try channel.pipeline.syncOperations.addHandler(Writer(self), position: .first)
+        try channel.pipeline.syncOperations.addHandler(Writer(self), position: .last)
     }
 
     var eventLoop: any EventLoop { channel.eventLoop }
@@ -247,8 +249,8 @@ final class Outbox: Sendable {
         }
     }
 
-    /// The outbox's hands in the pipeline, first after the socket: it gives the outbox its context and drains
-    /// it when the socket can take more.
+    /// The outbox's hands in the pipeline, after the socket and any TLS: it gives the outbox its context and
+    /// drains it when the socket can take more.
     private final class Writer: ChannelInboundHandler, RemovableChannelHandler {
         typealias InboundIn = ByteBuffer
         typealias OutboundOut = ByteBuffer

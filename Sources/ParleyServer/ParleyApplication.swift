@@ -64,7 +64,7 @@ public struct ParleyApplication: Sendable {
         self.roomStore = rooms
         self.closeStore = closeStore
         self.hub = ChatHub(
-            serverName: configuration.serverName, sink: Fanout(serverName: configuration.serverName, flushInterval: configuration.flushInterval), firstMessageID: lastID + 1,
+            serverName: configuration.serverName, sink: Fanout(flushInterval: configuration.flushInterval), firstMessageID: lastID + 1,
             historyOnJoin: configuration.historyOnJoin, roomLimits: configuration.roomLimits
         )
     }
@@ -89,11 +89,11 @@ public struct ParleyApplication: Sendable {
             .init(service: AccountWatcher(store: accountStore, hub: hub, logger: logger)),
             .init(service: RestrictionTimer(hub: hub)),
             .init(service: MemoryTrimmer(hub: hub, logger: logger)),
-            .init(service: ChatListener(door: .lines, configuration: configuration, hub: hub, accounts: desk, logger: logger, onListening: onListening)),
+            .init(service: ChatListener(door: LinesDoor(), port: configuration.port, configuration: configuration, hub: hub, accounts: desk, logger: logger, onListening: onListening)),
         ]
-        if configuration.ircPort != nil {
+        if let ircPort = configuration.ircPort {
             services.append(
-                .init(service: ChatListener(door: .irc, configuration: configuration, hub: hub, accounts: desk, logger: logger, onListening: onIRCListening))
+                .init(service: ChatListener(door: IRCDoor(), port: ircPort, configuration: configuration, hub: hub, accounts: desk, logger: logger, onListening: onIRCListening))
             )
         }
         if console {

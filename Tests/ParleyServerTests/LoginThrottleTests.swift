@@ -17,7 +17,7 @@ struct LoginThrottleTests {
     static func desk(with accounts: [(String, String)] = []) async throws -> AccountDesk {
         let store = MemoryAccountStore()
         for (name, password) in accounts { try await store.create(Account(name: name, credential: try PasswordHasher.credential(for: password, cost: 1024))) }
-        let hub = ChatHub(serverName: "t", sink: Fanout(serverName: "t"))
+        let hub = ChatHub(serverName: "t", sink: Fanout())
         var limits = AccountLimits()
         limits.placesRemembered = 256
         return AccountDesk(store: store, hub: hub, limits: limits, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
