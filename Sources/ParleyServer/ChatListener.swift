@@ -4,17 +4,18 @@ import NIOPosix
 import ParleyCore
 import ParleyProtocols
 import ServiceLifecycle
+import Synchronization
 
-/// One port of one front door as a `Service`: binds, accepts, has the door build each connection's pipeline,
-/// and owns every connection in one discarding task group. It knows no door by name.
+/// One port of one front door as a `Service`: binds, accepts, has the door build each connection's pipeline
+/// and a `Connection` drive it, and keeps the open connections in a registry. It knows no door by name.
 ///
-/// On graceful shutdown it stops accepting; each connection says goodbye and drains (see `ConnectionHandler`);
-/// connections still open after `shutdownGrace` (clients that do not read) are cancelled, so shutdown always
-/// ends.
+/// On graceful shutdown it stops accepting; each connection says goodbye and drains (`ConnectionState.shutDown`);
+/// connections still open after `shutdownGrace` (clients that do not read) are closed, so shutdown always ends.
+/// It returns only once every connection's session has left the hub.
 public struct ChatListener: Service {
     let host: String
     let port: Int
-    let handler: ConnectionHandler
+    let context: PortContext
     let logger: Logger
     let eventLoopGroup: any EventLoopGroup
     let onListening: @Sendable (SocketAddress) -> Void
@@ -31,7 +32,7 @@ public struct ChatListener: Service {
     ) {
         self.host = configuration.host
         self.port = port
-        self.handler = ConnectionHandler(
+        self.context = PortContext(
             door: door, hub: hub, accounts: accounts, limits: configuration.limits, serverPassword: configuration.serverPassword, logger: logger
         )
         var logger = logger
@@ -41,73 +42,82 @@ public struct ChatListener: Service {
         self.onListening = onListening
     }
 
+    private var door: any FrontDoor { context.door }
+
     public func run() async throws {
-        let limits = handler.limits
-        let server: NIOAsyncChannel<AcceptedConnection, Never>
+        let limits = context.limits
+        let registry = ConnectionRegistry()
+        let server: any Channel
         do {
-            server = try await bind(limits: limits)
+            server = try await bind(registry: registry)
         } catch {
             let failure = ListenerError(door: door, host: host, port: port, underlying: error)
             logger.critical("\(failure)")
             throw failure
         }
-        guard let address = server.channel.localAddress else { throw ChannelError.unknownLocalAddress }
+        guard let address = server.localAddress else { throw ChannelError.unknownLocalAddress }
         logger.notice("listening", metadata: ["address": "\(address.display)"])
         onListening(address)
 
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await acceptConnections(server) }
-            group.addTask {
-                // Started only once shutdown begins: the deadline for clients that do not read (the grace
-                // plus a second, since each connection's own drain deadline is the grace).
-                guard (try? await gracefulShutdown()) != nil else { return }
-                try? await Task.sleep(for: limits.shutdownGrace + .seconds(1))
+        let stopping = Atomic(false)
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                try? await server.closeFuture.get()
+            } onGracefulShutdown: {
+                stopping.store(true, ordering: .relaxed)
+                server.close(promise: nil)
+                // Half the grace to answer what is queued by storing it, the rest to answer it by refusing, so
+                // every sender hears back before its connection is closed.
+                context.hub.beginShutdown(grace: limits.shutdownGrace / 2)
+                registry.shutDownAll(grace: limits.shutdownGrace)
             }
-            try await group.next()
-            group.cancelAll()
+        } onCancel: {
+            // Another service failed and the group is stopping: close everything now.
+            stopping.store(true, ordering: .relaxed)
+            server.close(promise: nil)
+            registry.closeAll()
+        }
+        // Each connection's own drain deadline is the grace; a second more for clients that do not read.
+        if await !registry.waitUntilEmpty(within: limits.shutdownGrace + .seconds(1)) {
+            registry.closeAll()
+            await withTaskCancellationHandler {
+                await registry.waitUntilEmpty()
+            } onCancel: {
+                registry.closeAll()
+            }
+        }
+        guard stopping.load(ordering: .relaxed) else {
+            // The listening socket itself failed: the server cannot go on, so the service fails and the
+            // process exits non-zero with this in the log.
+            logger.critical("listener failed: the listening socket closed")
+            throw ListenerClosed(door: door.name)
         }
         logger.notice("stopped")
     }
 
-    private var door: any FrontDoor { handler.door }
-
-    private func bind(limits: ServerConfiguration.Limits) async throws -> NIOAsyncChannel<AcceptedConnection, Never> {
-        try await ServerBootstrap(group: eventLoopGroup)
+    private func bind(registry: ConnectionRegistry) async throws -> any Channel {
+        let (context, limits, logger) = (context, context.limits, logger)
+        return try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .bind(host: host, port: port) { channel in
+            .serverChannelInitializer { server in
+                server.eventLoop.makeCompletedFuture {
+                    // Out of descriptors (EMFILE), accepting again at once would spin: wait a second, say so
+                    // at most once a minute.
+                    try server.pipeline.syncOperations.addHandlers(AcceptFailureLog(logger: logger), AcceptBackoffHandler())
+                }
+            }
+            .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     Self.configure(channel, limits: limits)
-                    let outbox = try door.setUp(channel, limits: limits)
-                    return AcceptedConnection(channel: try NIOAsyncChannel(wrappingChannelSynchronously: channel), outbox: outbox)
+                    let outbox = try context.door.setUp(channel, limits: limits)
+                    let connection = Connection(channel: channel, outbox: outbox, port: context) { registry.remove($0) }
+                    registry.add(connection)
+                    try channel.pipeline.syncOperations.addHandler(Connection.Driver(connection))
                 }
             }
-    }
-
-    private func acceptConnections(_ server: NIOAsyncChannel<AcceptedConnection, Never>) async throws {
-        do {
-            try await withGracefulShutdownHandler {
-                try await withThrowingDiscardingTaskGroup { connections in
-                    try await server.executeThenClose { inbound in
-                        for try await connection in inbound {
-                            connections.addTask { await handler.run(connection) }
-                        }
-                    }
-                }
-            } onGracefulShutdown: {
-                server.channel.close(promise: nil)
-                // Half the grace to answer what is queued by storing it, the rest to answer it by refusing, so
-                // every sender hears back before its connection is closed.
-                handler.hub.beginShutdown(grace: handler.limits.shutdownGrace / 2)
-            }
-        } catch is CancellationError {
-            throw CancellationError()  // another service failed and the group is stopping: nothing to report
-        } catch {
-            // The listening socket itself failed: the server cannot go on, so the service fails and the
-            // process exits non-zero with this in the log.
-            logger.critical("listener failed", metadata: ["error": "\(error)"])
-            throw error
-        }
+            .bind(host: host, port: port)
+            .get()
     }
 
     /// Per-connection socket settings. Each is best effort: a peer that resets at once can make setsockopt
@@ -131,6 +141,41 @@ public struct ChatListener: Service {
         try? options.setOption(.tcpOption(.init(rawValue: TCP_KEEPIDLE)), value: 60)
         try? options.setOption(.tcpOption(.init(rawValue: TCP_KEEPINTVL)), value: 10)
         try? options.setOption(.tcpOption(.init(rawValue: TCP_KEEPCNT)), value: 6)
+    }
+}
+
+/// The listening socket closed while the server was not stopping.
+struct ListenerClosed: Error, CustomStringConvertible {
+    let door: String
+    var description: String { "the \(door) door's listening socket closed unexpectedly" }
+}
+
+/// Logs why accepting failed (out of file descriptors, above all), once a minute at most; `AcceptBackoffHandler`
+/// after it waits before accepting again.
+private final class AcceptFailureLog: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = any Channel
+
+    let logger: Logger
+    private var lastLogged: NIODeadline?
+    private var unlogged = 0
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let now = NIODeadline.now()
+        if let last = lastLogged, now - last < .minutes(1) {
+            unlogged += 1
+        } else {
+            lastLogged = now
+            logger.error(
+                "accepting a connection failed; trying again in a second",
+                metadata: ["error": "\(error)", "failures since last logged": "\(unlogged)"]
+            )
+            unlogged = 0
+        }
+        context.fireErrorCaught(error)
     }
 }
 

@@ -76,6 +76,9 @@ final class Outbox: Sendable {
         }
     }
 
+    /// The largest batch array kept for reuse.
+    static let spareCapacity = 32
+
     let limitBytes: Int
     /// How long a goodbye may take to drain when `finish` names no deadline.
     let linger: Duration
@@ -213,7 +216,9 @@ final class Outbox: Sendable {
             return
         case .frames(var frames, last: false):
             context.write(NIOAny(Self.joined(frames, allocator: context.channel.allocator)), promise: nil)
-            frames.removeAll(keepingCapacity: true)
+            // Kept for the next batch only if it is small: after a burst of thousands of frames (a crowd
+            // joining) it would otherwise keep its capacity, kilobytes, for the life of the connection.
+            frames.removeAll(keepingCapacity: frames.capacity <= Self.spareCapacity)
             state.withLock { $0.spare = frames }
             context.flush()
         case .frames(let frames, last: true):

@@ -1,0 +1,411 @@
+import Logging
+import NIOCore
+import ParleyCore
+import ParleyProtocols
+import Synchronization
+
+/// What every connection of one listening port shares.
+struct PortContext: Sendable {
+    let door: any FrontDoor
+    let hub: ChatHub<Fanout>
+    let accounts: AccountDesk
+    let limits: ServerConfiguration.Limits
+    /// What every connection must give before it registers, when set.
+    let serverPassword: String?
+    let logger: Logger
+}
+
+/// One connection from accept to close, driven by its channel: it has no task of its own while it waits.
+///
+/// Frames from the door's framing land in a small inbox (`Driver`, at the end of the pipeline). The first frame
+/// into an empty inbox starts a short-lived task that reads the inbox empty — flood control, the session, the
+/// reader's window — and ends; the reader's state waits in the inbox until the next frame. A task that lives
+/// as long as its connection keeps its async frames and stack slabs all that time (9 KiB of each idle
+/// connection's 21 KiB, heaptrack measured), so connections that mostly wait cost what their state costs and
+/// no more. While the inbox is full the socket is not read (the framing keeps at most one read of raw bytes).
+///
+/// The end is reached once from two sides: input is over (the client left or was sent away, or closed its
+/// side) and the channel closed. Then, with no burst running, the session leaves the hub and the listener's
+/// registry lets the connection go.
+final class Connection: Sendable {
+    /// Who holds the reader's state.
+    private enum Reading {
+        /// The inbox is empty; the state waits here for the next frame.
+        case idle(Reader)
+        /// A burst task has it and reads the inbox until it is empty.
+        case busy
+        /// Nothing more is read: the session asked to stop, the client closed its side, or the channel closed.
+        case over
+    }
+
+    private struct Inbox {
+        var frames = CircularBuffer<InboundFrame>(initialCapacity: 4)
+        var reading: Reading
+        /// The client closed its side (or the socket failed): what is queued is read, then input is over.
+        var inputEnded = false
+        var closed = false
+        /// The pipeline asked to read while the inbox was full: the burst asks again once it has room.
+        var readParked = false
+        /// A flood-control wait in progress; the close cuts it short.
+        var wait: Scheduled<Void>?
+        var registrationDeadline: Scheduled<Void>?
+        var keepAlive: RepeatedTask?
+        var finished = false
+    }
+
+    /// The inbox stops the socket at this many frames, and lets it go again at `resumeAt`.
+    static let parkAt = 16
+    static let resumeAt = 4
+
+    let channel: any Channel
+    let state: ConnectionState
+    let port: PortContext
+    let logger: Logger
+    private let inbox: Mutex<Inbox>
+    private let onFinished: @Sendable (Connection) -> Void
+
+    /// Call on the channel's event loop, once the door has built its pipeline; `onFinished` is called once,
+    /// when the connection is over and its session has left.
+    init(channel: any Channel, outbox: Outbox, port: PortContext, onFinished: @escaping @Sendable (Connection) -> Void) {
+        self.channel = channel
+        self.port = port
+        self.onFinished = onFinished
+        var logger = port.logger
+        logger[metadataKey: "peer"] = "\(channel.remoteAddress?.display ?? "?")"
+        self.logger = logger
+        let state = ConnectionState(outbox: outbox)
+        self.state = state
+        let context = SessionContext(
+            connection: state, hub: port.hub, accounts: port.accounts,
+            address: channel.remoteAddress?.ipAddress ?? "unknown", serverPassword: port.serverPassword,
+            maximumLineBytes: port.limits.line.maximumLineBytes, logger: logger
+        )
+        self.inbox = Mutex(Inbox(reading: .idle(Reader(port: port, session: port.door.makeSession(context), connection: state))))
+    }
+
+    var hub: ChatHub<Fanout> { port.hub }
+
+    /// The pipeline's end, where frames come in and `read` is held back while the inbox is full.
+    final class Driver: ChannelDuplexHandler, RemovableChannelHandler {
+        typealias InboundIn = InboundFrame
+        typealias OutboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+
+        let connection: Connection
+
+        init(_ connection: Connection) {
+            self.connection = connection
+        }
+
+        func handlerAdded(context: ChannelHandlerContext) {
+            connection.start()
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            connection.receive(unwrapInboundIn(data))
+        }
+
+        func read(context: ChannelHandlerContext) {
+            if connection.mayRead() { context.read() }
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if case .inputClosed = event as? ChannelEvent { connection.inputEnded() }
+            context.fireUserInboundEventTriggered(event)
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            // A reset, a TLS failure: nothing more can be read or written reliably.
+            connection.logger.debug("connection failed", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            connection.closed()
+            context.fireChannelInactive()
+        }
+
+        func handlerRemoved(context: ChannelHandlerContext) {
+            connection.closed()
+        }
+    }
+
+    /// The timers that bound registration and, for a door that has one, silence. They run on the event loop:
+    /// a task each would cost kilobytes per connection.
+    private func start() {
+        logger.info("connected")
+        let limits = port.limits
+        let loop = channel.eventLoop
+        let state = state
+        let registration = loop.scheduleTask(in: limits.registrationTimeout.timeAmount) {
+            guard state.session == nil else { return }
+            let error = ChatError(.registrationTimeout, "No nickname was chosen in time. Goodbye.")
+            state.end(with: .error(error, ref: nil), reason: .connectionLost)
+        }
+        let keepAlive = port.door.keepAlive(serverName: hub.serverName, interval: limits.pingInterval).map {
+            Self.start($0, for: state, on: loop)
+        }
+        inbox.withLock { inbox in
+            inbox.registrationDeadline = registration
+            inbox.keepAlive = keepAlive
+        }
+    }
+
+    /// The door's keep-alive (IRC's): a client silent for a whole interval is pinged, and one silent for another
+    /// interval after that is gone (a dead peer or a half-open connection), so its nick and rooms are freed.
+    private static func start(_ keepAlive: KeepAlive, for connection: ConnectionState, on loop: any EventLoop) -> RepeatedTask {
+        let interval = keepAlive.interval.timeAmount
+        let silence = NIOLoopBoundBox.makeBoxSendingValue((heard: UInt64(0), pinged: false), eventLoop: loop)
+        return loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { task in
+            let now = connection.framesHeard.load(ordering: .relaxed)
+            if !connection.isOpen {
+                task.cancel()
+            } else if now != silence.value.heard {
+                silence.value = (now, false)
+            } else if !silence.value.pinged {
+                silence.value.pinged = true
+                connection.send(keepAlive.ping)
+            } else {
+                task.cancel()
+                connection.send(keepAlive.goodbye)
+                connection.end(with: nil, reason: .pingTimeout)
+            }
+        }
+    }
+
+    /// A frame from the framing, on the event loop: queued, and a burst started when none is running.
+    private func receive(_ frame: InboundFrame) {
+        let reader = inbox.withLock { inbox -> Reader? in
+            switch inbox.reading {
+            case .over:
+                return nil
+            case .busy:
+                inbox.frames.append(frame)
+                return nil
+            case .idle(let reader):
+                inbox.frames.append(frame)
+                inbox.reading = .busy
+                return reader
+            }
+        }
+        if let reader { Task { await self.readBurst(reader) } }
+    }
+
+    /// Whether the socket may be read now: not while the inbox is full, nor once input is over.
+    private func mayRead() -> Bool {
+        inbox.withLock { inbox in
+            switch inbox.reading {
+            case .over:
+                return false
+            case .idle, .busy:
+                guard inbox.frames.count >= Self.parkAt else { return true }
+                inbox.readParked = true
+                return false
+            }
+        }
+    }
+
+    /// Reads the inbox until it is empty, then leaves the reader's state there for the next burst.
+    private func readBurst(_ reader: Reader) async {
+        enum Next {
+            case frame(InboundFrame, resumeReading: Bool)
+            case idle
+            case over
+        }
+        var reader = reader
+        while true {
+            let next = inbox.withLock { inbox -> Next in
+                if !inbox.closed, let frame = inbox.frames.popFirst() {
+                    let resume = inbox.readParked && inbox.frames.count <= Self.resumeAt
+                    if resume { inbox.readParked = false }
+                    return .frame(frame, resumeReading: resume)
+                }
+                if inbox.closed || inbox.inputEnded {
+                    inbox.reading = .over
+                    inbox.frames.removeAll()
+                    return .over
+                }
+                inbox.reading = .idle(reader)
+                return .idle
+            }
+            switch next {
+            case .idle:
+                return
+            case .over:
+                return inputOver()
+            case .frame(let frame, let resume):
+                if resume { channel.read() }
+                guard await reader.handle(frame, in: self) == .proceed else {
+                    inbox.withLock { inbox in
+                        inbox.reading = .over
+                        inbox.frames.removeAll()
+                    }
+                    return inputOver()
+                }
+            }
+        }
+    }
+
+    /// The client closed its side: what is queued is still read, then input is over.
+    private func inputEnded() {
+        let over = inbox.withLock { inbox -> Bool in
+            inbox.inputEnded = true
+            guard case .idle = inbox.reading else { return false }
+            inbox.reading = .over
+            return true
+        }
+        if over { inputOver() }
+    }
+
+    /// Nothing more will be read. Replies to what the client sent may still be in the publisher's queue, so a
+    /// registered session is closed by the hub, after them; the outbox's end bounds the drain.
+    private func inputOver() {
+        if let session = state.session {
+            hub.disconnect(session, reason: state.finalReason, closing: true)
+        } else {
+            state.outbox.finish()
+        }
+        finishIfDone()
+    }
+
+    /// The channel closed: a flood-control wait ends at once, and with no burst running the connection is done.
+    private func closed() {
+        let wait = inbox.withLock { inbox -> Scheduled<Void>? in
+            inbox.closed = true
+            if case .idle = inbox.reading { inbox.reading = .over }
+            defer { inbox.wait = nil }
+            return inbox.wait
+        }
+        wait?.cancel()
+        finishIfDone()
+    }
+
+    /// Once closed, with input over: the session leaves the hub, the log says why, and the registry lets go.
+    private func finishIfDone() {
+        let timers = inbox.withLock { inbox -> (Scheduled<Void>?, RepeatedTask?)? in
+            guard inbox.closed, case .over = inbox.reading, !inbox.finished else { return nil }
+            inbox.finished = true
+            defer { (inbox.registrationDeadline, inbox.keepAlive) = (nil, nil) }
+            return (inbox.registrationDeadline, inbox.keepAlive)
+        }
+        guard let timers else { return }
+        timers.0?.cancel()
+        timers.1?.cancel()
+        var logger = logger
+        let reason = state.finalReason
+        if let session = state.session {
+            logger[metadataKey: "session"] = "\(session)"
+            if let nick = state.registeredNick { logger[metadataKey: "nick"] = "\(nick)" }
+            hub.disconnect(session, reason: reason)
+        }
+        logger.info("disconnected", metadata: ["reason": "\(reason.cause)"])
+        onFinished(self)
+    }
+
+    /// Flood control's wait: false when the channel closed first (the wait is cut short; stop reading).
+    func pause(for duration: Duration) async -> Bool {
+        let scheduled = channel.eventLoop.scheduleTask(in: duration.timeAmount) {}
+        let waiting = inbox.withLock { inbox -> Bool in
+            guard !inbox.closed else { return false }
+            inbox.wait = scheduled
+            return true
+        }
+        guard waiting else {
+            scheduled.cancel()
+            return false
+        }
+        let waited: Void? = try? await scheduled.futureResult.get()
+        inbox.withLock { $0.wait = nil }
+        return waited != nil
+    }
+}
+
+extension Connection: Hashable {
+    static func == (lhs: Connection, rhs: Connection) -> Bool { lhs === rhs }
+    func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
+}
+
+/// What reads a connection's frames: its session, flood control and its window on the publisher. Only one burst
+/// task has it at a time; the inbox's lock hands it from one to the next, which is what makes it safe to send.
+private struct Reader: @unchecked Sendable {
+    let port: PortContext
+    var session: any LineSession
+    var pacer: Pacer
+    var window: ProgressWindow
+
+    init(port: PortContext, session: any LineSession, connection: ConnectionState) {
+        self.port = port
+        self.session = session
+        let limits = port.limits
+        self.pacer = Pacer(
+            bucket: TokenBucket(limits.flood, now: .now),
+            warning: "You are sending too fast: after a burst of \(limits.flood.burst) lines, "
+                + "your lines are delayed to \(limits.flood.perSecond.formatted) per second."
+        )
+        self.window = ProgressWindow(size: limits.linesAhead)
+    }
+
+    /// One frame, lines paced by flood control; `.stop` as soon as the connection is ending, so nothing is
+    /// read after a goodbye.
+    mutating func handle(_ frame: InboundFrame, in connection: Connection) async -> Flow {
+        let state = connection.state
+        let limits = port.limits
+        guard state.isOpen else { return .stop }
+        state.framesHeard.add(1, ordering: .relaxed)
+        switch frame {
+        case .greet, .json:
+            session.signal(frame)
+            return .proceed
+        case .telnet(let answer):
+            // Negotiation, not chat: no flood token, and at once (a telnet client may be waiting for it).
+            state.send(answer)
+            return .proceed
+        case .overflow:
+            let error = ChatError(.lineTooLong, "More than \(limits.line.hardLimitBytes) bytes arrived without a line break. Goodbye.")
+            state.end(with: .error(error, ref: nil), reason: .connectionLost)
+            return .stop
+        case .overlong(let bytes):
+            guard await pacer.pace(1, connection) else { return .stop }
+            let error = ChatError(
+                .lineTooLong, "Line too long (\(bytes) bytes; the limit is \(limits.line.maximumLineBytes)). It was not sent."
+            )
+            state.send(.error(error, ref: nil))
+            return .proceed
+        case .line(let line):
+            // Every line costs a token, refused ones included; a flooder waits, nobody else does.
+            guard await pacer.pace(1, connection), state.isOpen, state.beginLine() else { return .stop }
+            let flow = await session.receive(line)
+            state.endLine()
+            guard flow == .proceed else { return .stop }
+            await window.noteLine(port.hub)
+            // A line that made the server do more (many targets, modes, channels, a long history) costs more:
+            // the reader waits for it before reading on.
+            return await pacer.pace(state.extraCost.exchange(0, ordering: .relaxed), connection) ? .proceed : .stop
+        }
+    }
+}
+
+/// Flood control for one reader: takes tokens, waits when they run out, and says why at most every 10 s.
+private struct Pacer {
+    var bucket: TokenBucket
+    let warning: String
+    var lastWarning: ContinuousClock.Instant?
+
+    /// False when the connection closed during the wait.
+    mutating func pace(_ tokens: Int, _ connection: Connection) async -> Bool {
+        guard tokens > 0 else { return true }
+        let wait = bucket.take(tokens, now: .now)
+        guard wait > .zero else { return true }
+        if lastWarning.map({ $0.duration(to: .now) > .seconds(10) }) ?? true {
+            lastWarning = .now
+            connection.state.send(.notice(warning))
+        }
+        return await connection.pause(for: wait)
+    }
+}
+
+extension Double {
+    fileprivate var formatted: String {
+        self == rounded() ? String(Int(self)) : String(self)
+    }
+}
