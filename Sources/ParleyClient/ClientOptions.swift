@@ -8,6 +8,10 @@ public struct ClientOptions: Sendable {
     public var json: Bool
     /// The server's own password, when it asks every connection for one.
     public var serverPassword: String?
+    /// Connect over TLS (`--tls`).
+    public var tls = false
+    /// A certificate fingerprint to trust for this server (`--accept-fingerprint`), normalised.
+    public var acceptFingerprint: String?
 
     public init(address: ServerAddress, nick: String, room: String?, colour: Bool, json: Bool, serverPassword: String? = nil) {
         self.serverPassword = serverPassword

@@ -23,6 +23,8 @@ final class Connector: Sendable {
     }
 
     let address: ServerAddress
+    /// How a TLS server is trusted, as decided at the first connection; nil: plaintext.
+    let trust: ServerTrust?
     /// The nick to say hello with; the client updates it when the server renames the user.
     let nick: Mutex<String>
     /// The last message id seen per room, for a resuming hello after a reconnect.
@@ -30,8 +32,9 @@ final class Connector: Sendable {
     private let state = Mutex(State())
     let serverPassword: String?
 
-    init(address: ServerAddress, nick: String, serverPassword: String? = nil) {
+    init(address: ServerAddress, trust: ServerTrust?, nick: String, serverPassword: String? = nil) {
         self.address = address
+        self.trust = trust
         self.nick = Mutex(nick)
         self.serverPassword = serverPassword
     }
@@ -47,7 +50,7 @@ final class Connector: Sendable {
             } else {
                 report(.connecting)
                 do {
-                    channel = try await ServerLink.connect(host: address.host, port: address.port)
+                    channel = try await ServerLink.connect(address, trust: trust)
                 } catch {
                     await pause(backoff.next(), report: report)
                     continue

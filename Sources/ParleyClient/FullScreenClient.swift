@@ -22,7 +22,7 @@ public enum FullScreenClient {
 
     public static func run(_ options: ClientOptions) async -> Int32 {
         // Connect before taking over the screen, so an unreachable server is a plain error message.
-        guard let first = await ServerLink.connectOrReport(options.address) else { return 1 }
+        guard let (first, trust) = await ServerLink.connectOrReport(options) else { return 1 }
         let terminal = Terminal()
         do {
             try terminal.takeOver()
@@ -30,15 +30,15 @@ public enum FullScreenClient {
             LineModeClient.printError("\(error)")
             return 1
         }
-        let outcome = await runLoop(options, terminal: terminal, first: first)
+        let outcome = await runLoop(options, terminal: terminal, first: first, trust: trust)
         terminal.restore()
         if let message = outcome.message { LineModeClient.printError(message) }
         return outcome.status
     }
 
-    private static func runLoop(_ options: ClientOptions, terminal: Terminal, first: ServerLink.Channel) async -> (status: Int32, message: String?) {
+    private static func runLoop(_ options: ClientOptions, terminal: Terminal, first: ServerLink.Channel, trust: ServerTrust?) async -> (status: Int32, message: String?) {
         let mailbox = Mailbox<Input>()
-        let connector = Connector(address: options.address, nick: options.nick, serverPassword: options.serverPassword)
+        let connector = Connector(address: options.address, trust: trust, nick: options.nick, serverPassword: options.serverPassword)
         return await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await chunk in StandardInput.chunks() { mailbox.post(.keys(chunk)) }

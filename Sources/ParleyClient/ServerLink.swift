@@ -1,33 +1,115 @@
+import Foundation
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ParleyProtocols
 
 /// A TCP connection to a Parley server, framed into lines (bounded, as on the server).
 enum ServerLink {
     typealias Channel = NIOAsyncChannel<InboundFrame, ByteBuffer>
 
-    /// Connects for `parley connect`, or prints why it could not (both modes say it the same way).
-    static func connectOrReport(_ address: ServerAddress) async -> Channel? {
+    /// Connects for `parley connect`, or prints why it could not (both modes say it the same way). With TLS it
+    /// also decides how to trust the server (`ServerTrust`), which reconnections keep.
+    static func connectOrReport(_ options: ClientOptions) async -> (channel: Channel, trust: ServerTrust?)? {
+        let address = options.address
+        guard options.tls else {
+            do {
+                return (try await connect(address, trust: nil), nil)
+            } catch {
+                LineModeClient.printError(ClientError.unreachable(address, error).description)
+                return nil
+            }
+        }
         do {
-            return try await connect(host: address.host, port: address.port)
+            var trust = ServerTrust(mode: .system)
+            if let pin = KnownServers.pin(for: address) {
+                if let accepted = options.acceptFingerprint, accepted != pin {
+                    // Told on the command line to accept a new certificate: it replaces the pin if it is the
+                    // one the server shows (checked by connecting with it).
+                    let channel = try await connect(address, trust: ServerTrust(mode: .pinned(accepted)))
+                    try KnownServers.remember(accepted, for: address)
+                    return (channel, ServerTrust(mode: .pinned(accepted)))
+                }
+                trust = ServerTrust(mode: .pinned(pin))
+            }
+            do {
+                return (try await connect(address, trust: trust), trust)
+            } catch where trust.mode == .system && (error is NIOSSLError || error is BoringSSLError) {
+                // Not verifiable against the system's trust store (self-signed, most often): pin on first use.
+                let presented = try await presentedFingerprint(address)
+                guard try options.acceptFingerprint.map({ $0 == presented }) ?? askToAccept(presented, address: address) else {
+                    if let given = options.acceptFingerprint {
+                        throw TrustError.changed(pinned: given, presented: presented)
+                    }
+                    let reason = "\(error)".contains("CERTIFICATE_VERIFY_FAILED") ? "no authority this system trusts signed it" : "\(error)"
+                    throw TrustError.unverified(address, fingerprint: presented, reason: reason)
+                }
+                let pinned = ServerTrust(mode: .pinned(presented))
+                let channel = try await connect(address, trust: pinned)
+                try KnownServers.remember(presented, for: address)
+                return (channel, pinned)
+            }
+        } catch let error as TrustError {
+            LineModeClient.printError(error.description)
+            return nil
         } catch {
             LineModeClient.printError(ClientError.unreachable(address, error).description)
             return nil
         }
     }
 
-    static func connect(host: String, port: Int) async throws -> Channel {
-        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+    static func connect(_ address: ServerAddress, trust: ServerTrust?) async throws -> Channel {
+        let (channel, handshake) = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(10))
-            .connect(host: host, port: port) { channel in
+            .connect(host: address.host, port: address.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    var handshake: EventLoopFuture<String>?
+                    if let trust {
+                        let (tls, watcher, outcome) = try trust.handlers(host: address.host, on: channel.eventLoop)
+                        try channel.pipeline.syncOperations.addHandlers(tls, watcher)
+                        handshake = outcome
+                    }
                     try channel.pipeline.syncOperations.addHandler(
                         FrameHandler(limits: .init(maximumLineBytes: 1 << 20), stripsTelnet: false, greetingWindow: nil)
                     )
-                    return try Channel(wrappingChannelSynchronously: channel)
+                    return (try Channel(wrappingChannelSynchronously: channel), handshake)
                 }
             }
+        if let handshake {
+            do {
+                _ = try await handshake.get()
+            } catch {
+                try? await channel.channel.close()
+                throw error
+            }
+        }
+        return channel
+    }
+
+    /// The fingerprint of the certificate a server presents, whatever it is (the handshake is then refused).
+    private static func presentedFingerprint(_ address: ServerAddress) async throws -> String {
+        do {
+            let channel = try await connect(address, trust: ServerTrust(mode: .pinned("")))
+            try? await channel.channel.close()
+        } catch TrustError.changed(_, let presented) {
+            return presented
+        }
+        throw TrustError.declined
+    }
+
+    /// On a terminal, asks whether to trust a certificate seen for the first time; elsewhere, no.
+    private static func askToAccept(_ fingerprint: String, address: ServerAddress) throws -> Bool {
+        guard isatty(STDIN_FILENO) == 1, isatty(STDERR_FILENO) == 1 else { return false }
+        LineModeClient.printError(
+            """
+            The certificate of \(address) is not signed by an authority this system trusts.
+            Its SHA-256 fingerprint is \(fingerprint)
+            Compare it with the one the server logs at start. Trust it and remember it? [y/N]
+            """
+        )
+        guard let answer = readLine(strippingNewline: true) else { return false }
+        return ["y", "yes"].contains(answer.lowercased().trimmingCharacters(in: .whitespaces))
     }
 }
 

@@ -43,6 +43,8 @@ public struct ChatError: Error, Sendable, Equatable {
         case nickReserved = "nick_reserved"
         /// Too many rooms created, or owned, from one address or account.
         case tooManyRoomsCreated = "too_many_rooms_created"
+        /// A password sent over a plaintext port while the server has TLS ports: refused, not checked.
+        case insecureConnection = "insecure_connection"
     }
 
     public let code: Code

@@ -75,7 +75,7 @@ public final class FrameHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         context.fireChannelReadComplete()
         // Nothing else will ask again: autoRead re-reads only after a socket read. So ask from the tail on a
-        // later turn of the loop; the async channel passes it on if it wants more, or keeps it for when it does.
+        // later turn of the loop; the connection's driver passes it on if it wants more, or keeps it for when it does.
         let channel = context.channel
         context.eventLoop.execute { channel.read() }
     }

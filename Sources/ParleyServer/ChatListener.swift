@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ParleyCore
 import ParleyProtocols
 import ServiceLifecycle
@@ -15,14 +16,19 @@ import Synchronization
 public struct ChatListener: Service {
     let host: String
     let port: Int
+    let endpoint: Endpoint
     let context: PortContext
+    /// The certificate of a TLS port; nil: plaintext.
+    let tls: TLSProvider?
     let logger: Logger
     let eventLoopGroup: any EventLoopGroup
     let onListening: @Sendable (SocketAddress) -> Void
 
     init(
-        door: any FrontDoor,
+        endpoint: Endpoint,
         port: Int,
+        tls: TLSProvider?,
+        security: PortSecurity,
         configuration: ServerConfiguration,
         hub: ChatHub<Fanout>,
         accounts: AccountDesk,
@@ -32,17 +38,18 @@ public struct ChatListener: Service {
     ) {
         self.host = configuration.host
         self.port = port
+        self.endpoint = endpoint
+        self.tls = tls
         self.context = PortContext(
-            door: door, hub: hub, accounts: accounts, limits: configuration.limits, serverPassword: configuration.serverPassword, logger: logger
+            door: endpoint.frontDoor, hub: hub, accounts: accounts, limits: configuration.limits,
+            serverPassword: configuration.serverPassword, security: security, logger: logger
         )
         var logger = logger
-        logger[metadataKey: "door"] = "\(door.name)"
+        logger[metadataKey: "door"] = "\(endpoint)"
         self.logger = logger
         self.eventLoopGroup = eventLoopGroup
         self.onListening = onListening
     }
-
-    private var door: any FrontDoor { context.door }
 
     public func run() async throws {
         let limits = context.limits
@@ -51,7 +58,7 @@ public struct ChatListener: Service {
         do {
             server = try await bind(registry: registry)
         } catch {
-            let failure = ListenerError(door: door, host: host, port: port, underlying: error)
+            let failure = ListenerError(portFlag: endpoint.portFlag, host: host, port: port, underlying: error)
             logger.critical("\(failure)")
             throw failure
         }
@@ -77,6 +84,17 @@ public struct ChatListener: Service {
             server.close(promise: nil)
             registry.closeAll()
         }
+        let failed = !stopping.load(ordering: .relaxed)
+        if failed {
+            // The listening socket itself failed: the server cannot go on. Its clients are told, as at shutdown.
+            logger.critical("listener failed: the listening socket closed")
+            registry.shutDownAll(grace: limits.shutdownGrace)
+        }
+        if Task.isCancelled {
+            // Closed already; a short wait, outside the cancelled task, for the sessions to leave the hub.
+            await Task { _ = await registry.waitUntilEmpty(within: .seconds(1)) }.value
+            throw CancellationError()
+        }
         // Each connection's own drain deadline is the grace; a second more for clients that do not read.
         if await !registry.waitUntilEmpty(within: limits.shutdownGrace + .seconds(1)) {
             registry.closeAll()
@@ -86,17 +104,12 @@ public struct ChatListener: Service {
                 registry.closeAll()
             }
         }
-        guard stopping.load(ordering: .relaxed) else {
-            // The listening socket itself failed: the server cannot go on, so the service fails and the
-            // process exits non-zero with this in the log.
-            logger.critical("listener failed: the listening socket closed")
-            throw ListenerClosed(door: door.name)
-        }
+        if failed { throw ListenerClosed(endpoint: endpoint) }
         logger.notice("stopped")
     }
 
     private func bind(registry: ConnectionRegistry) async throws -> any Channel {
-        let (context, limits, logger) = (context, context.limits, logger)
+        let (context, limits, logger, tls) = (context, context.limits, logger, tls)
         return try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -104,20 +117,31 @@ public struct ChatListener: Service {
                 server.eventLoop.makeCompletedFuture {
                     // Out of descriptors (EMFILE), accepting again at once would spin: wait a second, say so
                     // at most once a minute.
-                    try server.pipeline.syncOperations.addHandlers(AcceptFailureLog(logger: logger), AcceptBackoffHandler())
+                    try server.pipeline.syncOperations.addHandlers(
+                        AcceptFailureLog(logger: logger), AcceptBackoffHandler(backoffProvider: Self.acceptBackoff)
+                    )
                 }
             }
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     Self.configure(channel, limits: limits)
+                    // TLS first, so that whatever the door puts behind it reads and writes plaintext.
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context)) }
                     let outbox = try context.door.setUp(channel, limits: limits)
                     let connection = Connection(channel: channel, outbox: outbox, port: context) { registry.remove($0) }
-                    registry.add(connection)
+                    // The driver first: only a connection whose close it will see may enter the registry.
                     try channel.pipeline.syncOperations.addHandler(Connection.Driver(connection))
+                    registry.add(connection)
                 }
             }
             .bind(host: host, port: port)
             .get()
+    }
+
+    /// A second's pause for running out of descriptors or memory; other accept errors (a connection reset
+    /// before it was accepted) need none.
+    private static func acceptBackoff(_ error: IOError) -> TimeAmount? {
+        [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(error.errnoCode) ? .seconds(1) : nil
     }
 
     /// Per-connection socket settings. Each is best effort: a peer that resets at once can make setsockopt
@@ -146,8 +170,8 @@ public struct ChatListener: Service {
 
 /// The listening socket closed while the server was not stopping.
 struct ListenerClosed: Error, CustomStringConvertible {
-    let door: String
-    var description: String { "the \(door) door's listening socket closed unexpectedly" }
+    let endpoint: Endpoint
+    var description: String { "the \(endpoint) port's listening socket closed unexpectedly" }
 }
 
 /// Logs why accepting failed (out of file descriptors, above all), once a minute at most; `AcceptBackoffHandler`
@@ -181,13 +205,13 @@ private final class AcceptFailureLog: ChannelInboundHandler, RemovableChannelHan
 
 /// A port that could not be opened, said in words an operator can act on.
 public struct ListenerError: Error, CustomStringConvertible {
-    let door: any FrontDoor
+    let portFlag: String
     let host: String
     let port: Int
     let underlying: any Error
 
     public var description: String {
-        let flag = door.portFlag
+        let flag = portFlag
         switch (underlying as? IOError)?.errnoCode {
         case EADDRINUSE: return "port \(port) is in use (another parley?); stop it, or choose another with \(flag)"
         case EACCES: return "port \(port) needs privileges this user does not have (ports below 1024 do); choose another with \(flag)"

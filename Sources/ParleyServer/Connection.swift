@@ -12,6 +12,7 @@ struct PortContext: Sendable {
     let limits: ServerConfiguration.Limits
     /// What every connection must give before it registers, when set.
     let serverPassword: String?
+    let security: PortSecurity
     let logger: Logger
 }
 
@@ -78,7 +79,7 @@ final class Connection: Sendable {
         let context = SessionContext(
             connection: state, hub: port.hub, accounts: port.accounts,
             address: channel.remoteAddress?.ipAddress ?? "unknown", serverPassword: port.serverPassword,
-            maximumLineBytes: port.limits.line.maximumLineBytes, logger: logger
+            security: port.security, maximumLineBytes: port.limits.line.maximumLineBytes, logger: logger
         )
         self.inbox = Mutex(Inbox(reading: .idle(Reader(port: port, session: port.door.makeSession(context), connection: state))))
     }
@@ -226,6 +227,8 @@ final class Connection: Sendable {
                     return .over
                 }
                 inbox.reading = .idle(reader)
+                // After a paste it would keep room for 32 frames while the connection waits.
+                if inbox.frames.capacity > 8 { inbox.frames = CircularBuffer(initialCapacity: 4) }
                 return .idle
             }
             switch next {
@@ -349,7 +352,7 @@ private struct Reader: @unchecked Sendable {
     /// read after a goodbye.
     mutating func handle(_ frame: InboundFrame, in connection: Connection) async -> Flow {
         let state = connection.state
-        let limits = port.limits
+        let line = port.door.lineLimits(port.limits)
         guard state.isOpen else { return .stop }
         state.framesHeard.add(1, ordering: .relaxed)
         switch frame {
@@ -361,13 +364,13 @@ private struct Reader: @unchecked Sendable {
             state.send(answer)
             return .proceed
         case .overflow:
-            let error = ChatError(.lineTooLong, "More than \(limits.line.hardLimitBytes) bytes arrived without a line break. Goodbye.")
+            let error = ChatError(.lineTooLong, "More than \(line.hardLimitBytes) bytes arrived without a line break. Goodbye.")
             state.end(with: .error(error, ref: nil), reason: .connectionLost)
             return .stop
         case .overlong(let bytes):
-            guard await pacer.pace(1, connection) else { return .stop }
+            guard await pacer.pace(1, connection), state.isOpen else { return .stop }
             let error = ChatError(
-                .lineTooLong, "Line too long (\(bytes) bytes; the limit is \(limits.line.maximumLineBytes)). It was not sent."
+                .lineTooLong, "Line too long (\(bytes) bytes; the limit is \(line.maximumLineBytes)). It was not sent."
             )
             state.send(.error(error, ref: nil))
             return .proceed

@@ -5,19 +5,19 @@ import ParleyProtocols
 /// One way into the chat: the text/JSON-lines port, IRC, later WebSocket or SSH. A door is everything that
 /// differs between them — how a connection's pipeline is built (framing, and where the writer sits), which
 /// session turns its input into requests, how its events are rendered (the session settles a `Renderer`),
-/// its keep-alive, and how it refuses a connection. `ChatListener` and `ConnectionHandler` are written once and
+/// its keep-alive, and how it refuses a connection. `ChatListener` and `Connection` are written once and
 /// know no door by name; TLS, when a port has it, is put in front of whatever the door builds.
 protocol FrontDoor: Sendable {
     /// Its name in logs.
     var name: String { get }
 
-    /// The `parley serve` flag that sets its plaintext port, for the message when the port cannot be opened.
-    var portFlag: String { get }
-
     /// Builds an accepted channel's pipeline after whatever is in it already (the TLS handler, on a TLS port),
     /// on the channel's event loop: the outbox's writer first, so that what it writes passes through TLS, then
     /// the framing, which hands `InboundFrame`s on.
     func setUp(_ channel: any Channel, limits: ServerConfiguration.Limits) throws -> Outbox
+
+    /// The bounds of its framing: what its line-length errors quote.
+    func lineLimits(_ limits: ServerConfiguration.Limits) -> LineFramer.Limits
 
     /// The session that serves one connection.
     func makeSession(_ context: SessionContext) -> any LineSession
@@ -41,15 +41,16 @@ struct KeepAlive: Sendable {
 /// before anything is sent (docs/PROTOCOL.md, "Choosing the mode"); telnet negotiation is answered.
 struct LinesDoor: FrontDoor {
     var name: String { "lines" }
-    var portFlag: String { "--port" }
 
     func setUp(_ channel: any Channel, limits: ServerConfiguration.Limits) throws -> Outbox {
         let outbox = try Outbox(channel: channel, limitBytes: limits.sendQueueBytes, linger: limits.linger)
         try channel.pipeline.syncOperations.addHandler(
-            FrameHandler(limits: limits.line, stripsTelnet: true, greetingWindow: limits.greetingWindow.timeAmount)
+            FrameHandler(limits: lineLimits(limits), stripsTelnet: true, greetingWindow: limits.greetingWindow.timeAmount)
         )
         return outbox
     }
+
+    func lineLimits(_ limits: ServerConfiguration.Limits) -> LineFramer.Limits { limits.line }
 
     func makeSession(_ context: SessionContext) -> any LineSession {
         LinesSession(context)
@@ -65,17 +66,19 @@ struct LinesDoor: FrontDoor {
 /// IRC: clients speak first and plainly, CR ends a line as LF does, and a silent client is pinged.
 struct IRCDoor: FrontDoor {
     var name: String { "irc" }
-    var portFlag: String { "--irc-port" }
 
     func setUp(_ channel: any Channel, limits: ServerConfiguration.Limits) throws -> Outbox {
         let outbox = try Outbox(channel: channel, limitBytes: limits.sendQueueBytes, linger: limits.linger)
-        // The framer bounds a whole IRC line: 512 bytes of message plus up to 8191 of tags (the session holds
-        // each part to its own limit, and the message part to --max-line-bytes when that is lower).
-        let line = LineFramer.Limits(maximumLineBytes: IRCMessage.maximumBodyBytes + IRCMessage.maximumTagBytes)
         try channel.pipeline.syncOperations.addHandler(
-            FrameHandler(limits: line, stripsTelnet: false, greetingWindow: nil, carriageReturnEndsLine: true)
+            FrameHandler(limits: lineLimits(limits), stripsTelnet: false, greetingWindow: nil, carriageReturnEndsLine: true)
         )
         return outbox
+    }
+
+    /// A whole IRC line: 512 bytes of message plus up to 8191 of tags (the session holds each part to its own
+    /// limit, and the message part to --max-line-bytes when that is lower).
+    func lineLimits(_ limits: ServerConfiguration.Limits) -> LineFramer.Limits {
+        LineFramer.Limits(maximumLineBytes: IRCMessage.maximumBodyBytes + IRCMessage.maximumTagBytes)
     }
 
     func makeSession(_ context: SessionContext) -> any LineSession {

@@ -212,10 +212,12 @@ struct IRCSession: LineSession {
             // 302 and later see values (sasl=PLAIN) and have cap-notify without asking.
             let version = message.params.dropFirst().first.flatMap { Int($0) } ?? 0
             if version >= 302 { peer.capabilities.insert(.capNotify) }
-            let names = IRCCapabilities.names.map { entry in
+            var names = IRCCapabilities.names.map { entry in
                 guard version >= 302, let value = entry.value else { return entry.name }
                 return "\(entry.name)=\(value)"
             }
+            // Strict transport security: not requested, only listed (with its value, so 302 and later).
+            if version >= 302, let policy = context.security.strictTransport { names.append("sts=\(policy)") }
             send(IRCMessage(source: codec.serverName, command: "CAP", params: [me, "LS", names.joined(separator: " ")]))
         case "LIST":
             let enabled = IRCCapabilities.names.filter { peer.capabilities.contains($0.capability) }.map(\.name).joined(separator: " ")
@@ -449,6 +451,11 @@ struct IRCSession: LineSession {
                 send(codec.numeric("904", me, "SASL authentication failed"))
                 return .proceed
             }
+            // Refused before the client sends its password, not after.
+            if let refusal = context.security.passwordRefusal {
+                send(codec.numeric("904", me, "SASL authentication failed: \(refusal.message)"))
+                return .proceed
+            }
             sasl = .plain(received: "")
             send(IRCMessage(command: "AUTHENTICATE", params: ["+"]))
         case .plain(let received):
@@ -582,6 +589,10 @@ struct IRCSession: LineSession {
 
     private func oper(_ message: IRCMessage) async -> Flow {
         guard message.params.count >= 2, let session else { return needMoreParams(message) }
+        if let refusal = context.security.passwordRefusal {
+            send(codec.numeric("464", me, refusal.message))
+            return .proceed
+        }
         do throws(ChatError) {
             let account = try await context.accounts.verify(nick: message.params[0], password: message.params[1], from: context.address)
             guard account.isOperator else {

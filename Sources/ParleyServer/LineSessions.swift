@@ -77,6 +77,8 @@ struct SessionContext: Sendable {
     let address: String
     /// The password every connection must give before it registers, if the server has one.
     let serverPassword: String?
+    /// Whether the port is encrypted, and so whether it takes passwords.
+    let security: PortSecurity
     /// `--max-line-bytes`: the longest line a client may send (IRC: the message part, 510 at most).
     let maximumLineBytes: Int
     /// The connection's logger (its peer in the metadata).
@@ -105,8 +107,15 @@ struct SessionContext: Sendable {
         logger.info("registered", metadata: metadata)
     }
 
+    /// Throws when passwords must not cross this connection (a plaintext port of a server with TLS ports):
+    /// called before any password is looked at.
+    func checkPasswordsAccepted() throws(ChatError) {
+        if let refusal = security.passwordRefusal { throw refusal }
+    }
+
     /// Runs an account request of a registered session.
     func perform(_ request: Request, session: SessionID) async throws(ChatError) {
+        if request.isAccountRequest { try checkPasswordsAccepted() }
         switch request {
         case .register(let password): try await accounts.register(session, password: password, from: address)
         case .login(let nick, let password): try await accounts.login(session, nick: nick, password: password, from: address)
@@ -184,6 +193,7 @@ struct TextSession: LineSession {
                 case .quit: return .stop
                 case .nick(let name): nick = name
                 case .login(let name, let password):
+                    try context.checkPasswordsAccepted()
                     let verified = try await context.accounts.verify(nick: name, password: password, from: context.address)
                     (nick, account) = (verified.name, verified.key)
                 default:
@@ -231,7 +241,10 @@ struct JSONSession: LineSession {
                     )
                 }
                 var account: Account?
-                if let password { account = try await context.accounts.verify(nick: nick, password: password, from: context.address) }
+                if let password {
+                    try context.checkPasswordsAccepted()
+                    account = try await context.accounts.verify(nick: nick, password: password, from: context.address)
+                }
                 let client = context.connection.makeClient()
                 let id = try context.hub.register(
                     nick: account?.name ?? nick, peer: client, resume: resume, account: account?.key, address: context.address

@@ -26,6 +26,8 @@ struct MemoryTrimmer: Service {
             let counts = hub.takePeak()
             peak = max(peak, counts.peak)
             let resident = Self.residentBytes() ?? 0
+            // Growth is counted from the lowest point since the last trim (glibc gives some back by itself).
+            baseline = min(baseline, resident)
             let left = peak - counts.now >= 100 && counts.now < peak / 2
             guard left || resident > baseline + growth else { continue }
             let started = ContinuousClock.now
@@ -34,8 +36,8 @@ struct MemoryTrimmer: Service {
             logger.debug(
                 "memory trimmed",
                 metadata: [
-                    "online": "\(counts.now)", "peak": "\(peak)", "rss before": "\(resident >> 20) MiB",
-                    "rss after": "\(baseline >> 20) MiB", "took": "\(started.duration(to: .now))",
+                    "online": "\(counts.now)", "peak": "\(peak)", "rss before": "\(resident >> 10) KiB",
+                    "rss after": "\(baseline >> 10) KiB", "took": "\(started.duration(to: .now))",
                 ]
             )
             peak = counts.now

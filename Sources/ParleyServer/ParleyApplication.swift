@@ -18,14 +18,28 @@ public struct ParleyApplication: Sendable {
     let logger: Logger
     /// The server's one pool of password-hashing threads.
     let hashing = PasswordHashing()
+    /// The TLS ports' certificate, when there are TLS ports.
+    public let tls: TLSProvider?
     private let closeStore: @Sendable () async -> Void
 
     /// Opens the data folder's database (creating folder and file when missing) and prepares the hub to carry
     /// on its message ids. Throws a `StoreError` that says what to do when the database cannot be used.
     public static func open(configuration: ServerConfiguration, logger: Logger) async throws -> ParleyApplication {
+        var tls: TLSProvider?
+        if configuration.usesTLS {
+            let provider = try TLSProvider(
+                source: configuration.certificate, dataDirectory: configuration.dataDirectory, serverName: configuration.serverName
+            )
+            logger.notice(
+                "TLS certificate",
+                metadata: ["sha256": "\(provider.fingerprint)", "certificate": "\(provider.description)", "file": "\(provider.certificatePath)"]
+            )
+            tls = provider
+        }
         guard configuration.storesMessages else {
             return ParleyApplication(
-                configuration: configuration, logger: logger, store: NoStore(), accounts: MemoryAccountStore(), rooms: NoStore(), lastID: 0
+                configuration: configuration, logger: logger, store: NoStore(), accounts: MemoryAccountStore(), rooms: NoStore(), lastID: 0,
+                tls: tls
             ) {}
         }
         do {
@@ -46,7 +60,7 @@ public struct ParleyApplication: Sendable {
             throw error
         }
         let application = ParleyApplication(
-            configuration: configuration, logger: logger, store: store, accounts: store, rooms: store, lastID: lastID
+            configuration: configuration, logger: logger, store: store, accounts: store, rooms: store, lastID: lastID, tls: tls
         ) { await store.close() }
         application.hub.setAccounts(accounts)
         application.hub.setRoomPolicies(policies)
@@ -55,8 +69,9 @@ public struct ParleyApplication: Sendable {
 
     private init(
         configuration: ServerConfiguration, logger: Logger, store: any MessageStore, accounts: any AccountStore,
-        rooms: any RoomStore, lastID: Int64, closeStore: @escaping @Sendable () async -> Void
+        rooms: any RoomStore, lastID: Int64, tls: TLSProvider?, closeStore: @escaping @Sendable () async -> Void
     ) {
+        self.tls = tls
         self.configuration = configuration
         self.logger = logger
         self.store = store
@@ -72,8 +87,7 @@ public struct ParleyApplication: Sendable {
     /// The services in start order; a group stops them in reverse: the console and the listener first (so no
     /// new work arrives), then the publisher (which drains what is queued), then the store.
     public func services(
-        console: Bool, terminal: ConsoleTerminal? = nil, onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in },
-        onIRCListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
+        console: Bool, terminal: ConsoleTerminal? = nil, onListening: @escaping @Sendable (Endpoint, SocketAddress) -> Void = { _, _ in }
     ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
         var accountLimits = AccountLimits()
         accountLimits.passwordCost = configuration.passwordCost
@@ -89,12 +103,24 @@ public struct ParleyApplication: Sendable {
             .init(service: AccountWatcher(store: accountStore, hub: hub, logger: logger)),
             .init(service: RestrictionTimer(hub: hub)),
             .init(service: MemoryTrimmer(hub: hub, logger: logger)),
-            .init(service: ChatListener(door: LinesDoor(), port: configuration.port, configuration: configuration, hub: hub, accounts: desk, logger: logger, onListening: onListening)),
         ]
-        if let ircPort = configuration.ircPort {
-            services.append(
-                .init(service: ChatListener(door: IRCDoor(), port: ircPort, configuration: configuration, hub: hub, accounts: desk, logger: logger, onListening: onIRCListening))
+        if let tls { services.append(.init(service: TLSReloader(provider: tls, logger: logger))) }
+        let directory = PortDirectory()
+        for (endpoint, port) in configuration.endpoints where port != 0 { directory.record(endpoint, port: port) }
+        for (endpoint, port) in configuration.endpoints {
+            let security = PortSecurity(
+                endpoint: endpoint, directory: directory,
+                acceptsPasswords: endpoint.tls || !configuration.usesTLS || configuration.allowPlaintextPasswords,
+                strictTransportDuration: tls?.source == .generated || configuration.ircTLSPort == nil ? nil : configuration.strictTransportDuration
             )
+            let listener = ChatListener(
+                endpoint: endpoint, port: port, tls: endpoint.tls ? tls : nil, security: security, configuration: configuration,
+                hub: hub, accounts: desk, logger: logger
+            ) { address in
+                if let bound = address.port { directory.record(endpoint, port: bound) }
+                onListening(endpoint, address)
+            }
+            services.append(.init(service: listener))
         }
         if console {
             // The console returning (after `exit`) shuts the whole server down gracefully.
@@ -107,7 +133,7 @@ public struct ParleyApplication: Sendable {
 
     /// SIGINT and SIGTERM shut down gracefully; a shutdown stuck past the grace period is cancelled.
     public func serviceGroupConfiguration(
-        console: Bool, terminal: ConsoleTerminal? = nil, onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
+        console: Bool, terminal: ConsoleTerminal? = nil, onListening: @escaping @Sendable (Endpoint, SocketAddress) -> Void = { _, _ in }
     ) -> ServiceGroupConfiguration {
         var group = ServiceGroupConfiguration(
             services: services(console: console, terminal: terminal, onListening: onListening),

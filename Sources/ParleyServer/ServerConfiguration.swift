@@ -9,6 +9,20 @@ public struct ServerConfiguration: Sendable {
     public var port = 5000
     /// The IRC port; nil: no IRC front door.
     public var ircPort: Int? = 6667
+    /// The text/JSON-lines port over TLS; nil: none.
+    public var tlsPort: Int?
+    /// IRC over TLS (6697 by convention); nil: none.
+    public var ircTLSPort: Int?
+    /// The certificate of the TLS ports.
+    public var certificate = CertificateSource.generated
+    /// False closes the plaintext ports of every door (`--no-plaintext`).
+    public var plaintext = true
+    /// With a TLS port on, passwords sent over a plaintext port are refused unless this is set (a trusted LAN).
+    public var allowPlaintextPasswords = false
+    /// IRC's strict transport security: how long (seconds) clients that reached the IRC TLS port keep using
+    /// it. Advertised only with a certificate from files: a client that upgrades must verify the certificate,
+    /// which a self-signed one fails, and it would then be locked out of the plaintext port for this long.
+    public var strictTransportDuration = 2_592_000
     public var dataDirectory = "./parley-data"
     /// The name the server gives itself in greetings.
     public var serverName = ServerConfiguration.hostName()
@@ -55,6 +69,20 @@ public struct ServerConfiguration: Sendable {
     }
 
     public init() {}
+
+    public var usesTLS: Bool { tlsPort != nil || ircTLSPort != nil }
+
+    /// The ports to open, each with the port number asked for.
+    public var endpoints: [(endpoint: Endpoint, port: Int)] {
+        var endpoints: [(Endpoint, Int)] = []
+        if plaintext {
+            endpoints.append((.lines, port))
+            if let ircPort { endpoints.append((.irc, ircPort)) }
+        }
+        if let tlsPort { endpoints.append((.linesTLS, tlsPort)) }
+        if let ircTLSPort { endpoints.append((.ircTLS, ircTLSPort)) }
+        return endpoints
+    }
 
     public static func hostName() -> String {
         var buffer = [CChar](repeating: 0, count: 256)

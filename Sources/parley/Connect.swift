@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ParleyClient
+import ParleyProtocols
 
 struct Connect: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,6 +35,12 @@ struct Connect: AsyncParsableCommand {
     @Flag(help: "Line mode: print the raw JSON-lines protocol events instead of text.")
     var json = false
 
+    @Flag(help: "Connect over TLS (the server's --tls-port, 5001 by default). A certificate the system does not trust is shown and, once accepted, pinned in $XDG_CONFIG_HOME/parley/known_servers, like ssh; a changed one is refused.")
+    var tls = false
+
+    @Option(help: "With --tls: trust the certificate with this SHA-256 fingerprint (as the server logs it) without asking, and pin it.")
+    var acceptFingerprint: String?
+
     func run() async throws {
         let address: ServerAddress
         do {
@@ -42,7 +49,13 @@ struct Connect: AsyncParsableCommand {
             throw ValidationError("\(error)")
         }
         let environment = ProcessInfo.processInfo.environment
-        let options = ClientOptions(
+        let accepted = try acceptFingerprint.map { text in
+            guard let fingerprint = Fingerprint.normalized(text) else {
+                throw ValidationError("--accept-fingerprint takes a SHA-256 fingerprint: 32 bytes of hex, with or without colons.")
+            }
+            return fingerprint
+        }
+        var options = ClientOptions(
             address: address,
             nick: nick ?? environment["USER"].flatMap { $0.isEmpty ? nil : $0 } ?? "guest",
             room: room,
@@ -50,6 +63,8 @@ struct Connect: AsyncParsableCommand {
             json: json,
             serverPassword: serverPassword ?? environment["PARLEY_SERVER_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 }
         )
+        options.tls = tls
+        options.acceptFingerprint = accepted
         let interactive = isatty(STDIN_FILENO) == 1 && isatty(STDOUT_FILENO) == 1 && !json
         let status = interactive ? await FullScreenClient.run(options) : await LineModeClient.run(options)
         if status != 0 { throw ExitCode(status) }

@@ -11,9 +11,11 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run the chat server.",
         discussion: """
             Plain-text users connect with `nc HOST PORT` or `telnet HOST PORT`; programs speak JSON lines on the \
-            same port (docs/PROTOCOL.md); IRC clients connect to --irc-port. When standard input is a terminal, what you type there is announced \
+            same port (docs/PROTOCOL.md); IRC clients connect to --irc-port. With --tls the same doors open over \
+            TLS too (5001 and 6697); the certificate's SHA-256 fingerprint is logged at every start, and passwords \
+            sent over a plaintext port are then refused. When standard input is a terminal, what you type there is announced \
             to everyone; /help lists the console commands and `exit` stops the server. SIGINT and SIGTERM stop \
-            it gracefully too: clients are told, queues are flushed, and it exits 0.
+            it gracefully too: clients are told, queues are flushed, and it exits 0. SIGHUP reloads the TLS certificate.
             """
     )
 
@@ -32,6 +34,27 @@ struct Serve: AsyncParsableCommand {
 
     @Flag(help: "Do not open the IRC port.")
     var noIRC = false
+
+    @Flag(help: "Open both TLS ports, at 5001 and 6697 unless --tls-port or --irc-tls-port says otherwise.")
+    var tls = false
+
+    @Option(help: "A port for text and JSON-lines clients over TLS (openssl s_client -quiet -connect HOST:PORT is the nc of TLS); off unless given or --tls.")
+    var tlsPort: Int?
+
+    @Option(name: .customLong("irc-tls-port"), help: "A port for IRC over TLS (6697 by convention); off unless given or --tls.")
+    var ircTLSPort: Int?
+
+    @Option(help: "The TLS certificate, a PEM file (its chain may follow it). Without it, a self-signed one is made for the server name in --data-dir/tls on first start. SIGHUP reloads it.")
+    var tlsCert: String?
+
+    @Option(help: "The TLS certificate's private key, a PEM file.")
+    var tlsKey: String?
+
+    @Flag(help: "Close the plaintext ports of every door: TLS only.")
+    var noPlaintext = false
+
+    @Flag(help: "Accept passwords (logins, registrations, SASL) on plaintext ports even when TLS is on; for a trusted LAN.")
+    var allowPlaintextPasswords = false
 
     @Option(name: .customLong("data-dir"), help: "Where Parley keeps its data; created if missing.")
     var dataDirectory = "./parley-data"
@@ -83,9 +106,15 @@ struct Serve: AsyncParsableCommand {
     var console: ConsoleMode = .auto
 
     func validate() throws {
-        guard (0...65535).contains(port), (0...65535).contains(ircPort) else {
-            throw ValidationError("--port and --irc-port must be between 0 and 65535.")
+        guard [port, ircPort, tlsPort ?? 0, ircTLSPort ?? 0].allSatisfy((0...65535).contains) else {
+            throw ValidationError("--port, --irc-port, --tls-port and --irc-tls-port must be between 0 and 65535.")
         }
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together.") }
+        let usesTLS = tls || tlsPort != nil || ircTLSPort != nil
+        guard usesTLS || tlsCert == nil else {
+            throw ValidationError("--tls-cert is for the TLS ports: add --tls (or --tls-port / --irc-tls-port).")
+        }
+        guard usesTLS || !noPlaintext else { throw ValidationError("--no-plaintext would leave no port open: add --tls.") }
         guard (64...1 << 20).contains(maxLineBytes) else { throw ValidationError("--max-line-bytes must be 64 to 1048576.") }
         guard (1...1_000_000).contains(floodBurst), floodRate > 0, floodRate <= 1_000_000 else {
             throw ValidationError("--flood-burst and --flood-rate must be positive (at most 1000000).")
@@ -118,6 +147,11 @@ struct Serve: AsyncParsableCommand {
         configuration.host = host
         configuration.port = port
         configuration.ircPort = noIRC ? nil : ircPort
+        configuration.tlsPort = tlsPort ?? (tls ? 5001 : nil)
+        configuration.ircTLSPort = ircTLSPort ?? (tls ? 6697 : nil)
+        if let tlsCert, let tlsKey { configuration.certificate = .files(certificate: tlsCert, key: tlsKey) }
+        configuration.plaintext = !noPlaintext
+        configuration.allowPlaintextPasswords = allowPlaintextPasswords
         configuration.dataDirectory = dataDirectory
         if let serverName { configuration.serverName = serverName }
         configuration.serverPassword = serverPassword ?? ProcessInfo.processInfo.environment["PARLEY_SERVER_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 }

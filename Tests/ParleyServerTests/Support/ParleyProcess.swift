@@ -38,7 +38,7 @@ final class ParleyProcess: Sendable {
             input: input,
             dataDirectory: data
         )
-        let line = try await server.log.waitFor { $0.contains("listening") && $0.contains("door=lines") }
+        let line = try await server.log.waitFor { $0.contains("listening") && $0.contains("door=lines ") }
         guard let port = line.split(separator: ":").last.flatMap({ Int($0.prefix(while: \.isNumber)) }) else {
             throw TestFailure("no port in \(line)")
         }
@@ -52,12 +52,13 @@ final class ParleyProcess: Sendable {
 
     init(
         _ arguments: [String], input: Input, dataDirectory: URL = FileManager.default.temporaryDirectory,
-        executable: URL = ParleyProcess.executable
+        executable: URL = ParleyProcess.executable, environment: [String: String] = [:]
     ) throws {
         self.dataDirectory = dataDirectory
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let stderr = Pipe()
         let stdout = Pipe()
         process.standardError = stderr

@@ -8,9 +8,14 @@ import ServiceLifecycle
 /// A real Parley server on 127.0.0.1, port 0, run the way `parley serve` runs it (one ServiceGroup), and
 /// always ended by a graceful shutdown.
 struct TestServer: Sendable {
-    let port: Int
-    let ircPort: Int
+    /// Every port it listens on, as bound.
+    let ports: [Endpoint: Int]
     let application: ParleyApplication
+
+    var port: Int { ports[.lines] ?? 0 }
+    var ircPort: Int { ports[.irc] ?? 0 }
+    var tlsPort: Int { ports[.linesTLS] ?? 0 }
+    var ircTLSPort: Int { ports[.ircTLS] ?? 0 }
 
     /// Runs `body` against a fresh server on `port` (0: any free port).
     static func run(
@@ -37,23 +42,22 @@ struct TestServer: Sendable {
         configure(&configuration)
         let logger = Logger(label: "parley-test") { _ in SwiftLogNoOpLogHandler() }
         let application = try await ParleyApplication.open(configuration: configuration, logger: logger)
-        let (addresses, listening) = AsyncStream.makeStream(of: SocketAddress.self)
-        let (ircAddresses, ircListening) = AsyncStream.makeStream(of: SocketAddress.self)
+        let (addresses, listening) = AsyncStream.makeStream(of: (Endpoint, SocketAddress).self)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: application.services(console: false, onListening: { listening.yield($0) }, onIRCListening: { ircListening.yield($0) }),
+                services: application.services(console: false, onListening: { listening.yield(($0, $1)) }),
                 logger: logger
             )
         )
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
-            var iterator = addresses.makeAsyncIterator()
-            guard let address = await iterator.next(), let port = address.port else {
-                throw TestFailure("the server did not start listening")
+            var ports: [Endpoint: Int] = [:]
+            for await (endpoint, address) in addresses {
+                ports[endpoint] = address.port
+                if ports.count == configuration.endpoints.count { break }
             }
-            var ircIterator = ircAddresses.makeAsyncIterator()
-            let ircPort = configuration.ircPort == nil ? 0 : await ircIterator.next()?.port ?? 0
-            let server = TestServer(port: port, ircPort: ircPort, application: application)
+            guard ports.count == configuration.endpoints.count else { throw TestFailure("the server did not start listening") }
+            let server = TestServer(ports: ports, application: application)
             do {
                 try await body(server)
             } catch {
