@@ -23,12 +23,15 @@ public struct ChatListener: Service {
     let logger: Logger
     let eventLoopGroup: any EventLoopGroup
     let onListening: @Sendable (SocketAddress) -> Void
+    /// Shared by every listener: the limits count an address's connections over all doors.
+    let addressLimits: AddressLimits
 
     init(
         endpoint: Endpoint,
         port: Int,
         tls: TLSProvider?,
         security: PortSecurity,
+        addressLimits: AddressLimits,
         configuration: ServerConfiguration,
         hub: ChatHub<Fanout>,
         accounts: AccountDesk,
@@ -40,6 +43,7 @@ public struct ChatListener: Service {
         self.port = port
         self.endpoint = endpoint
         self.tls = tls
+        self.addressLimits = addressLimits
         self.context = PortContext(
             door: endpoint.frontDoor, hub: hub, accounts: accounts, limits: configuration.limits,
             serverPassword: configuration.serverPassword, security: security, logger: logger
@@ -109,7 +113,7 @@ public struct ChatListener: Service {
     }
 
     private func bind(registry: ConnectionRegistry) async throws -> any Channel {
-        let (context, limits, logger, tls) = (context, context.limits, logger, tls)
+        let (context, limits, logger, tls, addressLimits) = (context, context.limits, logger, tls, addressLimits)
         return try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -127,6 +131,19 @@ public struct ChatListener: Service {
                     Self.configure(channel, limits: limits)
                     // TLS first, so that whatever the door puts behind it reads and writes plaintext.
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context)) }
+                    let peer = channel.remoteAddress?.ipAddress ?? "unknown"
+                    switch addressLimits.admit(peer) {
+                    case .refused(let reason, let key, let log):
+                        if log {
+                            logger.notice("connections refused for a minute at most", metadata: ["peer": "\(peer)", "address": "\(key)", "reason": "\(reason)"])
+                        }
+                        // One line in the door's own words, then the close (within seconds, whatever the peer does).
+                        try channel.pipeline.syncOperations.addHandler(Refusal(context.door.refusal(reason, serverName: context.hub.serverName)))
+                        channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+                        return
+                    case .admitted(let key):
+                        channel.closeFuture.whenComplete { _ in addressLimits.release(key) }
+                    }
                     let outbox = try context.door.setUp(channel, limits: limits)
                     let connection = Connection(channel: channel, outbox: outbox, port: context) { registry.remove($0) }
                     // The driver first: only a connection whose close it will see may enter the registry.
@@ -200,6 +217,35 @@ private final class AcceptFailureLog: ChannelInboundHandler, RemovableChannelHan
             unlogged = 0
         }
         context.fireErrorCaught(error)
+    }
+}
+
+/// A refused connection's whole pipeline (after TLS, if any): once the connection is active, one line, then the
+/// close once it is written.
+private final class Refusal: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let line: ByteBuffer
+
+    init(_ line: ByteBuffer) {
+        self.line = line
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { refuse(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        refuse(context)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    private func refuse(_ context: ChannelHandlerContext) {
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(line)).whenComplete { _ in channel.close(promise: nil) }
     }
 }
 

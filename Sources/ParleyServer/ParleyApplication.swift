@@ -106,6 +106,7 @@ public struct ParleyApplication: Sendable {
         ]
         if let tls { services.append(.init(service: TLSReloader(provider: tls, logger: logger))) }
         let directory = PortDirectory()
+        let addressLimits = AddressLimits(configuration.addressLimits)
         for (endpoint, port) in configuration.endpoints where port != 0 { directory.record(endpoint, port: port) }
         for (endpoint, port) in configuration.endpoints {
             let security = PortSecurity(
@@ -114,7 +115,8 @@ public struct ParleyApplication: Sendable {
                 strictTransportDuration: tls?.source == .generated || configuration.ircTLSPort == nil ? nil : configuration.strictTransportDuration
             )
             let listener = ChatListener(
-                endpoint: endpoint, port: port, tls: endpoint.tls ? tls : nil, security: security, configuration: configuration,
+                endpoint: endpoint, port: port, tls: endpoint.tls ? tls : nil, security: security, addressLimits: addressLimits,
+                configuration: configuration,
                 hub: hub, accounts: desk, logger: logger
             ) { address in
                 if let bound = address.port { directory.record(endpoint, port: bound) }

@@ -23,6 +23,8 @@ public struct ServerConfiguration: Sendable {
     /// it. Advertised only with a certificate from files: a client that upgrades must verify the certificate,
     /// which a self-signed one fails, and it would then be locked out of the plaintext port for this long.
     public var strictTransportDuration = 2_592_000
+    /// Connections per address over every door: open at once, new a minute, and who is exempt.
+    public var addressLimits = AddressLimits.Configuration()
     public var dataDirectory = "./parley-data"
     /// The name the server gives itself in greetings.
     public var serverName = ServerConfiguration.hostName()

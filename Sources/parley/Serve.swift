@@ -56,6 +56,15 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Accept passwords (logins, registrations, SASL) on plaintext ports even when TLS is on; for a trusted LAN.")
     var allowPlaintextPasswords = false
 
+    @Option(name: .customLong("max-connections-per-ip"), help: "Connections one address (an IPv6 /64) may have open at once, over every door (0: no limit).")
+    var maxConnectionsPerIP = 32
+
+    @Option(name: .customLong("connect-rate-per-ip"), help: "New connections one address may open a minute (0: no limit).")
+    var connectRatePerIP = 20
+
+    @Option(name: .customLong("exempt-ip"), help: "An address or network (CIDR, e.g. 10.0.0.0/8) exempt from the two limits above: a NATed classroom, a bouncer. Repeatable; loopback is always exempt.")
+    var exemptIP: [String] = []
+
     @Option(name: .customLong("data-dir"), help: "Where Parley keeps its data; created if missing.")
     var dataDirectory = "./parley-data"
 
@@ -115,6 +124,12 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--tls-cert is for the TLS ports: add --tls (or --tls-port / --irc-tls-port).")
         }
         guard usesTLS || !noPlaintext else { throw ValidationError("--no-plaintext would leave no port open: add --tls.") }
+        guard maxConnectionsPerIP >= 0, connectRatePerIP >= 0 else {
+            throw ValidationError("--max-connections-per-ip and --connect-rate-per-ip must be 0 (no limit) or more.")
+        }
+        for network in exemptIP where Network(network) == nil {
+            throw ValidationError("--exempt-ip \(network): not an address or a network like 10.0.0.0/8 or 2001:db8::/32.")
+        }
         guard (64...1 << 20).contains(maxLineBytes) else { throw ValidationError("--max-line-bytes must be 64 to 1048576.") }
         guard (1...1_000_000).contains(floodBurst), floodRate > 0, floodRate <= 1_000_000 else {
             throw ValidationError("--flood-burst and --flood-rate must be positive (at most 1000000).")
@@ -152,6 +167,9 @@ struct Serve: AsyncParsableCommand {
         if let tlsCert, let tlsKey { configuration.certificate = .files(certificate: tlsCert, key: tlsKey) }
         configuration.plaintext = !noPlaintext
         configuration.allowPlaintextPasswords = allowPlaintextPasswords
+        configuration.addressLimits.maximumOpen = maxConnectionsPerIP
+        configuration.addressLimits.perMinute = connectRatePerIP
+        configuration.addressLimits.exempt += exemptIP.compactMap(Network.init)
         configuration.dataDirectory = dataDirectory
         if let serverName { configuration.serverName = serverName }
         configuration.serverPassword = serverPassword ?? ProcessInfo.processInfo.environment["PARLEY_SERVER_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 }

@@ -169,30 +169,25 @@ struct ExecutableTests {
         let trimsBefore = server.log.text.components(separatedBy: "memory trimmed").count
         for client in crowd { await client.close() }
         // The crowd leaving is a storm of its own (each departure is told to everyone still there); within a
-        // few looks (every 5 s) the trimmer gives back what it freed: its log line says how much, and /proc agrees.
-        var trim: (before: Int, after: Int)?
-        do {
-            try await eventually("memory is trimmed", timeout: .seconds(30)) {
-                // Any trim after the crowd began to leave (one may come while the last few are still going).
-                let trims = server.log.text.split(separator: "\n").filter { $0.contains("memory trimmed") }
-                guard trims.count >= trimsBefore, let line = trims.last else { return false }
+        // few looks (every 5 s) the trimmer gives back what it freed — in one trim, or two when the first came
+        // while the last were still leaving. Its log lines say how much; at least a quarter of what the crowd
+        // took comes back (without the trimmer, none does).
+        func trims() -> [(before: Int, after: Int)] {
+            server.log.text.split(separator: "\n").filter { $0.contains("memory trimmed") }.dropFirst(trimsBefore - 1).compactMap { line in
                 func kibibytes(_ key: String) -> Int? {
                     line.components(separatedBy: "\(key)=").dropFirst().first.flatMap { Int($0.prefix(while: \.isNumber)) }
                 }
-                guard let before = kibibytes("rss before"), let after = kibibytes("rss after") else { return false }
-                trim = (before, after)
-                return true
+                guard let before = kibibytes("rss before"), let after = kibibytes("rss after") else { return nil }
+                return (before, after)
+            }
+        }
+        do {
+            try await eventually("memory is given back", timeout: .seconds(30)) {
+                trims().reduce(0) { $0 + $1.before - $1.after } > (crowded - idle) / 4
             }
         } catch {
             let now = try rss()
-            Issue.record("no trim after the crowd left: idle \(idle) kB, crowded \(crowded) kB, now \(now) kB")
-        }
-        if let trim {
-            #expect(trim.after < trim.before, "the trim gave nothing back: \(trim)")
-            let now = try rss()
-            #expect(now < trim.before, "RSS did not go down: \(trim), now \(now) kB")
-            // Most of what the crowd took comes back: what stays is the server's own fragmentation.
-            #expect(trim.before - trim.after > (crowded - idle) / 4, "the trim gave back little: idle \(idle) kB, crowded \(crowded) kB, \(trim)")
+            Issue.record("memory was not given back: idle \(idle) kB, crowded \(crowded) kB, now \(now) kB, trims \(trims())")
         }
         server.signal(SIGTERM)
         #expect(try await server.waitForExit() == 0)

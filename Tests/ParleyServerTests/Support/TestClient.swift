@@ -40,12 +40,17 @@ final class TestClient: Sendable {
         if let from = options.from {
             bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: from, port: 0))
         }
-        let channel = try await bootstrap.connect(host: "127.0.0.1", port: port).get()
-        let collector = try await channel.eventLoop.submit {
-            let collector = LineCollector()
-            try channel.pipeline.syncOperations.addHandler(collector)
-            return NIOLoopBound(collector, eventLoop: channel.eventLoop)
-        }.get()
+        // The collector goes in before the connection is up: a server that answers and closes at once (a
+        // refusal) must not beat it.
+        let made = NIOLockedValueBox<NIOLoopBound<LineCollector>?>(nil)
+        let channel = try await bootstrap.channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let collector = LineCollector()
+                try channel.pipeline.syncOperations.addHandler(collector)
+                made.withLockedValue { $0 = NIOLoopBound(collector, eventLoop: channel.eventLoop) }
+            }
+        }.connect(host: "127.0.0.1", port: port).get()
+        guard let collector = made.withLockedValue({ $0 }) else { throw TestFailure("no collector") }
         return TestClient(channel: channel, collector: collector)
     }
 

@@ -1,0 +1,166 @@
+import Foundation
+import NIOCore
+import ParleyServer
+import Testing
+
+@Suite("Limits per address")
+struct AddressLimitsTests {
+    @Test("networks: IPv4 and IPv6 ranges, bare addresses, IPv4 written as IPv6")
+    func networks() throws {
+        let lan = try #require(Network("10.0.0.0/8"))
+        #expect(lan.contains("10.200.3.4"))
+        #expect(!lan.contains("11.0.0.1"))
+        #expect(lan.contains("::ffff:10.1.2.3"))
+        let odd = try #require(Network("192.0.2.128/25"))
+        #expect(odd.contains("192.0.2.200") && !odd.contains("192.0.2.127"))
+        let site = try #require(Network("2001:db8::/32"))
+        #expect(site.contains("2001:db8:1::7") && !site.contains("2001:db9::1"))
+        #expect(try #require(Network("203.0.113.9")).contains("203.0.113.9"))
+        #expect(Network("10.0.0.0/33") == nil && Network("not an address") == nil && Network("::1/129") == nil)
+        #expect(Network.loopback.contains { $0.contains("127.0.0.1") } && Network.loopback.contains { $0.contains("::1") })
+    }
+
+    @Test("open connections and new ones a minute, per address (an IPv6 /64), logged once a minute")
+    func counting() {
+        var configuration = AddressLimits.Configuration()
+        configuration.maximumOpen = 2
+        configuration.perMinute = 3
+        let limits = AddressLimits(configuration)
+        let start = ContinuousClock.now
+        guard case .admitted(let first) = limits.admit("198.51.100.1", now: start),
+            case .admitted = limits.admit("198.51.100.1", now: start)
+        else { Issue.record("the first two were refused"); return }
+        guard case .refused(let reason, _, let log) = limits.admit("198.51.100.1", now: start) else { Issue.record("a third open one was let in"); return }
+        #expect(reason.contains("2 are open") && log)
+        guard case .refused(_, _, let again) = limits.admit("198.51.100.1", now: start + .seconds(1)) else { Issue.record("let in"); return }
+        #expect(!again, "one log line a minute per address")
+        limits.release(first)
+        // One is free again, but three were opened this minute (refusals do not count): the rate says no.
+        guard case .admitted = limits.admit("198.51.100.1", now: start + .seconds(2)) else { Issue.record("refused"); return }
+        limits.release(first)
+        guard case .refused(let rate, _, _) = limits.admit("198.51.100.1", now: start + .seconds(3)) else { Issue.record("rate not kept"); return }
+        #expect(rate.contains("3 a minute"))
+        // The rate refills: a minute later, one more.
+        guard case .admitted = limits.admit("198.51.100.1", now: start + .seconds(63)) else { Issue.record("rate never refilled"); return }
+        // Another address is counted apart; the same IPv6 /64 is one address.
+        guard case .admitted = limits.admit("198.51.100.2", now: start) else { Issue.record("refused"); return }
+        guard case .admitted = limits.admit("2001:db8::1", now: start), case .admitted = limits.admit("2001:db8::2", now: start) else {
+            Issue.record("refused"); return
+        }
+        guard case .refused = limits.admit("2001:db8::3", now: start) else { Issue.record("a /64 escaped the limit"); return }
+        // Exempt: loopback by default.
+        for _ in 0..<10 {
+            guard case .admitted(nil) = limits.admit("127.0.0.1", now: start) else { Issue.record("loopback was counted"); return }
+        }
+    }
+
+    @Test("over real sockets: the 33rd connection from one address is refused in its door's words; the rate too; an exempt address is not")
+    func realSockets() async throws {
+        try await TestServer.run(configure: {
+            $0.addressLimits.exempt = []
+            $0.addressLimits.perMinute = 1000
+        }) { server in
+            var open: [TestClient] = []
+            for index in 0..<32 {
+                // Both doors count: half of them are IRC connections.
+                do {
+                    open.append(try await TestClient.connect(port: index.isMultiple(of: 2) ? server.port : server.ircPort))
+                } catch {
+                    Issue.record("connection \(index): \(error)")
+                    throw error
+                }
+            }
+            // Each has been accepted (the two doors accept from their own queues): the lines door greets, an
+            // IRC connection answers a PING.
+            for (index, client) in open.enumerated() {
+                if index.isMultiple(of: 2) {
+                    let greeting = try await client.nextLine()
+                    #expect(greeting.hasPrefix("*** Welcome"), "\(greeting)")
+                } else {
+                    try await client.send("PING :here")
+                    _ = try await client.nextLine()
+                }
+            }
+            let refused = try await TestClient.connect(port: server.port)
+            let refusal = try await refused.waitForClose()
+            #expect(refusal == ["!!! Too many connections from your address (32 are open). Close one and try again."], "\(refusal)")
+            let refusedIRC = try await TestClient.connect(port: server.ircPort)
+            let ircRefusal = try await refusedIRC.waitForClose()
+            #expect(ircRefusal == ["ERROR :Closing link: Too many connections from your address (32 are open). Close one and try again."], "\(ircRefusal)")
+            // The others are untouched, and a freed place is taken again.
+            try await open[0].send("stayer")
+            try await open[0].waitFor { $0.hasPrefix("*** In #general") }
+            await open[1].close()
+            try await eventually("a place is free again") {
+                // Until the server has seen the close, a new one is still refused (and closed at once).
+                let next = try await TestClient.connect(port: server.port)
+                guard (try? await next.nextLine())?.hasPrefix("*** Welcome") == true else { return false }
+                open.append(next)
+                return true
+            }
+            for client in open { await client.close() }
+        }
+        try await TestServer.run(configure: {
+            $0.addressLimits.exempt = []
+            $0.addressLimits.perMinute = 3
+        }) { server in
+            for _ in 0..<3 { _ = try await server.textUser("u\(UUID().uuidString.prefix(6))") }
+            let fourth = try await TestClient.connect(port: server.port)
+            #expect(try await fourth.waitForClose().first?.contains("3 a minute") == true)
+        }
+        try await TestServer.run(configure: {
+            $0.addressLimits.exempt = [Network("127.0.0.0/8")!]
+            $0.addressLimits.maximumOpen = 2
+            $0.addressLimits.perMinute = 2
+        }) { server in
+            var clients: [TestClient] = []
+            for index in 0..<5 { clients.append(try await server.textUser("exempt\(index)")) }
+            #expect(clients.count == 5)
+        }
+    }
+}
+
+@Suite("Running out of file descriptors")
+struct DescriptorExhaustionTests {
+    @Test("with a low ulimit -n the server backs off instead of spinning, logs it once, chats on, and accepts again once descriptors free up")
+    func exhaustion() async throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("parley-fd-\(UUID().uuidString)").path
+        let server = try ParleyProcess(
+            [
+                "-c",
+                "ulimit -n 64 && exec '\(ParleyProcess.executable.path)' serve --host 127.0.0.1 --port 0 --no-irc --console off "
+                    + "--data-dir '\(data)' --server-name fd.parley",
+            ],
+            input: .nullDevice, executable: URL(fileURLWithPath: "/bin/sh")
+        )
+        let line = try await server.log.waitFor { $0.contains("listening") && $0.contains("door=lines ") }
+        let port = try #require(line.split(separator: ":").last.flatMap { Int($0.prefix(while: \.isNumber)) })
+        do {
+            try await exhaust(server, port: port)
+        } catch {
+            Issue.record("\(error); the server's log: \(server.log.text.suffix(3000))")
+        }
+        server.signal(SIGTERM)
+        #expect(try await server.waitForExit() == 0)
+    }
+
+    private func exhaust(_ server: ParleyProcess, port: Int) async throws {
+        let alice = try await TestServer.textUser("alice", port: port)
+        let bob = try await TestServer.textUser("bob", port: port)
+        // More connections than descriptors: the kernel completes them all, the server cannot accept the rest.
+        var crowd: [TestClient] = []
+        // (A connect may fail when the kernel's queue overflows: those are not what is tested.)
+        for _ in 0..<80 { if let client = try? await TestClient.connect(port: port) { crowd.append(client) } }
+        try await server.log.waitFor { $0.contains("accepting a connection failed") }
+        // Those already in chat on.
+        try await alice.send("still here")
+        try await bob.waitFor { $0.hasSuffix("<alice> still here") }
+        for client in crowd { await client.close() }
+        // Descriptors free up: the server accepts again.
+        let carol = try await TestServer.textUser("carol", port: port)
+        try await carol.send("back in")
+        try await bob.waitFor { $0.hasSuffix("<carol> back in") }
+        // Once a minute at most, however many accepts failed meanwhile.
+        #expect(server.log.text.components(separatedBy: "accepting a connection failed").count - 1 == 1)
+    }
+}
