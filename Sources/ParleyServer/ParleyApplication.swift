@@ -108,6 +108,7 @@ public struct ParleyApplication: Sendable {
         let directory = PortDirectory()
         let addressLimits = AddressLimits(configuration.addressLimits)
         for (endpoint, port) in configuration.endpoints where port != 0 { directory.record(endpoint, port: port) }
+        var listeners: [ChatListener] = []
         for (endpoint, port) in configuration.endpoints {
             let security = PortSecurity(
                 endpoint: endpoint, directory: directory,
@@ -122,8 +123,9 @@ public struct ParleyApplication: Sendable {
                 if let bound = address.port { directory.record(endpoint, port: bound) }
                 onListening(endpoint, address)
             }
-            services.append(.init(service: listener))
+            listeners.append(listener)
         }
+        services.append(.init(service: Listeners(listeners: listeners)))
         if console {
             // The console returning (after `exit`) shuts the whole server down gracefully.
             services.append(
@@ -144,6 +146,19 @@ public struct ParleyApplication: Sendable {
         )
         group.maximumGracefulShutdownDuration = configuration.limits.shutdownGrace + .seconds(5)
         return group
+    }
+}
+
+/// Every port, as one service: a group stops its services one after another, and each listener's shutdown
+/// takes up to the grace period, so four of them in turn would outlast the group's deadline. Together they
+/// say goodbye at once. The first that fails (a port in use) stops the others.
+struct Listeners: Service {
+    let listeners: [ChatListener]
+
+    func run() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            for listener in listeners { group.addTask { try await listener.run() } }
+        }
     }
 }
 

@@ -77,6 +77,23 @@ struct TLSTests {
         }
     }
 
+    @Test("--no-plaintext: only the TLS ports are open, and passwords are welcome on them")
+    func tlsOnly() async throws {
+        try await TestServer.run(configure: {
+            $0.plaintext = false
+            $0.tlsPort = 0
+            $0.ircTLSPort = 0
+        }) { server in
+            #expect(Set(server.ports.keys) == [.linesTLS, .ircTLS])
+            let secure = try Self.tlsClient(port: server.tlsPort)
+            try await secure.output.waitFor { $0.contains("Choose a nickname") }
+            try secure.type("only")
+            try secure.type("/register sekrit-password")
+            try await secure.output.waitFor { $0.contains("registered") && $0.contains("only") }
+            secure.signal(SIGTERM)
+        }
+    }
+
     @Test("with TLS on, a password on a plaintext port is refused before it is checked, and the TLS port is named")
     func plaintextPasswordsRefused() async throws {
         try await TestServer.run(configure: { $0.tlsPort = 0 }) { server in
@@ -226,7 +243,9 @@ struct TLSExecutableTests {
         try FileManager.default.copyItem(atPath: first.certificate, toPath: certificate)
         try FileManager.default.copyItem(atPath: first.key, toPath: key)
 
-        let (server, port) = try await ParleyProcess.serve(["--tls-port", "0", "--tls-cert", certificate, "--tls-key", key, "--console", "off"])
+        let (server, port) = try await ParleyProcess.serve(
+            ["--tls-port", "0", "--tls-cert", certificate, "--tls-key", key, "--console", "off", "--log-level", "debug"]
+        )
         let line = try await server.log.waitFor { $0.contains("listening") && $0.contains("door=lines-tls") }
         let tlsPort = try #require(line.split(separator: ":").last.flatMap { Int($0.prefix(while: \.isNumber)) })
         #expect(server.log.text.contains("sha256=\(first.fingerprint)"))
@@ -281,9 +300,36 @@ struct TLSExecutableTests {
         try await server.log.waitFor { $0.contains("TLS certificate reload failed") }
         #expect(try await TLSTests.presentedFingerprint(port: tlsPort) == second.fingerprint)
 
-        open.signal(SIGTERM)
+        // A password over plaintext is refused, and never logged (even at debug).
+        try await witness.send("/register sekrit-pass")
+        try await witness.waitFor { $0.contains("takes no passwords") }
+
+        // Shutdown reaches every port at once: each of these hears the goodbye.
+        let ircLine = try await server.log.waitFor { $0.contains("listening") && $0.contains("door=irc ") }
+        let ircPort = try #require(ircLine.split(separator: ":").last.flatMap { Int($0.prefix(while: \.isNumber)) })
+        let irc = try await TestClient.connect(port: ircPort)
+        try await irc.send("NICK ircer")
+        try await irc.send("USER ircer 0 * :IRC")
+        try await irc.waitFor { $0.contains(" 001 ircer ") }
         server.signal(SIGTERM)
+        try await open.output.waitFor { $0.hasPrefix("*** The server is shutting down") }
+        try await witness.waitFor { $0.hasPrefix("*** The server is shutting down") }
+        try await irc.waitFor { $0.hasPrefix("ERROR") }
         #expect(try await server.waitForExit() == 0)
         #expect(!server.log.text.contains("sekrit"))
+    }
+
+    @Test("a certificate that cannot be read stops the start with the file named (exit 3)")
+    func unreadableCertificate() async throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("parley-tls-\(UUID().uuidString)").path
+        let server = try ParleyProcess(
+            [
+                "serve", "--host", "127.0.0.1", "--port", "0", "--no-irc", "--tls-port", "0", "--tls-cert", "/nonexistent/cert.pem",
+                "--tls-key", "/nonexistent/key.pem", "--data-dir", data, "--console", "off",
+            ],
+            input: .nullDevice
+        )
+        #expect(try await server.waitForExit() == 3)
+        #expect(server.log.text.contains("cannot read the certificate /nonexistent/cert.pem"))
     }
 }
