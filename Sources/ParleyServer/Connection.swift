@@ -257,7 +257,14 @@ final class Connection: Sendable {
             inbox.reading = .over
             return true
         }
-        if over { inputOver() }
+        if over { offLoop { self.inputOver() } }
+    }
+
+    /// Runs hub work asked for on the event loop (a departure costs work for each member of the rooms left) on
+    /// a task instead, when there is a session to remove: a crowd leaving at once must not hold up the I/O of
+    /// everyone else on the loop.
+    private func offLoop(_ work: @escaping @Sendable () -> Void) {
+        if state.session == nil { work() } else { Task { work() } }
     }
 
     /// Nothing more will be read. Replies to what the client sent may still be in the publisher's queue, so a
@@ -280,7 +287,7 @@ final class Connection: Sendable {
             return inbox.wait
         }
         wait?.cancel()
-        finishIfDone()
+        offLoop { self.finishIfDone() }
     }
 
     /// Once closed, with input over: the session leaves the hub, the log says why, and the registry lets go.
