@@ -34,7 +34,7 @@ enum ServerLink {
             }
             do {
                 return (try await connect(address, trust: trust), trust)
-            } catch where trust.mode == .system && (error is NIOSSLError || error is BoringSSLError) {
+            } catch where trust.mode == .system && (error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError) {
                 // Not verifiable against the system's trust store (self-signed, most often): pin on first use.
                 let presented = try await presentedFingerprint(address)
                 guard try options.acceptFingerprint.map({ $0 == presented }) ?? askToAccept(presented, address: address) else {

@@ -9,8 +9,9 @@ public struct Network: Sendable, Equatable, CustomStringConvertible {
     public let description: String
 
     public init?(_ text: String) {
-        let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
-        guard let bytes = Self.bytes(of: parts[0]) else { return nil }
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        guard let first = parts.first, let bytes = Self.bytes(of: first) else { return nil }
+        if parts.count == 2, parts[1].isEmpty || !parts[1].allSatisfy(\.isASCII) || !parts[1].allSatisfy(\.isNumber) { return nil }
         let length = parts.count == 2 ? Int(parts[1]) : bytes.count * 8
         guard let length, (0...bytes.count * 8).contains(length) else { return nil }
         self.bytes = bytes
@@ -71,8 +72,18 @@ public final class AddressLimits: Sendable {
         var lastLogged: ContinuousClock.Instant?
     }
 
+    private struct Table {
+        var entries: [String: Entry] = [:]
+        var lastPruned: ContinuousClock.Instant?
+    }
+
+    /// Addresses tracked at once: past it, idle ones are forgotten (at most every few seconds, since that walks
+    /// the table); if that is not enough, new addresses are refused until it is.
+    static let tableLimit = 10_000
+    static let hardLimit = 100_000
+
     let configuration: Configuration
-    private let entries = Mutex<[String: Entry]>([:])
+    private let table = Mutex(Table())
 
     public init(_ configuration: Configuration) {
         self.configuration = configuration
@@ -85,13 +96,20 @@ public final class AddressLimits: Sendable {
         else { return .admitted(key: nil) }
         let key = addressKey(address)
         let (maximumOpen, perMinute) = (configuration.maximumOpen, Double(configuration.perMinute))
-        return entries.withLock { entries in
-            if entries.count > 10_000 { Self.prune(&entries, now: now, perMinute: perMinute) }
-            var entry = entries[key] ?? Entry(tokens: perMinute, refilled: now)
-            defer { entries[key] = entry }
+        return table.withLock { table in
+            if table.entries.count > Self.tableLimit, table.lastPruned.map({ $0.duration(to: now) > .seconds(5) }) ?? true {
+                table.lastPruned = now
+                Self.prune(&table.entries, now: now)
+            }
+            if table.entries[key] == nil, table.entries.count >= Self.hardLimit {
+                return .refused(reason: "The server is busy. Try again in a minute.", key: key, log: false)
+            }
+            var entry = table.entries[key] ?? Entry(tokens: perMinute, refilled: now)
+            defer { table.entries[key] = entry }
             if perMinute > 0 {
                 let (seconds, attoseconds) = entry.refilled.duration(to: now).components
-                let elapsed = Double(seconds) + Double(attoseconds) / 1e18
+                // Clamped: `now` is read before the lock, so another thread's may be later.
+                let elapsed = max(0, Double(seconds) + Double(attoseconds) / 1e18)
                 entry.tokens = min(perMinute, entry.tokens + elapsed * perMinute / 60)
                 entry.refilled = now
             }
@@ -114,13 +132,13 @@ public final class AddressLimits: Sendable {
     /// An admitted connection closed.
     public func release(_ key: String?) {
         guard let key else { return }
-        entries.withLock { entries in
-            entries[key]?.open -= 1
+        table.withLock { table in
+            table.entries[key]?.open -= 1
         }
     }
 
     /// Forgets addresses with nothing open whose rate has refilled and that were not refused lately.
-    private static func prune(_ entries: inout [String: Entry], now: ContinuousClock.Instant, perMinute: Double) {
+    private static func prune(_ entries: inout [String: Entry], now: ContinuousClock.Instant) {
         entries = entries.filter { _, entry in
             entry.open > 0 || entry.refilled.duration(to: now) < .seconds(60)
                 || entry.lastLogged.map { $0.duration(to: now) < .seconds(60) } ?? false

@@ -129,21 +129,28 @@ public struct ChatListener: Service {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     Self.configure(channel, limits: limits)
-                    // TLS first, so that whatever the door puts behind it reads and writes plaintext.
-                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context)) }
                     let peer = channel.remoteAddress?.ipAddress ?? "unknown"
                     switch addressLimits.admit(peer) {
                     case .refused(let reason, let key, let log):
                         if log {
-                            logger.notice("connections refused for a minute at most", metadata: ["peer": "\(peer)", "address": "\(key)", "reason": "\(reason)"])
+                            logger.notice("connection refused; said once a minute per address", metadata: ["peer": "\(peer)", "address": "\(key)", "reason": "\(reason)"])
+                        }
+                        guard tls == nil else {
+                            // Over TLS a line would cost a whole handshake per refusal, the very work the limit
+                            // is there to spare: the connection is closed at once.
+                            channel.close(promise: nil)
+                            return
                         }
                         // One line in the door's own words, then the close (within seconds, whatever the peer does).
                         try channel.pipeline.syncOperations.addHandler(Refusal(context.door.refusal(reason, serverName: context.hub.serverName)))
-                        channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+                        let deadline = channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+                        channel.closeFuture.whenComplete { _ in deadline.cancel() }
                         return
                     case .admitted(let key):
                         channel.closeFuture.whenComplete { _ in addressLimits.release(key) }
                     }
+                    // TLS first, so that whatever the door puts behind it reads and writes plaintext.
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context)) }
                     let outbox = try context.door.setUp(channel, limits: limits)
                     let connection = Connection(channel: channel, outbox: outbox, port: context) { registry.remove($0) }
                     // The driver first: only a connection whose close it will see may enter the registry.
@@ -220,8 +227,9 @@ private final class AcceptFailureLog: ChannelInboundHandler, RemovableChannelHan
     }
 }
 
-/// A refused connection's whole pipeline (after TLS, if any): once the connection is active, one line, then the
-/// close once it is written.
+/// A refused connection's whole pipeline: once the connection is active, one line, then the end of output, and
+/// the close once the peer has closed too. Closing with its input unread would send a reset, which makes some
+/// peers drop the line (an IRC client has sent CAP, NICK and USER by then).
 private final class Refusal: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -243,9 +251,13 @@ private final class Refusal: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .inputClosed = event as? ChannelEvent { context.close(promise: nil) }
+    }
+
     private func refuse(_ context: ChannelHandlerContext) {
         let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(line)).whenComplete { _ in channel.close(promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(line)).whenComplete { _ in channel.close(mode: .output, promise: nil) }
     }
 }
 

@@ -60,17 +60,12 @@ struct PortSecurity: Sendable {
     /// IRC's `sts` duration, when it is advertised.
     let strictTransportDuration: Int?
 
-    static func plain(_ endpoint: Endpoint = .lines) -> PortSecurity {
-        PortSecurity(endpoint: endpoint, directory: PortDirectory(), acceptsPasswords: true, strictTransportDuration: nil)
-    }
-
     var encrypted: Bool { endpoint.tls }
 
     /// The error a password sent here gets, or nil when passwords are welcome.
     var passwordRefusal: ChatError? {
         guard !acceptsPasswords else { return nil }
         let port = directory.port(of: Endpoint(door: endpoint.door, tls: true))
-            ?? directory.port(of: Endpoint(door: endpoint.door == .lines ? .irc : .lines, tls: true))
         let instead = port.map { "connect with TLS to port \($0)" } ?? "connect with TLS"
         return ChatError(.insecureConnection, "This connection is not encrypted, so it takes no passwords: \(instead). Your password was not checked.")
     }

@@ -104,7 +104,7 @@ public struct ParleyApplication: Sendable {
             .init(service: RestrictionTimer(hub: hub)),
             .init(service: MemoryTrimmer(hub: hub, logger: logger)),
         ]
-        if let tls { services.append(.init(service: TLSReloader(provider: tls, logger: logger))) }
+        services.append(.init(service: TLSReloader(provider: tls, logger: logger)))
         let directory = PortDirectory()
         let addressLimits = AddressLimits(configuration.addressLimits)
         for (endpoint, port) in configuration.endpoints where port != 0 { directory.record(endpoint, port: port) }
@@ -112,8 +112,10 @@ public struct ParleyApplication: Sendable {
         for (endpoint, port) in configuration.endpoints {
             let security = PortSecurity(
                 endpoint: endpoint, directory: directory,
-                acceptsPasswords: endpoint.tls || !configuration.usesTLS || configuration.allowPlaintextPasswords,
-                strictTransportDuration: tls?.source == .generated || configuration.ircTLSPort == nil ? nil : configuration.strictTransportDuration
+                // A door's plaintext port refuses passwords when the same door has a TLS port to send them to.
+                acceptsPasswords: endpoint.tls || configuration.allowPlaintextPasswords
+                    || !configuration.endpoints.contains { $0.endpoint == Endpoint(door: endpoint.door, tls: true) },
+                strictTransportDuration: tls.map(\.selfIssued) ?? true || configuration.ircTLSPort == nil ? nil : configuration.strictTransportDuration
             )
             let listener = ChatListener(
                 endpoint: endpoint, port: port, tls: endpoint.tls ? tls : nil, security: security, addressLimits: addressLimits,

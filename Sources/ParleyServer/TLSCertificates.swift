@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Logging
+import NIOCore
 import NIOSSL
 import ParleyProtocols
 import ServiceLifecycle
@@ -26,6 +27,8 @@ public final class TLSProvider: Sendable {
         let fingerprint: String
         let subject: String
         let notAfter: Date?
+        /// Its own issuer: no client trusts it without being told to.
+        let selfIssued: Bool
     }
 
     let source: CertificateSource
@@ -49,6 +52,9 @@ public final class TLSProvider: Sendable {
         }
         loaded = Mutex(try Self.load(certificate: certificatePath, key: keyPath))
     }
+
+    /// Whether the certificate is its own issuer (self-signed): IRC's STS is not offered with it.
+    var selfIssued: Bool { loaded.withLock { $0.selfIssued } }
 
     /// The context a new connection's TLS handler uses.
     var context: NIOSSLContext { loaded.withLock { $0.context } }
@@ -91,6 +97,9 @@ public final class TLSProvider: Sendable {
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(privateKey)
         )
         configuration.minimumTLSVersion = .tlsv12
+        // A peer that never answers close_notify must not hold its connection (and its session) past the
+        // shutdown grace.
+        configuration.shutdownTimeout = .seconds(1)
         let context: NIOSSLContext
         do {
             context = try NIOSSLContext(configuration: configuration)
@@ -101,7 +110,8 @@ public final class TLSProvider: Sendable {
         let parsed = try? Certificate(derEncoded: der)
         return Loaded(
             context: context, fingerprint: Fingerprint.of(der: der),
-            subject: parsed.map { "\($0.subject)" } ?? "?", notAfter: parsed?.notValidAfter
+            subject: parsed.map { "\($0.subject)" } ?? "?", notAfter: parsed?.notValidAfter,
+            selfIssued: parsed.map { $0.issuer == $0.subject } ?? true
         )
     }
 }
@@ -160,14 +170,19 @@ public struct TLSSetupError: Error, CustomStringConvertible {
 }
 
 /// SIGHUP reloads the TLS certificate from disk (a renewed Let's Encrypt certificate); a reload that fails
-/// keeps serving the old one and says why.
+/// keeps serving the old one and says why. Without TLS, SIGHUP is noted and changes nothing (rather than
+/// ending the server, as the signal does by default).
 struct TLSReloader: Service {
-    let provider: TLSProvider
+    let provider: TLSProvider?
     let logger: Logger
 
     func run() async throws {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         for await _ in hangups.cancelOnGracefulShutdown() {
+            guard let provider else {
+                logger.notice("SIGHUP: nothing to reload (no TLS port)")
+                continue
+            }
             do {
                 let (old, new) = try provider.reload()
                 if old == new {

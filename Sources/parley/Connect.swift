@@ -17,8 +17,8 @@ struct Connect: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The server, as HOST[:PORT] (default port 5000).")
-    var server = "127.0.0.1:5000"
+    @Argument(help: "The server, as HOST[:PORT] (default port 5000, or 5001 with --tls).")
+    var server = "127.0.0.1"
 
     @Option(help: "Your nickname (default: your user name).")
     var nick: String?
@@ -44,11 +44,12 @@ struct Connect: AsyncParsableCommand {
     func run() async throws {
         let address: ServerAddress
         do {
-            address = try ServerAddress(parsing: server)
+            address = try ServerAddress(parsing: server, defaultPort: tls ? 5001 : 5000)
         } catch {
             throw ValidationError("\(error)")
         }
         let environment = ProcessInfo.processInfo.environment
+        if acceptFingerprint != nil && !tls { throw ValidationError("--accept-fingerprint is for --tls connections.") }
         let accepted = try acceptFingerprint.map { text in
             guard let fingerprint = Fingerprint.normalized(text) else {
                 throw ValidationError("--accept-fingerprint takes a SHA-256 fingerprint: 32 bytes of hex, with or without colons.")

@@ -124,6 +124,13 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--tls-cert is for the TLS ports: add --tls (or --tls-port / --irc-tls-port).")
         }
         guard usesTLS || !noPlaintext else { throw ValidationError("--no-plaintext would leave no port open: add --tls.") }
+        let asked = [("--port", port), ("--irc-port", noIRC ? 0 : ircPort), ("--tls-port", tlsPort ?? (tls ? 5001 : 0)), ("--irc-tls-port", ircTLSPort ?? (tls && !noIRC ? 6697 : 0))]
+            .filter { $0.1 != 0 }
+        for (index, (flag, number)) in asked.enumerated() {
+            if let other = asked[..<index].first(where: { $0.1 == number }) {
+                throw ValidationError("\(other.0) and \(flag) are both \(number): each port serves one door.")
+            }
+        }
         guard maxConnectionsPerIP >= 0, connectRatePerIP >= 0 else {
             throw ValidationError("--max-connections-per-ip and --connect-rate-per-ip must be 0 (no limit) or more.")
         }
@@ -163,7 +170,7 @@ struct Serve: AsyncParsableCommand {
         configuration.port = port
         configuration.ircPort = noIRC ? nil : ircPort
         configuration.tlsPort = tlsPort ?? (tls ? 5001 : nil)
-        configuration.ircTLSPort = ircTLSPort ?? (tls ? 6697 : nil)
+        configuration.ircTLSPort = ircTLSPort ?? (tls && !noIRC ? 6697 : nil)
         if let tlsCert, let tlsKey { configuration.certificate = .files(certificate: tlsCert, key: tlsKey) }
         configuration.plaintext = !noPlaintext
         configuration.allowPlaintextPasswords = allowPlaintextPasswords

@@ -18,14 +18,20 @@ struct TLSTests {
         let fingerprint: String
     }
 
-    static func makeCertificate(name: String = "test.parley") async throws -> MadeCertificate {
+    /// Self-signed, or (`byAuthority`) signed by a throwaway certificate authority, as a real one would be.
+    static func makeCertificate(name: String = "test.parley", byAuthority: Bool = false) async throws -> MadeCertificate {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-cert-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let (certificate, key) = (directory.appendingPathComponent("cert.pem").path, directory.appendingPathComponent("key.pem").path)
-        let made = try ParleyProcess.shell(
-            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=\(name) "
-                + "-keyout \(key) -out \(certificate) 2>/dev/null && openssl x509 -noout -fingerprint -sha256 -in \(certificate)"
-        )
+        let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+        let dir = directory.path
+        let make =
+            byAuthority
+            ? "openssl req -x509 \(ec) -days 2 -subj /CN=Test-CA -keyout \(dir)/ca.key -out \(dir)/ca.pem 2>/dev/null && "
+                + "openssl req -new \(ec) -subj /CN=\(name) -keyout \(key) -out \(dir)/req.csr 2>/dev/null && "
+                + "openssl x509 -req -in \(dir)/req.csr -CA \(dir)/ca.pem -CAkey \(dir)/ca.key -CAcreateserial -days 2 -out \(certificate) 2>/dev/null"
+            : "openssl req -x509 \(ec) -days 2 -subj /CN=\(name) -keyout \(key) -out \(certificate) 2>/dev/null"
+        let made = try ParleyProcess.shell(make + " && openssl x509 -noout -fingerprint -sha256 -in \(certificate)")
         #expect(try await made.waitForExit() == 0)
         try await made.output.waitForEndOfFile()
         let fingerprint = try #require(made.output.text.split(separator: "=").last).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -96,7 +102,10 @@ struct TLSTests {
 
     @Test("with TLS on, a password on a plaintext port is refused before it is checked, and the TLS port is named")
     func plaintextPasswordsRefused() async throws {
-        try await TestServer.run(configure: { $0.tlsPort = 0 }) { server in
+        try await TestServer.run(configure: {
+            $0.tlsPort = 0
+            $0.ircTLSPort = 0
+        }) { server in
             let text = try await server.textUser("alice")
             try await text.send("/register sekrit-password")
             try await text.waitFor { $0.contains("not encrypted, so it takes no passwords: connect with TLS to port \(server.tlsPort)") }
@@ -113,7 +122,7 @@ struct TLSTests {
             try await irc.send("NICK carol")
             try await irc.send("USER carol 0 * :Carol")
             try await irc.send("AUTHENTICATE PLAIN")
-            try await irc.waitFor { $0.contains(" 904 ") && $0.contains("takes no passwords") }
+            try await irc.waitFor { $0.contains(" 904 ") && $0.contains("takes no passwords: connect with TLS to port \(server.ircTLSPort)") }
             // Over TLS the same registration works.
             let secure = try Self.tlsClient(port: server.tlsPort)
             try await secure.output.waitFor { $0.contains("Choose a nickname") }
@@ -135,7 +144,7 @@ struct TLSTests {
 
     @Test("IRC advertises strict transport security: the TLS port on the plaintext one, the duration on TLS")
     func strictTransportSecurity() async throws {
-        let made = try await Self.makeCertificate()
+        let made = try await Self.makeCertificate(byAuthority: true)
         try await TestServer.run(configure: {
             $0.ircTLSPort = 0
             $0.certificate = .files(certificate: made.certificate, key: made.key)
@@ -149,12 +158,18 @@ struct TLSTests {
             secure.signal(SIGTERM)
             #expect(try await Self.presentedFingerprint(port: server.ircTLSPort) == made.fingerprint)
         }
-        // A self-signed certificate would lock clients out: no STS with the generated one.
-        try await TestServer.run(configure: { $0.ircTLSPort = 0 }) { server in
-            let plain = try await TestClient.connect(port: server.ircPort)
-            try await plain.send("CAP LS 302")
-            let line = try await plain.waitFor { $0.contains(" LS ") }
-            #expect(!line.contains("sts"))
+        // A self-signed certificate would lock clients out: no STS with the generated one, nor an operator's.
+        let selfSigned = try await Self.makeCertificate()
+        for source in [CertificateSource.generated, .files(certificate: selfSigned.certificate, key: selfSigned.key)] {
+            try await TestServer.run(configure: {
+                $0.ircTLSPort = 0
+                $0.certificate = source
+            }) { server in
+                let plain = try await TestClient.connect(port: server.ircPort)
+                try await plain.send("CAP LS 302")
+                let line = try await plain.waitFor { $0.contains(" LS ") }
+                #expect(!line.contains("sts"))
+            }
         }
     }
 
