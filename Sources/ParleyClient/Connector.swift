@@ -51,6 +51,11 @@ final class Connector: Sendable {
                 report(.connecting)
                 do {
                     channel = try await ServerLink.connect(address, trust: trust)
+                } catch let error as TrustError {
+                    // A changed certificate is said, not retried in silence.
+                    report(.event(.notice(error.description)))
+                    await pause(backoff.next(), report: report)
+                    continue
                 } catch {
                     await pause(backoff.next(), report: report)
                     continue
@@ -100,10 +105,14 @@ final class Connector: Sendable {
                 try await outbound.write(JSONCodec().encodeHello(nick: nick.withLock { $0 }, resume: resume.withLock { $0 }, serverPassword: serverPassword))
                 let codec = JSONCodec()
                 for try await frame in inbound {
-                    guard case .line(let line) = frame,
-                        let event = codec.decodeEvent(String(decoding: line.readableBytesView, as: UTF8.self))
-                    else { continue }
-                    report(.event(event))
+                    guard case .line(let line) = frame else { continue }
+                    let text = String(decoding: line.readableBytesView, as: UTF8.self)
+                    if let event = codec.decodeEvent(text) {
+                        report(.event(event))
+                    } else if text.hasPrefix("!!! ") {
+                        // The one plain line of a connection refused before it began (too many from this address).
+                        report(.event(.notice(String(text.dropFirst(4)))))
+                    }
                 }
             }
         } catch {

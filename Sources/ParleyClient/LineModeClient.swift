@@ -40,7 +40,12 @@ public enum LineModeClient {
                             for try await frame in inbound {
                                 guard case .line(let buffer) = frame else { continue }
                                 let raw = String(decoding: buffer.readableBytesView, as: UTF8.self)
-                                if let event = codec.decodeEvent(raw) { feed.yield(.event(event, raw: raw)) }
+                                if let event = codec.decodeEvent(raw) {
+                                    feed.yield(.event(event, raw: raw))
+                                } else if raw.hasPrefix("!!! ") {
+                                    // A connection refused before it began says why in one plain line.
+                                    printError(String(raw.dropFirst(4)))
+                                }
                             }
                         } catch {}
                         feed.yield(.closed)

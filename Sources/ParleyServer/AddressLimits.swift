@@ -115,7 +115,7 @@ public final class AddressLimits: Sendable {
             }
             let reason: String
             if maximumOpen > 0, entry.open >= maximumOpen {
-                reason = "Too many connections from your address (\(maximumOpen) are open). Close one and try again."
+                reason = "Too many connections from your address (at most \(maximumOpen) at once). Close one and try again."
             } else if perMinute > 0, entry.tokens < 1 {
                 reason = "Too many new connections from your address (\(configuration.perMinute) a minute). Try again in a minute."
             } else {

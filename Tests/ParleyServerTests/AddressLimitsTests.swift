@@ -31,7 +31,7 @@ struct AddressLimitsTests {
             case .admitted = limits.admit("198.51.100.1", now: start)
         else { Issue.record("the first two were refused"); return }
         guard case .refused(let reason, _, let log) = limits.admit("198.51.100.1", now: start) else { Issue.record("a third open one was let in"); return }
-        #expect(reason.contains("2 are open") && log)
+        #expect(reason.contains("at most 2 at once") && log)
         guard case .refused(_, _, let again) = limits.admit("198.51.100.1", now: start + .seconds(1)) else { Issue.record("let in"); return }
         #expect(!again, "one log line a minute per address")
         limits.release(first)
@@ -83,10 +83,10 @@ struct AddressLimitsTests {
             }
             let refused = try await TestClient.connect(port: server.port)
             let refusal = try await refused.waitForClose()
-            #expect(refusal == ["!!! Too many connections from your address (32 are open). Close one and try again."], "\(refusal)")
+            #expect(refusal == ["!!! Too many connections from your address (at most 32 at once). Close one and try again."], "\(refusal)")
             let refusedIRC = try await TestClient.connect(port: server.ircPort)
             let ircRefusal = try await refusedIRC.waitForClose()
-            #expect(ircRefusal == ["ERROR :Closing link: Too many connections from your address (32 are open). Close one and try again."], "\(ircRefusal)")
+            #expect(ircRefusal == ["ERROR :Closing link: Too many connections from your address (at most 32 at once). Close one and try again."], "\(ircRefusal)")
             // The others are untouched, and a freed place is taken again.
             try await open[0].send("stayer")
             try await open[0].waitFor { $0.hasPrefix("*** In #general") }
@@ -116,6 +116,23 @@ struct AddressLimitsTests {
             var clients: [TestClient] = []
             for index in 0..<5 { clients.append(try await server.textUser("exempt\(index)")) }
             #expect(clients.count == 5)
+        }
+    }
+}
+
+@Suite("Limits per address, seen from parley connect")
+struct AddressLimitsClientTests {
+    @Test("parley connect shows why it was refused")
+    func refusalShown() async throws {
+        try await TestServer.run(configure: {
+            $0.addressLimits.exempt = []
+            $0.addressLimits.maximumOpen = 1
+        }) { server in
+            let holder = try await server.textUser("holder")
+            let client = try ParleyProcess(["connect", "127.0.0.1:\(server.port)", "--nick", "late"], input: .pipe)
+            #expect(try await client.waitForExit() != 0)
+            #expect(client.log.text.contains("Too many connections from your address (at most 1 at once)"))
+            await holder.close()
         }
     }
 }
