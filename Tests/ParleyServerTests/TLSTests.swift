@@ -190,8 +190,8 @@ struct TLSTests {
         #expect(Fingerprint.normalized("sha256:" + first.fingerprint.replacingOccurrences(of: ":", with: "").lowercased()) == first.fingerprint)
     }
 
-    @Test("the outbox's writer sits behind TLS: what the door writes leaves encrypted, and the peer reads it")
-    func writerBehindTLS() throws {
+    @Test("each door's writer sits behind TLS: what it writes leaves encrypted, and the peer reads it", arguments: [Endpoint.Door.lines, .irc])
+    func writerBehindTLS(_ door: Endpoint.Door) throws {
         let made = try TLSProvider(
             source: .generated,
             dataDirectory: FileManager.default.temporaryDirectory.appendingPathComponent("parley-tls-\(UUID().uuidString)").path,
@@ -202,15 +202,16 @@ struct TLSTests {
         var clientConfiguration = TLSConfiguration.makeClientConfiguration()
         clientConfiguration.certificateVerification = .none
         try client.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: NIOSSLContext(configuration: clientConfiguration), serverHostname: nil))
+        // As the listener builds a TLS port: TLS first, then whatever the door builds.
         try server.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: made.context))
         var limits = ServerConfiguration.Limits()
         limits.greetingWindow = .seconds(3600)
-        let outbox = try LinesDoor().setUp(server, limits: limits)
+        let outbox = try Endpoint(door: door, tls: true).frontDoor.setUp(server, limits: limits)
         server.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1), promise: nil)
         client.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1), promise: nil)
         server.embeddedEventLoop.run()
         client.embeddedEventLoop.run()
-        /// Moves bytes both ways until neither side has anything to say.
+        /// Moves bytes both ways until neither side has anything to say; returns what the server sent.
         func shuttle() throws -> [UInt8] {
             var fromServer: [UInt8] = []
             for _ in 0..<100 {
