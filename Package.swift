@@ -34,10 +34,12 @@ let package = Package(
             dependencies: [
                 "ParleyCore",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: upcoming
         ),
+        // What the TLS server and client share: certificate fingerprints. (Apart, so that the fuzz targets, which
+        // build the wire formats only, do not build swift-crypto.)
+        .target(name: "ParleyTLS", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: upcoming),
         // The terminal client's pure parts: keys, the line editor, the client's view of the chat, the screen.
         .target(name: "ParleyTerminal", dependencies: ["ParleyCore"], swiftSettings: upcoming),
         // The terminal client: its connection, line mode and full-screen mode.
@@ -47,6 +49,7 @@ let package = Package(
                 "ParleyCore",
                 "ParleyProtocols",
                 "ParleyTerminal",
+                "ParleyTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -77,6 +80,7 @@ let package = Package(
                 "ParleyProtocols",
                 "ParleyStore",
                 "ParleyTerminal",
+                "ParleyTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -109,6 +113,7 @@ let package = Package(
                 "ParleyClient",
                 "ParleyStore",
                 "ParleyBench",
+                "ParleyTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -138,6 +143,7 @@ let package = Package(
                 "ParleyProtocols",
                 "ParleyServer",
                 "ParleyStore",
+                "ParleyTLS",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import ParleyProtocols
+import ParleyTLS
 
 /// A TCP connection to a Parley server, framed into lines (bounded, as on the server).
 enum ServerLink {

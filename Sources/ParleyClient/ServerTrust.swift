@@ -2,7 +2,7 @@ import Foundation
 import NIOCore
 import NIOSSL
 import NIOTLS
-import ParleyProtocols
+import ParleyTLS
 import Synchronization
 
 /// How `parley connect --tls` decides to trust a server, like ssh: a certificate the system trusts is

@@ -3,7 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOSSL
-import ParleyProtocols
+import ParleyTLS
 import ServiceLifecycle
 import SwiftASN1
 import Synchronization

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import ParleyClient
-import ParleyProtocols
+import ParleyTLS
 
 struct Connect: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -13,7 +13,8 @@ struct Serve: AsyncParsableCommand {
             Plain-text users connect with `nc HOST PORT` or `telnet HOST PORT`; programs speak JSON lines on the \
             same port (docs/PROTOCOL.md); IRC clients connect to --irc-port. With --tls the same doors open over \
             TLS too (5001 and 6697); the certificate's SHA-256 fingerprint is logged at every start, and passwords \
-            sent over a plaintext port are then refused. When standard input is a terminal, what you type there is announced \
+            sent over a door's plaintext port are then refused (they belong on its TLS port). Each address may \
+            open 32 connections at most, 20 a minute (loopback exempt). When standard input is a terminal, what you type there is announced \
             to everyone; /help lists the console commands and `exit` stops the server. SIGINT and SIGTERM stop \
             it gracefully too: clients are told, queues are flushed, and it exits 0. SIGHUP reloads the TLS certificate.
             """

@@ -7,7 +7,7 @@ struct ExecutableTests {
     @Test("SIGTERM: every client is told, queues flush, exit status 0 even with a client that does not read")
     func gracefulShutdown() async throws {
         let (server, port) = try await ParleyProcess.serve([
-            "--console", "off", "--shutdown-grace", "1", "--flood-burst", "100000", "--flood-rate", "100000",
+            "--console", "off", "--shutdown-grace", "3", "--flood-burst", "100000", "--flood-rate", "100000",
             "--send-queue-bytes", "100000000",
         ])
         let text = try await TestServer.textUser("alice", port: port)

@@ -4,6 +4,7 @@ import NIOEmbedded
 import NIOSSL
 import ParleyCore
 import ParleyProtocols
+import ParleyTLS
 @testable import ParleyServer
 import Testing
 
