@@ -65,7 +65,18 @@ struct IRCSession: LineSession {
     private static let anytime: [String: Handler] = [
         "CAP": { session, message in session.capability(message) },
         "PING": { session, message in
-            session.send(IRCMessage(source: session.codec.serverName, command: "PONG", params: [session.codec.serverName, message.params.first ?? ""]))
+            // A PING needs a token to echo (modern-irc: ERR_NOORIGIN without one).
+            guard let token = message.params.first else {
+                session.send(session.codec.numeric("409", session.me, "No origin specified"))
+                return .proceed
+            }
+            // Registered, the PONG goes through the hub like every other reply, so it comes after the replies to
+            // the lines before it: clients (and irctest) send PING to know those have all arrived.
+            if let id = session.session {
+                session.context.hub.handle(.ping, ref: token, from: id)
+            } else {
+                session.send(IRCMessage(source: session.codec.serverName, command: "PONG", params: [session.codec.serverName, token]))
+            }
             return .proceed
         },
         "PONG": { _, _ in .proceed },

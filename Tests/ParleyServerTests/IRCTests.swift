@@ -141,6 +141,15 @@ struct IRCTests {
             try await text.waitFor { $0 == "*** ircer is now known as ircer2" }
             try await irc.send("PING :x")
             try await irc.waitFor { $0 == ":test.parley PONG test.parley :x" }
+            try await irc.send("PING")
+            try await irc.waitFor { $0 == ":test.parley 409 ircer2 :No origin specified" }
+            // A PING's answer comes after the replies to what was sent before it (clients sync on it).
+            try await irc.sendRaw(Array("JOIN #ordered\r\nPING :after-join\r\n".utf8))
+            let pong = try await irc.waitFor { $0 == ":test.parley PONG test.parley :after-join" }
+            let seen = try await irc.lines
+            let joined = try #require(seen.firstIndex { $0.contains(" 366 ircer2 #ordered ") }, "\(seen.suffix(8))")
+            let ponged = try #require(seen.lastIndex(of: pong))
+            #expect(joined < ponged)
             try await irc.send("QUIT :bye")
             try await text.waitFor { $0 == "*** ircer2 left #general (quit: bye)" }
         }
