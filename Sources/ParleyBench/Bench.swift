@@ -49,6 +49,7 @@ public enum Bench {
             Attacker($0, host: configuration.host, port: configuration.attackPort ?? configuration.port, room: configuration.room(of: 0), group: group)
         }
         if let attack = configuration.attack { progress("attacking: \(attack.rawValue)") }
+        // Runs beside the senders until `end` and is awaited below, before the counts are taken.
         let attackReport = Task { await attacker?.run(until: end) }
         try await Task.sleep(for: configuration.duration)
         // Senders stop by the event loops' clock; once it has passed `end`, no send can follow the counts below.

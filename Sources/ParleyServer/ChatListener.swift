@@ -95,7 +95,8 @@ public struct ChatListener: Service {
             registry.shutDownAll(grace: limits.shutdownGrace)
         }
         if Task.isCancelled {
-            // Closed already; a short wait, outside the cancelled task, for the sessions to leave the hub.
+            // Closed already; a short wait for the sessions to leave the hub. In a task of its own, awaited here,
+            // because this task is cancelled and every wait in it would end at once; it ends within a second.
             await Task { _ = await registry.waitUntilEmpty(within: .seconds(1)) }.value
             throw CancellationError()
         }

@@ -189,6 +189,9 @@ final class Connection: Sendable {
                 return reader
             }
         }
+        // Unstructured on purpose, and awaited by nobody: a burst lives only while the inbox has frames, and no
+        // second one starts while it runs (`.busy`), so lines are handled one at a time in order. Nothing cancels
+        // it: it ends when the inbox is empty, and the close cuts a flood-control wait short (`pause`).
         if let reader { Task { await self.readBurst(reader) } }
     }
 
@@ -263,6 +266,9 @@ final class Connection: Sendable {
     /// Runs hub work asked for on the event loop (a departure costs work for each member of the rooms left) on
     /// a task instead, when there is a session to remove: a crowd leaving at once must not hold up the I/O of
     /// everyone else on the loop.
+    /// Awaited by nobody: `inputOver` and `finishIfDone` each act once, under the inbox's flags, whichever runs
+    /// first, and the registry waits for `finishIfDone` at shutdown. Order with the connection's own replies is
+    /// not at stake: input is over by then.
     private func offLoop(_ work: @escaping @Sendable () -> Void) {
         if state.session == nil { work() } else { Task { work() } }
     }
@@ -335,9 +341,9 @@ extension Connection: Hashable {
     func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
 }
 
-/// What reads a connection's frames: its session, flood control and its window on the publisher. Only one burst
-/// task has it at a time; the inbox's lock hands it from one to the next, which is what makes it safe to send.
-private struct Reader: @unchecked Sendable {
+/// What reads a connection's frames: its session, flood control and its window on the publisher. A value: only one
+/// burst task has it at a time, handed from one to the next through the inbox (`Reading`).
+private struct Reader: Sendable {
     let port: PortContext
     var session: any LineSession
     var pacer: Pacer

@@ -13,7 +13,7 @@ enum Flow {
 /// One door's adapter between lines and the chat: registration first, then requests. Account requests go to
 /// the `AccountDesk` (they await hashing and the store); everything else to the hub. A session settles its
 /// connection's `Renderer`.
-protocol LineSession {
+protocol LineSession: Sendable {
     /// What the framing found out before any line (the lines door's `.greet` and `.json`).
     mutating func signal(_ frame: InboundFrame)
     mutating func receive(_ line: ByteBuffer) async -> Flow

@@ -16,6 +16,8 @@ final class RecordingSink: EventSink {
     }
 
     private let log = Mutex(Log())
+    /// Moves whenever a step is recorded.
+    let changes = Changes()
 
     var steps: [Step] { log.withLock { $0.steps } }
 
@@ -30,10 +32,12 @@ final class RecordingSink: EventSink {
             let now = peers.filter { !waiting.contains($0) }
             if !now.isEmpty { log.steps.append(.deliver(event, to: now)) }
         }
+        changes.changed()
     }
 
     func close(_ peer: Int, reason: LeaveReason) {
         log.withLock { $0.steps.append(.close(peer, reason)) }
+        changes.changed()
     }
 
     func hold(_ peer: Int) -> Int {
@@ -56,6 +60,7 @@ final class RecordingSink: EventSink {
                 log.steps += place.behind
             }
         }
+        changes.changed()
     }
 
     /// The message ids `peer` received, in the order delivered.

@@ -34,6 +34,8 @@ final class MemoryStore: MessageStore {
 
 /// A gate a test opens when it likes: whoever comes to it before then waits; it counts who came.
 final class Gate: Sendable {
+    /// Moves at every arrival.
+    let changes = Changes()
     private let state = Mutex<(open: Bool, waiting: [CheckedContinuation<Void, Never>], arrivals: Int)>((false, [], 0))
 
     var arrivals: Int { state.withLock { $0.arrivals } }
@@ -54,6 +56,7 @@ final class Gate: Sendable {
                 if !state.open { state.waiting.append(continuation) }
                 return state.open
             }
+            changes.changed()
             if ready { continuation.resume() }
         }
     }
@@ -65,6 +68,7 @@ final class SlowHistoryStore: MessageStore {
     let inner = MemoryStore()
 
     var reads: Int { gate.arrivals }
+    var changes: Changes { gate.changes }
     func open() { gate.open() }
 
     func append(_ messages: [ChatMessage]) async throws { try await inner.append(messages) }
@@ -81,6 +85,7 @@ final class GatedStore: MessageStore {
     private let gate = Gate()
 
     var writesStarted: Int { gate.arrivals }
+    var changes: Changes { gate.changes }
     func open() { gate.open() }
 
     func append(_ messages: [ChatMessage]) async throws { await gate.pass() }
@@ -223,8 +228,8 @@ struct PublisherTests {
             // wait for the read.
             hub.handle(.history(room: nil, .latest(10)), ref: "h", from: bobID)
             hub.handle(.say(room: nil, text: "live", kind: .normal), ref: "l", from: alice)
-            try await waitUntil("bob's read to start") { store.reads == 1 }
-            try await waitUntil("alice's ack") { sink.steps.contains { if case .deliver(.ack("l", _), [1]) = $0 { true } else { false } } }
+            try await store.changes.wait("bob's read to start") { store.reads == 1 }
+            try await sink.changes.wait("alice's ack") { sink.steps.contains { if case .deliver(.ack("l", _), [1]) = $0 { true } else { false } } }
             store.open()
             hub.finish()
             try await group.waitForAll()
@@ -264,16 +269,20 @@ struct PublisherTests {
         hub.handle(.say(room: nil, text: "one", kind: .normal), from: alice)
         let first = hub.queuePosition
         #expect(first == start + 1)
-        final class Flag: Sendable { let raised = Mutex(false) }
+        final class Flag: Sendable {
+            let raised = Mutex(false)
+            let changes = Changes()
+        }
         let reached = Flag()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await Publisher(hub: hub, store: store).run() }
             group.addTask {
                 await hub.carriedOut(through: first)
                 reached.raised.withLock { $0 = true }
+                reached.changes.changed()
             }
             // The publisher is stuck in the write of "one": the reader must not have gone on.
-            try await waitUntil("the write to start") { store.writesStarted == 1 }
+            try await store.changes.wait("the write to start") { store.writesStarted == 1 }
             #expect(!reached.raised.withLock { $0 })
             // A reader waiting for a place that never comes gives up when cancelled.
             hub.handle(.say(room: nil, text: "two", kind: .normal), from: alice)
@@ -281,7 +290,7 @@ struct PublisherTests {
             never.cancel()
             await never.value
             store.open()
-            try await waitUntil("the reader to go on") { reached.raised.withLock { $0 } }
+            try await reached.changes.wait("the reader to go on") { reached.raised.withLock { $0 } }
             // Once the publisher is done for good, nobody waits for it.
             hub.finish()
             await hub.carriedOut(through: hub.queuePosition + 100)
@@ -305,19 +314,4 @@ struct PublisherTests {
         #expect(sink.messageIDs(for: 2).isEmpty)
         #expect(sink.steps.contains { if case .deliver(.error(let error, "late"), [1]) = $0 { error.code == .notStored } else { false } })
     }
-}
-
-/// Polls `condition` every few milliseconds until it holds; fails after `timeout` (for work other tasks do,
-/// which no event announces).
-func waitUntil(_ what: String, timeout: Duration = .seconds(10), _ condition: () -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while !condition() {
-        guard ContinuousClock.now < deadline else { throw TimedOut(what: what) }
-        try await Task.sleep(for: .milliseconds(2))
-    }
-}
-
-struct TimedOut: Error, CustomStringConvertible {
-    let what: String
-    var description: String { "timed out waiting for \(what)" }
 }

@@ -154,7 +154,9 @@ struct LoginThrottleTests {
     }
 }
 
-/// Polls `condition` (every few milliseconds) until it holds; fails after `timeout`.
+/// Polls `condition` (every few milliseconds) until it holds; fails after `timeout`. Only for the hashing pool's
+/// count of waiting checks, which no event announces (the server has no use for one); everything else waits
+/// for its event.
 func waitUntil(_ what: String, timeout: Duration = .seconds(10), _ condition: () -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
     while !condition() {
