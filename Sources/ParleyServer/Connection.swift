@@ -345,6 +345,8 @@ extension Connection: Hashable {
 /// burst task has it at a time, handed from one to the next through the inbox (`Reading`).
 private struct Reader: Sendable {
     let port: PortContext
+    /// The door's framing bounds, which its line-length errors quote.
+    let line: LineFramer.Limits
     var session: any LineSession
     var pacer: Pacer
     var window: ProgressWindow
@@ -353,6 +355,7 @@ private struct Reader: Sendable {
         self.port = port
         self.session = session
         let limits = port.limits
+        self.line = port.door.lineLimits(limits)
         self.pacer = Pacer(
             bucket: TokenBucket(limits.flood, now: .now),
             warning: "You are sending too fast: after a burst of \(limits.flood.burst) lines, "
@@ -365,7 +368,6 @@ private struct Reader: Sendable {
     /// read after a goodbye.
     mutating func handle(_ frame: InboundFrame, in connection: Connection) async -> Flow {
         let state = connection.state
-        let line = port.door.lineLimits(port.limits)
         guard state.isOpen else { return .stop }
         state.framesHeard.add(1, ordering: .relaxed)
         switch frame {

@@ -56,6 +56,15 @@ struct TLSTests {
         )
     }
 
+    /// A person on the text port over TLS: connected with `openssl s_client`, nick chosen, in #general.
+    static func tlsTextUser(_ nick: String, port: Int) async throws -> ParleyProcess {
+        let user = try tlsClient(port: port)
+        try await user.output.waitFor { $0.contains("Choose a nickname") }
+        try user.type(nick)
+        try await user.output.waitFor { $0.hasPrefix("*** In #general") }
+        return user
+    }
+
     @Test("a TLS user (openssl s_client) and a plaintext user chat in one room; IRC over TLS registers")
     func sharedRoom() async throws {
         try await TestServer.run(configure: {
@@ -63,10 +72,7 @@ struct TLSTests {
             $0.ircTLSPort = 0
         }) { server in
             let plain = try await server.textUser("plain")
-            let secure = try Self.tlsClient(port: server.tlsPort)
-            try await secure.output.waitFor { $0.contains("Choose a nickname") }
-            try secure.type("secure")
-            try await secure.output.waitFor { $0.hasPrefix("*** In #general") }
+            let secure = try await TLSTests.tlsTextUser("secure", port: server.tlsPort)
             try secure.type("hello in the clear? no")
             try await plain.waitFor { $0.hasSuffix("<secure> hello in the clear? no") }
             try await plain.send("hello back")
@@ -92,9 +98,7 @@ struct TLSTests {
             $0.ircTLSPort = 0
         }) { server in
             #expect(Set(server.ports.keys) == [.linesTLS, .ircTLS])
-            let secure = try Self.tlsClient(port: server.tlsPort)
-            try await secure.output.waitFor { $0.contains("Choose a nickname") }
-            try secure.type("only")
+            let secure = try await TLSTests.tlsTextUser("only", port: server.tlsPort)
             try secure.type("/register sekrit-password")
             try await secure.output.waitFor { $0.contains("registered") && $0.contains("only") }
             secure.signal(SIGTERM)
@@ -125,9 +129,7 @@ struct TLSTests {
             try await irc.send("AUTHENTICATE PLAIN")
             try await irc.waitFor { $0.contains(" 904 ") && $0.contains("takes no passwords: connect with TLS to port \(server.ircTLSPort)") }
             // Over TLS the same registration works.
-            let secure = try Self.tlsClient(port: server.tlsPort)
-            try await secure.output.waitFor { $0.contains("Choose a nickname") }
-            try secure.type("dave")
+            let secure = try await TLSTests.tlsTextUser("dave", port: server.tlsPort)
             try secure.type("/register sekrit-password")
             try await secure.output.waitFor { $0.contains("registered") && $0.contains("dave") }
             secure.signal(SIGTERM)
@@ -287,10 +289,7 @@ struct TLSExecutableTests {
         #expect(known == "127.0.0.1:\(tlsPort) \(first.fingerprint)\n")
 
         // An open TLS connection, and a plaintext witness.
-        let open = try TLSTests.tlsClient(port: tlsPort)
-        try await open.output.waitFor { $0.contains("Choose a nickname") }
-        try open.type("stayer")
-        try await open.output.waitFor { $0.hasPrefix("*** In #general") }
+        let open = try await TLSTests.tlsTextUser("stayer", port: tlsPort)
         let witness = try await TestServer.textUser("witness", port: port)
 
         // Renewed on disk, then SIGHUP.
