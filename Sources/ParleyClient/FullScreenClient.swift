@@ -226,7 +226,7 @@ public enum FullScreenClient {
 
         mutating func handle(_ event: ChatEvent) async {
             switch event {
-            case .welcome(let nick, _, _, _):
+            case .welcome(let nick, _, _, _, _):
                 registration = .registered
                 connector.nick.withLock { $0 = nick }
                 view.apply(event)

@@ -127,7 +127,7 @@ public enum LineModeClient {
         /// Handles one event; returns an exit status when the session is over.
         mutating func handle(_ event: ChatEvent, raw: String) async throws -> Int32? {
             switch event {
-            case .welcome(let nick, _, _, _):
+            case .welcome(let nick, _, _, _, _):
                 currentNick = nick
                 print(event, raw: raw)
                 guard case .registering(let queued, let ended) = phase else { return nil }

@@ -22,6 +22,10 @@ public struct ChatError: Error, Sendable, Equatable {
         case notInRoom = "not_in_room"
         case tooManyRooms = "too_many_rooms"
         case noSuchNick = "no_such_nick"
+        /// The user named is online but not in the room (an op, kick or voice needs them there).
+        case userNotInRoom = "user_not_in_room"
+        /// An invitation to a room the invitee is in already.
+        case alreadyInRoom = "already_in_room"
         case lineTooLong = "line_too_long"
         case registrationTimeout = "registration_timeout"
         case kicked = "kicked"

@@ -2,8 +2,9 @@ import Foundation
 
 /// What the server tells clients. Every wire format renders each case; the core never encodes.
 public enum ChatEvent: Sendable, Equatable {
-    /// Registration succeeded; `online` users (the new one included) are in `rooms` rooms.
-    case welcome(nick: String, server: String, online: Int = 1, rooms: Int = 1)
+    /// Registration succeeded; `online` users (the new one included) are in `rooms` rooms; at most `mostOnline`
+    /// were online at once since the server started.
+    case welcome(nick: String, server: String, online: Int = 1, rooms: Int = 1, mostOnline: Int = 1)
     /// A room message, a private message or a server notice.
     case message(ChatMessage)
     /// A server notice to everyone (target `.everyone`) as one recipient gets it: `rooms` are the rooms that
@@ -45,6 +46,16 @@ public enum ChatEvent: Sendable, Equatable {
     case awayChanged(nick: String, message: String?)
     /// The user just messaged is away: told to the sender.
     case isAway(nick: String, message: String)
+    /// The answer to `whois`: nil when nobody goes by `query`.
+    case whois(query: String, Profile?)
+    /// The answer to `lookup` (IRC's WHO), `query` as asked.
+    case whoList(query: String, [Profile])
+    /// `by` invites this user (`nick`) to `room`.
+    case invited(room: String, nick: String, by: String)
+    /// The invitation the sender asked for went to `nick`.
+    case inviting(room: String, nick: String)
+    /// The user's own invisibility (user mode +i) is now `on`.
+    case invisible(Bool)
 }
 
 public struct ChatMessage: Sendable, Equatable {

@@ -104,6 +104,7 @@ public final class ChatHub<Sink: EventSink>: Sendable {
 
     public var sessionCount: Int { shared.withLock { $0.state.sessionCount } }
     public var roomCount: Int { shared.withLock { $0.state.roomCount } }
+    public var mostOnline: Int { shared.withLock { $0.state.mostOnline } }
 
     /// The most online at once since the last call, and how many are online now; starts a new count.
     public func takePeak() -> (peak: Int, now: Int) {
@@ -144,12 +145,12 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     /// Admits a new user; `account` is the key of an account whose password the caller has verified.
     public func register(
         nick: String, peer: Peer, resume: [String: Int64] = [:], account: String? = nil, address: String = "",
-        joiningGeneral: Bool = true
+        joiningGeneral: Bool = true, identity: Identity = Identity()
     ) throws(ChatError) -> SessionID {
         let now = now()
         return try mutate { (state) throws(ChatError) in
             try state.register(
-                nick: nick, peer: peer, resume: resume, account: account, address: address, joiningGeneral: joiningGeneral, now: now
+                nick: nick, peer: peer, resume: resume, account: account, address: address, joiningGeneral: joiningGeneral, identity: identity, now: now
             )
         }
     }

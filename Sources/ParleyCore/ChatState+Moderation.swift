@@ -187,6 +187,8 @@ extension ChatState {
                 policies[name.key] = policy
                 persist([.addOperator(room: room, account: target.key)], "op", target.display, "")
                 announce(ModerationNotice(room: room, action: .op, target: target.display, by: by))
+            } else if let id = nicks[target.key], let session = sessions[id] {
+                throw ChatError(.userNotInRoom, "\(session.nick) is not in \(room) and has no account.")
             } else {
                 throw ChatError(.noSuchNick, "\(target) is not in \(room) and has no account.")
             }
@@ -263,7 +265,7 @@ extension ChatState {
 
     private func member(_ raw: String, of room: RoomName) throws(ChatError) -> Session {
         let target = try session(named: raw)
-        guard target.rooms.contains(room) else { throw ChatError(.noSuchNick, "\(target.nick) is not in \(room).") }
+        guard target.rooms.contains(room) else { throw ChatError(.userNotInRoom, "\(target.nick) is not in \(room).") }
         return target
     }
 

@@ -50,6 +50,10 @@ public struct ChatState<Peer: Sendable> {
         var address = ""
         /// Why the user is away, while they are.
         var away: String?
+        /// IRC's USER username and real name (others leave them unset; they are shown as the nick).
+        var identity = Identity()
+        /// User mode +i: WHO with a mask does not list them to those who share no room with them.
+        var invisible = false
         var currentRoom: RoomName? { rooms.last }
     }
 
@@ -126,6 +130,8 @@ public struct ChatState<Peer: Sendable> {
     public private(set) var peakSessionCount = 0
 
     public mutating func resetPeak() { peakSessionCount = sessions.count }
+    /// The most users online at once since the server started (LUSERS), never reset.
+    public private(set) var mostOnline = 0
     public var roomCount: Int { rooms.count }
 
     // MARK: - Registration
@@ -137,7 +143,7 @@ public struct ChatState<Peer: Sendable> {
     /// clients join the channels they are configured for).
     public mutating func register(
         nick raw: String, peer: Peer, resume: [String: Int64] = [:], account: String? = nil, address: String = "",
-        joiningGeneral: Bool = true, now: Date = Date()
+        joiningGeneral: Bool = true, identity: Identity = Identity(), now: Date = Date()
     ) throws(ChatError) -> (SessionID, [Effect<Peer>]) {
         let nick = try Nick(validating: raw)
         try checkNotReserved(nick)
@@ -152,13 +158,17 @@ public struct ChatState<Peer: Sendable> {
         var session = Session(id: id, nick: nick, peer: peer, rooms: [])
         session.account = account
         session.address = address
+        session.identity = identity
         for (room, last) in resume {
             if let name = try? RoomName(validating: room) { session.resume[name.key] = last }
         }
         sessions[id] = session
         nicks[nick.key] = id
         peakSessionCount = max(peakSessionCount, sessions.count)
-        let welcome = ChatEvent.welcome(nick: nick.display, server: serverName, online: sessions.count, rooms: max(1, rooms.count))
+        mostOnline = max(mostOnline, sessions.count)
+        let welcome = ChatEvent.welcome(
+            nick: nick.display, server: serverName, online: sessions.count, rooms: max(1, rooms.count), mostOnline: mostOnline
+        )
         effects.append(.deliver(welcome, to: [.init(peer: peer, focused: true)]))
         if joiningGeneral {
             if let ban = activeRestriction(.ban, in: RoomName.general.key, on: id, now: now) {
@@ -231,7 +241,7 @@ public struct ChatState<Peer: Sendable> {
                 // Joining a room one is in makes it current again, which is what a text user means by it.
                 sessions[session.id]!.rooms.removeAll { $0 == room }
                 sessions[session.id]!.rooms.append(rooms[room.key]!.name)
-                effects.append(.deliver(.notice("\(rooms[room.key]!.name) is now your current room."), to: me))
+                effects.append(.deliver(.currentRoom(rooms[room.key]!.name.display), to: me))
             } else {
                 guard session.rooms.count < Self.maximumRoomsPerUser else {
                     throw ChatError(.tooManyRooms, "You are in \(Self.maximumRoomsPerUser) rooms already; /part one first.")
@@ -270,8 +280,10 @@ public struct ChatState<Peer: Sendable> {
                 effects.append(.deliver(.members(room: nil, nicks: sortedNames(sessions.values.map(\.nick))), to: me))
             }
 
-        case .rooms:
-            effects.append(.deliver(.rooms(roomSummaries()), to: me))
+        case .rooms(let names):
+            let wanted = Set(names.compactMap { try? RoomName(validating: $0).key })
+            let summaries = roomSummaries().filter { wanted.isEmpty || wanted.contains(asciiLowercased($0.name)) }
+            effects.append(.deliver(.rooms(summaries), to: me))
 
         case .topic(let raw, let text):
             let name = if let raw { try RoomName(validating: raw) } else { try currentRoom(of: session) }
@@ -313,6 +325,28 @@ public struct ChatState<Peer: Sendable> {
             let room = try memberRoom(raw, of: session)
             let reply = try moderate(action, in: room, by: .session(session.id), now: now, into: &effects)
             if let reply { effects.append(.deliver(reply, to: me)) }
+
+        case .partAll(let reason):
+            for room in session.rooms.reversed() { leave(room, session: session.id, reason: .parted(cleanReason(reason)), into: &effects) }
+
+        case .whois(let raw):
+            effects.append(.deliver(.whois(query: raw, profile(of: raw)), to: me))
+
+        case .lookup(let mask):
+            effects.append(.deliver(.whoList(query: mask, lookup(mask, by: session)), to: me))
+
+        case .invite(let nick, let raw):
+            let room = try memberRoom(raw, of: session)
+            let other = try self.session(named: nick)
+            guard !other.rooms.contains(room) else {
+                throw ChatError(.alreadyInRoom, "\(other.nick) is in \(room) already.")
+            }
+            effects.append(.deliver(.invited(room: room.display, nick: other.nick.display, by: session.nick.display), to: [.init(peer: other.peer, focused: true)]))
+            effects.append(.deliver(.inviting(room: room.display, nick: other.nick.display), to: me))
+
+        case .invisible(let on):
+            sessions[session.id]!.invisible = on
+            effects.append(.deliver(.invisible(on), to: me))
 
         case .register, .login, .changePassword:
             throw ChatError(.badRequest, "Account requests are handled by the connection.")
@@ -491,8 +525,52 @@ public struct ChatState<Peer: Sendable> {
     /// What anyone may know of an online user (IRC's WHO and WHOIS), or nil when nobody goes by `nick`.
     public func profile(of raw: String) -> Profile? {
         guard let nick = try? Nick(validating: raw), let id = nicks[nick.key], let session = sessions[id] else { return nil }
-        let rooms = session.rooms.map { room in (name: room.display, isOperator: isRoomOperator(id, in: room.key)) }
-        return Profile(nick: session.nick.display, account: session.account, away: session.away, rooms: rooms, isServerOperator: isOperator(id))
+        return profile(of: session)
+    }
+
+    func profile(of session: Session) -> Profile {
+        let rooms = session.rooms.map { room in Profile.Room(name: room.display, isOperator: isRoomOperator(session.id, in: room.key)) }
+        return Profile(
+            nick: session.nick.display, username: session.identity.username ?? session.nick.display,
+            realName: session.identity.realName ?? session.nick.display, account: session.account, away: session.away,
+            rooms: rooms, isServerOperator: isOperator(session.id), isInvisible: session.invisible
+        )
+    }
+
+    /// WHO: a room's members (those marked invisible only to fellow members), one nick exactly, or the users
+    /// whose nick matches a mask with `*` and `?` who are not invisible or who share a room with the asker.
+    func lookup(_ mask: String, by asker: Session) -> [Profile] {
+        let sharesRoom: (Session) -> Bool = { other in other.id == asker.id || !Set(other.rooms).isDisjoint(with: asker.rooms) }
+        if let name = try? RoomName(validating: mask) {
+            guard let room = rooms[name.key] else { return [] }
+            let member = asker.rooms.contains(name)
+            return room.members.compactMap { sessions[$0] }.filter { member || !$0.invisible }.sorted { $0.nick.key < $1.nick.key }.map(profile(of:))
+        }
+        guard mask.contains("*") || mask.contains("?") else {
+            return (try? session(named: mask)).map { [profile(of: $0)] } ?? []
+        }
+        let pattern = Array(asciiLowercased(mask).utf8)
+        return sessions.values.filter { (!$0.invisible || sharesRoom($0)) && Self.glob(pattern, matches: Array($0.nick.key.utf8)) }
+            .sorted { $0.nick.key < $1.nick.key }.map(profile(of:))
+    }
+
+    /// IRC's mask matching: `*` any run of characters, `?` one, case already folded.
+    static func glob(_ pattern: [UInt8], matches text: [UInt8]) -> Bool {
+        var (p, t, star, mark) = (0, 0, -1, 0)
+        while t < text.count {
+            if p < pattern.count && (pattern[p] == UInt8(ascii: "?") || pattern[p] == text[t]) {
+                (p, t) = (p + 1, t + 1)
+            } else if p < pattern.count && pattern[p] == UInt8(ascii: "*") {
+                (star, mark, p) = (p, t, p + 1)
+            } else if star >= 0 {
+                (p, mark) = (star + 1, mark + 1)
+                t = mark
+            } else {
+                return false
+            }
+        }
+        while p < pattern.count && pattern[p] == UInt8(ascii: "*") { p += 1 }
+        return p == pattern.count
     }
 
     /// Nicks in `room`, or everyone online when nil.
@@ -704,9 +782,8 @@ public struct ChatState<Peer: Sendable> {
     func memberRoom(_ raw: String?, of session: Session) throws(ChatError) -> RoomName {
         guard let raw else { return try currentRoom(of: session) }
         let name = try RoomName(validating: raw)
-        guard session.rooms.contains(name), let room = rooms[name.key] else {
-            throw notInRoom(rooms[name.key]?.name.display ?? name.display)
-        }
+        guard let room = rooms[name.key] else { throw noSuchRoom(name.display) }
+        guard session.rooms.contains(name) else { throw notInRoom(room.name.display) }
         return room.name
     }
 
@@ -737,12 +814,53 @@ public struct ChatState<Peer: Sendable> {
     }
 }
 
-/// An online user as others may see them.
-public struct Profile: Sendable {
+/// An online user as others may see them (WHO, WHOIS).
+public struct Profile: Sendable, Equatable {
+    public struct Room: Sendable, Equatable {
+        public let name: String
+        public let isOperator: Bool
+        public init(name: String, isOperator: Bool) {
+            self.name = name
+            self.isOperator = isOperator
+        }
+    }
     public let nick: String
+    /// IRC's username and real name; the nick for users of other doors.
+    public let username: String
+    public let realName: String
     /// The account they are logged in to, if any.
     public let account: String?
     public let away: String?
-    public let rooms: [(name: String, isOperator: Bool)]
+    public let rooms: [Room]
     public let isServerOperator: Bool
+    public let isInvisible: Bool
+
+    public init(
+        nick: String, username: String, realName: String, account: String?, away: String?, rooms: [Room], isServerOperator: Bool,
+        isInvisible: Bool = false
+    ) {
+        (self.nick, self.username, self.realName, self.account, self.away) = (nick, username, realName, account, away)
+        (self.rooms, self.isServerOperator, self.isInvisible) = (rooms, isServerOperator, isInvisible)
+    }
+}
+
+extension Profile {
+    /// WHOIS for people: who, where, and why away.
+    public var summary: [String] {
+        var lines = [nick + (realName != nick ? " (\(realName))" : "")]
+        if let account { lines.append("  logged in as \(account)" + (isServerOperator ? ", a server operator" : "")) }
+        if !rooms.isEmpty { lines.append("  in " + rooms.map { ($0.isOperator ? "@" : "") + $0.name }.joined(separator: " ")) }
+        if let away { lines.append("  away: \(away)") }
+        return lines
+    }
+}
+
+/// How a user describes themselves on connecting: IRC's USER username and real name, shown by WHO and WHOIS.
+public struct Identity: Sendable, Equatable {
+    public var username: String?
+    public var realName: String?
+    public init(username: String? = nil, realName: String? = nil) {
+        self.username = username
+        self.realName = realName
+    }
 }

@@ -11,7 +11,8 @@ public enum Request: Sendable, Equatable {
     case nick(String)
     /// Members of `room`, or everyone online when nil.
     case who(room: String?)
-    case rooms
+    /// The rooms with their member counts and topics; only those named when `named` is not empty.
+    case rooms(named: [String])
     /// Shows the topic when `text` is nil, sets it otherwise; `room` nil means the current room.
     case topic(room: String?, text: String?)
     case ping
@@ -23,6 +24,16 @@ public enum Request: Sendable, Equatable {
     case history(room: String?, HistoryQuery)
     /// A room operator's action on `room` (the current room when nil).
     case moderate(room: String?, Moderation)
+    /// Leaves every room (IRC's `JOIN 0`).
+    case partAll(reason: String?)
+    /// What anyone may know of the user called `nick` (answered with `whois`, the profile nil when nobody is).
+    case whois(String)
+    /// IRC's WHO: a room's members, a nick, or nicks matching a mask with `*` and `?` (answered with `whoList`).
+    case lookup(String)
+    /// Invites `nick` to `room`, which the sender must be in.
+    case invite(nick: String, room: String)
+    /// User mode +i (on) or -i.
+    case invisible(Bool)
     /// Account requests: the connection handles these itself (hashing is slow and the store is async) and
     /// tells the hub the outcome; they never reach `ChatState.handle`.
     case register(password: String)

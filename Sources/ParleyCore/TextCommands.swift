@@ -28,6 +28,17 @@ public enum TextCommands {
             let (room, _) = args.firstWord
             return .who(room: room.isEmpty ? nil : String(room))
         },
+        TextCommand(name: "whois", aliases: ["whowas"], arguments: "NICK", summary: "who someone is: rooms, account, away") { args in
+            let (nick, rest) = args.firstWord
+            guard !nick.isEmpty, rest.isEmpty else { return nil }
+            return .whois(String(nick))
+        },
+        TextCommand(name: "invite", aliases: [], arguments: "NICK #room", summary: "invite someone to a room you are in") { args in
+            let (nick, rest) = args.firstWord
+            let (room, extra) = rest.firstWord
+            guard !nick.isEmpty, !room.isEmpty, extra.isEmpty else { return nil }
+            return .invite(nick: String(nick), room: String(room))
+        },
         TextCommand(
             name: "msg", aliases: ["whisper", "w", "query"], arguments: "NICK text",
             summary: "send a private message"
@@ -61,7 +72,7 @@ public enum TextCommands {
             return .part(room: nil, reason: args.isEmpty ? nil : String(args))
         },
         TextCommand(name: "rooms", aliases: ["list"], arguments: "", summary: "list rooms with members and topics") {
-            _ in .rooms
+            _ in .rooms(named: [])
         },
         TextCommand(
             name: "topic", aliases: [], arguments: "[#room] [text]",

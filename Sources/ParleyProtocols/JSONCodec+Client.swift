@@ -90,8 +90,15 @@ extension JSONCodec {
         case .moderate(let room, let action):
             json = encode(action)
             json.field("room", room)
-        case .help:
-            return nil
+        case .whois(let nick):
+            json = JSONWriter(type: "whois")
+            json.field("nick", nick)
+        case .invite(let nick, let room):
+            json = JSONWriter(type: "invite")
+            json.field("nick", nick)
+            json.field("room", room)
+        case .help, .partAll, .lookup, .invisible:
+            return nil  // IRC's JOIN 0, WHO and MODE +i: no JSON form
         }
         json.field("ref", ref)
         return json.finished()
@@ -216,6 +223,22 @@ extension JSONCodec {
         case "away":
             guard let nick = string("nick") else { return nil }
             return .awayChanged(nick: nick, message: string("message"))
+        case "whois":
+            guard let query = string("nick") else { return nil }
+            guard object["online"] as? Bool == true else { return .whois(query: query, nil) }
+            let operated = Set(object["operator_of"] as? [String] ?? [])
+            let rooms = (object["rooms"] as? [String] ?? []).map { Profile.Room(name: $0, isOperator: operated.contains($0)) }
+            let profile = Profile(
+                nick: query, username: string("username") ?? query, realName: string("real_name") ?? query, account: string("account"),
+                away: string("away"), rooms: rooms, isServerOperator: object["server_operator"] as? Bool ?? false
+            )
+            return .whois(query: query, profile)
+        case "invited":
+            guard let room = string("room"), let nick = string("nick"), let by = string("by") else { return nil }
+            return .invited(room: room, nick: nick, by: by)
+        case "inviting":
+            guard let room = string("room"), let nick = string("nick") else { return nil }
+            return .inviting(room: room, nick: nick)
         default:
             return nil
         }

@@ -92,7 +92,7 @@ public struct JSONCodec: Sendable {
         case "part": return .request(.part(room: try required(wire.room, "room"), reason: wire.reason))
         case "nick": return .request(.nick(try required(wire.nick, "nick")))
         case "who": return .request(.who(room: wire.room))
-        case "rooms": return .request(.rooms)
+        case "rooms": return .request(.rooms(named: []))
         case "topic": return .request(.topic(room: try required(wire.room, "room"), text: wire.text))
         case "ping": return .request(.ping)
         case "register": return .request(.register(password: try required(wire.password, "password")))
@@ -110,12 +110,14 @@ public struct JSONCodec: Sendable {
             return .request(.history(room: try required(wire.room, "room"), query))
         case "quit": return .request(.quit(reason: wire.reason))
         case "away": return .request(.away(wire.text))
+        case "whois": return .request(.whois(try required(wire.nick, "nick")))
+        case "invite": return .request(.invite(nick: try required(wire.nick, "nick"), room: try required(wire.room, "room")))
         case "kick", "ban", "unban", "bans", "mute", "unmute", "op", "deop", "topic_lock", "key":
             return .request(.moderate(room: try required(wire.room, "room"), try moderation(from: wire)))
         default:
             throw ChatError(
                 .unknownType,
-                "Unknown request type \"\(wire.type)\". Known: hello, send, join, part, nick, who, rooms, topic, history, register, login, passwd, ping, away, quit, kick, ban, unban, bans, mute, unmute, op, deop, topic_lock, key."
+                "Unknown request type \"\(wire.type)\". Known: hello, send, join, part, nick, who, rooms, topic, history, register, login, passwd, ping, away, whois, invite, quit, kick, ban, unban, bans, mute, unmute, op, deop, topic_lock, key."
             )
         }
     }
@@ -167,7 +169,7 @@ public struct JSONCodec: Sendable {
 
     public func encode(_ event: ChatEvent) -> ByteBuffer {
         switch event {
-        case .welcome(let nick, let server, _, _):
+        case .welcome(let nick, let server, _, _, _):
             var json = JSONWriter(type: "welcome")
             json.field("version", Int64(Self.version))
             json.field("server", server)
@@ -283,7 +285,45 @@ public struct JSONCodec: Sendable {
             return json.finished()
         case .isAway(let nick, let message):
             return encode(.awayChanged(nick: nick, message: message))
+        case .whois(let query, let profile):
+            var json = JSONWriter(type: "whois")
+            json.field("nick", query)
+            if let profile { write(profile, into: &json) } else { json.field("online", false) }
+            return json.finished()
+        case .whoList(let query, let profiles):
+            var json = JSONWriter(type: "who_list")
+            json.field("mask", query)
+            json.field("users", objects: profiles) { json, profile in write(profile, into: &json) }
+            return json.finished()
+        case .invited(let room, let nick, let by):
+            var json = JSONWriter(type: "invited")
+            json.field("room", room)
+            json.field("nick", nick)
+            json.field("by", by)
+            return json.finished()
+        case .inviting(let room, let nick):
+            var json = JSONWriter(type: "inviting")
+            json.field("room", room)
+            json.field("nick", nick)
+            return json.finished()
+        case .invisible(let on):
+            var json = JSONWriter(type: "invisible")
+            json.field("on", on)
+            return json.finished()
         }
+    }
+
+    private func write(_ profile: Profile, into json: inout JSONWriter) {
+        json.field("online", true)
+        json.field("nick", profile.nick)
+        json.field("username", profile.username)
+        json.field("real_name", profile.realName)
+        json.field("account", profile.account)
+        json.field("away", profile.away)
+        json.field("rooms", profile.rooms.map(\.name))
+        let operated = profile.rooms.filter(\.isOperator).map(\.name)
+        if !operated.isEmpty { json.field("operator_of", operated) }
+        if profile.isServerOperator { json.field("server_operator", true) }
     }
 
     public func encodeError(_ error: ChatError, ref: String?) -> ByteBuffer {

@@ -32,7 +32,7 @@ public struct TextCodec: Sendable {
     /// The lines `encode` would send, without terminators.
     public func render(_ event: ChatEvent, focused: Bool) -> [String] {
         switch event {
-        case .welcome(let nick, _, _, _):
+        case .welcome(let nick, _, _, _, _):
             return ["*** Hello \(nick)! Type /help for the commands; anything else you type goes to your current room."]
         case .message(let message), .announcement(let message, _):
             let stamp = "[\(Timestamps.localClock(message.time))] "
@@ -105,8 +105,21 @@ public struct TextCodec: Sendable {
             return ["*** \(nick) is away: \(message)"]
         case .awayChanged(let nick, nil):
             return ["*** \(nick) is back."]
+        case .whois(let query, nil):
+            return ["!!! Nobody called \(query) is online."]
+        case .whois(_, let profile?):
+            return profile.summary.map { "*** " + $0 }
+        case .whoList(let query, let profiles):
+            return ["*** Who \(query) (\(profiles.count)): \(profiles.map(\.nick).joined(separator: ", "))"]
+        case .invited(let room, _, let by):
+            return ["*** \(by) invites you to \(room): /join \(room)"]
+        case .inviting(let room, let nick):
+            return ["*** You invited \(nick) to \(room)."]
+        case .invisible(let on):
+            return [on ? "*** You are invisible to searches by mask." : "*** You are visible to searches by mask."]
         }
     }
+
 
     private func body(of message: ChatMessage) -> String {
         switch (message.kind, message.from) {

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -142,10 +143,14 @@ struct AccountDesk: Sendable {
         ChatError(.tooManyAttempts, "Too many failed logins. Try again in \(Int(wait.components.seconds) + 1) seconds.")
     }
 
-    func register(_ session: SessionID, password: String, from address: String) async throws(ChatError) {
+    /// Registers the session's nick; `howToLogIn` says how this door logs in (NICK stands for the nick).
+    func register(
+        _ session: SessionID, password: String, from address: String, howToLogIn: String = "/login NICK PASSWORD"
+    ) async throws(ChatError) {
         guard let nick = hub.nick(of: session) else { return }
+        let howToLogIn = howToLogIn.replacingOccurrences(of: "NICK", with: nick)
         guard !hub.isRegistered(nick) else {
-            throw ChatError(.nickRegistered, "\(nick) is registered already. Log in with /login \(nick) PASSWORD.")
+            throw ChatError(.nickRegistered, "\(nick) is registered already. Log in with \(howToLogIn).")
         }
         try checkLength(password)
         // A few new accounts an address (its /64) every ten minutes, a few more a network (an IPv6 /48):
@@ -161,13 +166,13 @@ struct AccountDesk: Sendable {
                 try await store.create(account)
                 try? await store.audit(actor: nick, action: "register", target: nick, detail: "")
             } catch AccountError.exists {
-                throw ChatError(.nickRegistered, "\(nick) is registered already. Log in with /login \(nick) PASSWORD.")
+                throw ChatError(.nickRegistered, "\(nick) is registered already. Log in with \(howToLogIn).")
             } catch {
                 throw ChatError(.notStored, "The account could not be stored; try again later.")
             }
             remember(addressKey(address), for: account.key)
             hub.authenticate(session, as: account)
-            hub.tell(session, .notice("The nickname \(nick) is now registered to you. Next time, log in with /login \(nick) PASSWORD."))
+            hub.tell(session, .notice("The nickname \(nick) is now registered to you. Next time, log in with \(howToLogIn)."))
         } catch {
             registrations.refund(places.map(\.key))
             throw error

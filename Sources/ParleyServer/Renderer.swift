@@ -131,7 +131,7 @@ struct IRCRenderer: Renderer {
     func willDeliver(_ event: ChatEvent) {
         switch event {
         case .nickChanged(let old, let new) where asciiLowercased(old) == asciiLowercased(peer.nick): peer.nick = new
-        case .welcome(let nick, _, _, _): peer.nick = nick
+        case .welcome(let nick, _, _, _, _): peer.nick = nick
         default: break
         }
     }

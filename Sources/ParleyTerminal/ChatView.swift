@@ -49,7 +49,7 @@ public struct ChatView: Sendable {
     @discardableResult
     public mutating func apply(_ event: ChatEvent) -> Bool {
         switch event {
-        case .welcome(let nick, let server, _, _):
+        case .welcome(let nick, let server, _, _, _):
             self.nick = clean(nick)
             self.server = clean(server)
             connection = .connected
@@ -134,6 +134,18 @@ public struct ChatView: Sendable {
             system(message.map { "\(clean(who)) is away: \(clean($0))" } ?? "\(clean(who)) is back.")
         case .isAway(let who, let message):
             system("\(clean(who)) is away: \(clean(message))")
+        case .whois(let query, nil):
+            system("Nobody called \(clean(query)) is online.")
+        case .whois(_, let profile?):
+            for line in profile.summary { system(clean(line)) }
+        case .whoList(let query, let profiles):
+            system("Who \(clean(query)) (\(profiles.count)): \(profiles.map { clean($0.nick) }.joined(separator: ", "))")
+        case .invited(let room, _, let by):
+            system("\(clean(by)) invites you to \(clean(room)): /join \(clean(room))")
+        case .inviting(let room, let nick):
+            system("You invited \(clean(nick)) to \(clean(room)).")
+        case .invisible:
+            break
         }
         return false
     }

@@ -108,7 +108,7 @@ struct ChatHubTests {
                 .deliver(.welcome(nick: "alice", server: "hub.test"), to: [1]),
                 .deliver(.joined(room: "#general", nick: "alice"), to: [1]),
                 .deliver(.members(room: "#general", nicks: ["alice"]), to: [1]),
-                .deliver(.welcome(nick: "bob", server: "hub.test", online: 2), to: [2]),
+                .deliver(.welcome(nick: "bob", server: "hub.test", online: 2, mostOnline: 2), to: [2]),
                 .deliver(.joined(room: "#general", nick: "bob"), to: [1, 2]),
                 .deliver(.members(room: "#general", nicks: ["alice", "bob"]), to: [2]),
                 .deliver(.message(message), to: [2]),
@@ -163,7 +163,7 @@ struct ChatHubTests {
             Issue.record("expected an error, got \(String(describing: (await settled(hub, sink)).last))")
             return
         }
-        #expect(error.code == .notInRoom)
+        #expect(error.code == .noSuchRoom)
     }
 
     @Test("announcements and disconnects reach the sink")

@@ -120,7 +120,7 @@ struct ChatStateTests {
         let second = try chat.register("bob", 2)
         #expect(
             second.steps == [
-                .deliver(.welcome(nick: "bob", server: "test.parley", online: 2, rooms: 1), to: [2]),
+                .deliver(.welcome(nick: "bob", server: "test.parley", online: 2, rooms: 1, mostOnline: 2), to: [2]),
                 .deliver(.joined(room: "#general", nick: "bob"), to: [1, 2]),
                 .deliver(.members(room: "#general", nicks: ["Alice", "bob"]), to: [2]),
             ]
@@ -262,7 +262,8 @@ struct ChatStateTests {
         let effects = chat.handle(1, .say(room: "#rust", text: "hi", kind: .normal), ref: "s")
         #expect(effects.error?.code == .notInRoom)
         #expect(effects.allPeers == [1])
-        #expect(chat.handle(1, .say(room: "#nowhere", text: "hi", kind: .normal)).error?.code == .notInRoom)
+        // A room that does not exist is no room at all; one that does, but without the sender, is not theirs.
+        #expect(chat.handle(1, .say(room: "#nowhere", text: "hi", kind: .normal)).error?.code == .noSuchRoom)
         #expect(chat.handle(1, .say(room: "nowhere", text: "hi", kind: .normal)).error?.code == .invalidRoom)
         // Out of every room, plain text has nowhere to go.
         chat.handle(1, .part(room: nil, reason: nil))
@@ -321,7 +322,9 @@ struct ChatStateTests {
 
     @Test("parting a room one is not in, or an invalid one, is refused")
     func partErrors() throws {
-        var chat = try Chat(users: ["alice"])
+        var chat = try Chat(users: ["alice", "bob"])
+        #expect(chat.handle(1, .part(room: "#rust", reason: nil)).error?.code == .noSuchRoom)
+        chat.handle(2, .join("#rust"))
         #expect(chat.handle(1, .part(room: "#rust", reason: nil)).error?.code == .notInRoom)
         #expect(chat.handle(1, .part(room: "rust", reason: nil)).error?.code == .invalidRoom)
         #expect(chat.handle(1, .join("no spaces")).error?.code == .invalidRoom)
@@ -332,7 +335,7 @@ struct ChatStateTests {
         var chat = try Chat(users: ["alice"])
         chat.handle(1, .join("#rust"))
         let effects = chat.handle(1, .join("#general"))
-        #expect(effects.steps == [.deliver(.notice("#general is now your current room."), to: [1])])
+        #expect(effects.steps == [.deliver(.currentRoom("#general"), to: [1])])
         // Plain text now goes to #general.
         let ack = try #require(ackMessage(chat.handle(1, .say(room: nil, text: "back", kind: .normal))))
         #expect(ack.target == .room("#general"))
@@ -369,7 +372,7 @@ struct ChatStateTests {
         chat.handle(2, .join("#zoo"))
         chat.handle(2, .join("#Apple"))
         chat.handle(2, .topic(room: nil, text: "fruit"))
-        let effects = chat.handle(1, .rooms)
+        let effects = chat.handle(1, .rooms(named: []))
         let expected: [RoomSummary] = [
             .init(name: "#Apple", members: 1, topic: "fruit"),
             .init(name: "#general", members: 2, topic: ""),

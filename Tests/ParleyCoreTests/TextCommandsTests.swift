@@ -27,8 +27,8 @@ struct TextCommandsTests {
             ("/join #vault sesame", .join("#vault", key: "sesame")),
             ("/part", .part(room: nil, reason: nil)),
             ("/leave", .part(room: nil, reason: nil)),
-            ("/rooms", .rooms),
-            ("/list", .rooms),
+            ("/rooms", .rooms(named: [])),
+            ("/list", .rooms(named: [])),
             ("/topic", .topic(room: nil, text: nil)),
             ("/quit", .quit(reason: nil)),
             ("/exit", .quit(reason: nil)),
@@ -143,7 +143,7 @@ struct TextCommandsTests {
         #expect(msg.summary == "send a private message")
         #expect(help.contains { $0.usage == "/help" && $0.aliases == ["/?"] })
         #expect(help.contains { $0.usage == "/part [#room] [reason]" })
-        #expect(Set(TextCommands.table.map(\.name)) == ["help", "nick", "who", "msg", "me", "join", "part", "rooms", "topic", "history", "register", "login", "passwd", "away", "back", "quit",
+        #expect(Set(TextCommands.table.map(\.name)) == ["help", "nick", "who", "whois", "invite", "msg", "me", "join", "part", "rooms", "topic", "history", "register", "login", "passwd", "away", "back", "quit",
             "kick", "ban", "unban", "bans", "mute", "unmute", "op", "deop", "topiclock", "key",
         ])
     }

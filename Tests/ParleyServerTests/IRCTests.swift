@@ -36,7 +36,7 @@ struct IRCTests {
             try await client.waitFor { $0 == ":test.parley 451 * JOIN :You have not registered" }
             try await client.send("CAP LS 302")
             try await client.waitFor {
-                $0 == ":test.parley CAP * LS :account-tag away-notify batch cap-notify draft/chathistory echo-message extended-join "
+                $0 == ":test.parley CAP * LS :account-tag away-notify batch cap-notify draft/account-registration draft/chathistory echo-message extended-join "
                     + "message-tags multi-prefix sasl=PLAIN server-time userhost-in-names"
             }
             try await client.send("CAP REQ :server-time nonsense")
@@ -132,7 +132,7 @@ struct IRCTests {
             try await irc.send("JOIN bad")
             try await irc.waitFor { $0.hasPrefix(":test.parley 476 ircer bad :") }
             try await irc.send("PRIVMSG #nowhere :x")
-            try await irc.waitFor { $0.hasPrefix(":test.parley 442 ircer #nowhere :") }
+            try await irc.waitFor { $0.hasPrefix(":test.parley 403 ircer #nowhere :") }
             try await irc.send("PRIVMSG")
             try await irc.waitFor { $0.hasPrefix(":test.parley 411 ircer ") }
             try await irc.send("WHOIS texter")
@@ -182,8 +182,8 @@ struct IRCTests {
             try await quitter.waitFor { $0 == "ERROR :Closing link: quit: bye" }
             _ = try await quitter.waitForClose()
             // Text users hear of it per room.
-            try await text.waitFor { $0 == "*** quitter left #general (quit: bye)" }
             try await text.waitFor { $0 == "*** quitter left #dev (quit: bye)" }
+            try await text.waitFor { $0 == "*** quitter left #general (quit: bye)" }
             try await text.send("/msg stayer after")
             try await stayer.waitFor { $0.hasSuffix("PRIVMSG stayer :after") }
             let quits = try await stayer.lines.filter { $0.contains(" QUIT ") }

@@ -221,7 +221,7 @@ struct IRCv3Tests {
                 try await fetcher.waitFor { $0 == ":test.parley FAIL CHATHISTORY INVALID_PARAMS BEFORE :Unknown message reference" }
             }
             try await fetcher.send("CHATHISTORY LATEST #elsewhere * 10")
-            try await fetcher.waitFor { $0.hasPrefix(":test.parley 442 fetcher #elsewhere :") }
+            try await fetcher.waitFor { $0.hasPrefix(":test.parley 403 fetcher #elsewhere :") }
         }
     }
 
@@ -254,7 +254,7 @@ struct IRCv3Tests {
             #expect(asked.hasPrefix(":test.parley NOTICE #general :["))
             try await plain.waitFor { $0.hasSuffix("w300") }
             try await plain.send("HISTORY #nowhere")
-            try await plain.waitFor { $0.hasPrefix(":test.parley 442 plain #nowhere :") }
+            try await plain.waitFor { $0.hasPrefix(":test.parley 403 plain #nowhere :") }
         }
     }
 
@@ -346,7 +346,7 @@ struct IRCv3Tests {
             try await watcher.send("WHOIS plain")
             try await watcher.waitFor { $0 == ":test.parley 301 watcher plain :at lunch" }
             try await watcher.send("WHO plain")
-            try await watcher.waitFor { $0 == ":test.parley 352 watcher * plain parley test.parley plain G :0 plain" }
+            try await watcher.waitFor { $0 == ":test.parley 352 watcher * plain parley test.parley plain G :0 plain on IRC" }
             try await plain.send("AWAY")
             try await plain.waitFor { $0 == ":test.parley 305 plain :You are no longer marked as being away" }
             try await watcher.waitFor { $0 == ":plain!plain@parley AWAY" }
@@ -377,7 +377,7 @@ struct IRCv3Tests {
             try await names.send("WHOIS op")
             try await names.waitFor { $0 == ":test.parley 319 names op :@#room" }
             try await names.send("WHO #room")
-            try await names.waitFor { $0 == ":test.parley 352 names #room op parley test.parley op H@ :0 op" }
+            try await names.waitFor { $0 == ":test.parley 352 names #room op parley test.parley op H@ :0 x" }
             try await names.send("LUSERS")
             try await names.waitFor { $0 == ":test.parley 255 names :I have 2 clients and 0 servers" }
             try await names.send("KILL op :bye")

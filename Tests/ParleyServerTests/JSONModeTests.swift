@@ -110,7 +110,7 @@ struct JSONModeTests {
                 (##"{"type":"hello","version":1,"nick":"again","ref":"x"}"##, "already_registered"),
                 (##"{"type":"dance","ref":"x"}"##, "unknown_type"),
                 (##"{"type":"send","room":"#general","ref":"x"}"##, "bad_request"),
-                (##"{"type":"send","room":"#nowhere","text":"hi","ref":"x"}"##, "not_in_room"),
+                (##"{"type":"send","room":"#nowhere","text":"hi","ref":"x"}"##, "no_such_room"),
                 (##"{"type":"join","room":"general","ref":"x"}"##, "invalid_room"),
                 (##"{"type":"who","room":"#nowhere","ref":"x"}"##, "no_such_room"),
                 (##"{"type":"send","to":"ghost","text":"boo","ref":"x"}"##, "no_such_nick"),

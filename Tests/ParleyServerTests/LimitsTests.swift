@@ -187,11 +187,12 @@ struct LimitsTests {
             let user = try await server.textUser("someone")
             try await user.send("/nick Global")
             try await user.waitFor { $0 == "!!! Global is reserved for the server and its services; choose another nickname." }
-            // Nobody holds NickServ, so an IRC client's automatic IDENTIFY reaches no one.
+            // Nobody holds NickServ: the server answers as NickServ, so an IRC client's automatic IDENTIFY gets a
+            // real answer (here: no such account).
             try await irc.send("NICK ircer")
             try await irc.waitFor { $0.contains(" 001 ircer ") }
             try await irc.send("PRIVMSG NickServ :IDENTIFY secret")
-            try await irc.waitFor { $0.hasPrefix(":test.parley 401 ircer NickServ :") }
+            try await irc.waitFor { $0.hasPrefix(":NickServ!NickServ@services NOTICE ircer :") }
         }
     }
 }

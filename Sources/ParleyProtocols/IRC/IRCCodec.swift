@@ -19,6 +19,7 @@ public struct IRCCapabilities: OptionSet, Hashable, Sendable {
     public static let batch = IRCCapabilities(rawValue: 1 << 9)
     public static let chathistory = IRCCapabilities(rawValue: 1 << 10)
     public static let sasl = IRCCapabilities(rawValue: 1 << 11)
+    public static let accountRegistration = IRCCapabilities(rawValue: 1 << 12)
 
     /// The capabilities that change how an event every recipient sees is rendered: frames are shared by
     /// clients that agree on these.
@@ -27,6 +28,7 @@ public struct IRCCapabilities: OptionSet, Hashable, Sendable {
     /// Names as `CAP LS` lists them, in that order, with the value `CAP LS 302` adds.
     public static let names: [(name: String, capability: IRCCapabilities, value: String?)] = [
         ("account-tag", .accountTag, nil), ("away-notify", .awayNotify, nil), ("batch", .batch, nil), ("cap-notify", .capNotify, nil),
+        ("draft/account-registration", .accountRegistration, nil),
         ("draft/chathistory", .chathistory, nil), ("echo-message", .echoMessage, nil), ("extended-join", .extendedJoin, nil),
         ("message-tags", .messageTags, nil), ("multi-prefix", .multiPrefix, nil), ("sasl", .sasl, "PLAIN"),
         ("server-time", .serverTime, nil), ("userhost-in-names", .userhostInNames, nil),
@@ -62,7 +64,7 @@ public struct IRCCodec: Sendable {
     }
 
     /// The source of a user's lines. Parley does not show addresses to other users: every host is `parley`.
-    public static func source(_ nick: String) -> String { "\(nick)!\(nick)@parley" }
+    public static func source(_ nick: String) -> String { "\(nick)!\(nick)@\(host)" }
 
     /// True when the event's lines name their one recipient (numerics, notices to them).
     public static func isPersonal(_ event: ChatEvent) -> Bool {
@@ -83,13 +85,36 @@ public struct IRCCodec: Sendable {
         return buffer
     }
 
-    /// LUSERS: one server, no invisible users, no IRC operators counted apart.
-    public func lusers(me: String, online: Int, rooms: Int) -> [IRCMessage] {
-        [
+    /// LUSERS: one server, no IRC operators counted apart; this server is the whole network, so local and
+    /// global counts are the same.
+    public func lusers(me: String, online: Int, rooms: Int, most: Int) -> [IRCMessage] {
+        let most = max(most, online)
+        return [
             numeric("251", me, "There are \(online) users and 0 invisible on 1 servers"),
             numeric("254", me, String(rooms), "channels formed"),
             numeric("255", me, "I have \(online) clients and 0 servers"),
+            numeric("265", me, String(online), String(most), "Current local users \(online), max \(most)"),
+            numeric("266", me, String(online), String(most), "Current global users \(online), max \(most)"),
         ]
+    }
+
+    /// A request's ref on the IRC door: the command, what its numerics name first (a channel, or a nick), and
+    /// what they name second (the nick or mask a channel command was about), so that a refusal becomes the
+    /// numeric that command calls for. Joined by line feeds, which no IRC parameter can hold.
+    public static func ref(_ command: String, _ target: String? = nil, _ subject: String? = nil) -> String {
+        [command, target, subject].compactMap { $0 }.joined(separator: "\n")
+    }
+
+    public struct Ref: Equatable, Sendable {
+        public let command: String
+        public let target: String?
+        public let subject: String?
+    }
+
+    public static func parse(ref: String?) -> Ref? {
+        guard let ref else { return nil }
+        let parts = ref.split(separator: "\n", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+        return Ref(command: parts[0], target: parts.count > 1 ? parts[1] : nil, subject: parts.count > 2 ? parts[2] : nil)
     }
 
     public func numeric(_ code: String, _ me: String, _ params: String...) -> IRCMessage {
@@ -98,7 +123,7 @@ public struct IRCCodec: Sendable {
 
     func render(_ event: ChatEvent, for me: String, capabilities: IRCCapabilities) -> [IRCMessage] {
         switch event {
-        case .welcome(let nick, let server, let online, let rooms):
+        case .welcome(let nick, let server, let online, let rooms, let most):
             return [
                 numeric("001", nick, "Welcome to Parley on \(server), \(nick)"),
                 numeric("002", nick, "Your host is \(serverName), running parley"),
@@ -108,7 +133,7 @@ public struct IRCCodec: Sendable {
                 // At most 13 tokens a line (modern.ircdocs.horse), so two lines.
                 IRCMessage(source: serverName, command: "005", params: [nick] + Self.isupport.prefix(8) + ["are supported by this server"]),
                 IRCMessage(source: serverName, command: "005", params: [nick] + Self.isupport.dropFirst(8) + ["are supported by this server"]),
-            ] + lusers(me: nick, online: online, rooms: rooms) + [
+            ] + lusers(me: nick, online: online, rooms: rooms, most: most) + [
                 numeric("375", nick, "- \(serverName) Message of the day -"),
                 numeric("372", nick, "- Rooms are IRC channels; people on nc, telnet and parley connect start in #general: /join #general to meet them."),
                 numeric("376", nick, "End of /MOTD command."),
@@ -155,8 +180,9 @@ public struct IRCCodec: Sendable {
             return Self.chunks(names, budget: 400).map { numeric("353", me, "=", room, $0.joined(separator: " ")) }
                 + [numeric("366", me, room, "End of /NAMES list.")]
         case .rooms(let rooms):
+            // An IRC channel exists while someone is in it: rooms kept for their history or rules are not listed.
             return [numeric("321", me, "Channel", "Users  Name")]
-                + rooms.map { numeric("322", me, $0.name, String($0.members), $0.topic) }
+                + rooms.filter { $0.members > 0 }.map { numeric("322", me, $0.name, String($0.members), $0.topic) }
                 + [numeric("323", me, "End of /LIST")]
         case .topic(let room, let text, let setBy, let setAt):
             guard !text.isEmpty else { return [numeric("331", me, room, "No topic is set")] }
@@ -168,7 +194,7 @@ public struct IRCCodec: Sendable {
         case .topicChanged(let room, let text, let by, _):
             return [IRCMessage(source: by.nick.map(Self.source) ?? serverName, command: "TOPIC", params: [room, text])]
         case .error(let error, let ref):
-            return [numeric(for: error, target: ref, me: me)]
+            return numerics(for: error, ref: Self.parse(ref: ref), me: me)
         case .notice(let text):
             return [IRCMessage(source: serverName, command: "NOTICE", params: [me, text])]
         case .help(let commands):
@@ -178,7 +204,7 @@ public struct IRCCodec: Sendable {
         case .shutdown(let reason):
             return [IRCMessage(command: "ERROR", params: ["Closing link: " + (reason ?? "server shutting down")])]
         case .pong(let ref):
-            return [IRCMessage(source: serverName, command: "PONG", params: [serverName, ref ?? serverName])]
+            return [IRCMessage(source: serverName, command: "PONG", params: [serverName, Self.parse(ref: ref)?.target ?? serverName])]
         case .history(let room, let messages, let ref):
             // A CHATHISTORY client asks for what it wants (`ref` marks its requests) rather than take a replay.
             if capabilities.contains(.chathistory) && ref == nil { return [] }
@@ -222,7 +248,9 @@ public struct IRCCodec: Sendable {
             let sentence = IRCMessage(source: serverName, command: "NOTICE", params: [notice.room, notice.sentence(time: Timestamps.localDateAndClock)])
             guard !mode.isEmpty else { return [sentence] }
             return [IRCMessage(source: by, command: "MODE", params: [notice.room, mode] + (argument.map { [$0] } ?? []))]
-                + (notice.action == .ban || notice.by == nil ? [sentence] : [])
+                // The MODE says it all, but for what IRC has no mode parameter for: a ban's reason or end, or that
+                // the server (not a user) acted.
+                + ((notice.action == .ban && (notice.reason != nil || notice.until != nil)) || notice.by == nil ? [sentence] : [])
         case .restrictions(let room, let list):
             return list.filter { $0.kind == .ban }.map { numeric("367", me, room, $0.mask.text, $0.setBy, String(Int($0.since.timeIntervalSince1970))) }
                 + [numeric("368", me, room, "End of channel ban list")]
@@ -237,8 +265,39 @@ public struct IRCCodec: Sendable {
             return [IRCMessage(source: Self.source(nick), command: "AWAY", params: message.map { [$0] } ?? [])]
         case .isAway(let nick, let message):
             return [numeric("301", me, nick, message)]
+        case .whois(let query, nil):
+            return [numeric("401", me, query, "No such nick"), numeric("318", me, query, "End of /WHOIS list.")]
+        case .whois(let query, let profile?):
+            var lines = [numeric("311", me, profile.nick, profile.username, Self.host, "*", profile.realName)]
+            if !profile.rooms.isEmpty {
+                lines += Self.chunks(profile.rooms.map { ($0.isOperator ? "@" : "") + $0.name }, budget: 400).map {
+                    numeric("319", me, profile.nick, $0.joined(separator: " "))
+                }
+            }
+            lines.append(numeric("312", me, profile.nick, serverName, "Parley"))
+            if profile.isServerOperator { lines.append(numeric("313", me, profile.nick, "is an IRC operator")) }
+            if let away = profile.away { lines.append(numeric("301", me, profile.nick, away)) }
+            if let account = profile.account { lines.append(numeric("330", me, profile.nick, account, "is logged in as")) }
+            return lines + [numeric("318", me, query, "End of /WHOIS list.")]
+        case .whoList(let query, let profiles):
+            let channelKey = query.hasPrefix("#") ? asciiLowercased(query) : nil
+            return profiles.map { profile in
+                let room = channelKey.flatMap { key in profile.rooms.first { asciiLowercased($0.name) == key } }
+                let flags = (profile.away == nil ? "H" : "G") + (profile.isServerOperator ? "*" : "") + (room?.isOperator == true ? "@" : "")
+                return numeric("352", me, room?.name ?? "*", profile.username, Self.host, serverName, profile.nick, flags, "0 \(profile.realName)")
+            } + [numeric("315", me, query, "End of /WHO list.")]
+        case .invited(let room, let nick, let by):
+            return [IRCMessage(source: Self.source(by), command: "INVITE", params: [nick, room])]
+        case .inviting(let room, let nick):
+            return [numeric("341", me, nick, room)]
+        case .invisible(let on):
+            return [IRCMessage(source: Self.source(me), command: "MODE", params: [me, on ? "+i" : "-i"])]
         }
     }
+
+    /// Every user's host, as others see it: Parley does not show addresses.
+    public static let host = "parley"
+
 
     /// PRIVMSG or NOTICE lines of one message, split to fit IRC's 512 bytes, with the tags the client asked
     /// for (and `batch` when it is part of one).
@@ -259,7 +318,8 @@ public struct IRCCodec: Sendable {
         if capabilities.contains(.messageTags) { tags["msgid"] = String(message.id) }
         if capabilities.contains(.accountTag), let account = message.account { tags["account"] = account }
         if let batch { tags["batch"] = batch }
-        let overhead = source.utf8.count + target.utf8.count + command.utf8.count + 16 + (message.kind == .action ? 9 : 0)
+        // ":source COMMAND target :" and CR LF around the text (tags do not count: they have their own limit).
+        let overhead = source.utf8.count + target.utf8.count + command.utf8.count + 7 + (message.kind == .action ? 9 : 0)
         return Self.split(message.text, maximumBytes: IRCMessage.maximumBodyBytes - overhead).enumerated().map { index, part in
             let text = message.kind == .action ? "\u{1}ACTION \(part)\u{1}" : part
             // A msgid names one line: the rest of a split message go without, so no client drops them as repeats.
@@ -323,8 +383,28 @@ public struct IRCCodec: Sendable {
         return chunks
     }
 
-    /// The numeric for a refusal; `target` is what the command named (the IRC session passes it as the
-    /// request's ref), since most numerics repeat it.
+    /// The replies to a refusal of the command `ref` names: what the command calls for (NAMES of a channel that
+    /// is not there ends the list; a NOTICE is never answered), else the numeric for the error.
+    public func numerics(for error: ChatError, ref: Ref?, me: String) -> [IRCMessage] {
+        switch (ref?.command, error.code) {
+        case ("NOTICE", _):
+            return []  // RFC 2812: automatic replies must never be sent in response to a NOTICE
+        case ("NAMES", .noSuchRoom), ("NAMES", .invalidRoom):
+            return [numeric("366", me, ref?.target ?? "*", "End of /NAMES list.")]
+        case ("PRIVMSG", .notInRoom), ("TAGMSG", .notInRoom):
+            return [numeric("404", me, ref?.target ?? "*", "Cannot send to channel: \(error.message)")]
+        case (_, .userNotInRoom):
+            return [numeric("441", me, ref?.subject ?? "*", ref?.target ?? "*", error.message)]
+        case (_, .alreadyInRoom):
+            return [numeric("443", me, ref?.subject ?? "*", ref?.target ?? "*", error.message)]
+        case (_, .noSuchNick):
+            return [numeric("401", me, ref?.subject ?? ref?.target ?? "*", error.message)]
+        default:
+            return [numeric(for: error, target: ref?.target, me: me)]
+        }
+    }
+
+    /// The numeric for a refusal; `target` is what the command named, since most numerics repeat it.
     public func numeric(for error: ChatError, target: String?, me: String) -> IRCMessage {
         let target = target ?? "*"
         switch error.code {
@@ -333,7 +413,10 @@ public struct IRCCodec: Sendable {
         case .muted: return numeric("404", me, target, error.message)
         case .tooManyRooms, .tooManyRoomsCreated: return numeric("405", me, target, error.message)
         case .invalidNick, .nickReserved: return numeric("432", me, target, error.message)
-        case .nickTaken, .nickRegistered: return numeric("433", me, target, error.message)
+        case .nickTaken: return numeric("433", me, target, error.message)
+        case .nickRegistered:
+            // The core's text names /login; on IRC one logs in with SASL or NickServ.
+            return numeric("433", me, target, "\(target) is a registered nickname: log in with SASL or /msg NickServ IDENTIFY \(target) PASSWORD, or choose another")
         case .notInRoom: return numeric("442", me, target, error.message)
         case .usage: return numeric("461", me, target, error.message)
         case .banned: return numeric("474", me, target, error.message)

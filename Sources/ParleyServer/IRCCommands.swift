@@ -1,0 +1,131 @@
+import ParleyCore
+import ParleyProtocols
+
+/// One IRC command: what it needs before its handler runs, checked once in `IRCSession.receive` (as in ergo's
+/// `irc/commands.go`), and the handler, which turns the message into chat requests or replies.
+struct IRCCommand: Sendable {
+    typealias Handler = @Sendable (inout IRCSession, IRCMessage) async -> Flow
+
+    /// Fewer parameters get ERR_NEEDMOREPARAMS (461) without the handler running.
+    let minimumParameters: Int
+    /// Usable before 001 (CAP, PASS, NICK, USER, AUTHENTICATE, PING, QUIT); others get ERR_NOTREGISTERED (451).
+    let beforeRegistration: Bool
+    /// Only server operators may use it; others get ERR_NOPRIVILEGES (481).
+    let operatorOnly: Bool
+    let handler: Handler
+
+    init(minimumParameters: Int = 0, beforeRegistration: Bool = false, operatorOnly: Bool = false, _ handler: @escaping Handler) {
+        self.minimumParameters = minimumParameters
+        self.beforeRegistration = beforeRegistration
+        self.operatorOnly = operatorOnly
+        self.handler = handler
+    }
+}
+
+extension IRCSession {
+    /// Every command the IRC door knows. A command missing here gets ERR_UNKNOWNCOMMAND (421).
+    static let commands: [String: IRCCommand] = [
+        "CAP": IRCCommand(minimumParameters: 1, beforeRegistration: true) { session, message in session.capability(message) },
+        "AUTHENTICATE": IRCCommand(minimumParameters: 1, beforeRegistration: true) { session, message in await session.authenticate(message) },
+        "PASS": IRCCommand(minimumParameters: 1, beforeRegistration: true) { session, message in session.pass(message) },
+        "NICK": IRCCommand(beforeRegistration: true) { session, message in session.nick(message) },
+        "USER": IRCCommand(minimumParameters: 4, beforeRegistration: true) { session, message in session.user(message) },
+        "PING": IRCCommand(beforeRegistration: true) { session, message in session.ping(message) },
+        "PONG": IRCCommand(beforeRegistration: true) { _, _ in .proceed },
+        "QUIT": IRCCommand(beforeRegistration: true) { session, message in session.quit(message) },
+
+        "JOIN": IRCCommand(minimumParameters: 1) { session, message in session.join(message) },
+        "PART": IRCCommand(minimumParameters: 1) { session, message in
+            let rooms = message.params[0].split(separator: ",").map(String.init)
+            session.charge(rooms.count)
+            for room in rooms { session.request(.part(room: room, reason: message.params.dropFirst().first), "PART", room) }
+            return .proceed
+        },
+        "PRIVMSG": IRCCommand { session, message in await session.chat(message, kind: .normal) },
+        "NOTICE": IRCCommand { session, message in await session.chat(message, kind: .notice) },
+        "TOPIC": IRCCommand(minimumParameters: 1) { session, message in
+            let room = message.params[0]
+            session.request(.topic(room: room, text: message.params.dropFirst().first), "TOPIC", room)
+            return .proceed
+        },
+        "NAMES": IRCCommand { session, message in
+            guard let room = message.params.first?.split(separator: ",").first.map(String.init) else {
+                session.send(session.codec.numeric("366", session.me, "*", "End of /NAMES list."))
+                return .proceed
+            }
+            session.request(.who(room: room), "NAMES", room)
+            return .proceed
+        },
+        "LIST": IRCCommand { session, message in
+            // `LIST #a,#b` lists those; ELIST conditions (`>3`, `C<10`) are not offered, so a bare LIST lists all.
+            let names = (message.params.first ?? "").split(separator: ",").map(String.init).filter { $0.hasPrefix("#") }
+            session.request(.rooms(named: names), "LIST")
+            return .proceed
+        },
+        "WHO": IRCCommand { session, message in
+            let mask = message.params.first ?? "*"
+            session.request(.lookup(mask), "WHO", mask)
+            return .proceed
+        },
+        "WHOIS": IRCCommand(minimumParameters: 1) { session, message in
+            // `WHOIS server nick` asks a given server: this is the only one, so the nick is what counts.
+            let nick = message.params.last!
+            guard !nick.isEmpty else {
+                session.send(session.codec.numeric("431", session.me, "No nickname given"))
+                return .proceed
+            }
+            session.request(.whois(nick), "WHOIS", nick)
+            return .proceed
+        },
+        "USERHOST": IRCCommand(minimumParameters: 1) { session, message in session.userhost(message) },
+        "MODE": IRCCommand(minimumParameters: 1) { session, message in session.mode(message) },
+        "KICK": IRCCommand(minimumParameters: 2) { session, message in
+            let (room, nicks) = (message.params[0], message.params[1].split(separator: ",").map(String.init))
+            let reason = message.params.count > 2 ? message.params[2] : nil
+            // TARGMAX KICK: one nick a line.
+            guard let nick = nicks.first, nicks.count == 1 else { return session.needMoreParams(message) }
+            session.request(.moderate(room: room, .kick(nick: nick, reason: reason)), "KICK", room, nick)
+            return .proceed
+        },
+        "INVITE": IRCCommand(minimumParameters: 2) { session, message in
+            let (nick, room) = (message.params[0], message.params[1])
+            session.request(.invite(nick: nick, room: room), "INVITE", room, nick)
+            return .proceed
+        },
+        "AWAY": IRCCommand { session, message in
+            let text = message.params.first ?? ""
+            session.request(.away(text.isEmpty ? nil : text), "AWAY")
+            return .proceed
+        },
+        "LUSERS": IRCCommand { session, _ in
+            let hub = session.context.hub
+            for line in session.codec.lusers(me: session.me, online: hub.sessionCount, rooms: max(1, hub.roomCount), most: hub.mostOnline) { session.send(line) }
+            return .proceed
+        },
+        "MOTD": IRCCommand { session, _ in
+            session.send(session.codec.numeric("422", session.me, "MOTD File is missing"))
+            return .proceed
+        },
+        "CHATHISTORY": IRCCommand { session, message in session.chathistory(message) },
+        // ergo's HISTORY, for clients without draft/chathistory: `/quote HISTORY #room [N]` replays the latest N.
+        "HISTORY": IRCCommand(minimumParameters: 1) { session, message in
+            let room = message.params[0]
+            let count = message.params.dropFirst().first.flatMap { Int($0) }.map { min(max($0, 1), IRCCodec.maximumHistoryPage) } ?? 50
+            session.charge(HistoryQuery.latest(count).cost)
+            session.request(.history(room: room, .latest(count)), "HISTORY", room)
+            return .proceed
+        },
+        // Accounts: IRCv3 draft/account-registration, and NickServ as every network has it.
+        "REGISTER": IRCCommand(minimumParameters: 3) { session, message in await session.register(message) },
+        "NICKSERV": IRCCommand { session, message in
+            await session.nickServ(message.params.joined(separator: " "))
+            return .proceed
+        },
+        "NS": IRCCommand { session, message in
+            await session.nickServ(message.params.joined(separator: " "))
+            return .proceed
+        },
+        "OPER": IRCCommand(minimumParameters: 2) { session, message in await session.oper(message) },
+        "KILL": IRCCommand(minimumParameters: 1, operatorOnly: true) { session, message in session.kill(message) },
+    ]
+}
