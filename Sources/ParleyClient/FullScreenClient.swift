@@ -249,9 +249,9 @@ public enum FullScreenClient {
             case .ack(let ref, let ack):
                 guard let ref, let request = sent.removeValue(forKey: ref) else { return }
                 switch request {
-                case .say(let room?, let text, let kind):
+                case .say(let room?, let text, let kind, _):
                     view.sent(ChatMessage(id: ack.id, time: ack.time, from: view.nick, target: .room(room), kind: kind, text: text))
-                case .whisper(let to, let text, let kind):
+                case .whisper(let to, let text, let kind, _):
                     view.sent(ChatMessage(id: ack.id, time: ack.time, from: view.nick, target: .user(to), kind: kind, text: text))
                 default:
                     break

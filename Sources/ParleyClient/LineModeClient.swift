@@ -146,7 +146,7 @@ public enum LineModeClient {
             case .nickChanged(let old, let new) where old.lowercased() == currentNick.lowercased():
                 currentNick = new
             case .ack(let ref, let ack):
-                guard let ref, case .whisper(let to, let text, let kind)? = sent.removeValue(forKey: ref) else {
+                guard let ref, case .whisper(let to, let text, let kind, _)? = sent.removeValue(forKey: ref) else {
                     if let ref { sent[ref] = nil }
                     break
                 }

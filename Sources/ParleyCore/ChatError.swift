@@ -34,6 +34,8 @@ public struct ChatError: Error, Sendable, Equatable {
         case banned = "banned"
         /// The room needs a key and none, or another, was given.
         case wrongKey = "wrong_key"
+        /// The room is invite only (IRC's +i) and nobody invited the user.
+        case inviteOnly = "invite_only"
         case muted = "muted"
         /// An unban or unmute of a mask that is not banned or muted.
         case noSuchRestriction = "no_such_restriction"

@@ -18,7 +18,7 @@ public enum ChatEvent: Sendable, Equatable {
     case nickChanged(from: String, to: String)
     /// The members of a room, or everyone online when `room` is nil; `operators` are those of them who
     /// operate the room.
-    case members(room: String?, nicks: [String], operators: [String] = [])
+    case members(room: String?, nicks: [String], operators: [String] = [], voiced: [String] = [], secret: Bool = false)
     case rooms([RoomSummary])
     /// A room's topic, for whoever joins or asks: who set it and when, if known.
     case topic(room: String, text: String, setBy: String?, setAt: Date? = nil)
@@ -50,10 +50,12 @@ public enum ChatEvent: Sendable, Equatable {
     case whois(query: String, Profile?)
     /// The answer to `lookup` (IRC's WHO), `query` as asked.
     case whoList(query: String, [Profile])
-    /// `by` invites this user (`nick`) to `room`.
-    case invited(room: String, nick: String, by: String)
+    /// `by` (logged in to `account`, if any) invites this user (`nick`) to `room`.
+    case invited(room: String, nick: String, by: String, account: String? = nil)
     /// The invitation the sender asked for went to `nick`.
     case inviting(room: String, nick: String)
+    /// A room's modes (the topic lock among them), its key (`*` for those outside it) and when it came to life.
+    case modes(room: String, RoomModes, key: String?, created: Date)
     /// The user's own invisibility (user mode +i) is now `on`.
     case invisible(Bool)
 }
@@ -61,6 +63,9 @@ public enum ChatEvent: Sendable, Equatable {
 public struct ChatMessage: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
         case normal, action, notice
+        /// IRC's TAGMSG: no text, only client-only tags (a typing indicator, a reaction). Relayed live to
+        /// clients that take tags, never stored.
+        case tags
     }
 
     public enum Target: Sendable, Equatable {
@@ -81,8 +86,13 @@ public struct ChatMessage: Sendable, Equatable {
     public let target: Target
     public let kind: Kind
     public let text: String
+    /// Client-only tags (IRCv3 `+name`), relayed live to clients that take tags; history does not keep them.
+    public let tags: [String: String]
 
-    public init(id: Int64, time: Date, from: String?, account: String? = nil, target: Target, kind: Kind, text: String) {
+    public init(
+        id: Int64, time: Date, from: String?, account: String? = nil, target: Target, kind: Kind, text: String, tags: [String: String] = [:]
+    ) {
+        self.tags = tags
         self.id = id
         self.time = time
         self.from = from

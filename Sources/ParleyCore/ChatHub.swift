@@ -182,9 +182,9 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     public func rooms(of id: SessionID) -> [String] { shared.withLock { $0.state.rooms(of: id) } }
     public func profile(of nick: String) -> Profile? { shared.withLock { $0.state.profile(of: nick) } }
 
-    public func authenticate(_ id: SessionID, as account: Account) {
+    public func authenticate(_ id: SessionID, as account: Account, takingNick: Bool = true) {
         let now = now()
-        mutate { ((), $0.authenticate(id, as: account, now: now)) }
+        mutate { ((), $0.authenticate(id, as: account, takingNick: takingNick, now: now)) }
     }
 
     /// Tells one session something, in order with everything else it receives.

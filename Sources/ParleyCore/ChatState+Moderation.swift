@@ -219,6 +219,33 @@ extension ChatState {
             announce(ModerationNotice(room: room, action: locked ? .topicLock : .topicUnlock, target: "", by: by))
             forgetPolicyIfUnused(name.key, into: &effects)
 
+        case .modes(let on, let off):
+            let before = policy.modes.union(policy.topicLocked ? .topicLocked : [])
+            let after = before.union(on).subtracting(off)
+            // Setting what is set already is no change, and says nothing (IRC servers answer a no-op MODE so).
+            guard after != before else { return nil }
+            policy.topicLocked = after.contains(.topicLocked)
+            policy.modes = after.subtracting(.topicLocked)
+            policies[name.key] = policy
+            var changes: [RoomChange] = []
+            if before.contains(.topicLocked) != after.contains(.topicLocked) { changes.append(.topicLock(room: room, policy.topicLocked)) }
+            if before.subtracting(.topicLocked) != policy.modes { changes.append(.modes(room: room, policy.modes)) }
+            let added = after.subtracting(before).letters, removed = before.subtracting(after).letters
+            let change = (added.isEmpty ? "" : "+" + added) + (removed.isEmpty ? "" : "-" + removed)
+            persist(changes, "modes", room, change)
+            announce(ModerationNotice(room: room, action: .modes, target: change, by: by))
+            forgetPolicyIfUnused(name.key, into: &effects)
+
+        case .voice(let nick), .devoice(let nick):
+            let target = try member(nick, of: name)
+            let voicing = if case .voice = action { true } else { false }
+            guard rooms[name.key]?.voiced.contains(target.id) != voicing else {
+                throw ChatError(.usage, "\(target.nick) \(voicing ? "has a voice" : "has no voice") in \(room) already.")
+            }
+            if voicing { rooms[name.key]?.voiced.insert(target.id) } else { rooms[name.key]?.voiced.remove(target.id) }
+            persist([], voicing ? "voice" : "devoice", target.nick.display, "")
+            announce(ModerationNotice(room: room, action: voicing ? .voice : .devoice, target: target.nick.display, by: by))
+
         case .key(let raw):
             let key = raw.map { String(Sanitizer.trimmed(Sanitizer.text($0))) }.flatMap { $0.isEmpty ? nil : $0 }
             if let key, key.count > Self.maximumKeyLength || key.contains(" ") || key.contains(",") {

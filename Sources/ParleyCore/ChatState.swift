@@ -54,8 +54,13 @@ public struct ChatState<Peer: Sendable> {
         var identity = Identity()
         /// User mode +i: WHO with a mask does not list them to those who share no room with them.
         var invisible = false
+        /// Keys of the invite-only rooms an operator invited this user to, until they join (at most
+        /// `maximumInvitations`: the oldest go).
+        var invitations: [String] = []
         var currentRoom: RoomName? { rooms.last }
     }
+
+    public static var maximumInvitations: Int { 20 }
 
     /// A room while it has members. What outlives them (topic, operators, bans) is its `RoomPolicy`.
     struct Room {
@@ -63,6 +68,10 @@ public struct ChatState<Peer: Sendable> {
         var members: [SessionID] = []
         /// Members made operators for as long as they stay (the creator, and users /op'd without an account).
         var operators: Set<SessionID> = []
+        /// Members who may speak while the room is moderated (IRC's +v), for as long as they stay.
+        var voiced: Set<SessionID> = []
+        /// When the room last came to life (IRC's 329).
+        var created = Date()
     }
 
     public static var maximumTopicLength: Int { 300 }
@@ -211,27 +220,24 @@ public struct ChatState<Peer: Sendable> {
     ) throws(ChatError) {
         let me = [Recipient(peer: session.peer, focused: true)]
         switch request {
-        case .say(let room, let text, let kind):
-            let text = Sanitizer.text(text)
-            guard !Sanitizer.isBlank(text) else { return }
-            let room = try memberRoom(room, of: session)
-            if let mute = activeRestriction(.mute, in: room.key, on: session.id, now: now) {
-                throw mutedError(room.display, mute, now: now)
-            }
-            let message = newMessage(from: session, to: .room(room.display), kind: kind, text: text, now: now)
-            effects.append(.record(message, sender: session.peer, ref: ref))
+        case .say(let room, let text, let kind, let tags):
+            let text = kind == .tags ? "" : Sanitizer.text(text)
+            guard kind == .tags ? !tags.isEmpty : !Sanitizer.isBlank(text) else { return }
+            let room = try speakingRoom(room, of: session, now: now)
+            let message = newMessage(from: session, to: .room(room.display), kind: kind, text: text, tags: tags, now: now)
+            if kind != .tags { effects.append(.record(message, sender: session.peer, ref: ref)) }
             effects.append(.deliver(.message(message), to: recipients(in: room, except: session.id)))
             effects.append(.deliver(.ack(ref: ref, message: message), to: me))
 
-        case .whisper(let target, let text, let kind):
-            let text = Sanitizer.text(text)
-            guard !Sanitizer.isBlank(text) else { return }
+        case .whisper(let target, let text, let kind, let tags):
+            let text = kind == .tags ? "" : Sanitizer.text(text)
+            guard kind == .tags ? !tags.isEmpty : !Sanitizer.isBlank(text) else { return }
             let other = try self.session(named: target)
-            let message = newMessage(from: session, to: .user(other.nick.display), kind: kind, text: text, now: now)
-            effects.append(.record(message, sender: session.peer, ref: ref))
+            let message = newMessage(from: session, to: .user(other.nick.display), kind: kind, text: text, tags: tags, now: now)
+            if kind != .tags { effects.append(.record(message, sender: session.peer, ref: ref)) }
             effects.append(.deliver(.message(message), to: [.init(peer: other.peer, focused: true)]))
             effects.append(.deliver(.ack(ref: ref, message: message), to: me))
-            if let away = other.away, kind != .notice {
+            if let away = other.away, kind != .notice, kind != .tags {
                 effects.append(.deliver(.isAway(nick: other.nick.display, message: away), to: me))
             }
 
@@ -249,10 +255,16 @@ public struct ChatState<Peer: Sendable> {
                 if let ban = activeRestriction(.ban, in: room.key, on: session.id, now: now) {
                     throw bannedError(rooms[room.key]?.name.display ?? room.display, ban, now: now)
                 }
-                if let needed = policies[room.key]?.key, key != needed, !isRoomOperator(session.id, in: room.key) {
+                let invited = session.invitations.contains(room.key)
+                if policies[room.key]?.modes.contains(.inviteOnly) == true, rooms[room.key] != nil, !invited, !isRoomOperator(session.id, in: room.key) {
+                    let shown = rooms[room.key]?.name.display ?? room.display
+                    throw ChatError(.inviteOnly, "\(shown) is invite only: ask one of its operators to /invite you.")
+                }
+                if let needed = policies[room.key]?.key, key != needed, !invited, !isRoomOperator(session.id, in: room.key) {
                     let shown = rooms[room.key]?.name.display ?? room.display
                     throw ChatError(.wrongKey, "\(shown) needs a key: /join \(shown) KEY")
                 }
+                sessions[session.id]!.invitations.removeAll { $0 == room.key }
                 // New: neither live nor kept (an owned room that empties and comes back is not created again).
                 if rooms[room.key] == nil && policies[room.key] == nil { try countRoomCreation(by: session, now: now) }
                 join(room, session: session.id, now: now, into: &effects)
@@ -282,7 +294,7 @@ public struct ChatState<Peer: Sendable> {
 
         case .rooms(let names):
             let wanted = Set(names.compactMap { try? RoomName(validating: $0).key })
-            let summaries = roomSummaries().filter { wanted.isEmpty || wanted.contains(asciiLowercased($0.name)) }
+            let summaries = roomSummaries(visibleTo: session).filter { wanted.isEmpty || wanted.contains(asciiLowercased($0.name)) }
             effects.append(.deliver(.rooms(summaries), to: me))
 
         case .topic(let raw, let text):
@@ -330,7 +342,16 @@ public struct ChatState<Peer: Sendable> {
             for room in session.rooms.reversed() { leave(room, session: session.id, reason: .parted(cleanReason(reason)), into: &effects) }
 
         case .whois(let raw):
-            effects.append(.deliver(.whois(query: raw, profile(of: raw)), to: me))
+            let found = (try? self.session(named: raw)).map { profile(of: $0, seenBy: session) }
+            effects.append(.deliver(.whois(query: raw, found), to: me))
+
+        case .modes(let raw):
+            let room = try existingRoom(raw)
+            let policy = policies[room.name.key] ?? RoomPolicy(name: room.name.display)
+            let modes = policy.modes.union(policy.topicLocked ? .topicLocked : [])
+            // The key is for those in the room: others must be told it.
+            let key = session.rooms.contains(room.name) ? policy.key : policy.key.map { _ in "*" }
+            effects.append(.deliver(.modes(room: room.name.display, modes, key: key, created: room.created), to: me))
 
         case .lookup(let mask):
             effects.append(.deliver(.whoList(query: mask, lookup(mask, by: session)), to: me))
@@ -341,7 +362,15 @@ public struct ChatState<Peer: Sendable> {
             guard !other.rooms.contains(room) else {
                 throw ChatError(.alreadyInRoom, "\(other.nick) is in \(room) already.")
             }
-            effects.append(.deliver(.invited(room: room.display, nick: other.nick.display, by: session.nick.display), to: [.init(peer: other.peer, focused: true)]))
+            if policies[room.key]?.modes.contains(.inviteOnly) == true {
+                guard isRoomOperator(session.id, in: room.key) else {
+                    throw ChatError(.notOperator, "\(room) is invite only: only its operators invite.")
+                }
+                var invitations = other.invitations.filter { $0 != room.key } + [room.key]
+                if invitations.count > Self.maximumInvitations { invitations.removeFirst() }
+                sessions[other.id]!.invitations = invitations
+            }
+            effects.append(.deliver(.invited(room: room.display, nick: other.nick.display, by: session.nick.display, account: session.account), to: [.init(peer: other.peer, focused: true)]))
             effects.append(.deliver(.inviting(room: room.display, nick: other.nick.display), to: me))
 
         case .invisible(let on):
@@ -377,15 +406,18 @@ public struct ChatState<Peer: Sendable> {
     /// Never fails once it has changed anything: a forced rename is not a user's /nick, so neither mutes nor
     /// bans stop it; bans that name the account take effect at once (a guest who logs in inside a room that
     /// bans the account is removed from it).
-    public mutating func authenticate(_ id: SessionID, as account: Account, now: Date = Date()) -> [Effect<Peer>] {
+    ///
+    /// `takingNick` false (IRC, where a client logs in under whatever nick it has, and learns it from 900): the
+    /// nick stays, and nothing is said.
+    public mutating func authenticate(_ id: SessionID, as account: Account, takingNick: Bool = true, now: Date = Date()) -> [Effect<Peer>] {
         guard var session = sessions[id] else { return [] }
         let me = [Recipient(peer: session.peer, focused: true)]
         registered.insert(account.key)
         if account.isOperator { serverOperators.insert(account.key) }
         session.account = account.key
         sessions[id] = session
-        var effects = moveAside(holderOf: account.key, for: account.name, except: id)
-        if session.nick.key != account.key, let nick = try? Nick(validating: account.name), !Self.reservedNicks.contains(nick.key) {
+        var effects = takingNick ? moveAside(holderOf: account.key, for: account.name, except: id) : []
+        if takingNick, session.nick.key != account.key, let nick = try? Nick(validating: account.name), !Self.reservedNicks.contains(nick.key) {
             if nicks[nick.key] == nil {
                 rename(id, to: nick, into: &effects)
             } else {
@@ -396,7 +428,7 @@ public struct ChatState<Peer: Sendable> {
         for room in sessions[id]?.rooms ?? [] where activeRestriction(.ban, in: room.key, on: id, now: now) != nil {
             leave(room, session: id, reason: .kicked(by: .server, reason: "banned"), into: &effects)
         }
-        effects.append(.deliver(.notice("You are logged in as \(account.name)."), to: me))
+        if takingNick { effects.append(.deliver(.notice("You are logged in as \(account.name)."), to: me)) }
         return effects
     }
 
@@ -516,6 +548,16 @@ public struct ChatState<Peer: Sendable> {
         }
     }
 
+    /// The rooms a user may see listed: secret ones only when they are in them.
+    func roomSummaries(visibleTo session: Session) -> [RoomSummary] {
+        roomSummaries().filter { summary in
+            guard let name = try? RoomName(validating: summary.name), isSecret(name.key) else { return true }
+            return session.rooms.contains(name)
+        }
+    }
+
+    func isSecret(_ key: String) -> Bool { policies[key]?.modes.contains(.secret) == true }
+
     /// Whether joining the room takes a key (false for a room that does not exist).
     public func roomNeedsKey(_ raw: String) -> Bool {
         guard let name = try? RoomName(validating: raw) else { return false }
@@ -528,8 +570,15 @@ public struct ChatState<Peer: Sendable> {
         return profile(of: session)
     }
 
-    func profile(of session: Session) -> Profile {
-        let rooms = session.rooms.map { room in Profile.Room(name: room.display, isOperator: isRoomOperator(session.id, in: room.key)) }
+    /// What `asker` may see of `session`: its secret rooms only when they share them (nil: everything).
+    func profile(of session: Session, seenBy asker: Session? = nil) -> Profile {
+        let shown = session.rooms.filter { room in asker.map { !isSecret(room.key) || $0.rooms.contains(room) } ?? true }
+        let rooms = shown.map { room in
+            Profile.Room(
+                name: room.display, isOperator: isRoomOperator(session.id, in: room.key),
+                isVoiced: self.rooms[room.key]?.voiced.contains(session.id) == true
+            )
+        }
         return Profile(
             nick: session.nick.display, username: session.identity.username ?? session.nick.display,
             realName: session.identity.realName ?? session.nick.display, account: session.account, away: session.away,
@@ -544,14 +593,16 @@ public struct ChatState<Peer: Sendable> {
         if let name = try? RoomName(validating: mask) {
             guard let room = rooms[name.key] else { return [] }
             let member = asker.rooms.contains(name)
-            return room.members.compactMap { sessions[$0] }.filter { member || !$0.invisible }.sorted { $0.nick.key < $1.nick.key }.map(profile(of:))
+            guard member || !isSecret(name.key) else { return [] }
+            return room.members.compactMap { sessions[$0] }.filter { member || !$0.invisible }.sorted { $0.nick.key < $1.nick.key }
+                .map { profile(of: $0, seenBy: asker) }
         }
         guard mask.contains("*") || mask.contains("?") else {
-            return (try? session(named: mask)).map { [profile(of: $0)] } ?? []
+            return (try? session(named: mask)).map { [profile(of: $0, seenBy: asker)] } ?? []
         }
         let pattern = Array(asciiLowercased(mask).utf8)
         return sessions.values.filter { (!$0.invisible || sharesRoom($0)) && Self.glob(pattern, matches: Array($0.nick.key.utf8)) }
-            .sorted { $0.nick.key < $1.nick.key }.map(profile(of:))
+            .sorted { $0.nick.key < $1.nick.key }.map { profile(of: $0, seenBy: asker) }
     }
 
     /// IRC's mask matching: `*` any run of characters, `?` one, case already folded.
@@ -651,6 +702,7 @@ public struct ChatState<Peer: Sendable> {
         }
         room.members.removeAll { $0 == id }
         room.operators.remove(id)
+        room.voiced.remove(id)
         sessions[id]!.rooms.removeAll { $0 == name }
         if room.members.isEmpty && name != .general {
             rooms[name.key] = nil
@@ -729,13 +781,14 @@ public struct ChatState<Peer: Sendable> {
     }
 
     mutating func newMessage(
-        from sender: Session?, to target: ChatMessage.Target, kind: ChatMessage.Kind, text: String, now: Date
+        from sender: Session?, to target: ChatMessage.Target, kind: ChatMessage.Kind, text: String, tags: [String: String] = [:], now: Date
     ) -> ChatMessage {
         defer { nextMessageID += 1 }
         // Whole milliseconds, as stored: a message shows the same time live and in history.
         let now = Self.wholeMilliseconds(now)
         return ChatMessage(
-            id: nextMessageID, time: now, from: sender?.nick.display, account: sender?.account, target: target, kind: kind, text: text
+            id: nextMessageID, time: now, from: sender?.nick.display, account: sender?.account, target: target, kind: kind, text: text,
+            tags: tags
         )
     }
 
@@ -747,7 +800,34 @@ public struct ChatState<Peer: Sendable> {
     /// A room's members, its operators marked.
     func members(of room: Room) -> ChatEvent {
         let operators = room.members.filter { isRoomOperator($0, in: room.name.key) }.map { sessions[$0]!.nick }
-        return .members(room: room.name.display, nicks: sortedNames(room.members.map { sessions[$0]!.nick }), operators: sortedNames(operators))
+        let voiced = room.members.filter { room.voiced.contains($0) }.map { sessions[$0]!.nick }
+        return .members(
+            room: room.name.display, nicks: sortedNames(room.members.map { sessions[$0]!.nick }), operators: sortedNames(operators),
+            voiced: sortedNames(voiced), secret: isSecret(room.name.key)
+        )
+    }
+
+    /// The room a message from `session` goes to: one it is in, or (when the room lets outsiders send, mode -n)
+    /// any room that exists; never one it is banned from or muted in, nor a moderated one unless it may speak.
+    func speakingRoom(_ raw: String?, of session: Session, now: Date) throws(ChatError) -> RoomName {
+        let room: RoomName
+        if let raw, let name = try? RoomName(validating: raw), let existing = rooms[name.key], !session.rooms.contains(name),
+            policies[name.key]?.modes.contains(.membersOnly) == false
+        {
+            if activeRestriction(.ban, in: name.key, on: session.id, now: now) != nil { throw notInRoom(existing.name.display) }
+            room = existing.name
+        } else {
+            room = try memberRoom(raw, of: session)
+        }
+        if let mute = activeRestriction(.mute, in: room.key, on: session.id, now: now) {
+            throw mutedError(room.display, mute, now: now)
+        }
+        if policies[room.key]?.modes.contains(.moderated) == true, rooms[room.key]?.voiced.contains(session.id) != true,
+            !isRoomOperator(session.id, in: room.key)
+        {
+            throw ChatError(.muted, "\(room) is moderated: only its operators and those they give a voice speak.")
+        }
+        return room
     }
 
     func recipients(in name: RoomName, except excluded: SessionID? = nil) -> [Recipient<Peer>] {
@@ -819,9 +899,11 @@ public struct Profile: Sendable, Equatable {
     public struct Room: Sendable, Equatable {
         public let name: String
         public let isOperator: Bool
-        public init(name: String, isOperator: Bool) {
+        public let isVoiced: Bool
+        public init(name: String, isOperator: Bool, isVoiced: Bool = false) {
             self.name = name
             self.isOperator = isOperator
+            self.isVoiced = isVoiced
         }
     }
     public let nick: String

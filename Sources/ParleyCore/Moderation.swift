@@ -19,6 +19,56 @@ public enum Moderation: Sendable, Equatable {
     case topicLock(Bool)
     /// Sets the word joining the room needs (IRC's +k), or removes it (nil).
     case key(String?)
+    /// Turns room modes on and off, all at once (one IRC MODE line): `t` is the topic lock.
+    case modes(on: RoomModes, off: RoomModes)
+    /// Lets a member speak in a moderated room (IRC's +v), while they stay in it.
+    case voice(nick: String)
+    case devoice(nick: String)
+}
+
+/// The room modes that are on or off, by their IRC letters. A new room has `n` only.
+public struct RoomModes: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// `i`: joining takes an invitation from an operator (or operator rights).
+    public static let inviteOnly = RoomModes(rawValue: 1 << 0)
+    /// `m`: only operators and voiced members speak.
+    public static let moderated = RoomModes(rawValue: 1 << 1)
+    /// `n`: only members send to the room (off: anyone may, as a bot posting without joining).
+    public static let membersOnly = RoomModes(rawValue: 1 << 2)
+    /// `s`: the room is not listed, nor shown in WHOIS, to those outside it.
+    public static let secret = RoomModes(rawValue: 1 << 3)
+    /// `t`: only operators change the topic (kept as the policy's `topicLocked`).
+    public static let topicLocked = RoomModes(rawValue: 1 << 4)
+
+    public static let letters: [(letter: Character, mode: RoomModes, meaning: String)] = [
+        ("i", .inviteOnly, "invite only"), ("m", .moderated, "moderated"), ("n", .membersOnly, "members only"),
+        ("s", .secret, "secret"), ("t", .topicLocked, "topic locked"),
+    ]
+
+    public init(letters: some StringProtocol) {
+        self = RoomModes(Self.letters.filter { letters.contains($0.letter) }.map(\.mode))
+    }
+
+    /// `+i-n`-style text as modes to turn on and off; nil when it holds anything else.
+    public static func change(_ text: String) -> (on: RoomModes, off: RoomModes)? {
+        var (on, off, adding) = (RoomModes(), RoomModes(), true)
+        for character in text {
+            switch character {
+            case "+": adding = true
+            case "-": adding = false
+            default:
+                guard let mode = letters.first(where: { $0.letter == character })?.mode else { return nil }
+                if adding { on.insert(mode); off.remove(mode) } else { off.insert(mode); on.remove(mode) }
+            }
+        }
+        return on.isEmpty && off.isEmpty ? nil : (on, off)
+    }
+
+    /// The letters of the modes that are on, in order: `imnst`.
+    public var letters: String { String(Self.letters.filter { contains($0.mode) }.map(\.letter)) }
+    public var meanings: [String] { Self.letters.filter { contains($0.mode) }.map(\.meaning) }
 }
 
 /// A ban or a mute in one room.
@@ -56,6 +106,8 @@ public struct RoomPolicy: Sendable, Equatable {
     /// When the topic was set (nil: before Parley kept it).
     public var topicSetAt: Date?
     public var topicLocked = false
+    /// Modes other than the topic lock (which is `topicLocked`).
+    public var modes: RoomModes = .membersOnly
     /// The word joining needs, if any (its owners and server operators join without it).
     public var key: String?
     /// Keys of the accounts that are operators of the room whenever they are in it.
@@ -76,6 +128,8 @@ public enum RoomChange: Sendable, Equatable {
     case topic(room: String, text: String, setBy: String?, setAt: Date? = nil)
     case topicLock(room: String, Bool)
     case key(room: String, String?)
+    /// The room's modes other than the topic lock.
+    case modes(room: String, RoomModes)
     case addOperator(room: String, account: String)
     case removeOperator(room: String, account: String)
     /// Adds the restriction, replacing one of the same kind and mask.
@@ -107,6 +161,9 @@ public struct ModerationNotice: Sendable, Equatable {
         case topicLock = "topic_lock"
         case topicUnlock = "topic_unlock"
         case key, unkey
+        /// Modes turned on and off: `target` says which, as IRC writes it (`+i-n`).
+        case modes
+        case voice, devoice
     }
 
     public let room: String
@@ -276,7 +333,36 @@ extension ModerationNotice {
         case .topicUnlock: "\(by) unlocked the topic of \(room): anyone in it can change it"
         case .key: "\(by) set the key of \(room) to \(whom): joining needs it"
         case .unkey: "\(by) removed the key of \(room): anyone may join"
+        case .modes: "\(by) " + Self.describe(modes: whom, room: room)
+        case .voice: "\(by) gave \(whom) a voice in \(room)"
+        case .devoice: "\(by) took \(whom)'s voice in \(room)"
         }
+    }
+}
+
+extension ModerationNotice {
+    /// `+t-n` in words: "locked the topic of #room…; let anyone send to #room".
+    static func describe(modes change: String, room: String) -> String {
+        var phrases: [String] = []
+        var adding = true
+        for letter in change {
+            switch (letter, adding) {
+            case ("+", _): adding = true
+            case ("-", _): adding = false
+            case ("i", true): phrases.append("made \(room) invite only")
+            case ("i", false): phrases.append("opened \(room) to anyone")
+            case ("m", true): phrases.append("made \(room) moderated: only operators and those with a voice speak")
+            case ("m", false): phrases.append("let everyone in \(room) speak")
+            case ("n", true): phrases.append("let only members send to \(room)")
+            case ("n", false): phrases.append("let anyone send to \(room), in it or not")
+            case ("s", true): phrases.append("made \(room) secret: it is not listed")
+            case ("s", false): phrases.append("made \(room) public")
+            case ("t", true): phrases.append("locked the topic of \(room): only operators can change it")
+            case ("t", false): phrases.append("unlocked the topic of \(room): anyone in it can change it")
+            default: phrases.append("set mode \(adding ? "+" : "-")\(letter) on \(room)")
+            }
+        }
+        return phrases.joined(separator: "; ")
     }
 }
 

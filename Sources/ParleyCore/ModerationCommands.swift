@@ -46,6 +46,18 @@ public enum ModerationCommands {
         ModerationCommand(name: "deop", arguments: "NICK", summary: "take operator rights away") { args in
             single(args).map { .deop(nick: $0) }
         },
+        ModerationCommand(name: "voice", arguments: "NICK", summary: "let someone speak while the room is moderated (+m)") { args in
+            single(args).map { .voice(nick: $0) }
+        },
+        ModerationCommand(name: "devoice", arguments: "NICK", summary: "take someone's voice away") { args in
+            single(args).map { .devoice(nick: $0) }
+        },
+        ModerationCommand(
+            name: "mode", arguments: "+LETTERS|-LETTERS",
+            summary: "room modes: i invite only, m moderated, n members only, s secret, t topic lock (e.g. +im-n)"
+        ) { args in
+            single(args).flatMap(RoomModes.change).map { .modes(on: $0.on, off: $0.off) }
+        },
         ModerationCommand(name: "topiclock", arguments: "on|off", summary: "let only operators change the topic (on), or anyone (off)") { args in
             switch asciiLowercased(String(args.firstWord.word)) {
             case "on": .topicLock(true)

@@ -2,8 +2,9 @@
 /// every operation has exactly one implementation. Names arrive raw; the core validates them.
 public enum Request: Sendable, Equatable {
     /// A message to `room`, or to the sender's current room when nil (plain text lines).
-    case say(room: String?, text: String, kind: ChatMessage.Kind)
-    case whisper(to: String, text: String, kind: ChatMessage.Kind)
+    /// `tags`: client-only tags, relayed with the message (see `ChatMessage.tags`).
+    case say(room: String?, text: String, kind: ChatMessage.Kind, tags: [String: String] = [:])
+    case whisper(to: String, text: String, kind: ChatMessage.Kind, tags: [String: String] = [:])
     /// Joins (or creates) a room; `key` is the word a room with a key needs.
     case join(String, key: String? = nil)
     /// Leaves `room`, or the current room when nil.
@@ -32,6 +33,8 @@ public enum Request: Sendable, Equatable {
     case lookup(String)
     /// Invites `nick` to `room`, which the sender must be in.
     case invite(nick: String, room: String)
+    /// A room's modes (answered with `modes`).
+    case modes(room: String)
     /// User mode +i (on) or -i.
     case invisible(Bool)
     /// Account requests: the connection handles these itself (hashing is slow and the store is async) and

@@ -23,12 +23,12 @@ extension JSONCodec {
     public func encode(_ request: Request, ref: String?) -> ByteBuffer? {
         var json: JSONWriter
         switch request {
-        case .say(let room, let text, let kind):
+        case .say(let room, let text, let kind, _):
             json = JSONWriter(type: "send")
             json.field("room", room)
             json.field("text", text)
             if kind != .normal { json.field("kind", kind.rawValue) }
-        case .whisper(let nick, let text, let kind):
+        case .whisper(let nick, let text, let kind, _):
             json = JSONWriter(type: "send")
             json.field("to", nick)
             json.field("text", text)
@@ -97,6 +97,9 @@ extension JSONCodec {
             json = JSONWriter(type: "invite")
             json.field("nick", nick)
             json.field("room", room)
+        case .modes(let room):
+            json = JSONWriter(type: "modes")
+            json.field("room", room)
         case .help, .partAll, .lookup, .invisible:
             return nil  // IRC's JOIN 0, WHO and MODE +i: no JSON form
         }
@@ -130,6 +133,12 @@ extension JSONCodec {
         case .key(let key):
             json = JSONWriter(type: "key")
             json.field("key", key)
+        case .modes(let on, let off):
+            json = JSONWriter(type: "modes")
+            json.field("modes", (on.isEmpty ? "" : "+" + on.letters) + (off.isEmpty ? "" : "-" + off.letters))
+        case .voice(let nick), .devoice(let nick):
+            json = JSONWriter(type: { if case .voice = action { "voice" } else { "devoice" } }())
+            json.field("nick", nick)
         }
         return json
     }

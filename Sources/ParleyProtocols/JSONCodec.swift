@@ -48,6 +48,7 @@ public struct JSONCodec: Sendable {
         var duration: Int?
         var locked: Bool?
         var key: String?
+        var modes: String?
     }
 
     /// Decodes one request line. The `ref` is returned even when the rest is refused, so the error can carry it.
@@ -112,12 +113,13 @@ public struct JSONCodec: Sendable {
         case "away": return .request(.away(wire.text))
         case "whois": return .request(.whois(try required(wire.nick, "nick")))
         case "invite": return .request(.invite(nick: try required(wire.nick, "nick"), room: try required(wire.room, "room")))
-        case "kick", "ban", "unban", "bans", "mute", "unmute", "op", "deop", "topic_lock", "key":
+        case "modes" where wire.modes == nil: return .request(.modes(room: try required(wire.room, "room")))
+        case "kick", "ban", "unban", "bans", "mute", "unmute", "op", "deop", "topic_lock", "key", "modes", "voice", "devoice":
             return .request(.moderate(room: try required(wire.room, "room"), try moderation(from: wire)))
         default:
             throw ChatError(
                 .unknownType,
-                "Unknown request type \"\(wire.type)\". Known: hello, send, join, part, nick, who, rooms, topic, history, register, login, passwd, ping, away, whois, invite, quit, kick, ban, unban, bans, mute, unmute, op, deop, topic_lock, key."
+                "Unknown request type \"\(wire.type)\". Known: hello, send, join, part, nick, who, rooms, topic, history, register, login, passwd, ping, away, whois, invite, quit, kick, ban, unban, bans, mute, unmute, op, deop, voice, devoice, topic_lock, key, modes."
             )
         }
     }
@@ -142,6 +144,13 @@ public struct JSONCodec: Sendable {
         case "deop": return .deop(nick: try required(wire.nick, "nick"))
         case "topic_lock": return .topicLock(try required(wire.locked, "locked"))
         case "key": return .key(wire.key)
+        case "voice": return .voice(nick: try required(wire.nick, "nick"))
+        case "devoice": return .devoice(nick: try required(wire.nick, "nick"))
+        case "modes":
+            guard let change = RoomModes.change(try required(wire.modes, "modes")) else {
+                throw ChatError(.badRequest, "\"modes\" is a change like \"+i-n\" of the letters i, m, n, s and t.")
+            }
+            return .modes(on: change.on, off: change.off)
         default: return .restrictions
         }
     }
@@ -203,11 +212,13 @@ public struct JSONCodec: Sendable {
             json.field("from", old)
             json.field("to", new)
             return json.finished()
-        case .members(let room, let nicks, let operators):
+        case .members(let room, let nicks, let operators, let voiced, let secret):
             var json = JSONWriter(type: "members")
             json.field("room", room)
             json.field("nicks", nicks)
             if !operators.isEmpty { json.field("operators", operators) }
+            if !voiced.isEmpty { json.field("voiced", voiced) }
+            if secret { json.field("secret", true) }
             return json.finished()
         case .rooms(let rooms):
             var json = JSONWriter(type: "rooms")
@@ -295,7 +306,7 @@ public struct JSONCodec: Sendable {
             json.field("mask", query)
             json.field("users", objects: profiles) { json, profile in write(profile, into: &json) }
             return json.finished()
-        case .invited(let room, let nick, let by):
+        case .invited(let room, let nick, let by, _):
             var json = JSONWriter(type: "invited")
             json.field("room", room)
             json.field("nick", nick)
@@ -305,6 +316,13 @@ public struct JSONCodec: Sendable {
             var json = JSONWriter(type: "inviting")
             json.field("room", room)
             json.field("nick", nick)
+            return json.finished()
+        case .modes(let room, let modes, let key, let created):
+            var json = JSONWriter(type: "modes")
+            json.field("room", room)
+            json.field("modes", modes.letters)
+            json.field("key", key)
+            json.field("created", Timestamps.iso8601(created))
             return json.finished()
         case .invisible(let on):
             var json = JSONWriter(type: "invisible")

@@ -34,6 +34,8 @@ public struct TextCodec: Sendable {
         switch event {
         case .welcome(let nick, _, _, _, _):
             return ["*** Hello \(nick)! Type /help for the commands; anything else you type goes to your current room."]
+        case .message(let message) where message.kind == .tags, .ack(_, let message) where message.kind == .tags:
+            return []  // tags alone (IRC's TAGMSG) are nothing to read
         case .message(let message), .announcement(let message, _):
             let stamp = "[\(Timestamps.localClock(message.time))] "
             switch message.target {
@@ -55,7 +57,7 @@ public struct TextCodec: Sendable {
             return ["*** \(nick) left \(room) (\(reason.text))"]
         case .nickChanged(let old, let new):
             return ["*** \(old) is now known as \(new)"]
-        case .members(let room, let nicks, _):
+        case .members(let room, let nicks, _, _, _):
             return ["*** \(room.map { "In \($0)" } ?? "Online") (\(nicks.count)): \(nicks.joined(separator: ", "))"]
         case .rooms(let rooms):
             return ["*** Rooms (\(rooms.count)):"]
@@ -111,10 +113,13 @@ public struct TextCodec: Sendable {
             return profile.summary.map { "*** " + $0 }
         case .whoList(let query, let profiles):
             return ["*** Who \(query) (\(profiles.count)): \(profiles.map(\.nick).joined(separator: ", "))"]
-        case .invited(let room, _, let by):
+        case .invited(let room, _, let by, _):
             return ["*** \(by) invites you to \(room): /join \(room)"]
         case .inviting(let room, let nick):
             return ["*** You invited \(nick) to \(room)."]
+        case .modes(let room, let modes, let key, _):
+            let described = modes.meanings + (key.map { ["key \($0)"] } ?? [])
+            return ["*** Modes of \(room): +\(modes.letters)" + (described.isEmpty ? "" : " (\(described.joined(separator: ", ")))")]
         case .invisible(let on):
             return [on ? "*** You are invisible to searches by mask." : "*** You are visible to searches by mask."]
         }

@@ -358,8 +358,9 @@ private struct Reader: Sendable {
         self.line = port.door.lineLimits(limits)
         self.pacer = Pacer(
             bucket: TokenBucket(limits.flood, now: .now),
-            warning: "You are sending too fast: after a burst of \(limits.flood.burst) lines, "
-                + "your lines are delayed to \(limits.flood.perSecond.formatted) per second."
+            warning: limits.explainDelays ?? port.door.explainsDelays
+                ? "You are sending too fast: after a burst of \(limits.flood.burst) lines, "
+                    + "your lines are delayed to \(limits.flood.perSecond.formatted) per second." : nil
         )
         self.window = ProgressWindow(size: limits.linesAhead)
     }
@@ -406,7 +407,8 @@ private struct Reader: Sendable {
 /// Flood control for one reader: takes tokens, waits when they run out, and says why at most every 10 s.
 private struct Pacer {
     var bucket: TokenBucket
-    let warning: String
+    /// What the client is told when its lines start to wait (nil: nothing).
+    let warning: String?
     var lastWarning: ContinuousClock.Instant?
 
     /// False when the connection closed during the wait.
@@ -414,7 +416,7 @@ private struct Pacer {
         guard tokens > 0 else { return true }
         let wait = bucket.take(tokens, now: .now)
         guard wait > .zero else { return true }
-        if lastWarning.map({ $0.duration(to: .now) > .seconds(10) }) ?? true {
+        if let warning, lastWarning.map({ $0.duration(to: .now) > .seconds(10) }) ?? true {
             lastWarning = .now
             connection.state.send(.notice(warning))
         }

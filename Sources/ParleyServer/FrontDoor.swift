@@ -27,6 +27,15 @@ protocol FrontDoor: Sendable {
 
     /// The one line a connection refused before it began (too many from its address) gets before the close.
     func refusal(_ reason: String, serverName: String) -> ByteBuffer
+
+    /// Whether flood control says so when it starts to delay a client's lines. People on nc are told; IRC
+    /// clients are not, as no IRC server tells of its fake lag (a notice among a command's replies misleads
+    /// scripts that read them).
+    var explainsDelays: Bool { get }
+}
+
+extension FrontDoor {
+    var explainsDelays: Bool { true }
 }
 
 /// A door's keep-alive: after `interval` of silence the peer is sent `ping`; silent for as long again, it gets
@@ -66,6 +75,7 @@ struct LinesDoor: FrontDoor {
 /// IRC: clients speak first and plainly, CR ends a line as LF does, and a silent client is pinged.
 struct IRCDoor: FrontDoor {
     var name: String { "irc" }
+    var explainsDelays: Bool { false }
 
     func setUp(_ channel: any Channel, limits: ServerConfiguration.Limits) throws -> Outbox {
         let outbox = try Outbox(channel: channel, limitBytes: limits.sendQueueBytes, linger: limits.linger)

@@ -109,12 +109,13 @@ extension IRCSession {
                 }
             send(codec.numeric("900", nick, IRCCodec.source(nick), verified.name, "You are now logged in as \(verified.name)"))
             send(codec.numeric("903", nick, "SASL authentication successful"))
+            await flushReplies()
             switch registration {
             case .connecting(var pending):
                 pending.account = verified
                 registration = .connecting(pending)
             case .registered(let id):
-                context.hub.authenticate(id, as: verified)
+                context.hub.authenticate(id, as: verified, takingNick: false)
             }
         } catch {
             send(codec.numeric("904", me, "SASL authentication failed: \(error.message)"))
@@ -194,7 +195,8 @@ extension IRCSession {
                 // The replies first, under the nick the client has now: logging in may rename it.
                 send(codec.numeric("900", me, IRCCodec.source(me), account.name, "You are now logged in as \(account.name)"))
                 nickServSays(["You are now identified for \(account.name)."])
-                context.hub.authenticate(session, as: account)
+                await flushReplies()
+                context.hub.authenticate(session, as: account, takingNick: false)
             case ("SET", 3) where arguments[0].uppercased() == "PASSWORD", ("PASSWD", 2):
                 try context.checkPasswordsAccepted()
                 let (old, new) = (arguments[arguments.count - 2], arguments[arguments.count - 1])

@@ -43,6 +43,7 @@ extension IRCSession {
         },
         "PRIVMSG": IRCCommand { session, message in await session.chat(message, kind: .normal) },
         "NOTICE": IRCCommand { session, message in await session.chat(message, kind: .notice) },
+        "TAGMSG": IRCCommand { session, message in await session.chat(message, kind: .tags) },
         "TOPIC": IRCCommand(minimumParameters: 1) { session, message in
             let room = message.params[0]
             session.request(.topic(room: room, text: message.params.dropFirst().first), "TOPIC", room)

@@ -74,7 +74,7 @@ struct IRCSession: LineSession {
         let tagged = bytes.first == UInt8(ascii: "@")
         let tagBytes = tagged ? (bytes.firstIndex(of: UInt8(ascii: " ")) ?? bytes.endIndex) - bytes.startIndex : 0
         let bodyBytes = bytes.count - (tagged ? min(bytes.count, tagBytes + 1) : 0)
-        guard tagBytes <= IRCMessage.maximumTagBytes, bodyBytes <= min(IRCMessage.maximumBodyBytes - 2, context.maximumLineBytes) else {
+        guard tagBytes <= IRCMessage.maximumClientTagBytes, bodyBytes <= min(IRCMessage.maximumBodyBytes - 2, context.maximumLineBytes) else {
             send(codec.numeric("417", me, "Input line was too long"))
             return .proceed
         }
@@ -230,10 +230,17 @@ struct IRCSession: LineSession {
 
     // MARK: - Requests
 
-    /// Hands a request to the chat; its ref (`IRCCodec.ref`) comes back with any refusal, for the numeric.
+    /// Hands a request to the chat; its ref (`IRCCodec.ref`) comes back with any refusal, for the numeric. After
+    /// a reply this line made, the request waits its turn behind it (see `send`).
     func request(_ request: Request, _ command: String, _ target: String? = nil, _ subject: String? = nil) {
         guard let session else { return }
-        context.hub.handle(request, ref: IRCCodec.ref(command, target, subject), from: session)
+        replies.request(request, ref: IRCCodec.ref(command, target, subject), from: session, hub: context.hub)
+    }
+
+    /// Writes the replies made so far, in order with the requests between them; before the door acts on the
+    /// hub directly (logging in), so that what it said comes first.
+    func flushReplies() async {
+        await replies.flush(to: context)
     }
 
     mutating func join(_ message: IRCMessage) -> Flow {
@@ -253,17 +260,21 @@ struct IRCSession: LineSession {
         return .proceed
     }
 
+    /// PRIVMSG, NOTICE and TAGMSG, to channels and nicks, with the client-only tags (`+name`) they carry.
     mutating func chat(_ message: IRCMessage, kind: ChatMessage.Kind) async -> Flow {
         let notice = kind == .notice
         guard let targets = message.params.first, !targets.isEmpty else {
             if !notice { send(codec.numeric("411", me, "No recipient given (\(message.command))")) }
             return .proceed
         }
-        guard message.params.count >= 2, !message.params[1].isEmpty else {
+        let tags = message.tags.filter { $0.key.hasPrefix("+") }
+        if kind == .tags {
+            guard !tags.isEmpty else { return .proceed }
+        } else if message.params.count < 2 || message.params[1].isEmpty {
             if !notice { send(codec.numeric("412", me, "No text to send")) }
             return .proceed
         }
-        let raw = message.params[1]
+        let raw = kind == .tags ? "" : message.params[1]
         var (text, kind) = (raw, kind)
         if raw.hasPrefix("\u{1}ACTION ") {
             text = String(raw.dropFirst(8).prefix { $0 != "\u{1}" })
@@ -287,7 +298,8 @@ struct IRCSession: LineSession {
                 if !notice { send(codec.numeric("417", me, "Input line was too long: your message would not reach \(target) whole")) }
                 continue
             }
-            let request: Request = target.hasPrefix("#") ? .say(room: target, text: text, kind: kind) : .whisper(to: target, text: text, kind: kind)
+            let request: Request =
+                target.hasPrefix("#") ? .say(room: target, text: text, kind: kind, tags: tags) : .whisper(to: target, text: text, kind: kind, tags: tags)
             self.request(request, message.command, target)
         }
         return .proceed
@@ -306,7 +318,7 @@ struct IRCSession: LineSession {
         let target = message.params[0]
         guard target.hasPrefix("#") else { return userMode(target, message.params.dropFirst().first) }
         guard message.params.count >= 2 else {
-            send(codec.numeric("324", me, target, "+nt"))
+            request(.modes(room: target), "MODE", target)
             return .proceed
         }
         let steps = IRCTranslation.channelModes(message.params[1], arguments: Array(message.params.dropFirst(2)))
@@ -392,6 +404,7 @@ struct IRCSession: LineSession {
             }
             // The reply first, under the nick the client has now: logging in may rename it.
             send(codec.numeric("381", me, "You are now an IRC operator"))
+            await flushReplies()
             context.hub.authenticate(session, as: account)
         } catch {
             send(codec.numeric("464", me, "Password incorrect"))
@@ -429,29 +442,51 @@ struct IRCSession: LineSession {
 
     /// A reply made here, not by the hub: it goes out once the hub has carried out everything queued before it,
     /// so it never overtakes the replies to the lines before it (a pipelined `JOIN #a` then `BOGUS` gets the
-    /// JOIN's replies, then 421).
+    /// JOIN's replies, then 421), and a request made after it waits for it.
     func send(_ message: IRCMessage) {
-        replies.add(ByteBuffer(string: message.serialized()), after: context.hub.queuePosition)
+        replies.add(ByteBuffer(string: message.serialized()))
     }
 }
 
-/// The replies a session made while handling a line, each with the hub's queue position at the time.
+/// What a session did while handling a line, in order, once it made a reply of its own: the replies, and the
+/// requests that came after them. Without a reply pending, a request goes to the hub at once (the common case:
+/// a PRIVMSG makes no reply).
 final class Replies: Sendable {
-    private let pending = Mutex<[(position: UInt64, frame: ByteBuffer)]>([])
-
-    func add(_ frame: ByteBuffer, after position: UInt64) {
-        pending.withLock { $0.append((position, frame)) }
+    private enum Step {
+        case reply(ByteBuffer)
+        case request(Request, ref: String, from: SessionID)
     }
 
-    /// Writes them in order, each once what was queued before it is carried out (at once when the hub is idle).
+    private let pending = Mutex<[Step]>([])
+
+    func add(_ frame: ByteBuffer) {
+        pending.withLock { $0.append(.reply(frame)) }
+    }
+
+    func request(_ request: Request, ref: String, from session: SessionID, hub: ChatHub<Fanout>) {
+        let queued = pending.withLock { pending in
+            guard !pending.isEmpty else { return false }
+            pending.append(.request(request, ref: ref, from: session))
+            return true
+        }
+        if !queued { hub.handle(request, ref: ref, from: session) }
+    }
+
+    /// Carries the steps out in order: a reply once everything queued before it is carried out (at once when the
+    /// hub is idle), a request then.
     func flush(to context: SessionContext) async {
         let taken = pending.withLock { pending in
             defer { pending.removeAll(keepingCapacity: true) }
             return pending
         }
-        for (position, frame) in taken {
-            await context.hub.carriedOut(through: position)
-            context.connection.send(frame)
+        for step in taken {
+            switch step {
+            case .reply(let frame):
+                await context.hub.carriedOut(through: context.hub.queuePosition)
+                context.connection.send(frame)
+            case .request(let request, let ref, let session):
+                context.hub.handle(request, ref: ref, from: session)
+            }
         }
     }
 }

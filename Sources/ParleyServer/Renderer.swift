@@ -89,7 +89,10 @@ struct JSONRenderer: Renderer {
     }
 
     func render(_ event: ChatEvent, focused: Bool) -> ByteBuffer? {
-        Self.codec.encode(event)
+        // Tags alone (IRC's TAGMSG: typing indicators, reactions) have no JSON form yet.
+        if case .message(let message) = event, message.kind == .tags { return nil }
+        if case .ack(_, let message) = event, message.kind == .tags { return nil }
+        return Self.codec.encode(event)
     }
 }
 

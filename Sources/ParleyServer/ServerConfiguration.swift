@@ -46,6 +46,9 @@ public struct ServerConfiguration: Sendable {
     public struct Limits: Sendable {
         public var line = LineFramer.Limits()
         public var flood = TokenBucket.Configuration()
+        /// Whether clients are told when flood control starts to delay their lines; nil: as their door does
+        /// (`FrontDoor.explainsDelays`: text users are told, IRC clients are not).
+        public var explainDelays: Bool?
         /// Lines of one client whose effects may wait in the publisher's queue at once; past them the server
         /// reads no more from that client until the oldest is carried out (`ProgressWindow`). A flood then
         /// waits in its sender's socket, not in front of everyone else's messages.

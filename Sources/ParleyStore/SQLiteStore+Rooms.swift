@@ -40,6 +40,9 @@ extension SQLiteStore: RoomStore {
         case .key(let room, let key):
             try await ensure(room)
             _ = try await roomWriter.query("UPDATE rooms SET join_key = ? WHERE name_key = ?", [key.map { .text($0) } ?? .null, .text(room.lowercased())])
+        case .modes(let room, let modes):
+            try await ensure(room)
+            _ = try await roomWriter.query("UPDATE rooms SET modes = ? WHERE name_key = ?", [.text(modes.letters), .text(room.lowercased())])
         case .addOperator(let room, let account):
             try await ensure(room)
             _ = try await roomWriter.query(
@@ -76,7 +79,7 @@ extension SQLiteStore: RoomStore {
 
     public func roomPolicies() async throws -> [RoomPolicy] {
         var policies: [String: RoomPolicy] = [:]
-        for row in try await connection.query("SELECT name_key, name, topic, topic_by, topic_ms, topic_locked, join_key FROM rooms") {
+        for row in try await connection.query("SELECT name_key, name, topic, topic_by, topic_ms, topic_locked, join_key, modes FROM rooms") {
             guard let key = row.column("name_key")?.string, let name = row.column("name")?.string else { continue }
             var policy = RoomPolicy(name: name)
             policy.topic = row.column("topic")?.string ?? ""
@@ -84,6 +87,7 @@ extension SQLiteStore: RoomStore {
             policy.topicSetAt = row.column("topic_ms")?.integer.map(Self.date)
             policy.topicLocked = row.column("topic_locked")?.integer == 1
             policy.key = row.column("join_key")?.string
+            policy.modes = RoomModes(letters: row.column("modes")?.string ?? "n")
             policies[key] = policy
         }
         for row in try await connection.query("SELECT room_key, account_key FROM room_operators") {

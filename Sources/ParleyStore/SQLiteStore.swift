@@ -99,6 +99,8 @@ public final class SQLiteStore: MessageStore {
             "CREATE TRIGGER accounts_updated AFTER UPDATE ON accounts BEGIN UPDATE account_version SET version = version + 1; END",
             "CREATE TRIGGER accounts_deleted AFTER DELETE ON accounts BEGIN UPDATE account_version SET version = version + 1; END",
         ],
+        // v8: a room's modes other than the topic lock, by their IRC letters (i, m, n, s); a room starts with n.
+        ["ALTER TABLE rooms ADD COLUMN modes TEXT NOT NULL DEFAULT 'n'"],
     ]
 
     public static let fileName = "parley.sqlite3"

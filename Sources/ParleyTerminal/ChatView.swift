@@ -82,7 +82,7 @@ public struct ChatView: Sendable {
                 rooms[index].members = rooms[index].members.map { $0.lowercased() == old.lowercased() ? new : $0 }
                 append(StyledLine([Span("*** \(clean(old)) is now known as \(clean(new))", .dim)]), to: index, counts: false)
             }
-        case .members(let room, let nicks, _):
+        case .members(let room, let nicks, _, _, _):
             if let room, let index = roomIndex(room) {
                 rooms[index].members = nicks
                 append(StyledLine([Span("*** In \(clean(room)) (\(nicks.count)): \(nicks.map(clean).joined(separator: ", "))", .dim)]), to: index, counts: false)
@@ -140,10 +140,12 @@ public struct ChatView: Sendable {
             for line in profile.summary { system(clean(line)) }
         case .whoList(let query, let profiles):
             system("Who \(clean(query)) (\(profiles.count)): \(profiles.map { clean($0.nick) }.joined(separator: ", "))")
-        case .invited(let room, _, let by):
+        case .invited(let room, _, let by, _):
             system("\(clean(by)) invites you to \(clean(room)): /join \(clean(room))")
         case .inviting(let room, let nick):
             system("You invited \(clean(nick)) to \(clean(room)).")
+        case .modes(let room, let modes, let key, _):
+            system("\(clean(room)): " + (modes.meanings + (key.map { ["key \(clean($0))"] } ?? [])).joined(separator: ", "))
         case .invisible:
             break
         }

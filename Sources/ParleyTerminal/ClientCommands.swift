@@ -63,7 +63,7 @@ public enum ClientCommands {
         switch request {
         case .help:
             return .help
-        case .say(nil, let text, let kind):
+        case .say(nil, let text, let kind, _):
             guard let currentRoom else { return noRoom }
             return .send(.say(room: currentRoom, text: text, kind: kind))
         case .part(nil, let reason):

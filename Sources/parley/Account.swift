@@ -115,10 +115,15 @@ private func validNick(_ name: String) throws -> String {
     }
 }
 
+/// The operator sets passwords here and may choose a short one (a test account, a kiosk): it is warned, not
+/// refused. Users who register or change their own are held to the minimum.
 private func readPassword(_ given: String?) throws -> String {
     let password = given ?? readLine(strippingNewline: true) ?? ""
-    guard password.count >= PasswordHasher.minimumLength else {
-        throw ValidationError("A password has at least \(PasswordHasher.minimumLength) characters.")
+    guard !password.isEmpty else { throw ValidationError("The password is empty.") }
+    if password.count < PasswordHasher.minimumLength {
+        FileHandle.standardError.write(
+            Data("warning: a password of \(password.count) characters is easy to guess; users must choose at least \(PasswordHasher.minimumLength).\n".utf8)
+        )
     }
     return password
 }

@@ -50,7 +50,7 @@ struct IRCTests {
             try await client.waitFor { $0.hasPrefix(":test.parley 001 ircer :Welcome to Parley") }
             let isupport = try await client.waitFor { $0.hasPrefix(":test.parley 005 ircer ") }
                 + (try await client.waitFor { $0.hasPrefix(":test.parley 005 ircer ") })
-            for token in ["CASEMAPPING=ascii", "CHANTYPES=#", "PREFIX=(o)@", "CHANMODES=b,k,,t", "NICKLEN=24", "CHANNELLEN=33", "TOPICLEN=300"] {
+            for token in ["CASEMAPPING=ascii", "CHANTYPES=#", "PREFIX=(ov)@+", "CHANMODES=b,k,,imnst", "NICKLEN=24", "CHANNELLEN=33", "TOPICLEN=300"] {
                 #expect(isupport.contains(token), "\(token)")
             }
             try await client.waitFor { $0 == ":test.parley 376 ircer :End of /MOTD command." }
@@ -215,7 +215,7 @@ struct IRCTests {
             try await user.send("JOIN #quiet")
             try await owner.waitFor { $0 == ":user!user@parley JOIN #quiet" }
             try await owner.send("MODE #quiet +b user")
-            try await owner.waitFor { $0 == ":owner!owner@parley MODE #quiet +b user" }
+            try await owner.waitFor { $0 == ":owner!owner@parley MODE #quiet +b user!*@*" }
             try await user.send("JOIN #quiet")
             try await user.waitFor { $0.hasPrefix(":test.parley 474 user #quiet :") }
             try await owner.send("MODE #quiet -b user")
@@ -294,7 +294,7 @@ struct IRCTests {
             let client = try await TestClient.connect(port: server.ircPort)
             try await client.send("NICK moder")
             try await client.send("USER moder 0 * :Moder")
-            try await client.waitFor { $0 == ":test.parley 004 moder test.parley parley i bknot :bko" }
+            try await client.waitFor { $0 == ":test.parley 004 moder test.parley parley i bikmnostv :bkov" }
             try await client.waitFor { $0.contains(" 376 moder ") }
             try await client.send("MODE moder")
             try await client.waitFor { $0 == ":test.parley 221 moder :+" }
@@ -335,7 +335,7 @@ struct IRCTests {
             try await alice.waitFor { $0 == ":test.parley KICK #general bob :behave" }
             try await bob.waitFor { $0 == ":test.parley KICK #general bob :behave" }
             _ = console.execute("/ban #side carol")
-            try await alice.waitFor { $0 == ":test.parley MODE #side +b carol" }
+            try await alice.waitFor { $0 == ":test.parley MODE #side +b carol!*@*" }
             try await bob.send("JOIN #general")
             try await alice.waitFor { $0 == ":bob!bob@parley JOIN #general" }
             _ = console.execute("/kick alice")
@@ -366,11 +366,11 @@ struct IRCTests {
             try await guest.waitFor { $0 == "*** guest left #mod (kicked by owner: out)" }
             try await owner.waitFor { $0 == ":owner!owner@parley KICK #mod guest :out" }
             try await owner.send("MODE #mod +b guest!*@*")
-            try await owner.waitFor { $0 == ":owner!owner@parley MODE #mod +b guest" }
+            try await owner.waitFor { $0 == ":owner!owner@parley MODE #mod +b guest!*@*" }
             try await guest.send("/join #mod")
             try await guest.waitFor { $0.hasPrefix("!!! You are banned from #mod") }
             try await owner.send("MODE #mod b")
-            try await owner.waitFor { $0.hasPrefix(":test.parley 367 owner #mod guest owner ") }
+            try await owner.waitFor { $0.hasPrefix(":test.parley 367 owner #mod guest!*@* owner ") }
             try await owner.waitFor { $0 == ":test.parley 368 owner #mod :End of channel ban list" }
         }
     }

@@ -42,10 +42,10 @@ public struct IRCCodec: Sendable {
     public let serverName: String
     /// ISUPPORT (005) tokens: what this server really does.
     public static let isupport = [
-        "AWAYLEN=\(ChatState<Int>.maximumReasonLength)", "CASEMAPPING=ascii", "CHANLIMIT=#:\(ChatState<Int>.maximumRoomsPerUser)", "CHANMODES=b,k,,t",
+        "AWAYLEN=\(ChatState<Int>.maximumReasonLength)", "CASEMAPPING=ascii", "CHANLIMIT=#:\(ChatState<Int>.maximumRoomsPerUser)", "CHANMODES=b,k,,imnst",
         "CHANNELLEN=\(RoomName.maximumLength + 1)", "CHANTYPES=#", "KICKLEN=300", "MAXLIST=b:\(ChatState<Int>.maximumRestrictions)",
         "CHATHISTORY=\(IRCCodec.maximumHistoryPage)", "MSGREFTYPES=msgid,timestamp", "NETWORK=Parley",
-        "NICKLEN=\(Nick.maximumLength)", "PREFIX=(o)@", "TOPICLEN=\(ChatState<Int>.maximumTopicLength)",
+        "NICKLEN=\(Nick.maximumLength)", "PREFIX=(ov)@+", "TOPICLEN=\(ChatState<Int>.maximumTopicLength)",
         "MODES=\(IRCCodec.maximumModes)", "MAXTARGETS=\(IRCCodec.maximumTargets)",
         "TARGMAX=PRIVMSG:\(IRCCodec.maximumTargets),NOTICE:\(IRCCodec.maximumTargets),KICK:1,NAMES:1,WHOIS:1",
     ]
@@ -129,7 +129,7 @@ public struct IRCCodec: Sendable {
                 numeric("002", nick, "Your host is \(serverName), running parley"),
                 numeric("003", nick, "This server speaks IRC, plain text and JSON lines; all meet in the same rooms"),
                 // User modes, channel modes, and those of them that take a parameter.
-                numeric("004", nick, serverName, "parley", "i", "bknot", "bko"),
+                numeric("004", nick, serverName, "parley", "i", "bikmnostv", "bkov"),
                 // At most 13 tokens a line (modern.ircdocs.horse), so two lines.
                 IRCMessage(source: serverName, command: "005", params: [nick] + Self.isupport.prefix(8) + ["are supported by this server"]),
                 IRCMessage(source: serverName, command: "005", params: [nick] + Self.isupport.dropFirst(8) + ["are supported by this server"]),
@@ -170,14 +170,17 @@ public struct IRCCodec: Sendable {
             }
         case .nickChanged(let old, let new):
             return [IRCMessage(source: Self.source(old), command: "NICK", params: [new])]
-        case .members(let room, let nicks, let operators):
+        case .members(let room, let nicks, let operators, let voiced, let secret):
             guard let room else { return [] }
-            // One prefix at most (PREFIX has only @), so multi-prefix changes nothing.
-            let operators = Set(operators)
+            let (operators, voiced) = (Set(operators), Set(voiced))
             let names = nicks.map { nick in
-                (operators.contains(nick) ? "@" : "") + (capabilities.contains(.userhostInNames) ? Self.source(nick) : nick)
+                // The highest prefix, or all of them with multi-prefix.
+                let prefixes = (operators.contains(nick) ? "@" : "") + (voiced.contains(nick) ? "+" : "")
+                let shown = capabilities.contains(.multiPrefix) ? prefixes : String(prefixes.prefix(1))
+                return shown + (capabilities.contains(.userhostInNames) ? Self.source(nick) : nick)
             }
-            return Self.chunks(names, budget: 400).map { numeric("353", me, "=", room, $0.joined(separator: " ")) }
+            // RFC 2812: `@` marks a secret channel, `=` a public one.
+            return Self.chunks(names, budget: 400).map { numeric("353", me, secret ? "@" : "=", room, $0.joined(separator: " ")) }
                 + [numeric("366", me, room, "End of /NAMES list.")]
         case .rooms(let rooms):
             // An IRC channel exists while someone is in it: rooms kept for their history or rules are not listed.
@@ -235,14 +238,17 @@ public struct IRCCodec: Sendable {
             let by = notice.by?.nick.map(Self.source) ?? serverName
             let (mode, argument): (String, String?) =
                 switch notice.action {
-                case .ban: ("+b", "\(notice.target)")
-                case .unban: ("-b", notice.target)
+                case .ban: ("+b", Self.ircMask(notice.target))
+                case .unban: ("-b", Self.ircMask(notice.target))
                 case .op: ("+o", notice.target)
                 case .deop: ("-o", notice.target)
                 case .topicLock: ("+t", nil)
                 case .topicUnlock: ("-t", nil)
                 case .key: ("+k", notice.target)
                 case .unkey: ("-k", "*")  // k is a type B mode: its parameter is never left out
+                case .modes: (notice.target, nil)
+                case .voice: ("+v", notice.target)
+                case .devoice: ("-v", notice.target)
                 case .mute, .unmute: ("", nil)
                 }
             let sentence = IRCMessage(source: serverName, command: "NOTICE", params: [notice.room, notice.sentence(time: Timestamps.localDateAndClock)])
@@ -252,7 +258,7 @@ public struct IRCCodec: Sendable {
                 // the server (not a user) acted.
                 + ((notice.action == .ban && (notice.reason != nil || notice.until != nil)) || notice.by == nil ? [sentence] : [])
         case .restrictions(let room, let list):
-            return list.filter { $0.kind == .ban }.map { numeric("367", me, room, $0.mask.text, $0.setBy, String(Int($0.since.timeIntervalSince1970))) }
+            return list.filter { $0.kind == .ban }.map { numeric("367", me, room, Self.ircMask($0.mask.text), $0.setBy, String(Int($0.since.timeIntervalSince1970))) }
                 + [numeric("368", me, room, "End of channel ban list")]
                 + list.filter { $0.kind == .mute }.map {
                     IRCMessage(source: serverName, command: "NOTICE", params: [me, "\(room): " + $0.summary(time: Timestamps.localDateAndClock)])
@@ -283,16 +289,31 @@ public struct IRCCodec: Sendable {
             let channelKey = query.hasPrefix("#") ? asciiLowercased(query) : nil
             return profiles.map { profile in
                 let room = channelKey.flatMap { key in profile.rooms.first { asciiLowercased($0.name) == key } }
-                let flags = (profile.away == nil ? "H" : "G") + (profile.isServerOperator ? "*" : "") + (room?.isOperator == true ? "@" : "")
+                let prefixes = (room?.isOperator == true ? "@" : "") + (room?.isVoiced == true ? "+" : "")
+                let flags = (profile.away == nil ? "H" : "G") + (profile.isServerOperator ? "*" : "")
+                    + (capabilities.contains(.multiPrefix) ? prefixes : String(prefixes.prefix(1)))
                 return numeric("352", me, room?.name ?? "*", profile.username, Self.host, serverName, profile.nick, flags, "0 \(profile.realName)")
             } + [numeric("315", me, query, "End of /WHO list.")]
-        case .invited(let room, let nick, let by):
-            return [IRCMessage(source: Self.source(by), command: "INVITE", params: [nick, room])]
+        case .invited(let room, let nick, let by, let account):
+            let tags = capabilities.contains(.accountTag) ? account.map { ["account": $0] } ?? [:] : [:]
+            return [IRCMessage(tags: tags, source: Self.source(by), command: "INVITE", params: [nick, room])]
         case .inviting(let room, let nick):
             return [numeric("341", me, nick, room)]
         case .invisible(let on):
             return [IRCMessage(source: Self.source(me), command: "MODE", params: [me, on ? "+i" : "-i"])]
+        case .modes(let room, let modes, let key, let created):
+            let letters = modes.letters + (key == nil ? "" : "k")
+            return [
+                IRCMessage(source: serverName, command: "324", params: [me, room, "+" + letters] + (key.map { [$0] } ?? [])),
+                numeric("329", me, room, String(Int(created.timeIntervalSince1970))),
+            ]
         }
+    }
+
+    /// Parley's `nick@address` mask as IRC writes masks: `nick!*@address` (`*` for a missing part).
+    static func ircMask(_ mask: String) -> String {
+        let parts = mask.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false)
+        return "\(parts[0])!*@\(parts.count > 1 ? parts[1] : "*")"
     }
 
     /// Every user's host, as others see it: Parley does not show addresses.
@@ -304,6 +325,8 @@ public struct IRCCodec: Sendable {
     private func chat(
         _ message: ChatMessage, to me: String, capabilities: IRCCapabilities, batch: String? = nil, target: String? = nil
     ) -> [IRCMessage] {
+        // TAGMSG is only for clients that take tags.
+        if message.kind == .tags && !capabilities.contains(.messageTags) { return [] }
         let source = message.from.map(Self.source) ?? serverName
         let target: String =
             switch (target, message.target) {
@@ -312,12 +335,14 @@ public struct IRCCodec: Sendable {
             case (nil, .user(let nick)): nick
             case (nil, .everyone): me
             }
-        let command = message.kind == .notice || message.from == nil ? "NOTICE" : "PRIVMSG"
         var tags: [String: String] = [:]
+        if capabilities.contains(.messageTags) { tags = message.tags }
         if capabilities.contains(.serverTime) { tags["time"] = Timestamps.iso8601(message.time) }
         if capabilities.contains(.messageTags) { tags["msgid"] = String(message.id) }
         if capabilities.contains(.accountTag), let account = message.account { tags["account"] = account }
         if let batch { tags["batch"] = batch }
+        if message.kind == .tags { return [IRCMessage(tags: tags, source: source, command: "TAGMSG", params: [target])] }
+        let command = message.kind == .notice || message.from == nil ? "NOTICE" : "PRIVMSG"
         // ":source COMMAND target :" and CR LF around the text (tags do not count: they have their own limit).
         let overhead = source.utf8.count + target.utf8.count + command.utf8.count + 7 + (message.kind == .action ? 9 : 0)
         return Self.split(message.text, maximumBytes: IRCMessage.maximumBodyBytes - overhead).enumerated().map { index, part in
@@ -421,6 +446,7 @@ public struct IRCCodec: Sendable {
         case .usage: return numeric("461", me, target, error.message)
         case .banned: return numeric("474", me, target, error.message)
         case .wrongKey: return numeric("475", me, target, error.message)
+        case .inviteOnly: return numeric("473", me, target, error.message)
         case .invalidRoom: return numeric("476", me, target, error.message)
         case .notOperator: return numeric("482", me, target, error.message)
         case .unknownCommand: return numeric("421", me, target, error.message)

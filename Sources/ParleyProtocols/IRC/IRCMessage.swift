@@ -16,6 +16,9 @@ public struct IRCMessage: Equatable, Sendable {
     /// The longest line without tags (RFC 1459), and the longest tag section (IRCv3 message-tags).
     public static let maximumBodyBytes = 512
     public static let maximumTagBytes = 8191
+    /// What a client may send of tags, its `@` included (message-tags: 4094 bytes of tag data, plus the `@`;
+    /// the server's own tags get the rest of the 8191).
+    public static let maximumClientTagBytes = 4095
 
     /// Parses a line without its CR LF; nil when it holds no command.
     ///

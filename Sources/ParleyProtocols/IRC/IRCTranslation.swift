@@ -19,13 +19,15 @@ public enum IRCTranslation {
         case tooMany
     }
 
-    /// `MODE #room <letters> <arguments…>` → the changes it asks for, in order. `+n` is always on (only members
-    /// speak in a room), so setting it is no change; a letter that needs an argument and lacks one is skipped.
+    /// `MODE #room <letters> <arguments…>` → the changes it asks for, in order. The on-or-off modes of the line
+    /// (i, m, n, s, t) are one change, made and announced at once where the first of them stands; a letter that
+    /// needs an argument and lacks one is skipped.
     public static func channelModes(_ letters: String, arguments: [String]) -> [ModeStep] {
         var steps: [ModeStep] = []
         var adding = true
         var arguments = arguments.makeIterator()
         var changes = 0
+        var flags: (index: Int, on: RoomModes, off: RoomModes)?
         for letter in letters {
             if letter == "+" || letter == "-" {
                 adding = letter == "+"
@@ -47,10 +49,14 @@ public enum IRCTranslation {
             case "o":
                 guard let nick = arguments.next() else { continue }
                 steps.append(.moderate(adding ? .op(nick: nick) : .deop(nick: nick), subject: nick))
-            case "t":
-                steps.append(.moderate(.topicLock(adding), subject: nil))
-            case "n" where adding:
-                continue
+            case "i", "m", "n", "s", "t":
+                let mode = RoomModes(letters: String(letter))
+                var current = flags ?? (steps.count, [], [])
+                if adding { current.on.insert(mode); current.off.remove(mode) } else { current.off.insert(mode); current.on.remove(mode) }
+                flags = current
+            case "v":
+                guard let nick = arguments.next() else { continue }
+                steps.append(.moderate(adding ? .voice(nick: nick) : .devoice(nick: nick), subject: nick))
             case "k":
                 // +k takes the key; -k may name it too (RFC 2812), which changes nothing.
                 let key = arguments.next()
@@ -68,6 +74,7 @@ public enum IRCTranslation {
                 steps.append(.unknown(letter))
             }
         }
+        if let flags { steps.insert(.moderate(.modes(on: flags.on, off: flags.off), subject: nil), at: flags.index) }
         return steps
     }
 
