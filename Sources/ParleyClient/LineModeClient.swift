@@ -139,7 +139,7 @@ public enum LineModeClient {
             case .error(let error, _) where isRegistering:
                 printError(error.message)
                 return 2
-            case .joined(let room, let nick, _) where nick.lowercased() == currentNick.lowercased():
+            case .joined(let room, let nick, _, _) where nick.lowercased() == currentNick.lowercased():
                 currentRoom = room
             case .left(let room, let nick, _) where nick.lowercased() == currentNick.lowercased() && room.lowercased() == currentRoom?.lowercased():
                 currentRoom = nil

@@ -36,6 +36,8 @@ public struct ChatError: Error, Sendable, Equatable {
         case wrongKey = "wrong_key"
         /// The room is invite only (IRC's +i) and nobody invited the user.
         case inviteOnly = "invite_only"
+        /// The room has as many members as its limit (IRC's +l) allows.
+        case roomFull = "room_full"
         case muted = "muted"
         /// An unban or unmute of a mask that is not banned or muted.
         case noSuchRestriction = "no_such_restriction"

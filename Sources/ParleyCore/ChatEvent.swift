@@ -13,7 +13,8 @@ public enum ChatEvent: Sendable, Equatable {
     /// The sender's own message was accepted, with the id and time the server gave it.
     case ack(ref: String?, message: ChatMessage)
     /// `account`: the joiner's account, when logged in (IRC's extended-join shows it).
-    case joined(room: String, nick: String, account: String? = nil)
+    /// `realName`: what the joiner gave IRC's USER, if anything (extended-join shows it).
+    case joined(room: String, nick: String, account: String? = nil, realName: String? = nil)
     case left(room: String, nick: String, reason: LeaveReason)
     case nickChanged(from: String, to: String)
     /// The members of a room, or everyone online when `room` is nil; `operators` are those of them who
@@ -48,14 +49,16 @@ public enum ChatEvent: Sendable, Equatable {
     case isAway(nick: String, message: String)
     /// The answer to `whois`: nil when nobody goes by `query`.
     case whois(query: String, Profile?)
-    /// The answer to `lookup` (IRC's WHO), `query` as asked.
-    case whoList(query: String, [Profile])
+    /// The answer to `whowas`: users gone lately (no rooms, no away), newest first.
+    case whowas(query: String, [Profile])
+    /// The answer to `lookup` (IRC's WHO), `query` as asked; `ref` is the request's (IRC's WHOX fields ride in it).
+    case whoList(query: String, [Profile], ref: String?)
     /// `by` (logged in to `account`, if any) invites this user (`nick`) to `room`.
     case invited(room: String, nick: String, by: String, account: String? = nil)
     /// The invitation the sender asked for went to `nick`.
     case inviting(room: String, nick: String)
     /// A room's modes (the topic lock among them), its key (`*` for those outside it) and when it came to life.
-    case modes(room: String, RoomModes, key: String?, created: Date)
+    case modes(room: String, RoomModes, key: String?, limit: Int?, created: Date)
     /// The user's own invisibility (user mode +i) is now `on`.
     case invisible(Bool)
 }

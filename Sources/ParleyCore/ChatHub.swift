@@ -142,7 +142,7 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     public func roomSummaries() -> [RoomSummary] { shared.withLock { $0.state.roomSummaries() } }
     public func roomNeedsKey(_ room: String) -> Bool { shared.withLock { $0.state.roomNeedsKey(room) } }
 
-    /// Admits a new user; `account` is the key of an account whose password the caller has verified.
+    /// Admits a new user; `account` is the name of an account whose password the caller has verified.
     public func register(
         nick: String, peer: Peer, resume: [String: Int64] = [:], account: String? = nil, address: String = "",
         joiningGeneral: Bool = true, identity: Identity = Identity()

@@ -236,6 +236,17 @@ extension ChatState {
             announce(ModerationNotice(room: room, action: .modes, target: change, by: by))
             forgetPolicyIfUnused(name.key, into: &effects)
 
+        case .limit(let limit):
+            if let limit, !(1...Self.maximumRoomLimit).contains(limit) {
+                throw ChatError(.usage, "A member limit is a number from 1 to \(Self.maximumRoomLimit).")
+            }
+            guard policy.limit != limit else { return nil }
+            policy.limit = limit
+            policies[name.key] = policy
+            persist([.limit(room: room, limit)], limit == nil ? "unlimit" : "limit", room, limit.map(String.init) ?? "")
+            announce(ModerationNotice(room: room, action: limit == nil ? .unlimit : .limit, target: limit.map(String.init) ?? "", by: by))
+            forgetPolicyIfUnused(name.key, into: &effects)
+
         case .voice(let nick), .devoice(let nick):
             let target = try member(nick, of: name)
             let voicing = if case .voice = action { true } else { false }

@@ -46,6 +46,9 @@ public struct ChatState<Peer: Sendable> {
         var resume: [String: Int64] = [:]
         /// The account this session proved it owns (its key), if any.
         var account: String?
+        /// That account's name as registered (`Alice` for the key `alice`): what others are shown.
+        var accountName: String?
+        var shownAccount: String? { accountName ?? account }
         /// Where the client connects from, for bans by address.
         var address = ""
         /// Why the user is away, while they are.
@@ -61,6 +64,11 @@ public struct ChatState<Peer: Sendable> {
     }
 
     public static var maximumInvitations: Int { 20 }
+    public static var maximumRoomLimit: Int { 100_000 }
+
+    /// Users who left the server lately, oldest first, at most `maximumRemembered` (IRC's WHOWAS).
+    var gone: [Profile] = []
+    public static var maximumRemembered: Int { 100 }
 
     /// A room while it has members. What outlives them (topic, operators, bans) is its `RoomPolicy`.
     struct Room {
@@ -147,7 +155,8 @@ public struct ChatState<Peer: Sendable> {
 
     /// Admits a new user under `nick`, welcomes them and puts them in #general. `resume` maps room names to
     /// the last message id the client saw there (a reconnecting client), so it is sent exactly what it missed.
-    /// `account` is the key of an account the caller has verified the password of; `address` is where the
+    /// `account` is the name of an account the caller has verified the password of (its key is the name
+    /// lower-cased); `address` is where the
     /// client connects from (for bans by address). Without `joiningGeneral` the user starts in no room (IRC
     /// clients join the channels they are configured for).
     public mutating func register(
@@ -157,6 +166,8 @@ public struct ChatState<Peer: Sendable> {
         let nick = try Nick(validating: raw)
         try checkNotReserved(nick)
         var effects: [Effect<Peer>] = []
+        let accountName = account
+        let account = account.map { $0.lowercased() }
         if account == nick.key { effects += moveAside(holderOf: nick.key, for: nick.display) }
         guard nicks[nick.key] == nil else {
             throw ChatError(.nickTaken, "The nickname \(nick) is taken; choose another.")
@@ -166,6 +177,7 @@ public struct ChatState<Peer: Sendable> {
         nextSessionID += 1
         var session = Session(id: id, nick: nick, peer: peer, rooms: [])
         session.account = account
+        session.accountName = accountName
         session.address = address
         session.identity = identity
         for (room, last) in resume {
@@ -264,6 +276,12 @@ public struct ChatState<Peer: Sendable> {
                     let shown = rooms[room.key]?.name.display ?? room.display
                     throw ChatError(.wrongKey, "\(shown) needs a key: /join \(shown) KEY")
                 }
+                if let limit = policies[room.key]?.limit, let members = rooms[room.key]?.members.count, members >= limit, !invited,
+                    !isRoomOperator(session.id, in: room.key)
+                {
+                    let shown = rooms[room.key]?.name.display ?? room.display
+                    throw ChatError(.roomFull, "\(shown) is full (\(limit) members); an operator may /invite you.")
+                }
                 sessions[session.id]!.invitations.removeAll { $0 == room.key }
                 // New: neither live nor kept (an owned room that empties and comes back is not created again).
                 if rooms[room.key] == nil && policies[room.key] == nil { try countRoomCreation(by: session, now: now) }
@@ -287,7 +305,10 @@ public struct ChatState<Peer: Sendable> {
 
         case .who(let raw):
             if let raw {
-                effects.append(.deliver(members(of: try existingRoom(raw)), to: me))
+                let room = try existingRoom(raw)
+                // A secret room is no room to those outside it.
+                guard !isSecret(room.name.key) || session.rooms.contains(room.name) else { throw noSuchRoom(room.name.display) }
+                effects.append(.deliver(members(of: room), to: me))
             } else {
                 effects.append(.deliver(.members(room: nil, nicks: sortedNames(sessions.values.map(\.nick))), to: me))
             }
@@ -351,10 +372,16 @@ public struct ChatState<Peer: Sendable> {
             let modes = policy.modes.union(policy.topicLocked ? .topicLocked : [])
             // The key is for those in the room: others must be told it.
             let key = session.rooms.contains(room.name) ? policy.key : policy.key.map { _ in "*" }
-            effects.append(.deliver(.modes(room: room.name.display, modes, key: key, created: room.created), to: me))
+            effects.append(.deliver(.modes(room: room.name.display, modes, key: key, limit: policy.limit, created: room.created), to: me))
+
+        case .whowas(let mask, let count):
+            let pattern = Array(asciiLowercased(mask).utf8)
+            var found = gone.reversed().filter { Self.glob(pattern, matches: Array(asciiLowercased($0.nick).utf8)) }
+            if let count, count > 0 { found = Array(found.prefix(count)) }
+            effects.append(.deliver(.whowas(query: mask, found), to: me))
 
         case .lookup(let mask):
-            effects.append(.deliver(.whoList(query: mask, lookup(mask, by: session)), to: me))
+            effects.append(.deliver(.whoList(query: mask, lookup(mask, by: session), ref: ref), to: me))
 
         case .invite(let nick, let raw):
             let room = try memberRoom(raw, of: session)
@@ -362,15 +389,16 @@ public struct ChatState<Peer: Sendable> {
             guard !other.rooms.contains(room) else {
                 throw ChatError(.alreadyInRoom, "\(other.nick) is in \(room) already.")
             }
-            if policies[room.key]?.modes.contains(.inviteOnly) == true {
-                guard isRoomOperator(session.id, in: room.key) else {
-                    throw ChatError(.notOperator, "\(room) is invite only: only its operators invite.")
-                }
+            if policies[room.key]?.modes.contains(.inviteOnly) == true, !isRoomOperator(session.id, in: room.key) {
+                throw ChatError(.notOperator, "\(room) is invite only: only its operators invite.")
+            }
+            // An operator's invitation lets them past the room's mode i, key and limit, once.
+            if isRoomOperator(session.id, in: room.key) {
                 var invitations = other.invitations.filter { $0 != room.key } + [room.key]
                 if invitations.count > Self.maximumInvitations { invitations.removeFirst() }
                 sessions[other.id]!.invitations = invitations
             }
-            effects.append(.deliver(.invited(room: room.display, nick: other.nick.display, by: session.nick.display, account: session.account), to: [.init(peer: other.peer, focused: true)]))
+            effects.append(.deliver(.invited(room: room.display, nick: other.nick.display, by: session.nick.display, account: session.shownAccount), to: [.init(peer: other.peer, focused: true)]))
             effects.append(.deliver(.inviting(room: room.display, nick: other.nick.display), to: me))
 
         case .invisible(let on):
@@ -415,6 +443,7 @@ public struct ChatState<Peer: Sendable> {
         registered.insert(account.key)
         if account.isOperator { serverOperators.insert(account.key) }
         session.account = account.key
+        session.accountName = account.name
         sessions[id] = session
         var effects = takingNick ? moveAside(holderOf: account.key, for: account.name, except: id) : []
         if takingNick, session.nick.key != account.key, let nick = try? Nick(validating: account.name), !Self.reservedNicks.contains(nick.key) {
@@ -581,7 +610,7 @@ public struct ChatState<Peer: Sendable> {
         }
         return Profile(
             nick: session.nick.display, username: session.identity.username ?? session.nick.display,
-            realName: session.identity.realName ?? session.nick.display, account: session.account, away: session.away,
+            realName: session.identity.realName ?? session.nick.display, account: session.shownAccount, away: session.away,
             rooms: rooms, isServerOperator: isOperator(session.id), isInvisible: session.invisible
         )
     }
@@ -659,7 +688,16 @@ public struct ChatState<Peer: Sendable> {
         rooms[name.key] = room
         policies[name.key] = policy
         let me = [Recipient(peer: session.peer, focused: true)]
-        effects.append(.deliver(.joined(room: room.name.display, nick: session.nick.display, account: session.account), to: recipients(in: name)))
+        effects.append(
+            .deliver(
+                .joined(room: room.name.display, nick: session.nick.display, account: session.shownAccount, realName: session.identity.realName),
+                to: recipients(in: name)
+            )
+        )
+        // Who comes in away is shown so (away-notify clients learn it with the join).
+        if let away = session.away {
+            effects.append(.deliver(.awayChanged(nick: session.nick.display, message: away), to: recipients(in: name, except: id)))
+        }
         if !policy.topic.isEmpty {
             effects.append(.deliver(.topic(room: room.name.display, text: policy.topic, setBy: policy.topicSetBy, setAt: policy.topicSetAt), to: me))
         }
@@ -778,6 +816,12 @@ public struct ChatState<Peer: Sendable> {
         }
         nicks[session.nick.key] = nil
         sessions[id] = nil
+        let profile = profile(of: session)
+        gone.append(Profile(
+            nick: profile.nick, username: profile.username, realName: profile.realName, account: profile.account, away: nil, rooms: [],
+            isServerOperator: false
+        ))
+        if gone.count > Self.maximumRemembered { gone.removeFirst(gone.count - Self.maximumRemembered) }
     }
 
     mutating func newMessage(
@@ -787,7 +831,7 @@ public struct ChatState<Peer: Sendable> {
         // Whole milliseconds, as stored: a message shows the same time live and in history.
         let now = Self.wholeMilliseconds(now)
         return ChatMessage(
-            id: nextMessageID, time: now, from: sender?.nick.display, account: sender?.account, target: target, kind: kind, text: text,
+            id: nextMessageID, time: now, from: sender?.nick.display, account: sender?.shownAccount, target: target, kind: kind, text: text,
             tags: tags
         )
     }

@@ -21,6 +21,8 @@ public enum Moderation: Sendable, Equatable {
     case key(String?)
     /// Turns room modes on and off, all at once (one IRC MODE line): `t` is the topic lock.
     case modes(on: RoomModes, off: RoomModes)
+    /// Caps how many may be in the room (IRC's +l), or lifts the cap (nil).
+    case limit(Int?)
     /// Lets a member speak in a moderated room (IRC's +v), while they stay in it.
     case voice(nick: String)
     case devoice(nick: String)
@@ -108,6 +110,8 @@ public struct RoomPolicy: Sendable, Equatable {
     public var topicLocked = false
     /// Modes other than the topic lock (which is `topicLocked`).
     public var modes: RoomModes = .membersOnly
+    /// The most members the room takes (IRC's +l); operators and those an operator invited come in anyway.
+    public var limit: Int?
     /// The word joining needs, if any (its owners and server operators join without it).
     public var key: String?
     /// Keys of the accounts that are operators of the room whenever they are in it.
@@ -130,6 +134,7 @@ public enum RoomChange: Sendable, Equatable {
     case key(room: String, String?)
     /// The room's modes other than the topic lock.
     case modes(room: String, RoomModes)
+    case limit(room: String, Int?)
     case addOperator(room: String, account: String)
     case removeOperator(room: String, account: String)
     /// Adds the restriction, replacing one of the same kind and mask.
@@ -164,6 +169,8 @@ public struct ModerationNotice: Sendable, Equatable {
         /// Modes turned on and off: `target` says which, as IRC writes it (`+i-n`).
         case modes
         case voice, devoice
+        /// A member limit set (`target` is the number) or lifted.
+        case limit, unlimit
     }
 
     public let room: String
@@ -334,6 +341,8 @@ extension ModerationNotice {
         case .key: "\(by) set the key of \(room) to \(whom): joining needs it"
         case .unkey: "\(by) removed the key of \(room): anyone may join"
         case .modes: "\(by) " + Self.describe(modes: whom, room: room)
+        case .limit: "\(by) limited \(room) to \(whom) members"
+        case .unlimit: "\(by) lifted the member limit of \(room)"
         case .voice: "\(by) gave \(whom) a voice in \(room)"
         case .devoice: "\(by) took \(whom)'s voice in \(room)"
         }

@@ -58,6 +58,11 @@ public enum ModerationCommands {
         ) { args in
             single(args).flatMap(RoomModes.change).map { .modes(on: $0.on, off: $0.off) }
         },
+        ModerationCommand(name: "limit", arguments: "N|off", summary: "let at most N people in (off: any number)") { args in
+            guard let word = single(args) else { return nil }
+            if asciiLowercased(word) == "off" { return .limit(nil) }
+            return Int(word).map { .limit($0) }
+        },
         ModerationCommand(name: "topiclock", arguments: "on|off", summary: "let only operators change the topic (on), or anyone (off)") { args in
             switch asciiLowercased(String(args.firstWord.word)) {
             case "on": .topicLock(true)

@@ -29,6 +29,8 @@ public enum Request: Sendable, Equatable {
     case partAll(reason: String?)
     /// What anyone may know of the user called `nick` (answered with `whois`, the profile nil when nobody is).
     case whois(String)
+    /// Who went by `nick` (`*` and `?` match) lately, newest first, at most `count` of them (nil: all kept).
+    case whowas(String, count: Int?)
     /// IRC's WHO: a room's members, a nick, or nicks matching a mask with `*` and `?` (answered with `whoList`).
     case lookup(String)
     /// Invites `nick` to `room`, which the sender must be in.

@@ -28,10 +28,15 @@ public enum TextCommands {
             let (room, _) = args.firstWord
             return .who(room: room.isEmpty ? nil : String(room))
         },
-        TextCommand(name: "whois", aliases: ["whowas"], arguments: "NICK", summary: "who someone is: rooms, account, away") { args in
+        TextCommand(name: "whois", aliases: [], arguments: "NICK", summary: "who someone is: rooms, account, away") { args in
             let (nick, rest) = args.firstWord
             guard !nick.isEmpty, rest.isEmpty else { return nil }
             return .whois(String(nick))
+        },
+        TextCommand(name: "whowas", aliases: [], arguments: "NICK", summary: "who went by a nick lately (* and ? match)") { args in
+            let (nick, rest) = args.firstWord
+            guard !nick.isEmpty, rest.isEmpty else { return nil }
+            return .whowas(String(nick), count: nil)
         },
         TextCommand(name: "invite", aliases: [], arguments: "NICK #room", summary: "invite someone to a room you are in") { args in
             let (nick, rest) = args.firstWord

@@ -93,6 +93,10 @@ extension JSONCodec {
         case .whois(let nick):
             json = JSONWriter(type: "whois")
             json.field("nick", nick)
+        case .whowas(let nick, let count):
+            json = JSONWriter(type: "whowas")
+            json.field("nick", nick)
+            json.field("limit", count.map(Int64.init))
         case .invite(let nick, let room):
             json = JSONWriter(type: "invite")
             json.field("nick", nick)
@@ -136,6 +140,9 @@ extension JSONCodec {
         case .modes(let on, let off):
             json = JSONWriter(type: "modes")
             json.field("modes", (on.isEmpty ? "" : "+" + on.letters) + (off.isEmpty ? "" : "-" + off.letters))
+        case .limit(let limit):
+            json = JSONWriter(type: "limit")
+            json.field("limit", limit.map(Int64.init))
         case .voice(let nick), .devoice(let nick):
             json = JSONWriter(type: { if case .voice = action { "voice" } else { "devoice" } }())
             json.field("nick", nick)

@@ -112,14 +112,15 @@ public struct JSONCodec: Sendable {
         case "quit": return .request(.quit(reason: wire.reason))
         case "away": return .request(.away(wire.text))
         case "whois": return .request(.whois(try required(wire.nick, "nick")))
+        case "whowas": return .request(.whowas(try required(wire.nick, "nick"), count: wire.limit))
         case "invite": return .request(.invite(nick: try required(wire.nick, "nick"), room: try required(wire.room, "room")))
         case "modes" where wire.modes == nil: return .request(.modes(room: try required(wire.room, "room")))
-        case "kick", "ban", "unban", "bans", "mute", "unmute", "op", "deop", "topic_lock", "key", "modes", "voice", "devoice":
+        case "kick", "ban", "unban", "bans", "mute", "unmute", "op", "deop", "topic_lock", "key", "modes", "voice", "devoice", "limit":
             return .request(.moderate(room: try required(wire.room, "room"), try moderation(from: wire)))
         default:
             throw ChatError(
                 .unknownType,
-                "Unknown request type \"\(wire.type)\". Known: hello, send, join, part, nick, who, rooms, topic, history, register, login, passwd, ping, away, whois, invite, quit, kick, ban, unban, bans, mute, unmute, op, deop, voice, devoice, topic_lock, key, modes."
+                "Unknown request type \"\(wire.type)\". Known: hello, send, join, part, nick, who, rooms, topic, history, register, login, passwd, ping, away, whois, whowas, invite, quit, kick, ban, unban, bans, mute, unmute, op, deop, voice, devoice, limit, topic_lock, key, modes."
             )
         }
     }
@@ -145,6 +146,7 @@ public struct JSONCodec: Sendable {
         case "topic_lock": return .topicLock(try required(wire.locked, "locked"))
         case "key": return .key(wire.key)
         case "voice": return .voice(nick: try required(wire.nick, "nick"))
+        case "limit": return .limit(wire.limit)
         case "devoice": return .devoice(nick: try required(wire.nick, "nick"))
         case "modes":
             guard let change = RoomModes.change(try required(wire.modes, "modes")) else {
@@ -194,7 +196,7 @@ public struct JSONCodec: Sendable {
             json.field("id", message.id)
             json.field("ts", Timestamps.iso8601(message.time))
             return json.finished()
-        case .joined(let room, let nick, let account):
+        case .joined(let room, let nick, let account, _):
             var json = JSONWriter(type: "joined")
             json.field("room", room)
             json.field("nick", nick)
@@ -301,8 +303,14 @@ public struct JSONCodec: Sendable {
             json.field("nick", query)
             if let profile { write(profile, into: &json) } else { json.field("online", false) }
             return json.finished()
-        case .whoList(let query, let profiles):
+        case .whowas(let query, let profiles):
+            var json = JSONWriter(type: "whowas")
+            json.field("nick", query)
+            json.field("users", objects: profiles) { json, profile in write(profile, into: &json) }
+            return json.finished()
+        case .whoList(let query, let profiles, let ref):
             var json = JSONWriter(type: "who_list")
+            json.field("ref", ref)
             json.field("mask", query)
             json.field("users", objects: profiles) { json, profile in write(profile, into: &json) }
             return json.finished()
@@ -317,11 +325,12 @@ public struct JSONCodec: Sendable {
             json.field("room", room)
             json.field("nick", nick)
             return json.finished()
-        case .modes(let room, let modes, let key, let created):
+        case .modes(let room, let modes, let key, let limit, let created):
             var json = JSONWriter(type: "modes")
             json.field("room", room)
             json.field("modes", modes.letters)
             json.field("key", key)
+            json.field("limit", limit.map(Int64.init))
             json.field("created", Timestamps.iso8601(created))
             return json.finished()
         case .invisible(let on):

@@ -50,7 +50,7 @@ public struct TextCodec: Sendable {
             guard case .user(let recipient) = message.target else { return [] }
             let text = message.kind == .action ? "* \(message.from ?? "") \(message.text)" : message.text
             return ["[\(Timestamps.localClock(message.time))] <- (private to \(recipient)) \(text)"]
-        case .joined(let room, let nick, _):
+        case .joined(let room, let nick, _, _):
             return ["*** \(nick) joined \(room)"]
         case .left(let room, let nick, let reason):
             if case .parted(nil) = reason { return ["*** \(nick) left \(room)"] }
@@ -111,14 +111,17 @@ public struct TextCodec: Sendable {
             return ["!!! Nobody called \(query) is online."]
         case .whois(_, let profile?):
             return profile.summary.map { "*** " + $0 }
-        case .whoList(let query, let profiles):
+        case .whowas(let query, let profiles):
+            guard !profiles.isEmpty else { return ["!!! Nobody went by \(query) lately."] }
+            return profiles.map { "*** \($0.nick) was here" + ($0.realName != $0.nick ? " (\($0.realName))" : "") + ($0.account.map { ", logged in as \($0)" } ?? "") }
+        case .whoList(let query, let profiles, _):
             return ["*** Who \(query) (\(profiles.count)): \(profiles.map(\.nick).joined(separator: ", "))"]
         case .invited(let room, _, let by, _):
             return ["*** \(by) invites you to \(room): /join \(room)"]
         case .inviting(let room, let nick):
             return ["*** You invited \(nick) to \(room)."]
-        case .modes(let room, let modes, let key, _):
-            let described = modes.meanings + (key.map { ["key \($0)"] } ?? [])
+        case .modes(let room, let modes, let key, let limit, _):
+            let described = modes.meanings + (key.map { ["key \($0)"] } ?? []) + (limit.map { ["at most \($0) members"] } ?? [])
             return ["*** Modes of \(room): +\(modes.letters)" + (described.isEmpty ? "" : " (\(described.joined(separator: ", ")))")]
         case .invisible(let on):
             return [on ? "*** You are invisible to searches by mask." : "*** You are visible to searches by mask."]

@@ -131,7 +131,10 @@ extension IRCSession {
         let fail = { (session: IRCSession, code: String, text: String) in
             session.send(IRCMessage(source: session.codec.serverName, command: "FAIL", params: ["REGISTER", code, account, text]))
         }
-        guard let session else { return .proceed }
+        guard let session else {
+            fail(self, "COMPLETE_CONNECTION_REQUIRED", "Register once connected (after NICK and USER)")
+            return .proceed
+        }
         guard account == "*" || asciiLowercased(account) == asciiLowercased(me) else {
             fail(self, "ACCOUNT_NAME_MUST_BE_NICK", "The account is the nick you use: change to it first (/nick \(account))")
             return .proceed

@@ -1,3 +1,4 @@
+import Foundation
 import ParleyCore
 import ParleyProtocols
 
@@ -50,6 +51,7 @@ extension IRCSession {
             return .proceed
         },
         "NAMES": IRCCommand { session, message in
+            // TARGMAX NAMES:1 (a list of several would end with one 366 for all; each room ends its own here).
             guard let room = message.params.first?.split(separator: ",").first.map(String.init) else {
                 session.send(session.codec.numeric("366", session.me, "*", "End of /NAMES list."))
                 return .proceed
@@ -65,7 +67,9 @@ extension IRCSession {
         },
         "WHO": IRCCommand { session, message in
             let mask = message.params.first ?? "*"
-            session.request(.lookup(mask), "WHO", mask)
+            // WHOX: `WHO mask %fields[,token]` (the `o` of RFC 1459's `WHO mask o` asks nothing Parley has).
+            let fields = message.params.dropFirst().first.flatMap { $0.hasPrefix("%") ? $0 : nil }
+            session.request(.lookup(mask), "WHO", mask, fields)
             return .proceed
         },
         "WHOIS": IRCCommand(minimumParameters: 1) { session, message in
@@ -78,14 +82,31 @@ extension IRCSession {
             session.request(.whois(nick), "WHOIS", nick)
             return .proceed
         },
+        "WHOWAS": IRCCommand(minimumParameters: 1) { session, message in
+            let nick = message.params[0]
+            guard !nick.isEmpty else {
+                session.send(session.codec.numeric("431", session.me, "No nickname given"))
+                return .proceed
+            }
+            // A count of zero or less means all of them (RFC 2812).
+            let count = message.params.dropFirst().first.flatMap { Int($0) }.flatMap { $0 > 0 ? $0 : nil }
+            session.request(.whowas(nick, count: count), "WHOWAS", nick)
+            return .proceed
+        },
         "USERHOST": IRCCommand(minimumParameters: 1) { session, message in session.userhost(message) },
         "MODE": IRCCommand(minimumParameters: 1) { session, message in session.mode(message) },
         "KICK": IRCCommand(minimumParameters: 2) { session, message in
-            let (room, nicks) = (message.params[0], message.params[1].split(separator: ",").map(String.init))
+            // `KICK #a a,b` kicks both from #a; `KICK #a,#b a,b` pairs them (RFC 2812). TARGMAX KICK: a few nicks a
+            // line, each charged as a line.
+            let rooms = message.params[0].split(separator: ",").map(String.init)
+            let nicks = message.params[1].split(separator: ",").map(String.init).prefix(IRCCodec.maximumTargets)
+            guard !rooms.isEmpty, rooms.count == 1 || rooms.count == nicks.count else { return session.needMoreParams(message) }
             let reason = message.params.count > 2 ? message.params[2] : nil
-            // TARGMAX KICK: one nick a line.
-            guard let nick = nicks.first, nicks.count == 1 else { return session.needMoreParams(message) }
-            session.request(.moderate(room: room, .kick(nick: nick, reason: reason)), "KICK", room, nick)
+            session.charge(nicks.count)
+            for (index, nick) in nicks.enumerated() {
+                let room = rooms.count == 1 ? rooms[0] : rooms[index]
+                session.request(.moderate(room: room, .kick(nick: nick, reason: reason)), "KICK", room, nick)
+            }
             return .proceed
         },
         "INVITE": IRCCommand(minimumParameters: 2) { session, message in
@@ -103,6 +124,17 @@ extension IRCSession {
             for line in session.codec.lusers(me: session.me, online: hub.sessionCount, rooms: max(1, hub.roomCount), most: hub.mostOnline) { session.send(line) }
             return .proceed
         },
+        "INFO": IRCCommand { session, _ in
+            for line in ["Parley: one chat for nc, telnet, parley connect and IRC clients.", "Rooms, accounts and history are shared by every door."] {
+                session.send(session.codec.numeric("371", session.me, line))
+            }
+            session.send(session.codec.numeric("374", session.me, "End of INFO list"))
+            return .proceed
+        },
+        "TIME": IRCCommand { session, _ in
+            session.send(session.codec.numeric("391", session.me, session.codec.serverName, ISO8601DateFormatter().string(from: Date())))
+            return .proceed
+        },
         "MOTD": IRCCommand { session, _ in
             session.send(session.codec.numeric("422", session.me, "MOTD File is missing"))
             return .proceed
@@ -117,7 +149,7 @@ extension IRCSession {
             return .proceed
         },
         // Accounts: IRCv3 draft/account-registration, and NickServ as every network has it.
-        "REGISTER": IRCCommand(minimumParameters: 3) { session, message in await session.register(message) },
+        "REGISTER": IRCCommand(minimumParameters: 3, beforeRegistration: true) { session, message in await session.register(message) },
         "NICKSERV": IRCCommand { session, message in
             await session.nickServ(message.params.joined(separator: " "))
             return .proceed

@@ -190,7 +190,7 @@ struct IRCSession: LineSession {
         do throws(ChatError) {
             // An IRC client joins the channels it is configured for; it is not put anywhere.
             let id = try context.hub.register(
-                nick: nick, peer: client, account: pending.account?.key, address: context.address, joiningGeneral: false,
+                nick: nick, peer: client, account: pending.account?.name, address: context.address, joiningGeneral: false,
                 identity: pending.identity ?? Identity()
             )
             registration = .registered(id)
@@ -332,6 +332,8 @@ struct IRCSession: LineSession {
                 request(.moderate(room: target, .restrictions), "MODE", target)
             case .invalidKey(let key):
                 send(codec.numeric("696", me, target, "k", "*", "A key is one word of 1 to \(ChatState<Int>.maximumKeyLength) characters, without spaces or commas"))
+            case .invalidLimit(let text):
+                send(codec.numeric("696", me, target, "l", text.isEmpty ? "*" : text, "A member limit is a number from 1 to \(ChatState<Int>.maximumRoomLimit)"))
             case .unknown(let letter):
                 send(codec.numeric("472", me, String(letter), "is an unknown mode char to me"))
             case .tooMany:
@@ -351,7 +353,8 @@ struct IRCSession: LineSession {
             return .proceed
         }
         guard let changes else {
-            send(codec.numeric("221", me, invisible ? "+i" : "+"))
+            let isOperator = session.map(context.hub.isOperator) ?? false
+            send(codec.numeric("221", me, "+" + (invisible ? "i" : "") + (isOperator ? "o" : "")))
             return .proceed
         }
         var adding = true
@@ -402,10 +405,11 @@ struct IRCSession: LineSession {
                 send(codec.numeric("491", me, "Only server operators may use OPER"))
                 return .proceed
             }
-            // The reply first, under the nick the client has now: logging in may rename it.
+            // The nick stays, as with SASL; the client learns its new rights from 381 and user mode +o.
             send(codec.numeric("381", me, "You are now an IRC operator"))
+            send(IRCMessage(source: IRCCodec.source(me), command: "MODE", params: [me, "+o"]))
             await flushReplies()
-            context.hub.authenticate(session, as: account)
+            context.hub.authenticate(session, as: account, takingNick: false)
         } catch {
             send(codec.numeric("464", me, "Password incorrect"))
         }

@@ -195,7 +195,7 @@ struct TextSession: LineSession {
                 case .login(let name, let password):
                     try context.checkPasswordsAccepted()
                     let verified = try await context.accounts.verify(nick: name, password: password, from: context.address)
-                    (nick, account) = (verified.name, verified.key)
+                    (nick, account) = (verified.name, verified.name)
                 default:
                     throw ChatError(.notRegistered, "Choose a nickname first.")
                 }
@@ -247,7 +247,7 @@ struct JSONSession: LineSession {
                 }
                 let client = context.connection.makeClient()
                 let id = try context.hub.register(
-                    nick: account?.name ?? nick, peer: client, resume: resume, account: account?.key, address: context.address
+                    nick: account?.name ?? nick, peer: client, resume: resume, account: account?.name, address: context.address
                 )
                 session = id
                 context.registered(id, as: client)

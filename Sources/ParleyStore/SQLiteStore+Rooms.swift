@@ -43,6 +43,9 @@ extension SQLiteStore: RoomStore {
         case .modes(let room, let modes):
             try await ensure(room)
             _ = try await roomWriter.query("UPDATE rooms SET modes = ? WHERE name_key = ?", [.text(modes.letters), .text(room.lowercased())])
+        case .limit(let room, let limit):
+            try await ensure(room)
+            _ = try await roomWriter.query("UPDATE rooms SET member_limit = ? WHERE name_key = ?", [limit.map { .integer($0) } ?? .null, .text(room.lowercased())])
         case .addOperator(let room, let account):
             try await ensure(room)
             _ = try await roomWriter.query(
@@ -79,7 +82,7 @@ extension SQLiteStore: RoomStore {
 
     public func roomPolicies() async throws -> [RoomPolicy] {
         var policies: [String: RoomPolicy] = [:]
-        for row in try await connection.query("SELECT name_key, name, topic, topic_by, topic_ms, topic_locked, join_key, modes FROM rooms") {
+        for row in try await connection.query("SELECT name_key, name, topic, topic_by, topic_ms, topic_locked, join_key, modes, member_limit FROM rooms") {
             guard let key = row.column("name_key")?.string, let name = row.column("name")?.string else { continue }
             var policy = RoomPolicy(name: name)
             policy.topic = row.column("topic")?.string ?? ""
@@ -88,6 +91,7 @@ extension SQLiteStore: RoomStore {
             policy.topicLocked = row.column("topic_locked")?.integer == 1
             policy.key = row.column("join_key")?.string
             policy.modes = RoomModes(letters: row.column("modes")?.string ?? "n")
+            policy.limit = row.column("member_limit")?.integer
             policies[key] = policy
         }
         for row in try await connection.query("SELECT room_key, account_key FROM room_operators") {

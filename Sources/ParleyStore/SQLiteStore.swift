@@ -101,6 +101,8 @@ public final class SQLiteStore: MessageStore {
         ],
         // v8: a room's modes other than the topic lock, by their IRC letters (i, m, n, s); a room starts with n.
         ["ALTER TABLE rooms ADD COLUMN modes TEXT NOT NULL DEFAULT 'n'"],
+        // v9: the most members a room takes (IRC +l), if any.
+        ["ALTER TABLE rooms ADD COLUMN member_limit INTEGER"],
     ]
 
     public static let fileName = "parley.sqlite3"

@@ -58,7 +58,7 @@ public struct ChatView: Sendable {
             return add(message)
         case .ack:
             break  // the client records its own message with `sent(_:)`, which knows the text
-        case .joined(let room, let who, _):
+        case .joined(let room, let who, _, _):
             let index = roomIndex(room) ?? addRoom(room)
             if who.lowercased() == nick.lowercased() { select(index) }
             if !rooms[index].members.contains(where: { $0.lowercased() == who.lowercased() }) { rooms[index].members.append(who) }
@@ -138,14 +138,17 @@ public struct ChatView: Sendable {
             system("Nobody called \(clean(query)) is online.")
         case .whois(_, let profile?):
             for line in profile.summary { system(clean(line)) }
-        case .whoList(let query, let profiles):
+        case .whowas(let query, let profiles):
+            system(profiles.isEmpty ? "Nobody went by \(clean(query)) lately." : "Lately: \(profiles.map { clean($0.nick) }.joined(separator: ", "))")
+        case .whoList(let query, let profiles, _):
             system("Who \(clean(query)) (\(profiles.count)): \(profiles.map { clean($0.nick) }.joined(separator: ", "))")
         case .invited(let room, _, let by, _):
             system("\(clean(by)) invites you to \(clean(room)): /join \(clean(room))")
         case .inviting(let room, let nick):
             system("You invited \(clean(nick)) to \(clean(room)).")
-        case .modes(let room, let modes, let key, _):
-            system("\(clean(room)): " + (modes.meanings + (key.map { ["key \(clean($0))"] } ?? [])).joined(separator: ", "))
+        case .modes(let room, let modes, let key, let limit, _):
+            let described = modes.meanings + (key.map { ["key \(clean($0))"] } ?? []) + (limit.map { ["at most \($0) members"] } ?? [])
+            system("\(clean(room)): " + described.joined(separator: ", "))
         case .invisible:
             break
         }

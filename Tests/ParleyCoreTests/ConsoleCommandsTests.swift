@@ -110,7 +110,7 @@ struct ConsoleCommandsTests {
                 "/shutdown",
                 "/ban #room NICK|MASK [DURATION] [reason]", "/unban #room NICK|MASK", "/bans #room",
                 "/mute #room NICK|MASK [DURATION] [reason]", "/unmute #room NICK|MASK", "/op #room NICK", "/deop #room NICK",
-                "/voice #room NICK", "/devoice #room NICK", "/mode #room +LETTERS|-LETTERS",
+                "/voice #room NICK", "/devoice #room NICK", "/mode #room +LETTERS|-LETTERS", "/limit #room N|off",
                 "/topiclock #room on|off", "/key #room KEY|off",
             ]
         )

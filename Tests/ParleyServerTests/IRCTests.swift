@@ -50,7 +50,7 @@ struct IRCTests {
             try await client.waitFor { $0.hasPrefix(":test.parley 001 ircer :Welcome to Parley") }
             let isupport = try await client.waitFor { $0.hasPrefix(":test.parley 005 ircer ") }
                 + (try await client.waitFor { $0.hasPrefix(":test.parley 005 ircer ") })
-            for token in ["CASEMAPPING=ascii", "CHANTYPES=#", "PREFIX=(ov)@+", "CHANMODES=b,k,,imnst", "NICKLEN=24", "CHANNELLEN=33", "TOPICLEN=300"] {
+            for token in ["CASEMAPPING=ascii", "CHANTYPES=#", "PREFIX=(ov)@+", "CHANMODES=b,k,l,imnst", "NICKLEN=24", "CHANNELLEN=33", "TOPICLEN=300"] {
                 #expect(isupport.contains(token), "\(token)")
             }
             try await client.waitFor { $0 == ":test.parley 376 ircer :End of /MOTD command." }
@@ -259,13 +259,14 @@ struct IRCTests {
             try await admin.waitFor { $0 == ":test.parley 491 admin :Only server operators may use OPER" }
             try await admin.send("OPER root correct-horse")
             try await admin.waitFor { $0 == ":test.parley 381 admin :You are now an IRC operator" }
-            try await admin.waitFor { $0 == ":admin!admin@parley NICK root" }
+            // The nick stays (as with SASL); user mode +o says what changed.
+            try await admin.waitFor { $0 == ":admin!admin@parley MODE admin +o" }
             try await admin.send("KILL victim :spam")
-            try await victim.waitFor { $0 == "!!! You were disconnected by root: spam" }
+            try await victim.waitFor { $0 == "!!! You were disconnected by admin: spam" }
             _ = try await victim.waitForClose()
             // A kill is a KICK in every shared channel, so no client keeps a ghost member.
-            try await admin.waitFor { $0 == ":root!root@parley KICK #general victim :spam" }
-            try await admin.waitFor { $0 == ":root!root@parley KICK #side victim :spam" }
+            try await admin.waitFor { $0 == ":admin!admin@parley KICK #general victim :spam" }
+            try await admin.waitFor { $0 == ":admin!admin@parley KICK #side victim :spam" }
         }
     }
 
@@ -294,7 +295,7 @@ struct IRCTests {
             let client = try await TestClient.connect(port: server.ircPort)
             try await client.send("NICK moder")
             try await client.send("USER moder 0 * :Moder")
-            try await client.waitFor { $0 == ":test.parley 004 moder test.parley parley i bikmnostv :bkov" }
+            try await client.waitFor { $0 == ":test.parley 004 moder test.parley parley io biklmnostv :bklov" }
             try await client.waitFor { $0.contains(" 376 moder ") }
             try await client.send("MODE moder")
             try await client.waitFor { $0 == ":test.parley 221 moder :+" }

@@ -58,14 +58,14 @@ struct IRCv3Tests {
             try await client.send("JOIN #general")
 
             // Everyone sees the account: extended-join, account-tag, WHOIS.
-            try await observer.waitFor { $0 == ":alice!alice@parley JOIN #general alice alice" }
+            try await observer.waitFor { $0 == ":alice!alice@parley JOIN #general alice Alice" }
             try await client.send("PRIVMSG #general :logged in")
             try await observer.waitFor { $0 == "@account=alice :alice!alice@parley PRIVMSG #general :logged in" }
             try await observer.send("WHOIS alice")
             try await observer.waitFor { $0 == ":test.parley 330 watcher alice alice :is logged in as" }
             // A guest has no account: `*` in extended-join, no tag.
             let guest = try await IRCTests.ircUser("guest", port: server.ircPort)
-            try await observer.waitFor { $0 == ":guest!guest@parley JOIN #general * guest" }
+            try await observer.waitFor { $0 == ":guest!guest@parley JOIN #general * :guest on IRC" }
             try await guest.send("PRIVMSG #general :no account")
             try await observer.waitFor { $0 == ":guest!guest@parley PRIVMSG #general :no account" }
         }

@@ -42,12 +42,12 @@ public struct IRCCodec: Sendable {
     public let serverName: String
     /// ISUPPORT (005) tokens: what this server really does.
     public static let isupport = [
-        "AWAYLEN=\(ChatState<Int>.maximumReasonLength)", "CASEMAPPING=ascii", "CHANLIMIT=#:\(ChatState<Int>.maximumRoomsPerUser)", "CHANMODES=b,k,,imnst",
+        "AWAYLEN=\(ChatState<Int>.maximumReasonLength)", "CASEMAPPING=ascii", "CHANLIMIT=#:\(ChatState<Int>.maximumRoomsPerUser)", "CHANMODES=b,k,l,imnst",
         "CHANNELLEN=\(RoomName.maximumLength + 1)", "CHANTYPES=#", "KICKLEN=300", "MAXLIST=b:\(ChatState<Int>.maximumRestrictions)",
         "CHATHISTORY=\(IRCCodec.maximumHistoryPage)", "MSGREFTYPES=msgid,timestamp", "NETWORK=Parley",
         "NICKLEN=\(Nick.maximumLength)", "PREFIX=(ov)@+", "TOPICLEN=\(ChatState<Int>.maximumTopicLength)",
         "MODES=\(IRCCodec.maximumModes)", "MAXTARGETS=\(IRCCodec.maximumTargets)",
-        "TARGMAX=PRIVMSG:\(IRCCodec.maximumTargets),NOTICE:\(IRCCodec.maximumTargets),KICK:1,NAMES:1,WHOIS:1",
+        "WHOX", "TARGMAX=PRIVMSG:\(IRCCodec.maximumTargets),NOTICE:\(IRCCodec.maximumTargets),KICK:\(IRCCodec.maximumTargets),NAMES:1,WHOIS:1",
     ]
     /// Targets of one PRIVMSG or NOTICE, and mode changes of one MODE line: each is a stored and delivered
     /// action, so one line must not carry thousands.
@@ -129,7 +129,7 @@ public struct IRCCodec: Sendable {
                 numeric("002", nick, "Your host is \(serverName), running parley"),
                 numeric("003", nick, "This server speaks IRC, plain text and JSON lines; all meet in the same rooms"),
                 // User modes, channel modes, and those of them that take a parameter.
-                numeric("004", nick, serverName, "parley", "i", "bikmnostv", "bkov"),
+                numeric("004", nick, serverName, "parley", "io", "biklmnostv", "bklov"),
                 // At most 13 tokens a line (modern.ircdocs.horse), so two lines.
                 IRCMessage(source: serverName, command: "005", params: [nick] + Self.isupport.prefix(8) + ["are supported by this server"]),
                 IRCMessage(source: serverName, command: "005", params: [nick] + Self.isupport.dropFirst(8) + ["are supported by this server"]),
@@ -151,9 +151,9 @@ public struct IRCCodec: Sendable {
         case .ack(_, let message):
             // Only with echo-message does a client see its own messages come back.
             return capabilities.contains(.echoMessage) ? chat(message, to: me, capabilities: capabilities) : []
-        case .joined(let room, let nick, let account):
-            // extended-join adds the account (`*`: none) and the real name, which Parley does not ask for.
-            let extended = capabilities.contains(.extendedJoin) ? [account ?? "*", nick] : []
+        case .joined(let room, let nick, let account, let realName):
+            // extended-join adds the account (`*`: none) and the real name (USER's; the nick for other doors).
+            let extended = capabilities.contains(.extendedJoin) ? [account ?? "*", realName ?? nick] : []
             return [IRCMessage(source: Self.source(nick), command: "JOIN", params: [room] + extended)]
         case .left(let room, let nick, let reason):
             switch reason {
@@ -247,6 +247,8 @@ public struct IRCCodec: Sendable {
                 case .key: ("+k", notice.target)
                 case .unkey: ("-k", "*")  // k is a type B mode: its parameter is never left out
                 case .modes: (notice.target, nil)
+                case .limit: ("+l", notice.target)
+                case .unlimit: ("-l", nil)
                 case .voice: ("+v", notice.target)
                 case .devoice: ("-v", notice.target)
                 case .mute, .unmute: ("", nil)
@@ -285,14 +287,32 @@ public struct IRCCodec: Sendable {
             if let away = profile.away { lines.append(numeric("301", me, profile.nick, away)) }
             if let account = profile.account { lines.append(numeric("330", me, profile.nick, account, "is logged in as")) }
             return lines + [numeric("318", me, query, "End of /WHOIS list.")]
-        case .whoList(let query, let profiles):
+        case .whowas(let query, let profiles):
+            guard !profiles.isEmpty else { return [numeric("406", me, query, "There was no such nickname"), numeric("369", me, query, "End of WHOWAS")] }
+            return profiles.flatMap { profile in
+                [
+                    numeric("314", me, profile.nick, profile.username, Self.host, "*", profile.realName),
+                    numeric("312", me, profile.nick, serverName, "Parley"),
+                ]
+            } + [numeric("369", me, query, "End of WHOWAS")]
+        case .whoList(let query, let profiles, let ref):
             let channelKey = query.hasPrefix("#") ? asciiLowercased(query) : nil
+            // WHOX (`WHO mask %fields[,token]`): the fields asked for, in their fixed order, as 354.
+            let whox = Self.parse(ref: ref)?.subject.flatMap(WhoxFields.init)
             return profiles.map { profile in
                 let room = channelKey.flatMap { key in profile.rooms.first { asciiLowercased($0.name) == key } }
                 let prefixes = (room?.isOperator == true ? "@" : "") + (room?.isVoiced == true ? "+" : "")
                 let flags = (profile.away == nil ? "H" : "G") + (profile.isServerOperator ? "*" : "")
                     + (capabilities.contains(.multiPrefix) ? prefixes : String(prefixes.prefix(1)))
-                return numeric("352", me, room?.name ?? "*", profile.username, Self.host, serverName, profile.nick, flags, "0 \(profile.realName)")
+                let channel = room?.name ?? "*"
+                guard let whox else {
+                    return numeric("352", me, channel, profile.username, Self.host, serverName, profile.nick, flags, "0 \(profile.realName)")
+                }
+                let values: [Character: String] = [
+                    "t": whox.token, "c": channel, "u": profile.username, "i": "255.255.255.255", "h": Self.host, "s": serverName,
+                    "n": profile.nick, "f": flags, "d": "0", "l": "0", "a": profile.account ?? "0", "o": "n/a", "r": profile.realName,
+                ]
+                return IRCMessage(source: serverName, command: "354", params: [me] + whox.fields.map { values[$0] ?? "*" })
             } + [numeric("315", me, query, "End of /WHO list.")]
         case .invited(let room, let nick, let by, let account):
             let tags = capabilities.contains(.accountTag) ? account.map { ["account": $0] } ?? [:] : [:]
@@ -301,10 +321,11 @@ public struct IRCCodec: Sendable {
             return [numeric("341", me, nick, room)]
         case .invisible(let on):
             return [IRCMessage(source: Self.source(me), command: "MODE", params: [me, on ? "+i" : "-i"])]
-        case .modes(let room, let modes, let key, let created):
-            let letters = modes.letters + (key == nil ? "" : "k")
+        case .modes(let room, let modes, let key, let limit, let created):
+            let letters = modes.letters + (key == nil ? "" : "k") + (limit == nil ? "" : "l")
+            let parameters = (key.map { [$0] } ?? []) + (limit.map { [String($0)] } ?? [])
             return [
-                IRCMessage(source: serverName, command: "324", params: [me, room, "+" + letters] + (key.map { [$0] } ?? [])),
+                IRCMessage(source: serverName, command: "324", params: [me, room, "+" + letters] + parameters),
                 numeric("329", me, room, String(Int(created.timeIntervalSince1970))),
             ]
         }
@@ -314,6 +335,22 @@ public struct IRCCodec: Sendable {
     static func ircMask(_ mask: String) -> String {
         let parts = mask.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false)
         return "\(parts[0])!*@\(parts.count > 1 ? parts[1] : "*")"
+    }
+
+    /// WHOX's `%fields[,token]`: the field letters asked for, in the order replies give them (`tcuihsnfdlaor`).
+    struct WhoxFields {
+        static let order = Array("tcuihsnfdlaor")
+        let fields: [Character]
+        let token: String
+
+        init?(_ text: String) {
+            guard text.hasPrefix("%") else { return nil }
+            let parts = text.dropFirst().split(separator: ",", maxSplits: 1, omittingEmptySubsequences: false)
+            let asked = Set(parts[0])
+            fields = Self.order.filter(asked.contains)
+            // The token is up to three digits, echoed so a client can match replies to its query.
+            token = parts.count > 1 ? String(parts[1].prefix(3)) : "0"
+        }
     }
 
     /// Every user's host, as others see it: Parley does not show addresses.
@@ -447,6 +484,7 @@ public struct IRCCodec: Sendable {
         case .banned: return numeric("474", me, target, error.message)
         case .wrongKey: return numeric("475", me, target, error.message)
         case .inviteOnly: return numeric("473", me, target, error.message)
+        case .roomFull: return numeric("471", me, target, error.message)
         case .invalidRoom: return numeric("476", me, target, error.message)
         case .notOperator: return numeric("482", me, target, error.message)
         case .unknownCommand: return numeric("421", me, target, error.message)

@@ -13,6 +13,8 @@ public enum IRCTranslation {
         case listBans
         /// A key that cannot be one (empty, with a space or comma, too long): ERR_INVALIDMODEPARAM.
         case invalidKey(String)
+        /// A member limit that is no positive number: ERR_INVALIDMODEPARAM.
+        case invalidLimit(String)
         /// A letter Parley has no mode for: ERR_UNKNOWNMODE.
         case unknown(Character)
         /// Past `IRCCodec.maximumModes` changes the rest of the line is dropped, with one notice.
@@ -54,6 +56,17 @@ public enum IRCTranslation {
                 var current = flags ?? (steps.count, [], [])
                 if adding { current.on.insert(mode); current.off.remove(mode) } else { current.off.insert(mode); current.on.remove(mode) }
                 flags = current
+            case "l":
+                guard adding else {
+                    steps.append(.moderate(.limit(nil), subject: nil))
+                    continue
+                }
+                guard let text = arguments.next() else { continue }
+                guard let limit = Int(text), (1...ChatState<Int>.maximumRoomLimit).contains(limit) else {
+                    steps.append(.invalidLimit(text))
+                    continue
+                }
+                steps.append(.moderate(.limit(limit), subject: nil))
             case "v":
                 guard let nick = arguments.next() else { continue }
                 steps.append(.moderate(adding ? .voice(nick: nick) : .devoice(nick: nick), subject: nick))
