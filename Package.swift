@@ -165,7 +165,7 @@ let package = Package(
 if ProcessInfo.processInfo.environment["PARLEY_FUZZ"] != nil {
     let fuzzed: [(name: String, dependencies: [Target.Dependency])] = [
         ("FuzzLineFramer", ["ParleyProtocols", .product(name: "NIOCore", package: "swift-nio")]),
-        ("FuzzIRCMessage", ["ParleyProtocols"]),
+        ("FuzzIRCMessage", ["ParleyProtocols", "ParleyCore"]),
         ("FuzzJSONCodec", ["ParleyProtocols", "ParleyCore", .product(name: "NIOCore", package: "swift-nio")]),
         ("FuzzTextCommands", ["ParleyCore"]),
         ("FuzzKeyDecoder", ["ParleyTerminal"]),

@@ -1,8 +1,10 @@
+import ParleyCore
 import ParleyProtocols
 
 /// `IRCMessage` parsing, as the IRC port runs it on every line, and serialisation of whatever was parsed:
 /// what the server writes back is always one line of at most 512 bytes (tags aside) that parses again to the
-/// same command. Timestamps (CHATHISTORY references) are parsed too.
+/// same command. Timestamps (CHATHISTORY references) are parsed too, and whatever parsed goes through the IRC
+/// door's pure translations (MODE letters, CHATHISTORY, USER, refs) as the door would run them.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let text = String(decoding: UnsafeRawBufferPointer(start: start, count: count), as: UTF8.self)
@@ -26,5 +28,27 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     precondition(untagged.utf8.count <= 510, "\(untagged.utf8.count) bytes")
     guard let again = IRCMessage(parsing: Substring(body)) else { preconditionFailure("what was written does not parse") }
     precondition(again.params.count <= message.params.count, "a parameter appeared")
+    translate(message)
     return 0
+}
+
+/// The door's readings of a message's parameters never trap, and keep their promises.
+private func translate(_ message: IRCMessage) {
+    let params = message.params
+    if let letters = params.first {
+        let steps = IRCTranslation.channelModes(letters, arguments: Array(params.dropFirst()))
+        precondition(steps.filter { if case .moderate = $0 { true } else { false } }.count <= IRCCodec.maximumModes + 1, "too many changes")
+        for case .invalidKey(let key) in steps { precondition(!IRCTranslation.isValidKey(key)) }
+    }
+    _ = IRCTranslation.chathistory(params)
+    if params.count >= 4, let identity = IRCTranslation.identity(username: params[0], realName: params[3]) {
+        precondition((identity.username?.count ?? 0) <= 10 && !(identity.username ?? "").contains(" "), "a username with a space")
+        precondition(!(identity.realName ?? "").isEmpty && (identity.realName ?? "").count <= 100)
+    }
+    // Lines reach the door split at CR and LF, so no part of one holds a line feed, which joins a ref's parts.
+    let breaks: (String) -> Bool = { $0.utf8.contains(10) || $0.utf8.contains(13) }
+    guard !breaks(message.command), !params.contains(where: breaks) else { return }
+    let ref = IRCCodec.ref(message.command, params.first, params.dropFirst().first)
+    let parsed = IRCCodec.parse(ref: ref)
+    precondition(parsed?.command == message.command && parsed?.target == params.first, "a ref lost its command or target")
 }

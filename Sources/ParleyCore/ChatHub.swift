@@ -178,6 +178,8 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     public func setAccounts(_ accounts: [Account]) { shared.withLock { $0.state.setAccounts(accounts) } }
     public func isRegistered(_ nick: String) -> Bool { shared.withLock { $0.state.isRegistered(nick) } }
     public func account(of id: SessionID) -> String? { shared.withLock { $0.state.account(of: id) } }
+    /// The account's name as registered (`Alice`), where `account(of:)` gives its key (`alice`).
+    public func accountName(of id: SessionID) -> String? { shared.withLock { $0.state.accountName(of: id) } }
     public func nick(of id: SessionID) -> String? { shared.withLock { $0.state.nick(of: id) } }
     public func rooms(of id: SessionID) -> [String] { shared.withLock { $0.state.rooms(of: id) } }
     public func profile(of nick: String) -> Profile? { shared.withLock { $0.state.profile(of: nick) } }

@@ -65,6 +65,8 @@ public struct ChatState<Peer: Sendable> {
 
     public static var maximumInvitations: Int { 20 }
     public static var maximumRoomLimit: Int { 100_000 }
+    /// The most users one WHO by mask lists.
+    public static var maximumLookup: Int { 200 }
 
     /// Users who left the server lately, oldest first, at most `maximumRemembered` (IRC's WHOWAS).
     var gone: [Profile] = []
@@ -268,7 +270,7 @@ public struct ChatState<Peer: Sendable> {
                     throw bannedError(rooms[room.key]?.name.display ?? room.display, ban, now: now)
                 }
                 let invited = session.invitations.contains(room.key)
-                if policies[room.key]?.modes.contains(.inviteOnly) == true, rooms[room.key] != nil, !invited, !isRoomOperator(session.id, in: room.key) {
+                if policies[room.key]?.modes.contains(.inviteOnly) == true, !invited, !isRoomOperator(session.id, in: room.key) {
                     let shown = rooms[room.key]?.name.display ?? room.display
                     throw ChatError(.inviteOnly, "\(shown) is invite only: ask one of its operators to /invite you.")
                 }
@@ -321,6 +323,8 @@ public struct ChatState<Peer: Sendable> {
         case .topic(let raw, let text):
             let name = if let raw { try RoomName(validating: raw) } else { try currentRoom(of: session) }
             guard let room = rooms[name.key], let policy = policies[name.key] else { throw noSuchRoom(name.display) }
+            // A secret room is no room to those outside it.
+            guard !isSecret(name.key) || session.rooms.contains(name) else { throw noSuchRoom(name.display) }
             guard let text else {
                 effects.append(.deliver(.topic(room: room.name.display, text: policy.topic, setBy: policy.topicSetBy, setAt: policy.topicSetAt), to: me))
                 return
@@ -368,6 +372,7 @@ public struct ChatState<Peer: Sendable> {
 
         case .modes(let raw):
             let room = try existingRoom(raw)
+            guard !isSecret(room.name.key) || session.rooms.contains(room.name) else { throw noSuchRoom(room.name.display) }
             let policy = policies[room.name.key] ?? RoomPolicy(name: room.name.display)
             let modes = policy.modes.union(policy.topicLocked ? .topicLocked : [])
             // The key is for those in the room: others must be told it.
@@ -423,6 +428,7 @@ public struct ChatState<Peer: Sendable> {
     public func isRegistered(_ nick: String) -> Bool { registered.contains(nick.lowercased()) }
     public func isOperator(_ id: SessionID) -> Bool { sessions[id]?.account.map(serverOperators.contains) ?? false }
     public func account(of id: SessionID) -> String? { sessions[id]?.account }
+    public func accountName(of id: SessionID) -> String? { sessions[id]?.shownAccount }
     public func nick(of id: SessionID) -> String? { sessions[id]?.nick.display }
     public func peer(of id: SessionID) -> Peer? { sessions[id]?.peer }
     /// The rooms the session is in, in the order joined.
@@ -630,8 +636,9 @@ public struct ChatState<Peer: Sendable> {
             return (try? session(named: mask)).map { [profile(of: $0, seenBy: asker)] } ?? []
         }
         let pattern = Array(asciiLowercased(mask).utf8)
+        // A mask may match everyone: the answer is bounded, like a LIST page, so one line cannot cost the server.
         return sessions.values.filter { (!$0.invisible || sharesRoom($0)) && Self.glob(pattern, matches: Array($0.nick.key.utf8)) }
-            .sorted { $0.nick.key < $1.nick.key }.map { profile(of: $0, seenBy: asker) }
+            .sorted { $0.nick.key < $1.nick.key }.prefix(Self.maximumLookup).map { profile(of: $0, seenBy: asker) }
     }
 
     /// IRC's mask matching: `*` any run of characters, `?` one, case already folded.
@@ -855,13 +862,17 @@ public struct ChatState<Peer: Sendable> {
     /// any room that exists; never one it is banned from or muted in, nor a moderated one unless it may speak.
     func speakingRoom(_ raw: String?, of session: Session, now: Date) throws(ChatError) -> RoomName {
         let room: RoomName
-        if let raw, let name = try? RoomName(validating: raw), let existing = rooms[name.key], !session.rooms.contains(name),
-            policies[name.key]?.modes.contains(.membersOnly) == false
-        {
+        // The name is read once: this runs for every message.
+        let name = try raw.map { (raw) throws(ChatError) in try RoomName(validating: raw) }
+        if let name, !session.rooms.contains(name), let existing = rooms[name.key], policies[name.key]?.modes.contains(.membersOnly) == false {
             if activeRestriction(.ban, in: name.key, on: session.id, now: now) != nil { throw notInRoom(existing.name.display) }
             room = existing.name
+        } else if let name {
+            guard let existing = rooms[name.key], !isSecret(name.key) || session.rooms.contains(name) else { throw noSuchRoom(name.display) }
+            guard session.rooms.contains(name) else { throw notInRoom(existing.name.display) }
+            room = existing.name
         } else {
-            room = try memberRoom(raw, of: session)
+            room = try currentRoom(of: session)
         }
         if let mute = activeRestriction(.mute, in: room.key, on: session.id, now: now) {
             throw mutedError(room.display, mute, now: now)
@@ -906,7 +917,8 @@ public struct ChatState<Peer: Sendable> {
     func memberRoom(_ raw: String?, of session: Session) throws(ChatError) -> RoomName {
         guard let raw else { return try currentRoom(of: session) }
         let name = try RoomName(validating: raw)
-        guard let room = rooms[name.key] else { throw noSuchRoom(name.display) }
+        // A secret room is no room to those outside it.
+        guard let room = rooms[name.key], !isSecret(name.key) || session.rooms.contains(name) else { throw noSuchRoom(name.display) }
         guard session.rooms.contains(name) else { throw notInRoom(room.name.display) }
         return room.name
     }

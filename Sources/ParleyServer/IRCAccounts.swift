@@ -48,10 +48,8 @@ extension IRCSession {
         }
         switch sasl {
         case .idle:
-            if currentAccount != nil {
-                send(codec.numeric("907", me, "You have already authenticated using SASL"))
-                return .proceed
-            }
+            // Logged in already, a client may log in again, to the same account or another (SASL 3.2: "at any
+            // time"); the session then belongs to the new one.
             guard argument.uppercased() == "PLAIN" else {
                 send(codec.numeric("908", me, "PLAIN", "are available SASL mechanisms"))
                 send(codec.numeric("904", me, "SASL authentication failed"))
@@ -145,8 +143,10 @@ extension IRCSession {
         }
         do throws(ChatError) {
             try context.checkPasswordsAccepted()
+            // What this line said so far goes first: registering acts on the hub directly.
+            await flushReplies()
             try await context.accounts.register(session, password: password, from: context.address, howToLogIn: Self.howToLogIn)
-            let name = context.hub.account(of: session) ?? me
+            let name = context.hub.accountName(of: session) ?? me
             send(codec.numeric("900", me, IRCCodec.source(me), name, "You are now logged in as \(name)"))
             send(IRCMessage(source: codec.serverName, command: "REGISTER", params: ["SUCCESS", name, "Account created"]))
         } catch {
@@ -188,8 +188,9 @@ extension IRCSession {
             switch (command, arguments.count) {
             case ("REGISTER", 1...):
                 try context.checkPasswordsAccepted()
+                await flushReplies()
                 try await context.accounts.register(session, password: arguments[0], from: context.address, howToLogIn: Self.howToLogIn)
-                let name = context.hub.account(of: session) ?? me
+                let name = context.hub.accountName(of: session) ?? me
                 send(codec.numeric("900", me, IRCCodec.source(me), name, "You are now logged in as \(name)"))
             case ("IDENTIFY", 1...2):
                 try context.checkPasswordsAccepted()
@@ -203,6 +204,7 @@ extension IRCSession {
             case ("SET", 3) where arguments[0].uppercased() == "PASSWORD", ("PASSWD", 2):
                 try context.checkPasswordsAccepted()
                 let (old, new) = (arguments[arguments.count - 2], arguments[arguments.count - 1])
+                await flushReplies()
                 try await context.accounts.changePassword(session, old: old, new: new, from: context.address)
             case ("INFO", 0...1):
                 let nick = arguments.first ?? me
@@ -212,8 +214,12 @@ extension IRCSession {
                 nickServSays(lines)
             case ("HELP", _):
                 nickServSays(Self.nickServHelp)
+            case ("SET", _), ("PASSWD", _):
+                // Never the arguments back: they hold passwords, and clients log notices.
+                nickServSays(["To change your password: SET PASSWORD <current> <new>."])
             default:
-                nickServSays(["Unknown command or wrong arguments: \(line.prefix(40)). /msg NickServ HELP lists the commands."])
+                // Only the command word is quoted back: arguments may hold passwords.
+                nickServSays(["Unknown command or wrong arguments for \(command.prefix(20)). /msg NickServ HELP lists the commands."])
             }
         } catch {
             nickServSays([Self.inIRCTerms(error)])

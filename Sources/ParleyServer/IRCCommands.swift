@@ -99,8 +99,12 @@ extension IRCSession {
             // `KICK #a a,b` kicks both from #a; `KICK #a,#b a,b` pairs them (RFC 2812). TARGMAX KICK: a few nicks a
             // line, each charged as a line.
             let rooms = message.params[0].split(separator: ",").map(String.init)
-            let nicks = message.params[1].split(separator: ",").map(String.init).prefix(IRCCodec.maximumTargets)
-            guard !rooms.isEmpty, rooms.count == 1 || rooms.count == nicks.count else { return session.needMoreParams(message) }
+            let all = message.params[1].split(separator: ",").map(String.init)
+            guard !rooms.isEmpty, rooms.count == 1 || rooms.count == all.count else { return session.needMoreParams(message) }
+            let nicks = all.prefix(IRCCodec.maximumTargets)
+            if all.count > nicks.count {
+                session.send(session.codec.numeric("407", session.me, all[nicks.count], "Too many targets: at most \(IRCCodec.maximumTargets) a KICK; the rest were not kicked"))
+            }
             let reason = message.params.count > 2 ? message.params[2] : nil
             session.charge(nicks.count)
             for (index, nick) in nicks.enumerated() {

@@ -289,12 +289,14 @@ struct IRCSession: LineSession {
             send(codec.numeric("407", me, all[accepted.count], "Too many targets: at most \(IRCCodec.maximumTargets) a message; not sent to the rest"))
         }
         charge(accepted.count)
+        let source = IRCCodec.source(me)
         for target in accepted {
-            if asciiLowercased(target) == "nickserv" {
-                await nickServ(raw)
+            // To NickServ, a message is a command; a notice or tags are not (a NOTICE is never answered).
+            if target.utf8.count == 8, asciiLowercased(target) == "nickserv" {
+                if kind == .normal { await nickServ(raw) }
                 continue
             }
-            guard IRCTranslation.fitsRelayed(source: IRCCodec.source(me), command: message.command, target: target, text: raw) else {
+            guard IRCTranslation.fitsRelayed(source: source, command: message.command, target: target, text: raw) else {
                 if !notice { send(codec.numeric("417", me, "Input line was too long: your message would not reach \(target) whole")) }
                 continue
             }
@@ -448,7 +450,8 @@ struct IRCSession: LineSession {
     /// so it never overtakes the replies to the lines before it (a pipelined `JOIN #a` then `BOGUS` gets the
     /// JOIN's replies, then 421), and a request made after it waits for it.
     func send(_ message: IRCMessage) {
-        replies.add(ByteBuffer(string: message.serialized()))
+        // Before registration nothing of this client's is in the hub to wait for.
+        replies.add(ByteBuffer(string: message.serialized()), after: session == nil ? 0 : context.hub.queuePosition)
     }
 }
 
@@ -457,14 +460,15 @@ struct IRCSession: LineSession {
 /// a PRIVMSG makes no reply).
 final class Replies: Sendable {
     private enum Step {
-        case reply(ByteBuffer)
+        /// A reply, and the hub's queue position when it was made: what it must not overtake.
+        case reply(ByteBuffer, after: UInt64)
         case request(Request, ref: String, from: SessionID)
     }
 
     private let pending = Mutex<[Step]>([])
 
-    func add(_ frame: ByteBuffer) {
-        pending.withLock { $0.append(.reply(frame)) }
+    func add(_ frame: ByteBuffer, after position: UInt64) {
+        pending.withLock { $0.append(.reply(frame, after: position)) }
     }
 
     func request(_ request: Request, ref: String, from session: SessionID, hub: ChatHub<Fanout>) {
@@ -476,21 +480,34 @@ final class Replies: Sendable {
         if !queued { hub.handle(request, ref: ref, from: session) }
     }
 
-    /// Carries the steps out in order: a reply once everything queued before it is carried out (at once when the
-    /// hub is idle), a request then.
+    /// Carries the steps out in order: replies once everything queued before them is carried out (at once when
+    /// the hub is idle; one wait for a run of them), requests then.
     func flush(to context: SessionContext) async {
         let taken = pending.withLock { pending in
             defer { pending.removeAll(keepingCapacity: true) }
             return pending
         }
+        // What a held request of this line queued: replies after it wait for it too.
+        var floor: UInt64 = 0
+        var run: [ByteBuffer] = []
+        var runAfter: UInt64 = 0
+        func write() async {
+            guard !run.isEmpty else { return }
+            await context.hub.carriedOut(through: runAfter)
+            for frame in run { context.connection.send(frame) }
+            run.removeAll()
+        }
         for step in taken {
             switch step {
-            case .reply(let frame):
-                await context.hub.carriedOut(through: context.hub.queuePosition)
-                context.connection.send(frame)
+            case .reply(let frame, let position):
+                run.append(frame)
+                runAfter = max(runAfter, position, floor)
             case .request(let request, let ref, let session):
+                await write()
                 context.hub.handle(request, ref: ref, from: session)
+                floor = context.hub.queuePosition
             }
         }
+        await write()
     }
 }

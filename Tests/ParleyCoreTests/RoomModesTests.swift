@@ -286,4 +286,28 @@ struct RoomModesTests {
         #expect(reply.records.count == 1)
         #expect(reply.message?.tags == ["+draft/reply": "1"])
     }
+
+    @Test("+s: an outsider cannot read the topic or the modes, nor learn the room exists by PART")
+    func secretTopicAndModes() throws {
+        var chat = try devRoom()  // bob (3) is outside #dev
+        chat.handle(1, .topic(room: "#dev", text: "plans"))
+        _ = chat.moderate(1, Self.modes(on: .secret), in: "#dev")
+        #expect(chat.handle(3, .topic(room: "#dev", text: nil)).error?.code == .noSuchRoom)
+        #expect(chat.handle(3, .modes(room: "#dev")).error?.code == .noSuchRoom)
+        #expect(chat.handle(3, .part(room: "#dev", reason: nil)).error?.code == .noSuchRoom)
+        #expect(chat.handle(2, .topic(room: "#dev", text: nil)).error == nil)
+    }
+
+    @Test("+i holds for a room its owner keeps while it is empty: nobody walks in before the owner")
+    func inviteOnlyWhileEmpty() throws {
+        var chat = try Chat()
+        _ = try chat.register("owner", 1)
+        _ = chat.state.authenticate(chat.ids[1]!, as: Account(name: "owner", credential: Credential(hash: [], salt: [], parameters: "")), now: Chat.now)
+        _ = try chat.register("bob", 2)
+        #expect(chat.handle(1, .join("#club")).error == nil)
+        #expect(chat.moderate(1, Self.modes(on: .inviteOnly), in: "#club").error == nil)
+        chat.handle(1, .part(room: "#club", reason: nil))
+        #expect(chat.handle(2, .join("#club")).error?.code == .inviteOnly)
+        #expect(chat.handle(1, .join("#club")).error == nil)
+    }
 }

@@ -182,7 +182,11 @@ struct IRCConformanceTests {
             try await second.send("NS HELP")
             try await second.waitFor { $0 == ":NickServ!NickServ@services NOTICE nsowner_ :NickServ keeps nicknames for their owners. Commands:" }
             try await second.send("NS FROBNICATE")
-            try await second.waitFor { $0.hasPrefix(":NickServ!NickServ@services NOTICE nsowner_ :Unknown command or wrong arguments: FROBNICATE") }
+            try await second.waitFor { $0.hasPrefix(":NickServ!NickServ@services NOTICE nsowner_ :Unknown command or wrong arguments for FROBNICATE") }
+            // Arguments are never quoted back: they may hold passwords.
+            try await second.send("NS SET PASSWORD only-one")
+            try await second.waitFor { $0 == ":NickServ!NickServ@services NOTICE nsowner_ :To change your password: SET PASSWORD <current> <new>." }
+            #expect(try await !second.lines.contains { $0.contains("only-one") })
 
             // The new password works from a third connection, the old one no longer does.
             let third = try await Self.connect("nsthird", port: server.ircPort)
@@ -404,15 +408,20 @@ struct IRCConformanceTests {
             try await op.waitFor { $0 == ":test.parley 324 modeop #modes +stk :sesame" }
             let outsider = try await Self.connect("modeout", port: server.ircPort)
             try await outsider.send("MODE #modes")
-            try await outsider.waitFor { $0 == ":test.parley 324 modeout #modes +stk :*" }
+            // #modes is secret (+s): to an outsider it is no channel at all.
+            try await outsider.waitFor { $0.hasPrefix(":test.parley 403 modeout #modes :") }
+            try await op.send("MODE #modes -s")
+            try await op.waitFor { $0 == ":modeop!modeop@parley MODE #modes -s" }
+            try await outsider.send("MODE #modes")
+            try await outsider.waitFor { $0 == ":test.parley 324 modeout #modes +tk :*" }
             try await outsider.send("MODE #nowhere")
             try await outsider.waitFor { $0.hasPrefix(":test.parley 403 modeout #nowhere :") }
             // Setting what is set says nothing; an invalid key is 696.
-            try await op.send("MODE #modes +s")
+            try await op.send("MODE #modes +t")
             try await op.send("MODE #modes +k :two words")
             try await op.waitFor { $0.hasPrefix(":test.parley 696 modeop #modes k * :") }
             try await Self.sync(op, "after-noop")
-            #expect(try await !op.lines.contains(":modeop!modeop@parley MODE #modes +s"))
+            #expect(try await !op.lines.contains(":modeop!modeop@parley MODE #modes +t"))
         }
     }
 

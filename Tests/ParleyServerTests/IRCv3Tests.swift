@@ -49,8 +49,11 @@ struct IRCv3Tests {
             try await client.send("AUTHENTICATE \(Self.plain("alice", "alice", "hunter22"))")
             try await client.waitFor { $0 == ":test.parley 900 * *!*@parley alice :You are now logged in as alice" }
             try await client.waitFor { $0 == ":test.parley 903 * :SASL authentication successful" }
+            // Logging in again is allowed (SASL 3.2); aborting it keeps the account already proved.
             try await client.send("AUTHENTICATE PLAIN")
-            try await client.waitFor { $0 == ":test.parley 907 * :You have already authenticated using SASL" }
+            try await client.waitFor { $0 == "AUTHENTICATE +" }
+            try await client.send("AUTHENTICATE *")
+            try await client.waitFor { $0 == ":test.parley 906 * :SASL authentication aborted" }
             try await client.send("NICK alice")
             try await client.send("USER alice 0 * :Alice")
             try await client.send("CAP END")

@@ -113,7 +113,8 @@ public struct IRCCodec: Sendable {
 
     public static func parse(ref: String?) -> Ref? {
         guard let ref else { return nil }
-        let parts = ref.split(separator: "\n", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+        // By bytes: a CR before the LF would make one Character of them.
+        let parts = ref.utf8.split(separator: UInt8(ascii: "\n"), maxSplits: 2, omittingEmptySubsequences: false).map { String(Substring($0)) }
         return Ref(command: parts[0], target: parts.count > 1 ? parts[1] : nil, subject: parts.count > 2 ? parts[2] : nil)
     }
 
@@ -278,7 +279,7 @@ public struct IRCCodec: Sendable {
         case .whois(let query, let profile?):
             var lines = [numeric("311", me, profile.nick, profile.username, Self.host, "*", profile.realName)]
             if !profile.rooms.isEmpty {
-                lines += Self.chunks(profile.rooms.map { ($0.isOperator ? "@" : "") + $0.name }, budget: 400).map {
+                lines += Self.chunks(profile.rooms.map { ($0.isOperator ? "@" : $0.isVoiced ? "+" : "") + $0.name }, budget: 400).map {
                     numeric("319", me, profile.nick, $0.joined(separator: " "))
                 }
             }
