@@ -315,10 +315,9 @@ public struct ChatState<Peer: Sendable> {
                 effects.append(.deliver(.members(room: nil, nicks: sortedNames(sessions.values.map(\.nick))), to: me))
             }
 
-        case .rooms(let names):
-            let wanted = Set(names.compactMap { try? RoomName(validating: $0).key })
-            let summaries = roomSummaries(visibleTo: session).filter { wanted.isEmpty || wanted.contains(asciiLowercased($0.name)) }
-            effects.append(.deliver(.rooms(summaries), to: me))
+        case .rooms(let terms):
+            let filter = RoomFilter(terms)
+            effects.append(.deliver(.rooms(roomSummaries(visibleTo: session).filter(filter.admits)), to: me))
 
         case .topic(let raw, let text):
             let name = if let raw { try RoomName(validating: raw) } else { try currentRoom(of: session) }
@@ -947,6 +946,38 @@ public struct ChatState<Peer: Sendable> {
 
     func sortedNames(_ nicks: [Nick]) -> [String] {
         nicks.sorted { $0.key < $1.key }.map(\.display)
+    }
+}
+
+/// Which rooms a listing shows (`Request.rooms(matching:)`): names or masks (any), masks to leave out, and
+/// bounds on the member count.
+struct RoomFilter {
+    var masks: [[UInt8]] = []
+    var excluded: [[UInt8]] = []
+    var moreThan: Int?
+    var fewerThan: Int?
+
+    init(_ terms: [String]) {
+        for term in terms {
+            if term.hasPrefix(">"), let count = Int(term.dropFirst()) {
+                moreThan = count
+            } else if term.hasPrefix("<"), let count = Int(term.dropFirst()) {
+                fewerThan = count
+            } else if term.hasPrefix("!") {
+                excluded.append(Array(asciiLowercased(String(term.dropFirst())).utf8))
+            } else if !term.isEmpty {
+                masks.append(Array(asciiLowercased(term).utf8))
+            }
+        }
+    }
+
+    func admits(_ room: RoomSummary) -> Bool {
+        let name = Array(asciiLowercased(room.name).utf8)
+        if !masks.isEmpty && !masks.contains(where: { ChatState<Int>.glob($0, matches: name) }) { return false }
+        if excluded.contains(where: { ChatState<Int>.glob($0, matches: name) }) { return false }
+        if let moreThan, room.members <= moreThan { return false }
+        if let fewerThan, room.members >= fewerThan { return false }
+        return true
     }
 }
 

@@ -12,8 +12,10 @@ public enum Request: Sendable, Equatable {
     case nick(String)
     /// Members of `room`, or everyone online when nil.
     case who(room: String?)
-    /// The rooms with their member counts and topics; only those named when `named` is not empty.
-    case rooms(named: [String])
+    /// The rooms with their member counts and topics; with terms, those that match them all (IRC's LIST and its
+    /// ELIST conditions): names and masks (`*`, `?`; any one of them), `!mask` to leave rooms out, `>N` and
+    /// `<N` for more or fewer than N members.
+    case rooms(matching: [String])
     /// Shows the topic when `text` is nil, sets it otherwise; `room` nil means the current room.
     case topic(room: String?, text: String?)
     case ping

@@ -77,7 +77,7 @@ public enum TextCommands {
             return .part(room: nil, reason: args.isEmpty ? nil : String(args))
         },
         TextCommand(name: "rooms", aliases: ["list"], arguments: "", summary: "list rooms with members and topics") {
-            _ in .rooms(named: [])
+            _ in .rooms(matching: [])
         },
         TextCommand(
             name: "topic", aliases: [], arguments: "[#room] [text]",

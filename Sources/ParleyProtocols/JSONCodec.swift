@@ -93,7 +93,7 @@ public struct JSONCodec: Sendable {
         case "part": return .request(.part(room: try required(wire.room, "room"), reason: wire.reason))
         case "nick": return .request(.nick(try required(wire.nick, "nick")))
         case "who": return .request(.who(room: wire.room))
-        case "rooms": return .request(.rooms(named: []))
+        case "rooms": return .request(.rooms(matching: []))
         case "topic": return .request(.topic(room: try required(wire.room, "room"), text: wire.text))
         case "ping": return .request(.ping)
         case "register": return .request(.register(password: try required(wire.password, "password")))

@@ -60,9 +60,9 @@ extension IRCSession {
             return .proceed
         },
         "LIST": IRCCommand { session, message in
-            // `LIST #a,#b` lists those; ELIST conditions (`>3`, `C<10`) are not offered, so a bare LIST lists all.
-            let names = (message.params.first ?? "").split(separator: ",").map(String.init).filter { $0.hasPrefix("#") }
-            session.request(.rooms(named: names), "LIST")
+            // `LIST #a,#b`, masks `#ch*`, `!mask`, `>N`, `<N` (ELIST=MNU); conditions on times (C, T) are not offered.
+            let terms = (message.params.first ?? "").split(separator: ",").prefix(8).map(String.init)
+            session.request(.rooms(matching: terms), "LIST")
             return .proceed
         },
         "WHO": IRCCommand { session, message in

@@ -372,7 +372,7 @@ struct ChatStateTests {
         chat.handle(2, .join("#zoo"))
         chat.handle(2, .join("#Apple"))
         chat.handle(2, .topic(room: nil, text: "fruit"))
-        let effects = chat.handle(1, .rooms(named: []))
+        let effects = chat.handle(1, .rooms(matching: []))
         let expected: [RoomSummary] = [
             .init(name: "#Apple", members: 1, topic: "fruit"),
             .init(name: "#general", members: 2, topic: ""),

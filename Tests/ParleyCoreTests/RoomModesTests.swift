@@ -137,12 +137,12 @@ struct RoomModesTests {
     @Test("+s: the room is hidden from the room list and WHOIS of those outside it, shown to those in it")
     func secret() throws {
         var chat = try devRoom()  // alice 1 and carol 2 in #dev, bob 3 outside
-        #expect(chat.handle(3, .rooms(named: [])).listedRooms?.contains("#dev") == true)
+        #expect(chat.handle(3, .rooms(matching: [])).listedRooms?.contains("#dev") == true)
         #expect(chat.moderate(1, Self.modes(on: .secret), in: "#dev").error == nil)
 
-        #expect(chat.handle(3, .rooms(named: [])).listedRooms == ["#general"])
-        #expect(chat.handle(3, .rooms(named: ["#dev"])).listedRooms == [])
-        #expect(chat.handle(2, .rooms(named: [])).listedRooms == ["#dev", "#general"])
+        #expect(chat.handle(3, .rooms(matching: [])).listedRooms == ["#general"])
+        #expect(chat.handle(3, .rooms(matching: ["#dev"])).listedRooms == [])
+        #expect(chat.handle(2, .rooms(matching: [])).listedRooms == ["#dev", "#general"])
 
         let outsider = try #require(chat.handle(3, .whois("alice")).whoisProfile)
         #expect(outsider.rooms.map(\.name) == ["#general"])
@@ -154,7 +154,7 @@ struct RoomModesTests {
         #expect(chat.handle(2, .who(room: "#dev")).steps.first == .deliver(.members(room: "#dev", nicks: ["alice", "carol"], operators: ["alice"], secret: true), to: [2]))
         // Joining makes it visible.
         chat.handle(3, .join("#dev"))
-        #expect(chat.handle(3, .rooms(named: [])).listedRooms == ["#dev", "#general"])
+        #expect(chat.handle(3, .rooms(matching: [])).listedRooms == ["#dev", "#general"])
     }
 
     @Test("+s: the member list (NAMES) of a secret room is not shown to those outside it, as WHO is not")
@@ -309,5 +309,19 @@ struct RoomModesTests {
         chat.handle(1, .part(room: "#club", reason: nil))
         #expect(chat.handle(2, .join("#club")).error?.code == .inviteOnly)
         #expect(chat.handle(1, .join("#club")).error == nil)
+    }
+
+    @Test("a listing takes names and masks (any of them), !masks to leave out, and >N / <N members (IRC's ELIST)")
+    func listingTerms() throws {
+        var chat = try devRoom()  // #dev: alice and carol; #general: alice, carol, bob
+        chat.handle(3, .join("#devops"))
+        #expect(chat.handle(3, .rooms(matching: [])).listedRooms == ["#dev", "#devops", "#general"])
+        #expect(chat.handle(3, .rooms(matching: ["#dev*"])).listedRooms == ["#dev", "#devops"])
+        #expect(chat.handle(3, .rooms(matching: ["#dev", "#general"])).listedRooms == ["#dev", "#general"])
+        #expect(chat.handle(3, .rooms(matching: ["!#dev*"])).listedRooms == ["#general"])
+        #expect(chat.handle(3, .rooms(matching: [">1"])).listedRooms == ["#dev", "#general"])
+        #expect(chat.handle(3, .rooms(matching: ["<2"])).listedRooms == ["#devops"])
+        #expect(chat.handle(3, .rooms(matching: ["#dev*", ">1"])).listedRooms == ["#dev"])
+        #expect(chat.handle(3, .rooms(matching: ["*ops"])).listedRooms == ["#devops"])
     }
 }

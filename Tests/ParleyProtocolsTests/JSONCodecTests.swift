@@ -70,7 +70,7 @@ struct JSONCodecTests {
             (##"{"type":"nick","nick":"alicia"}"##, .request(.nick("alicia"))),
             (##"{"type":"who"}"##, .request(.who(room: nil))),
             (##"{"type":"who","room":"#rust"}"##, .request(.who(room: "#rust"))),
-            (##"{"type":"rooms"}"##, .request(.rooms(named: []))),
+            (##"{"type":"rooms"}"##, .request(.rooms(matching: []))),
             (##"{"type":"topic","room":"#rust"}"##, .request(.topic(room: "#rust", text: nil))),
             (##"{"type":"topic","room":"#rust","text":"Rust talk"}"##, .request(.topic(room: "#rust", text: "Rust talk"))),
             (##"{"type":"ping"}"##, .request(.ping)),

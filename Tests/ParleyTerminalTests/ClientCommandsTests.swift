@@ -121,7 +121,7 @@ struct ClientCommandsTests {
         #expect(action("/msg alice hi there") == .send(.whisper(to: "alice", text: "hi there", kind: .normal)))
         #expect(action("/who") == .send(.who(room: nil)))
         #expect(action("/who #b") == .send(.who(room: "#b")))
-        #expect(action("/rooms") == .send(.rooms(named: [])))
+        #expect(action("/rooms") == .send(.rooms(matching: [])))
         #expect(action("/quit") == .send(.quit(reason: nil)))
         #expect(action("/quit see you", room: nil) == .send(.quit(reason: "see you")))
     }

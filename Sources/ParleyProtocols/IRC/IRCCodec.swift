@@ -47,7 +47,7 @@ public struct IRCCodec: Sendable {
         "CHATHISTORY=\(IRCCodec.maximumHistoryPage)", "MSGREFTYPES=msgid,timestamp", "NETWORK=Parley",
         "NICKLEN=\(Nick.maximumLength)", "PREFIX=(ov)@+", "TOPICLEN=\(ChatState<Int>.maximumTopicLength)",
         "MODES=\(IRCCodec.maximumModes)", "MAXTARGETS=\(IRCCodec.maximumTargets)",
-        "WHOX", "TARGMAX=PRIVMSG:\(IRCCodec.maximumTargets),NOTICE:\(IRCCodec.maximumTargets),KICK:\(IRCCodec.maximumTargets),NAMES:1,WHOIS:1",
+        "WHOX", "ELIST=MNU", "TARGMAX=PRIVMSG:\(IRCCodec.maximumTargets),NOTICE:\(IRCCodec.maximumTargets),KICK:\(IRCCodec.maximumTargets),NAMES:1,WHOIS:1",
     ]
     /// Targets of one PRIVMSG or NOTICE, and mode changes of one MODE line: each is a stored and delivered
     /// action, so one line must not carry thousands.
