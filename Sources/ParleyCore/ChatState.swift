@@ -41,26 +41,84 @@ public struct ChatState<Peer: Sendable> {
         let peer: Peer
         /// Rooms in the order joined; the last is the current room of a text-mode user.
         var rooms: [RoomName]
+        /// What every message does not need, in one copy-on-write box: a session is copied for each recipient
+        /// of every message (`recipients(in:)`), and each field here would cost a retain and a release there.
+        private var details = Details()
+        var currentRoom: RoomName? { rooms.last }
+
+        init(id: SessionID, nick: Nick, peer: Peer, rooms: [RoomName]) {
+            (self.id, self.nick, self.peer, self.rooms) = (id, nick, peer, rooms)
+        }
+
+        final class Details {
+            var resume: [String: Int64] = [:]
+            var account: String?
+            var accountName: String?
+            var address = ""
+            var away: String?
+            var identity = Identity()
+            var invisible = false
+            var invitations: [String] = []
+
+            func copy() -> Details {
+                let copy = Details()
+                (copy.resume, copy.account, copy.accountName, copy.address) = (resume, account, accountName, address)
+                (copy.away, copy.identity, copy.invisible, copy.invitations) = (away, identity, invisible, invitations)
+                return copy
+            }
+        }
+
+        /// The box, unshared before it is written.
+        private var writable: Details {
+            mutating get {
+                if !isKnownUniquelyReferenced(&details) { details = details.copy() }
+                return details
+            }
+        }
+
         /// The last message id the client saw per room key, from a resuming `hello`: joining such a room
         /// replays exactly what came after it.
-        var resume: [String: Int64] = [:]
+        var resume: [String: Int64] {
+            get { details.resume }
+            set { writable.resume = newValue }
+        }
         /// The account this session proved it owns (its key), if any.
-        var account: String?
+        var account: String? {
+            get { details.account }
+            set { writable.account = newValue }
+        }
         /// That account's name as registered (`Alice` for the key `alice`): what others are shown.
-        var accountName: String?
-        var shownAccount: String? { accountName ?? account }
+        var accountName: String? {
+            get { details.accountName }
+            set { writable.accountName = newValue }
+        }
+        var shownAccount: String? { details.accountName ?? details.account }
         /// Where the client connects from, for bans by address.
-        var address = ""
+        var address: String {
+            get { details.address }
+            set { writable.address = newValue }
+        }
         /// Why the user is away, while they are.
-        var away: String?
+        var away: String? {
+            get { details.away }
+            set { writable.away = newValue }
+        }
         /// IRC's USER username and real name (others leave them unset; they are shown as the nick).
-        var identity = Identity()
+        var identity: Identity {
+            get { details.identity }
+            set { writable.identity = newValue }
+        }
         /// User mode +i: WHO with a mask does not list them to those who share no room with them.
-        var invisible = false
+        var invisible: Bool {
+            get { details.invisible }
+            set { writable.invisible = newValue }
+        }
         /// Keys of the invite-only rooms an operator invited this user to, until they join (at most
         /// `maximumInvitations`: the oldest go).
-        var invitations: [String] = []
-        var currentRoom: RoomName? { rooms.last }
+        var invitations: [String] {
+            get { details.invitations }
+            set { writable.invitations = newValue }
+        }
     }
 
     public static var maximumInvitations: Int { 20 }

@@ -27,12 +27,17 @@ struct IRCSession: LineSession {
         /// The account SASL proved: the session is registered logged in to it.
         var account: Account?
 
-        /// What registration still waits for, or nil when it can go ahead.
-        var waitingFor: String? {
-            if nick == nil { return "NICK" }
-            if identity == nil { return "USER" }
-            if negotiating { return "CAP END" }
-            return nil
+        /// Where registration stands: what it waits for, or ready. (A SASL exchange before registration happens
+        /// while negotiating, which holds registration until `CAP END`.)
+        enum Stage: Equatable {
+            case awaitingNick, awaitingUser, negotiating, ready
+        }
+
+        var stage: Stage {
+            if nick == nil { return .awaitingNick }
+            if identity == nil { return .awaitingUser }
+            if negotiating { return .negotiating }
+            return .ready
         }
     }
 
@@ -180,7 +185,7 @@ struct IRCSession: LineSession {
     }
 
     private mutating func tryToRegister() -> Flow {
-        guard case .connecting(var pending) = registration, pending.waitingFor == nil, let nick = pending.nick else { return .proceed }
+        guard case .connecting(var pending) = registration, pending.stage == .ready, let nick = pending.nick else { return .proceed }
         guard pending.passwordAccepted else {
             send(codec.numeric("464", me, "Password incorrect"))
             send(IRCMessage(command: "ERROR", params: ["Closing link: this server needs the right password (PASS)"]))
