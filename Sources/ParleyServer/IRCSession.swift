@@ -337,7 +337,7 @@ struct IRCSession: LineSession {
                 request(.moderate(room: target, action), "MODE", target, subject)
             case .listBans:
                 request(.moderate(room: target, .restrictions), "MODE", target)
-            case .invalidKey(let key):
+            case .invalidKey:
                 send(codec.numeric("696", me, target, "k", "*", "A key is one word of 1 to \(ChatState<Int>.maximumKeyLength) characters, without spaces or commas"))
             case .invalidLimit(let text):
                 send(codec.numeric("696", me, target, "l", text.isEmpty ? "*" : text, "A member limit is a number from 1 to \(ChatState<Int>.maximumRoomLimit)"))
@@ -388,9 +388,8 @@ struct IRCSession: LineSession {
         switch IRCTranslation.chathistory(message.params) {
         case .failure(let failure):
             send(IRCMessage(source: codec.serverName, command: "FAIL", params: ["CHATHISTORY", failure.code, failure.context, failure.text]))
-        case .success(let (target, query)) where !target.hasPrefix("#"):
+        case .success(let (target, _)) where !target.hasPrefix("#"):
             // Private conversations are not kept per pair of users: their history is empty.
-            _ = query
             send(IRCMessage(source: codec.serverName, command: "BATCH", params: ["+p", "chathistory", target]))
             send(IRCMessage(source: codec.serverName, command: "BATCH", params: ["-p"]))
         case .success(let (target, query)):
