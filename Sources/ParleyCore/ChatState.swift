@@ -93,6 +93,9 @@ public struct ChatState<Peer: Sendable> {
             set { writable.accountName = newValue }
         }
         var shownAccount: String? { details.accountName ?? details.account }
+        /// IRC's username and real name, or the nick for users of other doors.
+        var username: String { details.identity.username ?? nick.display }
+        var realName: String { details.identity.realName ?? nick.display }
         /// Where the client connects from, for bans by address.
         var address: String {
             get { details.address }
@@ -464,6 +467,7 @@ public struct ChatState<Peer: Sendable> {
             effects.append(.deliver(.inviting(room: room.display, nick: other.nick.display), to: me))
 
         case .invisible(let on):
+            guard session.invisible != on else { return }
             sessions[session.id]!.invisible = on
             effects.append(.deliver(.invisible(on), to: me))
 
@@ -672,9 +676,8 @@ public struct ChatState<Peer: Sendable> {
             )
         }
         return Profile(
-            nick: session.nick.display, username: session.identity.username ?? session.nick.display,
-            realName: session.identity.realName ?? session.nick.display, account: session.shownAccount, away: session.away,
-            rooms: rooms, isServerOperator: isOperator(session.id), isInvisible: session.invisible
+            nick: session.nick.display, username: session.username, realName: session.realName, account: session.shownAccount,
+            away: session.away, rooms: rooms, isServerOperator: isOperator(session.id), isInvisible: session.invisible
         )
     }
 
@@ -880,10 +883,9 @@ public struct ChatState<Peer: Sendable> {
         }
         nicks[session.nick.key] = nil
         sessions[id] = nil
-        let profile = profile(of: session)
         gone.append(Profile(
-            nick: profile.nick, username: profile.username, realName: profile.realName, account: profile.account, away: nil, rooms: [],
-            isServerOperator: false
+            nick: session.nick.display, username: session.username, realName: session.realName, account: session.shownAccount,
+            away: nil, rooms: [], isServerOperator: false
         ))
         if gone.count > Self.maximumRemembered { gone.removeFirst(gone.count - Self.maximumRemembered) }
     }
@@ -924,12 +926,8 @@ public struct ChatState<Peer: Sendable> {
         if let name, !session.rooms.contains(name), let existing = rooms[name.key], policies[name.key]?.modes.contains(.membersOnly) == false {
             if activeRestriction(.ban, in: name.key, on: session.id, now: now) != nil { throw notInRoom(existing.name.display) }
             room = existing.name
-        } else if let name {
-            guard let existing = rooms[name.key], !isSecret(name.key) || session.rooms.contains(name) else { throw noSuchRoom(name.display) }
-            guard session.rooms.contains(name) else { throw notInRoom(existing.name.display) }
-            room = existing.name
         } else {
-            room = try currentRoom(of: session)
+            room = try memberRoom(named: name, of: session)
         }
         if let mute = activeRestriction(.mute, in: room.key, on: session.id, now: now) {
             throw mutedError(room.display, mute, now: now)
@@ -972,8 +970,11 @@ public struct ChatState<Peer: Sendable> {
     /// The named room, which the session must be in, or the session's current room when nil. The result is
     /// spelled as the room is, not as the user typed it.
     func memberRoom(_ raw: String?, of session: Session) throws(ChatError) -> RoomName {
-        guard let raw else { return try currentRoom(of: session) }
-        let name = try RoomName(validating: raw)
+        try memberRoom(named: raw.map { (raw) throws(ChatError) in try RoomName(validating: raw) }, of: session)
+    }
+
+    func memberRoom(named name: RoomName?, of session: Session) throws(ChatError) -> RoomName {
+        guard let name else { return try currentRoom(of: session) }
         // A secret room is no room to those outside it.
         guard let room = rooms[name.key], !isSecret(name.key) || session.rooms.contains(name) else { throw noSuchRoom(name.display) }
         guard session.rooms.contains(name) else { throw notInRoom(room.name.display) }

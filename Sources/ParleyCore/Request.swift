@@ -39,7 +39,7 @@ public enum Request: Sendable, Equatable {
     case invite(nick: String, room: String)
     /// A room's modes (answered with `modes`).
     case modes(room: String)
-    /// User mode +i (on) or -i.
+    /// User mode +i (on) or -i; only a change is confirmed (`invisible`).
     case invisible(Bool)
     /// Account requests: the connection handles these itself (hashing is slow and the store is async) and
     /// tells the hub the outcome; they never reach `ChatState.handle`.

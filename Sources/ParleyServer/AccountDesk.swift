@@ -15,9 +15,46 @@ final class PasswordHashing: Sendable {
     /// Hashes running or waiting, at most.
     let limit: Int
     private let pending = Atomic<Int>(0)
+    /// Who waits for the count to reach a value (`waitUntil(waiting:)`), by id.
+    private let watchers = Mutex<(next: Int, waiting: [Int: (count: Int, continuation: CheckedContinuation<Void, Never>)])>((0, [:]))
 
     /// Checks running or waiting now.
     var waiting: Int { pending.load(ordering: .relaxed) }
+
+    /// Returns once `count` checks are running or waiting (at once if they are), or when cancelled. No client can
+    /// see a check start, so this is how a test knows one has (the count changes twice a check, tens of
+    /// milliseconds apart: watching it costs nothing).
+    func waitUntil(waiting count: Int) async {
+        let id = watchers.withLock { state -> Int? in
+            guard pending.load(ordering: .relaxed) != count else { return nil }
+            defer { state.next += 1 }
+            return state.next
+        }
+        guard let id else { return }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let ready = watchers.withLock { state -> Bool in
+                    guard pending.load(ordering: .relaxed) != count, !Task.isCancelled else { return true }
+                    state.waiting[id] = (count, continuation)
+                    return false
+                }
+                if ready { continuation.resume() }
+            }
+        } onCancel: {
+            watchers.withLock { $0.waiting.removeValue(forKey: id) }?.continuation.resume()
+        }
+    }
+
+    /// After the count changed (under the watchers' lock, so a watcher either saw the new count or is told).
+    private func countChanged() {
+        let ready = watchers.withLock { state in
+            let now = pending.load(ordering: .relaxed)
+            let reached = state.waiting.filter { $0.value.count == now }
+            for id in reached.keys { state.waiting[id] = nil }
+            return reached.values.map(\.continuation)
+        }
+        for continuation in ready { continuation.resume() }
+    }
 
     /// `limit`: a server restart brings every client back at once, each logging in; 64 waiting hashes are a
     /// second or two at worst, while a flood from many addresses is turned away instead of queued for minutes.
@@ -32,7 +69,11 @@ final class PasswordHashing: Sendable {
             pending.wrappingSubtract(1, ordering: .relaxed)
             throw ChatError(.busy, "The server is busy checking passwords; try again in a moment.")
         }
-        defer { pending.wrappingSubtract(1, ordering: .relaxed) }
+        countChanged()
+        defer {
+            pending.wrappingSubtract(1, ordering: .relaxed)
+            countChanged()
+        }
         do {
             return try await pool.runIfActive(work)
         } catch let error as ChatError {

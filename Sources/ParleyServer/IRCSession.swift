@@ -46,8 +46,6 @@ struct IRCSession: LineSession {
     let peer: IRCPeer
     var registration: Registration
     var sasl = SASLExchange.idle
-    /// User mode +i as last asked (the hub keeps the real one), so `MODE nick` answers without asking.
-    var invisible = false
     /// Replies made here rather than by the hub, each with the hub's queue position when it was made.
     private let replies = Replies()
 
@@ -360,13 +358,13 @@ struct IRCSession: LineSession {
             return .proceed
         }
         guard let changes else {
-            let isOperator = session.map(context.hub.isOperator) ?? false
+            let (invisible, isOperator) = (context.hub.profile(of: me)?.isInvisible ?? false, session.map(context.hub.isOperator) ?? false)
             send(codec.numeric("221", me, "+" + (invisible ? "i" : "") + (isOperator ? "o" : "")))
             return .proceed
         }
         var adding = true
         var unknown = false
-        var wanted = invisible
+        var wanted: Bool?
         for letter in changes {
             switch letter {
             case "+": adding = true
@@ -376,10 +374,8 @@ struct IRCSession: LineSession {
             }
         }
         if unknown { send(codec.numeric("501", me, "Unknown MODE flag")) }
-        if wanted != invisible {
-            invisible = wanted
-            request(.invisible(wanted), "MODE", me)
-        }
+        // The hub keeps the mode, and confirms only a change.
+        if let wanted { request(.invisible(wanted), "MODE", me) }
         return .proceed
     }
 

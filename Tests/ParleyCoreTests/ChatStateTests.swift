@@ -744,6 +744,21 @@ struct ChatStateTests {
         let error = #expect(throws: ChatError.self) { try chat.state.announce("hello", in: "#nowhere", now: Chat.now) }
         #expect(error?.code == .noSuchRoom)
     }
+
+    @Test("an account is shown as registered (Alice) and compared by its key (alice)")
+    func accountDisplayName() throws {
+        var chat = try Chat()
+        chat.state.setAccounts([Account(name: "Alice", credential: Credential(hash: [], salt: [], parameters: ""))])
+        let (id, _) = try chat.state.register(nick: "bob", peer: 1, account: "Alice", now: Chat.now)
+        chat.ids[1] = id
+        #expect(chat.state.account(of: id) == "alice")
+        #expect(chat.state.accountName(of: id) == "Alice")
+        let message = ackMessage(chat.handle(1, .say(room: "#general", text: "hi", kind: .normal)))
+        #expect(message?.account == "Alice")
+        #expect(chat.state.profile(of: "bob")?.account == "Alice")
+        // The nick the account owns is held by the key, whatever the spelling.
+        #expect(throws: ChatError.self) { try chat.state.register(nick: "alice", peer: 2, now: Chat.now) }
+    }
 }
 
 /// The message of the first ack among `effects`.

@@ -217,7 +217,7 @@ struct HistoryTests {
         }) { server in
             let user = try await server.textUser("patient")
             try await user.send("/register right-pass")
-            try await waitUntil("the hash to start") { server.application.hashing.waiting == 1 }
+            try await waitUntil(server.application.hashing, waiting: 1)
             client = user
         }
         let lines = try await #require(client).waitForClose()

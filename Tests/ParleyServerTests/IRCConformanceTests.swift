@@ -533,4 +533,16 @@ struct IRCConformanceTests {
             #expect(try await asker.lines.contains { $0.hasPrefix(":test.parley 005 whoami ") && $0.contains(" WHOX ") })
         }
     }
+
+    @Test("IRC clients are not told when flood control delays their lines (no IRC server says so); the lines still all come")
+    func noDelayNotice() async throws {
+        // A burst of 3 and 20 a second: twelve PINGs wait, and are answered all the same.
+        try await TestServer.run(configure: { $0.limits.flood = .init(burst: 3, perSecond: 20) }) { server in
+            let client = try await Self.connect("pacer", port: server.ircPort)
+            for index in 1...12 { try await client.send("PING :p\(index)") }
+            try await client.waitFor { $0 == ":test.parley PONG test.parley :p12" }
+            let lines = try await client.lines
+            #expect(!lines.contains { $0.contains(" NOTICE ") }, "\(lines.filter { $0.contains(" NOTICE ") })")
+        }
+    }
 }

@@ -95,7 +95,7 @@ struct LoginThrottleTests {
         // Two checks that hold the one thread until the gate opens: the queue is full.
         async let first = hashing.run { gate.wait(); return 1 }
         async let second = hashing.run { gate.wait(); return 2 }
-        try await waitUntil("two waiting") { hashing.waiting == 2 }
+        try await waitUntil(hashing, waiting: 2)
         let third = await #expect(throws: ChatError.self) { try await hashing.run { 3 } }
         #expect(third?.code == .busy)
         gate.signal()
@@ -154,13 +154,21 @@ struct LoginThrottleTests {
     }
 }
 
-/// Polls `condition` (every few milliseconds) until it holds; fails after `timeout`. Only for the hashing pool's
-/// count of waiting checks, which no event announces (the server has no use for one); everything else waits
-/// for its event.
-func waitUntil(_ what: String, timeout: Duration = .seconds(10), _ condition: () -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while !condition() {
-        guard ContinuousClock.now < deadline else { throw TestFailure("timed out waiting until \(what)") }
-        try await Task.sleep(for: .milliseconds(2))
+/// Waits until `count` password checks are running or waiting in `hashing` (the pool tells its watchers when the
+/// count changes); fails after `timeout`.
+func waitUntil(_ hashing: PasswordHashing, waiting count: Int, timeout: Duration = .seconds(10)) async throws {
+    let reached = await withTaskGroup(of: Bool.self) { group in
+        group.addTask {
+            await hashing.waitUntil(waiting: count)
+            return !Task.isCancelled
+        }
+        group.addTask {
+            try? await Task.sleep(for: timeout)  // the deadline, not the wait
+            return false
+        }
+        let first = await group.next() ?? false
+        group.cancelAll()
+        return first
     }
+    guard reached else { throw TestFailure("timed out waiting until \(count) password checks were waiting") }
 }
