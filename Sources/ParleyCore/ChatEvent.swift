@@ -38,6 +38,9 @@ public enum ChatEvent: Sendable, Equatable {
     case currentRoom(String?)
     /// Stored messages of a room, oldest first: replayed on join, or asked for with `history`.
     case history(room: String, messages: [ChatMessage], ref: String?)
+    /// Rooms and private conversations with history in a window (IRC's CHATHISTORY TARGETS), the longest quiet
+    /// first.
+    case historyTargets([HistoryTarget], ref: String?)
     /// An operator acted on a room (or a ban or mute ran out): told to everyone in it.
     case moderation(ModerationNotice)
     /// The bans and mutes in force in a room, for whoever asked.
@@ -91,11 +94,16 @@ public struct ChatMessage: Sendable, Equatable {
     public let text: String
     /// Client-only tags (IRCv3 `+name`), relayed live to clients that take tags; history does not keep them.
     public let tags: [String: String]
+    /// For a private message, the recipient's account (its key) when logged in: the message is kept in that
+    /// account's history of the conversation (the sender's is `account`). Never shown.
+    public let recipientAccount: String?
 
     public init(
-        id: Int64, time: Date, from: String?, account: String? = nil, target: Target, kind: Kind, text: String, tags: [String: String] = [:]
+        id: Int64, time: Date, from: String?, account: String? = nil, target: Target, kind: Kind, text: String, tags: [String: String] = [:],
+        recipientAccount: String? = nil
     ) {
         self.tags = tags
+        self.recipientAccount = recipientAccount
         self.id = id
         self.time = time
         self.from = from

@@ -24,6 +24,8 @@ public enum Effect<Peer: Sendable>: Sendable {
     /// Send `peer` the stored messages of `room` that `query` selects, below id `below`, as one `history`
     /// event; `asked` when the client asked for it, rather than joined a room or resumed.
     case replay(Peer, room: String, HistoryQuery, below: Int64, ref: String?, asked: Bool = false)
+    /// Send `peer` the result of a history read it asked for (a private conversation, CHATHISTORY TARGETS).
+    case lookUp(Peer, HistoryLookup, ref: String?)
     /// End this client's connection once what is queued for it has been sent.
     case close(Peer, LeaveReason)
     /// Store these room changes (and the audit entry) before anything after it is delivered; if that fails,
@@ -308,7 +310,9 @@ public struct ChatState<Peer: Sendable> {
             let text = kind == .tags ? "" : Sanitizer.text(text)
             guard kind == .tags ? !tags.isEmpty : !Sanitizer.isBlank(text) else { return }
             let other = try self.session(named: target)
-            let message = newMessage(from: session, to: .user(other.nick.display), kind: kind, text: text, tags: tags, now: now)
+            let message = newMessage(
+                from: session, to: .user(other.nick.display), kind: kind, text: text, tags: tags, recipientAccount: other.account, now: now
+            )
             if kind != .tags { effects.append(.record(message, sender: session.peer, ref: ref)) }
             effects.append(.deliver(.message(message), to: [.init(peer: other.peer, focused: true)]))
             effects.append(.deliver(.ack(ref: ref, message: message), to: me))
@@ -413,6 +417,19 @@ public struct ChatState<Peer: Sendable> {
             let message = cleanReason(raw)
             sessions[session.id]!.away = message
             effects.append(.deliver(.awayChanged(nick: session.nick.display, message: message), to: audience(of: session)))
+
+        case .history(let raw?, let query) where !raw.hasPrefix("#"):
+            // A private conversation, as the asker's account kept it: without an account nothing was kept.
+            _ = try Nick(validating: raw)
+            guard let account = session.account else {
+                effects.append(.deliver(.history(room: raw, messages: [], ref: ref), to: me))
+                return
+            }
+            effects.append(.lookUp(session.peer, .conversation(account: account, with: raw, query, below: nextMessageID), ref: ref))
+
+        case .historyTargets(let after, let before, let count):
+            let rooms = session.rooms.map(\.display)
+            effects.append(.lookUp(session.peer, .targets(rooms: rooms, account: session.account, after: after, before: before, count: count), ref: ref))
 
         case .history(let raw, let query):
             let room = try memberRoom(raw, of: session)
@@ -891,14 +908,15 @@ public struct ChatState<Peer: Sendable> {
     }
 
     mutating func newMessage(
-        from sender: Session?, to target: ChatMessage.Target, kind: ChatMessage.Kind, text: String, tags: [String: String] = [:], now: Date
+        from sender: Session?, to target: ChatMessage.Target, kind: ChatMessage.Kind, text: String, tags: [String: String] = [:],
+        recipientAccount: String? = nil, now: Date
     ) -> ChatMessage {
         defer { nextMessageID += 1 }
         // Whole milliseconds, as stored: a message shows the same time live and in history.
         let now = Self.wholeMilliseconds(now)
         return ChatMessage(
             id: nextMessageID, time: now, from: sender?.nick.display, account: sender?.shownAccount, target: target, kind: kind, text: text,
-            tags: tags
+            tags: tags, recipientAccount: recipientAccount
         )
     }
 

@@ -18,9 +18,7 @@ final class HistoryReads<Sink: EventSink>: Sendable {
     struct Read: Sendable {
         let peer: Sink.Peer
         let hold: Sink.Hold
-        let room: String
-        let query: HistoryQuery
-        let below: Int64
+        let lookup: HistoryLookup
         let ref: String?
         /// Asked for by the client, as opposed to part of a join or a resume.
         let asked: Bool
@@ -149,17 +147,25 @@ final class HistoryReads<Sink: EventSink>: Sendable {
         guard !sink.isAbandoned(read.hold) else { return }
         guard !refusing() else { return refuse(read) }
         do {
-            let messages = try await store.history(room: read.room, read.query, below: read.below)
-            sink.release(read.hold, with: .history(room: read.room, messages: messages, ref: read.ref))
+            let reply: ChatEvent =
+                switch read.lookup {
+                case .room(let room, let query, let below):
+                    .history(room: room, messages: try await store.history(room: room, query, below: below), ref: read.ref)
+                case .conversation(let account, let nick, let query, let below):
+                    .history(room: nick, messages: try await store.conversation(account: account, with: nick, query, below: below), ref: read.ref)
+                case .targets(let rooms, let account, let after, let before, let count):
+                    .historyTargets(try await store.targets(rooms: rooms, account: account, after: after, before: before, count: count), ref: read.ref)
+                }
+            sink.release(read.hold, with: reply)
         } catch {
             onFailure(error)
-            let failure = ChatError(.historyUnavailable, "The history of \(read.room) cannot be read just now; ask again with /history.")
+            let failure = ChatError(.historyUnavailable, "The history of \(read.lookup.name) cannot be read just now; ask again with /history.")
             sink.release(read.hold, with: .error(failure, ref: read.ref))
         }
     }
 
     private func refuse(_ read: Read) {
-        let refusal = ChatError(.historyUnavailable, "The server is shutting down; the history of \(read.room) was not read.")
+        let refusal = ChatError(.historyUnavailable, "The server is shutting down; the history of \(read.lookup.name) was not read.")
         sink.release(read.hold, with: .error(refusal, ref: read.ref))
     }
 }

@@ -11,13 +11,16 @@ public enum HistoryQuery: Sendable, Equatable {
     /// Up to `count` messages strictly between two points: the newest of them when `newest`, else the
     /// oldest (IRC's CHATHISTORY, whose references are message ids or times).
     case range(after: HistoryPoint, before: HistoryPoint, count: Int, newest: Bool)
+    /// Up to `count` messages around a point: about half before it, the rest from it on (the message at the
+    /// point, when there is one, among them).
+    case around(HistoryPoint, count: Int)
 }
 
 extension HistoryQuery {
     /// How many messages it asks for at most.
     public var count: Int {
         switch self {
-        case .latest(let count), .before(_, let count), .after(_, let count), .range(_, _, let count, _): count
+        case .latest(let count), .before(_, let count), .after(_, let count), .range(_, _, let count, _), .around(_, let count): count
         }
     }
 
@@ -32,6 +35,35 @@ public enum HistoryPoint: Sendable, Equatable {
     case time(Date)
 }
 
+/// A read of stored history, carried out off the publisher's path (`HistoryReads`).
+public enum HistoryLookup: Sendable, Equatable {
+    /// A room's messages below id `below` (the next id when it was asked for).
+    case room(String, HistoryQuery, below: Int64)
+    /// An account's (its key) private conversation with `nick` (as it was asked for: the reply names it so).
+    case conversation(account: String, with: String, HistoryQuery, below: Int64)
+    case targets(rooms: [String], account: String?, after: Date, before: Date, count: Int)
+
+    /// What the reply is about: the room, the nick, or nothing in particular.
+    var name: String {
+        switch self {
+        case .room(let room, _, _): room
+        case .conversation(_, let nick, _, _): nick
+        case .targets: "your conversations"
+        }
+    }
+}
+
+/// A room or private conversation with history, and when its latest message was sent (IRC's CHATHISTORY
+/// TARGETS): `name` is the room, or the nick the conversation is with.
+public struct HistoryTarget: Sendable, Equatable {
+    public let name: String
+    public let latest: Date
+
+    public init(name: String, latest: Date) {
+        (self.name, self.latest) = (name, latest)
+    }
+}
+
 /// Where messages are kept. The chat core depends only on this protocol, so the embedded SQLite store and a
 /// PostgreSQL one are interchangeable.
 public protocol MessageStore: Sendable {
@@ -44,10 +76,18 @@ public protocol MessageStore: Sendable {
     func lastMessageID() async throws -> Int64
     /// History reads it serves at once beside its writes (the publisher runs that many).
     var concurrentReads: Int { get }
+    /// The private messages between the account (its key) and the user called `nick`, as that account kept
+    /// them: those it sent or received while logged in. Paged like a room's history.
+    func conversation(account: String, with nick: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage]
+    /// The rooms of `rooms` and the private conversations of `account` whose latest message was sent strictly
+    /// between `after` and `before`, the longest quiet first, at most `count`.
+    func targets(rooms: [String], account: String?, after: Date, before: Date, count: Int) async throws -> [HistoryTarget]
 }
 
 extension MessageStore {
     public var concurrentReads: Int { 2 }
+    public func conversation(account: String, with nick: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] { [] }
+    public func targets(rooms: [String], account: String?, after: Date, before: Date, count: Int) async throws -> [HistoryTarget] { [] }
 }
 
 /// A store that keeps nothing: for tests of the chat core, and the baseline that measures what storage costs.

@@ -71,12 +71,9 @@ public struct Publisher<Sink: EventSink>: Sendable {
             case .deliver(let event, let recipients):
                 sink.deliver(event, to: recipients)
             case .replay(let peer, let room, let query, let below, let ref, let asked):
-                let hold = sink.hold(peer)
-                let read = HistoryReads<Sink>.Read(peer: peer, hold: hold, room: room, query: query, below: below, ref: ref, asked: asked)
-                if refusing || !reads.submit(read) {
-                    let busy = ChatError(.historyUnavailable, "You have asked for history faster than it can be read; ask again in a moment.")
-                    sink.release(hold, with: .error(busy, ref: ref))
-                }
+                read(.room(room, query, below: below), for: peer, ref: ref, asked: asked, refusing: refusing)
+            case .lookUp(let peer, let lookup, let ref):
+                read(lookup, for: peer, ref: ref, asked: true, refusing: refusing)
             case .close(let peer, let reason):
                 sink.close(peer, reason: reason)
             case .persist(_, _, let actor?) where !roomsStored:
@@ -88,6 +85,17 @@ public struct Publisher<Sink: EventSink>: Sendable {
             }
         }
         sink.endOfBatch()
+    }
+
+    /// Reserves `peer`'s place for a history read and queues it (`HistoryReads`); refused, the place gets an error.
+    private func read(_ lookup: HistoryLookup, for peer: Sink.Peer, ref: String?, asked: Bool, refusing: Bool) {
+        let sink = hub.sink
+        let hold = sink.hold(peer)
+        let read = HistoryReads<Sink>.Read(peer: peer, hold: hold, lookup: lookup, ref: ref, asked: asked)
+        if refusing || !reads.submit(read) {
+            let busy = ChatError(.historyUnavailable, "You have asked for history faster than it can be read; ask again in a moment.")
+            sink.release(hold, with: ChatEvent.error(busy, ref: ref))
+        }
     }
 
     /// The ids of the batch's messages that were not stored: all of them when the write failed, or when the

@@ -1,3 +1,5 @@
+import Foundation
+
 /// What a registered client asks of the chat. Text commands and JSON requests both become one of these, so
 /// every operation has exactly one implementation. Names arrive raw; the core validates them.
 public enum Request: Sendable, Equatable {
@@ -23,8 +25,12 @@ public enum Request: Sendable, Equatable {
     case help
     /// Marks the sender away with this message, or back when nil.
     case away(String?)
-    /// Stored messages of `room` (the current room when nil).
+    /// Stored messages of `room` (the current room when nil); of a nick, the sender's private conversation
+    /// with that nick as its account kept it (empty when not logged in).
     case history(room: String?, HistoryQuery)
+    /// The rooms one is in and the private conversations one's account kept whose latest message was sent
+    /// strictly between `after` and `before` (answered with `historyTargets`).
+    case historyTargets(after: Date, before: Date, count: Int)
     /// A room operator's action on `room` (the current room when nil).
     case moderate(room: String?, Moderation)
     /// Leaves every room (IRC's `JOIN 0`).

@@ -90,10 +90,13 @@ public enum TextCommands {
             return .topic(room: nil, text: args.isEmpty ? nil : String(args))
         },
         TextCommand(
-            name: "history", aliases: [], arguments: "[N]", summary: "show the last N messages of the current room (default 50)"
+            name: "history", aliases: [], arguments: "[#ROOM|NICK] [N]",
+            summary: "show the last N messages (default 50) of the current room, a room, or your private talk with NICK"
         ) { args in
-            guard args.isEmpty || Int(args) != nil else { return nil }
-            return .history(room: nil, .latest(min(500, max(1, Int(args) ?? 50))))
+            let (first, rest) = args.firstWord
+            let (target, count) = Int(first) == nil && !first.isEmpty ? (String(first), rest) : (nil, args)
+            guard count.isEmpty || Int(count) != nil else { return nil }
+            return .history(room: target, .latest(min(500, max(1, Int(count) ?? 50))))
         },
         TextCommand(name: "register", aliases: [], arguments: "PASSWORD", summary: "reserve your nickname with a password") { args in
             let (password, rest) = args.firstWord

@@ -73,7 +73,7 @@ extension JSONCodec {
             case .after(let id, let count):
                 json.field("after", id)
                 json.field("limit", Int64(count))
-            case .range:
+            case .range, .around:
                 return nil  // IRC's CHATHISTORY only; JSON pages by id with before and after
             }
         case .register(let password):
@@ -104,8 +104,8 @@ extension JSONCodec {
         case .modes(let room):
             json = JSONWriter(type: "modes")
             json.field("room", room)
-        case .help, .partAll, .lookup, .invisible:
-            return nil  // IRC's JOIN 0, WHO and MODE +i: no JSON form
+        case .help, .partAll, .lookup, .invisible, .historyTargets:
+            return nil  // IRC's JOIN 0, WHO and MODE +i: CHATHISTORY TARGETS: no JSON form
         }
         json.field("ref", ref)
         return json.finished()

@@ -264,6 +264,15 @@ public struct JSONCodec: Sendable {
             var json = JSONWriter(type: "pong")
             json.field("ref", ref)
             return json.finished()
+        case .historyTargets(let targets, let ref):
+            // Asked for on IRC only (CHATHISTORY TARGETS) so far; written for completeness.
+            var json = JSONWriter(type: "history_targets")
+            json.field("ref", ref)
+            json.field("targets", objects: targets) { json, target in
+                json.field("name", target.name)
+                json.field("latest", Timestamps.iso8601(target.latest))
+            }
+            return json.finished()
         case .history(let room, let messages, let ref):
             var json = JSONWriter(type: "history")
             json.field("room", room)

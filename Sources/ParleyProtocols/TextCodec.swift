@@ -92,6 +92,8 @@ public struct TextCodec: Sendable {
             return ["*** You are in no room now. Type /join #room to enter one."]
         case .pong:
             return ["*** pong"]
+        case .historyTargets:
+            return []  // asked for on IRC only (CHATHISTORY TARGETS)
         case .history(let room, let messages, _):
             guard !messages.isEmpty else { return [] }
             let count = messages.count == 1 ? "1 message" : "\(messages.count) messages"

@@ -36,12 +36,21 @@ public struct Fanout: EventSink {
         }
     }
 
+    /// Marks a place inside an answer being collected (`Renderer.reservePlace`) rather than in the outbox.
+    private static let collected: UInt64 = 1 << 63
+
     public func hold(_ peer: Client) -> (client: Client, place: UInt64) {
-        (peer, peer.outbox.hold())
+        if let place = peer.renderer.reservePlace() { return (peer, place | Self.collected) }
+        return (peer, peer.outbox.hold())
     }
 
     public func release(_ hold: (client: Client, place: UInt64), with event: ChatEvent) {
-        hold.client.outbox.release(hold.place, with: hold.client.renderer.render(event, focused: true))
+        guard hold.place & Self.collected != 0 else {
+            return hold.client.outbox.release(hold.place, with: hold.client.renderer.render(event, focused: true))
+        }
+        if let answer = hold.client.renderer.fill(hold.place & ~Self.collected, with: event) {
+            hold.client.outbox.release(answer.hold, with: answer.frame)
+        }
     }
 
     public func isAbandoned(_ hold: (client: Client, place: UInt64)) -> Bool {

@@ -48,6 +48,8 @@ struct IRCSession: LineSession {
     var sasl = SASLExchange.idle
     /// Replies made here rather than by the hub, each with the hub's queue position when it was made.
     private let replies = Replies()
+    /// Labeled lines answered so far: each answer's batch gets its own reference.
+    private var labelsAnswered = 0
 
     init(_ context: SessionContext) {
         self.context = context
@@ -65,9 +67,39 @@ struct IRCSession: LineSession {
     var me: String { peer.nick }
 
     mutating func receive(_ line: ByteBuffer) async -> Flow {
+        if peer.capabilities.contains(.labeledResponse), let label = Self.label(of: line) { return await answer(line, labeled: label) }
         let flow = await handle(line)
         await replies.flush(to: context)
         return flow
+    }
+
+    /// IRCv3 labeled-response: every reply to the line, collected into one answer (see `LabeledResponse`).
+    private mutating func answer(_ line: ByteBuffer, labeled label: String) async -> Flow {
+        // What earlier lines asked of the hub is delivered first: none of it belongs in this answer.
+        await context.hub.carriedOut(through: context.hub.queuePosition)
+        labelsAnswered += 1
+        let response = LabeledResponse(
+            label: label, hold: context.connection.outbox.hold(), serverName: codec.serverName, batch: "L\(labelsAnswered)"
+        )
+        peer.beginLabel(response)
+        replies.collect(into: response)
+        let flow = await handle(line)
+        await replies.flush(to: context)
+        // Everything the line asked of the hub is rendered (a history read may still fill its place later).
+        await context.hub.carriedOut(through: context.hub.queuePosition)
+        replies.collect(into: nil)
+        if let answer = peer.endLabel() { context.connection.outbox.release(answer.hold, with: answer.frame) }
+        return flow
+    }
+
+    /// The `label` tag of a line, if it has one (of at most 64 bytes, as the spec bounds it).
+    static func label(of line: ByteBuffer) -> String? {
+        let bytes = line.readableBytesView
+        guard bytes.first == UInt8(ascii: "@"), let end = bytes.firstIndex(of: UInt8(ascii: " ")),
+            bytes[..<end].split(separator: UInt8(ascii: ";")).contains(where: { $0.drop { $0 == UInt8(ascii: "@") }.starts(with: "label=".utf8) }),
+            let label = IRCMessage(parsing: Substring(String(decoding: bytes, as: UTF8.self)))?.tags["label"], !label.isEmpty, label.utf8.count <= 64
+        else { return nil }
+        return label
     }
 
     private mutating func handle(_ line: ByteBuffer) async -> Flow {
@@ -379,18 +411,26 @@ struct IRCSession: LineSession {
         return .proceed
     }
 
-    /// The answer is a `chathistory` batch (rendered from the `history` event this asks for).
+    /// The answer is a `chathistory` batch (rendered from the `history` event this asks for), of a channel or
+    /// of a private conversation (as the client's account kept it); TARGETS lists both, with history in a window.
     func chathistory(_ message: IRCMessage) -> Flow {
+        let subcommand = message.params[0].uppercased()
+        if subcommand == "TARGETS" {
+            switch IRCTranslation.chathistoryTargets(message.params) {
+            case .failure(let failure):
+                send(IRCMessage(source: codec.serverName, command: "FAIL", params: ["CHATHISTORY", failure.code, failure.context, failure.text]))
+            case .success(let (after, before, count)):
+                charge(1 + count / 100)
+                request(.historyTargets(after: after, before: before, count: count), "CHATHISTORY", "*", subcommand)
+            }
+            return .proceed
+        }
         switch IRCTranslation.chathistory(message.params) {
         case .failure(let failure):
             send(IRCMessage(source: codec.serverName, command: "FAIL", params: ["CHATHISTORY", failure.code, failure.context, failure.text]))
-        case .success(let (target, _)) where !target.hasPrefix("#"):
-            // Private conversations are not kept per pair of users: their history is empty.
-            send(IRCMessage(source: codec.serverName, command: "BATCH", params: ["+p", "chathistory", target]))
-            send(IRCMessage(source: codec.serverName, command: "BATCH", params: ["-p"]))
         case .success(let (target, query)):
             charge(query.cost)
-            request(.history(room: target, query), "CHATHISTORY", target)
+            request(.history(room: target, query), "CHATHISTORY", target, subcommand)
         }
         return .proceed
     }
@@ -466,6 +506,12 @@ final class Replies: Sendable {
     }
 
     private let pending = Mutex<[Step]>([])
+    /// The answer to a labeled line being collected: replies go into it rather than to the connection.
+    private let collecting = Mutex<LabeledResponse?>(nil)
+
+    func collect(into response: LabeledResponse?) {
+        collecting.withLock { $0 = response }
+    }
 
     func add(_ frame: ByteBuffer, after position: UInt64) {
         pending.withLock { $0.append(.reply(frame, after: position)) }
@@ -494,7 +540,11 @@ final class Replies: Sendable {
         func write() async {
             guard !run.isEmpty else { return }
             await context.hub.carriedOut(through: runAfter)
-            for frame in run { context.connection.send(frame) }
+            if let response = collecting.withLock({ $0 }) {
+                for frame in run { response.add(frame) }
+            } else {
+                for frame in run { context.connection.send(frame) }
+            }
             run.removeAll()
         }
         for step in taken {

@@ -103,6 +103,14 @@ public final class SQLiteStore: MessageStore {
         ["ALTER TABLE rooms ADD COLUMN modes TEXT NOT NULL DEFAULT 'n'"],
         // v9: the most members a room takes (IRC +l), if any.
         ["ALTER TABLE rooms ADD COLUMN member_limit INTEGER"],
+        // v10: private history. A private message is kept for the accounts (keys) of its sender and its
+        // recipient when they were logged in; each reads it back as its conversation with the other's nick.
+        [
+            "ALTER TABLE messages ADD COLUMN sender_account TEXT",
+            "ALTER TABLE messages ADD COLUMN recipient_account TEXT",
+            "CREATE INDEX messages_by_sender_account ON messages(sender_account, id) WHERE sender_account IS NOT NULL",
+            "CREATE INDEX messages_by_recipient_account ON messages(recipient_account, id) WHERE recipient_account IS NOT NULL",
+        ],
     ]
 
     public static let fileName = "parley.sqlite3"
@@ -256,15 +264,15 @@ public final class SQLiteStore: MessageStore {
         // explicit BEGIN: the connection is shared, and another task's statement would join the transaction.
         // (sqlite-nio builds SQLite with 250,000 variables, so a statement holds 31,250 rows; a larger batch
         // is written as several statements, each durable before anything of the batch is delivered.)
-        let columns = 8
+        let columns = 10
         let rowsPerStatement = 250_000 / columns
         let chunks = stride(from: 0, to: messages.count, by: rowsPerStatement).map { messages[$0..<min($0 + rowsPerStatement, messages.count)] }
         do {
             for chunk in chunks {
-                let placeholders = Array(repeating: "(?,?,?,?,?,?,?,?)", count: chunk.count).joined(separator: ",")
+                let placeholders = Array(repeating: "(?,?,?,?,?,?,?,?,?,?)", count: chunk.count).joined(separator: ",")
                 let binds = chunk.flatMap(Self.binds(for:))
                 _ = try await connection.query(
-                    "INSERT INTO messages (id, room, room_name, recipient, sender, kind, text, time_ms) VALUES \(placeholders)",
+                    "INSERT INTO messages (id, room, room_name, recipient, sender, kind, text, time_ms, sender_account, recipient_account) VALUES \(placeholders)",
                     binds
                 )
             }
@@ -274,29 +282,95 @@ public final class SQLiteStore: MessageStore {
     }
 
     public func history(room: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] {
+        try await read("room = ?", [.text(room.lowercased())], query, below: below)
+    }
+
+    public func conversation(account: String, with nick: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] {
+        // What the account sent to the nick, and what it received from the nick (sent to itself: both).
+        let (account, nick) = (SQLiteData.text(account.lowercased()), SQLiteData.text(nick.lowercased()))
+        return try await read(
+            "room IS NULL AND ((sender_account = ? AND lower(recipient) = ?) OR (recipient_account = ? AND lower(sender) = ?))",
+            [account, nick, account, nick], query, below: below
+        )
+    }
+
+    public func targets(rooms: [String], account: String?, after: Date, before: Date, count: Int) async throws -> [HistoryTarget] {
         let connection = readers[nextReader.wrappingAdd(1, ordering: .relaxed).oldValue % readers.count]
-        let key = room.lowercased()
-        let select = "SELECT id, room_name, recipient, sender, kind, text, time_ms FROM messages WHERE room = ?"
+        let window: [SQLiteData] = [.integer(Self.milliseconds(after)), .integer(Self.milliseconds(before))]
+        var found: [HistoryTarget] = []
+        if !rooms.isEmpty {
+            // A bare column beside MAX() is read from the row with the maximum: the room's latest spelling.
+            let placeholders = Array(repeating: "?", count: rooms.count).joined(separator: ",")
+            let rows = try await connection.query(
+                """
+                SELECT room_name AS name, MAX(time_ms) AS latest FROM messages WHERE room IN (\(placeholders))
+                GROUP BY room HAVING latest > ? AND latest < ?
+                """,
+                rooms.map { .text($0.lowercased()) } + window
+            )
+            found += rows.compactMap(Self.target(from:))
+        }
+        if let account {
+            let key = SQLiteData.text(account.lowercased())
+            let rows = try await connection.query(
+                """
+                SELECT CASE WHEN sender_account = ? THEN recipient ELSE sender END AS name, MAX(time_ms) AS latest FROM messages
+                WHERE room IS NULL AND (sender_account = ? OR recipient_account = ?)
+                GROUP BY lower(name) HAVING latest > ? AND latest < ?
+                """,
+                [key, key, key] + window
+            )
+            found += rows.compactMap(Self.target(from:))
+        }
+        return Array(found.sorted { $0.latest < $1.latest }.prefix(count))
+    }
+
+    /// The messages of one room or conversation (`scope`, a condition with its binds) that `query` selects.
+    private func read(_ scope: String, _ scopeBinds: [SQLiteData], _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] {
+        let connection = readers[nextReader.wrappingAdd(1, ordering: .relaxed).oldValue % readers.count]
+        let select = "SELECT id, room_name, recipient, sender, kind, text, time_ms FROM messages WHERE \(scope)"
         let rows: [SQLiteRow]
         switch query {
         case .latest(let count):
-            rows = try await connection.query("\(select) AND id < ? ORDER BY id DESC LIMIT ?", [.text(key), .integer(Int(below)), .integer(count)]).reversed()
+            rows = try await connection.query("\(select) AND id < ? ORDER BY id DESC LIMIT ?", scopeBinds + [.integer(Int(below)), .integer(count)]).reversed()
         case .before(let id, let count):
-            rows = try await connection.query("\(select) AND id < ? ORDER BY id DESC LIMIT ?", [.text(key), .integer(Int(min(id, below))), .integer(count)]).reversed()
+            rows = try await connection.query("\(select) AND id < ? ORDER BY id DESC LIMIT ?", scopeBinds + [.integer(Int(min(id, below))), .integer(count)]).reversed()
         case .after(let id, let count):
             rows = try await connection.query(
-                "\(select) AND id > ? AND id < ? ORDER BY id ASC LIMIT ?", [.text(key), .integer(Int(id)), .integer(Int(below)), .integer(count)]
+                "\(select) AND id > ? AND id < ? ORDER BY id ASC LIMIT ?", scopeBinds + [.integer(Int(id)), .integer(Int(below)), .integer(count)]
             )
         case .range(let after, let before, let count, let newest):
             let (lower, lowerBind) = Self.condition(after, ">")
             let (upper, upperBind) = Self.condition(before, "<")
             let found = try await connection.query(
                 "\(select) AND \(lower) AND \(upper) AND id < ? ORDER BY \(Self.order(after, before, descending: newest)) LIMIT ?",
-                [.text(key), lowerBind, upperBind, .integer(Int(below)), .integer(count)]
+                scopeBinds + [lowerBind, upperBind, .integer(Int(below)), .integer(count)]
             )
             rows = newest ? found.reversed() : found
+        case .around(let point, let count):
+            // About half before the point, newest first; the rest from the point on.
+            let (earlier, earlierBind) = Self.condition(point, "<")
+            let (later, laterBind) = Self.condition(point, ">=")
+            let before = try await connection.query(
+                "\(select) AND \(earlier) AND id < ? ORDER BY \(Self.order(point, point, descending: true)) LIMIT ?",
+                scopeBinds + [earlierBind, .integer(Int(below)), .integer((count - 1) / 2)]
+            )
+            let after = try await connection.query(
+                "\(select) AND \(later) AND id < ? ORDER BY \(Self.order(point, point, descending: false)) LIMIT ?",
+                scopeBinds + [laterBind, .integer(Int(below)), .integer(count - before.count)]
+            )
+            rows = before.reversed() + after
         }
         return rows.compactMap(Self.message(from:))
+    }
+
+    private static func target(from row: SQLiteRow) -> HistoryTarget? {
+        guard let name = row.column("name")?.string, let latest = row.column("latest")?.integer else { return nil }
+        return HistoryTarget(name: name, latest: Date(timeIntervalSince1970: Double(latest) / 1000))
+    }
+
+    private static func milliseconds(_ date: Date) -> Int {
+        Int(exactly: (date.timeIntervalSince1970 * 1000).rounded()) ?? (date.timeIntervalSince1970 < 0 ? .min : .max)
     }
 
     /// Time and id grow together, so either orders a room's messages; ordering by the one a bound names lets
@@ -313,7 +387,7 @@ public final class SQLiteStore: MessageStore {
     private static func condition(_ point: HistoryPoint, _ comparison: String) -> (String, SQLiteData) {
         switch point {
         case .id(let id): ("id \(comparison) ?", .integer(Int(clamping: id)))
-        case .time(let time): ("time_ms \(comparison) ?", .integer(Int(exactly: (time.timeIntervalSince1970 * 1000).rounded()) ?? (comparison == "<" ? .max : .min)))
+        case .time(let time): ("time_ms \(comparison) ?", .integer(milliseconds(time)))
         }
     }
 
@@ -330,9 +404,17 @@ public final class SQLiteStore: MessageStore {
             case .user(let nick): (.null, .null, .text(nick))
             case .everyone: (.null, .null, .null)
             }
+        // The accounts a private message is kept for (see migration v10); a room's history is everyone's.
+        let (senderAccount, recipientAccount): (SQLiteData, SQLiteData) =
+            if case .user = message.target {
+                (message.account.map { .text($0.lowercased()) } ?? .null, message.recipientAccount.map { .text($0.lowercased()) } ?? .null)
+            } else {
+                (.null, .null)
+            }
         return [
             .integer(Int(message.id)), room, roomName, recipient, message.from.map { .text($0) } ?? .null,
             .text(message.kind.rawValue), .text(message.text), .integer(Int((message.time.timeIntervalSince1970 * 1000).rounded())),
+            senderAccount, recipientAccount,
         ]
     }
 

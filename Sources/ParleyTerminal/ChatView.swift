@@ -112,6 +112,8 @@ public struct ChatView: Sendable {
             system("The server is shutting down" + (reason.map { " (\(clean($0)))" } ?? "") + ".")
         case .pong:
             break
+        case .historyTargets:
+            break  // asked for on IRC only
         case .history(let room, let messages, _):
             let fresh = messages.filter { $0.id > (lastSeen[room.lowercased()] ?? 0) }
             guard !fresh.isEmpty, let index = roomIndex(room) else { break }

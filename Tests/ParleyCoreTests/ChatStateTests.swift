@@ -7,6 +7,7 @@ import Testing
 enum Step: Equatable {
     case deliver(ChatEvent, to: [Int])
     case replay(Int, room: String, HistoryQuery)
+    case lookUp(Int, HistoryLookup)
     case close(Int, LeaveReason)
 }
 
@@ -17,6 +18,7 @@ extension Array where Element == Effect<Int> {
             case .record, .persist: nil
             case .deliver(let event, let recipients): .deliver(event, to: recipients.map(\.peer))
             case .replay(let peer, let room, let query, _, _, _): .replay(peer, room: room, query)
+            case .lookUp(let peer, let lookup, _): .lookUp(peer, lookup)
             case .close(let peer, let reason): .close(peer, reason)
             }
         }

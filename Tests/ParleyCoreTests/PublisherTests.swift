@@ -25,7 +25,7 @@ final class MemoryStore: MessageStore {
         case .latest(let count): return Array(inRoom.suffix(count))
         case .before(let id, let count): return Array(inRoom.filter { $0.id < id }.suffix(count))
         case .after(let id, let count): return Array(inRoom.filter { $0.id > id }.prefix(count))
-        case .range: return []  // IRC's CHATHISTORY; the SQLite store's implementation is tested over IRC
+        case .range, .around: return []  // IRC's CHATHISTORY; the SQLite store's implementation is tested over IRC
         }
     }
 

@@ -37,7 +37,7 @@ struct IRCTests {
             try await client.send("CAP LS 302")
             try await client.waitFor {
                 $0 == ":test.parley CAP * LS :account-tag away-notify batch cap-notify draft/account-registration draft/chathistory echo-message extended-join "
-                    + "message-tags multi-prefix sasl=PLAIN server-time userhost-in-names"
+                    + "labeled-response message-tags multi-prefix sasl=PLAIN server-time userhost-in-names"
             }
             try await client.send("CAP REQ :server-time nonsense")
             try await client.waitFor { $0 == ":test.parley CAP * NAK :server-time nonsense" }

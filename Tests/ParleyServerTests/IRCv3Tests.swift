@@ -159,7 +159,7 @@ struct IRCv3Tests {
         }
     }
 
-    @Test("history: a batch on join for batch clients; CHATHISTORY LATEST, BEFORE, AFTER, BETWEEN by msgid and timestamp")
+    @Test("history: a batch on join for batch clients; CHATHISTORY LATEST, BEFORE, AFTER, BETWEEN, AROUND by msgid and timestamp")
     func chathistory() async throws {
         try await TestServer.run { server in
             let text = try await server.textUser("texter")
@@ -213,11 +213,18 @@ struct IRCv3Tests {
             #expect(try await page("CHATHISTORY BEFORE #general timestamp=\(all[4].time) 10").map(\.text) == all.filter { $0.time < all[4].time }.map(\.text))
             #expect(try await page("CHATHISTORY BEFORE #general timestamp=\(all[0].time) 10").map(\.text) == [])
 
+            // Around a message: about half before it, the rest from it on.
+            #expect(try await page("CHATHISTORY AROUND #general msgid=\(all[2].id) 3").map(\.text) == ["two", "three", "four"])
+            #expect(try await page("CHATHISTORY AROUND #general msgid=\(all[2].id) 1").map(\.text) == ["three"])
+            #expect(try await page("CHATHISTORY AROUND #general timestamp=\(all[4].time) 4").map(\.text).contains("five"))
+            // Not logged in, nobody's private messages were kept for this client: an empty history.
             try await fetcher.send("CHATHISTORY LATEST texter * 10")
-            try await fetcher.waitFor { $0.hasSuffix(" BATCH +p chathistory texter") }
-            try await fetcher.waitFor { $0.hasSuffix(" BATCH -p") }
-            try await fetcher.send("CHATHISTORY AROUND #general msgid=1 10")
-            try await fetcher.waitFor { $0 == ":test.parley FAIL CHATHISTORY INVALID_PARAMS AROUND :Supported: LATEST, BEFORE, AFTER and BETWEEN" }
+            try await fetcher.waitFor { $0.hasSuffix(" BATCH +h0 chathistory texter") }
+            try await fetcher.waitFor { $0.hasSuffix(" BATCH -h0") }
+            try await fetcher.send("CHATHISTORY SOMETIME #general msgid=1 10")
+            try await fetcher.waitFor {
+                $0 == ":test.parley FAIL CHATHISTORY INVALID_PARAMS SOMETIME :Supported: LATEST, BEFORE, AFTER, BETWEEN, AROUND and TARGETS"
+            }
             try await fetcher.send("CHATHISTORY LATEST #general * none")
             try await fetcher.waitFor { $0.hasPrefix(":test.parley FAIL CHATHISTORY INVALID_PARAMS LATEST :") }
             // Times out of range or malformed are refused, never trusted (they once trapped the server).
@@ -226,7 +233,7 @@ struct IRCv3Tests {
                 try await fetcher.waitFor { $0 == ":test.parley FAIL CHATHISTORY INVALID_PARAMS BEFORE :Unknown message reference" }
             }
             try await fetcher.send("CHATHISTORY LATEST #elsewhere * 10")
-            try await fetcher.waitFor { $0.hasPrefix(":test.parley 403 fetcher #elsewhere :") }
+            try await fetcher.waitFor { $0.hasPrefix(":test.parley FAIL CHATHISTORY INVALID_TARGET LATEST #elsewhere :") }
         }
     }
 

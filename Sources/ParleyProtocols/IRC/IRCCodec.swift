@@ -20,6 +20,7 @@ public struct IRCCapabilities: OptionSet, Hashable, Sendable {
     public static let chathistory = IRCCapabilities(rawValue: 1 << 10)
     public static let sasl = IRCCapabilities(rawValue: 1 << 11)
     public static let accountRegistration = IRCCapabilities(rawValue: 1 << 12)
+    public static let labeledResponse = IRCCapabilities(rawValue: 1 << 13)
 
     /// The capabilities that change how an event every recipient sees is rendered: frames are shared by
     /// clients that agree on these.
@@ -30,7 +31,7 @@ public struct IRCCapabilities: OptionSet, Hashable, Sendable {
         ("account-tag", .accountTag, nil), ("away-notify", .awayNotify, nil), ("batch", .batch, nil), ("cap-notify", .capNotify, nil),
         ("draft/account-registration", .accountRegistration, nil),
         ("draft/chathistory", .chathistory, nil), ("echo-message", .echoMessage, nil), ("extended-join", .extendedJoin, nil),
-        ("message-tags", .messageTags, nil), ("multi-prefix", .multiPrefix, nil), ("sasl", .sasl, "PLAIN"),
+        ("labeled-response", .labeledResponse, nil), ("message-tags", .messageTags, nil), ("multi-prefix", .multiPrefix, nil), ("sasl", .sasl, "PLAIN"),
         ("server-time", .serverTime, nil), ("userhost-in-names", .userhostInNames, nil),
     ]
 }
@@ -209,6 +210,15 @@ public struct IRCCodec: Sendable {
             return [IRCMessage(command: "ERROR", params: ["Closing link: " + (reason ?? "server shutting down")])]
         case .pong(let ref):
             return [IRCMessage(source: serverName, command: "PONG", params: [serverName, Self.parse(ref: ref)?.target ?? serverName])]
+        case .historyTargets(let targets, _):
+            let batch = "targets"
+            return [IRCMessage(source: serverName, command: "BATCH", params: ["+" + batch, "draft/chathistory-targets"])]
+                + targets.map { target in
+                    IRCMessage(
+                        tags: ["batch": batch], source: serverName, command: "CHATHISTORY", params: ["TARGETS", target.name, Timestamps.iso8601(target.latest)]
+                    )
+                }
+                + [IRCMessage(source: serverName, command: "BATCH", params: ["-" + batch])]
         case .history(let room, let messages, let ref):
             // A CHATHISTORY client asks for what it wants (`ref` marks its requests) rather than take a replay.
             if capabilities.contains(.chathistory) && ref == nil { return [] }
@@ -452,6 +462,10 @@ public struct IRCCodec: Sendable {
         switch (ref?.command, error.code) {
         case ("NOTICE", _):
             return []  // RFC 2812: automatic replies must never be sent in response to a NOTICE
+        case ("CHATHISTORY", .noSuchRoom), ("CHATHISTORY", .notInRoom), ("CHATHISTORY", .invalidRoom), ("CHATHISTORY", .invalidNick):
+            return [IRCMessage(source: serverName, command: "FAIL", params: ["CHATHISTORY", "INVALID_TARGET", ref?.subject ?? "*", ref?.target ?? "*", error.message])]
+        case ("CHATHISTORY", .historyUnavailable):
+            return [IRCMessage(source: serverName, command: "FAIL", params: ["CHATHISTORY", "MESSAGE_ERROR", ref?.subject ?? "*", ref?.target ?? "*", error.message])]
         case ("NAMES", .noSuchRoom), ("NAMES", .invalidRoom):
             return [numeric("366", me, ref?.target ?? "*", "End of /NAMES list.")]
         case ("PRIVMSG", .notInRoom), ("TAGMSG", .notInRoom):

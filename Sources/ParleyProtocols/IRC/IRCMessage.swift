@@ -128,7 +128,7 @@ public struct IRCMessage: Equatable, Sendable {
 
     // By scalars, not Characters: a space or backslash followed by a combining mark is one Character to Swift,
     // and would slip through unescaped.
-    static func escape(_ value: String) -> String {
+    public static func escape(_ value: String) -> String {
         var out = String.UnicodeScalarView()
         for scalar in value.unicodeScalars {
             switch scalar {

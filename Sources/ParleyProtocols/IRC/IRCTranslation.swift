@@ -123,8 +123,8 @@ public enum IRCTranslation {
         public let text: String
     }
 
-    /// draft/chathistory: LATEST, BEFORE, AFTER and BETWEEN, by msgid (Parley's message ids) or timestamp, at
-    /// most `IRCCodec.maximumHistoryPage` messages. Returns the target and the query.
+    /// draft/chathistory: LATEST, BEFORE, AFTER, BETWEEN and AROUND, by msgid (Parley's message ids) or
+    /// timestamp, at most `IRCCodec.maximumHistoryPage` messages. Returns the target and the query.
     public static func chathistory(_ params: [String]) -> Result<(target: String, query: HistoryQuery), Failure> {
         func fail(_ context: String, _ text: String) -> Result<(target: String, query: HistoryQuery), Failure> {
             .failure(Failure(code: "INVALID_PARAMS", context: context, text: text))
@@ -154,6 +154,9 @@ public enum IRCTranslation {
                 default: .range(after: reference, before: .id(.max), count: limit, newest: true)
                 }
             return .success((target, query))
+        case ("AROUND", 4):
+            guard let reference = point(params[2]) else { return fail(subcommand, "Unknown message reference") }
+            return .success((target, .around(reference, count: limit)))
         case ("BETWEEN", 5):
             guard let first = point(params[2]), let second = point(params[3]) else { return fail(subcommand, "Unknown message reference") }
             // The first reference says where to start: from the newer end when it is the later one.
@@ -164,8 +167,23 @@ public enum IRCTranslation {
             default: return fail(subcommand, "Both references must be of one kind")
             }
         default:
-            return fail(subcommand, "Supported: LATEST, BEFORE, AFTER and BETWEEN")
+            return fail(subcommand, "Supported: LATEST, BEFORE, AFTER, BETWEEN, AROUND and TARGETS")
         }
+    }
+
+    /// `CHATHISTORY TARGETS timestamp=… timestamp=… limit`: the window (either end first) and the limit.
+    public static func chathistoryTargets(_ params: [String]) -> Result<(after: Date, before: Date, count: Int), Failure> {
+        func time(_ text: String) -> Date? {
+            guard text.hasPrefix("timestamp=") else { return nil }
+            return Timestamps.parseISO8601(String(text.dropFirst(10)))
+        }
+        guard params.count == 4, let first = time(params[1]), let second = time(params[2]) else {
+            return .failure(Failure(code: "INVALID_PARAMS", context: "TARGETS", text: "TARGETS takes two timestamps and a limit"))
+        }
+        guard let count = Int(params[3]), count > 0 else {
+            return .failure(Failure(code: "INVALID_PARAMS", context: "TARGETS", text: "The limit must be a positive number"))
+        }
+        return .success((min(first, second), max(first, second), min(count, IRCCodec.maximumHistoryPage)))
     }
 
     /// Whether a PRIVMSG or NOTICE from `source` to `target` carrying `text` fits one 512-byte line as its
