@@ -24,7 +24,7 @@ public enum ChatEvent: Sendable, Equatable {
     /// A room's topic, for whoever joins or asks: who set it and when, if known.
     case topic(room: String, text: String, setBy: String?, setAt: Date? = nil)
     /// Someone changed a room's topic: told to everyone in it.
-    case topicChanged(room: String, text: String, by: Actor, at: Date)
+    case topicChanged(room: String, text: String, by: Actor, at: Date, id: Int64? = nil)
     case error(ChatError, ref: String?)
     /// Information from the server to this user alone (flood warnings and the like).
     case notice(String)
@@ -70,8 +70,12 @@ public struct ChatMessage: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
         case normal, action, notice
         /// IRC's TAGMSG: no text, only client-only tags (a typing indicator, a reaction). Relayed live to
-        /// clients that take tags, never stored.
+        /// clients that take tags; stored only when it asks to be (`+draft/persist`: a reaction, not a typing
+        /// indicator), and replayed only to IRC clients with draft/event-playback.
         case tags
+        /// A room's topic set to `text` by `from` (nil: the server operator): kept in the room's history, so a
+        /// replay shows when the subject changed; live it is the `topicChanged` event, which carries its id.
+        case topic
     }
 
     public enum Target: Sendable, Equatable {
@@ -92,7 +96,7 @@ public struct ChatMessage: Sendable, Equatable {
     public let target: Target
     public let kind: Kind
     public let text: String
-    /// Client-only tags (IRCv3 `+name`), relayed live to clients that take tags; history does not keep them.
+    /// Client-only tags (IRCv3 `+name`), relayed to clients that take tags, live and in history.
     public let tags: [String: String]
     /// For a private message, the recipient's account (its key) when logged in: the message is kept in that
     /// account's history of the conversation (the sender's is `account`). Never shown.
@@ -112,6 +116,11 @@ public struct ChatMessage: Sendable, Equatable {
         self.kind = kind
         self.text = text
     }
+}
+
+extension ChatMessage {
+    /// Whether it is stored: everything but tags alone, unless those ask to be kept (`+draft/persist`).
+    public var isKept: Bool { kind != .tags || tags["+draft/persist"] != nil }
 }
 
 /// Who acted on someone else: a user, or the server itself (its operator at the console, or its own rules).

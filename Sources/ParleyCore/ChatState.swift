@@ -302,7 +302,7 @@ public struct ChatState<Peer: Sendable> {
             guard kind == .tags ? !tags.isEmpty : !Sanitizer.isBlank(text) else { return }
             let room = try speakingRoom(room, of: session, now: now)
             let message = newMessage(from: session, to: .room(room.display), kind: kind, text: text, tags: tags, now: now)
-            if kind != .tags { effects.append(.record(message, sender: session.peer, ref: ref)) }
+            if message.isKept { effects.append(.record(message, sender: session.peer, ref: ref)) }
             effects.append(.deliver(.message(message), to: recipients(in: room, except: session.id)))
             effects.append(.deliver(.ack(ref: ref, message: message), to: me))
 
@@ -313,7 +313,7 @@ public struct ChatState<Peer: Sendable> {
             let message = newMessage(
                 from: session, to: .user(other.nick.display), kind: kind, text: text, tags: tags, recipientAccount: other.account, now: now
             )
-            if kind != .tags { effects.append(.record(message, sender: session.peer, ref: ref)) }
+            if message.isKept { effects.append(.record(message, sender: session.peer, ref: ref)) }
             effects.append(.deliver(.message(message), to: [.init(peer: other.peer, focused: true)]))
             effects.append(.deliver(.ack(ref: ref, message: message), to: me))
             if let away = other.away, kind != .notice, kind != .tags {
@@ -637,7 +637,12 @@ public struct ChatState<Peer: Sendable> {
         policy.topicSetAt = Self.wholeMilliseconds(now)
         policies[room.key] = policy
         effects.append(.persist([.topic(room: room.display, text: policy.topic, setBy: policy.topicSetBy, setAt: policy.topicSetAt)], audit: nil, actor: peer))
-        effects.append(.deliver(.topicChanged(room: room.display, text: policy.topic, by: actor, at: policy.topicSetAt ?? now), to: recipients(in: room)))
+        // Also a message of the room's history, with an id of its own; nobody is told if storing it fails (the
+        // topic itself was persisted above, which says so).
+        let change = ChatMessage(id: nextMessageID, time: Self.wholeMilliseconds(now), from: actor.nick, target: .room(room.display), kind: .topic, text: policy.topic)
+        nextMessageID += 1
+        effects.append(.record(change, sender: nil, ref: nil))
+        effects.append(.deliver(.topicChanged(room: room.display, text: policy.topic, by: actor, at: change.time, id: change.id), to: recipients(in: room)))
     }
 
     /// Disconnects a user, telling them why and telling their rooms.

@@ -230,7 +230,7 @@ public struct JSONCodec: Sendable {
                 json.field("topic", room.topic)
             }
             return json.finished()
-        case .topicChanged(let room, let text, let by, let at):
+        case .topicChanged(let room, let text, let by, let at, _):
             return encode(.topic(room: room, text: text, setBy: by.description, setAt: at))
         case .topic(let room, let text, let setBy, let setAt):
             var json = JSONWriter(type: "topic")
@@ -273,7 +273,8 @@ public struct JSONCodec: Sendable {
                 json.field("latest", Timestamps.iso8601(target.latest))
             }
             return json.finished()
-        case .history(let room, let messages, let ref):
+        case .history(let room, var messages, let ref):
+            messages.removeAll { $0.kind == .tags }  // tags alone have no JSON form yet (see JSONRenderer)
             var json = JSONWriter(type: "history")
             json.field("room", room)
             json.field("ref", ref)

@@ -65,7 +65,7 @@ public struct TextCodec: Sendable {
                     let members = room.members == 1 ? "1 member" : "\(room.members) members"
                     return "***   \(room.name) (\(members))" + (room.topic.isEmpty ? "" : ": \(room.topic)")
                 }
-        case .topicChanged(let room, let text, let by, _):
+        case .topicChanged(let room, let text, let by, _, _):
             return render(.topic(room: room, text: text, setBy: by.description), focused: focused)
         case .topic(let room, let text, let setBy, let setAt):
             if text.isEmpty { return ["*** \(room) has no topic. Set one with /topic \(room) text"] }
@@ -94,7 +94,8 @@ public struct TextCodec: Sendable {
             return ["*** pong"]
         case .historyTargets:
             return []  // asked for on IRC only (CHATHISTORY TARGETS)
-        case .history(let room, let messages, _):
+        case .history(let room, var messages, _):
+            messages.removeAll { $0.kind == .tags }  // reactions and the like: nothing to read
             guard !messages.isEmpty else { return [] }
             let count = messages.count == 1 ? "1 message" : "\(messages.count) messages"
             return ["*** History of \(room), \(count):"]
@@ -133,6 +134,7 @@ public struct TextCodec: Sendable {
 
     private func body(of message: ChatMessage) -> String {
         switch (message.kind, message.from) {
+        case (.topic, let from): "*** \(from ?? Moderator.consoleName) set the topic: \(message.text)"
         case (.action, let from?): "* \(from) \(message.text)"
         case (_, let from?) where message.kind != .notice: "<\(from)> \(message.text)"
         case (_, let from?): "-\(from)- \(message.text)"

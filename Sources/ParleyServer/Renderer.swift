@@ -250,7 +250,7 @@ struct IRCRenderer: Renderer {
         // Delivered after the renderer followed the change: the nick is the new one by then.
         case .nickChanged(let old, let new): return mine(old) || mine(new)
         case .moderation(let notice): return notice.by?.nick.map(mine) ?? false
-        case .topicChanged(_, _, let by, _): return by.nick.map(mine) ?? false
+        case .topicChanged(_, _, let by, _, _): return by.nick.map(mine) ?? false
         default: return true
         }
     }

@@ -111,6 +111,8 @@ public final class SQLiteStore: MessageStore {
             "CREATE INDEX messages_by_sender_account ON messages(sender_account, id) WHERE sender_account IS NOT NULL",
             "CREATE INDEX messages_by_recipient_account ON messages(recipient_account, id) WHERE recipient_account IS NOT NULL",
         ],
+        // v11: a message's client-only tags (IRCv3 `+name`), as a JSON object; NULL when it has none.
+        ["ALTER TABLE messages ADD COLUMN tags TEXT"],
     ]
 
     public static let fileName = "parley.sqlite3"
@@ -264,15 +266,15 @@ public final class SQLiteStore: MessageStore {
         // explicit BEGIN: the connection is shared, and another task's statement would join the transaction.
         // (sqlite-nio builds SQLite with 250,000 variables, so a statement holds 31,250 rows; a larger batch
         // is written as several statements, each durable before anything of the batch is delivered.)
-        let columns = 10
+        let columns = 11
         let rowsPerStatement = 250_000 / columns
         let chunks = stride(from: 0, to: messages.count, by: rowsPerStatement).map { messages[$0..<min($0 + rowsPerStatement, messages.count)] }
         do {
             for chunk in chunks {
-                let placeholders = Array(repeating: "(?,?,?,?,?,?,?,?,?,?)", count: chunk.count).joined(separator: ",")
+                let placeholders = Array(repeating: "(?,?,?,?,?,?,?,?,?,?,?)", count: chunk.count).joined(separator: ",")
                 let binds = chunk.flatMap(Self.binds(for:))
                 _ = try await connection.query(
-                    "INSERT INTO messages (id, room, room_name, recipient, sender, kind, text, time_ms, sender_account, recipient_account) VALUES \(placeholders)",
+                    "INSERT INTO messages (id, room, room_name, recipient, sender, kind, text, time_ms, sender_account, recipient_account, tags) VALUES \(placeholders)",
                     binds
                 )
             }
@@ -328,7 +330,7 @@ public final class SQLiteStore: MessageStore {
     /// The messages of one room or conversation (`scope`, a condition with its binds) that `query` selects.
     private func read(_ scope: String, _ scopeBinds: [SQLiteData], _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] {
         let connection = readers[nextReader.wrappingAdd(1, ordering: .relaxed).oldValue % readers.count]
-        let select = "SELECT id, room_name, recipient, sender, kind, text, time_ms FROM messages WHERE \(scope)"
+        let select = "SELECT id, room_name, recipient, sender, kind, text, time_ms, tags FROM messages WHERE \(scope)"
         let rows: [SQLiteRow]
         switch query {
         case .latest(let count):
@@ -414,7 +416,7 @@ public final class SQLiteStore: MessageStore {
         return [
             .integer(Int(message.id)), room, roomName, recipient, message.from.map { .text($0) } ?? .null,
             .text(message.kind.rawValue), .text(message.text), .integer(Int((message.time.timeIntervalSince1970 * 1000).rounded())),
-            senderAccount, recipientAccount,
+            senderAccount, recipientAccount, Self.encode(message.tags),
         ]
     }
 
@@ -426,8 +428,18 @@ public final class SQLiteStore: MessageStore {
             if let room = row.column("room_name")?.string { .room(room) } else if let nick = row.column("recipient")?.string { .user(nick) } else { .everyone }
         return ChatMessage(
             id: Int64(id), time: Date(timeIntervalSince1970: Double(milliseconds) / 1000), from: row.column("sender")?.string,
-            target: target, kind: row.column("kind")?.string.flatMap(ChatMessage.Kind.init(rawValue:)) ?? .normal, text: text
+            target: target, kind: row.column("kind")?.string.flatMap(ChatMessage.Kind.init(rawValue:)) ?? .normal, text: text,
+            tags: row.column("tags")?.string.flatMap(decode) ?? [:]
         )
+    }
+
+    private static func encode(_ tags: [String: String]) -> SQLiteData {
+        guard !tags.isEmpty, let data = try? JSONEncoder().encode(tags) else { return .null }
+        return .text(String(decoding: data, as: UTF8.self))
+    }
+
+    private static func decode(_ text: String) -> [String: String]? {
+        try? JSONDecoder().decode([String: String].self, from: Data(text.utf8))
     }
 
     static func describe(_ error: any Error, path: String) -> StoreError {

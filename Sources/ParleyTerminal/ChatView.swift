@@ -94,7 +94,7 @@ public struct ChatView: Sendable {
             for room in list {
                 system("  \(clean(room.name)) (\(room.members))" + (room.topic.isEmpty ? "" : ": \(clean(room.topic))"))
             }
-        case .topicChanged(let room, let text, let by, _):
+        case .topicChanged(let room, let text, let by, _, _):
             return apply(.topic(room: room, text: text, setBy: by.description))
         case .topic(let room, let text, let setBy, _):
             let index = roomIndex(room) ?? current
@@ -250,6 +250,8 @@ public struct ChatView: Sendable {
             return StyledLine([stamp, Span("-> (private) ", .privateMessage), Span("<\(from)> ", nickStyle), Span(text)])
         case (_, .action):
             return StyledLine([stamp, Span("* \(from) ", nickStyle), Span(text)])
+        case (_, .topic):
+            return StyledLine([stamp, Span("-- \(message.from.map(clean) ?? "the server operator") set the topic: \(text)", .dim)])
         case (_, .notice) where message.from == nil:
             return StyledLine([stamp, Span("-server- \(text)", .dim)])
         default:

@@ -482,7 +482,11 @@ struct ChatStateTests {
         var chat = try Chat(users: ["alice", "bob"])
         #expect(chat.handle(1, .topic(room: nil, text: nil)).steps == [.deliver(.topic(room: "#general", text: "", setBy: nil), to: [1])])
         let set = chat.handle(1, .topic(room: nil, text: "Welcome!"))
-        #expect(set.steps == [.deliver(.topicChanged(room: "#general", text: "Welcome!", by: .user("alice"), at: Chat.now), to: [1, 2])])
+        #expect(set.steps == [.deliver(.topicChanged(room: "#general", text: "Welcome!", by: .user("alice"), at: Chat.now, id: 1), to: [1, 2])])
+        // The change is also a message of the room's history, with the id the event carries; no sender is told if
+        // storing it fails (the topic itself is persisted apart).
+        #expect(set.records.map(\.0) == [ChatMessage(id: 1, time: Chat.now, from: "alice", target: .room("#general"), kind: .topic, text: "Welcome!")])
+        #expect(set.records.map(\.1) == [nil])
         let shown = chat.handle(2, .topic(room: "#General", text: nil))
         #expect(shown.steps == [.deliver(.topic(room: "#general", text: "Welcome!", setBy: "alice", setAt: Chat.now), to: [2])])
         #expect(chat.state.roomSummaries().first?.topic == "Welcome!")
@@ -505,7 +509,7 @@ struct ChatStateTests {
     func topicSanitised() throws {
         var chat = try Chat(users: ["alice"])
         let set = chat.handle(1, .topic(room: nil, text: "  \u{1B}[1mBold\u{1B}[0m\ttopic\u{7}  "))
-        #expect(set.steps == [.deliver(.topicChanged(room: "#general", text: "Bold topic", by: .user("alice"), at: Chat.now), to: [1])])
+        #expect(set.steps == [.deliver(.topicChanged(room: "#general", text: "Bold topic", by: .user("alice"), at: Chat.now, id: 1), to: [1])])
         chat.handle(1, .topic(room: nil, text: String(repeating: "x", count: 400)))
         #expect(chat.state.roomSummaries().first?.topic == String(repeating: "x", count: 300))
         #expect(ChatState<Int>.maximumTopicLength == 300)
@@ -713,7 +717,7 @@ struct ChatStateTests {
         let set = try chat.state.topic("release\u{1B}[2J Friday", in: "#DEV", now: Chat.now)
         #expect(set.reply == nil)
         #expect(set.effects.changes == [.topic(room: "#dev", text: "release Friday", setBy: "the server operator", setAt: Chat.now)])
-        #expect(set.effects.steps == [.deliver(.topicChanged(room: "#dev", text: "release Friday", by: .server, at: Chat.now), to: [1])])
+        #expect(set.effects.steps == [.deliver(.topicChanged(room: "#dev", text: "release Friday", by: .server, at: Chat.now, id: 1), to: [1])])
         let shown = try chat.state.topic(nil, in: "#dev", now: Chat.now)
         #expect(shown.reply == .topic(room: "#dev", text: "release Friday", setBy: "the server operator", setAt: Chat.now))
         #expect(#expect(throws: ChatError.self) { try chat.state.topic("x", in: "#nowhere", now: Chat.now) }?.code == .noSuchRoom)

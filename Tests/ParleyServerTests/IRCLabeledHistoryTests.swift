@@ -4,8 +4,9 @@ import ParleyCore
 @testable import ParleyServer
 import Testing
 
-/// IRCv3 labeled-response, private history kept per account, and CHATHISTORY TARGETS, over real sockets.
-@Suite("IRC front door: labeled responses, private history, CHATHISTORY TARGETS")
+/// IRCv3 labeled-response, private history kept per account, CHATHISTORY TARGETS and draft/event-playback, over
+/// real sockets.
+@Suite("IRC front door: labeled responses, private history, CHATHISTORY TARGETS, event playback")
 struct IRCLabeledHistoryTests {
     static let allCapabilities = ["batch", "labeled-response", "echo-message", "message-tags", "server-time", "draft/chathistory"]
 
@@ -84,7 +85,8 @@ struct IRCLabeledHistoryTests {
             let outer = String(history[0].split(separator: " ")[3].dropFirst())
             #expect(history[1].hasPrefix("@batch=\(outer) :test.parley BATCH +") && history[1].hasSuffix(" chathistory #general"), "\(history)")
             let inner = String(history[1].split(separator: " ")[3].dropFirst())
-            #expect(history[2].hasPrefix("@batch=\(inner);") && history[2].hasSuffix(" PRIVMSG #general :hello"), "\(history)")
+            // (The client-only tag the message carried is kept with it.)
+            #expect(history[2].hasPrefix("@+draft/reply=7;batch=\(inner);") && history[2].hasSuffix(" PRIVMSG #general :hello"), "\(history)")
             #expect(history[3] == "@batch=\(outer) :test.parley BATCH -\(inner)", "\(history)")
 
             // Nothing to answer (a NOTICE without echo-message): an ACK.
@@ -176,6 +178,51 @@ struct IRCLabeledHistoryTests {
             try await text.waitFor { $0 == "*** History of bob, 2 messages:" }
             try await text.waitFor { $0.hasSuffix("<alice> hi bob") }
             try await text.waitFor { $0.hasSuffix("<bob> hi alice") }
+        }
+    }
+
+    /// The lines inside the next chathistory batch after `command`.
+    static func batchLines(_ client: TestClient, _ command: String) async throws -> [String] {
+        try await client.send(command)
+        _ = try await client.waitFor { $0.contains(" BATCH +") && $0.contains(" chathistory ") }
+        var lines: [String] = []
+        while true {
+            let line = try await client.nextLine()
+            if line.contains(" BATCH -") { return lines }
+            lines.append(line)
+        }
+    }
+
+    @Test("draft/event-playback: topic changes and TAGMSGs marked +draft/persist replay as TOPIC and TAGMSG to clients that ask; others get messages only; text history shows the topic change")
+    func eventPlayback() async throws {
+        try await TestServer.run { server in
+            let player = try await IRCTests.ircUser("player", port: server.ircPort, capabilities: Self.allCapabilities + ["draft/event-playback"])
+            let other = try await IRCTests.ircUser("other", port: server.ircPort, capabilities: Self.allCapabilities)
+            for client in [player, other] {
+                try await client.send("JOIN #ev")
+                try await client.waitFor { $0.contains(" 366 ") && $0.contains(" #ev ") }
+            }
+            try await player.send("TOPIC #ev :first topic")
+            let echo = try await player.waitFor { $0.hasSuffix(" TOPIC #ev :first topic") }
+            #expect(echo.contains("msgid=") && echo.contains("time="), "\(echo)")
+            let msgid = try #require(echo.split(separator: " ")[0].dropFirst().split(separator: ";").first { $0.hasPrefix("msgid=") })
+            try await player.send("@+draft/react=yes;+draft/persist TAGMSG #ev")
+            try await player.waitFor { $0.contains("+draft/react=yes") && $0.hasSuffix(" TAGMSG #ev") }
+            try await player.send("@+typing=active TAGMSG #ev")
+            try await player.waitFor { $0.contains("+typing=active") && $0.hasSuffix(" TAGMSG #ev") }
+            try await player.send("PRIVMSG #ev :said")
+            try await other.waitFor { $0.hasSuffix(" PRIVMSG #ev :said") }
+
+            let played = try await Self.batchLines(player, "CHATHISTORY LATEST #ev * 10")
+            #expect(played.map { $0.split(separator: " ")[2] } == ["TOPIC", "TAGMSG", "PRIVMSG"], "\(played)")
+            #expect(played[0].contains(String(msgid)) && played[1].contains("+draft/react=yes"), "\(played)")
+            let plain = try await Self.batchLines(other, "CHATHISTORY LATEST #ev * 10")
+            #expect(plain.map { $0.split(separator: " ")[2] } == ["PRIVMSG"], "\(plain)")
+
+            let text = try await server.textUser("reader")
+            try await text.send("/join #ev")
+            try await text.waitFor { $0.hasSuffix("*** player set the topic: first topic") }
+            try await text.waitFor { $0.hasSuffix("<player> said") }
         }
     }
 }

@@ -36,7 +36,7 @@ struct IRCTests {
             try await client.waitFor { $0 == ":test.parley 451 * JOIN :You have not registered" }
             try await client.send("CAP LS 302")
             try await client.waitFor {
-                $0 == ":test.parley CAP * LS :account-tag away-notify batch cap-notify draft/account-registration draft/chathistory echo-message extended-join "
+                $0 == ":test.parley CAP * LS :account-tag away-notify batch cap-notify draft/account-registration draft/chathistory draft/event-playback echo-message extended-join "
                     + "labeled-response message-tags multi-prefix sasl=PLAIN server-time userhost-in-names"
             }
             try await client.send("CAP REQ :server-time nonsense")

@@ -21,6 +21,7 @@ public struct IRCCapabilities: OptionSet, Hashable, Sendable {
     public static let sasl = IRCCapabilities(rawValue: 1 << 11)
     public static let accountRegistration = IRCCapabilities(rawValue: 1 << 12)
     public static let labeledResponse = IRCCapabilities(rawValue: 1 << 13)
+    public static let eventPlayback = IRCCapabilities(rawValue: 1 << 14)
 
     /// The capabilities that change how an event every recipient sees is rendered: frames are shared by
     /// clients that agree on these.
@@ -30,7 +31,7 @@ public struct IRCCapabilities: OptionSet, Hashable, Sendable {
     public static let names: [(name: String, capability: IRCCapabilities, value: String?)] = [
         ("account-tag", .accountTag, nil), ("away-notify", .awayNotify, nil), ("batch", .batch, nil), ("cap-notify", .capNotify, nil),
         ("draft/account-registration", .accountRegistration, nil),
-        ("draft/chathistory", .chathistory, nil), ("echo-message", .echoMessage, nil), ("extended-join", .extendedJoin, nil),
+        ("draft/chathistory", .chathistory, nil), ("draft/event-playback", .eventPlayback, nil), ("echo-message", .echoMessage, nil), ("extended-join", .extendedJoin, nil),
         ("labeled-response", .labeledResponse, nil), ("message-tags", .messageTags, nil), ("multi-prefix", .multiPrefix, nil), ("sasl", .sasl, "PLAIN"),
         ("server-time", .serverTime, nil), ("userhost-in-names", .userhostInNames, nil),
     ]
@@ -196,8 +197,14 @@ public struct IRCCodec: Sendable {
             // The console ("the server operator") is named by the server's name: a setter is one word here.
             let setter = setBy.contains(" ") ? serverName : setBy
             return [numeric("332", me, room, text), numeric("333", me, room, setter, String(Int(setAt.timeIntervalSince1970)))]
-        case .topicChanged(let room, let text, let by, _):
-            return [IRCMessage(source: by.nick.map(Self.source) ?? serverName, command: "TOPIC", params: [room, text])]
+        case .topicChanged(let room, let text, let by, let at, let id):
+            // Kept in history with an id (draft/event-playback replays it), so tagged like a message.
+            var tags: [String: String] = [:]
+            if let id {
+                if capabilities.contains(.serverTime) { tags["time"] = Timestamps.iso8601(at) }
+                if capabilities.contains(.messageTags) { tags["msgid"] = String(id) }
+            }
+            return [IRCMessage(tags: tags, source: by.nick.map(Self.source) ?? serverName, command: "TOPIC", params: [room, text])]
         case .error(let error, let ref):
             return numerics(for: error, ref: Self.parse(ref: ref), me: me)
         case .notice(let text):
@@ -219,9 +226,13 @@ public struct IRCCodec: Sendable {
                     )
                 }
                 + [IRCMessage(source: serverName, command: "BATCH", params: ["-" + batch])]
-        case .history(let room, let messages, let ref):
+        case .history(let room, var messages, let ref):
             // A CHATHISTORY client asks for what it wants (`ref` marks its requests) rather than take a replay.
             if capabilities.contains(.chathistory) && ref == nil { return [] }
+            // Topic changes and kept TAGMSGs replay as such to clients that asked for events (draft/event-playback);
+            // to other batch clients, which would take them for live ones, not at all; tags alone are nothing to
+            // show as a notice.
+            if !capabilities.contains(.eventPlayback) { messages.removeAll { $0.kind == .tags || ($0.kind == .topic && capabilities.contains(.batch)) } }
             // A batch of timestamped messages for clients that can show them as history; the rest get notices
             // marked with their time, so no client takes history for live talk.
             if capabilities.contains(.batch) && (capabilities.contains(.serverTime) || ref != nil) {
@@ -239,6 +250,7 @@ public struct IRCCodec: Sendable {
                 let stamp = Timestamps.localDateAndClock(message.time)
                 let text: String =
                     switch (message.kind, message.from) {
+                    case (.topic, let from): "* \(from ?? Moderator.consoleName) set the topic: \(message.text)"
                     case (.action, let from?): "* \(from) \(message.text)"
                     case (_, let from?): "<\(from)> \(message.text)"
                     case (_, nil): message.text
@@ -390,6 +402,7 @@ public struct IRCCodec: Sendable {
         if capabilities.contains(.accountTag), let account = message.account { tags["account"] = account }
         if let batch { tags["batch"] = batch }
         if message.kind == .tags { return [IRCMessage(tags: tags, source: source, command: "TAGMSG", params: [target])] }
+        if message.kind == .topic { return [IRCMessage(tags: tags, source: source, command: "TOPIC", params: [target, message.text])] }
         let command = message.kind == .notice || message.from == nil ? "NOTICE" : "PRIVMSG"
         // ":source COMMAND target :" and CR LF around the text (tags do not count: they have their own limit).
         let overhead = source.utf8.count + target.utf8.count + command.utf8.count + 7 + (message.kind == .action ? 9 : 0)
