@@ -18,8 +18,8 @@ public enum ChatEvent: Sendable, Equatable {
     case left(room: String, nick: String, reason: LeaveReason)
     case nickChanged(from: String, to: String)
     /// The members of a room, or everyone online when `room` is nil; `operators` are those of them who
-    /// operate the room.
-    case members(room: String?, nicks: [String], operators: [String] = [], voiced: [String] = [], secret: Bool = false)
+    /// operate the room. `ref`: the request's, when it was asked for (`who`), not part of a join.
+    case members(room: String?, nicks: [String], operators: [String] = [], voiced: [String] = [], secret: Bool = false, ref: String? = nil)
     case rooms([RoomSummary])
     /// A room's topic, for whoever joins or asks: who set it and when, if known.
     case topic(room: String, text: String, setBy: String?, setAt: Date? = nil)
@@ -44,7 +44,7 @@ public enum ChatEvent: Sendable, Equatable {
     /// An operator acted on a room (or a ban or mute ran out): told to everyone in it.
     case moderation(ModerationNotice)
     /// The bans and mutes in force in a room, for whoever asked.
-    case restrictions(room: String, [Restriction])
+    case restrictions(room: String, [Restriction], ref: String? = nil)
     /// Someone went away (`message`) or came back (nil): told to them and to everyone who shares a room
     /// with them.
     case awayChanged(nick: String, message: String?)

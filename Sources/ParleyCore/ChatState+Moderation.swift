@@ -33,10 +33,15 @@ extension ChatState {
         guard let policy = policies[key], !policy.restrictions.isEmpty, let session = sessions[id],
             !isRoomOperator(id, in: key)
         else { return nil }
-        return policy.restrictions.first {
-            $0.kind == kind && $0.isActive(at: now)
-                && $0.mask.matches(nick: session.nick.display, account: session.account, address: session.address)
+        let matching = { (kind: Restriction.Kind) in
+            policy.restrictions.first {
+                $0.kind == kind && $0.isActive(at: now)
+                    && $0.mask.matches(nick: session.nick.display, account: session.account, address: session.address)
+            }
         }
+        // A ban exception (+e) lets its matches in despite any ban.
+        if kind == .ban, matching(.exception) != nil { return nil }
+        return matching(kind)
     }
 
     /// A muted user keeps their nick (or a mute would be one /nick away from lifted), and nobody takes on a
@@ -47,10 +52,12 @@ extension ChatState {
                 throw ChatError(.muted, "You cannot change your nickname while muted in \(room)" + Self.remaining(mute, now: now) + ".")
             }
             guard !isRoomOperator(session.id, in: room.key) else { continue }
-            let banned = policies[room.key]?.restrictions.contains {
-                $0.kind == .ban && $0.isActive(at: now) && $0.mask.matches(nick: nick.display, account: session.account, address: session.address)
+            let matches = { (kind: Restriction.Kind) in
+                policies[room.key]?.restrictions.contains {
+                    $0.kind == kind && $0.isActive(at: now) && $0.mask.matches(nick: nick.display, account: session.account, address: session.address)
+                } == true
             }
-            if banned == true { throw ChatError(.banned, "\(nick) is banned from \(room), which you are in.") }
+            if matches(.ban) && !matches(.exception) { throw ChatError(.banned, "\(nick) is banned from \(room), which you are in.") }
         }
     }
 
@@ -111,24 +118,15 @@ extension ChatState {
             effects.append(.deliver(.moderation(notice), to: recipients(in: name)))
         }
 
-        switch action {
-        case .restrictions:
-            return nil
-
-        case .kick(let nick, let reason):
-            let target = try member(nick, of: name)
-            try checkPower(over: target, actor: actor, room: name)
-            let reason = cleanReason(reason)
-            persist([], "kick", target.nick.display, reason ?? "")
-            leave(name, session: target.id, reason: .kicked(by: by, reason: reason), into: &effects)
-
-        case .ban(let raw, let seconds, let reason), .mute(let raw, let seconds, let reason):
-            let kind: Restriction.Kind = if case .ban = action { .ban } else { .mute }
+        /// Imposes a ban, a mute or a ban exception on `raw` (a nick, aimed at its account when logged in, or a mask).
+        func restrict(_ kind: Restriction.Kind, _ raw: String, seconds: Int?, reason: String?) throws(ChatError) {
             var mask = try Mask(validating: raw)
             if mask.isPlainNick, let id = nicks[mask.text], let target = sessions[id] {
-                try checkPower(over: target, actor: actor, room: name)
-                if isRoomOperator(id, in: name.key) {
-                    throw ChatError(.notOperator, "\(target.nick) is an operator of \(room), whom bans and mutes do not hold; /deop them first.")
+                if kind != .exception {
+                    try checkPower(over: target, actor: actor, room: name)
+                    if isRoomOperator(id, in: name.key) {
+                        throw ChatError(.notOperator, "\(target.nick) is an operator of \(room), whom bans and mutes do not hold; /deop them first.")
+                    }
                 }
                 // A logged-in user is aimed at by their account, which no rename escapes.
                 if let account = target.account, account != mask.text { mask = try Mask(validating: account) }
@@ -149,23 +147,51 @@ extension ChatState {
             policies[name.key] = policy
             let duration = seconds.map { "for \(Durations.describe(seconds: $0))" } ?? "until lifted"
             persist([.restrict(room: room, restriction)], kind.rawValue, mask.text, duration + (reason.map { ": \($0)" } ?? ""))
-            announce(ModerationNotice(room: room, action: kind == .ban ? .ban : .mute, target: mask.text, by: by, reason: reason, until: restriction.until))
+            announce(ModerationNotice(room: room, action: kind.imposed, target: mask.text, by: by, reason: reason, until: restriction.until))
             if kind == .ban, let members = rooms[name.key]?.members {
                 for id in members where activeRestriction(.ban, in: name.key, on: id, now: now) != nil {
                     leave(name, session: id, reason: .kicked(by: by, reason: "banned" + (reason.map { ": \($0)" } ?? "")), into: &effects)
                 }
             }
+        }
 
-        case .unban(let raw), .unmute(let raw):
-            let kind: Restriction.Kind = if case .unban = action { .ban } else { .mute }
+        switch action {
+        case .restrictions:
+            return nil
+
+        case .kick(let nick, let reason):
+            let target = try member(nick, of: name)
+            try checkPower(over: target, actor: actor, room: name)
+            let reason = cleanReason(reason)
+            persist([], "kick", target.nick.display, reason ?? "")
+            leave(name, session: target.id, reason: .kicked(by: by, reason: reason), into: &effects)
+
+        case .ban(let raw, let seconds, let reason), .mute(let raw, let seconds, let reason):
+            let kind: Restriction.Kind = if case .ban = action { .ban } else { .mute }
+            try restrict(kind, raw, seconds: seconds, reason: reason)
+        case .exempt(let raw):
+            try restrict(.exception, raw, seconds: nil, reason: nil)
+
+        case .unban(let raw), .unmute(let raw), .unexempt(let raw):
+            let kind: Restriction.Kind =
+                switch action {
+                case .unban: .ban
+                case .unmute: .mute
+                default: .exception
+                }
             let mask = try Mask(validating: raw)
             guard policy.restrictions.contains(where: { $0.kind == kind && $0.mask == mask && $0.isActive(at: now) }) else {
-                throw ChatError(.noSuchRestriction, "\(mask) is not \(kind == .ban ? "banned from" : "muted in") \(room). Type /bans to see the list.")
+                let what = switch kind {
+                case .ban: "banned from"
+                case .mute: "muted in"
+                case .exception: "exempt from the bans of"
+                }
+                throw ChatError(.noSuchRestriction, "\(mask) is not \(what) \(room). Type /bans to see the list.")
             }
             policy.restrictions.removeAll { $0.kind == kind && $0.mask == mask }
             policies[name.key] = policy
             persist([.lift(room: room, kind, mask: mask)], "un\(kind.rawValue)", mask.text, "")
-            announce(ModerationNotice(room: room, action: kind == .ban ? .unban : .unmute, target: mask.text, by: by))
+            announce(ModerationNotice(room: room, action: kind.lifted, target: mask.text, by: by))
             forgetPolicyIfUnused(name.key, into: &effects)
 
         case .op(let nick):

@@ -375,9 +375,9 @@ public struct ChatState<Peer: Sendable> {
                 let room = try existingRoom(raw)
                 // A secret room is no room to those outside it.
                 guard !isSecret(room.name.key) || session.rooms.contains(room.name) else { throw noSuchRoom(room.name.display) }
-                effects.append(.deliver(members(of: room), to: me))
+                effects.append(.deliver(members(of: room, ref: ref), to: me))
             } else {
-                effects.append(.deliver(.members(room: nil, nicks: sortedNames(sessions.values.map(\.nick))), to: me))
+                effects.append(.deliver(.members(room: nil, nicks: sortedNames(sessions.values.map(\.nick)), ref: ref), to: me))
             }
 
         case .rooms(let terms):
@@ -437,7 +437,9 @@ public struct ChatState<Peer: Sendable> {
 
         case .moderate(let raw, let action):
             let room = try memberRoom(raw, of: session)
-            let reply = try moderate(action, in: room, by: .session(session.id), now: now, into: &effects)
+            var reply = try moderate(action, in: room, by: .session(session.id), now: now, into: &effects)
+            // The list goes back with the request's ref (IRC tells bans from exceptions by it).
+            if case .restrictions(let room, let list, _)? = reply { reply = .restrictions(room: room, list, ref: ref) }
             if let reply { effects.append(.deliver(reply, to: me)) }
 
         case .partAll(let reason):
@@ -931,12 +933,12 @@ public struct ChatState<Peer: Sendable> {
     }
 
     /// A room's members, its operators marked.
-    func members(of room: Room) -> ChatEvent {
+    func members(of room: Room, ref: String? = nil) -> ChatEvent {
         let operators = room.members.filter { isRoomOperator($0, in: room.name.key) }.map { sessions[$0]!.nick }
         let voiced = room.members.filter { room.voiced.contains($0) }.map { sessions[$0]!.nick }
         return .members(
             room: room.name.display, nicks: sortedNames(room.members.map { sessions[$0]!.nick }), operators: sortedNames(operators),
-            voiced: sortedNames(voiced), secret: isSecret(room.name.key)
+            voiced: sortedNames(voiced), secret: isSecret(room.name.key), ref: ref
         )
     }
 

@@ -8,7 +8,7 @@ public enum Moderation: Sendable, Equatable {
     /// Keeps whoever matches `mask` out of the room, for `seconds` or until lifted.
     case ban(mask: String, seconds: Int?, reason: String?)
     case unban(mask: String)
-    /// Lists the room's bans and mutes.
+    /// Lists the room's bans, mutes and ban exceptions.
     case restrictions
     /// Lets whoever matches `mask` stay in the room but not speak in it.
     case mute(mask: String, seconds: Int?, reason: String?)
@@ -26,6 +26,9 @@ public enum Moderation: Sendable, Equatable {
     /// Lets a member speak in a moderated room (IRC's +v), while they stay in it.
     case voice(nick: String)
     case devoice(nick: String)
+    /// Lets whoever matches `mask` in despite the room's bans (IRC's +e, a ban exception), until lifted.
+    case exempt(mask: String)
+    case unexempt(mask: String)
 }
 
 /// The room modes that are on or off, by their IRC letters. A new room has `n` only.
@@ -77,6 +80,25 @@ public struct RoomModes: OptionSet, Sendable, Hashable {
 public struct Restriction: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
         case ban, mute
+        /// An exception to the room's bans (IRC's +e): whoever matches is let in, bans or not.
+        case exception
+
+        /// What the notice says when one is imposed, and when it is lifted.
+        var imposed: ModerationNotice.Action {
+            switch self {
+            case .ban: .ban
+            case .mute: .mute
+            case .exception: .exempt
+            }
+        }
+
+        var lifted: ModerationNotice.Action {
+            switch self {
+            case .ban: .unban
+            case .mute: .unmute
+            case .exception: .unexempt
+            }
+        }
     }
 
     public let kind: Kind
@@ -171,6 +193,8 @@ public struct ModerationNotice: Sendable, Equatable {
         case voice, devoice
         /// A member limit set (`target` is the number) or lifted.
         case limit, unlimit
+        /// A ban exception set or lifted (`target` is the mask).
+        case exempt, unexempt
     }
 
     public let room: String
@@ -327,7 +351,7 @@ extension ModerationNotice {
         let until = self.until.map { " until \(time($0))" } ?? ""
         let reason = self.reason.map { ": \($0)" } ?? ""
         guard let by else {
-            return "The \(action == .unban ? "ban" : "mute") on \(whom) in \(room) has run out."
+            return "The \(action == .unban ? "ban" : action == .unexempt ? "ban exception" : "mute") on \(whom) in \(room) has run out."
         }
         return switch action {
         case .ban: "\(by) banned \(whom) from \(room)\(until)\(reason)"
@@ -343,6 +367,8 @@ extension ModerationNotice {
         case .modes: "\(by) " + Self.describe(modes: whom, room: room)
         case .limit: "\(by) limited \(room) to \(whom) members"
         case .unlimit: "\(by) lifted the member limit of \(room)"
+        case .exempt: "\(by) let \(whom) into \(room) despite any ban"
+        case .unexempt: "\(by) lifted the ban exception for \(whom) in \(room)"
         case .voice: "\(by) gave \(whom) a voice in \(room)"
         case .devoice: "\(by) took \(whom)'s voice in \(room)"
         }

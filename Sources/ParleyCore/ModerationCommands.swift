@@ -31,7 +31,7 @@ public enum ModerationCommands {
         ModerationCommand(name: "unban", arguments: "NICK|MASK", summary: "lift a ban") { args in
             single(args).map { .unban(mask: $0) }
         },
-        ModerationCommand(name: "bans", arguments: "", summary: "list the room's bans and mutes") { args in
+        ModerationCommand(name: "bans", arguments: "", summary: "list the room's bans, mutes and ban exceptions") { args in
             args.firstWord.word.isEmpty ? .restrictions : nil
         },
         ModerationCommand(name: "mute", arguments: "NICK|MASK [DURATION] [reason]", summary: "let someone stay but not speak") { args in
@@ -39,6 +39,12 @@ public enum ModerationCommands {
         },
         ModerationCommand(name: "unmute", arguments: "NICK|MASK", summary: "lift a mute") { args in
             single(args).map { .unmute(mask: $0) }
+        },
+        ModerationCommand(name: "exempt", arguments: "NICK|MASK", summary: "let someone in despite any ban (a ban exception)") { args in
+            single(args).map { .exempt(mask: $0) }
+        },
+        ModerationCommand(name: "unexempt", arguments: "NICK|MASK", summary: "lift a ban exception") { args in
+            single(args).map { .unexempt(mask: $0) }
         },
         ModerationCommand(name: "op", arguments: "NICK", summary: "make someone an operator of the room") { args in
             single(args).map { .op(nick: $0) }

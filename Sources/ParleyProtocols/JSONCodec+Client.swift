@@ -126,6 +126,9 @@ extension JSONCodec {
         case .unban(let mask), .unmute(let mask):
             json = JSONWriter(type: { if case .unban = action { "unban" } else { "unmute" } }())
             json.field("mask", mask)
+        case .exempt(let mask), .unexempt(let mask):
+            json = JSONWriter(type: { if case .exempt = action { "exempt" } else { "unexempt" } }())
+            json.field("mask", mask)
         case .restrictions:
             json = JSONWriter(type: "bans")
         case .op(let nick), .deop(let nick):

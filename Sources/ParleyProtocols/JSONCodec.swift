@@ -115,7 +115,8 @@ public struct JSONCodec: Sendable {
         case "whowas": return .request(.whowas(try required(wire.nick, "nick"), count: wire.limit))
         case "invite": return .request(.invite(nick: try required(wire.nick, "nick"), room: try required(wire.room, "room")))
         case "modes" where wire.modes == nil: return .request(.modes(room: try required(wire.room, "room")))
-        case "kick", "ban", "unban", "bans", "mute", "unmute", "op", "deop", "topic_lock", "key", "modes", "voice", "devoice", "limit":
+        case "kick", "ban", "unban", "bans", "mute", "unmute", "op", "deop", "topic_lock", "key", "modes", "voice", "devoice", "limit", "exempt",
+            "unexempt":
             return .request(.moderate(room: try required(wire.room, "room"), try moderation(from: wire)))
         default:
             throw ChatError(
@@ -141,6 +142,8 @@ public struct JSONCodec: Sendable {
         case "unban": return .unban(mask: try required(mask, "mask"))
         case "mute": return .mute(mask: try required(mask, "mask"), seconds: wire.duration, reason: wire.reason)
         case "unmute": return .unmute(mask: try required(mask, "mask"))
+        case "exempt": return .exempt(mask: try required(mask, "mask"))
+        case "unexempt": return .unexempt(mask: try required(mask, "mask"))
         case "op": return .op(nick: try required(wire.nick, "nick"))
         case "deop": return .deop(nick: try required(wire.nick, "nick"))
         case "topic_lock": return .topicLock(try required(wire.locked, "locked"))
@@ -214,9 +217,10 @@ public struct JSONCodec: Sendable {
             json.field("from", old)
             json.field("to", new)
             return json.finished()
-        case .members(let room, let nicks, let operators, let voiced, let secret):
+        case .members(let room, let nicks, let operators, let voiced, let secret, let ref):
             var json = JSONWriter(type: "members")
             json.field("room", room)
+            json.field("ref", ref)
             json.field("nicks", nicks)
             if !operators.isEmpty { json.field("operators", operators) }
             if !voiced.isEmpty { json.field("voiced", voiced) }
@@ -289,9 +293,10 @@ public struct JSONCodec: Sendable {
             json.field("reason", notice.reason)
             json.field("until", notice.until.map(Timestamps.iso8601))
             return json.finished()
-        case .restrictions(let room, let list):
+        case .restrictions(let room, let list, let ref):
             var json = JSONWriter(type: "restrictions")
             json.field("room", room)
+            json.field("ref", ref)
             json.field("restrictions", objects: list) { json, restriction in
                 json.field("kind", restriction.kind.rawValue)
                 json.field("mask", restriction.mask.text)

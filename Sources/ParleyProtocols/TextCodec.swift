@@ -57,7 +57,7 @@ public struct TextCodec: Sendable {
             return ["*** \(nick) left \(room) (\(reason.text))"]
         case .nickChanged(let old, let new):
             return ["*** \(old) is now known as \(new)"]
-        case .members(let room, let nicks, _, _, _):
+        case .members(let room, let nicks, _, _, _, _):
             return ["*** \(room.map { "In \($0)" } ?? "Online") (\(nicks.count)): \(nicks.joined(separator: ", "))"]
         case .rooms(let rooms):
             return ["*** Rooms (\(rooms.count)):"]
@@ -103,7 +103,7 @@ public struct TextCodec: Sendable {
                 + ["*** End of history."]
         case .moderation(let notice):
             return ["*** " + notice.sentence(time: Timestamps.localDateAndClock)]
-        case .restrictions(let room, let list):
+        case .restrictions(let room, let list, _):
             guard !list.isEmpty else { return ["*** Nobody is banned or muted in \(room)."] }
             return ["*** Bans and mutes in \(room) (\(list.count)):"] + list.map { "***   " + $0.summary(time: Timestamps.localDateAndClock) }
         case .awayChanged(let nick, let message?), .isAway(let nick, let message):

@@ -51,12 +51,15 @@ extension IRCSession {
             return .proceed
         },
         "NAMES": IRCCommand { session, message in
-            // TARGMAX NAMES:1 (a list of several would end with one 366 for all; each room ends its own here).
-            guard let room = message.params.first?.split(separator: ",").first.map(String.init) else {
+            // TARGMAX NAMES:4. Several rooms end with one 366 naming them all (the ref carries the list).
+            let rooms = (message.params.first ?? "").split(separator: ",").prefix(IRCCodec.maximumTargets).map(String.init)
+            guard !rooms.isEmpty else {
                 session.send(session.codec.numeric("366", session.me, "*", "End of /NAMES list."))
                 return .proceed
             }
-            session.request(.who(room: room), "NAMES", room)
+            session.charge(rooms.count)
+            let list = rooms.count > 1 ? rooms.joined(separator: ",") : nil
+            for room in rooms { session.request(.who(room: room), "NAMES", room, list) }
             return .proceed
         },
         "LIST": IRCCommand { session, message in

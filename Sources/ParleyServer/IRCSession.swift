@@ -367,6 +367,8 @@ struct IRCSession: LineSession {
                 request(.moderate(room: target, action), "MODE", target, subject)
             case .listBans:
                 request(.moderate(room: target, .restrictions), "MODE", target)
+            case .listExceptions:
+                request(.moderate(room: target, .restrictions), "MODE", target, "e")
             case .invalidKey:
                 send(codec.numeric("696", me, target, "k", "*", "A key is one word of 1 to \(ChatState<Int>.maximumKeyLength) characters, without spaces or commas"))
             case .invalidLimit(let text):

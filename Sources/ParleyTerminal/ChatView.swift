@@ -82,7 +82,7 @@ public struct ChatView: Sendable {
                 rooms[index].members = rooms[index].members.map { $0.lowercased() == old.lowercased() ? new : $0 }
                 append(StyledLine([Span("*** \(clean(old)) is now known as \(clean(new))", .dim)]), to: index, counts: false)
             }
-        case .members(let room, let nicks, _, _, _):
+        case .members(let room, let nicks, _, _, _, _):
             if let room, let index = roomIndex(room) {
                 rooms[index].members = nicks
                 append(StyledLine([Span("*** In \(clean(room)) (\(nicks.count)): \(nicks.map(clean).joined(separator: ", "))", .dim)]), to: index, counts: false)
@@ -128,7 +128,7 @@ public struct ChatView: Sendable {
         case .moderation(let notice):
             let index = roomIndex(notice.room) ?? current
             append(StyledLine([Span("*** " + clean(notice.sentence(time: Self.dateAndClock)), .dim)]), to: index, counts: false)
-        case .restrictions(let room, let list):
+        case .restrictions(let room, let list, _):
             let index = roomIndex(room) ?? current
             let lines = list.isEmpty ? ["Nobody is banned or muted in \(room)."] : ["Bans and mutes in \(room) (\(list.count)):"] + list.map { "  " + $0.summary(time: Self.dateAndClock) }
             for line in lines { append(StyledLine([Span("*** " + clean(line), .dim)]), to: index, counts: false) }

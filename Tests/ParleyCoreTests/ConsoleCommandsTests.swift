@@ -109,7 +109,7 @@ struct ConsoleCommandsTests {
                 "/help", "/announce text", "/say #room text", "/topic #room [text]", "/kick [#room] NICK [reason]", "/who [#room]", "/rooms",
                 "/shutdown",
                 "/ban #room NICK|MASK [DURATION] [reason]", "/unban #room NICK|MASK", "/bans #room",
-                "/mute #room NICK|MASK [DURATION] [reason]", "/unmute #room NICK|MASK", "/op #room NICK", "/deop #room NICK",
+                "/mute #room NICK|MASK [DURATION] [reason]", "/unmute #room NICK|MASK", "/exempt #room NICK|MASK", "/unexempt #room NICK|MASK", "/op #room NICK", "/deop #room NICK",
                 "/voice #room NICK", "/devoice #room NICK", "/mode #room +LETTERS|-LETTERS", "/limit #room N|off",
                 "/topiclock #room on|off", "/key #room KEY|off",
             ]

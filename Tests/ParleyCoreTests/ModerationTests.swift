@@ -90,6 +90,32 @@ struct ModerationTests {
         #expect(chat.state.handle(.join("#dev"), ref: nil, from: chat.ids[2]!, now: until).error == nil)
     }
 
+    @Test("a ban exception lets its matches in despite a ban, keeps them in when the ban comes, lets them rename; lifting it bans them again")
+    func banExceptions() throws {
+        var chat = try devRoom()
+        #expect(chat.moderate(2, .exempt(mask: "bob"), in: "#dev").error?.code == .notOperator)
+        let exempt = chat.moderate(1, .exempt(mask: "b*"), in: "#dev")
+        #expect(chat.notices(exempt).map(\.0) == [ModerationNotice(room: "#dev", action: .exempt, target: "b*", by: .user("alice"))])
+        #expect(exempt.audits.map(\.action) == ["exception"])
+        // A ban on everyone: bob stays, carol goes.
+        chat.moderate(1, .ban(mask: "*", seconds: nil, reason: nil), in: "#dev")
+        #expect(try chat.state.nicks(in: "#dev") == ["alice", "bob"])
+        #expect(chat.handle(3, .join("#dev")).error?.code == .banned)
+        // Renaming to a banned nick is refused only where no exception holds.
+        #expect(chat.handle(2, .nick("bobby")).error == nil)
+        let listed = chat.moderate(1, .restrictions, in: "#dev")
+        guard case .deliver(.restrictions(_, let entries, _), _)? = listed.last else {
+            Issue.record("no list")
+            return
+        }
+        #expect(entries.map(\.kind) == [.exception, .ban])
+        #expect(chat.moderate(1, .unexempt(mask: "x*"), in: "#dev").error?.code == .noSuchRestriction)
+        let lifted = chat.moderate(1, .unexempt(mask: "b*"), in: "#dev")
+        #expect(chat.notices(lifted).map(\.0.action) == [.unexempt])
+        chat.handle(2, .part(room: "#dev", reason: nil))
+        #expect(chat.handle(2, .join("#dev")).error?.code == .banned)
+    }
+
     @Test("masks: wildcards, addresses, and accounts that changed nick")
     func masks() throws {
         var chat = try devRoom()
@@ -107,7 +133,7 @@ struct ModerationTests {
         #expect(chat.handle(2, .nick("guest1")).error?.code == .banned)
 
         let list = chat.moderate(2, .restrictions, in: "#dev")
-        guard case .deliver(.restrictions(room: "#dev", let entries), to: _)? = list.last else {
+        guard case .deliver(.restrictions(room: "#dev", let entries, _), to: _)? = list.last else {
             Issue.record("no list")
             return
         }
@@ -186,7 +212,7 @@ struct ModerationTests {
         #expect(effects.audits.first?.actor == "console")
         #expect(try chat.state.nicks(in: "#general") == [])
         let (reply, _) = try chat.state.moderate(.restrictions, in: "#general", by: .console, now: Chat.now)
-        guard case .restrictions(_, let list)? = reply else {
+        guard case .restrictions(_, let list, _)? = reply else {
             Issue.record("no list")
             return
         }

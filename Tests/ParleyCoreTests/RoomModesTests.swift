@@ -163,7 +163,7 @@ struct RoomModesTests {
         _ = chat.moderate(1, Self.modes(on: .secret), in: "#dev")
         let names = chat.handle(3, .who(room: "#dev"))
         let shown = names.steps.contains { step in
-            if case .deliver(.members(_, let nicks, _, _, _), _) = step { nicks.contains("alice") } else { false }
+            if case .deliver(.members(_, let nicks, _, _, _, _), _) = step { nicks.contains("alice") } else { false }
         }
         // As `.lookup` (WHO), `.rooms` (LIST) and `.whois` do, `.who(room:)` hides the room from outsiders.
         #expect(!shown)

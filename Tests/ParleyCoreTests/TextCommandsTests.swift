@@ -144,7 +144,7 @@ struct TextCommandsTests {
         #expect(help.contains { $0.usage == "/help" && $0.aliases == ["/?"] })
         #expect(help.contains { $0.usage == "/part [#room] [reason]" })
         #expect(Set(TextCommands.table.map(\.name)) == ["help", "nick", "who", "whois", "whowas", "invite", "msg", "me", "join", "part", "rooms", "topic", "history", "register", "login", "passwd", "away", "back", "quit",
-            "kick", "ban", "unban", "bans", "mute", "unmute", "op", "deop", "voice", "devoice", "mode", "limit", "topiclock", "key",
+            "kick", "ban", "unban", "bans", "mute", "unmute", "exempt", "unexempt", "op", "deop", "voice", "devoice", "mode", "limit", "topiclock", "key",
         ])
     }
 }

@@ -64,7 +64,8 @@ struct ClientTests {
             let client = try ParleyProcess(["connect", "127.0.0.1:\(server.port)", "--nick", "bot", "--json"], input: .pipe)
             try await client.output.waitFor(isEvent("members", ["room": "#general"]))
             try client.type("/who")
-            try await client.output.waitFor { $0 == #"{"type":"members","nicks":["bot"]}"# }
+            // A reply carries the ref of the request it answers.
+            try await client.output.waitFor { $0 == #"{"type":"members","ref":"c1","nicks":["bot"]}"# }
             try client.closeInput()
             #expect(try await client.waitForExit() == 0)
             for line in client.output.lines { _ = try json(line) }

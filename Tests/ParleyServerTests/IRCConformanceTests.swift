@@ -545,4 +545,36 @@ struct IRCConformanceTests {
             #expect(!lines.contains { $0.contains(" NOTICE ") }, "\(lines.filter { $0.contains(" NOTICE ") })")
         }
     }
+
+    @Test("ban exceptions (+e, EXCEPTS=e): set by MODE, listed with 348/349, let a banned user in; NAMES of several channels ends with one 366")
+    func banExceptionsAndNamesOfSeveral() async throws {
+        try await TestServer.run { server in
+            let op = try await IRCTests.ircUser("chanop", port: server.ircPort)
+            try await op.send("JOIN #ex")
+            try await op.waitFor { $0.contains(" 366 chanop #ex ") }
+            try await op.send("MODE #ex +b ba*!*@*")
+            try await op.waitFor { $0.hasPrefix(":chanop!") && $0.contains(" MODE #ex +b ba*") }
+            let bar = try await IRCTests.ircUser("bar", port: server.ircPort)
+            try await bar.send("JOIN #ex")
+            try await bar.waitFor { $0.hasPrefix(":test.parley 474 bar #ex ") }
+            try await op.send("MODE #ex +e *ar!*@*")
+            try await op.waitFor { $0.hasPrefix(":chanop!") && $0.contains(" MODE #ex +e *ar") }
+            try await bar.send("JOIN #ex")
+            try await bar.waitFor { $0.hasPrefix(":bar!") && $0.hasSuffix(" JOIN #ex") }
+            try await op.send("MODE #ex e")
+            let exception = try await op.waitFor { $0.hasPrefix(":test.parley 348 chanop #ex ") }
+            #expect(exception.contains(" *ar") && exception.contains(" chanop "), "\(exception)")
+            #expect(try await op.nextLine() == ":test.parley 349 chanop #ex :End of channel exception list")
+            try await op.send("MODE #ex b")
+            try await op.waitFor { $0.hasPrefix(":test.parley 367 chanop #ex ba*") }
+            #expect(try await op.nextLine() == ":test.parley 368 chanop #ex :End of channel ban list")
+
+            try await op.send("JOIN #ex2")
+            try await op.waitFor { $0.contains(" 366 chanop #ex2 ") }
+            try await op.send("NAMES #ex,#ex2,#nowhere")
+            #expect(try await op.waitFor { $0.contains(" 353 ") } == ":test.parley 353 chanop = #ex :bar @chanop")
+            #expect(try await op.nextLine() == ":test.parley 353 chanop = #ex2 :@chanop")
+            #expect(try await op.nextLine() == ":test.parley 366 chanop #ex,#ex2,#nowhere :End of /NAMES list.")
+        }
+    }
 }

@@ -50,7 +50,7 @@ struct IRCTests {
             try await client.waitFor { $0.hasPrefix(":test.parley 001 ircer :Welcome to Parley") }
             let isupport = try await client.waitFor { $0.hasPrefix(":test.parley 005 ircer ") }
                 + (try await client.waitFor { $0.hasPrefix(":test.parley 005 ircer ") })
-            for token in ["CASEMAPPING=ascii", "CHANTYPES=#", "PREFIX=(ov)@+", "CHANMODES=b,k,l,imnst", "NICKLEN=24", "CHANNELLEN=33", "TOPICLEN=300"] {
+            for token in ["CASEMAPPING=ascii", "CHANTYPES=#", "PREFIX=(ov)@+", "CHANMODES=be,k,l,imnst", "EXCEPTS=e", "NICKLEN=24", "CHANNELLEN=33", "TOPICLEN=300"] {
                 #expect(isupport.contains(token), "\(token)")
             }
             try await client.waitFor { $0 == ":test.parley 376 ircer :End of /MOTD command." }
@@ -295,7 +295,7 @@ struct IRCTests {
             let client = try await TestClient.connect(port: server.ircPort)
             try await client.send("NICK moder")
             try await client.send("USER moder 0 * :Moder")
-            try await client.waitFor { $0 == ":test.parley 004 moder test.parley parley io biklmnostv :bklov" }
+            try await client.waitFor { $0 == ":test.parley 004 moder test.parley parley io beiklmnostv :beklov" }
             try await client.waitFor { $0.contains(" 376 moder ") }
             try await client.send("MODE moder")
             try await client.waitFor { $0 == ":test.parley 221 moder :+" }

@@ -44,12 +44,12 @@ public struct IRCCodec: Sendable {
     public let serverName: String
     /// ISUPPORT (005) tokens: what this server really does.
     public static let isupport = [
-        "AWAYLEN=\(ChatState<Int>.maximumReasonLength)", "CASEMAPPING=ascii", "CHANLIMIT=#:\(ChatState<Int>.maximumRoomsPerUser)", "CHANMODES=b,k,l,imnst",
-        "CHANNELLEN=\(RoomName.maximumLength + 1)", "CHANTYPES=#", "KICKLEN=300", "MAXLIST=b:\(ChatState<Int>.maximumRestrictions)",
+        "AWAYLEN=\(ChatState<Int>.maximumReasonLength)", "CASEMAPPING=ascii", "CHANLIMIT=#:\(ChatState<Int>.maximumRoomsPerUser)", "CHANMODES=be,k,l,imnst", "EXCEPTS=e",
+        "CHANNELLEN=\(RoomName.maximumLength + 1)", "CHANTYPES=#", "KICKLEN=300", "MAXLIST=be:\(ChatState<Int>.maximumRestrictions)",
         "CHATHISTORY=\(IRCCodec.maximumHistoryPage)", "MSGREFTYPES=msgid,timestamp", "NETWORK=Parley",
         "NICKLEN=\(Nick.maximumLength)", "PREFIX=(ov)@+", "TOPICLEN=\(ChatState<Int>.maximumTopicLength)",
         "MODES=\(IRCCodec.maximumModes)", "MAXTARGETS=\(IRCCodec.maximumTargets)",
-        "WHOX", "ELIST=MNU", "TARGMAX=PRIVMSG:\(IRCCodec.maximumTargets),NOTICE:\(IRCCodec.maximumTargets),KICK:\(IRCCodec.maximumTargets),NAMES:1,WHOIS:1",
+        "WHOX", "ELIST=MNU", "TARGMAX=PRIVMSG:\(IRCCodec.maximumTargets),NOTICE:\(IRCCodec.maximumTargets),KICK:\(IRCCodec.maximumTargets),NAMES:\(IRCCodec.maximumTargets),WHOIS:1",
     ]
     /// Targets of one PRIVMSG or NOTICE, and mode changes of one MODE line: each is a stored and delivered
     /// action, so one line must not carry thousands.
@@ -132,7 +132,7 @@ public struct IRCCodec: Sendable {
                 numeric("002", nick, "Your host is \(serverName), running parley"),
                 numeric("003", nick, "This server speaks IRC, plain text and JSON lines; all meet in the same rooms"),
                 // User modes, channel modes, and those of them that take a parameter.
-                numeric("004", nick, serverName, "parley", "io", "biklmnostv", "bklov"),
+                numeric("004", nick, serverName, "parley", "io", "beiklmnostv", "beklov"),
                 // At most 13 tokens a line (modern.ircdocs.horse), so two lines.
                 IRCMessage(source: serverName, command: "005", params: [nick] + Self.isupport.prefix(8) + ["are supported by this server"]),
                 IRCMessage(source: serverName, command: "005", params: [nick] + Self.isupport.dropFirst(8) + ["are supported by this server"]),
@@ -173,7 +173,7 @@ public struct IRCCodec: Sendable {
             }
         case .nickChanged(let old, let new):
             return [IRCMessage(source: Self.source(old), command: "NICK", params: [new])]
-        case .members(let room, let nicks, let operators, let voiced, let secret):
+        case .members(let room, let nicks, let operators, let voiced, let secret, let ref):
             guard let room else { return [] }
             let (operators, voiced) = (Set(operators), Set(voiced))
             let names = nicks.map { nick in
@@ -184,7 +184,7 @@ public struct IRCCodec: Sendable {
             }
             // RFC 2812: `@` marks a secret channel, `=` a public one.
             return Self.chunks(names, budget: 400).map { numeric("353", me, secret ? "@" : "=", room, $0.joined(separator: " ")) }
-                + [numeric("366", me, room, "End of /NAMES list.")]
+                + endOfNames(room, ref: Self.parse(ref: ref), me: me)
         case .rooms(let rooms):
             // An IRC channel exists while someone is in it: rooms kept for their history or rules are not listed.
             return [numeric("321", me, "Channel", "Users  Name")]
@@ -274,6 +274,8 @@ public struct IRCCodec: Sendable {
                 case .unlimit: ("-l", nil)
                 case .voice: ("+v", notice.target)
                 case .devoice: ("-v", notice.target)
+                case .exempt: ("+e", Self.ircMask(notice.target))
+                case .unexempt: ("-e", Self.ircMask(notice.target))
                 case .mute, .unmute: ("", nil)
                 }
             let sentence = IRCMessage(source: serverName, command: "NOTICE", params: [notice.room, notice.sentence(time: Timestamps.localDateAndClock)])
@@ -282,7 +284,11 @@ public struct IRCCodec: Sendable {
                 // The MODE says it all, but for what IRC has no mode parameter for: a ban's reason or end, or that
                 // the server (not a user) acted.
                 + ((notice.action == .ban && (notice.reason != nil || notice.until != nil)) || notice.by == nil ? [sentence] : [])
-        case .restrictions(let room, let list):
+        case .restrictions(let room, let list, let ref) where Self.parse(ref: ref)?.subject == "e":
+            return list.filter { $0.kind == .exception }.map {
+                numeric("348", me, room, Self.ircMask($0.mask.text), $0.setBy, String(Int($0.since.timeIntervalSince1970)))
+            } + [numeric("349", me, room, "End of channel exception list")]
+        case .restrictions(let room, let list, _):
             return list.filter { $0.kind == .ban }.map { numeric("367", me, room, Self.ircMask($0.mask.text), $0.setBy, String(Int($0.since.timeIntervalSince1970))) }
                 + [numeric("368", me, room, "End of channel ban list")]
                 + list.filter { $0.kind == .mute }.map {
@@ -480,7 +486,7 @@ public struct IRCCodec: Sendable {
         case ("CHATHISTORY", .historyUnavailable):
             return [IRCMessage(source: serverName, command: "FAIL", params: ["CHATHISTORY", "MESSAGE_ERROR", ref?.subject ?? "*", ref?.target ?? "*", error.message])]
         case ("NAMES", .noSuchRoom), ("NAMES", .invalidRoom):
-            return [numeric("366", me, ref?.target ?? "*", "End of /NAMES list.")]
+            return endOfNames(ref?.target ?? "*", ref: ref, me: me)
         case ("PRIVMSG", .notInRoom), ("TAGMSG", .notInRoom):
             return [numeric("404", me, ref?.target ?? "*", "Cannot send to channel: \(error.message)")]
         case (_, .userNotInRoom):
@@ -495,6 +501,14 @@ public struct IRCCodec: Sendable {
     }
 
     /// The numeric for a refusal; `target` is what the command named, since most numerics repeat it.
+    /// 366 after a room's names; a NAMES of several rooms (its ref's subject lists them) ends with one 366 for
+    /// the whole list, after the last room.
+    func endOfNames(_ room: String, ref: Ref?, me: String) -> [IRCMessage] {
+        guard ref?.command == "NAMES", let list = ref?.subject else { return [numeric("366", me, room, "End of /NAMES list.")] }
+        guard let last = list.split(separator: ",").last, asciiLowercased(String(last)) == asciiLowercased(room) else { return [] }
+        return [numeric("366", me, list, "End of /NAMES list.")]
+    }
+
     public func numeric(for error: ChatError, target: String?, me: String) -> IRCMessage {
         let target = target ?? "*"
         switch error.code {

@@ -11,6 +11,8 @@ public enum IRCTranslation {
         case moderate(Moderation, subject: String?)
         /// `+b` without a mask: the ban list.
         case listBans
+        /// `MODE #room e`: the ban exceptions (348, 349).
+        case listExceptions
         /// A key that cannot be one (empty, with a space or comma, too long): ERR_INVALIDMODEPARAM.
         case invalidKey(String)
         /// A member limit that is no positive number: ERR_INVALIDMODEPARAM.
@@ -48,6 +50,13 @@ public enum IRCTranslation {
                 }
                 let parleyMask = parleyMask(fromIRC: mask)
                 steps.append(.moderate(adding ? .ban(mask: parleyMask, seconds: nil, reason: nil) : .unban(mask: parleyMask), subject: mask))
+            case "e":
+                guard let mask = arguments.next() else {
+                    steps.append(.listExceptions)
+                    continue
+                }
+                let parleyMask = parleyMask(fromIRC: mask)
+                steps.append(.moderate(adding ? .exempt(mask: parleyMask) : .unexempt(mask: parleyMask), subject: mask))
             case "o":
                 guard let nick = arguments.next() else { continue }
                 steps.append(.moderate(adding ? .op(nick: nick) : .deop(nick: nick), subject: nick))
