@@ -24,7 +24,8 @@ public enum ChatEvent: Sendable, Equatable {
     /// A room's topic, for whoever joins or asks: who set it and when, if known.
     case topic(room: String, text: String, setBy: String?, setAt: Date? = nil)
     /// Someone changed a room's topic: told to everyone in it.
-    case topicChanged(room: String, text: String, by: Actor, at: Date, id: Int64? = nil)
+    /// `id`: the change is also a message of the room's history (`Kind.topic`), with this id.
+    case topicChanged(room: String, text: String, by: Actor, at: Date, id: Int64)
     case error(ChatError, ref: String?)
     /// Information from the server to this user alone (flood warnings and the like).
     case notice(String)
@@ -44,6 +45,7 @@ public enum ChatEvent: Sendable, Equatable {
     /// An operator acted on a room (or a ban or mute ran out): told to everyone in it.
     case moderation(ModerationNotice)
     /// The bans and mutes in force in a room, for whoever asked.
+    /// A room's bans, mutes and ban exceptions; `ref`: the request's.
     case restrictions(room: String, [Restriction], ref: String? = nil)
     /// Someone went away (`message`) or came back (nil): told to them and to everyone who shares a room
     /// with them.

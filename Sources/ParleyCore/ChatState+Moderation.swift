@@ -146,7 +146,7 @@ extension ChatState {
             policy.restrictions.append(restriction)
             policies[name.key] = policy
             let duration = seconds.map { "for \(Durations.describe(seconds: $0))" } ?? "until lifted"
-            persist([.restrict(room: room, restriction)], kind.rawValue, mask.text, duration + (reason.map { ": \($0)" } ?? ""))
+            persist([.restrict(room: room, restriction)], kind.imposed.rawValue, mask.text, duration + (reason.map { ": \($0)" } ?? ""))
             announce(ModerationNotice(room: room, action: kind.imposed, target: mask.text, by: by, reason: reason, until: restriction.until))
             if kind == .ban, let members = rooms[name.key]?.members {
                 for id in members where activeRestriction(.ban, in: name.key, on: id, now: now) != nil {
@@ -190,7 +190,7 @@ extension ChatState {
             }
             policy.restrictions.removeAll { $0.kind == kind && $0.mask == mask }
             policies[name.key] = policy
-            persist([.lift(room: room, kind, mask: mask)], "un\(kind.rawValue)", mask.text, "")
+            persist([.lift(room: room, kind, mask: mask)], kind.lifted.rawValue, mask.text, "")
             announce(ModerationNotice(room: room, action: kind.lifted, target: mask.text, by: by))
             forgetPolicyIfUnused(name.key, into: &effects)
 

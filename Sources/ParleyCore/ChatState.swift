@@ -23,7 +23,7 @@ public enum Effect<Peer: Sendable>: Sendable {
     case deliver(ChatEvent, to: [Recipient<Peer>])
     /// Send `peer` the stored messages of `room` that `query` selects, below id `below`, as one `history`
     /// event; `asked` when the client asked for it, rather than joined a room or resumed.
-    case replay(Peer, room: String, HistoryQuery, below: Int64, ref: String?, asked: Bool = false)
+    case replay(Peer, room: String, HistoryQuery, below: Int64, ref: String?, asked: Bool = false, withTags: Bool = false)
     /// Send `peer` the result of a history read it asked for (a private conversation, CHATHISTORY TARGETS).
     case lookUp(Peer, HistoryLookup, ref: String?)
     /// End this client's connection once what is queued for it has been sent.
@@ -418,22 +418,24 @@ public struct ChatState<Peer: Sendable> {
             sessions[session.id]!.away = message
             effects.append(.deliver(.awayChanged(nick: session.nick.display, message: message), to: audience(of: session)))
 
-        case .history(let raw?, let query) where !raw.hasPrefix("#"):
+        case .history(let raw?, let query, let withTags) where !raw.hasPrefix("#"):
             // A private conversation, as the asker's account kept it: without an account nothing was kept.
-            _ = try Nick(validating: raw)
+            let nick = try Nick(validating: raw).display
             guard let account = session.account else {
-                effects.append(.deliver(.history(room: raw, messages: [], ref: ref), to: me))
+                effects.append(.deliver(.history(room: nick, messages: [], ref: ref), to: me))
                 return
             }
-            effects.append(.lookUp(session.peer, .conversation(account: account, with: raw, query, below: nextMessageID), ref: ref))
+            let lookup = HistoryLookup.conversation(account: account, with: nick, query, below: nextMessageID, withTags: withTags)
+            effects.append(.lookUp(session.peer, lookup, ref: ref))
 
-        case .historyTargets(let after, let before, let count):
+        case .historyTargets(let after, let before, let count, let newest):
             let rooms = session.rooms.map(\.display)
-            effects.append(.lookUp(session.peer, .targets(rooms: rooms, account: session.account, after: after, before: before, count: count), ref: ref))
+            let lookup = HistoryLookup.targets(rooms: rooms, account: session.account, after: after, before: before, count: count, newest: newest)
+            effects.append(.lookUp(session.peer, lookup, ref: ref))
 
-        case .history(let raw, let query):
+        case .history(let raw, let query, let withTags):
             let room = try memberRoom(raw, of: session)
-            effects.append(.replay(session.peer, room: room.display, query, below: nextMessageID, ref: ref, asked: true))
+            effects.append(.replay(session.peer, room: room.display, query, below: nextMessageID, ref: ref, asked: true, withTags: withTags))
 
         case .moderate(let raw, let action):
             let room = try memberRoom(raw, of: session)

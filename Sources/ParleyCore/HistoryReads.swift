@@ -149,12 +149,17 @@ final class HistoryReads<Sink: EventSink>: Sendable {
         do {
             let reply: ChatEvent =
                 switch read.lookup {
-                case .room(let room, let query, let below):
-                    .history(room: room, messages: try await store.history(room: room, query, below: below), ref: read.ref)
-                case .conversation(let account, let nick, let query, let below):
-                    .history(room: nick, messages: try await store.conversation(account: account, with: nick, query, below: below), ref: read.ref)
-                case .targets(let rooms, let account, let after, let before, let count):
-                    .historyTargets(try await store.targets(rooms: rooms, account: account, after: after, before: before, count: count), ref: read.ref)
+                case .room(let room, let query, let below, let withTags):
+                    .history(room: room, messages: try await store.history(room: room, query, below: below, withTags: withTags), ref: read.ref)
+                case .conversation(let account, let nick, let query, let below, let withTags):
+                    .history(
+                        room: nick, messages: try await store.conversation(account: account, with: nick, query, below: below, withTags: withTags),
+                        ref: read.ref
+                    )
+                case .targets(let rooms, let account, let after, let before, let count, let newest):
+                    .historyTargets(
+                        try await store.targets(rooms: rooms, account: account, after: after, before: before, count: count, newest: newest), ref: read.ref
+                    )
                 }
             sink.release(read.hold, with: reply)
         } catch {

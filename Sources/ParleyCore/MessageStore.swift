@@ -37,17 +37,17 @@ public enum HistoryPoint: Sendable, Equatable {
 
 /// A read of stored history, carried out off the publisher's path (`HistoryReads`).
 public enum HistoryLookup: Sendable, Equatable {
-    /// A room's messages below id `below` (the next id when it was asked for).
-    case room(String, HistoryQuery, below: Int64)
+    /// A room's messages below id `below` (the next id when it was asked for); kept TAGMSGs too when `withTags`.
+    case room(String, HistoryQuery, below: Int64, withTags: Bool = false)
     /// An account's (its key) private conversation with `nick` (as it was asked for: the reply names it so).
-    case conversation(account: String, with: String, HistoryQuery, below: Int64)
-    case targets(rooms: [String], account: String?, after: Date, before: Date, count: Int)
+    case conversation(account: String, with: String, HistoryQuery, below: Int64, withTags: Bool = false)
+    case targets(rooms: [String], account: String?, after: Date, before: Date, count: Int, newest: Bool)
 
     /// What the reply is about: the room, the nick, or nothing in particular.
     var name: String {
         switch self {
-        case .room(let room, _, _): room
-        case .conversation(_, let nick, _, _): nick
+        case .room(let room, _, _, _): room
+        case .conversation(_, let nick, _, _, _): nick
         case .targets: "your conversations"
         }
     }
@@ -76,18 +76,25 @@ public protocol MessageStore: Sendable {
     func lastMessageID() async throws -> Int64
     /// History reads it serves at once beside its writes (the publisher runs that many).
     var concurrentReads: Int { get }
+    /// `history(room:_:below:)`, with the TAGMSGs kept with `+draft/persist` among them only when `withTags`:
+    /// only IRC's event playback shows them, so for every other reader they must not use up the page.
+    func history(room: String, _ query: HistoryQuery, below: Int64, withTags: Bool) async throws -> [ChatMessage]
     /// The private messages between the account (its key) and the user called `nick`, as that account kept
     /// them: those it sent or received while logged in. Paged like a room's history.
-    func conversation(account: String, with nick: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage]
+    func conversation(account: String, with nick: String, _ query: HistoryQuery, below: Int64, withTags: Bool) async throws -> [ChatMessage]
     /// The rooms of `rooms` and the private conversations of `account` whose latest message was sent strictly
-    /// between `after` and `before`, the longest quiet first, at most `count`.
-    func targets(rooms: [String], account: String?, after: Date, before: Date, count: Int) async throws -> [HistoryTarget]
+    /// between `after` and `before`, the longest quiet first: at most `count`, the most recent of them when
+    /// `newest`.
+    func targets(rooms: [String], account: String?, after: Date, before: Date, count: Int, newest: Bool) async throws -> [HistoryTarget]
 }
 
 extension MessageStore {
     public var concurrentReads: Int { 2 }
-    public func conversation(account: String, with nick: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] { [] }
-    public func targets(rooms: [String], account: String?, after: Date, before: Date, count: Int) async throws -> [HistoryTarget] { [] }
+    public func history(room: String, _ query: HistoryQuery, below: Int64, withTags: Bool) async throws -> [ChatMessage] {
+        try await history(room: room, query, below: below).filter { withTags || $0.kind != .tags }
+    }
+    public func conversation(account: String, with nick: String, _ query: HistoryQuery, below: Int64, withTags: Bool) async throws -> [ChatMessage] { [] }
+    public func targets(rooms: [String], account: String?, after: Date, before: Date, count: Int, newest: Bool) async throws -> [HistoryTarget] { [] }
 }
 
 /// A store that keeps nothing: for tests of the chat core, and the baseline that measures what storage costs.

@@ -351,7 +351,7 @@ extension ModerationNotice {
         let until = self.until.map { " until \(time($0))" } ?? ""
         let reason = self.reason.map { ": \($0)" } ?? ""
         guard let by else {
-            return "The \(action == .unban ? "ban" : action == .unexempt ? "ban exception" : "mute") on \(whom) in \(room) has run out."
+            return "The \(action == .unban ? "ban" : "mute") on \(whom) in \(room) has run out."
         }
         return switch action {
         case .ban: "\(by) banned \(whom) from \(room)\(until)\(reason)"

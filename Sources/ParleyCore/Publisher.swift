@@ -70,8 +70,8 @@ public struct Publisher<Sink: EventSink>: Sendable {
                 continue
             case .deliver(let event, let recipients):
                 sink.deliver(event, to: recipients)
-            case .replay(let peer, let room, let query, let below, let ref, let asked):
-                read(.room(room, query, below: below), for: peer, ref: ref, asked: asked, refusing: refusing)
+            case .replay(let peer, let room, let query, let below, let ref, let asked, let withTags):
+                read(.room(room, query, below: below, withTags: withTags), for: peer, ref: ref, asked: asked, refusing: refusing)
             case .lookUp(let peer, let lookup, let ref):
                 read(lookup, for: peer, ref: ref, asked: true, refusing: refusing)
             case .close(let peer, let reason):

@@ -27,10 +27,12 @@ public enum Request: Sendable, Equatable {
     case away(String?)
     /// Stored messages of `room` (the current room when nil); of a nick, the sender's private conversation
     /// with that nick as its account kept it (empty when not logged in).
-    case history(room: String?, HistoryQuery)
+    /// `withTags`: with the TAGMSGs kept with `+draft/persist` (IRC's draft/event-playback).
+    case history(room: String?, HistoryQuery, withTags: Bool = false)
     /// The rooms one is in and the private conversations one's account kept whose latest message was sent
-    /// strictly between `after` and `before` (answered with `historyTargets`).
-    case historyTargets(after: Date, before: Date, count: Int)
+    /// strictly between `after` and `before`, at most `count`, the most recent of them when `newest`
+    /// (answered with `historyTargets`).
+    case historyTargets(after: Date, before: Date, count: Int, newest: Bool = false)
     /// A room operator's action on `room` (the current room when nil).
     case moderate(room: String?, Moderation)
     /// Leaves every room (IRC's `JOIN 0`).

@@ -61,7 +61,7 @@ extension JSONCodec {
         case .away(let text):
             json = JSONWriter(type: "away")
             json.field("text", text)
-        case .history(let room, let query):
+        case .history(let room, let query, _):
             json = JSONWriter(type: "history")
             json.field("room", room)
             switch query {

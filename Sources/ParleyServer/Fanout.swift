@@ -36,24 +36,30 @@ public struct Fanout: EventSink {
         }
     }
 
-    /// Marks a place inside an answer being collected (`Renderer.reservePlace`) rather than in the outbox.
-    private static let collected: UInt64 = 1 << 63
-
-    public func hold(_ peer: Client) -> (client: Client, place: UInt64) {
-        if let place = peer.renderer.reservePlace() { return (peer, place | Self.collected) }
-        return (peer, peer.outbox.hold())
+    /// Where a reply still being made (a history read) will go.
+    public enum Place: Sendable {
+        /// A hold in the connection's outbox.
+        case outbox(UInt64)
+        /// A place inside an answer its renderer is collecting (`Renderer.reservePlace`: IRC's labeled response).
+        case answer(UInt64)
     }
 
-    public func release(_ hold: (client: Client, place: UInt64), with event: ChatEvent) {
-        guard hold.place & Self.collected != 0 else {
-            return hold.client.outbox.release(hold.place, with: hold.client.renderer.render(event, focused: true))
-        }
-        if let answer = hold.client.renderer.fill(hold.place & ~Self.collected, with: event) {
-            hold.client.outbox.release(answer.hold, with: answer.frame)
+    public func hold(_ peer: Client) -> (client: Client, place: Place) {
+        if let place = peer.renderer.reservePlace() { return (peer, .answer(place)) }
+        return (peer, .outbox(peer.outbox.hold()))
+    }
+
+    public func release(_ hold: (client: Client, place: Place), with event: ChatEvent) {
+        switch hold.place {
+        case .outbox(let place):
+            hold.client.outbox.release(place, with: hold.client.renderer.render(event, focused: true))
+        case .answer(let place):
+            // The answer is released into its own outbox hold once this completed it.
+            if let answer = hold.client.renderer.fill(place, with: event) { hold.client.outbox.release(answer.hold, with: answer.frame) }
         }
     }
 
-    public func isAbandoned(_ hold: (client: Client, place: UInt64)) -> Bool {
+    public func isAbandoned(_ hold: (client: Client, place: Place)) -> Bool {
         let phase = hold.client.outbox.phase
         return phase == .done || phase == .overflowed
     }

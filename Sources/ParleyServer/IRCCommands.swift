@@ -52,7 +52,9 @@ extension IRCSession {
         },
         "NAMES": IRCCommand { session, message in
             // TARGMAX NAMES:4. Several rooms end with one 366 naming them all (the ref carries the list).
-            let rooms = (message.params.first ?? "").split(separator: ",").prefix(IRCCodec.maximumTargets).map(String.init)
+            var seen = Set<String>()
+            let rooms = (message.params.first ?? "").split(separator: ",").map(String.init).filter { seen.insert(asciiLowercased($0)).inserted }
+                .prefix(IRCCodec.maximumTargets)
             guard !rooms.isEmpty else {
                 session.send(session.codec.numeric("366", session.me, "*", "End of /NAMES list."))
                 return .proceed

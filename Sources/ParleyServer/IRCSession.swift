@@ -67,7 +67,8 @@ struct IRCSession: LineSession {
     var me: String { peer.nick }
 
     mutating func receive(_ line: ByteBuffer) async -> Flow {
-        if peer.capabilities.contains(.labeledResponse), let label = Self.label(of: line) { return await answer(line, labeled: label) }
+        // Labeled responses come in batches: the spec has a client negotiate `batch` with them.
+        if peer.capabilities.isSuperset(of: [.labeledResponse, .batch]), let label = Self.label(of: line) { return await answer(line, labeled: label) }
         let flow = await handle(line)
         await replies.flush(to: context)
         return flow
@@ -421,9 +422,9 @@ struct IRCSession: LineSession {
             switch IRCTranslation.chathistoryTargets(message.params) {
             case .failure(let failure):
                 send(IRCMessage(source: codec.serverName, command: "FAIL", params: ["CHATHISTORY", failure.code, failure.context, failure.text]))
-            case .success(let (after, before, count)):
+            case .success(let (after, before, count, newest)):
                 charge(1 + count / 100)
-                request(.historyTargets(after: after, before: before, count: count), "CHATHISTORY", "*", subcommand)
+                request(.historyTargets(after: after, before: before, count: count, newest: newest), "CHATHISTORY", "*", subcommand)
             }
             return .proceed
         }
@@ -432,7 +433,7 @@ struct IRCSession: LineSession {
             send(IRCMessage(source: codec.serverName, command: "FAIL", params: ["CHATHISTORY", failure.code, failure.context, failure.text]))
         case .success(let (target, query)):
             charge(query.cost)
-            request(.history(room: target, query), "CHATHISTORY", target, subcommand)
+            request(.history(room: target, query, withTags: peer.capabilities.contains(.eventPlayback)), "CHATHISTORY", target, subcommand)
         }
         return .proceed
     }

@@ -168,7 +168,7 @@ struct TextSession: LineSession {
             if case .join(let room, let key?) = request, !context.hub.roomNeedsKey(room) {
                 throw ChatError(.invalidRoom, "Room names have no spaces, and \(room) needs no key: /join \(room)-\(key) or /join \(room).")
             }
-            if case .history(_, let query) = request { context.connection.charge(query.cost - 1) }
+            if case .history(_, let query, _) = request { context.connection.charge(query.cost - 1) }
             if request.isAccountRequest {
                 try await context.perform(request, session: session)
             } else {
@@ -254,7 +254,7 @@ struct JSONSession: LineSession {
             case .request(let request):
                 if case .quit = request, session == nil { return .stop }
                 guard let session else { throw ChatError(.notRegistered, "Send \"hello\" first.") }
-                if case .history(_, let query) = request { context.connection.charge(query.cost - 1) }
+                if case .history(_, let query, _) = request { context.connection.charge(query.cost - 1) }
                 if request.isAccountRequest {
                     try await context.perform(request, session: session)
                 } else {

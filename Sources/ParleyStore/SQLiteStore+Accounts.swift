@@ -42,7 +42,12 @@ extension SQLiteStore: AccountStore {
 
     public func delete(_ name: String) async throws -> Bool {
         guard try await account(named: name) != nil else { return false }
-        _ = try await connection.query("DELETE FROM accounts WHERE name_key = ?", [.text(name.lowercased())])
+        // The private history kept for the account goes first: whoever registers the name next must not read
+        // it (were the delete to fail after this, the account would only have lost its history).
+        let key = SQLiteData.text(name.lowercased())
+        _ = try await connection.query("UPDATE messages SET sender_account = NULL WHERE sender_account = ?", [key])
+        _ = try await connection.query("UPDATE messages SET recipient_account = NULL WHERE recipient_account = ?", [key])
+        _ = try await connection.query("DELETE FROM accounts WHERE name_key = ?", [key])
         return true
     }
 

@@ -113,6 +113,14 @@ public final class SQLiteStore: MessageStore {
         ],
         // v11: a message's client-only tags (IRCv3 `+name`), as a JSON object; NULL when it has none.
         ["ALTER TABLE messages ADD COLUMN tags TEXT"],
+        // v12: a conversation is read by account and the other's nick: indexes on both, so a page reads that
+        // conversation, not every private message of the account.
+        [
+            "DROP INDEX messages_by_sender_account",
+            "DROP INDEX messages_by_recipient_account",
+            "CREATE INDEX messages_by_sender_conversation ON messages(sender_account, lower(recipient), id) WHERE sender_account IS NOT NULL",
+            "CREATE INDEX messages_by_recipient_conversation ON messages(recipient_account, lower(sender), id) WHERE recipient_account IS NOT NULL",
+        ],
     ]
 
     public static let fileName = "parley.sqlite3"
@@ -284,33 +292,37 @@ public final class SQLiteStore: MessageStore {
     }
 
     public func history(room: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] {
-        try await read("room = ?", [.text(room.lowercased())], query, below: below)
+        try await history(room: room, query, below: below, withTags: false)
     }
 
-    public func conversation(account: String, with nick: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] {
+    public func history(room: String, _ query: HistoryQuery, below: Int64, withTags: Bool) async throws -> [ChatMessage] {
+        try await read("room = ?" + Self.tagsCondition(withTags), [.text(room.lowercased())], query, below: below)
+    }
+
+    public func conversation(account: String, with nick: String, _ query: HistoryQuery, below: Int64, withTags: Bool) async throws -> [ChatMessage] {
         // What the account sent to the nick, and what it received from the nick (sent to itself: both).
         let (account, nick) = (SQLiteData.text(account.lowercased()), SQLiteData.text(nick.lowercased()))
         return try await read(
-            "room IS NULL AND ((sender_account = ? AND lower(recipient) = ?) OR (recipient_account = ? AND lower(sender) = ?))",
+            "room IS NULL AND ((sender_account = ? AND lower(recipient) = ?) OR (recipient_account = ? AND lower(sender) = ?))" + Self.tagsCondition(withTags),
             [account, nick, account, nick], query, below: below
         )
     }
 
-    public func targets(rooms: [String], account: String?, after: Date, before: Date, count: Int) async throws -> [HistoryTarget] {
+    /// Leaves out the kept TAGMSGs when they are not wanted, so they do not use up the page.
+    private static func tagsCondition(_ withTags: Bool) -> String {
+        withTags ? "" : " AND kind <> '\(ChatMessage.Kind.tags.rawValue)'"
+    }
+
+    public func targets(rooms: [String], account: String?, after: Date, before: Date, count: Int, newest: Bool) async throws -> [HistoryTarget] {
         let connection = readers[nextReader.wrappingAdd(1, ordering: .relaxed).oldValue % readers.count]
         let window: [SQLiteData] = [.integer(Self.milliseconds(after)), .integer(Self.milliseconds(before))]
         var found: [HistoryTarget] = []
-        if !rooms.isEmpty {
-            // A bare column beside MAX() is read from the row with the maximum: the room's latest spelling.
-            let placeholders = Array(repeating: "?", count: rooms.count).joined(separator: ",")
+        for room in rooms {
+            // A room's latest message is its highest id: one step down its index (time grows with id).
             let rows = try await connection.query(
-                """
-                SELECT room_name AS name, MAX(time_ms) AS latest FROM messages WHERE room IN (\(placeholders))
-                GROUP BY room HAVING latest > ? AND latest < ?
-                """,
-                rooms.map { .text($0.lowercased()) } + window
+                "SELECT room_name AS name, time_ms AS latest FROM messages WHERE room = ? ORDER BY id DESC LIMIT 1", [.text(room.lowercased())]
             )
-            found += rows.compactMap(Self.target(from:))
+            found += rows.compactMap(Self.target(from:)).filter { $0.latest > after && $0.latest < before }
         }
         if let account {
             let key = SQLiteData.text(account.lowercased())
@@ -324,7 +336,9 @@ public final class SQLiteStore: MessageStore {
             )
             found += rows.compactMap(Self.target(from:))
         }
-        return Array(found.sorted { $0.latest < $1.latest }.prefix(count))
+        // Counted from the end the first bound named (as BETWEEN), shown oldest first.
+        let sorted = found.sorted { $0.latest < $1.latest }
+        return Array(newest ? sorted.suffix(count) : sorted.prefix(count))
     }
 
     /// The messages of one room or conversation (`scope`, a condition with its binds) that `query` selects.

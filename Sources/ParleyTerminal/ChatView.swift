@@ -116,7 +116,8 @@ public struct ChatView: Sendable {
             break  // asked for on IRC only
         case .history(let room, let messages, _):
             let fresh = messages.filter { $0.id > (lastSeen[room.lowercased()] ?? 0) }
-            guard !fresh.isEmpty, let index = roomIndex(room) else { break }
+            // A private conversation's history (`/history NICK`) shows where it was asked for.
+            guard !fresh.isEmpty, let index = roomIndex(room) ?? (room.hasPrefix("#") ? nil : current) else { break }
             append(StyledLine([Span("*** History of \(clean(room)):", .dim)]), to: index, counts: false)
             for message in fresh {
                 var line = line(for: message, own: message.from?.lowercased() == nick.lowercased())

@@ -37,7 +37,7 @@ struct AccountCommand: AsyncParsableCommand {
     }
 
     struct Remove: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete an account; its nickname is free again.")
+        static let configuration = CommandConfiguration(abstract: "Delete an account and the private history kept for it; its nickname is free again.")
         @Argument(help: "The nickname.") var name: String
         @OptionGroup var options: Options
 

@@ -17,7 +17,7 @@ extension Array where Element == Effect<Int> {
             switch effect {
             case .record, .persist: nil
             case .deliver(let event, let recipients): .deliver(event, to: recipients.map(\.peer))
-            case .replay(let peer, let room, let query, _, _, _): .replay(peer, room: room, query)
+            case .replay(let peer, let room, let query, _, _, _, _): .replay(peer, room: room, query)
             case .lookUp(let peer, let lookup, _): .lookUp(peer, lookup)
             case .close(let peer, let reason): .close(peer, reason)
             }

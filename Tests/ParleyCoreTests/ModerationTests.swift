@@ -96,7 +96,7 @@ struct ModerationTests {
         #expect(chat.moderate(2, .exempt(mask: "bob"), in: "#dev").error?.code == .notOperator)
         let exempt = chat.moderate(1, .exempt(mask: "b*"), in: "#dev")
         #expect(chat.notices(exempt).map(\.0) == [ModerationNotice(room: "#dev", action: .exempt, target: "b*", by: .user("alice"))])
-        #expect(exempt.audits.map(\.action) == ["exception"])
+        #expect(exempt.audits.map(\.action) == ["exempt"])
         // A ban on everyone: bob stays, carol goes.
         chat.moderate(1, .ban(mask: "*", seconds: nil, reason: nil), in: "#dev")
         #expect(try chat.state.nicks(in: "#dev") == ["alice", "bob"])

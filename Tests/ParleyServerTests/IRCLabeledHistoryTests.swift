@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import ParleyCore
+import ParleyProtocols
 @testable import ParleyServer
 import Testing
 
@@ -93,11 +94,33 @@ struct IRCLabeledHistoryTests {
             let quiet = try await IRCTests.ircUser("quiet", port: server.ircPort, capabilities: ["batch", "labeled-response"])
             try await quiet.send("@label=n1 NOTICE #general :psst")
             try await quiet.waitFor { $0 == "@label=n1 :test.parley ACK" }
-            // Without the capability the label is ignored.
+            // Without the capability, or without batch beside it (the spec asks for both), the label is ignored.
             let plain = try await IRCTests.ircUser("plain", port: server.ircPort)
             try await plain.send("@label=z1 PING :again")
             try await plain.waitFor { $0 == ":test.parley PONG test.parley :again" }
+            let unbatched = try await IRCTests.ircUser("unbatched", port: server.ircPort, capabilities: ["labeled-response"])
+            try await unbatched.send("@label=z2 PING :once more")
+            try await unbatched.waitFor { $0 == ":test.parley PONG test.parley :once more" }
         }
+    }
+
+    @Test("a labeled answer waits for a history read that ends after the line was carried out, and is released into its place whole")
+    func answerWaitsForItsRead() throws {
+        let peer = IRCPeer()
+        peer.nick = "me"
+        let response = LabeledResponse(label: "x", hold: 7, serverName: "s", batch: "L1")
+        peer.beginLabel(response)
+        let renderer = IRCRenderer(codec: IRCCodec(serverName: "s"), peer: peer)
+        #expect(renderer.collect(ByteBuffer(string: ":s PONG s :a\r\n"), for: .pong(ref: nil)) == nil)
+        let message = ChatMessage(id: 1, time: Date(), from: "other", target: .room("#a"), kind: .normal, text: "hi")
+        #expect(renderer.collect(ByteBuffer(string: ":other PRIVMSG #a :hi\r\n"), for: .message(message)) != nil)
+        let place = try #require(renderer.reservePlace())
+        #expect(peer.endLabel() == nil)  // the read is still out
+        #expect(!peer.isLabeling && renderer.reservePlace() == nil)
+        let answer = try #require(renderer.fill(place, with: .notice("read")))
+        #expect(answer.hold == 7)
+        #expect(String(buffer: answer.frame) == "@label=x :s BATCH +L1 labeled-response\r\n@batch=L1 :s PONG s :a\r\n@batch=L1 :s NOTICE me :read\r\n:s BATCH -L1\r\n")
+        #expect(renderer.fill(place, with: .notice("again")) == nil)
     }
 
     @Test("labeled-response collects the client's replies and its own actions, never what others did")
@@ -108,7 +131,7 @@ struct IRCLabeledHistoryTests {
         #expect(IRCRenderer.answers(.nickChanged(from: "old", to: "me"), me: "me"))
         #expect(IRCRenderer.answers(.left(room: "#a", nick: "other", reason: .kicked(by: .user("me"), reason: nil)), me: "me"))
         #expect(!IRCRenderer.answers(.left(room: "#a", nick: "me", reason: .kicked(by: .user("op"), reason: nil)), me: "me"))
-        #expect(!IRCRenderer.answers(.topicChanged(room: "#a", text: "t", by: .user("other"), at: Date()), me: "me"))
+        #expect(!IRCRenderer.answers(.topicChanged(room: "#a", text: "t", by: .user("other"), at: Date(), id: 1), me: "me"))
         let message = ChatMessage(id: 1, time: Date(), from: "other", target: .user("me"), kind: .normal, text: "hi")
         #expect(!IRCRenderer.answers(.message(message), me: "me"))
         #expect(IRCRenderer.answers(.ack(ref: nil, message: message), me: "me"))
@@ -165,6 +188,11 @@ struct IRCLabeledHistoryTests {
                 later.append(String(line.split(separator: " ")[4]))
             }
             #expect(later == ["carol", "alice"])
+            // The later bound first counts from the newer end (as BETWEEN): the newest one.
+            try await alice.send("CHATHISTORY TARGETS timestamp=2262-01-01T00:00:00.000Z timestamp=2020-01-01T00:00:00.000Z 1")
+            _ = try await alice.waitFor { $0.contains(" BATCH +") }
+            #expect(try await alice.nextLine().split(separator: " ")[4] == "alice")
+            try await alice.waitFor { $0.contains(" BATCH -") }
             try await alice.send("CHATHISTORY TARGETS timestamp=nonsense * 10")
             try await alice.waitFor { $0.hasPrefix(":test.parley FAIL CHATHISTORY INVALID_PARAMS TARGETS :") }
 

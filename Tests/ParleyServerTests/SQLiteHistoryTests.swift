@@ -44,16 +44,24 @@ struct SQLiteHistoryTests {
                 Self.message(5, from: "Alice", account: "Alice", to: .room("#room"), "in a room"),
                 Self.message(6, from: "Alice", account: "Alice", to: .user("Alice"), "to myself", recipientAccount: "alice"),
             ])
-            #expect(try await store.conversation(account: "alice", with: "BOB", .latest(10), below: 100).map(\.text) == ["both logged in", "reply"])
-            #expect(try await store.conversation(account: "bob", with: "alice", .latest(10), below: 100).map(\.text) == ["both logged in", "reply"])
-            #expect(try await store.conversation(account: "alice", with: "carol", .latest(10), below: 100).map(\.text) == ["from a guest", "to a guest"])
+            #expect(try await store.conversation(account: "alice", with: "BOB", .latest(10), below: 100, withTags: false).map(\.text) == ["both logged in", "reply"])
+            #expect(try await store.conversation(account: "bob", with: "alice", .latest(10), below: 100, withTags: false).map(\.text) == ["both logged in", "reply"])
+            #expect(try await store.conversation(account: "alice", with: "carol", .latest(10), below: 100, withTags: false).map(\.text) == ["from a guest", "to a guest"])
             // carol had no account: nothing was kept for her, and an account called carol made later finds nothing.
-            #expect(try await store.conversation(account: "carol", with: "alice", .latest(10), below: 100).isEmpty)
-            #expect(try await store.conversation(account: "alice", with: "alice", .latest(10), below: 100).map(\.text) == ["to myself"])
+            #expect(try await store.conversation(account: "carol", with: "alice", .latest(10), below: 100, withTags: false).isEmpty)
+            #expect(try await store.conversation(account: "alice", with: "alice", .latest(10), below: 100, withTags: false).map(\.text) == ["to myself"])
             // Paged like a room, and bounded by `below`.
-            #expect(try await store.conversation(account: "alice", with: "bob", .before(2, count: 10), below: 100).map(\.text) == ["both logged in"])
-            #expect(try await store.conversation(account: "alice", with: "bob", .latest(10), below: 2).map(\.text) == ["both logged in"])
+            #expect(try await store.conversation(account: "alice", with: "bob", .before(2, count: 10), below: 100, withTags: false).map(\.text) == ["both logged in"])
+            #expect(try await store.conversation(account: "alice", with: "bob", .latest(10), below: 2, withTags: false).map(\.text) == ["both logged in"])
             #expect(try await store.history(room: "#room", .latest(10), below: 100).map(\.text) == ["in a room"])
+
+            // Deleting an account forgets what was kept for it: whoever registers the name next reads nothing.
+            try await store.create(Account(name: "alice", credential: Credential(hash: [1], salt: [2], parameters: "test")))
+            #expect(try await store.delete("ALICE"))
+            #expect(try await store.conversation(account: "alice", with: "bob", .latest(10), below: 100, withTags: false).isEmpty)
+            #expect(try await store.conversation(account: "alice", with: "alice", .latest(10), below: 100, withTags: false).isEmpty)
+            // The other side keeps its own.
+            #expect(try await store.conversation(account: "bob", with: "alice", .latest(10), below: 100, withTags: false).map(\.text) == ["both logged in", "reply"])
         }
     }
 
@@ -68,7 +76,7 @@ struct SQLiteHistoryTests {
                 Self.message(5, from: "alice", account: "alice", to: .room("#new"), "new"),
             ])
             let all = try await store.targets(
-                rooms: ["#old", "#new"], account: "alice", after: .distantPast, before: .distantFuture, count: 10
+                rooms: ["#old", "#new"], account: "alice", after: .distantPast, before: .distantFuture, count: 10, newest: false
             )
             #expect(all == [
                 HistoryTarget(name: "#Old", latest: Self.start.addingTimeInterval(1)),
@@ -78,10 +86,13 @@ struct SQLiteHistoryTests {
             // Open at both ends; a conversation counts by its latest message, not one inside the window.
             let window = try await store.targets(
                 rooms: ["#old", "#new"], account: "alice", after: Self.start.addingTimeInterval(1), before: Self.start.addingTimeInterval(3),
-                count: 10
+                count: 10, newest: false
             )
             #expect(window.isEmpty)
-            #expect(try await store.targets(rooms: ["#old", "#new"], account: nil, after: .distantPast, before: .distantFuture, count: 1).map(\.name) == ["#Old"])
+            #expect(try await store.targets(rooms: ["#old", "#new"], account: nil, after: .distantPast, before: .distantFuture, count: 1, newest: false).map(\.name) == ["#Old"])
+            // Counted from the newer end when asked so (the later bound first), still shown oldest first.
+            let newest = try await store.targets(rooms: ["#old", "#new"], account: "alice", after: .distantPast, before: .distantFuture, count: 2, newest: true)
+            #expect(newest.map(\.name) == ["bob", "#new"])
         }
     }
 
@@ -108,9 +119,11 @@ struct SQLiteHistoryTests {
                 Self.message(2, from: "a", to: .room("#r"), "", kind: .tags, tags: ["+draft/react": "👍", "+draft/persist": ""]),
                 Self.message(3, from: "a", to: .room("#r"), "new topic", kind: .topic),
             ])
-            let read = try await store.history(room: "#r", .latest(10), below: 100)
+            let read = try await store.history(room: "#r", .latest(10), below: 100, withTags: true)
             #expect(read.map(\.tags) == [["+draft/reply": "7", "+x": "a;b c"], ["+draft/react": "👍", "+draft/persist": ""], [:]])
             #expect(read.map(\.kind) == [.normal, .tags, .topic])
+            // Readers that do not show them do not have them use up the page.
+            #expect(try await store.history(room: "#r", .latest(2), below: 100).map(\.kind) == [.normal, .topic])
         }
     }
 }

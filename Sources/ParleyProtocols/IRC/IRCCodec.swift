@@ -45,7 +45,7 @@ public struct IRCCodec: Sendable {
     /// ISUPPORT (005) tokens: what this server really does.
     public static let isupport = [
         "AWAYLEN=\(ChatState<Int>.maximumReasonLength)", "CASEMAPPING=ascii", "CHANLIMIT=#:\(ChatState<Int>.maximumRoomsPerUser)", "CHANMODES=be,k,l,imnst", "EXCEPTS=e",
-        "CHANNELLEN=\(RoomName.maximumLength + 1)", "CHANTYPES=#", "KICKLEN=300", "MAXLIST=be:\(ChatState<Int>.maximumRestrictions)",
+        "CHANNELLEN=\(RoomName.maximumLength + 1)", "CHANTYPES=#", "KICKLEN=300", "MAXLIST=b:\(ChatState<Int>.maximumRestrictions),e:\(ChatState<Int>.maximumRestrictions)",
         "CHATHISTORY=\(IRCCodec.maximumHistoryPage)", "MSGREFTYPES=msgid,timestamp", "NETWORK=Parley",
         "NICKLEN=\(Nick.maximumLength)", "PREFIX=(ov)@+", "TOPICLEN=\(ChatState<Int>.maximumTopicLength)",
         "MODES=\(IRCCodec.maximumModes)", "MAXTARGETS=\(IRCCodec.maximumTargets)",
@@ -200,10 +200,8 @@ public struct IRCCodec: Sendable {
         case .topicChanged(let room, let text, let by, let at, let id):
             // Kept in history with an id (draft/event-playback replays it), so tagged like a message.
             var tags: [String: String] = [:]
-            if let id {
-                if capabilities.contains(.serverTime) { tags["time"] = Timestamps.iso8601(at) }
-                if capabilities.contains(.messageTags) { tags["msgid"] = String(id) }
-            }
+            if capabilities.contains(.serverTime) { tags["time"] = Timestamps.iso8601(at) }
+            if capabilities.contains(.messageTags) { tags["msgid"] = String(id) }
             return [IRCMessage(tags: tags, source: by.nick.map(Self.source) ?? serverName, command: "TOPIC", params: [room, text])]
         case .error(let error, let ref):
             return numerics(for: error, ref: Self.parse(ref: ref), me: me)
@@ -242,6 +240,7 @@ public struct IRCCodec: Sendable {
                     + messages.flatMap { chat($0, to: me, capabilities: capabilities.union([.serverTime, .messageTags]), batch: batch) }
                     + [IRCMessage(source: serverName, command: "BATCH", params: ["-" + batch])]
             }
+            messages.removeAll { $0.kind == .tags }  // tags alone are nothing to show as a notice
             guard !messages.isEmpty else { return ref == nil ? [] : [notice(room, "[history] There is nothing before this in \(room).")] }
             // On join, only the latest few, and how to see more; asked for (HISTORY), all of them.
             let shown = ref == nil ? messages.suffix(Self.plainReplayCount) : messages[...]
@@ -500,7 +499,6 @@ public struct IRCCodec: Sendable {
         }
     }
 
-    /// The numeric for a refusal; `target` is what the command named, since most numerics repeat it.
     /// 366 after a room's names; a NAMES of several rooms (its ref's subject lists them) ends with one 366 for
     /// the whole list, after the last room.
     func endOfNames(_ room: String, ref: Ref?, me: String) -> [IRCMessage] {
@@ -509,6 +507,7 @@ public struct IRCCodec: Sendable {
         return [numeric("366", me, list, "End of /NAMES list.")]
     }
 
+    /// The numeric for a refusal; `target` is what the command named, since most numerics repeat it.
     public func numeric(for error: ChatError, target: String?, me: String) -> IRCMessage {
         let target = target ?? "*"
         switch error.code {

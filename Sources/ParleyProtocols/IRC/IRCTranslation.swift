@@ -180,8 +180,9 @@ public enum IRCTranslation {
         }
     }
 
-    /// `CHATHISTORY TARGETS timestamp=… timestamp=… limit`: the window (either end first) and the limit.
-    public static func chathistoryTargets(_ params: [String]) -> Result<(after: Date, before: Date, count: Int), Failure> {
+    /// `CHATHISTORY TARGETS timestamp=… timestamp=… limit`: the window, the limit, and whether it counts from the
+    /// newer end (the later timestamp first, as BETWEEN).
+    public static func chathistoryTargets(_ params: [String]) -> Result<(after: Date, before: Date, count: Int, newest: Bool), Failure> {
         func time(_ text: String) -> Date? {
             guard text.hasPrefix("timestamp=") else { return nil }
             return Timestamps.parseISO8601(String(text.dropFirst(10)))
@@ -192,7 +193,7 @@ public enum IRCTranslation {
         guard let count = Int(params[3]), count > 0 else {
             return .failure(Failure(code: "INVALID_PARAMS", context: "TARGETS", text: "The limit must be a positive number"))
         }
-        return .success((min(first, second), max(first, second), min(count, IRCCodec.maximumHistoryPage)))
+        return .success((min(first, second), max(first, second), min(count, IRCCodec.maximumHistoryPage), first > second))
     }
 
     /// Whether a PRIVMSG or NOTICE from `source` to `target` carrying `text` fits one 512-byte line as its
