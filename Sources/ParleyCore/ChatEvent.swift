@@ -120,6 +120,15 @@ public struct ChatMessage: Sendable, Equatable {
     }
 }
 
+extension ChatEvent {
+    /// A room's members as people read them: `@` before its operators and `+` before those with a voice, as
+    /// IRC's NAMES shows them (the highest mark only).
+    public static func marked(_ nicks: [String], operators: [String], voiced: [String]) -> [String] {
+        let (operators, voiced) = (Set(operators), Set(voiced))
+        return nicks.map { operators.contains($0) ? "@" + $0 : voiced.contains($0) ? "+" + $0 : $0 }
+    }
+}
+
 extension ChatMessage {
     /// Whether it is stored: everything but tags alone, unless those ask to be kept (`+draft/persist`).
     public var isKept: Bool { kind != .tags || tags["+draft/persist"] != nil }

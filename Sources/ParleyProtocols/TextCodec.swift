@@ -57,8 +57,9 @@ public struct TextCodec: Sendable {
             return ["*** \(nick) left \(room) (\(reason.text))"]
         case .nickChanged(let old, let new):
             return ["*** \(old) is now known as \(new)"]
-        case .members(let room, let nicks, _, _, _, _):
-            return ["*** \(room.map { "In \($0)" } ?? "Online") (\(nicks.count)): \(nicks.joined(separator: ", "))"]
+        case .members(let room, let nicks, let operators, let voiced, _, _):
+            let names = ChatEvent.marked(nicks, operators: operators, voiced: voiced)
+            return ["*** \(room.map { "In \($0)" } ?? "Online") (\(nicks.count)): \(names.joined(separator: ", "))"]
         case .rooms(let rooms):
             return ["*** Rooms (\(rooms.count)):"]
                 + rooms.map { room in

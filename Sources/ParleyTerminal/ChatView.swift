@@ -82,10 +82,11 @@ public struct ChatView: Sendable {
                 rooms[index].members = rooms[index].members.map { $0.lowercased() == old.lowercased() ? new : $0 }
                 append(StyledLine([Span("*** \(clean(old)) is now known as \(clean(new))", .dim)]), to: index, counts: false)
             }
-        case .members(let room, let nicks, _, _, _, _):
+        case .members(let room, let nicks, let operators, let voiced, _, _):
             if let room, let index = roomIndex(room) {
                 rooms[index].members = nicks
-                append(StyledLine([Span("*** In \(clean(room)) (\(nicks.count)): \(nicks.map(clean).joined(separator: ", "))", .dim)]), to: index, counts: false)
+                let names = ChatEvent.marked(nicks.map(clean), operators: operators.map(clean), voiced: voiced.map(clean))
+                append(StyledLine([Span("*** In \(clean(room)) (\(nicks.count)): \(names.joined(separator: ", "))", .dim)]), to: index, counts: false)
             } else {
                 system("Online (\(nicks.count)): \(nicks.map(clean).joined(separator: ", "))")
             }

@@ -75,6 +75,10 @@ public enum ClientCommands {
         case .moderate(nil, let action):
             guard let currentRoom else { return noRoom }
             return .send(.moderate(room: currentRoom, action))
+        case .history(nil, let query, let withTags):
+            // JSON's history names its room: the current one, as `/history` means on nc.
+            guard let currentRoom else { return noRoom }
+            return .send(.history(room: currentRoom, query, withTags: withTags))
         default:
             return .send(request)
         }

@@ -118,7 +118,7 @@ struct DeliveryTests {
         try await TestServer.run(configure: { $0.limits.flood = .init(burst: 1000, perSecond: 1000) }) { server in
             let collector = try await server.textUser("collector")
             for index in 1..<50 { try await collector.send("/join #r\(index)") }
-            try await collector.waitFor { $0 == "*** In #r49 (1): collector" }
+            try await collector.waitFor { $0 == "*** In #r49 (1): @collector" }
             try await collector.send("/join #one-too-many")
             try await collector.waitFor { $0 == "!!! You are in 50 rooms already; /part one first." }
         }

@@ -74,7 +74,7 @@ struct LimitsTests {
             try await evil.send("/topic \u{1B}[2Jclean\u{1B}[H topic")
             try await watcher.waitFor { $0 == "*** Topic of #general: clean topic (set by evil)" }
             try await evil.send("/join #da\u{1B}[1mrk")
-            try await evil.waitFor { $0 == "*** In #dark (1): evil" }
+            try await evil.waitFor { $0 == "*** In #dark (1): @evil" }
             try await watcher.send("/join #dark")
             try await evil.waitFor { $0 == "*** watcher joined #dark" }
             try await evil.send("/quit bye\u{1B}[?25l\u{1B}Pdevice\u{1B}\\ now")

@@ -10,7 +10,7 @@ struct PresenceTests {
             let bob = try await server.textUser("bob")
             try await watcher.waitFor { $0 == "*** bob joined #general" }
             try await bob.send("/join #side")
-            try await bob.waitFor { $0 == "*** In #side (1): bob" }
+            try await bob.waitFor { $0 == "*** In #side (1): @bob" }
             try await watcher.send("/join #side")
             try await bob.waitFor { $0 == "*** watcher joined #side" }
             try await bob.send("/part #side")
@@ -35,7 +35,7 @@ struct PresenceTests {
             let bob = try await server.textUser("bob")
             let json = try await server.jsonUser("bot")
             try await alice.send("/join #two")
-            try await alice.waitFor { $0 == "*** In #two (1): alice" }
+            try await alice.waitFor { $0 == "*** In #two (1): @alice" }
             try await bob.send("/join #two")
             try await alice.waitFor { $0 == "*** bob joined #two" }
             try await bob.send("/nick robert")
@@ -58,7 +58,7 @@ struct PresenceTests {
             let stayer = try await server.textUser("stayer")
             let leaver = try await server.textUser("leaver")
             try await stayer.send("/join #room")
-            try await stayer.waitFor { $0 == "*** In #room (1): stayer" }
+            try await stayer.waitFor { $0 == "*** In #room (1): @stayer" }
             try await leaver.send("/join #room")
             try await stayer.waitFor { $0 == "*** leaver joined #room" }
             try await leaver.send("/part #room")

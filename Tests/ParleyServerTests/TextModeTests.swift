@@ -65,9 +65,9 @@ struct TextModeTests {
             let bob = try await server.textUser("bob")
             let carol = try await server.textUser("carol")
             try await alice.send("/join #rust")
-            try await alice.waitFor { $0 == "*** In #rust (1): alice" }
+            try await alice.waitFor { $0 == "*** In #rust (1): @alice" }
             try await bob.send("/join #Rust")
-            try await bob.waitFor { $0 == "*** In #rust (2): alice, bob" }
+            try await bob.waitFor { $0 == "*** In #rust (2): @alice, bob" }
             try await alice.waitFor { $0 == "*** bob joined #rust" }
             try await alice.send("rust talk")
             try await bob.waitFor { $0.hasSuffix("] <alice> rust talk") }

@@ -43,6 +43,15 @@ struct ClientCommandsTests {
         #expect(action("  hello") == .send(.say(room: "#a", text: "  hello", kind: .normal)))
     }
 
+    @Test("/history is the current room's, another room's, or a private conversation's")
+    func history() {
+        #expect(action("/history") == .send(.history(room: "#a", .latest(50))))
+        #expect(action("/history 5") == .send(.history(room: "#a", .latest(5))))
+        #expect(action("/history #b 5") == .send(.history(room: "#b", .latest(5))))
+        #expect(action("/history bob") == .send(.history(room: "bob", .latest(50))))
+        #expect(action("/history", room: nil) == .error("You are not in a room. Type /join #room to enter one."))
+    }
+
     @Test("/help and /? ask for the combined help")
     func help() {
         #expect(action("/help") == .help)
