@@ -8,6 +8,9 @@ public struct ClientOptions: Sendable {
     public var json: Bool
     /// The server's own password, when it asks every connection for one.
     public var serverPassword: String?
+    /// The password of the nick's account (`PARLEY_PASSWORD`), sent in every hello; the full-screen client asks
+    /// for it when the server says the nick is registered.
+    public var password: String?
     /// Connect over TLS (`--tls`).
     public var tls = false
     /// A certificate fingerprint to trust for this server (`--accept-fingerprint`), normalised.

@@ -29,10 +29,13 @@ final class Connector: Sendable {
     let nick: Mutex<String>
     /// The last message id seen per room, for a resuming hello after a reconnect.
     let resume = Mutex<[String: Int64]>([:])
+    /// The account's password for the nick, sent in every hello (so a reconnect logs in again), if known.
+    let password: Mutex<String?>
     private let state = Mutex(State())
     let serverPassword: String?
 
-    init(address: ServerAddress, trust: ServerTrust?, nick: String, serverPassword: String? = nil) {
+    init(address: ServerAddress, trust: ServerTrust?, nick: String, password: String? = nil, serverPassword: String? = nil) {
+        self.password = Mutex(password)
         self.address = address
         self.trust = trust
         self.nick = Mutex(nick)
@@ -69,6 +72,13 @@ final class Connector: Sendable {
         }
     }
 
+    /// The hello this connector says: the nick, its password when known, where to resume.
+    func hello() -> ByteBuffer {
+        JSONCodec().encodeHello(
+            nick: nick.withLock { $0 }, password: password.withLock { $0 }, resume: resume.withLock { $0 }, serverPassword: serverPassword
+        )
+    }
+
     /// Sends a frame; false when there is no connection.
     func send(_ frame: ByteBuffer) async -> Bool {
         guard let writer = state.withLock({ $0.writer }) else { return false }
@@ -102,7 +112,7 @@ final class Connector: Sendable {
                 }
                 defer { state.withLock { $0.writer = nil; $0.channel = nil } }
                 report(.connected)
-                try await outbound.write(JSONCodec().encodeHello(nick: nick.withLock { $0 }, resume: resume.withLock { $0 }, serverPassword: serverPassword))
+                try await outbound.write(hello())
                 let codec = JSONCodec()
                 for try await frame in inbound {
                     guard case .line(let line) = frame else { continue }

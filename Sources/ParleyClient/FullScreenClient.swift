@@ -38,7 +38,9 @@ public enum FullScreenClient {
 
     private static func runLoop(_ options: ClientOptions, terminal: Terminal, first: ServerLink.Channel, trust: ServerTrust?) async -> (status: Int32, message: String?) {
         let mailbox = Mailbox<Input>()
-        let connector = Connector(address: options.address, trust: trust, nick: options.nick, serverPassword: options.serverPassword)
+        let connector = Connector(
+            address: options.address, trust: trust, nick: options.nick, password: options.password, serverPassword: options.serverPassword
+        )
         return await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await chunk in StandardInput.chunks() { mailbox.post(.keys(chunk)) }
@@ -66,6 +68,8 @@ public enum FullScreenClient {
             case waiting
             /// The server refused the nick; the input line asks for another.
             case choosingNick
+            /// The nick is registered (or its password was wrong); the input line asks for the password, unshown.
+            case askingPassword
             case registered
         }
 
@@ -131,6 +135,11 @@ public enum FullScreenClient {
                     let seen = view.lastSeen
                     connector.resume.withLock { $0 = seen }
                 }
+                if registration == .askingPassword {
+                    // Half a password is not left in the input line, where it would show.
+                    editor.set("")
+                    editor.isSecret = false
+                }
                 registration = .waiting
                 view.connection = .disconnected(retryingIn: delay)
             case .connection(.event(let event)):
@@ -182,8 +191,23 @@ public enum FullScreenClient {
                 let nick = line.trimmingCharacters(in: .whitespaces)
                 guard !nick.isEmpty else { return }
                 connector.nick.withLock { $0 = nick }
+                // A password was for the nick before.
+                connector.password.withLock { $0 = nil }
                 registration = .waiting
-                if !(await connector.send(codec.encodeHello(nick: nick, serverPassword: connector.serverPassword))) { view.system("Not connected.") }
+                if !(await connector.send(connector.hello())) { view.system("Not connected.") }
+                return
+            }
+            if registration == .askingPassword {
+                editor.isSecret = false
+                // An empty line: not this nick after all.
+                guard !line.isEmpty else {
+                    registration = .choosingNick
+                    view.system("Type another nickname and press Enter.")
+                    return
+                }
+                connector.password.withLock { $0 = line }
+                registration = .waiting
+                if !(await connector.send(connector.hello())) { view.system("Not connected.") }
                 return
             }
             switch ClientCommands.action(forLine: line, currentRoom: view.currentRoomName) {
@@ -240,6 +264,14 @@ public enum FullScreenClient {
                 case .nickTaken, .invalidNick:
                     registration = .choosingNick
                     view.system("\(error.message) Type another nickname and press Enter.")
+                case .nickRegistered, .loginFailed:
+                    // Asked again on a wrong one; kept once right, for every reconnect.
+                    connector.password.withLock { $0 = nil }
+                    registration = .askingPassword
+                    editor.isSecret = true
+                    let nick = connector.nick.withLock { $0 }
+                    let said = error.code == .loginFailed ? "Wrong password for \(nick)." : "\(nick) is registered."
+                    view.system("\(said) Type its password and press Enter (it is not shown), or just Enter to choose another nickname.")
                 case .unsupportedVersion:
                     outcome = (1, "protocol version mismatch: \(error.message)")
                 default:
@@ -271,8 +303,15 @@ public enum FullScreenClient {
         }
 
         mutating func draw() {
-            let prompt = registration == .choosingNick ? "nick> " : nil
-            var output = screen.render(screen.frame(view, editor: editor, prompt: prompt))
+            let prompt: String? =
+                switch registration {
+                case .choosingNick: "nick> "
+                case .askingPassword: "password> "
+                case .waiting, .registered: nil
+                }
+            // A password is not echoed, not even as stars (which would tell its length).
+            let shown = registration == .askingPassword ? LineEditor() : editor
+            var output = screen.render(screen.frame(view, editor: shown, prompt: prompt))
             if bell {
                 output += "\u{7}"
                 bell = false

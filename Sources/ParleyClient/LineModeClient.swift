@@ -65,7 +65,7 @@ public enum LineModeClient {
                         feed.yield(.endOfInput)
                     }
                     var session = Session(options: options, outbound: outbound)
-                    try await outbound.write(JSONCodec().encodeHello(nick: options.nick, serverPassword: options.serverPassword))
+                    try await outbound.write(JSONCodec().encodeHello(nick: options.nick, password: options.password, serverPassword: options.serverPassword))
                     let status = try await session.run(inputs)
                     group.cancelAll()
                     return status

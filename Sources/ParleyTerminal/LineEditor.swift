@@ -28,6 +28,9 @@ public struct LineEditor: Sendable {
         var suffix: String
     }
 
+    /// The line is a secret (a password): Enter does not keep it in the history.
+    public var isSecret = false
+
     public init(historyLimit: Int = 500) {
         self.historyLimit = historyLimit
     }
@@ -58,7 +61,7 @@ public struct LineEditor: Sendable {
             return .submitPaste(sent)
         case .enter:
             let line = text
-            if !line.isEmpty && history.last != line {
+            if !isSecret && !line.isEmpty && history.last != line {
                 history.append(line)
                 if history.count > historyLimit { history.removeFirst() }
             }

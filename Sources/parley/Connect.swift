@@ -20,7 +20,7 @@ struct Connect: AsyncParsableCommand {
     @Argument(help: "The server, as HOST[:PORT] (default port 5000, or 5001 with --tls).")
     var server = "127.0.0.1"
 
-    @Option(help: "Your nickname (default: your user name).")
+    @Option(help: "Your nickname (default: your user name). For a registered one, the client asks its password, or set PARLEY_PASSWORD.")
     var nick: String?
 
     @Option(help: "A room to join and make current after connecting, e.g. #ops.")
@@ -66,6 +66,7 @@ struct Connect: AsyncParsableCommand {
         )
         options.tls = tls
         options.acceptFingerprint = accepted
+        options.password = environment["PARLEY_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 }
         let interactive = isatty(STDIN_FILENO) == 1 && isatty(STDOUT_FILENO) == 1 && !json
         let status = interactive ? await FullScreenClient.run(options) : await LineModeClient.run(options)
         if status != 0 { throw ExitCode(status) }

@@ -178,6 +178,53 @@ struct ClientTests {
         }
     }
 
+    @Test("full screen: a registered nick asks for its password without showing it, says when it is wrong, and logs in again after /reconnect")
+    func fullScreenPassword() async throws {
+        try await TestServer.run { server in
+            try await IRCv3Tests.makeAccount("ivan", "right-pass-1", server: server)
+            let watcher = try await server.textUser("watcher")
+            let tmux = try await Tmux.start("\(ParleyProcess.executable.path) connect 127.0.0.1:\(server.port) --nick ivan --no-color")
+            do {
+                try await tmux.waitForScreen("the password prompt") { $0.contains { $0.hasPrefix("password>") } && $0.contains { $0.contains("ivan is registered.") } }
+                try await tmux.type("wrong-pass")
+                let typing = try await tmux.waitForScreen("the prompt, typed into") { $0.contains { $0.hasPrefix("password>") } }
+                #expect(!typing.contains { $0.contains("wrong-pass") }, "\(typing)")
+                try await tmux.press("Enter")
+                try await tmux.waitForScreen("wrong password") { $0.contains { $0.contains("Wrong password for ivan.") } }
+                try await tmux.type("right-pass-1")
+                try await tmux.press("Enter")
+                try await watcher.waitFor { $0 == "*** ivan joined #general" }
+                // The password is sent again on a reconnect, without asking.
+                try await tmux.type("/reconnect")
+                try await tmux.press("Enter")
+                try await watcher.waitFor { $0.hasPrefix("*** ivan left #general") }
+                try await watcher.waitFor { $0 == "*** ivan joined #general" }
+                // It is not in the input history either.
+                try await tmux.press("Up")
+                try await tmux.press("Up")
+                let recalled = try await tmux.waitForScreen("history recalled") { $0.contains { $0.contains("/reconnect") } }
+                #expect(!recalled.contains { $0.contains("right-pass-1") || $0.contains("wrong-pass") }, "\(recalled)")
+            } catch {
+                await tmux.kill()
+                throw error
+            }
+            await tmux.kill()
+        }
+    }
+
+    @Test("line mode takes the password from PARLEY_PASSWORD")
+    func lineModePassword() async throws {
+        try await TestServer.run { server in
+            try await IRCv3Tests.makeAccount("vera", "vera-pass-1", server: server)
+            let client = try ParleyProcess(
+                ["connect", "127.0.0.1:\(server.port)", "--nick", "vera", "--json"], input: .pipe, environment: ["PARLEY_PASSWORD": "vera-pass-1"]
+            )
+            try await client.output.waitFor(isEvent("welcome", ["nick": "vera"]))
+            try client.closeInput()
+            #expect(try await client.waitForExit() == 0)
+        }
+    }
+
     @Test("full screen: when the server goes away the client says so, reconnects, rejoins its rooms and keeps the input")
     func fullScreenReconnect() async throws {
         var port = 0
