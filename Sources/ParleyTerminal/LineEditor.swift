@@ -52,13 +52,17 @@ public struct LineEditor: Sendable {
                 insert(lines[0])
                 return .none
             }
-            // The paste lands at the cursor: what was typed before it joins the first line, after it the last.
+            // The paste lands at the cursor: what was typed before it joins the first line. What follows the last
+            // line break was not ended by the paste, so it is not sent: it stays in the input line, before what was
+            // after the cursor, for the user to finish or send (as irssi and WeeChat do).
             var all = lines
             all[0] = String(text.prefix(cursor)) + all[0]
-            all[all.count - 1] += String(text.dropFirst(cursor))
-            let sent = all.filter { !$0.isEmpty }
+            let unfinished = all.removeLast()
+            let after = String(text.dropFirst(cursor))
             reset()
-            return .submitPaste(sent)
+            text = unfinished + after
+            cursor = unfinished.count
+            return .submitPaste(all.filter { !$0.isEmpty })
         case .enter:
             let line = text
             if !isSecret && !line.isEmpty && history.last != line {

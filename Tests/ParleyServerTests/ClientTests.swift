@@ -119,11 +119,14 @@ struct ClientTests {
                 try await tmux.press("M-1")
                 try await tmux.waitForScreen("back in #general") { $0.contains { $0.hasSuffix("<bob> while you were away") } }
 
-                // A multi-line paste is text, never a command.
+                // A multi-line paste is text, never a command; its unfinished last line waits in the input line.
                 try await tmux.paste("first pasted\n/quit\nthird pasted")
                 try await bob.waitFor { $0.hasSuffix("<alice> first pasted") }
                 try await bob.waitFor { $0.hasSuffix("<alice> /quit") }
-                try await bob.waitFor { $0.hasSuffix("<alice> third pasted") }
+                try await tmux.waitForScreen("the unfinished line in the input") { $0.contains { $0.hasSuffix("] third pasted") } }
+                try await tmux.type(", finished")
+                try await tmux.press("Enter")
+                try await bob.waitFor { $0.hasSuffix("<alice> third pasted, finished") }
 
                 try await tmux.type("/quit")
                 try await tmux.press("Enter")

@@ -394,20 +394,24 @@ struct LineEditorTests {
         #expect(editor.cursor == 10)
     }
 
-    @Test("A multi-line paste is submitted as lines of text and clears the line")
+    @Test("A multi-line paste submits its ended lines as text; what follows the last line break stays in the input line")
     func pasteMultiLine() {
         var editor = LineEditor()
-        #expect(editor.apply(.paste("/quit\nsecond line\n/nick evil")) == .submitPaste(["/quit", "second line", "/nick evil"]))
-        #expect(editor.text == "")
-        #expect(editor.cursor == 0)
+        #expect(editor.apply(.paste("/quit\nsecond line\n/nick evil")) == .submitPaste(["/quit", "second line"]))
+        #expect(editor.text == "/nick evil")
+        #expect(editor.cursor == 10)
+        var ended = LineEditor()
+        #expect(ended.apply(.paste("one\ntwo\n")) == .submitPaste(["one", "two"]))
+        #expect(ended.text == "")
     }
 
     @Test("Text before the cursor joins the first pasted line, text after it the last")
     func pasteJoinsTypedText() {
         var editor = makeEditor("look: after")
         press([.left, .left, .left, .left, .left], on: &editor)  // between "look: " and "after"
-        #expect(editor.apply(.paste("one\ntwo")) == .submitPaste(["look: one", "twoafter"]))
-        #expect(editor.text == "")
+        #expect(editor.apply(.paste("one\ntwo")) == .submitPaste(["look: one"]))
+        #expect(editor.text == "twoafter")
+        #expect(editor.cursor == 3)
     }
 
     @Test("CRLF line ends are split like LF, and empty lines are dropped")
@@ -419,7 +423,7 @@ struct LineEditorTests {
     @Test("A multi-line paste is not added to the history")
     func pasteNoHistory() {
         var editor = LineEditor()
-        _ = editor.apply(.paste("one\ntwo"))
+        _ = editor.apply(.paste("one\ntwo\n"))
         press([.up], on: &editor)
         #expect(editor.text == "")
     }
@@ -429,7 +433,8 @@ struct LineEditorTests {
         var decoder = KeyDecoder()
         var editor = LineEditor()
         let keys = decoder.decode(Array("\u{1B}[200~/join #evil\nhi\u{1B}[201~".utf8))
-        #expect(keys.map { editor.apply($0) } == [.submitPaste(["/join #evil", "hi"])])
+        #expect(keys.map { editor.apply($0) } == [.submitPaste(["/join #evil"])])
+        #expect(editor.text == "hi")
     }
 
     @Test("A paste whose lines end in CR (VTE, xterm and iTerm2 send pasted newlines as CR) is split into lines")
@@ -437,7 +442,7 @@ struct LineEditorTests {
         // GNOME Terminal and other VTE terminals, xterm and iTerm2 send the newlines of a paste, bracketed or not,
         // as a bare CR: the editor splits on CR as well as on LF and CRLF.
         var editor = LineEditor()
-        #expect(editor.apply(.paste("first\rsecond")) == .submitPaste(["first", "second"]))
+        #expect(editor.apply(.paste("first\rsecond\r")) == .submitPaste(["first", "second"]))
         #expect(editor.text == "")
     }
 }
