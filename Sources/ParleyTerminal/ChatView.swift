@@ -16,6 +16,9 @@ public struct ChatView: Sendable {
         public fileprivate(set) var members: [String] = []
         public fileprivate(set) var unread = 0
         public fileprivate(set) var mentioned = false
+        /// The local day of the last message shown (`ChatView.day`): a message of another day is preceded by a
+        /// line naming its day.
+        fileprivate var lastDay: Int?
     }
 
     /// The buffer for what belongs to no room (before joining any, or after leaving all).
@@ -30,6 +33,8 @@ public struct ChatView: Sendable {
     /// The newest message id seen per room (lowercased name): sent as `resume` after a reconnect, so the
     /// server replays exactly what was missed.
     public private(set) var lastSeen: [String: Int64] = [:]
+    /// The clock that says what "today" is (messages of other days show their date).
+    public var now: @Sendable () -> Date = { Date() }
 
     public init(nick: String, server: String, scrollback: Int = 2000) {
         self.nick = nick
@@ -123,7 +128,7 @@ public struct ChatView: Sendable {
             for message in fresh {
                 var line = line(for: message, own: message.from?.lowercased() == nick.lowercased())
                 line.spans.insert(Span("(history) ", .dim), at: 1)
-                append(line, to: index, counts: false)
+                append(line, of: message.time, to: index, counts: false)
             }
             append(StyledLine([Span("*** End of history.", .dim)]), to: index, counts: false)
             see(fresh.last!)
@@ -170,9 +175,9 @@ public struct ChatView: Sendable {
         switch message.target {
         case .room(let room):
             let index = roomIndex(room) ?? current
-            append(line(for: message, own: true), to: index, counts: false)
+            append(line(for: message, own: true), of: message.time, to: index, counts: false)
         default:
-            append(line(for: message, own: true), to: current, counts: false)
+            append(line(for: message, own: true), of: message.time, to: current, counts: false)
         }
     }
 
@@ -233,13 +238,14 @@ public struct ChatView: Sendable {
         }
         var line = line(for: message, own: false)
         if mention { line.spans = line.spans.map { Span($0.text, $0.style == .dim ? .dim : .mention) } }
-        append(line, to: index, counts: message.kind != .notice || message.from == nil)
+        append(line, of: message.time, to: index, counts: message.kind != .notice || message.from == nil)
         if mention && index != current { rooms[index].mentioned = true }
         return mention || (message.target.isPrivate && message.from != nil)
     }
 
     func line(for message: ChatMessage, own: Bool) -> StyledLine {
-        let stamp = Span(Self.clock(message.time) + " ", .dim)
+        // The time alone today; the date too for another day (history).
+        let stamp = Span((Self.day(message.time) == Self.day(now()) ? Self.clock(message.time) : Self.dateAndClock(message.time)) + " ", .dim)
         let from = clean(message.from ?? "")
         let nickStyle: Style = own ? .own : .nick(Self.colour(of: from))
         let text = clean(message.text)
@@ -276,6 +282,16 @@ public struct ChatView: Sendable {
         return false
     }
 
+    /// A message's line, after a line naming its day when the one before it in the window was of another day.
+    private mutating func append(_ line: StyledLine, of time: Date, to index: Int, counts: Bool) {
+        let day = Self.day(time)
+        if let last = rooms[index].lastDay, last != day {
+            append(StyledLine([Span("--- \(Self.dayName(time)) ---", .dim)]), to: index, counts: false)
+        }
+        rooms[index].lastDay = day
+        append(line, to: index, counts: counts)
+    }
+
     private mutating func append(_ line: StyledLine, to index: Int, counts: Bool) {
         rooms[index].lines.append(line)
         if rooms[index].lines.count > scrollback { rooms[index].lines.removeFirst(rooms[index].lines.count - scrollback) }
@@ -307,6 +323,22 @@ public struct ChatView: Sendable {
         var parts = tm()
         localtime_r(&seconds, &parts)
         return String(format: "%02d-%02d %02d:%02d", parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min)
+    }
+
+    /// The local day, as a number that changes with it (year, month and day).
+    static func day(_ date: Date) -> Int {
+        var seconds = time_t(date.timeIntervalSince1970)
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        return Int(parts.tm_year) * 10_000 + Int(parts.tm_mon) * 100 + Int(parts.tm_mday)
+    }
+
+    /// "Sunday 6 December 2026", in the local time zone (the separator between days).
+    static func dayName(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.dateFormat = "EEEE d MMMM yyyy"
+        return formatter.string(from: date)
     }
 
     static func clock(_ date: Date) -> String {

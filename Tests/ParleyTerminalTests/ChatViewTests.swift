@@ -9,6 +9,26 @@ struct ChatViewTests {
 
     // MARK: - Start, welcome, rooms
 
+    @Test("History of another day shows its date, and a line names each new day; today's messages show the time alone")
+    func historyDates() throws {
+        var view = F.view(rooms: ["#a"])
+        let calendar = Calendar.current
+        let today = try #require(calendar.date(from: DateComponents(year: 2026, month: 12, day: 6, hour: 9, minute: 30)))
+        let yesterday = try #require(calendar.date(from: DateComponents(year: 2026, month: 12, day: 5, hour: 21, minute: 46)))
+        view.now = { today.addingTimeInterval(3600) }
+        let old = ChatMessage(id: 1, time: yesterday, from: "alice", target: .room("#a"), kind: .normal, text: "last night")
+        let new = ChatMessage(id: 2, time: today, from: "alice", target: .room("#a"), kind: .normal, text: "this morning")
+        view.apply(.history(room: "#a", messages: [old, new], ref: nil))
+        let lines = view.texts(of: "#a").suffix(5)
+        #expect(Array(lines) == [
+            "*** History of #a:", "12-05 21:46 (history) <alice> last night", "--- Sunday 6 December 2026 ---",
+            "09:30 (history) <alice> this morning", "*** End of history.",
+        ])
+        // A live message of the same day needs no new day line.
+        view.apply(.message(ChatMessage(id: 3, time: today.addingTimeInterval(60), from: "carol", target: .room("#a"), kind: .normal, text: "hi")))
+        #expect(view.texts(of: "#a").last == "09:31 <carol> hi")
+    }
+
     @Test("A new view has only the status buffer and is connecting")
     func initial() {
         let view = ChatView(nick: "bob", server: "srv")

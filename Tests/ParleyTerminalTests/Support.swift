@@ -15,6 +15,7 @@ enum Fixture {
     /// A view registered as `bob` on `srv`, in the given rooms (the last one current).
     static func view(rooms: [String] = [], nick: String = "bob", scrollback: Int = 2000) -> ChatView {
         var view = ChatView(nick: nick, server: "srv", scrollback: scrollback)
+        view.now = { time }  // the fixture's messages are of "today"
         view.apply(.welcome(nick: nick, server: "srv"))
         for room in rooms { view.apply(.joined(room: room, nick: nick)) }
         return view
