@@ -64,8 +64,11 @@ public struct ChatView: Sendable {
         case .ack:
             break  // the client records its own message with `sent(_:)`, which knows the text
         case .joined(let room, let who, _, _):
-            let index = roomIndex(room) ?? addRoom(room)
-            if who.lowercased() == nick.lowercased() { select(index) }
+            // Joining a room makes it current; joining again one the view still has (the rejoins after a
+            // reconnect) leaves the current room as it was, where the user was reading.
+            let known = roomIndex(room)
+            let index = known ?? addRoom(room)
+            if who.lowercased() == nick.lowercased() && known == nil { select(index) }
             if !rooms[index].members.contains(where: { $0.lowercased() == who.lowercased() }) { rooms[index].members.append(who) }
             append(StyledLine([Span("*** \(clean(who)) joined \(clean(room))", .dim)]), to: index, counts: false)
         case .left(let room, let who, let reason):

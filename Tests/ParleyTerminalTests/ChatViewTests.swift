@@ -29,6 +29,19 @@ struct ChatViewTests {
         #expect(view.texts(of: "#a").last == "09:31 <carol> hi")
     }
 
+    @Test("Rejoining rooms the view still has (after a reconnect) keeps the current room")
+    func rejoinKeepsCurrent() {
+        var view = F.view(rooms: ["#a", "#b", "#c"])
+        let switched = view.switchTo("#b")
+        #expect(switched)
+        view.apply(.welcome(nick: "bob", server: "srv"))
+        for room in ["#a", "#b", "#c"] { view.apply(.joined(room: room, nick: "bob")) }
+        #expect(view.currentRoomName == "#b")
+        // A room joined for the first time still becomes current.
+        view.apply(.joined(room: "#d", nick: "bob"))
+        #expect(view.currentRoomName == "#d")
+    }
+
     @Test("A new view has only the status buffer and is connecting")
     func initial() {
         let view = ChatView(nick: "bob", server: "srv")
