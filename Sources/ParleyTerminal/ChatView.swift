@@ -131,6 +131,7 @@ public struct ChatView: Sendable {
             for message in fresh {
                 var line = line(for: message, own: message.from?.lowercased() == nick.lowercased())
                 line.spans.insert(Span("(history) ", .dim), at: 1)
+                line.indent += DisplayWidth.of("(history) ")
                 append(line, of: message.time, to: index, counts: false)
             }
             append(StyledLine([Span("*** End of history.", .dim)]), to: index, counts: false)
@@ -246,7 +247,14 @@ public struct ChatView: Sendable {
         return mention || (message.target.isPrivate && message.from != nil)
     }
 
+    /// A message's line; when it wraps, its text lines up under itself (after the time and the nick).
     func line(for message: ChatMessage, own: Bool) -> StyledLine {
+        var line = spans(for: message, own: own)
+        if line.spans.count > 1 { line.indent = DisplayWidth.of(line.spans.dropLast().map(\.text).joined()) }
+        return line
+    }
+
+    private func spans(for message: ChatMessage, own: Bool) -> StyledLine {
         // The time alone today; the date too for another day (history).
         let stamp = Span((Self.day(message.time) == Self.day(now()) ? Self.clock(message.time) : Self.dateAndClock(message.time)) + " ", .dim)
         let from = clean(message.from ?? "")

@@ -57,26 +57,77 @@ public struct Screen: Sendable {
         return out
     }
 
-    /// Splits a line into rows of at most `width` cells; a wide character that does not fit moves down.
+    /// Splits a line into rows of at most `width` cells, between words: a word moves down whole when it fits a
+    /// row, and is broken only when it is longer than one (a wide character that does not fit moves down). The
+    /// spaces where a row breaks are dropped; rows after the first start with the line's indent (at most half
+    /// the width), so a message's text lines up under itself.
     public func wrap(_ line: StyledLine) -> [[Span]] {
+        let indent = min(line.indent, width / 2)
         var rows: [[Span]] = [[]]
         var used = 0
-        for span in line.spans {
-            var piece = ""
-            for character in span.text {
-                let cells = DisplayWidth.of(character)
-                if used + cells > width {
-                    if !piece.isEmpty { rows[rows.count - 1].append(Span(piece, span.style)) }
-                    rows.append([])
-                    piece = ""
-                    used = 0
-                }
-                piece.append(character)
-                used += cells
+        func newRow() {
+            rows.append(indent > 0 ? [Span(String(repeating: " ", count: indent))] : [])
+            used = indent
+        }
+        func put(_ text: String, _ style: Style) {
+            guard !text.isEmpty else { return }
+            if let last = rows[rows.count - 1].last, last.style == style, !(rows.count > 1 && rows[rows.count - 1].count == 1 && indent > 0) {
+                rows[rows.count - 1][rows[rows.count - 1].count - 1] = Span(last.text + text, style)
+            } else {
+                rows[rows.count - 1].append(Span(text, style))
             }
-            if !piece.isEmpty { rows[rows.count - 1].append(Span(piece, span.style)) }
+        }
+        for span in line.spans {
+            for word in Self.words(span.text) {
+                let cells = DisplayWidth.of(word)
+                if word == " " {
+                    // A space that ends a row is where it breaks; none starts a continuation row.
+                    if used + 1 > width { newRow(); continue }
+                    if used == indent && rows.count > 1 { continue }
+                    put(word, span.style)
+                    used += 1
+                } else if used + cells <= width {
+                    put(word, span.style)
+                    used += cells
+                } else if cells <= width - indent, used > indent || rows.count == 1 && used > 0 {
+                    newRow()
+                    put(word, span.style)
+                    used += cells
+                } else {
+                    // Longer than a row: broken where the row ends.
+                    var piece = ""
+                    for character in word {
+                        let width = DisplayWidth.of(character)
+                        if used + width > self.width {
+                            put(piece, span.style)
+                            piece = ""
+                            newRow()
+                        }
+                        piece.append(character)
+                        used += width
+                    }
+                    put(piece, span.style)
+                }
+            }
         }
         return rows
+    }
+
+    /// `text` as words and single spaces, in order.
+    static func words(_ text: String) -> [String] {
+        var words: [String] = []
+        var word = ""
+        for character in text {
+            if character == " " {
+                if !word.isEmpty { words.append(word) }
+                words.append(" ")
+                word = ""
+            } else {
+                word.append(character)
+            }
+        }
+        if !word.isEmpty { words.append(word) }
+        return words
     }
 
     /// Most important first, so a narrow terminal cuts the least useful part: connection trouble (only when

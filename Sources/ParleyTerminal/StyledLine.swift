@@ -26,9 +26,13 @@ public struct Span: Sendable, Equatable {
 /// One line of a room's scrollback, before wrapping.
 public struct StyledLine: Sendable, Equatable {
     public var spans: [Span]
+    /// Cells the rows after the first start with when the line wraps: a message's continuation rows line up
+    /// under its text, after the time and the nick (as irssi does).
+    public var indent = 0
 
-    public init(_ spans: [Span]) {
+    public init(_ spans: [Span], indent: Int = 0) {
         self.spans = spans
+        self.indent = indent
     }
 
     public var plainText: String { spans.map(\.text).joined() }

@@ -238,6 +238,19 @@ struct ScreenTests {
         ])
     }
 
+    @Test("Words move down whole; a word longer than a row is broken; continuation rows start at the line's indent")
+    func wrapWords() {
+        let wide = Screen(width: 30, height: 5, colour: true)
+        let line = StyledLine([Span("12:00 ", .dim), Span("<alice> ", .own), Span("the quick brown fox jumps over")], indent: 14)
+        #expect(wide.wrap(line).map { $0.map(\.text).joined() } == ["12:00 <alice> the quick brown ", "              fox jumps over"])
+        let screen = Screen(width: 20, height: 5, colour: true)
+        let long = StyledLine([Span("ab "), Span("cdefghijklmnopqrstuvwxyz")])
+        #expect(screen.wrap(long).map { $0.map(\.text).joined() } == ["ab cdefghijklmnopqrs", "tuvwxyz"])
+        // An indent wider than half the row is held to half.
+        let deep = StyledLine([Span(String(repeating: "x", count: 15)), Span(" aaaa bbbb")], indent: 15)
+        #expect(screen.wrap(deep).map { $0.map(\.text).joined() } == [String(repeating: "x", count: 15) + " aaaa", "          bbbb"])
+    }
+
     @Test("A line exactly as wide as the screen is one row; an empty line is one empty row")
     func wrapEdges() {
         let screen = Screen(width: 10, height: 5, colour: true)
@@ -261,7 +274,8 @@ struct ScreenTests {
         let text = String(repeating: "ab漢 😀e\u{301}👨‍👩‍👧🇺🇸", count: 12)
         let rows = screen.wrap(StyledLine([Span(text)]))
         #expect(rows.allSatisfy { DisplayWidth.of($0.map(\.text).joined()) <= width })
-        #expect(rows.map { $0.map(\.text).joined() }.joined() == text)
+        // The spaces where rows break are dropped.
+        #expect(rows.map { $0.map(\.text).joined() }.joined().filter { $0 != " " } == text.filter { $0 != " " })
     }
 
     @Test("A combining mark stays with its letter across a row boundary")
@@ -286,13 +300,14 @@ struct ScreenTests {
 
         screen.width = 20
         frame = screen.frame(view, editor: LineEditor())
-        #expect(Array(frame.text[0..<4]) == ["*** word word word w", "ord word word word w", "ord word word word w", "ord "])
+        // Between words: a row keeps the space it ends with, the next starts with a word.
+        #expect(Array(frame.text[0..<4]) == ["*** word word word ", "word word word word ", "word word word word ", "word "])
         #expect(DisplayWidth.of(frame.text[4]) == 20)  // the status line follows the width
 
         screen.height = 4
         frame = screen.frame(view, editor: LineEditor())
         #expect(frame.rows.count == 4)
-        #expect(Array(frame.text[0..<2]) == ["ord word word word w", "ord "])
+        #expect(Array(frame.text[0..<2]) == ["word word word word ", "word "])
         #expect(frame.cursorRow == 3)
     }
 
