@@ -177,7 +177,11 @@ public enum FullScreenClient {
             case .submit(let line):
                 await submit(line)
             case .submitPaste(let lines):
-                // Pasted lines are text for the current room, never commands.
+                // Pasted lines are text for the current window, never commands.
+                if let nick = view.currentConversation {
+                    for line in lines { await send(.whisper(to: nick, text: line, kind: .normal)) }
+                    return
+                }
                 guard let room = view.currentRoomName else {
                     self.view.system("You are not in a room. Type /join #room to enter one.")
                     return
@@ -210,7 +214,7 @@ public enum FullScreenClient {
                 if !(await connector.send(connector.hello())) { view.system("Not connected.") }
                 return
             }
-            switch ClientCommands.action(forLine: line, currentRoom: view.currentRoomName) {
+            switch ClientCommands.action(forLine: line, currentRoom: view.currentRoomName, conversation: view.currentConversation) {
             case .send(.quit(let reason)):
                 await send(.quit(reason: reason))
                 outcome = (0, nil)
@@ -218,6 +222,11 @@ public enum FullScreenClient {
                 if !(await send(request)) { editor.set(line) }
             case .switchRoom(let room):
                 if !view.switchTo(room) { view.system("You are not in \(room). Type /join \(room) first.") }
+            case .query(let nick, let text):
+                view.openConversation(with: nick)
+                if let text { await send(.whisper(to: nick, text: text, kind: .normal)) }
+            case .close:
+                if !view.closeConversation() { view.system("/close closes a private conversation's window; /part leaves a room.") }
             case .clear:
                 view.clearCurrent()
             case .reconnect:

@@ -10,8 +10,9 @@ public struct ChatView: Sendable {
         case disconnected(retryingIn: Duration?)
     }
 
+    /// A window: a room (`#name`), or a private conversation (named by the other's nick).
     public struct Room: Sendable {
-        public let name: String
+        public fileprivate(set) var name: String
         public fileprivate(set) var lines: [StyledLine] = []
         public fileprivate(set) var members: [String] = []
         public fileprivate(set) var unread = 0
@@ -43,10 +44,14 @@ public struct ChatView: Sendable {
     }
 
     public var currentRoom: Room { rooms[current] }
-    /// The current room's name, or nil in the status buffer.
-    public var currentRoomName: String? { current == 0 ? nil : rooms[current].name }
-    /// The rooms joined, in order (without the status buffer).
-    public var joinedRooms: [String] { rooms.dropFirst().map(\.name) }
+    /// The current window's name (a room or a nick), or nil in the status buffer.
+    public var currentWindowName: String? { current == 0 ? nil : rooms[current].name }
+    /// The current room's name; nil in the status buffer or a private conversation.
+    public var currentRoomName: String? { currentWindowName.flatMap { $0.hasPrefix("#") ? $0 : nil } }
+    /// The nick of the current private conversation, if the current window is one.
+    public var currentConversation: String? { currentWindowName.flatMap { $0.hasPrefix("#") ? nil : $0 } }
+    /// The rooms joined, in order (without the status buffer and the conversations).
+    public var joinedRooms: [String] { rooms.dropFirst().map(\.name).filter { $0.hasPrefix("#") } }
 
     // MARK: - Events
 
@@ -86,6 +91,11 @@ public struct ChatView: Sendable {
             }
         case .nickChanged(let old, let new):
             if old.lowercased() == nick.lowercased() { nick = clean(new) }
+            // A conversation follows the other's new nick.
+            if let index = roomIndex(old), !old.hasPrefix("#") {
+                rooms[index].name = clean(new)
+                append(StyledLine([Span("*** \(clean(old)) is now known as \(clean(new))", .dim)]), to: index, counts: false)
+            }
             for index in rooms.indices where rooms[index].members.contains(where: { $0.lowercased() == old.lowercased() }) {
                 rooms[index].members = rooms[index].members.map { $0.lowercased() == old.lowercased() ? new : $0 }
                 append(StyledLine([Span("*** \(clean(old)) is now known as \(clean(new))", .dim)]), to: index, counts: false)
@@ -173,16 +183,43 @@ public struct ChatView: Sendable {
         lastSeen[room.lowercased()] = max(lastSeen[room.lowercased()] ?? 0, message.id)
     }
 
-    /// Records the user's own message once the server has acknowledged it.
+    /// Records the user's own message once the server has acknowledged it: a private one in its conversation's
+    /// window (opened, not made current, when there was none).
     public mutating func sent(_ message: ChatMessage) {
         see(message)
         switch message.target {
         case .room(let room):
             let index = roomIndex(room) ?? current
             append(line(for: message, own: true), of: message.time, to: index, counts: false)
-        default:
+        case .user(let nick):
+            let index = conversation(with: nick)
+            append(line(for: message, own: true), of: message.time, to: index, counts: false)
+        case .everyone:
             append(line(for: message, own: true), of: message.time, to: current, counts: false)
         }
+    }
+
+    /// The window of the private conversation with `nick`, opened when there is none (and said in the current
+    /// window, so the user knows where it is).
+    @discardableResult
+    public mutating func conversation(with nick: String) -> Int {
+        if let index = roomIndex(nick) { return index }
+        let index = addRoom(nick)
+        system("Private conversation with \(clean(nick)): window \(index)" + (index <= 9 ? " (Alt+\(index))." : "."))
+        return index
+    }
+
+    /// Opens the conversation with `nick` and makes it current (`/query`).
+    public mutating func openConversation(with nick: String) {
+        select(conversation(with: nick))
+    }
+
+    /// Closes the current window when it is a private conversation; false otherwise.
+    public mutating func closeConversation() -> Bool {
+        guard currentConversation != nil else { return false }
+        rooms.remove(at: current)
+        select(min(current, rooms.count - 1))
+        return true
     }
 
     /// A line from the client itself, in the current room, dimmed.
@@ -238,12 +275,15 @@ public struct ChatView: Sendable {
         let index: Int
         switch message.target {
         case .room(let room): index = roomIndex(room) ?? current
-        case .user, .everyone: index = current
+        // A private message goes to its conversation's window (a server notice, which has no sender, stays).
+        case .user: index = message.from.map { conversation(with: $0) } ?? current
+        case .everyone: index = current
         }
         var line = line(for: message, own: false)
         if mention { line.spans = line.spans.map { Span($0.text, $0.style == .dim ? .dim : .mention) } }
         append(line, of: message.time, to: index, counts: message.kind != .notice || message.from == nil)
-        if mention && index != current { rooms[index].mentioned = true }
+        // Someone writing to you privately is as a mention: the status line marks the window.
+        if (mention || (message.target.isPrivate && message.from != nil)) && index != current { rooms[index].mentioned = true }
         return mention || (message.target.isPrivate && message.from != nil)
     }
 

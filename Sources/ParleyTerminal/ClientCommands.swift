@@ -5,6 +5,11 @@ public enum ClientAction: Sendable, Equatable {
     /// A request for the server, with the current room filled in where the command left it out.
     case send(Request)
     case switchRoom(String)
+    /// Opens the private conversation with the nick in a window of its own and makes it current; sends the
+    /// text, if any, there.
+    case query(String, text: String?)
+    /// Closes the current private conversation's window.
+    case close
     case clear
     case reconnect
     case help
@@ -23,13 +28,17 @@ public enum ClientCommands {
 
     public static let table: [Command] = [
         Command(usage: "/switch #room", summary: "make a room you are in the current one (also Alt+1…9, Ctrl+N, Ctrl+P)", names: ["switch", "s", "window"]),
+        Command(usage: "/query NICK [text]", summary: "open a window for your private conversation with NICK (and say text there)", names: ["query", "q"]),
+        Command(usage: "/close", summary: "close the current private conversation's window", names: ["close"]),
         Command(usage: "/clear", summary: "clear the current room's scrollback", names: ["clear"]),
         Command(usage: "/reconnect", summary: "drop the connection and connect again", names: ["reconnect"]),
     ]
 
     /// Every command name, for Tab completion.
     public static var names: [String] {
-        (TextCommands.table.flatMap { [$0.name] + $0.aliases } + table.flatMap(\.names)).map { "/\($0)" }
+        // `/query` is the server's alias of `/msg` and the client's own command: listed once.
+        var seen = Set<String>()
+        return (TextCommands.table.flatMap { [$0.name] + $0.aliases } + table.flatMap(\.names)).map { "/\($0)" }.filter { seen.insert($0).inserted }
     }
 
     public static var helpLines: [String] {
@@ -38,7 +47,9 @@ public enum ClientCommands {
             + ["Anything else is sent to the current room; start it with // to send a leading /."]
     }
 
-    public static func action(forLine line: String, currentRoom: String?) -> ClientAction {
+    /// `currentRoom`: the current window's room; `conversation`: the nick of the current window's private
+    /// conversation (text typed there goes to that nick).
+    public static func action(forLine line: String, currentRoom: String?, conversation: String? = nil) -> ClientAction {
         // As on the server, spaces before a command do not make it a message.
         let trimmed = line.drop(while: { $0 == " " })
         if trimmed.hasPrefix("/") && !trimmed.hasPrefix("//") {
@@ -47,6 +58,11 @@ public enum ClientCommands {
             if let command = table.first(where: { $0.names.contains(word) }) {
                 switch command.names[0] {
                 case "switch": return argument.isEmpty ? .error("Usage: /switch #room") : .switchRoom(argument)
+                case "query":
+                    let nick = argument.prefix { $0 != " " }
+                    let text = argument.dropFirst(nick.count).drop { $0 == " " }
+                    return nick.isEmpty || nick.hasPrefix("#") ? .error("Usage: /query NICK [text]") : .query(String(nick), text: text.isEmpty ? nil : String(text))
+                case "close": return .close
                 case "clear": return .clear
                 default: return .reconnect
                 }
@@ -64,8 +80,11 @@ public enum ClientCommands {
         case .help:
             return .help
         case .say(nil, let text, let kind, _):
+            if let conversation { return .send(.whisper(to: conversation, text: text, kind: kind)) }
             guard let currentRoom else { return noRoom }
             return .send(.say(room: currentRoom, text: text, kind: kind))
+        case .part(nil, _) where conversation != nil:
+            return .close
         case .part(nil, let reason):
             guard let currentRoom else { return noRoom }
             return .send(.part(room: currentRoom, reason: reason))
@@ -76,9 +95,9 @@ public enum ClientCommands {
             guard let currentRoom else { return noRoom }
             return .send(.moderate(room: currentRoom, action))
         case .history(nil, let query, let withTags):
-            // JSON's history names its room: the current one, as `/history` means on nc.
-            guard let currentRoom else { return noRoom }
-            return .send(.history(room: currentRoom, query, withTags: withTags))
+            // JSON's history names its room: the current one, as `/history` means on nc (or the conversation).
+            guard let target = conversation ?? currentRoom else { return noRoom }
+            return .send(.history(room: target, query, withTags: withTags))
         default:
             return .send(request)
         }

@@ -34,7 +34,7 @@ public struct Screen: Sendable {
         rows = Array(rows.suffix(messageRows))
         rows.insert(contentsOf: Array(repeating: [], count: messageRows - rows.count), at: 0)
         rows.append([Span(fit(statusText(view), to: width), .bold)])
-        let (input, column) = inputRow(editor, prompt: prompt ?? "[\(view.currentRoomName ?? "parley")] ")
+        let (input, column) = inputRow(editor, prompt: prompt ?? "[\(view.currentWindowName ?? "parley")] ")
         rows.append(input)
         return Frame(rows: rows, cursorRow: height - 1, cursorColumn: column)
     }
@@ -145,7 +145,7 @@ public struct Screen: Sendable {
         for (index, room) in view.rooms.enumerated().dropFirst() where index != view.current && (room.unread > 0 || room.mentioned) {
             activity.append("\(index):\(room.name)(\(room.unread)\(room.mentioned ? "!" : ""))")
         }
-        let room = view.currentRoomName.map { "\(view.current):\($0)" } ?? ChatView.statusName
+        let room = view.currentWindowName.map { "\(view.current):\($0)" } ?? ChatView.statusName
         var parts = view.connection == .connected ? [] : [state]
         parts.append(room)
         if !activity.isEmpty { parts.append(activity.joined(separator: " ")) }

@@ -215,6 +215,34 @@ struct ClientTests {
         }
     }
 
+    @Test("full screen: a private message opens a window of its own, marked on the status line; text typed there goes back privately; /close closes it")
+    func fullScreenConversation() async throws {
+        try await TestServer.run { server in
+            let tmux = try await Tmux.start("\(ParleyProcess.executable.path) connect 127.0.0.1:\(server.port) --nick alice --no-color")
+            do {
+                try await tmux.waitForScreen("connected") { $0.contains { $0.contains(" 1:#general | alice @ test.parley | connected") } }
+                let bob = try await server.textUser("bob")
+                try await bob.send("/msg alice psst, alice")
+                try await tmux.waitForScreen("the window on the status line") { $0.contains { $0.hasPrefix(" 1:#general | 2:bob(1!) |") } }
+                try await tmux.press("M-2")
+                try await tmux.waitForScreen("the conversation") { rows in
+                    rows.contains { $0.hasSuffix("<bob> psst, alice") } && rows.contains { $0.hasPrefix("[bob] ") || $0 == "[bob]" }
+                }
+                try await tmux.type("hello bob")
+                try await tmux.press("Enter")
+                try await bob.waitFor { $0.hasSuffix("<alice> hello bob") && $0.contains("private") }
+                try await tmux.waitForScreen("own line in the window") { $0.contains { $0.hasSuffix("<- (private to bob) hello bob") } }
+                try await tmux.type("/close")
+                try await tmux.press("Enter")
+                try await tmux.waitForScreen("back in #general") { $0.contains { $0.hasPrefix(" 1:#general |") } }
+            } catch {
+                await tmux.kill()
+                throw error
+            }
+            await tmux.kill()
+        }
+    }
+
     @Test("line mode takes the password from PARLEY_PASSWORD")
     func lineModePassword() async throws {
         try await TestServer.run { server in

@@ -284,6 +284,7 @@ struct ChatViewTests {
         var view = F.view(rooms: ["#a"])
         let ring = view.apply(.message(F.message(from: "alice", to: .user("bob"), "psst")))
         #expect(ring)
+        view.switchTo("alice")
         #expect(view.lastLine?.spans == [
             Span(F.stamp, .dim), Span("-> (private) ", .privateMessage), Span("<alice> ", .nick(ChatView.colour(of: "alice"))),
             Span("psst"),
@@ -295,6 +296,7 @@ struct ChatViewTests {
     func privateAction() {
         var view = F.view(rooms: ["#a"])
         view.apply(.message(F.message(from: "alice", to: .user("bob"), "nods", kind: .action)))
+        view.switchTo("alice")
         #expect(view.lastLine?.plainText == "\(F.stamp)-> (private) * alice nods")
         #expect(view.lastLine?.spans[1].style == .privateMessage)
     }
@@ -303,17 +305,36 @@ struct ChatViewTests {
     func ownPrivate() {
         var view = F.view(rooms: ["#a"])
         view.sent(F.message(from: "bob", to: .user("alice"), "psst"))
+        view.switchTo("alice")
         #expect(view.lastLine?.spans == [Span(F.stamp, .dim), Span("<- (private to alice) ", .privateMessage), Span("psst")])
         view.sent(F.message(from: "bob", to: .user("alice"), "winks", kind: .action))
         #expect(view.lastLine?.plainText == "\(F.stamp)<- (private to alice) * bob winks")
     }
 
-    @Test("Private messages land in the current room")
-    func privateInCurrent() {
+    @Test("A private conversation has a window of its own: opened by a message, unread and marked, not made current; /query opens and selects it, /close closes it; it follows a nick change")
+    func conversationWindows() throws {
         var view = F.view(rooms: ["#a", "#b"])
         view.apply(.message(F.message(from: "alice", to: .user("bob"), "psst")))
-        #expect(view.texts(of: "#b").last?.hasSuffix("psst") == true)
-        #expect(view.texts(of: "#a").last?.hasSuffix("psst") == false)
+        #expect(view.currentRoomName == "#b")
+        #expect(view.texts(of: "#b").last == "*** Private conversation with alice: window 3 (Alt+3).")
+        #expect(view.texts(of: "alice").last?.hasSuffix("psst") == true)
+        let window = try #require(view.room("alice"))
+        #expect(window.unread == 1 && window.mentioned)
+        #expect(view.joinedRooms == ["#a", "#b"])  // not a room to rejoin
+        // Own messages go to the window too; a second message opens nothing new.
+        view.sent(F.message(from: "bob", to: .user("alice"), "hi", id: 2))
+        #expect(view.texts(of: "alice").last?.hasSuffix("hi") == true)
+        #expect(view.rooms.count == 4)
+        view.openConversation(with: "carol")
+        #expect(view.currentConversation == "carol" && view.currentRoomName == nil && view.currentWindowName == "carol")
+        view.apply(.nickChanged(from: "alice", to: "alicia"))
+        #expect(view.room("alicia") != nil && view.room("alice") == nil)
+        let closed = view.closeConversation()
+        #expect(closed)
+        #expect(view.room("carol") == nil && view.currentWindowName != "carol")
+        view.switchTo("#a")
+        let closedRoom = view.closeConversation()
+        #expect(!closedRoom)  // /close is not /part
     }
 
     @Test("A server notice is dimmed and marked -server-")

@@ -52,6 +52,21 @@ struct ClientCommandsTests {
         #expect(action("/history", room: nil) == .error("You are not in a room. Type /join #room to enter one."))
     }
 
+    @Test("In a private conversation, text and /me go to its nick, /history is its history, /part closes it; /query and /close")
+    func conversation() {
+        let here = { (line: String) in ClientCommands.action(forLine: line, currentRoom: nil, conversation: "alice") }
+        #expect(here("hello") == .send(.whisper(to: "alice", text: "hello", kind: .normal)))
+        #expect(here("/me waves") == .send(.whisper(to: "alice", text: "waves", kind: .action)))
+        #expect(here("/history 5") == .send(.history(room: "alice", .latest(5))))
+        #expect(here("/part") == .close)
+        #expect(here("/close") == .close)
+        #expect(action("/query bob") == .query("bob", text: nil))
+        #expect(action("/query bob how are you") == .query("bob", text: "how are you"))
+        #expect(action("/q bob") == .query("bob", text: nil))
+        #expect(action("/query") == .error("Usage: /query NICK [text]"))
+        #expect(action("/query #room") == .error("Usage: /query NICK [text]"))
+    }
+
     @Test("/help and /? ask for the combined help")
     func help() {
         #expect(action("/help") == .help)

@@ -349,8 +349,12 @@ struct ScreenTests {
             #expect(output.contains("\u{1B}[\(31 + ChatView.colour(of: nick))m<\(nick)> "))
         }
         #expect(output.contains("\u{1B}[33;1m"))  // mention
-        #expect(output.contains("\u{1B}[35m-> (private) "))
         #expect(output.contains("\u{1B}[31;1m!!! oops"))
+        // A private message, in its conversation's window.
+        var view = F.view(rooms: ["#a"])
+        view.apply(.message(F.message(from: "alice", to: .user("bob"), "psst")))
+        view.switchTo("alice")
+        #expect(screen.render(screen.frame(view, editor: editor(""))).contains("\u{1B}[35m-> (private) "))
     }
 
     @Test("render positions and clears every row, and leaves the cursor on the input line")
