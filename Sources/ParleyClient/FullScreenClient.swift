@@ -167,6 +167,9 @@ public enum FullScreenClient {
             case .control("l"):
                 terminal.write("\u{1B}[2J")
                 return
+            case .pageUp, .pageDown, .scrollTop, .scrollBottom, .wheelUp, .wheelDown:
+                await scroll(key)
+                return
             default:
                 break
             }
@@ -188,6 +191,24 @@ public enum FullScreenClient {
                 }
                 for line in lines { await send(.say(room: room, text: line, kind: .normal)) }
             }
+        }
+
+        /// Scrollback: a page (what the screen shows, less one line for context), three lines for the wheel, or all
+        /// the way; scrolled to the top of what it holds, the window asks the server for older history.
+        mutating func scroll(_ key: Key) async {
+            let page = max(1, screen.frame(view, editor: editor).linesShown - 1)
+            switch key {
+            case .pageUp: view.scroll(by: page)
+            case .pageDown: view.scroll(by: -page)
+            case .wheelUp: view.scroll(by: 3)
+            case .wheelDown: view.scroll(by: -3)
+            case .scrollTop: view.scrollToTop()
+            default: view.scrollToBottom()
+            }
+            guard key != .pageDown, key != .wheelDown, key != .scrollBottom, screen.frame(view, editor: editor).atTop,
+                let request = view.olderHistoryRequest(), let ref = await send(request)
+            else { return }
+            view.awaitingOlder(ref: ref)
         }
 
         mutating func submit(_ line: String) async {
@@ -214,12 +235,14 @@ public enum FullScreenClient {
                 if !(await connector.send(connector.hello())) { view.system("Not connected.") }
                 return
             }
+            // What is typed is answered below: back to the newest lines.
+            view.scrollToBottom()
             switch ClientCommands.action(forLine: line, currentRoom: view.currentRoomName, conversation: view.currentConversation) {
             case .send(.quit(let reason)):
                 await send(.quit(reason: reason))
                 outcome = (0, nil)
             case .send(let request):
-                if !(await send(request)) { editor.set(line) }
+                if await send(request) == nil { editor.set(line) }
             case .switchRoom(let room):
                 if !view.switchTo(room) { view.system("You are not in \(room). Type /join \(room) first.") }
             case .query(let nick, let text):
@@ -241,20 +264,21 @@ public enum FullScreenClient {
             }
         }
 
+        /// Sends a request; its ref, or nil when it was not sent (not connected).
         @discardableResult
-        mutating func send(_ request: Request) async -> Bool {
+        mutating func send(_ request: Request) async -> String? {
             let ref = "c\(nextRef)"
             nextRef += 1
-            guard let frame = codec.encode(request, ref: ref) else { return true }
+            guard let frame = codec.encode(request, ref: ref) else { return ref }
             guard registration == .registered, await connector.send(frame) else {
                 view.system("Not connected: that was not sent (it is back in the input line).")
-                return false
+                return nil
             }
             switch request {
             case .say, .whisper: sent[ref] = request
             default: break
             }
-            return true
+            return ref
         }
 
         mutating func handle(_ event: ChatEvent) async {

@@ -17,13 +17,14 @@ final class Terminal {
         raw.c_lflag &= ~tcflag_t(ECHO | ICANON | IEXTEN | ISIG)
         guard tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) == 0 else { throw ClientError.refused("cannot set raw mode") }
         active = true
-        write("\u{1B}[?1049h\u{1B}[?2004h\u{1B}[H\u{1B}[2J")
+        // SGR mouse reports (1000, 1006) bring the wheel, which scrolls; hold Shift to select text with the mouse.
+        write("\u{1B}[?1049h\u{1B}[?2004h\u{1B}[?1000h\u{1B}[?1006h\u{1B}[H\u{1B}[2J")
     }
 
     func restore() {
         guard active else { return }
         active = false
-        write("\u{1B}[?2004l\u{1B}[?25h\u{1B}[0m\u{1B}[?1049l")
+        write("\u{1B}[?1006l\u{1B}[?1000l\u{1B}[?2004l\u{1B}[?25h\u{1B}[0m\u{1B}[?1049l")
         tcsetattr(STDIN_FILENO, TCSAFLUSH, &original)
     }
 

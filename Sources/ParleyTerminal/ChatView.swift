@@ -20,6 +20,14 @@ public struct ChatView: Sendable {
         /// The local day of the last message shown (`ChatView.day`): a message of another day is preceded by a
         /// line naming its day.
         fileprivate var lastDay: Int?
+        /// How many of its lines are below the screen (scrolled back); 0 follows the newest.
+        public fileprivate(set) var scrolledUp = 0
+        /// The oldest message id shown, where paging back into the server's history continues.
+        fileprivate var oldestID: Int64?
+        /// The ref of the request for older history on its way, if one is.
+        fileprivate var olderRef: String?
+        /// The server had nothing older: no more requests for it.
+        fileprivate var reachedStart = false
     }
 
     /// The buffer for what belongs to no room (before joining any, or after leaving all).
@@ -133,19 +141,26 @@ public struct ChatView: Sendable {
             break
         case .historyTargets:
             break  // asked for on IRC only
-        case .history(let room, let messages, _):
-            let fresh = messages.filter { $0.id > (lastSeen[room.lowercased()] ?? 0) }
+        case .history(let room, let messages, let ref):
             // A private conversation's history (`/history NICK`) shows where it was asked for.
-            guard !fresh.isEmpty, let index = roomIndex(room) ?? (room.hasPrefix("#") ? nil : current) else { break }
+            guard let index = roomIndex(room) ?? (room.hasPrefix("#") ? nil : current) else { break }
+            if let ref, ref == rooms[index].olderRef {
+                prependOlder(messages, to: index)
+                break
+            }
+            // A replay (joining, resuming) shows what is new; what was asked for (`/history`) is shown whole.
+            let shown = ref != nil ? messages : messages.filter { $0.id > (lastSeen[room.lowercased()] ?? 0) }
+            guard !shown.isEmpty else {
+                if ref != nil { system("No history in \(clean(room)).") }
+                break
+            }
             append(StyledLine([Span("*** History of \(clean(room)):", .dim)]), to: index, counts: false)
-            for message in fresh {
-                var line = line(for: message, own: message.from?.lowercased() == nick.lowercased())
-                line.spans.insert(Span("(history) ", .dim), at: 1)
-                line.indent += DisplayWidth.of("(history) ")
-                append(line, of: message.time, to: index, counts: false)
+            for message in shown {
+                append(historyLine(message), of: message.time, to: index, counts: false)
+                noteOldest(message, in: index)
             }
             append(StyledLine([Span("*** End of history.", .dim)]), to: index, counts: false)
-            see(fresh.last!)
+            see(shown.last!)
         case .moderation(let notice):
             let index = roomIndex(notice.room) ?? current
             append(StyledLine([Span("*** " + clean(notice.sentence(time: Self.dateAndClock)), .dim)]), to: index, counts: false)
@@ -191,9 +206,11 @@ public struct ChatView: Sendable {
         case .room(let room):
             let index = roomIndex(room) ?? current
             append(line(for: message, own: true), of: message.time, to: index, counts: false)
+            noteOldest(message, in: index)
         case .user(let nick):
             let index = conversation(with: nick)
             append(line(for: message, own: true), of: message.time, to: index, counts: false)
+            noteOldest(message, in: index)
         case .everyone:
             append(line(for: message, own: true), of: message.time, to: current, counts: false)
         }
@@ -220,6 +237,64 @@ public struct ChatView: Sendable {
         rooms.remove(at: current)
         select(min(current, rooms.count - 1))
         return true
+    }
+
+    private func historyLine(_ message: ChatMessage) -> StyledLine {
+        var line = line(for: message, own: message.from?.lowercased() == nick.lowercased())
+        line.spans.insert(Span("(history) ", .dim), at: 1)
+        line.indent += DisplayWidth.of("(history) ")
+        return line
+    }
+
+    private mutating func noteOldest(_ message: ChatMessage, in index: Int) {
+        rooms[index].oldestID = min(rooms[index].oldestID ?? message.id, message.id)
+    }
+
+    /// Older messages the user scrolled back to, put above everything the window holds.
+    private mutating func prependOlder(_ messages: [ChatMessage], to index: Int) {
+        rooms[index].olderRef = nil
+        let older = messages.filter { $0.id < (rooms[index].oldestID ?? .max) }
+        guard !older.isEmpty else {
+            rooms[index].reachedStart = true
+            rooms[index].lines.insert(StyledLine([Span("*** Nothing older.", .dim)]), at: 0)
+            return
+        }
+        var lines: [StyledLine] = []
+        var day: Int?
+        for message in older {
+            // A line naming the day where it changes, as below.
+            let messageDay = Self.day(message.time)
+            if let day, day != messageDay { lines.append(StyledLine([Span("--- \(Self.dayName(message.time)) ---", .dim)])) }
+            day = messageDay
+            lines.append(historyLine(message))
+            noteOldest(message, in: index)
+        }
+        // Past the scrollback limit by one page at most: no more is asked for then (`olderHistoryRequest`).
+        rooms[index].lines.insert(contentsOf: lines, at: 0)
+    }
+
+    // MARK: - Scrolling
+
+    /// Scrolls the current window back (positive) or forward by `lines`, within what it holds.
+    public mutating func scroll(by lines: Int) {
+        rooms[current].scrolledUp = max(0, min(rooms[current].lines.count - 1, rooms[current].scrolledUp + lines))
+    }
+
+    public mutating func scrollToTop() { rooms[current].scrolledUp = max(0, rooms[current].lines.count - 1) }
+
+    public mutating func scrollToBottom() { rooms[current].scrolledUp = 0 }
+
+    /// The request for the messages before the oldest the current window shows, when it has scrolled to its top
+    /// and may ask (a room or conversation, nothing on its way, the server not yet out of history); the caller
+    /// sends it and tells `awaitingOlder(ref:)`.
+    public func olderHistoryRequest() -> Request? {
+        let room = rooms[current]
+        guard current > 0, room.olderRef == nil, !room.reachedStart, room.lines.count < scrollback, let oldest = room.oldestID else { return nil }
+        return .history(room: room.name, .before(oldest, count: 50))
+    }
+
+    public mutating func awaitingOlder(ref: String) {
+        rooms[current].olderRef = ref
     }
 
     /// A line from the client itself, in the current room, dimmed.
@@ -282,6 +357,7 @@ public struct ChatView: Sendable {
         var line = line(for: message, own: false)
         if mention { line.spans = line.spans.map { Span($0.text, $0.style == .dim ? .dim : .mention) } }
         append(line, of: message.time, to: index, counts: message.kind != .notice || message.from == nil)
+        if message.from != nil { noteOldest(message, in: index) }
         // Someone writing to you privately is as a mention: the status line marks the window.
         if (mention || (message.target.isPrivate && message.from != nil)) && index != current { rooms[index].mentioned = true }
         return mention || (message.target.isPrivate && message.from != nil)
@@ -345,7 +421,12 @@ public struct ChatView: Sendable {
 
     private mutating func append(_ line: StyledLine, to index: Int, counts: Bool) {
         rooms[index].lines.append(line)
-        if rooms[index].lines.count > scrollback { rooms[index].lines.removeFirst(rooms[index].lines.count - scrollback) }
+        // Scrolled back, the screen stays where it is while lines come in below.
+        if rooms[index].scrolledUp > 0 { rooms[index].scrolledUp += 1 }
+        if rooms[index].lines.count > scrollback {
+            rooms[index].lines.removeFirst(rooms[index].lines.count - scrollback)
+            rooms[index].scrolledUp = min(rooms[index].scrolledUp, rooms[index].lines.count - 1)
+        }
         if counts && index != current { rooms[index].unread += 1 }
     }
 

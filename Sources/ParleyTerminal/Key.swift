@@ -3,6 +3,9 @@ public enum Key: Sendable, Equatable {
     case character(Character)
     case enter, tab, backspace, delete
     case left, right, up, down, home, end
+    /// PgUp and PgDn (a page of scrollback); Shift+PgUp/PgDn or Ctrl+Home/End (its top and bottom); the mouse
+    /// wheel (a few rows).
+    case pageUp, pageDown, scrollTop, scrollBottom, wheelUp, wheelDown
     /// Ctrl plus a letter, lowercase: `.control("a")` is Ctrl+A.
     case control(Character)
     /// Alt plus a digit, for switching rooms.
@@ -74,6 +77,14 @@ public struct KeyDecoder: Sendable {
             return (nil, Self.pasteStart.count)
         }
         switch next {
+        case UInt8(ascii: "[") where index + 2 < pending.count && pending[index + 2] == UInt8(ascii: "<"):
+            // An SGR mouse report, `CSI < button ; x ; y M` (or `m` on release): only the wheel is bound.
+            var end = index + 3
+            while end < pending.count, pending[end] != UInt8(ascii: "M"), pending[end] != UInt8(ascii: "m") { end += 1 }
+            guard end < pending.count else { return pending.count - index > 32 ? (nil, pending.count - index) : nil }
+            let button = String(decoding: pending[(index + 3)..<end], as: UTF8.self).split(separator: ";").first.flatMap { Int($0) }
+            let key: Key? = button == 64 ? .wheelUp : button == 65 ? .wheelDown : nil
+            return (key, end - index + 1)
         case UInt8(ascii: "["), UInt8(ascii: "O"):
             // CSI or SS3: parameters, then a final byte 0x40–0x7E.
             var end = index + 2
@@ -94,8 +105,14 @@ public struct KeyDecoder: Sendable {
         case (UInt8(ascii: "B"), _): .down
         case (UInt8(ascii: "C"), _): .right
         case (UInt8(ascii: "D"), _): .left
+        case (UInt8(ascii: "H"), "1;5"): .scrollTop
+        case (UInt8(ascii: "F"), "1;5"): .scrollBottom
         case (UInt8(ascii: "H"), _): .home
         case (UInt8(ascii: "F"), _): .end
+        case (UInt8(ascii: "~"), "5"): .pageUp
+        case (UInt8(ascii: "~"), "6"): .pageDown
+        case (UInt8(ascii: "~"), "5;2"): .scrollTop
+        case (UInt8(ascii: "~"), "6;2"): .scrollBottom
         case (UInt8(ascii: "~"), "1"), (UInt8(ascii: "~"), "7"): .home
         case (UInt8(ascii: "~"), "4"), (UInt8(ascii: "~"), "8"): .end
         case (UInt8(ascii: "~"), "3"): .delete

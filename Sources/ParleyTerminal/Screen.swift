@@ -19,6 +19,10 @@ public struct Screen: Sendable {
         public var rows: [[Span]]
         public var cursorRow: Int
         public var cursorColumn: Int
+        /// How many of the window's lines are on screen (a page, for PgUp and PgDn).
+        public var linesShown = 0
+        /// The window's first line is on screen: scrolling further back asks the server for older history.
+        public var atTop = false
 
         /// The rows as plain text, for tests.
         public var text: [String] { rows.map { $0.map(\.text).joined() } }
@@ -27,16 +31,23 @@ public struct Screen: Sendable {
     public func frame(_ view: ChatView, editor: LineEditor, prompt: String? = nil) -> Frame {
         let messageRows = height - 2
         var rows: [[Span]] = []
-        for line in view.currentRoom.lines.reversed() {
+        // Scrolled back, the lines below the screen are left out.
+        let lines = view.currentRoom.lines.dropLast(view.currentRoom.scrolledUp)
+        var shown = 0
+        for line in lines.reversed() {
             rows.insert(contentsOf: wrap(line), at: 0)
+            shown += 1
             if rows.count >= messageRows { break }
         }
+        let atTop = shown == lines.count && rows.count <= messageRows
         rows = Array(rows.suffix(messageRows))
         rows.insert(contentsOf: Array(repeating: [], count: messageRows - rows.count), at: 0)
         rows.append([Span(fit(statusText(view), to: width), .bold)])
         let (input, column) = inputRow(editor, prompt: prompt ?? "[\(view.currentWindowName ?? "parley")] ")
         rows.append(input)
-        return Frame(rows: rows, cursorRow: height - 1, cursorColumn: column)
+        var frame = Frame(rows: rows, cursorRow: height - 1, cursorColumn: column)
+        (frame.linesShown, frame.atTop) = (shown, atTop)
+        return frame
     }
 
     /// Escape sequences that draw `frame` in place: each row is positioned and cleared, so nothing is
@@ -147,6 +158,8 @@ public struct Screen: Sendable {
         }
         let room = view.currentWindowName.map { "\(view.current):\($0)" } ?? ChatView.statusName
         var parts = view.connection == .connected ? [] : [state]
+        // Scrolled back: how much is below, first, where it is seen.
+        if view.currentRoom.scrolledUp > 0 { parts.insert("more below (\(view.currentRoom.scrolledUp))", at: 0) }
         parts.append(room)
         if !activity.isEmpty { parts.append(activity.joined(separator: " ")) }
         parts.append(Sanitizer.text("\(view.nick) @ \(view.server)"))

@@ -243,6 +243,41 @@ struct ClientTests {
         }
     }
 
+    @Test("full screen: PgUp scrolls back (saying how much is below), past what the client holds into the server's history; Ctrl+End comes back")
+    func fullScreenScrollback() async throws {
+        try await TestServer.run(configure: {
+            $0.historyOnJoin = 5
+            $0.limits.flood = .init(burst: 1000, perSecond: 1000)
+        }) { server in
+            let bob = try await server.textUser("bob")
+            for index in 1...60 { try await bob.send("old \(index)") }
+            let tmux = try await Tmux.start("\(ParleyProcess.executable.path) connect 127.0.0.1:\(server.port) --nick alice --no-color")
+            do {
+                try await tmux.waitForScreen("the replay") { $0.contains { $0.hasSuffix("<bob> old 60") } }
+                try await tmux.press("PPage")
+                try await tmux.waitForScreen("more below") { $0.contains { $0.hasPrefix(" more below (") } }
+                // Page back until the first message: the client asks the server for what it does not hold.
+                var top: [String] = []
+                for _ in 1...40 {
+                    try await tmux.press("PPage")
+                    top = try await tmux.screen()
+                    if top.contains(where: { $0.hasSuffix("<bob> old 1") }) { break }
+                }
+                // (On a loaded machine the last page may still be on its way.)
+                if !top.contains(where: { $0.hasSuffix("<bob> old 1") }) {
+                    try await tmux.waitForScreen("the first message") { $0.contains { $0.hasSuffix("<bob> old 1") } }
+                }
+                try await tmux.press("C-End")
+                let bottom = try await tmux.waitForScreen("back at the bottom") { $0.contains { $0.hasSuffix("<bob> old 60") } }
+                #expect(!bottom.contains { $0.contains("more below") })
+            } catch {
+                await tmux.kill()
+                throw error
+            }
+            await tmux.kill()
+        }
+    }
+
     @Test("line mode takes the password from PARLEY_PASSWORD")
     func lineModePassword() async throws {
         try await TestServer.run { server in

@@ -42,6 +42,43 @@ struct ChatViewTests {
         #expect(view.currentRoomName == "#d")
     }
 
+    @Test("Scrollback: scrolling back holds the screen still as lines come in; at the top the window asks for older history and puts it above")
+    func scrollingBack() throws {
+        var view = F.view(rooms: ["#a"])
+        for id in 10...20 { view.apply(.message(F.message(from: "alice", to: .room("#a"), "m\(id)", id: Int64(id)))) }
+        let held = view.currentRoom.lines.count
+        view.scroll(by: 5)
+        #expect(view.currentRoom.scrolledUp == 5)
+        view.apply(.message(F.message(from: "alice", to: .room("#a"), "m21", id: 21)))
+        #expect(view.currentRoom.scrolledUp == 6)  // the same lines stay on screen
+        view.scroll(by: 1000)
+        #expect(view.currentRoom.scrolledUp == held)  // the first line, at most
+        let request = try #require(view.olderHistoryRequest())
+        #expect(request == .history(room: "#a", .before(10, count: 50)))
+        view.awaitingOlder(ref: "c7")
+        #expect(view.olderHistoryRequest() == nil)  // one at a time
+        view.apply(.history(room: "#a", messages: [F.message(from: "carol", to: .room("#a"), "m8", id: 8), F.message(from: "carol", to: .room("#a"), "m9", id: 9)], ref: "c7"))
+        #expect(view.texts(of: "#a").prefix(2).map { $0.hasSuffix("m8") && $0.contains("(history)") || $0.hasSuffix("m9") } == [true, true])
+        #expect(view.olderHistoryRequest() == .history(room: "#a", .before(8, count: 50)))
+        view.awaitingOlder(ref: "c8")
+        view.apply(.history(room: "#a", messages: [], ref: "c8"))
+        #expect(view.texts(of: "#a").first == "*** Nothing older.")
+        #expect(view.olderHistoryRequest() == nil)
+        view.scrollToBottom()
+        #expect(view.currentRoom.scrolledUp == 0)
+    }
+
+    @Test("/history asked for shows every message, even those already seen")
+    func askedHistory() {
+        var view = F.view(rooms: ["#a"])
+        let message = F.message(from: "alice", to: .room("#a"), "seen before", id: 5)
+        view.apply(.message(message))
+        view.apply(.history(room: "#a", messages: [message], ref: "c3"))
+        #expect(view.texts(of: "#a").suffix(3).first == "*** History of #a:")
+        view.apply(.history(room: "#a", messages: [], ref: "c4"))
+        #expect(view.texts(of: "#a").last == "*** No history in #a.")
+    }
+
     @Test("A new view has only the status buffer and is connecting")
     func initial() {
         let view = ChatView(nick: "bob", server: "srv")

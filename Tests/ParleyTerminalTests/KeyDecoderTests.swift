@@ -68,6 +68,9 @@ struct KeyDecoderTests {
         ("\u{1B}[1~", .home), ("\u{1B}[7~", .home), ("\u{1B}[4~", .end), ("\u{1B}[8~", .end),
         ("\u{1B}[3~", .delete),
         ("\u{1B}[1;5C", .right), ("\u{1B}[1;2D", .left),  // with modifiers
+        ("\u{1B}[5~", .pageUp), ("\u{1B}[6~", .pageDown), ("\u{1B}[5;2~", .scrollTop), ("\u{1B}[6;2~", .scrollBottom),
+        ("\u{1B}[1;5H", .scrollTop), ("\u{1B}[1;5F", .scrollBottom),  // Shift+PgUp/PgDn, Ctrl+Home/End
+        ("\u{1B}[<64;10;5M", .wheelUp), ("\u{1B}[<65;1;1M", .wheelDown),  // SGR mouse reports
     ])
     func escapeKeys(sequence: String, key: Key) {
         #expect(decodeAll(sequence) == [key])
@@ -76,8 +79,9 @@ struct KeyDecoderTests {
 
     @Test("Unbound CSI sequences are consumed without a key")
     func unboundCSI() {
-        #expect(decodeAll("\u{1B}[5~x") == [.character("x")])  // Page Up
-        #expect(decodeAll("\u{1B}[6~\u{1B}[3;5~y") == [.character("y")])
+        #expect(decodeAll("\u{1B}[2~x") == [.character("x")])  // Insert
+        #expect(decodeAll("\u{1B}[3;5~y") == [.character("y")])
+        #expect(decodeAll("\u{1B}[<0;3;4Mw\u{1B}[<0;3;4mv") == [.character("w"), .character("v")])  // a click, pressed and released
         #expect(decodeAll("\u{1B}OPz") == [.character("z")])  // F1
     }
 

@@ -284,6 +284,21 @@ struct ScreenTests {
         #expect(screen.wrap(StyledLine([Span("0123456789e\u{301}")])) == [[Span("0123456789")], [Span("e\u{301}")]])
     }
 
+    @Test("Scrolled back, the frame shows older lines, says how much is below, and knows when the top is on screen")
+    func scrolledFrame() {
+        var shown = view(lines: (1...10).map { "line \($0)" })
+        let screen = Screen(width: 40, height: 5, colour: true)
+        var frame = screen.frame(shown, editor: LineEditor())
+        #expect(frame.linesShown == 3 && !frame.atTop)
+        shown.scroll(by: 4)
+        frame = screen.frame(shown, editor: LineEditor())
+        #expect(Array(frame.text[0..<3]) == ["*** line 4", "*** line 5", "*** line 6"])
+        #expect(frame.text[3].hasPrefix(" more below (4) | "))
+        shown.scrollToTop()
+        frame = screen.frame(shown, editor: LineEditor())
+        #expect(frame.atTop && frame.text[2] == "*** line 1")
+    }
+
     @Test("Long lines in the frame wrap at the width; the newest rows are at the bottom")
     func frameWraps() {
         let long = String(repeating: "x", count: 25)  // "*** " + 25 = 29 cells: 3 rows at width 10
