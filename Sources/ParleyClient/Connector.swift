@@ -45,6 +45,9 @@ final class Connector: Sendable {
     func run(first: ServerLink.Channel, report: @escaping @Sendable (Report) -> Void) async {
         var backoff = Backoff()
         var next: ServerLink.Channel? = first
+        let clock = ContinuousClock()
+        /// When the connection was lost: the backoff stays short for the first minute of an outage.
+        var down = clock.now
         while !Task.isCancelled {
             let channel: ServerLink.Channel
             if let ready = next {
@@ -57,18 +60,19 @@ final class Connector: Sendable {
                 } catch let error as TrustError {
                     // A changed certificate is said, not retried in silence.
                     report(.event(.notice(error.description)))
-                    await pause(backoff.next(), report: report)
+                    await pause(backoff.next(elapsed: clock.now - down), report: report)
                     continue
                 } catch {
-                    await pause(backoff.next(), report: report)
+                    await pause(backoff.next(elapsed: clock.now - down), report: report)
                     continue
                 }
             }
             backoff.reset()
             await serve(channel, report: report)
             guard !Task.isCancelled else { break }
+            down = clock.now
             let skip = state.withLock { state in defer { state.skipBackoff = false }; return state.skipBackoff }
-            await pause(skip ? .zero : backoff.next(), report: report)
+            await pause(skip ? .zero : backoff.next(elapsed: .zero), report: report)
         }
     }
 
@@ -130,16 +134,26 @@ final class Connector: Sendable {
         }
     }
 
-    /// Waits `delay` before the next attempt, unless `/reconnect` or cancellation cuts it short.
+    /// Waits `delay` before the next attempt, unless `/reconnect` or cancellation cuts it short; says how long is
+    /// left every second, so the client can count down.
     private func pause(_ delay: Duration, report: @escaping @Sendable (Report) -> Void) async {
-        report(.disconnected(retryingIn: delay))
-        guard delay > .zero else { return }
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { try? await Task.sleep(for: delay) }
-            group.addTask { await self.waitForWake() }
-            await group.next()
-            group.cancelAll()
-        }
+        var left = delay
+        repeat {
+            report(.disconnected(retryingIn: left))
+            guard left > .zero else { return }
+            let step = min(left, .seconds(1))
+            let woken = await withTaskGroup(of: Bool.self) { group in
+                group.addTask { (try? await Task.sleep(for: step)) == nil }
+                group.addTask {
+                    await self.waitForWake()
+                    return true
+                }
+                defer { group.cancelAll() }
+                return await group.next() ?? true
+            }
+            if woken || Task.isCancelled { return }
+            left -= step
+        } while left > .zero
     }
 
     private func waitForWake() async {

@@ -131,6 +131,7 @@ public enum FullScreenClient {
                 view.connection = .connected
             case .connection(.disconnected(let delay)):
                 if registration == .registered {
+                    view.system("Disconnected from the server; reconnecting (the status line counts down).")
                     rooms = view.joinedRooms
                     let seen = view.lastSeen
                     connector.resume.withLock { $0 = seen }
@@ -289,6 +290,10 @@ public enum FullScreenClient {
                 view.apply(event)
                 // After a reconnect, go back to every room; on the first connect, to --room.
                 let again = everRegistered ? rooms : (options.room.map { [$0] } ?? [])
+                if everRegistered {
+                    view.system("Reconnected.")
+                    view.expectMissed(in: rooms)
+                }
                 everRegistered = true
                 for room in again where room.lowercased() != RoomName.general.key { await send(.join(room)) }
                 return

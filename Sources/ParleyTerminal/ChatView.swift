@@ -44,6 +44,8 @@ public struct ChatView: Sendable {
     public private(set) var lastSeen: [String: Int64] = [:]
     /// The clock that says what "today" is (messages of other days show their date).
     public var now: @Sendable () -> Date = { Date() }
+    /// Rooms whose replay after a reconnect has not come yet: it is what was missed, and says so.
+    private var missedIn: Set<String> = []
 
     public init(nick: String, server: String, scrollback: Int = 2000) {
         self.nick = nick
@@ -154,7 +156,10 @@ public struct ChatView: Sendable {
                 if ref != nil { system("No history in \(clean(room)).") }
                 break
             }
-            append(StyledLine([Span("*** History of \(clean(room)):", .dim)]), to: index, counts: false)
+            let missed = ref == nil && missedIn.remove(room.lowercased()) != nil
+            let count = shown.count == 1 ? "1 message" : "\(shown.count) messages"
+            let header = missed ? "*** Missed in \(clean(room)) while disconnected: \(count)" : "*** History of \(clean(room)):"
+            append(StyledLine([Span(header, .dim)]), to: index, counts: false)
             for message in shown {
                 append(historyLine(message), of: message.time, to: index, counts: false)
                 noteOldest(message, in: index)
@@ -295,6 +300,11 @@ public struct ChatView: Sendable {
 
     public mutating func awaitingOlder(ref: String) {
         rooms[current].olderRef = ref
+    }
+
+    /// After a reconnect: the replays of these rooms that come next are what was missed meanwhile.
+    public mutating func expectMissed(in rooms: [String]) {
+        missedIn = Set(rooms.map { $0.lowercased() })
     }
 
     /// A line from the client itself, in the current room, dimmed.

@@ -303,12 +303,16 @@ struct ClientTests {
                 try await tmux!.type("half typed")
             }
             // The first server has shut down; the client notices and retries.
-            try await tmux!.waitForScreen("disconnected") { $0.contains { $0.hasPrefix(" disconnected, retrying in ") } }
+            try await tmux!.waitForScreen("disconnected") { rows in
+                rows.contains { $0.hasPrefix(" disconnected, retrying in ") } && rows.contains { $0.contains("Disconnected from the server; reconnecting") }
+            }
             try await TestServer.run(port: port) { second in
                 let bob = try await second.textUser("bob")
                 try await bob.send("/join #side")
                 try await bob.waitFor(timeout: .seconds(40)) { $0 == "*** alice joined #side" || ($0.hasPrefix("*** In #side (2): ") && $0.contains("alice")) }
-                let screen = try await tmux!.waitForScreen("reconnected") { $0.contains { $0.hasPrefix(" 2:#side |") && $0.hasSuffix("| connected") } }
+                let screen = try await tmux!.waitForScreen("reconnected") { rows in
+                    rows.contains { $0.hasPrefix(" 2:#side |") && $0.hasSuffix("| connected") } && rows.contains { $0.hasSuffix("*** Reconnected.") }
+                }
                 #expect(screen.contains("[#side] half typed"))
             }
         } catch {

@@ -25,6 +25,16 @@ struct BackoffTests {
         #expect(backoff.attempt == 9)
     }
 
+    @Test("In the first minute of an outage the delays stay within a few seconds; later they grow to the maximum")
+    func earlyCap() {
+        var backoff = Backoff()
+        let early = (0..<8).map { _ in backoff.next(random: 1, elapsed: .seconds(20)) }
+        for (delay, expected) in zip(early, [0.5, 1, 2, 3, 3, 3, 3, 3]) {
+            expectClose(delay, expected)
+        }
+        expectClose(backoff.next(random: 1, elapsed: .seconds(61)), 30)
+    }
+
     @Test("With random = 0 the delays are half the steps")
     func lowerBound() {
         var backoff = Backoff(initial: .seconds(1), maximum: .seconds(10))

@@ -68,6 +68,18 @@ struct ChatViewTests {
         #expect(view.currentRoom.scrolledUp == 0)
     }
 
+    @Test("After a reconnect, a room's replay says how many messages were missed")
+    func missedAfterReconnect() {
+        var view = F.view(rooms: ["#a"])
+        view.expectMissed(in: ["#A"])
+        let missed = [F.message(from: "alice", to: .room("#a"), "while away", id: 9), F.message(from: "alice", to: .room("#a"), "and more", id: 10)]
+        view.apply(.history(room: "#a", messages: missed, ref: nil))
+        #expect(view.texts(of: "#a").suffix(4).first == "*** Missed in #a while disconnected: 2 messages")
+        // Only the first replay after the reconnect.
+        view.apply(.history(room: "#a", messages: [F.message(from: "alice", to: .room("#a"), "later", id: 11)], ref: nil))
+        #expect(view.texts(of: "#a").suffix(3).first == "*** History of #a:")
+    }
+
     @Test("/history asked for shows every message, even those already seen")
     func askedHistory() {
         var view = F.view(rooms: ["#a"])
