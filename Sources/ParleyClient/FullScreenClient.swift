@@ -251,6 +251,8 @@ public enum FullScreenClient {
                 if let text { await send(.whisper(to: nick, text: text, kind: .normal)) }
             case .close:
                 if !view.closeConversation() { view.system("/close closes a private conversation's window; /part leaves a room.") }
+            case .find(let text):
+                view.find(text)
             case .clear:
                 view.clearCurrent()
             case .reconnect:
@@ -351,6 +353,12 @@ public enum FullScreenClient {
             let shown = registration == .askingPassword ? LineEditor() : editor
             var output = screen.render(screen.frame(view, editor: shown, prompt: prompt))
             if bell {
+                // A desktop notification where the terminal shows one (OSC 9: iTerm2, Windows Terminal, kitty;
+                // OSC 777: foot, urxvt, VTE with it), then the bell; terminals without them ignore the sequences.
+                if let text = view.takeNotification() {
+                    let safe = text.filter { $0 != "\u{7}" && $0 != "\u{1B}" && $0 != ";" }
+                    output += "\u{1B}]9;\(safe)\u{7}\u{1B}]777;notify;Parley;\(safe)\u{7}"
+                }
                 output += "\u{7}"
                 bell = false
             }

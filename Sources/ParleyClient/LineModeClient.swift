@@ -183,7 +183,7 @@ public enum LineModeClient {
             case .switchRoom(let room): currentRoom = room
             // Line mode has no windows: a query with text is a private message.
             case .query(let nick, let text?): try await send(.whisper(to: nick, text: text, kind: .normal))
-            case .query(_, nil), .close: break
+            case .query(_, nil), .close, .find: break
             case .help: for line in ClientCommands.helpLines { write("*** \(line)") }
             case .error(let message): write("!!! \(message)")
             case .clear, .reconnect, .nothing: break

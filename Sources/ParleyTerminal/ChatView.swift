@@ -44,6 +44,15 @@ public struct ChatView: Sendable {
     public private(set) var lastSeen: [String: Int64] = [:]
     /// The clock that says what "today" is (messages of other days show their date).
     public var now: @Sendable () -> Date = { Date() }
+    /// The text of a notification for the last message that rang the bell (a mention or a private message);
+    /// the client takes it (`takeNotification`).
+    public private(set) var notification: String?
+
+    public mutating func takeNotification() -> String? {
+        defer { notification = nil }
+        return notification
+    }
+
     /// Rooms whose replay after a reconnect has not come yet: it is what was missed, and says so.
     private var missedIn: Set<String> = []
 
@@ -302,6 +311,40 @@ public struct ChatView: Sendable {
         rooms[current].olderRef = ref
     }
 
+    /// `/find TEXT`: the current window's lines that contain `text` (without regard to case), the latest 50 at
+    /// most, shown again below with the matches highlighted (as irssi's /lastlog); returns how many matched.
+    @discardableResult
+    public mutating func find(_ text: String) -> Int {
+        let needle = text
+        guard !needle.isEmpty else { return 0 }
+        let found = rooms[current].lines.filter { !$0.isFindResult && $0.plainText.range(of: needle, options: .caseInsensitive) != nil }
+        let shown = found.suffix(50)
+        let header = found.isEmpty ? "Nothing in this window contains \"\(clean(text))\"." :
+            "\(found.count) line\(found.count == 1 ? "" : "s") contain \"\(clean(text))\"" + (found.count > shown.count ? " (the latest \(shown.count)):" : ":")
+        var headerLine = StyledLine([Span("*** \(header)", .dim)])
+        headerLine.isFindResult = true
+        append(headerLine, to: current, counts: false)
+        for line in shown {
+            var marked = StyledLine(line.spans.flatMap { Self.highlight(needle, in: $0) }, indent: line.indent)
+            marked.isFindResult = true
+            append(marked, to: current, counts: false)
+        }
+        return found.count
+    }
+
+    /// `span` cut where `needle` occurs (without regard to case), the occurrences as mentions.
+    static func highlight(_ needle: String, in span: Span) -> [Span] {
+        var spans: [Span] = []
+        var rest = Substring(span.text)
+        while let range = rest.range(of: needle, options: .caseInsensitive), !range.isEmpty {
+            if range.lowerBound > rest.startIndex { spans.append(Span(String(rest[..<range.lowerBound]), span.style)) }
+            spans.append(Span(String(rest[range]), .mention))
+            rest = rest[range.upperBound...]
+        }
+        if !rest.isEmpty { spans.append(Span(String(rest), span.style)) }
+        return spans
+    }
+
     /// After a reconnect: the replays of these rooms that come next are what was missed meanwhile.
     public mutating func expectMissed(in rooms: [String]) {
         missedIn = Set(rooms.map { $0.lowercased() })
@@ -370,6 +413,11 @@ public struct ChatView: Sendable {
         if message.from != nil { noteOldest(message, in: index) }
         // Someone writing to you privately is as a mention: the status line marks the window.
         if (mention || (message.target.isPrivate && message.from != nil)) && index != current { rooms[index].mentioned = true }
+        if mention || (message.target.isPrivate && message.from != nil) {
+            // What a desktop notification says (the client sends it with the bell).
+            let from = message.from.map(clean) ?? ""
+            notification = (message.target.isPrivate ? "\(from) (private): " : "\(from) in \(rooms[index].name): ") + String(clean(message.text).prefix(200))
+        }
         return mention || (message.target.isPrivate && message.from != nil)
     }
 

@@ -5,6 +5,8 @@ public enum ClientAction: Sendable, Equatable {
     /// A request for the server, with the current room filled in where the command left it out.
     case send(Request)
     case switchRoom(String)
+    /// Shows the current window's lines that contain the text.
+    case find(String)
     /// Opens the private conversation with the nick in a window of its own and makes it current; sends the
     /// text, if any, there.
     case query(String, text: String?)
@@ -30,6 +32,7 @@ public enum ClientCommands {
         Command(usage: "/switch #room", summary: "make a room you are in the current one (also Alt+1…9, Ctrl+N, Ctrl+P)", names: ["switch", "s", "window"]),
         Command(usage: "/query NICK [text]", summary: "open a window for your private conversation with NICK (and say text there)", names: ["query", "q"]),
         Command(usage: "/close", summary: "close the current private conversation's window", names: ["close"]),
+        Command(usage: "/find TEXT", summary: "show the current window's lines that contain TEXT, highlighted", names: ["find", "lastlog"]),
         Command(usage: "/clear", summary: "clear the current room's scrollback", names: ["clear"]),
         Command(usage: "/reconnect", summary: "drop the connection and connect again", names: ["reconnect"]),
     ]
@@ -63,6 +66,7 @@ public enum ClientCommands {
                     let text = argument.dropFirst(nick.count).drop { $0 == " " }
                     return nick.isEmpty || nick.hasPrefix("#") ? .error("Usage: /query NICK [text]") : .query(String(nick), text: text.isEmpty ? nil : String(text))
                 case "close": return .close
+                case "find": return argument.isEmpty ? .error("Usage: /find TEXT") : .find(argument)
                 case "clear": return .clear
                 default: return .reconnect
                 }

@@ -29,6 +29,8 @@ public struct StyledLine: Sendable, Equatable {
     /// Cells the rows after the first start with when the line wraps: a message's continuation rows line up
     /// under its text, after the time and the nick (as irssi does).
     public var indent = 0
+    /// Shown by `/find`: a later search leaves it out.
+    public var isFindResult = false
 
     public init(_ spans: [Span], indent: Int = 0) {
         self.spans = spans

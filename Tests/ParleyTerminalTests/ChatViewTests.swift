@@ -80,6 +80,33 @@ struct ChatViewTests {
         #expect(view.texts(of: "#a").suffix(3).first == "*** History of #a:")
     }
 
+    @Test("/find shows the window's lines that contain the text, highlighted, without regard to case; earlier results are not searched again")
+    func find() {
+        var view = F.view(rooms: ["#a"])
+        view.apply(.message(F.message(from: "alice", to: .room("#a"), "the Build is green", id: 1)))
+        view.apply(.message(F.message(from: "carol", to: .room("#a"), "lunch?", id: 2)))
+        view.apply(.message(F.message(from: "alice", to: .room("#a"), "build 2 failed", id: 3)))
+        #expect(view.find("BUILD") == 2)
+        let lines = view.currentRoom.lines.suffix(3)
+        #expect(lines.map(\.plainText) == ["*** 2 lines contain \"BUILD\":", "\(F.stamp)<alice> the Build is green", "\(F.stamp)<alice> build 2 failed"])
+        #expect(lines.dropFirst().first?.spans.contains(Span("Build", .mention)) == true)
+        #expect(view.find("build") == 2)  // not 4
+        #expect(view.find("nowhere") == 0)
+        #expect(view.lastLine?.plainText == "*** Nothing in this window contains \"nowhere\".")
+    }
+
+    @Test("A mention or a private message leaves a notification text for the client; other messages none")
+    func notifications() {
+        var view = F.view(rooms: ["#a"])
+        view.apply(.message(F.message(from: "alice", to: .room("#a"), "hello all", id: 1)))
+        #expect(view.takeNotification() == nil)
+        view.apply(.message(F.message(from: "alice", to: .room("#a"), "bob: look", id: 2)))
+        #expect(view.takeNotification() == "alice in #a: bob: look")
+        #expect(view.takeNotification() == nil)
+        view.apply(.message(F.message(from: "carol", to: .user("bob"), "psst", id: 3)))
+        #expect(view.takeNotification() == "carol (private): psst")
+    }
+
     @Test("/history asked for shows every message, even those already seen")
     func askedHistory() {
         var view = F.view(rooms: ["#a"])

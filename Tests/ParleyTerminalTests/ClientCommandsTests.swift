@@ -65,6 +65,9 @@ struct ClientCommandsTests {
         #expect(action("/q bob") == .query("bob", text: nil))
         #expect(action("/query") == .error("Usage: /query NICK [text]"))
         #expect(action("/query #room") == .error("Usage: /query NICK [text]"))
+        #expect(action("/find build") == .find("build"))
+        #expect(action("/lastlog build log") == .find("build log"))
+        #expect(action("/find") == .error("Usage: /find TEXT"))
     }
 
     @Test("/help and /? ask for the combined help")
