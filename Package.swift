@@ -111,6 +111,7 @@ let package = Package(
                 "ParleyProtocols",
                 "ParleyServer",
                 "ParleyClient",
+                "ParleyTerminal",
                 "ParleyStore",
                 "ParleyBench",
                 "ParleyTLS",

@@ -11,6 +11,14 @@ public struct ClientOptions: Sendable {
     /// The password of the nick's account (`PARLEY_PASSWORD`), sent in every hello; the full-screen client asks
     /// for it when the server says the nick is registered.
     public var password: String?
+    /// Rooms to join after connecting (the config's `rooms`, or `--room`); the last becomes current.
+    public var rooms: [String] = []
+    /// How message times are shown (strftime), from the config file.
+    public var timestamp: String?
+    /// Nicks whose messages are hidden, from the config file.
+    public var ignore: [String] = []
+    /// The config file, which `/ignore` updates; nil: none is used.
+    public var configPath: String?
     /// Connect over TLS (`--tls`).
     public var tls = false
     /// A certificate fingerprint to trust for this server (`--accept-fingerprint`), normalised.

@@ -95,6 +95,8 @@ public enum FullScreenClient {
             self.terminal = terminal
             self.connector = connector
             self.view = ChatView(nick: options.nick, server: options.address.description)
+            view.timestampFormat = options.timestamp
+            view.ignored = Set(options.ignore.map { $0.lowercased() })
             let size = terminal.size
             self.screen = Screen(width: size.width, height: size.height, colour: options.colour)
         }
@@ -253,6 +255,16 @@ public enum FullScreenClient {
                 if !view.closeConversation() { view.system("/close closes a private conversation's window; /part leaves a room.") }
             case .find(let text):
                 view.find(text)
+            case .ignore(nil):
+                view.system(view.ignored.isEmpty ? "Nobody is ignored." : "Ignored: " + view.ignored.sorted().joined(separator: ", "))
+            case .ignore(let nick?):
+                view.ignored.insert(nick.lowercased())
+                saveIgnored()
+                view.system("\(nick)'s messages are hidden now (/unignore \(nick) shows them again).")
+            case .unignore(let nick):
+                guard view.ignored.remove(nick.lowercased()) != nil else { return view.system("\(nick) is not ignored.") }
+                saveIgnored()
+                view.system("\(nick)'s messages are shown again.")
             case .clear:
                 view.clearCurrent()
             case .reconnect:
@@ -291,7 +303,7 @@ public enum FullScreenClient {
                 connector.nick.withLock { $0 = nick }
                 view.apply(event)
                 // After a reconnect, go back to every room; on the first connect, to --room.
-                let again = everRegistered ? rooms : (options.room.map { [$0] } ?? [])
+                let again = everRegistered ? rooms : (options.room.map { [$0] } ?? options.rooms)
                 if everRegistered {
                     view.system("Reconnected.")
                     view.expectMissed(in: rooms)
@@ -335,6 +347,18 @@ public enum FullScreenClient {
                 break
             }
             if view.apply(event) { bell = true }
+        }
+
+        /// Keeps the ignore list in the config file (its `ignore` line; the rest of the file as it was).
+        mutating func saveIgnored() {
+            guard let path = options.configPath else { return }
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            do {
+                try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try ClientConfig.settingIgnore(view.ignored.sorted(), in: text).write(toFile: path, atomically: true, encoding: .utf8)
+            } catch {
+                view.system("The ignore list holds until you quit: \(path) could not be written (\(error)).")
+            }
         }
 
         mutating func quit() async {

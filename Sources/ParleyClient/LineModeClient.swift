@@ -132,7 +132,7 @@ public enum LineModeClient {
                 print(event, raw: raw)
                 guard case .registering(let queued, let ended) = phase else { return nil }
                 phase = .chatting
-                if let room = options.room { try await send(.join(room)) }
+                for room in options.room.map({ [$0] }) ?? options.rooms { try await send(.join(room)) }
                 for line in queued { try await submit(line) }
                 if ended { try await drain() }
                 return nil
@@ -183,7 +183,7 @@ public enum LineModeClient {
             case .switchRoom(let room): currentRoom = room
             // Line mode has no windows: a query with text is a private message.
             case .query(let nick, let text?): try await send(.whisper(to: nick, text: text, kind: .normal))
-            case .query(_, nil), .close, .find: break
+            case .query(_, nil), .close, .find, .ignore, .unignore: break
             case .help: for line in ClientCommands.helpLines { write("*** \(line)") }
             case .error(let message): write("!!! \(message)")
             case .clear, .reconnect, .nothing: break

@@ -44,6 +44,10 @@ public struct ChatView: Sendable {
     public private(set) var lastSeen: [String: Int64] = [:]
     /// The clock that says what "today" is (messages of other days show their date).
     public var now: @Sendable () -> Date = { Date() }
+    /// How a message's time is shown (strftime; the config's `timestamp`); nil: `HH:MM`.
+    public var timestampFormat: String?
+    /// Nicks whose messages are not shown (lowercased; `/ignore`).
+    public var ignored: Set<String> = []
     /// The text of a notification for the last message that rang the bell (a mention or a private message);
     /// the client takes it (`takeNotification`).
     public private(set) var notification: String?
@@ -399,6 +403,7 @@ public struct ChatView: Sendable {
 
     private mutating func add(_ message: ChatMessage) -> Bool {
         see(message)
+        if let from = message.from, ignored.contains(from.lowercased()) { return false }
         let mention = message.from.map { $0.lowercased() != nick.lowercased() } == true && mentions(message.text)
         let index: Int
         switch message.target {
@@ -430,7 +435,9 @@ public struct ChatView: Sendable {
 
     private func spans(for message: ChatMessage, own: Bool) -> StyledLine {
         // The time alone today; the date too for another day (history).
-        let stamp = Span((Self.day(message.time) == Self.day(now()) ? Self.clock(message.time) : Self.dateAndClock(message.time)) + " ", .dim)
+        let today = Self.day(message.time) == Self.day(now())
+        let time = timestampFormat.map { Self.format(message.time, $0) } ?? Self.clock(message.time)
+        let stamp = Span((today ? time : Self.dateAndClock(message.time)) + " ", .dim)
         let from = clean(message.from ?? "")
         let nickStyle: Style = own ? .own : .nick(Self.colour(of: from))
         let text = clean(message.text)
@@ -529,6 +536,16 @@ public struct ChatView: Sendable {
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.dateFormat = "EEEE d MMMM yyyy"
         return formatter.string(from: date)
+    }
+
+    /// `date` in the local time zone by a strftime format (at most 64 bytes come out).
+    static func format(_ date: Date, _ format: String) -> String {
+        var seconds = time_t(date.timeIntervalSince1970)
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        var buffer = [Int8](repeating: 0, count: 64)
+        let length = strftime(&buffer, buffer.count, format, &parts)
+        return String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     static func clock(_ date: Date) -> String {

@@ -7,6 +7,9 @@ public enum ClientAction: Sendable, Equatable {
     case switchRoom(String)
     /// Shows the current window's lines that contain the text.
     case find(String)
+    /// Hides a nick's messages (kept in the config file); nil: lists who is ignored.
+    case ignore(String?)
+    case unignore(String)
     /// Opens the private conversation with the nick in a window of its own and makes it current; sends the
     /// text, if any, there.
     case query(String, text: String?)
@@ -32,6 +35,8 @@ public enum ClientCommands {
         Command(usage: "/switch #room", summary: "make a room you are in the current one (also Alt+1…9, Ctrl+N, Ctrl+P)", names: ["switch", "s", "window"]),
         Command(usage: "/query NICK [text]", summary: "open a window for your private conversation with NICK (and say text there)", names: ["query", "q"]),
         Command(usage: "/close", summary: "close the current private conversation's window", names: ["close"]),
+        Command(usage: "/ignore [NICK]", summary: "hide NICK's messages, kept in your config file (without NICK: the list)", names: ["ignore"]),
+        Command(usage: "/unignore NICK", summary: "show NICK's messages again", names: ["unignore"]),
         Command(usage: "/find TEXT", summary: "show the current window's lines that contain TEXT, highlighted", names: ["find", "lastlog"]),
         Command(usage: "/clear", summary: "clear the current room's scrollback", names: ["clear"]),
         Command(usage: "/reconnect", summary: "drop the connection and connect again", names: ["reconnect"]),
@@ -67,6 +72,8 @@ public enum ClientCommands {
                     return nick.isEmpty || nick.hasPrefix("#") ? .error("Usage: /query NICK [text]") : .query(String(nick), text: text.isEmpty ? nil : String(text))
                 case "close": return .close
                 case "find": return argument.isEmpty ? .error("Usage: /find TEXT") : .find(argument)
+                case "ignore": return .ignore(argument.isEmpty ? nil : String(argument.prefix { $0 != " " }))
+                case "unignore": return argument.isEmpty ? .error("Usage: /unignore NICK") : .unignore(String(argument.prefix { $0 != " " }))
                 case "clear": return .clear
                 default: return .reconnect
                 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ParleyClient
+import ParleyTerminal
 import ParleyTLS
 
 struct Connect: AsyncParsableCommand {
@@ -17,8 +18,8 @@ struct Connect: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The server, as HOST[:PORT] (default port 5000, or 5001 with --tls).")
-    var server = "127.0.0.1"
+    @Argument(help: "The server, as HOST[:PORT] (default port 5000, or 5001 with --tls; default server: the config file's, or 127.0.0.1).")
+    var server: String?
 
     @Option(help: "Your nickname (default: your user name). For a registered one, the client asks its password, or set PARLEY_PASSWORD.")
     var nick: String?
@@ -41,14 +42,30 @@ struct Connect: AsyncParsableCommand {
     @Option(help: "With --tls: trust the certificate with this SHA-256 fingerprint (as the server logs it) without asking, and pin it.")
     var acceptFingerprint: String?
 
+    @Option(help: "The settings file (default: $XDG_CONFIG_HOME/parley/config.toml); flags win over it, and /ignore writes its ignore line (creating the file).")
+    var config: String?
+
     func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let base = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.config")
+        let configPath = config ?? base + "/parley/config.toml"
+        var settings = ClientConfig()
+        if let text = try? String(contentsOfFile: configPath, encoding: .utf8) {
+            do {
+                settings = try ClientConfig.parse(text)
+            } catch {
+                throw ValidationError("\(configPath): \(error)")
+            }
+        } else if FileManager.default.fileExists(atPath: configPath) {
+            throw ValidationError("\(configPath) cannot be read.")
+        }
+        let tls = tls || settings.tls == true
         let address: ServerAddress
         do {
-            address = try ServerAddress(parsing: server, defaultPort: tls ? 5001 : 5000)
+            address = try ServerAddress(parsing: server ?? settings.server ?? "127.0.0.1", defaultPort: tls ? 5001 : 5000)
         } catch {
             throw ValidationError("\(error)")
         }
-        let environment = ProcessInfo.processInfo.environment
         if acceptFingerprint != nil && !tls { throw ValidationError("--accept-fingerprint is for --tls connections.") }
         let accepted = try acceptFingerprint.map { text in
             guard let fingerprint = Fingerprint.normalized(text) else {
@@ -58,15 +75,19 @@ struct Connect: AsyncParsableCommand {
         }
         var options = ClientOptions(
             address: address,
-            nick: nick ?? environment["USER"].flatMap { $0.isEmpty ? nil : $0 } ?? "guest",
+            nick: nick ?? settings.nick ?? environment["USER"].flatMap { $0.isEmpty ? nil : $0 } ?? "guest",
             room: room,
-            colour: !noColor && (environment["NO_COLOR"] ?? "").isEmpty,
+            colour: !noColor && (environment["NO_COLOR"] ?? "").isEmpty && settings.colour != false,
             json: json,
             serverPassword: serverPassword ?? environment["PARLEY_SERVER_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 }
         )
         options.tls = tls
         options.acceptFingerprint = accepted
         options.password = environment["PARLEY_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 }
+        options.rooms = settings.rooms
+        options.timestamp = settings.timestamp
+        options.ignore = settings.ignore
+        options.configPath = configPath
         let interactive = isatty(STDIN_FILENO) == 1 && isatty(STDOUT_FILENO) == 1 && !json
         let status = interactive ? await FullScreenClient.run(options) : await LineModeClient.run(options)
         if status != 0 { throw ExitCode(status) }

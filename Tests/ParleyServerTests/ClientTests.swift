@@ -278,6 +278,58 @@ struct ClientTests {
         }
     }
 
+    @Test("the config file gives the server, nick and rooms (flags win); a mistake in it stops the start with its line")
+    func configFile() async throws {
+        try await TestServer.run { server in
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("parley-config-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let path = folder.appendingPathComponent("config.toml").path
+            try "# test\nserver = \"127.0.0.1:\(server.port)\"\nnick = \"configured\"\nrooms = [\"#cfg\"]\n".write(toFile: path, atomically: true, encoding: .utf8)
+            let client = try ParleyProcess(["connect", "--config", path, "--json"], input: .pipe)
+            try await client.output.waitFor(isEvent("welcome", ["nick": "configured"]))
+            try await client.output.waitFor(isEvent("joined", ["room": "#cfg", "nick": "configured"]))
+            try client.closeInput()
+            #expect(try await client.waitForExit() == 0)
+            // A flag wins over the file.
+            let flagged = try ParleyProcess(["connect", "--config", path, "--nick", "flagged", "--json"], input: .pipe)
+            try await flagged.output.waitFor(isEvent("welcome", ["nick": "flagged"]))
+            try flagged.closeInput()
+            #expect(try await flagged.waitForExit() == 0)
+
+            try "nick = \"a\"\nnickname = \"b\"\n".write(toFile: path, atomically: true, encoding: .utf8)
+            let refused = try ParleyProcess(["connect", "--config", path, "--json"], input: .pipe)
+            #expect(try await refused.waitForExit() != 0)
+            #expect(refused.log.text.contains("config.toml: line 2: unknown key nickname (did you mean nick?)"), "\(refused.log.text)")
+        }
+    }
+
+    @Test("full screen: /ignore hides a nick's messages and keeps the list in the config file")
+    func fullScreenIgnore() async throws {
+        try await TestServer.run { server in
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("parley-ignore-\(UUID().uuidString)")
+            let path = folder.appendingPathComponent("config.toml").path
+            let tmux = try await Tmux.start("\(ParleyProcess.executable.path) connect 127.0.0.1:\(server.port) --nick alice --no-color --config \(path)")
+            do {
+                try await tmux.waitForScreen("connected") { $0.contains { $0.contains("| connected") } }
+                let eve = try await server.textUser("eve")
+                let carol = try await server.textUser("carol")
+                try await tmux.type("/ignore eve")
+                try await tmux.press("Enter")
+                try await tmux.waitForScreen("ignored") { $0.contains { $0.contains("eve's messages are hidden now") } }
+                #expect(try String(contentsOfFile: path, encoding: .utf8) == "ignore = [\"eve\"]\n")
+                // eve's line comes before carol's in the one ordered stream: when carol's shows, eve's did not.
+                try await eve.send("buy now")
+                try await carol.send("after eve")
+                let screen = try await tmux.waitForScreen("carol's line") { $0.contains { $0.hasSuffix("<carol> after eve") } }
+                #expect(!screen.contains { $0.contains("buy now") })
+            } catch {
+                await tmux.kill()
+                throw error
+            }
+            await tmux.kill()
+        }
+    }
+
     @Test("line mode takes the password from PARLEY_PASSWORD")
     func lineModePassword() async throws {
         try await TestServer.run { server in

@@ -107,6 +107,17 @@ struct ChatViewTests {
         #expect(view.takeNotification() == "carol (private): psst")
     }
 
+    @Test("Ignored nicks' messages are not shown; the timestamp follows the configured format")
+    func ignoreAndTimestamp() {
+        var view = F.view(rooms: ["#a"])
+        view.ignored = ["spammer"]
+        view.apply(.message(F.message(from: "Spammer", to: .room("#a"), "buy now", id: 1)))
+        #expect(!view.texts(of: "#a").contains { $0.contains("buy now") })
+        view.timestampFormat = "[%H.%M]"
+        view.apply(.message(F.message(from: "alice", to: .room("#a"), "hi", id: 2)))
+        #expect(view.lastLine?.plainText == "[\(F.stamp.dropLast().replacing(":", with: "."))] <alice> hi")
+    }
+
     @Test("/history asked for shows every message, even those already seen")
     func askedHistory() {
         var view = F.view(rooms: ["#a"])

@@ -68,6 +68,10 @@ struct ClientCommandsTests {
         #expect(action("/find build") == .find("build"))
         #expect(action("/lastlog build log") == .find("build log"))
         #expect(action("/find") == .error("Usage: /find TEXT"))
+        #expect(action("/ignore") == .ignore(nil))
+        #expect(action("/ignore eve") == .ignore("eve"))
+        #expect(action("/unignore eve") == .unignore("eve"))
+        #expect(action("/unignore") == .error("Usage: /unignore NICK"))
     }
 
     @Test("/help and /? ask for the combined help")
