@@ -330,6 +330,57 @@ struct ClientTests {
         }
     }
 
+    @Test("full screen: after a server restart a registered nick logs in again without asking")
+    func fullScreenPasswordAfterRestart() async throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("parley-relogin-\(UUID().uuidString)").path
+        var port = 0
+        var tmux: Tmux?
+        do {
+            try await TestServer.run(dataDirectory: data) { first in
+                port = first.port
+                try await IRCv3Tests.makeAccount("ivan", "right-pass-1", server: first)
+                let watcher = try await first.textUser("watcher")
+                tmux = try await Tmux.start("\(ParleyProcess.executable.path) connect 127.0.0.1:\(first.port) --nick ivan --no-color")
+                try await tmux!.waitForScreen("the password prompt") { $0.contains { $0.hasPrefix("password>") } }
+                try await tmux!.type("right-pass-1")
+                try await tmux!.press("Enter")
+                try await watcher.waitFor { $0 == "*** ivan joined #general" }
+            }
+            try await tmux!.waitForScreen("disconnected") { $0.contains { $0.hasPrefix(" disconnected, retrying in ") } }
+            try await TestServer.run(port: port, dataDirectory: data) { second in
+                let watcher = try await second.textUser("watcher")
+                try await watcher.waitFor(timeout: .seconds(40)) { $0 == "*** ivan joined #general" || ($0.hasPrefix("*** In #general (2): ") && $0.contains("ivan")) }
+                let screen = try await tmux!.waitForScreen("reconnected") { $0.contains { $0.hasSuffix("*** Reconnected.") } }
+                #expect(!screen.contains { $0.hasPrefix("password>") }, "\(screen)")
+            }
+        } catch {
+            await tmux?.kill()
+            throw error
+        }
+        await tmux?.kill()
+    }
+
+    @Test("full screen: /history shows the current room's history")
+    func fullScreenHistory() async throws {
+        try await TestServer.run { server in
+            let bob = try await server.textUser("bob")
+            try await bob.send("before alice came")
+            let tmux = try await Tmux.start("\(ParleyProcess.executable.path) connect 127.0.0.1:\(server.port) --nick alice --no-color")
+            do {
+                try await tmux.waitForScreen("connected") { $0.contains { $0.contains("| connected") } }
+                try await tmux.type("/history 5")
+                try await tmux.press("Enter")
+                try await tmux.waitForScreen("the history") { rows in
+                    rows.filter { $0 == "*** History of #general:" }.count == 2 && rows.contains { $0.hasSuffix("(history) <bob> before alice came") }
+                }
+            } catch {
+                await tmux.kill()
+                throw error
+            }
+            await tmux.kill()
+        }
+    }
+
     @Test("line mode takes the password from PARLEY_PASSWORD")
     func lineModePassword() async throws {
         try await TestServer.run { server in
@@ -352,6 +403,9 @@ struct ClientTests {
                 port = first.port
                 tmux = try await Tmux.start("\(ParleyProcess.executable.path) connect 127.0.0.1:\(first.port) --nick alice --room '#side'")
                 try await tmux!.waitForScreen("in #side") { $0.contains { $0.hasPrefix(" 2:#side | alice @ test.parley | connected") } }
+                // The window being read is #general: it stays current across the reconnect.
+                try await tmux!.press("M-1")
+                try await tmux!.waitForScreen("in #general") { $0.contains { $0.hasPrefix(" 1:#general | ") } }
                 try await tmux!.type("half typed")
             }
             // The first server has shut down; the client notices and retries.
@@ -361,11 +415,12 @@ struct ClientTests {
             try await TestServer.run(port: port) { second in
                 let bob = try await second.textUser("bob")
                 try await bob.send("/join #side")
-                try await bob.waitFor(timeout: .seconds(40)) { $0 == "*** alice joined #side" || ($0.hasPrefix("*** In #side (2): ") && $0.contains("alice")) }
                 let screen = try await tmux!.waitForScreen("reconnected") { rows in
-                    rows.contains { $0.hasPrefix(" 2:#side |") && $0.hasSuffix("| connected") } && rows.contains { $0.hasSuffix("*** Reconnected.") }
+                    rows.contains { $0.hasPrefix(" 1:#general |") && $0.hasSuffix("| connected") } && rows.contains { $0.hasSuffix("*** Reconnected.") }
                 }
-                #expect(screen.contains("[#side] half typed"))
+                #expect(screen.contains("[#general] half typed"))
+                // And #side was joined again.
+                try await bob.waitFor(timeout: .seconds(40)) { $0 == "*** alice joined #side" || ($0.hasPrefix("*** In #side (2): ") && $0.contains("alice")) }
             }
         } catch {
             await tmux?.kill()
