@@ -289,16 +289,17 @@ struct ClientTests {
             try await client.output.waitFor(isEvent("welcome", ["nick": "configured"]))
             try await client.output.waitFor(isEvent("joined", ["room": "#cfg", "nick": "configured"]))
             try client.closeInput()
-            #expect(try await client.waitForExit() == 0)
+            // (Generous deadlines: a loaded machine may take its time over three processes' starts and exits.)
+            #expect(try await client.waitForExit(timeout: .seconds(40)) == 0)
             // A flag wins over the file.
             let flagged = try ParleyProcess(["connect", "--config", path, "--nick", "flagged", "--json"], input: .pipe)
             try await flagged.output.waitFor(isEvent("welcome", ["nick": "flagged"]))
             try flagged.closeInput()
-            #expect(try await flagged.waitForExit() == 0)
+            #expect(try await flagged.waitForExit(timeout: .seconds(40)) == 0)
 
             try "nick = \"a\"\nnickname = \"b\"\n".write(toFile: path, atomically: true, encoding: .utf8)
             let refused = try ParleyProcess(["connect", "--config", path, "--json"], input: .pipe)
-            #expect(try await refused.waitForExit() != 0)
+            #expect(try await refused.waitForExit(timeout: .seconds(40)) != 0)
             #expect(refused.log.text.contains("config.toml: line 2: unknown key nickname (did you mean nick?)"), "\(refused.log.text)")
         }
     }
@@ -310,7 +311,7 @@ struct ClientTests {
             let path = folder.appendingPathComponent("config.toml").path
             let tmux = try await Tmux.start("\(ParleyProcess.executable.path) connect 127.0.0.1:\(server.port) --nick alice --no-color --config \(path)")
             do {
-                try await tmux.waitForScreen("connected") { $0.contains { $0.contains("| connected") } }
+                try await tmux.waitForScreen("in #general") { $0.contains { $0.hasPrefix(" 1:#general | alice @ test.parley | connected") } }
                 let eve = try await server.textUser("eve")
                 let carol = try await server.textUser("carol")
                 try await tmux.type("/ignore eve")
@@ -348,10 +349,14 @@ struct ClientTests {
             }
             try await tmux!.waitForScreen("disconnected") { $0.contains { $0.hasPrefix(" disconnected, retrying in ") } }
             try await TestServer.run(port: port, dataDirectory: data) { second in
-                let watcher = try await second.textUser("watcher")
-                try await watcher.waitFor(timeout: .seconds(40)) { $0 == "*** ivan joined #general" || ($0.hasPrefix("*** In #general (2): ") && $0.contains("ivan")) }
-                let screen = try await tmux!.waitForScreen("reconnected") { $0.contains { $0.hasSuffix("*** Reconnected.") } }
+                // Registered again (the welcome says "Reconnected."), logged in: no prompt, and the account's nick.
+                let screen = try await tmux!.waitForScreen(timeout: .seconds(40), "reconnected") { rows in
+                    rows.contains { $0.hasSuffix("*** Reconnected.") } && rows.contains { $0.contains("| ivan @ ") }
+                }
                 #expect(!screen.contains { $0.hasPrefix("password>") }, "\(screen)")
+                let watcher = try await second.textUser("watcher")
+                try await watcher.send("/whois ivan")
+                try await watcher.waitFor { $0.contains("ivan") && $0.contains("logged in as ivan") }
             }
         } catch {
             await tmux?.kill()
@@ -367,7 +372,8 @@ struct ClientTests {
             try await bob.send("before alice came")
             let tmux = try await Tmux.start("\(ParleyProcess.executable.path) connect 127.0.0.1:\(server.port) --nick alice --no-color")
             do {
-                try await tmux.waitForScreen("connected") { $0.contains { $0.contains("| connected") } }
+                // In #general: registered (connected alone may be before the welcome, when nothing is sent yet).
+                try await tmux.waitForScreen("in #general") { $0.contains { $0.hasPrefix(" 1:#general | alice @ test.parley | connected") } }
                 try await tmux.type("/history 5")
                 try await tmux.press("Enter")
                 try await tmux.waitForScreen("the history") { rows in
