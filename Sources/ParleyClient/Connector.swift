@@ -29,13 +29,14 @@ final class Connector: Sendable {
     let nick: Mutex<String>
     /// The last message id seen per room, for a resuming hello after a reconnect.
     let resume = Mutex<[String: Int64]>([:])
-    /// The account's password for the nick, sent in every hello (so a reconnect logs in again), if known.
-    let password: Mutex<String?>
+    /// The password of the account named `nick`, sent in every hello with that nick (so a reconnect logs in
+    /// again); not with another nick the user took since, which it would not open.
+    let password: Mutex<(nick: String, secret: String)?>
     private let state = Mutex(State())
     let serverPassword: String?
 
     init(address: ServerAddress, trust: ServerTrust?, nick: String, password: String? = nil, serverPassword: String? = nil) {
-        self.password = Mutex(password)
+        self.password = Mutex(password.map { (nick, $0) })
         self.address = address
         self.trust = trust
         self.nick = Mutex(nick)
@@ -67,20 +68,23 @@ final class Connector: Sendable {
                     continue
                 }
             }
-            backoff.reset()
-            await serve(channel, report: report)
+            // The backoff starts again only after a welcome: a server that accepts and then closes (a wrong server
+            // password, too many connections from here) must not be hit twice a second for ever.
+            if await serve(channel, report: report) {
+                backoff.reset()
+                down = clock.now
+            }
             guard !Task.isCancelled else { break }
-            down = clock.now
             let skip = state.withLock { state in defer { state.skipBackoff = false }; return state.skipBackoff }
-            await pause(skip ? .zero : backoff.next(elapsed: .zero), report: report)
+            await pause(skip ? .zero : backoff.next(elapsed: clock.now - down), report: report)
         }
     }
 
     /// The hello this connector says: the nick, its password when known, where to resume.
     func hello() -> ByteBuffer {
-        JSONCodec().encodeHello(
-            nick: nick.withLock { $0 }, password: password.withLock { $0 }, resume: resume.withLock { $0 }, serverPassword: serverPassword
-        )
+        let nick = nick.withLock { $0 }
+        let password = password.withLock { $0 }.flatMap { $0.nick.lowercased() == nick.lowercased() ? $0.secret : nil }
+        return JSONCodec().encodeHello(nick: nick, password: password, resume: resume.withLock { $0 }, serverPassword: serverPassword)
     }
 
     /// Sends a frame; false when there is no connection.
@@ -107,7 +111,10 @@ final class Connector: Sendable {
         wake?.resume()
     }
 
-    private func serve(_ channel: ServerLink.Channel, report: @escaping @Sendable (Report) -> Void) async {
+    /// Serves one connection until it ends; true when the server welcomed the client on it.
+    @discardableResult
+    private func serve(_ channel: ServerLink.Channel, report: @escaping @Sendable (Report) -> Void) async -> Bool {
+        var welcomed = false
         do {
             try await channel.executeThenClose { inbound, outbound in
                 state.withLock {
@@ -122,6 +129,7 @@ final class Connector: Sendable {
                     guard case .line(let line) = frame else { continue }
                     let text = String(decoding: line.readableBytesView, as: UTF8.self)
                     if let event = codec.decodeEvent(text) {
+                        if case .welcome = event { welcomed = true }
                         report(.event(event))
                     } else if text.hasPrefix("!!! ") {
                         // The one plain line of a connection refused before it began (too many from this address).
@@ -132,6 +140,7 @@ final class Connector: Sendable {
         } catch {
             // A dropped connection ends here like a closed one; the caller reconnects.
         }
+        return welcomed
     }
 
     /// Waits `delay` before the next attempt, unless `/reconnect` or cancellation cuts it short; says how long is
@@ -160,7 +169,12 @@ final class Connector: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let wakeNow = state.withLock { state -> Bool in
-                    if Task.isCancelled || state.skipBackoff { return true }
+                    // A /reconnect skips one wait, then the backoff holds again.
+                    if state.skipBackoff {
+                        state.skipBackoff = false
+                        return true
+                    }
+                    if Task.isCancelled { return true }
                     state.wake = continuation
                     return false
                 }

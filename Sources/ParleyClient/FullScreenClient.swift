@@ -144,6 +144,7 @@ public enum FullScreenClient {
                     editor.isSecret = false
                 }
                 registration = .waiting
+                view.connectionLost()
                 view.connection = .disconnected(retryingIn: delay)
             case .connection(.event(let event)):
                 await handle(event)
@@ -173,6 +174,14 @@ public enum FullScreenClient {
             case .pageUp, .pageDown, .scrollTop, .scrollBottom, .wheelUp, .wheelDown:
                 await scroll(key)
                 return
+            case .up where registration == .askingPassword, .down where registration == .askingPassword:
+                return  // the input history has no place in a password
+            case .paste(let text) where registration == .askingPassword || registration == .choosingNick:
+                // A password manager pastes the password, often with a line break: its first line is the answer.
+                let line = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+                editor.set("")
+                await submit(line)
+                return
             default:
                 break
             }
@@ -185,6 +194,7 @@ public enum FullScreenClient {
             case .submitPaste(let lines):
                 // Pasted lines are text for the current window, never commands.
                 if let nick = view.currentConversation {
+                    self.view.scrollToBottom()
                     for line in lines { await send(.whisper(to: nick, text: line, kind: .normal)) }
                     return
                 }
@@ -192,6 +202,7 @@ public enum FullScreenClient {
                     self.view.system("You are not in a room. Type /join #room to enter one.")
                     return
                 }
+                self.view.scrollToBottom()
                 for line in lines { await send(.say(room: room, text: line, kind: .normal)) }
             }
         }
@@ -208,7 +219,7 @@ public enum FullScreenClient {
             case .scrollTop: view.scrollToTop()
             default: view.scrollToBottom()
             }
-            guard key != .pageDown, key != .wheelDown, key != .scrollBottom, screen.frame(view, editor: editor).atTop,
+            guard registration == .registered, key != .pageDown, key != .wheelDown, key != .scrollBottom, screen.frame(view, editor: editor).atTop,
                 let request = view.olderHistoryRequest(), let ref = await send(request)
             else { return }
             view.awaitingOlder(ref: ref)
@@ -233,7 +244,8 @@ public enum FullScreenClient {
                     view.system("Type another nickname and press Enter.")
                     return
                 }
-                connector.password.withLock { $0 = line }
+                let nick = connector.nick.withLock { $0 }
+                connector.password.withLock { $0 = (nick, line) }
                 registration = .waiting
                 if !(await connector.send(connector.hello())) { view.system("Not connected.") }
                 return
@@ -316,18 +328,29 @@ public enum FullScreenClient {
                 case .nickTaken, .invalidNick:
                     registration = .choosingNick
                     view.system("\(error.message) Type another nickname and press Enter.")
-                case .nickRegistered, .loginFailed:
+                case .nickRegistered, .loginFailed, .tooManyAttempts:
                     // Asked again on a wrong one; kept once right, for every reconnect.
                     connector.password.withLock { $0 = nil }
-                    registration = .askingPassword
-                    editor.isSecret = true
+                    askForPassword()
                     let nick = connector.nick.withLock { $0 }
-                    let said = error.code == .loginFailed ? "Wrong password for \(nick)." : "\(nick) is registered."
+                    let said: String =
+                        switch error.code {
+                        case .loginFailed: "Wrong password for \(nick)."
+                        case .tooManyAttempts: clean(error.message)
+                        default: "\(nick) is registered."
+                        }
                     view.system("\(said) Type its password and press Enter (it is not shown), or just Enter to choose another nickname.")
                 case .unsupportedVersion:
                     outcome = (1, "protocol version mismatch: \(error.message)")
+                case .serverPassword:
+                    outcome = (1, clean(error.message))
                 default:
+                    // Anything else (a password refused over a plaintext port, a busy server…): said, and another
+                    // nickname asked for, so the client is never left waiting on nothing.
+                    connector.password.withLock { $0 = nil }
+                    registration = .choosingNick
                     view.apply(event)
+                    view.system("Type a nickname and press Enter to try again.")
                 }
                 return
             case .ack(let ref, let ack):
@@ -351,15 +374,28 @@ public enum FullScreenClient {
 
         /// Keeps the ignore list in the config file (its `ignore` line; the rest of the file as it was).
         mutating func saveIgnored() {
-            guard let path = options.configPath else { return }
-            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            guard let given = options.configPath else { return }
+            // Through a symlink (a dotfile manager's) to the file itself, so the link stays a link.
+            let path = URL(fileURLWithPath: given).resolvingSymlinksInPath().path
             do {
+                // Only a missing file starts empty: one that cannot be read is never overwritten.
+                let text = FileManager.default.fileExists(atPath: path) ? try String(contentsOfFile: path, encoding: .utf8) : ""
                 try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 try ClientConfig.settingIgnore(view.ignored.sorted(), in: text).write(toFile: path, atomically: true, encoding: .utf8)
             } catch {
-                view.system("The ignore list holds until you quit: \(path) could not be written (\(error)).")
+                view.system("The ignore list holds until you quit: \(given) could not be updated (\(error)).")
             }
         }
+
+        /// The input line becomes the password prompt: what was typed is set aside (it would become an unseen
+        /// start of the password), and nothing typed now is kept in the input history.
+        mutating func askForPassword() {
+            registration = .askingPassword
+            editor.set("")
+            editor.isSecret = true
+        }
+
+        private func clean(_ text: String) -> String { Sanitizer.text(text) }
 
         mutating func quit() async {
             if registration == .registered { await send(.quit(reason: nil)) }

@@ -142,7 +142,9 @@ public struct ChatView: Sendable {
             let index = roomIndex(room) ?? current
             let line = text.isEmpty ? "*** \(clean(room)) has no topic" : "*** Topic of \(clean(room)): \(clean(text))" + (setBy.map { " (set by \(clean($0)))" } ?? "")
             append(StyledLine([Span(line, .dim)]), to: index, counts: false)
-        case .error(let error, _):
+        case .error(let error, let ref):
+            // A request for older history that failed may be made again.
+            if let ref, let index = rooms.firstIndex(where: { $0.olderRef == ref }) { rooms[index].olderRef = nil }
             append(StyledLine([Span("!!! \(clean(error.message))", .error)]), to: current, counts: false)
         case .notice(let text):
             system(clean(text))
@@ -159,17 +161,19 @@ public struct ChatView: Sendable {
         case .history(let room, let messages, let ref):
             // A private conversation's history (`/history NICK`) shows where it was asked for.
             guard let index = roomIndex(room) ?? (room.hasPrefix("#") ? nil : current) else { break }
+            let messages = messages.filter { !isIgnored($0) }
             if let ref, ref == rooms[index].olderRef {
                 prependOlder(messages, to: index)
                 break
             }
+            // The first replay after a reconnect is what was missed, even when it is nothing.
+            let missed = ref == nil && missedIn.remove(room.lowercased()) != nil
             // A replay (joining, resuming) shows what is new; what was asked for (`/history`) is shown whole.
             let shown = ref != nil ? messages : messages.filter { $0.id > (lastSeen[room.lowercased()] ?? 0) }
             guard !shown.isEmpty else {
                 if ref != nil { system("No history in \(clean(room)).") }
                 break
             }
-            let missed = ref == nil && missedIn.remove(room.lowercased()) != nil
             let count = shown.count == 1 ? "1 message" : "\(shown.count) messages"
             let header = missed ? "*** Missed in \(clean(room)) while disconnected: \(count)" : "*** History of \(clean(room)):"
             append(StyledLine([Span(header, .dim)]), to: index, counts: false)
@@ -255,6 +259,15 @@ public struct ChatView: Sendable {
         rooms.remove(at: current)
         select(min(current, rooms.count - 1))
         return true
+    }
+
+    private func isIgnored(_ message: ChatMessage) -> Bool {
+        message.from.map { ignored.contains($0.lowercased()) } ?? false
+    }
+
+    /// The connection is gone: requests for older history on their way will not be answered.
+    public mutating func connectionLost() {
+        for index in rooms.indices { rooms[index].olderRef = nil }
     }
 
     private func historyLine(_ message: ChatMessage) -> StyledLine {
@@ -403,7 +416,7 @@ public struct ChatView: Sendable {
 
     private mutating func add(_ message: ChatMessage) -> Bool {
         see(message)
-        if let from = message.from, ignored.contains(from.lowercased()) { return false }
+        if isIgnored(message) { return false }
         let mention = message.from.map { $0.lowercased() != nick.lowercased() } == true && mentions(message.text)
         let index: Int
         switch message.target {
@@ -545,7 +558,10 @@ public struct ChatView: Sendable {
         localtime_r(&seconds, &parts)
         var buffer = [Int8](repeating: 0, count: 64)
         let length = strftime(&buffer, buffer.count, format, &parts)
-        return String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // Too long for the buffer, strftime writes nothing: the plain clock then. No control character (%n, %t)
+        // reaches the screen.
+        guard length > 0 else { return clock(date) }
+        return Sanitizer.text(String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self))
     }
 
     static func clock(_ date: Date) -> String {

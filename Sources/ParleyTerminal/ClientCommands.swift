@@ -38,7 +38,7 @@ public enum ClientCommands {
         Command(usage: "/ignore [NICK]", summary: "hide NICK's messages, kept in your config file (without NICK: the list)", names: ["ignore"]),
         Command(usage: "/unignore NICK", summary: "show NICK's messages again", names: ["unignore"]),
         Command(usage: "/find TEXT", summary: "show the current window's lines that contain TEXT, highlighted", names: ["find", "lastlog"]),
-        Command(usage: "/clear", summary: "clear the current room's scrollback", names: ["clear"]),
+        Command(usage: "/clear", summary: "clear the current window's scrollback", names: ["clear"]),
         Command(usage: "/reconnect", summary: "drop the connection and connect again", names: ["reconnect"]),
     ]
 
@@ -52,7 +52,7 @@ public enum ClientCommands {
     public static var helpLines: [String] {
         ["Chat commands:"] + TextCommands.table.map { "  \($0.usage)  \($0.summary)" }
             + ["Client commands:"] + table.map { "  \($0.usage)  \($0.summary)" }
-            + ["Anything else is sent to the current room; start it with // to send a leading /."]
+            + ["Anything else is sent to the current window (a room, or a private conversation); start it with // to send a leading /."]
     }
 
     /// `currentRoom`: the current window's room; `conversation`: the nick of the current window's private

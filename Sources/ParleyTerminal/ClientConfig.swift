@@ -46,7 +46,9 @@ public struct ClientConfig: Sendable, Equatable {
 
     public static func parse(_ text: String) throws(Failure) -> ClientConfig {
         var config = ClientConfig()
-        for (offset, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Any line break (a file written on Windows ends its lines in CR LF); a byte order mark is no key.
+        let text = text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text
+        for (offset, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let number = offset + 1
             let line = raw.trimmingPrefix(while: \.isWhitespace)
             guard !line.isEmpty, !line.hasPrefix("#") else { continue }

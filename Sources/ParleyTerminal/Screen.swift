@@ -40,6 +40,15 @@ public struct Screen: Sendable {
             if rows.count >= messageRows { break }
         }
         let atTop = shown == lines.count && rows.count <= messageRows
+        // Scrolled to the top, the oldest lines fill the screen from its first row, not just its last.
+        if atTop, rows.count < messageRows, view.currentRoom.scrolledUp > 0 {
+            for line in view.currentRoom.lines.dropFirst(lines.count) {
+                let more = wrap(line)
+                guard rows.count + more.count <= messageRows else { break }
+                rows += more
+                shown += 1
+            }
+        }
         rows = Array(rows.suffix(messageRows))
         rows.insert(contentsOf: Array(repeating: [], count: messageRows - rows.count), at: 0)
         rows.append([Span(fit(statusText(view), to: width), .bold)])

@@ -8,9 +8,12 @@ struct Connect: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Chat from the terminal.",
         discussion: """
-            On a terminal: a full-screen client with a scrolling message area, a status line and an input line \
-            (Tab completes nicks, rooms and /commands; Up/Down recall input; Alt+1…9, Ctrl+N and Ctrl+P switch \
-            rooms; /help lists every command). It reconnects by itself when the connection drops.
+            On a terminal: a full-screen client with a window per room and per private conversation, a status \
+            line and an input line (Tab completes nicks, rooms and /commands; Up/Down recall input; Alt+1…9, \
+            Ctrl+N and Ctrl+P switch windows; PgUp/PgDn, Shift+PgUp/PgDn, Ctrl+Home/End and the mouse wheel \
+            scroll back, into the server's history; /help lists every command). It asks the password of a \
+            registered nick and reconnects by itself when the connection drops. Settings: \
+            $XDG_CONFIG_HOME/parley/config.toml (server, nick, rooms, colour, timestamp, tls, ignore).
 
             Otherwise (stdin or stdout is not a terminal) it runs in line mode: each input line is sent, each \
             event is printed as one plain line, and at the end of input it leaves once the server has handled \

@@ -194,8 +194,8 @@ struct ClientTests {
                 #expect(!typing.contains { $0.contains("wrong-pass") }, "\(typing)")
                 try await tmux.press("Enter")
                 try await tmux.waitForScreen("wrong password") { $0.contains { $0.contains("Wrong password for ivan.") } }
-                try await tmux.type("right-pass-1")
-                try await tmux.press("Enter")
+                // As a password manager gives it: pasted, with a line break.
+                try await tmux.paste("right-pass-1\n")
                 try await watcher.waitFor { $0 == "*** ivan joined #general" }
                 // The password is sent again on a reconnect, without asking.
                 try await tmux.type("/reconnect")

@@ -445,7 +445,7 @@ struct IRCv3Tests {
 
     @Test("a silent IRC client is sent PING and dropped when it does not answer; one that answers stays")
     func pingTimeout() async throws {
-        try await TestServer.run(configure: { $0.limits.pingInterval = .seconds(2) }) { server in
+        try await TestServer.run(configure: { $0.limits.pingInterval = .seconds(4) }) { server in
             let text = try await server.textUser("texter")
             let lively = try await IRCTests.ircUser("lively", port: server.ircPort)
             let silent = try await IRCTests.ircUser("silent", port: server.ircPort)

@@ -68,6 +68,24 @@ struct ChatViewTests {
         #expect(view.currentRoom.scrolledUp == 0)
     }
 
+    @Test("A request for older history that is lost with the connection, or refused, may be made again; ignored nicks stay out of history")
+    func olderHistoryAgain() throws {
+        var view = F.view(rooms: ["#a"])
+        view.ignored = ["eve"]
+        view.apply(.history(room: "#a", messages: [
+            F.message(from: "eve", to: .room("#a"), "spam", id: 4), F.message(from: "alice", to: .room("#a"), "hello", id: 5),
+        ], ref: nil))
+        #expect(!view.texts(of: "#a").contains { $0.contains("spam") })
+        view.scrollToTop()
+        let request = try #require(view.olderHistoryRequest())
+        view.awaitingOlder(ref: "c1")
+        view.connectionLost()
+        #expect(view.olderHistoryRequest() == request)
+        view.awaitingOlder(ref: "c2")
+        view.apply(.error(ChatError(.historyUnavailable, "later"), ref: "c2"))
+        #expect(view.olderHistoryRequest() == request)
+    }
+
     @Test("After a reconnect, a room's replay says how many messages were missed")
     func missedAfterReconnect() {
         var view = F.view(rooms: ["#a"])

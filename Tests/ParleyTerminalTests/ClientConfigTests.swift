@@ -22,6 +22,7 @@ struct ClientConfigTests {
         #expect(config == expected)
         #expect(try ClientConfig.parse("") == ClientConfig())
         #expect(try ClientConfig.parse("color = true").colour == true)  // either spelling
+        #expect(try ClientConfig.parse("\u{FEFF}nick = \"a\"\r\nrooms = [\"#b\"]\r\n").rooms == ["#b"])  // a BOM, CR LF
     }
 
     @Test("Mistakes name their line and what is wrong", arguments: [
