@@ -65,7 +65,7 @@ public struct LineEditor: Sendable {
             return .submitPaste(all.filter { !$0.isEmpty })
         case .enter:
             let line = text
-            if !isSecret && !line.isEmpty && history.last != line {
+            if !isSecret && !line.isEmpty && history.last != line && !Self.carriesPassword(line) {
                 history.append(line)
                 if history.count > historyLimit { history.removeFirst() }
             }
@@ -103,6 +103,15 @@ public struct LineEditor: Sendable {
     }
 
     /// Replaces the whole line (used to keep what the user typed across a reconnect, or to prefill).
+    /// The commands whose line carries a password (`/login NICK PASSWORD`, …): never kept in the history, where
+    /// Up would show it to whoever looks at the screen next.
+    static let passwordCommands: Set<String> = ["/login", "/identify", "/register", "/passwd"]
+
+    static func carriesPassword(_ line: String) -> Bool {
+        let word = line.drop { $0 == " " }.prefix { $0 != " " }.lowercased()
+        return passwordCommands.contains(word)
+    }
+
     public mutating func set(_ newText: String) {
         text = newText
         cursor = newText.count

@@ -420,6 +420,19 @@ struct LineEditorTests {
         #expect(editor.apply(.paste("a\r\nb\r\n\r\nc\n")) == .submitPaste(["a", "b", "c"]))
     }
 
+    @Test("Lines that carry a password (/login, /identify, /register, /passwd) are not kept in the history")
+    func passwordLinesNotKept() {
+        var editor = LineEditor()
+        for line in ["/login alice secret", " /REGISTER hunter22", "/passwd old new", "/identify bob pw", "hello"] {
+            editor.set(line)
+            _ = editor.apply(.enter)
+        }
+        press([.up], on: &editor)
+        #expect(editor.text == "hello")
+        press([.up], on: &editor)
+        #expect(editor.text == "hello")  // nothing older
+    }
+
     @Test("A multi-line paste is not added to the history")
     func pasteNoHistory() {
         var editor = LineEditor()
