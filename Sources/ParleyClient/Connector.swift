@@ -100,6 +100,11 @@ final class Connector: Sendable {
 
     var isConnected: Bool { state.withLock { $0.writer != nil } }
 
+    /// Drops the connection and connects again after the backoff's wait.
+    func retry() {
+        state.withLock { $0.channel }?.close(promise: nil)
+    }
+
     /// Drops the connection and connects again at once.
     func reconnect() {
         let (channel, wake) = state.withLock { state in

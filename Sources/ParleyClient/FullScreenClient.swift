@@ -83,6 +83,9 @@ public enum FullScreenClient {
         var screen: Screen
         var registration = Registration.waiting
         var everRegistered = false
+        /// Hellos refused since the last welcome because the nick was still held: by this client's own connection
+        /// that just closed, which the server has not yet seen go.
+        var heldNickRetries = 0
         /// Rooms to join again after a reconnect.
         var rooms: [String] = []
         var sent: [String: Request] = [:]
@@ -312,6 +315,7 @@ public enum FullScreenClient {
             switch event {
             case .welcome(let nick, _, _, _, _):
                 registration = .registered
+                heldNickRetries = 0
                 connector.nick.withLock { $0 = nick }
                 view.apply(event)
                 // After a reconnect, go back to every room; on the first connect, to --room.
@@ -325,6 +329,12 @@ public enum FullScreenClient {
                 return
             case .error(let error, _) where registration == .waiting:
                 switch error.code {
+                case .nickTaken where everRegistered && heldNickRetries < 3:
+                    // Reconnecting at once (/reconnect), the server may not yet have seen the old connection go;
+                    // a moment later the nick is free. Someone else holding it is asked about after three tries.
+                    heldNickRetries += 1
+                    view.system("\(connector.nick.withLock { $0 }) is still held by the connection that just closed; trying again.")
+                    connector.retry()
                 case .nickTaken, .invalidNick:
                     registration = .choosingNick
                     view.system("\(error.message) Type another nickname and press Enter.")
