@@ -85,6 +85,12 @@ public struct KeyDecoder: Sendable {
             let button = String(decoding: pending[(index + 3)..<end], as: UTF8.self).split(separator: ";").first.flatMap { Int($0) }
             let key: Key? = button == 64 ? .wheelUp : button == 65 ? .wheelDown : nil
             return (key, end - index + 1)
+        case UInt8(ascii: "[") where index + 2 < pending.count && pending[index + 2] == UInt8(ascii: "M"):
+            // A mouse report from a terminal without SGR reports (X10: `CSI M` and three raw bytes, button + 32,
+            // x + 32, y + 32): its bytes must not be typed into the input line; only the wheel is bound.
+            guard index + 6 <= pending.count else { return nil }
+            let button = Int(pending[index + 3]) - 32
+            return (button == 64 ? .wheelUp : button == 65 ? .wheelDown : nil, 6)
         case UInt8(ascii: "["), UInt8(ascii: "O"):
             // CSI or SS3: parameters, then a final byte 0x40–0x7E.
             var end = index + 2

@@ -82,6 +82,10 @@ struct KeyDecoderTests {
         #expect(decodeAll("\u{1B}[2~x") == [.character("x")])  // Insert
         #expect(decodeAll("\u{1B}[3;5~y") == [.character("y")])
         #expect(decodeAll("\u{1B}[<0;3;4Mw\u{1B}[<0;3;4mv") == [.character("w"), .character("v")])  // a click, pressed and released
+        // X10 reports (terminals without SGR mouse mode): the wheel, and a click whose raw bytes are not typed.
+        #expect(decodeAll("\u{1B}[M`!!\u{1B}[Ma!!") == [.wheelUp, .wheelDown])
+        #expect(decodeAll("\u{1B}[M !!x") == [.character("x")])
+        #expect(decodeByteByByte("\u{1B}[M`!!") == [.wheelUp])
         #expect(decodeAll("\u{1B}OPz") == [.character("z")])  // F1
     }
 
