@@ -140,6 +140,7 @@ let package = Package(
         .testTarget(
             name: "ParleyServerTests",
             dependencies: [
+                "ParleyClient",
                 "ParleyCore",
                 "ParleyProtocols",
                 "ParleyServer",

@@ -144,7 +144,6 @@ public enum FullScreenClient {
                 if registration == .askingPassword {
                     // Half a password is not left in the input line, where it would show.
                     editor.set("")
-                    editor.isSecret = false
                 }
                 registration = .waiting
                 view.connectionLost()
@@ -188,6 +187,8 @@ public enum FullScreenClient {
             default:
                 break
             }
+            // A password typed at the prompt is never kept in the input history.
+            editor.isSecret = registration == .askingPassword
             let view = self.view
             switch editor.apply(key, candidates: { view.completions(for: $0, commands: ClientCommands.names) }) {
             case .none:
@@ -240,7 +241,6 @@ public enum FullScreenClient {
                 return
             }
             if registration == .askingPassword {
-                editor.isSecret = false
                 // An empty line: not this nick after all.
                 guard !line.isEmpty else {
                     registration = .choosingNick
@@ -402,7 +402,6 @@ public enum FullScreenClient {
         mutating func askForPassword() {
             registration = .askingPassword
             editor.set("")
-            editor.isSecret = true
         }
 
         private func clean(_ text: String) -> String { Sanitizer.text(text) }

@@ -429,7 +429,7 @@ public final class SQLiteStore: MessageStore {
             }
         return [
             .integer(Int(message.id)), room, roomName, recipient, message.from.map { .text($0) } ?? .null,
-            .text(message.kind.rawValue), .text(message.text), .integer(Int((message.time.timeIntervalSince1970 * 1000).rounded())),
+            .text(message.kind.rawValue), .text(message.text), .integer(milliseconds(message.time)),
             senderAccount, recipientAccount, Self.encode(message.tags),
         ]
     }

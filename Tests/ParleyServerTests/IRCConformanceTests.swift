@@ -575,6 +575,10 @@ struct IRCConformanceTests {
             #expect(try await op.waitFor { $0.contains(" 353 ") } == ":test.parley 353 chanop = #ex :bar @chanop")
             #expect(try await op.nextLine() == ":test.parley 353 chanop = #ex2 :@chanop")
             #expect(try await op.nextLine() == ":test.parley 366 chanop #ex,#ex2,#nowhere :End of /NAMES list.")
+            // A channel named twice is listed once.
+            try await op.send("NAMES #ex2,#EX2")
+            #expect(try await op.nextLine() == ":test.parley 353 chanop = #ex2 :@chanop")
+            #expect(try await op.nextLine() == ":test.parley 366 chanop #ex2 :End of /NAMES list.")
         }
     }
 }

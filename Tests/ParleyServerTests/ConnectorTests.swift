@@ -1,0 +1,17 @@
+import NIOCore
+@testable import ParleyClient
+import Synchronization
+import Testing
+
+@Suite("Connector")
+struct ConnectorTests {
+    @Test("the hello carries the account's password only with the nick it opens (any case), not with a nick taken since")
+    func helloPassword() throws {
+        let connector = Connector(address: try ServerAddress(parsing: "127.0.0.1:1"), trust: nil, nick: "ivan", password: "pw-1")
+        #expect(String(buffer: connector.hello()).contains(#""password":"pw-1""#))
+        connector.nick.withLock { $0 = "IVAN" }
+        #expect(String(buffer: connector.hello()).contains(#""password":"pw-1""#))
+        connector.nick.withLock { $0 = "other" }
+        #expect(!String(buffer: connector.hello()).contains("password"))
+    }
+}
