@@ -140,9 +140,10 @@ struct JSONModeTests {
             try await bot.waitFor(isEvent("message", ["to": "bot", "from": "nc_user", "text": "back at you"]))
             try await text.send("/quit gone")
             try await bot.waitFor(isEvent("left", ["nick": "nc_user", "cause": "quit"]))
-            // The nc user never saw JSON; every line the bot got is a JSON object.
+            // The nc user never saw JSON; every line the bot got is a JSON object (after the text greeting
+            // that a loaded machine may send when the bot's hello comes later than the greeting window).
             #expect(try await !text.waitForClose().contains { $0.hasPrefix("{") })
-            for line in try await bot.lines { _ = try json(line) }
+            for line in try await bot.lines.drop(while: { $0.hasPrefix("*** ") }) { _ = try json(line) }
         }
     }
 }
