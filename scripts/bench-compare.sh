@@ -233,11 +233,11 @@ start_server() { # kind dir → sets server (pid) and port; the server's idle RS
         read -r -a ports < <(free_ports 2)
         port=${ports[1]}
         # shellcheck disable=SC2086 # PARLEY_SERVE_ARGS is a list of flags
-        "$parley" serve --host 127.0.0.1 --port "${ports[0]}" --irc-port "$port" --console off \
+        "$parley" serve --host 127.0.0.1 --port "${ports[0]}" --irc-port "$port" --no-http --console off \
             --data-dir "$dir/data" --log-level warning --flood-burst 100000 --flood-rate 100000 \
             $PARLEY_SERVE_ARGS >"$dir/server.log" 2>&1 &
         server=$!
-        echo "$parley serve --host 127.0.0.1 --port ${ports[0]} --irc-port $port --console off --data-dir DIR --log-level warning --flood-burst 100000 --flood-rate 100000 $PARLEY_SERVE_ARGS" >"$dir/command"
+        echo "$parley serve --host 127.0.0.1 --port ${ports[0]} --irc-port $port --no-http --console off --data-dir DIR --log-level warning --flood-burst 100000 --flood-rate 100000 $PARLEY_SERVE_ARGS" >"$dir/command"
     else
         port=$(free_ports 1)
         mkdir -p "$dir/conf.d"

@@ -17,7 +17,7 @@ trap 'kill "${server:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 run() { # store → deliveries/s of one round
     rm -rf "$work/data"
-    "$parley" serve --host 127.0.0.1 --port "$port" --console off --data-dir "$work/data" --store "$1" \
+    "$parley" serve --host 127.0.0.1 --port "$port" --no-http --console off --data-dir "$work/data" --store "$1" \
         --flood-burst 100000 --flood-rate 100000 --log-level warning 2>>"$work/server.log" &
     server=$!
     for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done

@@ -117,16 +117,19 @@ struct AccountDesk: Sendable {
     /// Per account, the addresses it logged in from lately: its owner's, let in during an attack.
     let known = KnownAddresses()
     let hashing: PasswordHashing
+    /// Counts failed logins.
+    let metrics: ServerMetrics
     let logger: Logger
 
     init(
         store: any AccountStore, hub: ChatHub<Fanout>, limits: AccountLimits = .init(), hashing: PasswordHashing = PasswordHashing(),
-        logger: Logger
+        metrics: ServerMetrics = ServerMetrics(), logger: Logger
     ) {
         self.store = store
         self.hub = hub
         self.limits = limits
         self.hashing = hashing
+        self.metrics = metrics
         self.logger = logger
         self.attempts = AttemptCounter(window: .seconds(60), capacity: limits.placesRemembered)
         self.registrations = AttemptCounter(window: limits.registrationWindow, capacity: limits.placesRemembered)
@@ -170,6 +173,7 @@ struct AccountDesk: Sendable {
         }
         guard let account, matches else {
             logger.notice("failed login", metadata: ["account": "\(nick)", "peer": "\(address)"])
+            metrics.loginFailed()
             throw ChatError(.loginFailed, "Wrong nickname or password.")
         }
         attempts.refund(counted)

@@ -28,6 +28,7 @@ public struct ChatListener: Service {
 
     init(
         endpoint: Endpoint,
+        door: any FrontDoor,
         port: Int,
         tls: TLSProvider?,
         security: PortSecurity,
@@ -45,8 +46,8 @@ public struct ChatListener: Service {
         self.tls = tls
         self.addressLimits = addressLimits
         self.context = PortContext(
-            door: endpoint.frontDoor, hub: hub, accounts: accounts, limits: configuration.limits,
-            serverPassword: configuration.serverPassword, security: security, logger: logger
+            door: door, hub: hub, accounts: accounts, limits: configuration.limits,
+            serverPassword: configuration.serverPassword, security: security, metrics: accounts.metrics, logger: logger
         )
         var logger = logger
         logger[metadataKey: "door"] = "\(endpoint)"
@@ -152,11 +153,16 @@ public struct ChatListener: Service {
                     }
                     // TLS first, so that whatever the door puts behind it reads and writes plaintext.
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context)) }
-                    let outbox = try context.door.setUp(channel, limits: limits)
-                    let connection = Connection(channel: channel, outbox: outbox, port: context) { registry.remove($0) }
-                    // The driver first: only a connection whose close it will see may enter the registry.
-                    try channel.pipeline.syncOperations.addHandler(Connection.Driver(connection))
-                    registry.add(connection)
+                    let opener = ConnectionOpener(
+                        open: { channel, outbox, door in
+                            let connection = Connection(channel: channel, outbox: outbox, door: door, port: context) { registry.remove($0) }
+                            // The driver first: only a connection whose close it will see may enter the registry.
+                            try channel.pipeline.syncOperations.addHandler(Connection.Driver(connection))
+                            registry.add(connection)
+                        },
+                        track: { registry.track($0) }
+                    )
+                    try context.door.setUp(channel, limits: limits, opener: opener)
                 }
             }
             .bind(host: host, port: port)

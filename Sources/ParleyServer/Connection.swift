@@ -6,6 +6,7 @@ import Synchronization
 
 /// What every connection of one listening port shares.
 struct PortContext: Sendable {
+    /// The listener's door, which builds each accepted channel (a connection's own door may be another).
     let door: any FrontDoor
     let hub: ChatHub<Fanout>
     let accounts: AccountDesk
@@ -13,6 +14,7 @@ struct PortContext: Sendable {
     /// What every connection must give before it registers, when set.
     let serverPassword: String?
     let security: PortSecurity
+    let metrics: ServerMetrics
     let logger: Logger
 }
 
@@ -60,19 +62,27 @@ final class Connection: Sendable {
 
     let channel: any Channel
     let state: ConnectionState
+    /// The door that serves it: the listener's, or one behind it (a WebSocket door of the HTTP port).
+    let door: any FrontDoor
     let port: PortContext
     let logger: Logger
     private let inbox: Mutex<Inbox>
+    /// Its door's name in the metrics (`-tls` added on a TLS port).
+    private let metricsDoor: String
     private let onFinished: @Sendable (Connection) -> Void
 
     /// Call on the channel's event loop, once the door has built its pipeline; `onFinished` is called once,
     /// when the connection is over and its session has left.
-    init(channel: any Channel, outbox: Outbox, port: PortContext, onFinished: @escaping @Sendable (Connection) -> Void) {
+    init(channel: any Channel, outbox: Outbox, door: any FrontDoor, port: PortContext, onFinished: @escaping @Sendable (Connection) -> Void) {
         self.channel = channel
+        self.door = door
         self.port = port
         self.onFinished = onFinished
         var logger = port.logger
         logger[metadataKey: "peer"] = "\(channel.remoteAddress?.display ?? "?")"
+        if door.name != port.door.name { logger[metadataKey: "over"] = "\(door.name)" }
+        self.metricsDoor = port.security.encrypted ? "\(door.name)-tls" : door.name
+        port.metrics.connectionOpened(door: metricsDoor)
         self.logger = logger
         let state = ConnectionState(outbox: outbox)
         self.state = state
@@ -81,7 +91,7 @@ final class Connection: Sendable {
             address: channel.remoteAddress?.ipAddress ?? "unknown", serverPassword: port.serverPassword,
             security: port.security, maximumLineBytes: port.limits.line.maximumLineBytes, logger: logger
         )
-        self.inbox = Mutex(Inbox(reading: .idle(Reader(port: port, session: port.door.makeSession(context), connection: state))))
+        self.inbox = Mutex(Inbox(reading: .idle(Reader(port: port, door: door, session: door.makeSession(context), connection: state))))
     }
 
     var hub: ChatHub<Fanout> { port.hub }
@@ -143,7 +153,7 @@ final class Connection: Sendable {
             let error = ChatError(.registrationTimeout, "No nickname was chosen in time. Goodbye.")
             state.end(with: .error(error, ref: nil), reason: .connectionLost)
         }
-        let keepAlive = port.door.keepAlive(serverName: hub.serverName, interval: limits.pingInterval).map {
+        let keepAlive = door.keepAlive(serverName: hub.serverName, interval: limits.pingInterval).map {
             Self.start($0, for: state, on: loop)
         }
         inbox.withLock { inbox in
@@ -315,6 +325,8 @@ final class Connection: Sendable {
             hub.disconnect(session, reason: reason)
         }
         logger.info("disconnected", metadata: ["reason": "\(reason.cause)"])
+        port.metrics.connectionClosed(door: metricsDoor)
+        if state.outbox.phase == .overflowed { port.metrics.slowClientDropped() }
         onFinished(self)
     }
 
@@ -351,14 +363,14 @@ private struct Reader: Sendable {
     var pacer: Pacer
     var window: ProgressWindow
 
-    init(port: PortContext, session: any LineSession, connection: ConnectionState) {
+    init(port: PortContext, door: any FrontDoor, session: any LineSession, connection: ConnectionState) {
         self.port = port
         self.session = session
         let limits = port.limits
-        self.line = port.door.lineLimits(limits)
+        self.line = door.lineLimits(limits)
         self.pacer = Pacer(
             bucket: TokenBucket(limits.flood, now: .now),
-            warning: limits.explainDelays ?? port.door.explainsDelays
+            warning: limits.explainDelays ?? door.explainsDelays
                 ? "You are sending too fast: after a burst of \(limits.flood.burst) lines, "
                     + "your lines are delayed to \(limits.flood.perSecond.formatted) per second." : nil
         )

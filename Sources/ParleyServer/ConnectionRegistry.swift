@@ -12,6 +12,8 @@ final class ConnectionRegistry: Sendable {
 
     private struct State {
         var open: Set<Connection> = []
+        /// Channels that are no chat connection (yet): HTTP requests, which shutdown closes at once.
+        var plain: [ObjectIdentifier: any Channel] = [:]
         var phase = Phase.serving
         var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
         var nextWaiter = 0
@@ -21,8 +23,21 @@ final class ConnectionRegistry: Sendable {
 
     var count: Int { state.withLock { $0.open.count } }
 
+    /// Keeps a plain channel until it closes or becomes a connection (`add`).
+    func track(_ channel: any Channel) {
+        let key = ObjectIdentifier(channel)
+        let stopping = state.withLock { state -> Bool in
+            guard case .serving = state.phase else { return true }
+            state.plain[key] = channel
+            return false
+        }
+        if stopping { return channel.close(promise: nil) }
+        channel.closeFuture.whenComplete { _ in _ = self.state.withLock { $0.plain.removeValue(forKey: key) } }
+    }
+
     func add(_ connection: Connection) {
         let grace = state.withLock { state -> Duration? in
+            state.plain.removeValue(forKey: ObjectIdentifier(connection.channel))
             state.open.insert(connection)
             guard case .shuttingDown(let grace) = state.phase else { return nil }
             return grace
@@ -41,16 +56,20 @@ final class ConnectionRegistry: Sendable {
     }
 
     /// Every connection says goodbye and gets `grace` to receive what is queued (`ConnectionState.shutDown`).
+    /// Plain channels are closed: an HTTP request is short, and a browser asks again elsewhere.
     func shutDownAll(grace: Duration) {
-        let open = state.withLock { state in
+        let (open, plain) = state.withLock { state in
             state.phase = .shuttingDown(grace: grace)
-            return state.open
+            return (state.open, state.plain.values)
         }
+        for channel in plain { channel.close(promise: nil) }
         for connection in open { connection.state.shutDown(grace: grace, hub: connection.hub) }
     }
 
     func closeAll() {
-        for connection in state.withLock({ $0.open }) { connection.channel.close(promise: nil) }
+        let (open, plain) = state.withLock { ($0.open, $0.plain.values) }
+        for channel in plain { channel.close(promise: nil) }
+        for connection in open { connection.channel.close(promise: nil) }
     }
 
     /// Returns once no connection is open, or the task is cancelled.

@@ -13,8 +13,11 @@ struct Drains {
     /// largest frame).
     fileprivate var bytesSinceRequest = 0
 
-    mutating func offer(_ frame: ByteBuffer, to outbox: Outbox) {
-        guard outbox.offer(frame) else { return }
+    /// Queues `frame` for `outbox`; false when the outbox dropped it (its connection overflowed or is ending).
+    @discardableResult
+    mutating func offer(_ frame: ByteBuffer, to outbox: Outbox) -> Bool {
+        let offered = outbox.offer(frame)
+        guard offered == .needsDrain else { return offered != .dropped }
         let loop = outbox.eventLoop
         // A handful of loops (one per core): a linear search beats hashing.
         if let index = loops.firstIndex(where: { $0.loop === loop }) {
@@ -22,6 +25,7 @@ struct Drains {
         } else {
             loops.append((loop, [outbox]))
         }
+        return true
     }
 
     /// One event was offered, in frames of at most `bytes`.

@@ -6,6 +6,8 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
     public enum Door: String, Sendable {
         case lines
         case irc
+        /// The browser's port: the web client, WebSocket (JSON and IRC), health and metrics.
+        case http
     }
 
     public let door: Door
@@ -15,16 +17,10 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
     public static let irc = Endpoint(door: .irc, tls: false)
     public static let linesTLS = Endpoint(door: .lines, tls: true)
     public static let ircTLS = Endpoint(door: .irc, tls: true)
+    public static let http = Endpoint(door: .http, tls: false)
+    public static let https = Endpoint(door: .http, tls: true)
 
     public var description: String { tls ? "\(door.rawValue)-tls" : door.rawValue }
-
-    /// The door's type, which builds its connections.
-    var frontDoor: any FrontDoor {
-        switch door {
-        case .lines: LinesDoor()
-        case .irc: IRCDoor()
-        }
-    }
 
     /// The `parley serve` flag that sets its port, for the message when the port cannot be opened.
     var portFlag: String {
@@ -33,6 +29,8 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
         case (.irc, false): "--irc-port"
         case (.lines, true): "--tls-port"
         case (.irc, true): "--irc-tls-port"
+        case (.http, false): "--http-port"
+        case (.http, true): "--https-port"
         }
     }
 }

@@ -10,10 +10,12 @@ public struct Fanout: EventSink {
     public typealias Peer = Client
 
     private let drains: DrainRequests
+    private let metrics: ServerMetrics
 
     /// `flushInterval`: how often, at most, each event loop writes to its busy connections (see `LoopDrainer`).
-    public init(flushInterval: Duration = .zero) {
+    public init(flushInterval: Duration = .zero, metrics: ServerMetrics = ServerMetrics()) {
         self.drains = DrainRequests(flushInterval: flushInterval.timeAmount)
+        self.metrics = metrics
     }
 
     public func endOfBatch() {
@@ -21,6 +23,7 @@ public struct Fanout: EventSink {
     }
 
     public func deliver(_ event: ChatEvent, to recipients: [Recipient<Client>]) {
+        var (delivered, dropped) = (0, 0)
         drains.collect { drains in
             var cache = RenderCache()
             var largest = 0
@@ -30,10 +33,12 @@ public struct Fanout: EventSink {
                     continue
                 }
                 largest = max(largest, frame.readableBytes)
-                drains.offer(frame, to: client.outbox)
+                if drains.offer(frame, to: client.outbox) { delivered += 1 } else { dropped += 1 }
             }
             drains.delivered(bytes: largest)
         }
+        // Once per event, not per recipient: each is an atomic add on a counter every loop shares.
+        metrics.delivered(delivered, dropped: dropped)
     }
 
     /// Where a reply still being made (a history read) will go.

@@ -2,19 +2,22 @@ import NIOCore
 import ParleyCore
 import ParleyProtocols
 
-/// One way into the chat: the text/JSON-lines port, IRC, later WebSocket or SSH. A door is everything that
-/// differs between them — how a connection's pipeline is built (framing, and where the writer sits), which
-/// session turns its input into requests, how its events are rendered (the session settles a `Renderer`),
-/// its keep-alive, and how it refuses a connection. `ChatListener` and `Connection` are written once and
-/// know no door by name; TLS, when a port has it, is put in front of whatever the door builds.
+/// One way into the chat: the text/JSON-lines port, IRC, the browser's HTTP port and the two WebSocket doors
+/// behind it, later SSH. A door is everything that differs between them — how a connection's pipeline is built
+/// (framing, and where the writer sits), which session turns its input into requests, how its events are
+/// rendered (the session settles a `Renderer`), its keep-alive, and how it refuses a connection.
+/// `ChatListener` and `Connection` are written once and know no door by name; TLS, when a port has it, is put
+/// in front of whatever the door builds.
 protocol FrontDoor: Sendable {
     /// Its name in logs.
     var name: String { get }
 
     /// Builds an accepted channel's pipeline after whatever is in it already (the TLS handler, on a TLS port),
-    /// on the channel's event loop: the outbox's writer first, so that what it writes passes through TLS, then
-    /// the framing, which hands `InboundFrame`s on.
-    func setUp(_ channel: any Channel, limits: ServerConfiguration.Limits) throws -> Outbox
+    /// on the channel's event loop: whatever turns lines into the door's frames, then the outbox's writer, so
+    /// that what it writes passes through them and TLS, then the framing, which hands `InboundFrame`s on. Once
+    /// the channel is a chat connection — at once, or after an HTTP upgrade — it has `opener` start one, with
+    /// the door that serves it.
+    func setUp(_ channel: any Channel, limits: ServerConfiguration.Limits, opener: ConnectionOpener) throws
 
     /// The bounds of its framing: what its line-length errors quote.
     func lineLimits(_ limits: ServerConfiguration.Limits) -> LineFramer.Limits
@@ -38,6 +41,14 @@ extension FrontDoor {
     var explainsDelays: Bool { true }
 }
 
+/// How a door hands its listener a channel: as a chat connection, with the outbox the door made and the door
+/// that serves it (not always the listener's own: the HTTP port's WebSocket connections have doors of their
+/// own), or as a plain channel (an HTTP request) that shutdown must still close.
+struct ConnectionOpener: Sendable {
+    let open: @Sendable (_ channel: any Channel, _ outbox: Outbox, _ door: any FrontDoor) throws -> Void
+    let track: @Sendable (_ channel: any Channel) -> Void
+}
+
 /// A door's keep-alive: after `interval` of silence the peer is sent `ping`; silent for as long again, it gets
 /// `goodbye` and is closed.
 struct KeepAlive: Sendable {
@@ -51,12 +62,12 @@ struct KeepAlive: Sendable {
 struct LinesDoor: FrontDoor {
     var name: String { "lines" }
 
-    func setUp(_ channel: any Channel, limits: ServerConfiguration.Limits) throws -> Outbox {
+    func setUp(_ channel: any Channel, limits: ServerConfiguration.Limits, opener: ConnectionOpener) throws {
         let outbox = try Outbox(channel: channel, limitBytes: limits.sendQueueBytes, linger: limits.linger)
         try channel.pipeline.syncOperations.addHandler(
             FrameHandler(limits: lineLimits(limits), stripsTelnet: true, greetingWindow: limits.greetingWindow.timeAmount)
         )
-        return outbox
+        try opener.open(channel, outbox, self)
     }
 
     func lineLimits(_ limits: ServerConfiguration.Limits) -> LineFramer.Limits { limits.line }
@@ -77,12 +88,12 @@ struct IRCDoor: FrontDoor {
     var name: String { "irc" }
     var explainsDelays: Bool { false }
 
-    func setUp(_ channel: any Channel, limits: ServerConfiguration.Limits) throws -> Outbox {
+    func setUp(_ channel: any Channel, limits: ServerConfiguration.Limits, opener: ConnectionOpener) throws {
         let outbox = try Outbox(channel: channel, limitBytes: limits.sendQueueBytes, linger: limits.linger)
         try channel.pipeline.syncOperations.addHandler(
             FrameHandler(limits: lineLimits(limits), stripsTelnet: false, greetingWindow: nil, carriageReturnEndsLine: true)
         )
-        return outbox
+        try opener.open(channel, outbox, self)
     }
 
     /// A whole IRC line: 512 bytes of message plus up to 8191 of tags (the session holds each part to its own

@@ -102,6 +102,7 @@ struct SessionContext: Sendable {
     func registered(_ id: SessionID, as client: Client) {
         let nick = hub.nick(of: id)
         connection.registered(id, nick: nick, as: client)
+        accounts.metrics.registered()
         var metadata: Logger.Metadata = ["session": "\(id)", "nick": "\(nick ?? "?")"]
         if let account = hub.account(of: id) { metadata["account"] = "\(account)" }
         logger.info("registered", metadata: metadata)

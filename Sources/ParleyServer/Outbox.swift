@@ -104,13 +104,20 @@ final class Outbox: Sendable {
 
     /// Queues a frame and sees that it is sent; never waits. Past the limit the outbox overflows and closes.
     func send(_ frame: ByteBuffer) {
-        if offer(frame) { requestDrain() }
+        if offer(frame) == .needsDrain { requestDrain() }
     }
 
-    /// Queues a frame; true when the caller must request a drain (this outbox had none pending). Past the
-    /// limit the outbox overflows and closes the channel.
-    func offer(_ frame: ByteBuffer) -> Bool {
-        let (overflowed, needsDrain) = state.withLock { state -> (Bool, Bool) in
+    enum Offered: Equatable {
+        case queued
+        /// Queued, and the caller must request a drain (this outbox had none pending).
+        case needsDrain
+        /// The outbox overflowed now or before, or is ending: the frame will not be sent.
+        case dropped
+    }
+
+    /// Queues a frame. Past the limit the outbox overflows and closes the channel.
+    func offer(_ frame: ByteBuffer) -> Offered {
+        let (overflowed, offered) = state.withLock { state -> (Bool, Offered) in
             switch state.phase {
             // A frame larger than the whole limit still goes into an empty queue: a long reply is not a
             // slow reader.
@@ -119,23 +126,23 @@ final class Outbox: Sendable {
                 state.frames = []
                 state.held = []
                 state.bytes = 0
-                return (true, false)
+                return (true, .dropped)
             case .open where !state.held.isEmpty:
                 state.held[state.held.count - 1].frames.append(frame)
                 state.bytes += frame.readableBytes
-                return (false, false)  // nothing to send until the hold before it is released
+                return (false, .queued)  // nothing to send until the hold before it is released
             case .open:
                 state.frames.append(frame)
                 state.bytes += frame.readableBytes
                 defer { state.drainRequested = true }
-                return (false, !state.drainRequested)
+                return (false, state.drainRequested ? .queued : .needsDrain)
             case .overflowed, .finishing, .done:
-                return (false, false)  // ended: the frame is dropped
+                return (false, .dropped)  // ended: the frame is dropped
             }
         }
         // At once: the reader may be stuck on a socket nobody reads, where no drain would ever come.
         if overflowed { channel.close(promise: nil) }
-        return needsDrain
+        return offered
     }
 
     /// Reserves the next place in the stream; what is offered from now on waits until `release`.

@@ -15,6 +15,8 @@ public struct ParleyApplication: Sendable {
     public let store: any MessageStore
     public let accountStore: any AccountStore
     public let roomStore: any RoomStore
+    /// What `/metrics` shows.
+    public let metrics: ServerMetrics
     let logger: Logger
     /// The server's one pool of password-hashing threads.
     let hashing = PasswordHashing()
@@ -74,12 +76,14 @@ public struct ParleyApplication: Sendable {
         self.tls = tls
         self.configuration = configuration
         self.logger = logger
+        let metrics = ServerMetrics()
+        self.metrics = metrics
         self.store = store
         self.accountStore = accounts
         self.roomStore = rooms
         self.closeStore = closeStore
         self.hub = ChatHub(
-            serverName: configuration.serverName, sink: Fanout(flushInterval: configuration.flushInterval), firstMessageID: lastID + 1,
+            serverName: configuration.serverName, sink: Fanout(flushInterval: configuration.flushInterval, metrics: metrics), firstMessageID: lastID + 1,
             historyOnJoin: configuration.historyOnJoin, roomLimits: configuration.roomLimits
         )
     }
@@ -91,13 +95,14 @@ public struct ParleyApplication: Sendable {
     ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
         var accountLimits = AccountLimits()
         accountLimits.passwordCost = configuration.passwordCost
-        let desk = AccountDesk(store: accountStore, hub: hub, limits: accountLimits, hashing: hashing, logger: logger)
+        let desk = AccountDesk(store: accountStore, hub: hub, limits: accountLimits, hashing: hashing, metrics: metrics, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: StoreService(close: { [closeStore] in
                 await closeStore()
                 try? await desk.hashing.pool.shutdownGracefully()
             })),
-            .init(service: PublisherService(publisher: Publisher(hub: hub, store: store, rooms: roomStore) { [logger] error in
+            // Measured where the publisher commits and reads history: the store itself counts nothing.
+            .init(service: PublisherService(publisher: Publisher(hub: hub, store: MeasuredStore(store: store, metrics: metrics), rooms: roomStore) { [logger] error in
                 logger.error("storing failed; nothing that needed it was delivered", metadata: ["error": "\(error)"])
             })),
             .init(service: AccountWatcher(store: accountStore, hub: hub, logger: logger)),
@@ -109,16 +114,31 @@ public struct ParleyApplication: Sendable {
         let addressLimits = AddressLimits(configuration.addressLimits)
         for (endpoint, port) in configuration.endpoints where port != 0 { directory.record(endpoint, port: port) }
         var listeners: [ChatListener] = []
+        let site = WebSite(
+            serverName: configuration.serverName, metrics: metrics, metricsAllowed: configuration.metricsAllowed,
+            allowedOrigins: Set(configuration.allowedOrigins.map { origin in
+                origin.hasSuffix("/") ? String(origin.lowercased().dropLast()) : origin.lowercased()
+            }),
+            health: { [store] in await Self.answers(store) }
+        )
         for (endpoint, port) in configuration.endpoints {
+            let door: any FrontDoor =
+                switch endpoint.door {
+                case .lines: LinesDoor()
+                case .irc: IRCDoor()
+                case .http: HTTPDoor(site: site)
+                }
             let security = PortSecurity(
                 endpoint: endpoint, directory: directory,
                 // A door's plaintext port refuses passwords when the same door has a TLS port to send them to.
                 acceptsPasswords: endpoint.tls || configuration.allowPlaintextPasswords
                     || !configuration.endpoints.contains { $0.endpoint == Endpoint(door: endpoint.door, tls: true) },
-                strictTransportDuration: tls.map(\.selfIssued) ?? true || configuration.ircTLSPort == nil ? nil : configuration.strictTransportDuration
+                // Only IRC's own ports advertise it: it names the IRC TLS port, no port for IRC over WebSocket.
+                strictTransportDuration: tls.map(\.selfIssued) ?? true || configuration.ircTLSPort == nil || endpoint.door != .irc
+                    ? nil : configuration.strictTransportDuration
             )
             let listener = ChatListener(
-                endpoint: endpoint, port: port, tls: endpoint.tls ? tls : nil, security: security, addressLimits: addressLimits,
+                endpoint: endpoint, door: door, port: port, tls: endpoint.tls ? tls : nil, security: security, addressLimits: addressLimits,
                 configuration: configuration,
                 hub: hub, accounts: desk, logger: logger
             ) { address in
@@ -135,6 +155,20 @@ public struct ParleyApplication: Sendable {
             )
         }
         return services
+    }
+
+    /// Whether the store answers a read within two seconds: `/healthz`'s answer, for a load balancer.
+    static func answers(_ store: any MessageStore) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask { (try? await store.lastMessageID()) != nil }
+            group.addTask {
+                _ = try? await Task.sleep(for: .seconds(2))
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
     }
 
     /// SIGINT and SIGTERM shut down gracefully; a shutdown stuck past the grace period is cancelled.

@@ -13,6 +13,14 @@ public struct ServerConfiguration: Sendable {
     public var tlsPort: Int?
     /// IRC over TLS (6697 by convention); nil: none.
     public var ircTLSPort: Int?
+    /// The browser's port (the web client, WebSocket, health and metrics); nil: none.
+    public var httpPort: Int? = 8080
+    /// The browser's port over TLS; nil: none.
+    public var httpsPort: Int?
+    /// Origins besides the server's own whose pages may open its WebSockets (`https://chat.example.org`).
+    public var allowedOrigins: [String] = []
+    /// Who may read `/metrics`.
+    public var metricsAllowed = Network.loopback
     /// The certificate of the TLS ports.
     public var certificate = CertificateSource.generated
     /// False closes the plaintext ports of every door (`--no-plaintext`).
@@ -75,7 +83,7 @@ public struct ServerConfiguration: Sendable {
 
     public init() {}
 
-    public var usesTLS: Bool { tlsPort != nil || ircTLSPort != nil }
+    public var usesTLS: Bool { tlsPort != nil || ircTLSPort != nil || httpsPort != nil }
 
     /// The ports to open, each with the port number asked for.
     public var endpoints: [(endpoint: Endpoint, port: Int)] {
@@ -83,9 +91,11 @@ public struct ServerConfiguration: Sendable {
         if plaintext {
             endpoints.append((.lines, port))
             if let ircPort { endpoints.append((.irc, ircPort)) }
+            if let httpPort { endpoints.append((.http, httpPort)) }
         }
         if let tlsPort { endpoints.append((.linesTLS, tlsPort)) }
         if let ircTLSPort { endpoints.append((.ircTLS, ircTLSPort)) }
+        if let httpsPort { endpoints.append((.https, httpsPort)) }
         return endpoints
     }
 

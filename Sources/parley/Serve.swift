@@ -11,8 +11,9 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run the chat server.",
         discussion: """
             Plain-text users connect with `nc HOST PORT` or `telnet HOST PORT`; programs speak JSON lines on the \
-            same port (docs/PROTOCOL.md); IRC clients connect to --irc-port. With --tls the same doors open over \
-            TLS too (5001 and 6697); the certificate's SHA-256 fingerprint is logged at every start, and passwords \
+            same port (docs/PROTOCOL.md); IRC clients connect to --irc-port; a browser opens http://HOST:8080/ \
+            (--http-port), which also serves WebSocket for programs (/ws) and web IRC clients (/irc), /healthz and \
+            /metrics. With --tls the same doors open over TLS too (5001, 6697 and https on 8443); the certificate's SHA-256 fingerprint is logged at every start, and passwords \
             sent over a door's plaintext port are then refused (they belong on its TLS port). Each address may \
             open 32 connections at most, 20 a minute (loopback exempt). When standard input is a terminal, what you type there is announced \
             to everyone; /help lists the console commands and `exit` stops the server. SIGINT and SIGTERM stop \
@@ -36,7 +37,13 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Do not open the IRC port.")
     var noIRC = false
 
-    @Flag(help: "Open both TLS ports, at 5001 and 6697 unless --tls-port or --irc-tls-port says otherwise.")
+    @Option(help: "The port for browsers: the web client at /, WebSocket at /ws (JSON) and /irc (IRC), /healthz and /metrics.")
+    var httpPort = 8080
+
+    @Flag(help: "Do not open the HTTP port.")
+    var noHTTP = false
+
+    @Flag(help: "Open the TLS ports, at 5001, 6697 and 8443 (https) unless --tls-port, --irc-tls-port or --https-port says otherwise.")
     var tls = false
 
     @Option(help: "A port for text and JSON-lines clients over TLS (openssl s_client -quiet -connect HOST:PORT is the nc of TLS); off unless given or --tls.")
@@ -44,6 +51,15 @@ struct Serve: AsyncParsableCommand {
 
     @Option(name: .customLong("irc-tls-port"), help: "A port for IRC over TLS (6697 by convention); off unless given or --tls.")
     var ircTLSPort: Int?
+
+    @Option(help: "The HTTP port over TLS (https, wss); off unless given or --tls.")
+    var httpsPort: Int?
+
+    @Option(help: "An origin besides the server's own (e.g. https://chat.example.org) whose pages may open the WebSockets; repeatable. Pages from other origins are refused.")
+    var allowedOrigin: [String] = []
+
+    @Option(help: "An address or network (CIDR) that may read /metrics; repeatable. Default: loopback only.")
+    var metricsAllow: [String] = []
 
     @Option(help: "The TLS certificate, a PEM file (its chain may follow it). Without it, a self-signed one is made for the server name in --data-dir/tls on first start. SIGHUP reloads it.")
     var tlsCert: String?
@@ -116,17 +132,21 @@ struct Serve: AsyncParsableCommand {
     var console: ConsoleMode = .auto
 
     func validate() throws {
-        guard [port, ircPort, tlsPort ?? 0, ircTLSPort ?? 0].allSatisfy((0...65535).contains) else {
-            throw ValidationError("--port, --irc-port, --tls-port and --irc-tls-port must be between 0 and 65535.")
+        guard [port, ircPort, httpPort, tlsPort ?? 0, ircTLSPort ?? 0, httpsPort ?? 0].allSatisfy((0...65535).contains) else {
+            throw ValidationError("--port, --irc-port, --http-port, --tls-port, --irc-tls-port and --https-port must be between 0 and 65535.")
         }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together.") }
-        let usesTLS = tls || tlsPort != nil || ircTLSPort != nil
+        let usesTLS = tls || tlsPort != nil || ircTLSPort != nil || httpsPort != nil
         guard usesTLS || tlsCert == nil else {
-            throw ValidationError("--tls-cert is for the TLS ports: add --tls (or --tls-port / --irc-tls-port).")
+            throw ValidationError("--tls-cert is for the TLS ports: add --tls (or --tls-port / --irc-tls-port / --https-port).")
         }
         guard usesTLS || !noPlaintext else { throw ValidationError("--no-plaintext would leave no port open: add --tls.") }
-        let asked = [("--port", port), ("--irc-port", noIRC ? 0 : ircPort), ("--tls-port", tlsPort ?? (tls ? 5001 : 0)), ("--irc-tls-port", ircTLSPort ?? (tls && !noIRC ? 6697 : 0))]
-            .filter { $0.1 != 0 }
+        let asked = [
+            ("--port", port), ("--irc-port", noIRC ? 0 : ircPort), ("--http-port", noHTTP ? 0 : httpPort),
+            ("--tls-port", tlsPort ?? (tls ? 5001 : 0)), ("--irc-tls-port", ircTLSPort ?? (tls && !noIRC ? 6697 : 0)),
+            ("--https-port", httpsPort ?? (tls && !noHTTP ? 8443 : 0)),
+        ]
+        .filter { $0.1 != 0 }
         for (index, (flag, number)) in asked.enumerated() {
             if let other = asked[..<index].first(where: { $0.1 == number }) {
                 throw ValidationError("\(other.0) and \(flag) are both \(number): each port serves one door.")
@@ -137,6 +157,14 @@ struct Serve: AsyncParsableCommand {
         }
         for network in exemptIP where Network(network) == nil {
             throw ValidationError("--exempt-ip \(network): not an address or a network like 10.0.0.0/8 or 2001:db8::/32.")
+        }
+        for network in metricsAllow where Network(network) == nil {
+            throw ValidationError("--metrics-allow \(network): not an address or a network like 10.0.0.0/8 or 2001:db8::/32.")
+        }
+        for origin in allowedOrigin {
+            guard let url = URL(string: origin), ["http", "https"].contains(url.scheme ?? ""), url.host != nil, url.path.isEmpty || url.path == "/" else {
+                throw ValidationError("--allowed-origin \(origin): an origin is a scheme and a host, like https://chat.example.org (a port may follow).")
+            }
         }
         guard (64...1 << 20).contains(maxLineBytes) else { throw ValidationError("--max-line-bytes must be 64 to 1048576.") }
         guard (1...1_000_000).contains(floodBurst), floodRate > 0, floodRate <= 1_000_000 else {
@@ -172,6 +200,10 @@ struct Serve: AsyncParsableCommand {
         configuration.ircPort = noIRC ? nil : ircPort
         configuration.tlsPort = tlsPort ?? (tls ? 5001 : nil)
         configuration.ircTLSPort = ircTLSPort ?? (tls && !noIRC ? 6697 : nil)
+        configuration.httpPort = noHTTP ? nil : httpPort
+        configuration.httpsPort = httpsPort ?? (tls && !noHTTP ? 8443 : nil)
+        configuration.allowedOrigins = allowedOrigin
+        if !metricsAllow.isEmpty { configuration.metricsAllowed = metricsAllow.compactMap(Network.init) }
         if let tlsCert, let tlsKey { configuration.certificate = .files(certificate: tlsCert, key: tlsKey) }
         configuration.plaintext = !noPlaintext
         configuration.allowPlaintextPasswords = allowPlaintextPasswords

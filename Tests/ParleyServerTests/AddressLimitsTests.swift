@@ -145,7 +145,7 @@ struct DescriptorExhaustionTests {
         let server = try ParleyProcess(
             [
                 "-c",
-                "ulimit -n 64 && exec '\(ParleyProcess.executable.path)' serve --host 127.0.0.1 --port 0 --no-irc --console off "
+                "ulimit -n 64 && exec '\(ParleyProcess.executable.path)' serve --host 127.0.0.1 --port 0 --no-irc --no-http --console off "
                     + "--data-dir '\(data)' --server-name fd.parley",
             ],
             input: .nullDevice, executable: URL(fileURLWithPath: "/bin/sh")

@@ -22,7 +22,7 @@ struct DrainTests {
     }
 
     func offer(_ drainer: LoopDrainer, _ text: String) {
-        if outbox.offer(ByteBuffer(string: text)) { drainer.drain([outbox]) }
+        if outbox.offer(ByteBuffer(string: text)) == .needsDrain { drainer.drain([outbox]) }
         channel.embeddedEventLoop.run()
     }
 
@@ -89,7 +89,7 @@ struct DrainTests {
     @Test("past its limit the outbox drops what it holds and closes the channel; a finished one sends what is left, then closes")
     func endings() async throws {
         outbox.send(ByteBuffer(repeating: 0x61, count: 1000))
-        #expect(outbox.offer(ByteBuffer(repeating: 0x62, count: 100)) == false)
+        #expect(outbox.offer(ByteBuffer(repeating: 0x62, count: 100)) == .dropped)
         #expect(outbox.phase == .overflowed)
         channel.embeddedEventLoop.run()
         #expect(try written() == [])
@@ -100,7 +100,7 @@ struct DrainTests {
         try await other.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
         finishing.send(ByteBuffer(string: "last words"))
         finishing.finish()
-        #expect(finishing.offer(ByteBuffer(string: "too late")) == false)
+        #expect(finishing.offer(ByteBuffer(string: "too late")) == .dropped)
         other.embeddedEventLoop.run()
         var sent: [String] = []
         while let buffer = try other.readOutbound(as: ByteBuffer.self) { sent.append(String(buffer: buffer)) }

@@ -75,7 +75,7 @@ struct ExecutableTests {
         try FileManager.default.createDirectory(at: files, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: files) }
         let tmux = try await Tmux.start(
-            "\(ParleyProcess.executable.path) serve --host 127.0.0.1 --port 0 --irc-port 0 --data-dir \(files.path)/data "
+            "\(ParleyProcess.executable.path) serve --host 127.0.0.1 --port 0 --irc-port 0 --no-http --data-dir \(files.path)/data "
                 + "--server-name term.parley; stty -a > \(files.path)/stty.tmp; mv \(files.path)/stty.tmp \(files.path)/stty",
             width: 150, height: 30
         )
@@ -120,7 +120,7 @@ struct ExecutableTests {
     func stalledConsoleTerminal() async throws {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("parley-stalled-\(UUID().uuidString)")
         let server = try ParleyProcess(
-            ["serve", "--host", "127.0.0.1", "--port", "0", "--no-irc", "--data-dir", data.path, "--console", "on", "--log-level", "debug"],
+            ["serve", "--host", "127.0.0.1", "--port", "0", "--no-irc", "--no-http", "--data-dir", data.path, "--console", "on", "--log-level", "debug"],
             input: .sharedTerminal, dataDirectory: data
         )
         let listening = try await server.readTerminal { $0.contains("listening") && $0.contains("door=lines ") }
@@ -234,7 +234,7 @@ struct ExecutableTests {
         let ircPort = try #require(ircLine.split(separator: ":").last.flatMap { Int($0.prefix(while: \.isNumber)) })
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("parley-port-\(UUID().uuidString)").path
         let second = try ParleyProcess(
-            ["serve", "--host", "127.0.0.1", "--port", "0", "--irc-port", "\(ircPort)", "--data-dir", data, "--console", "off"], input: .nullDevice
+            ["serve", "--host", "127.0.0.1", "--port", "0", "--irc-port", "\(ircPort)", "--no-http", "--data-dir", data, "--console", "off"], input: .nullDevice
         )
         #expect(try await second.waitForExit() == 2)
         let log = second.log.text + second.output.text
@@ -249,9 +249,19 @@ struct ExecutableTests {
         let serve = try ParleyProcess(["serve", "--help"], input: .nullDevice)
         #expect(try await serve.waitForExit() == 0)
         for flag in ["--host", "--port", "--data-dir", "--log-level", "--max-line-bytes", "--flood-burst", "--flood-rate",
-            "--send-queue-bytes", "--registration-timeout", "--shutdown-grace", "--console", "--irc-port", "--no-irc", "--store"]
+            "--send-queue-bytes", "--registration-timeout", "--shutdown-grace", "--console", "--irc-port", "--no-irc", "--store",
+            "--http-port", "--no-http", "--https-port", "--allowed-origin", "--metrics-allow"]
         {
             #expect(serve.output.text.contains(flag), "serve --help lacks \(flag)")
+        }
+        for (arguments, complaint) in [
+            (["--allowed-origin", "chat.example.org"], "--allowed-origin chat.example.org: an origin is a scheme and a host"),
+            (["--metrics-allow", "10.0.0.0/33"], "--metrics-allow 10.0.0.0/33: not an address or a network"),
+            (["--http-port", "5000"], "--port and --http-port are both 5000"),
+        ] {
+            let refused = try ParleyProcess(["serve", "--console", "off"] + arguments, input: .nullDevice)
+            #expect(try await refused.waitForExit() != 0)
+            #expect(refused.log.text.contains(complaint), "\(refused.log.text)")
         }
         let bench = try ParleyProcess(["bench", "--help"], input: .nullDevice)
         #expect(try await bench.waitForExit() == 0)

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOConcurrencyHelpers
 import NIOEmbedded
 import NIOSSL
 import ParleyCore
@@ -209,7 +210,10 @@ struct TLSTests {
         try server.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: made.context))
         var limits = ServerConfiguration.Limits()
         limits.greetingWindow = .seconds(3600)
-        let outbox = try Endpoint(door: door, tls: true).frontDoor.setUp(server, limits: limits)
+        let opened = NIOLockedValueBox<Outbox?>(nil)
+        let frontDoor: any FrontDoor = door == .lines ? LinesDoor() : IRCDoor()
+        try frontDoor.setUp(server, limits: limits, opener: ConnectionOpener(open: { _, outbox, _ in opened.withLockedValue { $0 = outbox } }, track: { _ in }))
+        let outbox = try #require(opened.withLockedValue { $0 })
         server.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1), promise: nil)
         client.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1), promise: nil)
         server.embeddedEventLoop.run()
@@ -340,7 +344,7 @@ struct TLSExecutableTests {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("parley-tls-\(UUID().uuidString)").path
         let server = try ParleyProcess(
             [
-                "serve", "--host", "127.0.0.1", "--port", "0", "--no-irc", "--tls-port", "0", "--tls-cert", "/nonexistent/cert.pem",
+                "serve", "--host", "127.0.0.1", "--port", "0", "--no-irc", "--no-http", "--tls-port", "0", "--tls-cert", "/nonexistent/cert.pem",
                 "--tls-key", "/nonexistent/key.pem", "--data-dir", data, "--console", "off",
             ],
             input: .nullDevice

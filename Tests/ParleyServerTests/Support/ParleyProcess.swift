@@ -33,7 +33,7 @@ final class ParleyProcess: Sendable {
         let data = dataDirectory.map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("parley-test-\(UUID().uuidString)")
         let server = try ParleyProcess(
-            ["serve", "--host", "127.0.0.1", "--port", "0", "--irc-port", "0", "--data-dir", data.path, "--server-name", "proc.parley"]
+            ["serve", "--host", "127.0.0.1", "--port", "0", "--irc-port", "0", "--http-port", "0", "--data-dir", data.path, "--server-name", "proc.parley"]
                 + arguments,
             input: input,
             dataDirectory: data
@@ -220,7 +220,7 @@ final class OutputCollector: Sendable {
         let loop = endOfFile.futureResult.eventLoop
         let result = loop.makePromise(of: Void.self)
         let settled = NIOLockedValueBox(false)
-        func settle(_ outcome: Result<Void, any Error>) {
+        @Sendable func settle(_ outcome: Result<Void, any Error>) {
             guard settled.withLockedValue({ done in defer { done = true }; return !done }) else { return }
             result.completeWith(outcome)
         }

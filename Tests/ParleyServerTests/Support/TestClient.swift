@@ -1,6 +1,8 @@
 import NIOCore
 import NIOConcurrencyHelpers
+import NIOHTTP1
 import NIOPosix
+import NIOWebSocket
 
 /// A raw TCP client for tests: sends bytes, collects the lines it receives, and waits for a line (or for the
 /// server to close) with a deadline. Waiting uses event-loop timers, never sleeps.
@@ -176,3 +178,89 @@ final class LineCollector: ChannelInboundHandler {
 
 @available(*, unavailable)
 extension LineCollector: Sendable {}
+
+extension TestClient {
+    /// A WebSocket client (NIO's upgrader) that reads and writes as `TestClient` does: each message it receives
+    /// is one line, and each line it sends one text message (or binary, with `binary`). The handshake sends
+    /// `origin` and `subprotocols` when given.
+    static func connectWebSocket(
+        port: Int, path: String, origin: String? = nil, subprotocols: [String] = [], binary: Bool = false, receiveBuffer: Int? = nil
+    ) async throws -> TestClient {
+        let made = NIOLockedValueBox<NIOLoopBound<LineCollector>?>(nil)
+        let upgraded = NIOLockedValueBox<EventLoopPromise<Void>?>(nil)
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        if let receiveBuffer { bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBuffer)) }
+        let channel = try await bootstrap.channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let done = channel.eventLoop.makePromise(of: Void.self)
+                upgraded.withLockedValue { $0 = done }
+                let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 24, automaticErrorHandling: false) { channel, _ in
+                    channel.eventLoop.makeCompletedFuture {
+                        let collector = LineCollector()
+                        try channel.pipeline.syncOperations.addHandlers(WebSocketTestFraming(binary: binary), collector)
+                        made.withLockedValue { $0 = NIOLoopBound(collector, eventLoop: channel.eventLoop) }
+                        done.succeed()
+                    }
+                }
+                try channel.pipeline.syncOperations.addHTTPClientHandlers(
+                    withClientUpgrade: (upgraders: [upgrader], completionHandler: { _ in })
+                )
+            }
+        }.connect(host: "127.0.0.1", port: port).get()
+        var headers: HTTPHeaders = ["host": "127.0.0.1:\(port)", "content-length": "0"]
+        if let origin { headers.add(name: "origin", value: origin) }
+        if !subprotocols.isEmpty { headers.add(name: "sec-websocket-protocol", value: subprotocols.joined(separator: ", ")) }
+        channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: headers)), promise: nil)
+        try await channel.writeAndFlush(HTTPClientRequestPart.end(nil))
+        guard let done = upgraded.withLockedValue({ $0 }) else { throw TestFailure("no upgrade promise") }
+        let timeout = channel.eventLoop.scheduleTask(in: defaultTimeout) { done.fail(TestFailure("the WebSocket handshake did not complete")) }
+        defer { timeout.cancel() }
+        do {
+            try await done.futureResult.get()
+        } catch {
+            try? await channel.close()
+            throw error
+        }
+        guard let collector = made.withLockedValue({ $0 }) else { throw TestFailure("no collector") }
+        return TestClient(channel: channel, collector: collector)
+    }
+}
+
+/// The test's side of a WebSocket: each message in is a line for `LineCollector` (a close frame ends the
+/// connection, its code and reason kept as the line `close CODE REASON`); each line out is one masked message.
+final class WebSocketTestFraming: ChannelDuplexHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = WebSocketFrame
+
+    let binary: Bool
+
+    init(binary: Bool) {
+        self.binary = binary
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text, .binary, .continuation:
+            var line = frame.unmaskedData
+            if frame.fin { line.writeString("\n") }
+            context.fireChannelRead(wrapInboundOut(line))
+        case .connectionClose:
+            var data = frame.unmaskedData
+            let code = data.readWebSocketErrorCode().map { "\($0)" } ?? "none"
+            context.fireChannelRead(wrapInboundOut(ByteBuffer(string: "close \(code) \(String(buffer: data))\n")))
+            context.close(promise: nil)
+        default:
+            break
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        var line = unwrapOutboundIn(data)
+        if line.readableBytesView.last == UInt8(ascii: "\n") { line.moveWriterIndex(to: line.writerIndex - 1) }
+        let frame = WebSocketFrame(fin: true, opcode: binary ? .binary : .text, maskKey: .random(), data: line)
+        context.write(wrapOutboundOut(frame), promise: promise)
+    }
+}

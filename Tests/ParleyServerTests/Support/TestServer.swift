@@ -16,6 +16,8 @@ struct TestServer: Sendable {
     var ircPort: Int { ports[.irc] ?? 0 }
     var tlsPort: Int { ports[.linesTLS] ?? 0 }
     var ircTLSPort: Int { ports[.ircTLS] ?? 0 }
+    var httpPort: Int { ports[.http] ?? 0 }
+    var httpsPort: Int { ports[.https] ?? 0 }
 
     /// Runs `body` against a fresh server on `port` (0: any free port).
     static func run(
@@ -33,6 +35,7 @@ struct TestServer: Sendable {
         // users type their nickname at once (below), so they do not wait for it either.
         configuration.limits.greetingWindow = .seconds(1)
         configuration.ircPort = 0
+        configuration.httpPort = 0
         // Tests create rooms in bursts from one address; the limit has its own test.
         configuration.roomLimits.createdPerMinute = 10_000
         // Real scrypt, at a sixteenth of the work: the suite runs hundreds of them on two cores.

@@ -1,0 +1,144 @@
+import NIOCore
+import NIOHTTP1
+import ParleyCore
+
+/// What the HTTP port answers, apart from its wiring: the web client's files (embedded in the executable),
+/// `/healthz`, `/metrics`, and whether a WebSocket upgrade may go ahead (its path, its origin,
+/// its subprotocol). Pure decisions on a request's head, so they are tested without sockets.
+struct WebSite: Sendable {
+    struct Response: Sendable {
+        var status: HTTPResponseStatus
+        var headers: HTTPHeaders
+        var body: ByteBuffer
+    }
+
+    enum Answer {
+        case now(Response)
+        /// An answer that needs the store (the health check).
+        case later(@Sendable () async -> Response)
+    }
+
+    enum Upgrade {
+        case accept(WebSocketDoor, HTTPHeaders)
+        case refuse(HTTPResponseStatus, String)
+    }
+
+    let serverName: String
+    let metrics: ServerMetrics
+    /// Who may read `/metrics` (loopback unless `--metrics-allow` says otherwise).
+    let metricsAllowed: [Network]
+    /// Origins besides the server's own whose pages may open the WebSockets (`--allowed-origin`).
+    let allowedOrigins: Set<String>
+    /// Whether the store answers, within a couple of seconds.
+    let health: @Sendable () async -> Bool
+
+    /// Sent with everything: the page runs only its own script and style, loads nothing from elsewhere,
+    /// connects only back here, and cannot be framed.
+    static let securityHeaders: [(String, String)] = [
+        (
+            "content-security-policy",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+                + "manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        ),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        ("cache-control", "no-cache"),
+    ]
+
+    /// The subprotocols of IRC over WebSocket (IRCv3); of those a client offers, the first it lists is chosen.
+    static let ircSubprotocols = ["text.ircv3.net", "binary.ircv3.net"]
+
+    func answer(_ head: HTTPRequestHead, peer: String?) -> Answer {
+        guard head.method == .GET || head.method == .HEAD else {
+            var response = Self.text(.methodNotAllowed, "Only GET and HEAD are answered here.")
+            response.headers.add(name: "allow", value: "GET, HEAD")
+            return .now(response)
+        }
+        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? head.uri
+        switch path {
+        case "/healthz":
+            return .later { [health, serverName] in
+                let healthy = await health()
+                let body = #"{"status":"\#(healthy ? "ok" : "unavailable")","server":"\#(JSONText.escaped(serverName))"}"# + "\n"
+                return Self.response(healthy ? .ok : .serviceUnavailable, type: "application/json", body: ByteBuffer(string: body))
+            }
+        case "/metrics":
+            guard let peer, metricsAllowed.contains(where: { $0.contains(peer) }) else {
+                return .now(Self.text(.forbidden, "Metrics are not shown to this address (see --metrics-allow)."))
+            }
+            return .now(Self.response(.ok, type: "text/plain; version=0.0.4; charset=utf-8", body: ByteBuffer(bytes: metrics.exposition())))
+        case "/ws", "/irc":
+            if head.headers.contains(name: "upgrade"), case .refuse(let status, let reason) = upgrade(head) {
+                return .now(Self.text(status, reason))
+            }
+            var response = Self.text(.upgradeRequired, "This address is a WebSocket endpoint: connect with a WebSocket client.")
+            response.headers.add(name: "upgrade", value: "websocket")
+            return .now(response)
+        default:
+            guard let asset = Self.assets[path == "/" ? "/index.html" : path] else {
+                return .now(Self.text(.notFound, "Nothing here. The chat is at /."))
+            }
+            return .now(Self.response(.ok, type: asset.type, body: asset.body))
+        }
+    }
+
+    /// Whether a WebSocket upgrade of `head` may go ahead, and as which door. A page from another origin is
+    /// refused (its visitors' browsers could otherwise be made to talk to a chat only their network reaches);
+    /// a program that sends no `Origin` is no browser, and is let in.
+    func upgrade(_ head: HTTPRequestHead) -> Upgrade {
+        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? head.uri
+        guard path == "/ws" || path == "/irc" else { return .refuse(.notFound, "WebSockets are at /ws (JSON) and /irc (IRC).") }
+        if let origin = head.headers.first(name: "origin")?.lowercased() {
+            // The page's host against the one the browser asked for, scheme aside: behind a proxy that ends
+            // TLS, a page from https://chat.example.org reaches this plain port (as gorilla/websocket checks).
+            let host = origin.split(separator: "://", maxSplits: 1).dropFirst().first.map(String.init)
+            guard host != nil && host == head.headers.first(name: "host")?.lowercased() || allowedOrigins.contains(origin) else {
+                return .refuse(.forbidden, "Pages from \(origin) may not connect here; the server's operator can allow them with --allowed-origin.")
+            }
+        }
+        guard path == "/irc" else { return .accept(WebSocketDoor(carried: .json), [:]) }
+        let offered = head.headers[canonicalForm: "sec-websocket-protocol"].map { $0.lowercased() }
+        guard !offered.isEmpty else { return .accept(WebSocketDoor(carried: .irc(binary: false)), [:]) }
+        guard let chosen = offered.first(where: Self.ircSubprotocols.contains) else {
+            return .refuse(.badRequest, "IRC over WebSocket speaks text.ircv3.net or binary.ircv3.net.")
+        }
+        return .accept(WebSocketDoor(carried: .irc(binary: chosen == "binary.ircv3.net")), ["sec-websocket-protocol": chosen])
+    }
+
+    /// The web client's files (`Web/`, compiled in by the package's `embedInCode` resources), each made a buffer once.
+    static let assets: [String: (type: String, body: ByteBuffer)] = [
+        "/index.html": ("text/html; charset=utf-8", ByteBuffer(bytes: PackageResources.index_html)),
+        "/app.js": ("text/javascript; charset=utf-8", ByteBuffer(bytes: PackageResources.app_js)),
+        "/style.css": ("text/css; charset=utf-8", ByteBuffer(bytes: PackageResources.style_css)),
+        "/favicon.svg": ("image/svg+xml", ByteBuffer(bytes: PackageResources.favicon_svg)),
+    ]
+
+    static func text(_ status: HTTPResponseStatus, _ text: String) -> Response {
+        response(status, type: "text/plain; charset=utf-8", body: ByteBuffer(string: text + "\n"))
+    }
+
+    static func response(_ status: HTTPResponseStatus, type: String, body: ByteBuffer) -> Response {
+        var headers = HTTPHeaders(securityHeaders)
+        headers.add(name: "content-type", value: type)
+        return Response(status: status, headers: headers, body: body)
+    }
+}
+
+/// JSON string escaping for the few bodies written by hand.
+enum JSONText {
+    static func escaped(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+}

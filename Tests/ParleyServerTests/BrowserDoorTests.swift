@@ -1,0 +1,210 @@
+import Foundation
+import NIOCore
+import ParleyCore
+@testable import ParleyServer
+import Testing
+
+/// The HTTP port over real sockets: the web client's files, WebSocket for JSON and IRC, origins, limits,
+/// `/healthz` and `/metrics`.
+@Suite("The browser door: HTTP and WebSocket")
+struct BrowserDoorTests {
+    /// A whole HTTP/1.1 exchange on a fresh connection: the response's lines (status line, headers, blank line,
+    /// body lines), read until the server closes.
+    static func exchange(port: Int, _ request: String) async throws -> [String] {
+        let client = try await TestClient.connect(port: port)
+        try await client.sendRaw(Array(request.utf8))
+        return try await client.waitForClose()
+    }
+
+    static func get(_ path: String, port: Int, method: String = "GET") async throws -> [String] {
+        try await exchange(port: port, "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n")
+    }
+
+    /// A WebSocket handshake written by hand, so that its response's status and headers can be read.
+    static func handshake(port: Int, path: String, headers: [String]) -> String {
+        (["GET \(path) HTTP/1.1", "Host: 127.0.0.1:\(port)", "Upgrade: websocket", "Connection: Upgrade",
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"] + headers + ["", ""])
+            .joined(separator: "\r\n")
+    }
+
+    @Test("GET / is the web client with a strict CSP and nosniff; its script and style are served; others are 404 and 405")
+    func page() async throws {
+        try await TestServer.run { server in
+            let page = try await Self.get("/", port: server.httpPort)
+            #expect(page.first == "HTTP/1.1 200 OK")
+            #expect(page.contains("content-type: text/html; charset=utf-8"))
+            #expect(page.contains { $0.hasPrefix("content-security-policy: default-src 'none'; script-src 'self';") })
+            #expect(page.contains("x-content-type-options: nosniff"))
+            #expect(page.contains { $0.contains(#"<script src="/app.js""#) })
+            #expect(!page.contains { $0.contains("<script>") }, "no inline script")
+            let script = try await Self.get("/app.js", port: server.httpPort)
+            #expect(script.first == "HTTP/1.1 200 OK")
+            #expect(script.contains("content-type: text/javascript; charset=utf-8"))
+            #expect(try await Self.get("/style.css", port: server.httpPort).contains("content-type: text/css; charset=utf-8"))
+            #expect(try await Self.get("/nothing", port: server.httpPort).first == "HTTP/1.1 404 Not Found")
+            let post = try await Self.get("/", port: server.httpPort, method: "POST")
+            #expect(post.first == "HTTP/1.1 405 Method Not Allowed")
+            #expect(post.contains("allow: GET, HEAD"))
+            let head = try await Self.get("/", port: server.httpPort, method: "HEAD")
+            #expect(head.first == "HTTP/1.1 200 OK")
+            #expect(!head.contains { $0.contains("<script") }, "HEAD has no body")
+            #expect(try await Self.get("/ws", port: server.httpPort).first == "HTTP/1.1 426 Upgrade Required")
+        }
+    }
+
+    @Test("JSON over WebSocket: hello, history on join, messages both ways with a text user, acks, errors; each message one JSON object")
+    func jsonOverWebSocket() async throws {
+        try await TestServer.run { server in
+            let text = try await server.textUser("nc_user")
+            try await text.send("before the browser came")
+            let browser = try await TestClient.connectWebSocket(port: server.httpPort, path: "/ws")
+            try await browser.send(#"{"type":"hello","version":1,"nick":"webby"}"#)
+            try await browser.waitFor(isEvent("welcome", ["nick": "webby"]))
+            let history = try json(try await browser.waitFor { $0.contains(#""type":"history""#) })
+            #expect((history["messages"] as? [[String: Any]])?.last?["text"] as? String == "before the browser came")
+            try await text.waitFor { $0 == "*** webby joined #general" }
+            try await text.send("hello browser")
+            try await browser.waitFor(isEvent("message", ["from": "nc_user", "text": "hello browser"]))
+            try await browser.send(##"{"type":"send","room":"#general","text":"hello nc","ref":"s1"}"##)
+            try await browser.waitFor(isEvent("ack", ["ref": "s1"]))
+            try await text.waitFor { $0.hasSuffix("] <webby> hello nc") }
+            try await browser.send(##"{"type":"history","room":"#general","limit":2,"ref":"h"}"##)
+            let page = try json(try await browser.waitFor { $0.contains(#""type":"history""#) && $0.contains(#""ref":"h""#) })
+            #expect((page["messages"] as? [[String: Any]])?.compactMap { $0["text"] as? String } == ["hello browser", "hello nc"])
+            try await browser.send("not json")
+            try await browser.waitFor(isEvent("error", ["code": "bad_request"]))
+            try await browser.send(#"{"type":"quit","reason":"tab closed"}"#)
+            try await text.waitFor { $0.contains("webby") && $0.contains("tab closed") }
+            let rest = try await browser.waitForClose()
+            #expect(rest.last?.hasPrefix("close normalClosure") == true, "\(rest)")
+            for line in try await browser.lines.filter({ !$0.hasPrefix("close ") }) { _ = try json(line) }
+        }
+    }
+
+    @Test("IRC over WebSocket: text.ircv3.net and binary.ircv3.net register and chat with a text user; the subprotocol is echoed")
+    func ircOverWebSocket() async throws {
+        try await TestServer.run { server in
+            let text = try await server.textUser("nc_user")
+            for (subprotocol, nick) in [("text.ircv3.net", "wirc"), ("binary.ircv3.net", "birc")] {
+                let irc = try await TestClient.connectWebSocket(
+                    port: server.httpPort, path: "/irc", subprotocols: [subprotocol], binary: subprotocol.hasPrefix("binary")
+                )
+                try await irc.send("NICK \(nick)")
+                try await irc.send("USER \(nick) 0 * :Web IRC")
+                try await irc.waitFor { $0.hasPrefix(":test.parley 001 \(nick) ") }
+                try await irc.send("JOIN #general")
+                try await irc.waitFor { $0.hasPrefix(":test.parley 366 \(nick) #general ") }
+                try await text.send("hi \(nick)")
+                try await irc.waitFor { $0.hasSuffix("PRIVMSG #general :hi \(nick)") }
+                try await irc.send("PRIVMSG #general :hello from \(subprotocol)")
+                try await text.waitFor { $0.hasSuffix("] <\(nick)> hello from \(subprotocol)") }
+                try await irc.send("QUIT :bye")
+                _ = try await irc.waitForClose()
+            }
+            // The handshake's response names the subprotocol chosen: the client's first that Parley speaks.
+            let raw = try await TestClient.connect(port: server.httpPort)
+            try await raw.sendRaw(Array(Self.handshake(port: server.httpPort, path: "/irc", headers: ["Sec-WebSocket-Protocol: foo, binary.ircv3.net, text.ircv3.net"]).utf8))
+            try await raw.waitFor { $0 == "HTTP/1.1 101 Switching Protocols" }
+            try await raw.waitFor { $0.lowercased() == "sec-websocket-protocol: binary.ircv3.net" }
+            let refused = try await Self.exchange(
+                port: server.httpPort, Self.handshake(port: server.httpPort, path: "/irc", headers: ["Sec-WebSocket-Protocol: chat.example"])
+            )
+            #expect(refused.first == "HTTP/1.1 400 Bad Request")
+        }
+    }
+
+    @Test("a page from another origin is refused (403); the server's own host (any scheme) and an --allowed-origin are let in; a program without Origin too")
+    func origins() async throws {
+        try await TestServer.run(configure: { $0.allowedOrigins = ["https://chat.example.org"] }) { server in
+            let port = server.httpPort
+            let evil = try await Self.exchange(port: port, Self.handshake(port: port, path: "/ws", headers: ["Origin: https://evil.example"]))
+            #expect(evil.first == "HTTP/1.1 403 Forbidden")
+            #expect(evil.contains { $0.contains("https://evil.example may not connect") })
+            let evilIRC = try await Self.exchange(port: port, Self.handshake(port: port, path: "/irc", headers: ["Origin: https://evil.example"]))
+            #expect(evilIRC.first == "HTTP/1.1 403 Forbidden")
+            for origin in ["null", "http://127.0.0.1:\(port).evil.example", "http://127.0.0.1"] {
+                let refused = try await Self.exchange(port: port, Self.handshake(port: port, path: "/ws", headers: ["Origin: \(origin)"]))
+                #expect(refused.first == "HTTP/1.1 403 Forbidden", "\(origin)")
+            }
+            // The page's own host, over http or (behind a proxy that ends TLS) https; an allowed origin.
+            for origin in ["http://127.0.0.1:\(port)", "https://127.0.0.1:\(port)", "https://chat.example.org"] {
+                let client = try await TestClient.connectWebSocket(port: port, path: "/ws", origin: origin)
+                try await client.send(#"{"type":"ping","ref":"p"}"#)
+                try await client.waitFor(isEvent("error", ["code": "not_registered"]))
+                await client.close()
+            }
+        }
+    }
+
+    @Test("a message over the line limit is refused and the connection goes on; a frame past the hard limit closes it with 1009")
+    func oversized() async throws {
+        try await TestServer.run { server in
+            let browser = try await TestClient.connectWebSocket(port: server.httpPort, path: "/ws")
+            try await browser.send(#"{"type":"hello","version":1,"nick":"big"}"#)
+            try await browser.waitFor(isEvent("welcome", ["nick": "big"]))
+            try await browser.send(##"{"type":"send","room":"#general","text":""## + String(repeating: "x", count: 5000) + #""}"#)
+            try await browser.waitFor(isEvent("error", ["code": "line_too_long"]))
+            try await browser.send(#"{"type":"ping","ref":"still"}"#)
+            try await browser.waitFor(isEvent("pong", ["ref": "still"]))
+            try await browser.send(String(repeating: "y", count: 70_000))
+            try await browser.waitFor { $0.hasPrefix("close messageTooLarge") }
+        }
+    }
+
+    @Test("a browser that stops reading is dropped like a slow socket; the others get every message; /metrics counts it")
+    func slowBrowser() async throws {
+        try await TestServer.run(configure: {
+            $0.limits.sendQueueBytes = 64 * 1024
+            $0.limits.flood = .init(burst: 100_000, perSecond: 100_000)
+        }) { server in
+            let slow = try await TestClient.connectWebSocket(port: server.httpPort, path: "/ws", receiveBuffer: 4096)
+            try await slow.send(#"{"type":"hello","version":1,"nick":"sleepy"}"#)
+            try await slow.waitFor(isEvent("welcome", ["nick": "sleepy"]))
+            try await slow.channel.setOption(.autoRead, value: false).get()
+            let reader = try await server.jsonUser("reader")
+            let sender = try await server.textUser("sender")
+            // Closed loop, as for a slow socket (LimitsTests): the reader is never more than a batch behind, while
+            // the browser that stopped reading falls further behind with every batch.
+            let (count, payload) = (1000, String(repeating: "z", count: 1000))
+            for batch in stride(from: 0, to: count, by: 20) {
+                try await sender.sendRaw(Array((batch..<batch + 20).map { "\($0) \(payload)\n" }.joined().utf8))
+                try await reader.waitFor(isEvent("message", ["text": "\(batch + 19) \(payload)"]))
+            }
+            if try await !reader.lines.contains(where: isEvent("left", ["nick": "sleepy", "cause": "send_queue_full"])) {
+                try await reader.waitFor(isEvent("left", ["nick": "sleepy", "cause": "send_queue_full"]))
+            }
+            #expect(try await reader.lines.filter { $0.contains(#""from":"sender""#) }.count == count)
+            let metrics = try await Self.get("/metrics", port: server.httpPort)
+            #expect(metrics.contains("parley_clients_dropped_slow_total 1"), "\(metrics)")
+        }
+    }
+
+    @Test("/healthz says ok while the store answers; /metrics is Prometheus text whose counters move, for loopback only by default")
+    func healthAndMetrics() async throws {
+        try await TestServer.run { server in
+            let health = try await Self.get("/healthz", port: server.httpPort)
+            #expect(health.first == "HTTP/1.1 200 OK")
+            #expect(health.contains("content-type: application/json"))
+            #expect(health.last == #"{"status":"ok","server":"test.parley"}"#)
+            func stored() async throws -> Int? {
+                let lines = try await Self.get("/metrics", port: server.httpPort)
+                return lines.first { $0.hasPrefix("parley_messages_stored_total ") }.flatMap { Int($0.split(separator: " ")[1]) }
+            }
+            let before = try await stored() ?? 0
+            let alice = try await server.jsonUser("alice")
+            try await alice.send(##"{"type":"send","room":"#general","text":"counted","ref":"c"}"##)
+            try await alice.waitFor(isEvent("ack", ["ref": "c"]))
+            #expect(try await stored() == before + 1)
+            let metrics = try await Self.get("/metrics", port: server.httpPort)
+            #expect(metrics.contains("content-type: text/plain; version=0.0.4; charset=utf-8"))
+            for name in ["parley_connections_total{door=\"lines\"}", "parley_registrations_total", "parley_deliveries_total",
+                         "parley_store_commit_seconds_bucket", "parley_history_reads_total", "parley_connections_open{door=\"lines\"} 1"] {
+                #expect(metrics.contains { $0.hasPrefix(name) }, "no \(name)")
+            }
+        }
+        try await TestServer.run(configure: { $0.metricsAllowed = [Network("10.0.0.0/8")!] }) { server in
+            let refused = try await Self.get("/metrics", port: server.httpPort)
+            #expect(refused.first == "HTTP/1.1 403 Forbidden")
+        }
+    }
+}

@@ -1,0 +1,175 @@
+import Foundation
+import NIOConcurrencyHelpers
+import ParleyCore
+import ParleyServer
+import Testing
+
+/// The web client in a real browser (headless Chromium over the DevTools protocol), against a real server:
+/// what a person opening http://host:8080/ does. One browser for the whole suite, a tab per test; a failed
+/// test keeps a screenshot (its path is in the failure).
+@Suite("The web client in a real browser", .serialized)
+struct BrowserTests {
+    /// Runs `body` with a fresh tab; on failure a screenshot is kept and named in the error.
+    static func withTab(_ name: String, _ body: (Tab) async throws -> Void) async throws {
+        let tab = try await Browser.shared.get().openTab()
+        do {
+            try await body(tab)
+        } catch {
+            let shot = await tab.keepScreenshot(named: name)
+            await tab.close()
+            throw TestFailure("\(error) (screenshot: \(shot ?? "none"))")
+        }
+        await tab.close()
+    }
+
+    static func signIn(_ tab: Tab, port: Int, nick: String) async throws {
+        try await tab.go(to: "http://127.0.0.1:\(port)/")
+        try await tab.waitUntil("document.getElementById('nick') !== null", "the sign-in form")
+        try await tab.type(nick, into: "#nick")
+        try await tab.click("#signin-button")
+        try await tab.waitUntil("!document.getElementById('app').hidden", "the chat to open")
+    }
+
+    static func logContains(_ text: String) -> String {
+        "document.getElementById('log').innerText.includes(\(Tab.quoted(text)))"
+    }
+
+    @Test("loads with no console errors, signs in, shows history on join, talks with an nc user both ways; user text stays text")
+    func chat() async throws {
+        try await TestServer.run { server in
+            let text = try await server.textUser("nc_user")
+            try await text.send("/topic Welcome to Parley: one chat for the browser, nc, the terminal client and IRC")
+            try await text.send("said before the browser came")
+            try await Self.withTab("chat") { tab in
+                try await Self.signIn(tab, port: server.httpPort, nick: "ada")
+                try await tab.waitUntil(Self.logContains("said before the browser came"), "the history shown on join")
+                try await tab.waitUntil("document.getElementById('topic').innerText.startsWith('Welcome to Parley')", "the topic shown")
+                try await text.waitFor { $0 == "*** ada joined #general" }
+                try await tab.waitUntil("document.getElementById('member-list').innerText.includes('nc_user')", "nc_user in the member list")
+
+                try await tab.type("hello from the browser", into: "#input")
+                try await tab.pressEnter(in: "#input")
+                try await text.waitFor { $0.hasSuffix("] <ada> hello from the browser") }
+                try await text.send("hello back, ada")
+                try await tab.waitUntil(Self.logContains("hello back, ada"), "the nc user's answer")
+                try await tab.waitUntil("document.querySelector('#log li.mention') !== null", "the mention highlighted")
+
+                // A private message opens a conversation of its own in the sidebar, marked unread.
+                try await text.send("/msg ada psst, a secret")
+                try await tab.waitUntil("document.getElementById('queries').innerText.includes('nc_user')", "a private conversation in the sidebar")
+                try await tab.waitUntil("document.querySelector('#queries .badge') !== null", "its unread mark")
+                #expect(try await tab.text("document.title") == "(1) Parley")
+
+                // The README's picture, when asked for (PARLEY_SCREENSHOT=docs/web-client.png).
+                if let path = ProcessInfo.processInfo.environment["PARLEY_SCREENSHOT"] {
+                    try await tab.screenshot().write(to: URL(fileURLWithPath: path))
+                }
+                // Markup in a message is shown as the characters it is; a URL becomes a link, nothing else does.
+                try await text.send("<b>not bold</b> <img src=x onerror=window.pwned=1> see https://example.org/a?b=1")
+                try await tab.waitUntil(Self.logContains("<b>not bold</b>"), "markup shown as text")
+                #expect(try await tab.run("document.querySelectorAll('#log b, #log img').length") as? Int == 0)
+                #expect(try await tab.run("window.pwned === undefined") as? Bool == true)
+                #expect(try await tab.text("document.querySelector('#log a').href") == "https://example.org/a?b=1")
+
+                // A room is made from the sidebar, and a room with its own member list.
+                try await tab.type("#books", into: "#join-room")
+                try await tab.run("document.getElementById('join-form').requestSubmit()")
+                try await tab.waitUntil("document.getElementById('title').innerText === '#books'", "the new room selected")
+                try await tab.waitUntil("document.getElementById('member-list').innerText.includes('@')", "the creator marked operator")
+                #expect(tab.errors().isEmpty, "\(tab.errors())")
+            }
+        }
+    }
+
+    @Test("after a server restart it reconnects by itself and shows exactly the message it missed")
+    func reconnect() async throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("parley-browser-\(UUID().uuidString)").path
+        let httpPort = NIOLockedValueBox(0)
+        try await Self.withTab("reconnect") { tab in
+            try await TestServer.run(dataDirectory: data) { server in
+                httpPort.withLockedValue { $0 = server.httpPort }
+                let text = try await server.textUser("nc_user")
+                try await Self.signIn(tab, port: server.httpPort, nick: "grace")
+                try await text.send("before the restart")
+                try await tab.waitUntil(Self.logContains("before the restart"), "the first message")
+            }
+            try await tab.waitUntil(Self.logContains("Disconnected from the server"), "the drop said")
+            // While the web client is away (this server has no HTTP port), someone speaks; a witness's copy
+            // means it is stored.
+            try await TestServer.run(dataDirectory: data, configure: { $0.httpPort = nil }) { server in
+                let text = try await server.textUser("nc_user")
+                let witness = try await server.jsonUser("witness")
+                try await text.send("said while you were away")
+                try await witness.waitFor(isEvent("message", ["text": "said while you were away"]))
+            }
+            try await TestServer.run(dataDirectory: data, configure: { $0.httpPort = httpPort.withLockedValue { $0 } }) { server in
+                try await tab.waitUntil(Self.logContains("said while you were away"), timeout: .seconds(30), "the missed message")
+                try await tab.waitUntil(Self.logContains("You missed 1 message"), "how much was missed")
+                #expect(try await tab.text("document.getElementById('log').innerText.split('before the restart').length - 1") == "1")
+                let text = try await server.textUser("nc_user")
+                try await text.send("and now live again")
+                try await tab.waitUntil(Self.logContains("and now live again"), "live messages after the reconnect")
+            }
+        }
+    }
+
+    /// The join replays 10; a log too short to scroll asks for more by itself, and then each scroll to the top.
+    @Test("scrolling up loads older history page by page, down to its beginning")
+    func scrollback() async throws {
+        try await TestServer.run(configure: {
+            $0.historyOnJoin = 10
+            $0.limits.flood = .init(burst: 1000, perSecond: 1000)
+        }) { server in
+            let writer = try await server.jsonUser("writer")
+            for index in 1...120 {
+                try await writer.send(##"{"type":"send","room":"#general","text":"line \##(index)","ref":"\##(index)"}"##)
+            }
+            try await writer.waitFor(isEvent("ack", ["ref": "120"]))
+            try await Self.withTab("scrollback") { tab in
+                try await Self.signIn(tab, port: server.httpPort, nick: "reader")
+                try await tab.waitUntil(Self.logContains("line 120"), "the newest lines")
+                for _ in 0..<6 {
+                    try await tab.run("document.getElementById('log').scrollTop = 0; document.getElementById('log').dispatchEvent(new Event('scroll'))")
+                    if try await tab.run(Self.logContains("Beginning of the history")) as? Bool == true { break }
+                    try await tab.waitUntil(
+                        "document.getElementById('log').scrollTop > 0 || document.getElementById('log').innerText.includes('Beginning of the history')",
+                        "an older page"
+                    )
+                }
+                try await tab.waitUntil(Self.logContains("Beginning of the history"), "the beginning of the history")
+                let lines = try await tab.run("[...document.querySelectorAll('#log .text')].map((e) => e.textContent)") as? [String] ?? []
+                #expect(lines == (1...120).map { "line \($0)" })
+                #expect(tab.errors().isEmpty, "\(tab.errors())")
+            }
+        }
+    }
+
+    @Test("a nickname is registered from the page; then it asks for the password, says when it is wrong, and lets its owner in")
+    func accounts() async throws {
+        try await TestServer.run { server in
+            try await Self.withTab("register") { tab in
+                try await tab.go(to: "http://127.0.0.1:\(server.httpPort)/")
+                try await tab.type("kim", into: "#nick")
+                try await tab.type("kims-long-password", into: "#password")
+                try await tab.run("document.getElementById('register').checked = true")
+                try await tab.click("#signin-button")
+                try await tab.waitUntil(Self.logContains("now registered to you"), "the registration confirmed")
+            }
+            try await Self.withTab("login") { tab in
+                try await tab.go(to: "http://127.0.0.1:\(server.httpPort)/")
+                try await tab.type("kim", into: "#nick")
+                try await tab.type("", into: "#password")
+                try await tab.click("#signin-button")
+                // The first tab's connection may still hold the nick for a moment: taken, then registered.
+                try await tab.waitUntil("document.getElementById('signin-error').innerText.includes('registered')", timeout: .seconds(30), "the password asked for")
+                try await tab.type("not-the-password", into: "#password")
+                try await tab.click("#signin-button")
+                try await tab.waitUntil("document.getElementById('signin-error').innerText.includes('Wrong nickname or password')", "a wrong password said")
+                try await tab.type("kims-long-password", into: "#password")
+                try await tab.click("#signin-button")
+                try await tab.waitUntil("!document.getElementById('app').hidden", "the owner let in")
+                #expect(try await tab.text("document.getElementById('me').innerText") == "kim")
+            }
+        }
+    }
+}
