@@ -207,4 +207,16 @@ struct BrowserDoorTests {
             #expect(refused.first == "HTTP/1.1 403 Forbidden")
         }
     }
+
+    @Test("--https-port: the same answers over TLS (openssl s_client as the client)")
+    func https() async throws {
+        try await TestServer.run(configure: { $0.httpsPort = 0 }) { server in
+            let client = try TLSTests.tlsClient(port: server.httpsPort)
+            try client.type("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:\(server.httpsPort)\r\nConnection: close\r\n\r")
+            // Swift reads CR LF as one character, so the response is matched as a whole, not line by line.
+            try await client.output.waitFor { $0.contains(#"{"status":"ok","server":"test.parley"}"#) }
+            #expect(client.output.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(try await client.waitForExit() == 0)
+        }
+    }
 }

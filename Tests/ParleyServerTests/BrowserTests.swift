@@ -172,4 +172,32 @@ struct BrowserTests {
             }
         }
     }
+
+    @Test("on a phone's screen the sidebar and members fold away behind buttons; dark mode follows the system")
+    func phoneAndDark() async throws {
+        try await TestServer.run { server in
+            let tab = try await Browser.shared.get().openTab(width: 390, height: 800)
+            do {
+                try await tab.browser.send(
+                    "Emulation.setEmulatedMedia", ["features": [["name": "prefers-color-scheme", "value": "dark"]]], session: tab.session
+                )
+                try await Self.signIn(tab, port: server.httpPort, nick: "mobile")
+                let visible = "((id) => getComputedStyle(document.getElementById(id)).display !== 'none')"
+                #expect(try await tab.run("\(visible)('sidebar')") as? Bool == false)
+                #expect(try await tab.run("\(visible)('menu-toggle')") as? Bool == true)
+                try await tab.click("#menu-toggle")
+                #expect(try await tab.run("\(visible)('sidebar')") as? Bool == true)
+                #expect(try await tab.text("document.getElementById('menu-toggle').getAttribute('aria-expanded')") == "true")
+                // Dark: a dark page behind light text.
+                let background = try await tab.text("getComputedStyle(document.body).backgroundColor")
+                #expect(background == "rgb(23, 25, 29)", "\(background)")
+                #expect(tab.errors().isEmpty, "\(tab.errors())")
+            } catch {
+                let shot = await tab.keepScreenshot(named: "phone")
+                await tab.close()
+                throw TestFailure("\(error) (screenshot: \(shot ?? "none"))")
+            }
+            await tab.close()
+        }
+    }
 }
