@@ -15,14 +15,15 @@ struct HTTPDoor: FrontDoor {
 
     func setUp(_ channel: any Channel, limits: ServerConfiguration.Limits, opener: ConnectionOpener) throws {
         opener.track(channel)
-        let http = HTTPHandler(site: site)
+        let http = HTTPHandler(site: site, requestTimeout: limits.httpRequestTimeout.timeAmount)
         // Set up on the channel's loop, and only used there: the upgrade removes it there.
         let bound = NIOLoopBound(http, eventLoop: channel.eventLoop)
         let site = site
         let upgrader = NIOWebSocketServerUpgrader(
             // A frame past this closes the connection (1009); a message past the door's line limit is refused and
-            // the connection goes on (`WebSocketLines`).
-            maxFrameSize: limits.line.hardLimitBytes,
+            // the connection goes on (`WebSocketLines`). The larger of the two doors' limits: the door is known
+            // only once the path is.
+            maxFrameSize: max(LinesDoor().lineLimits(limits).hardLimitBytes, IRCDoor().lineLimits(limits).hardLimitBytes),
             automaticErrorHandling: true,
             shouldUpgrade: { channel, head in
                 guard case .accept(_, let headers) = site.upgrade(head) else { return channel.eventLoop.makeSucceededFuture(nil) }
@@ -59,87 +60,116 @@ struct HTTPDoor: FrontDoor {
     }
 }
 
-/// Answers the plain HTTP requests, one at a time (NIO's pipelining handler holds the next until this one's
-/// end is written). A connection that sends nothing for `idleTimeout` — before its first request, or between
-/// keep-alive requests — is closed, so half-finished requests cannot hold connections open; a request's body
-/// (no route takes one) is read and thrown away, up to `maximumBodyBytes`.
+/// Answers the plain HTTP requests, one at a time (NIO's pipelining handler holds the next request, and stops
+/// reading, until this one's end is written). Bounded against a client that does not play along:
+/// - a whole request must arrive within the request timeout (`Limits.httpRequestTimeout`, 30 s) of the connection
+///   going idle (its opening, or the end of the last answer), and an answer the client does not read must be
+///   taken within as long, so neither silence, a trickle of headers or body, nor a full socket holds a
+///   connection open;
+/// - a request's body (no route takes one) is read and thrown away, up to `maximumBodyBytes`;
+/// - an answer is written only while the socket takes writes, and always from a fresh turn of the event loop:
+///   pipelined requests that are never read back then wait in the client's own socket instead of piling up
+///   answers here, and answering one never recurses into the next (the pipelining handler hands it on inside
+///   the write of the last one's end).
 final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    static let idleTimeout: TimeAmount = .seconds(30)
     static let maximumBodyBytes = 64 * 1024
 
-    let site: WebSite
-    private var request: HTTPRequestHead?
-    private var bodyBytes = 0
-    private var idle: Scheduled<Void>?
+    private enum Phase {
+        /// Waiting for a request, or reading one; the deadline runs.
+        case reading(HTTPRequestHead?, bodyBytes: Int)
+        /// The request is read and its answer is being made.
+        case answering
+        /// The answer is made and waits for the socket to take writes.
+        case ready(WebSite.Response, HTTPRequestHead)
+    }
 
-    init(site: WebSite) {
+    let site: WebSite
+    let requestTimeout: TimeAmount
+    private var phase = Phase.reading(nil, bodyBytes: 0)
+    private var deadline: Scheduled<Void>?
+
+    init(site: WebSite, requestTimeout: TimeAmount) {
         self.site = site
+        self.requestTimeout = requestTimeout
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        waitForRequest(context)
+        startDeadline(context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        idle?.cancel()
-        idle = nil
+        deadline?.cancel()
+        deadline = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .reading(let head, let bodyBytes) = phase else { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
-            idle?.cancel()
-            request = head
-            bodyBytes = 0
+            phase = .reading(head, bodyBytes: 0)
         case .body(let body):
-            bodyBytes += body.readableBytes
-            if bodyBytes > Self.maximumBodyBytes { context.close(promise: nil) }
+            guard bodyBytes + body.readableBytes <= Self.maximumBodyBytes else { return context.close(promise: nil) }
+            phase = .reading(head, bodyBytes: bodyBytes + body.readableBytes)
         case .end:
-            guard let head = request else { return }
-            request = nil
-            let peer = context.channel.remoteAddress?.ipAddress
-            switch site.answer(head, peer: peer) {
+            guard let head else { return }
+            deadline?.cancel()
+            phase = .answering
+            let loop = context.eventLoop
+            let bound = NIOLoopBound((self, context), eventLoop: loop)
+            switch site.answer(head, peer: context.channel.remoteAddress?.ipAddress) {
             case .now(let response):
-                respond(response, to: head, context: context)
+                loop.execute {
+                    let (handler, context) = bound.value
+                    handler.answered(response, to: head, context: context)
+                }
             case .later(let answer):
                 // The health check asks the store, which is async; the answer is written on the event loop.
-                let loop = context.eventLoop
-                let bound = NIOLoopBound((self, context), eventLoop: loop)
                 let promise = loop.makePromise(of: WebSite.Response.self)
                 promise.completeWithTask { await answer() }
                 promise.futureResult.whenSuccess { response in
                     let (handler, context) = bound.value
-                    handler.respond(response, to: head, context: context)
+                    handler.answered(response, to: head, context: context)
                 }
             }
         }
     }
 
-    private func respond(_ response: WebSite.Response, to head: HTTPRequestHead, context: ChannelHandlerContext) {
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, case .ready(let response, let head) = phase { write(response, to: head, context: context) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    private func answered(_ response: WebSite.Response, to head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard case .answering = phase, context.channel.isActive else { return }
         site.metrics.httpRequest(status: response.status.code)
-        guard context.channel.isActive else { return }
+        phase = .ready(response, head)
+        // A client that does not read its answers gets as long to take this one as it had to send the request.
+        if context.channel.isWritable { write(response, to: head, context: context) } else { startDeadline(context) }
+    }
+
+    private func write(_ response: WebSite.Response, to head: HTTPRequestHead, context: ChannelHandlerContext) {
         var headers = response.headers
         headers.add(name: "content-length", value: "\(response.body.readableBytes)")
         // A refused WebSocket handshake ends the connection: its client expected to keep it for something else.
-        let keepAlive = head.isKeepAlive && bodyBytes <= Self.maximumBodyBytes && !head.headers.contains(name: "upgrade")
+        let keepAlive = head.isKeepAlive && !head.headers.contains(name: "upgrade")
         if !keepAlive { headers.add(name: "connection", value: "close") }
+        phase = .reading(nil, bodyBytes: 0)
+        if keepAlive { startDeadline(context) }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))), promise: nil)
         if head.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil) }
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if keepAlive {
-            waitForRequest(context)
-        } else {
+        if !keepAlive {
             let channel = context.channel
             written.whenComplete { _ in channel.close(promise: nil) }
         }
     }
 
-    private func waitForRequest(_ context: ChannelHandlerContext) {
-        idle?.cancel()
+    private func startDeadline(_ context: ChannelHandlerContext) {
+        deadline?.cancel()
         let channel = context.channel
-        idle = context.eventLoop.scheduleTask(in: Self.idleTimeout) { channel.close(promise: nil) }
+        deadline = context.eventLoop.scheduleTask(in: requestTimeout) { channel.close(promise: nil) }
     }
 }

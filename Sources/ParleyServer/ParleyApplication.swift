@@ -119,7 +119,7 @@ public struct ParleyApplication: Sendable {
             allowedOrigins: Set(configuration.allowedOrigins.map { origin in
                 origin.hasSuffix("/") ? String(origin.lowercased().dropLast()) : origin.lowercased()
             }),
-            health: { [store] in await Self.answers(store) }
+            health: HealthProbe(store: store)
         )
         for (endpoint, port) in configuration.endpoints {
             let door: any FrontDoor =
@@ -155,20 +155,6 @@ public struct ParleyApplication: Sendable {
             )
         }
         return services
-    }
-
-    /// Whether the store answers a read within two seconds: `/healthz`'s answer, for a load balancer.
-    static func answers(_ store: any MessageStore) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask { (try? await store.lastMessageID()) != nil }
-            group.addTask {
-                _ = try? await Task.sleep(for: .seconds(2))
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
     }
 
     /// SIGINT and SIGTERM shut down gracefully; a shutdown stuck past the grace period is cancelled.

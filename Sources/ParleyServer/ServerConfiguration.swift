@@ -71,6 +71,8 @@ public struct ServerConfiguration: Sendable {
         public var pingInterval: Duration = .seconds(120)
         /// How long a new connection may take to choose a nickname.
         public var registrationTimeout: Duration = .seconds(60)
+        /// How long an HTTP connection may take to send a whole request, and to take its answer.
+        public var httpRequestTimeout: Duration = .seconds(30)
         /// How long the server waits for a JSON client's first byte before greeting in plain text.
         public var greetingWindow: Duration = .milliseconds(300)
         /// On shutdown, how long clients get to receive what is queued before their connections are cut.

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import ParleyCore
+import Synchronization
 
 /// What the HTTP port answers, apart from its wiring: the web client's files (embedded in the executable),
 /// `/healthz`, `/metrics`, and whether a WebSocket upgrade may go ahead (its path, its origin,
@@ -29,8 +30,8 @@ struct WebSite: Sendable {
     let metricsAllowed: [Network]
     /// Origins besides the server's own whose pages may open the WebSockets (`--allowed-origin`).
     let allowedOrigins: Set<String>
-    /// Whether the store answers, within a couple of seconds.
-    let health: @Sendable () async -> Bool
+    /// Whether the store answers.
+    let health: HealthProbe
 
     /// Sent with everything: the page runs only its own script and style, loads nothing from elsewhere,
     /// connects only back here, and cannot be framed.
@@ -59,7 +60,7 @@ struct WebSite: Sendable {
         switch path {
         case "/healthz":
             return .later { [health, serverName] in
-                let healthy = await health()
+                let healthy = await health.check()
                 let body = #"{"status":"\#(healthy ? "ok" : "unavailable")","server":"\#(JSONText.escaped(serverName))"}"# + "\n"
                 return Self.response(healthy ? .ok : .serviceUnavailable, type: "application/json", body: ByteBuffer(string: body))
             }
@@ -140,5 +141,61 @@ enum JSONText {
             }
         }
         return out
+    }
+}
+
+/// `/healthz`'s question to the store: does it answer a read within `timeout`? A read that never returns (a hung
+/// disk) is left behind, not awaited, so the answer is 503 on time; one read at a time, and its result reused for
+/// a second, so that probes (which anyone may send) never queue work on the store.
+final class HealthProbe: Sendable {
+    private struct State {
+        var last: (at: ContinuousClock.Instant, healthy: Bool)?
+        var waiting: [CheckedContinuation<Bool, Never>] = []
+        /// The read under way, if any: a late answer or timeout of an earlier one must not settle it.
+        var reading: UInt64?
+        var reads: UInt64 = 0
+    }
+
+    let store: any MessageStore
+    let timeout: Duration
+    private let state = Mutex(State())
+
+    init(store: any MessageStore, timeout: Duration = .seconds(2)) {
+        self.store = store
+        self.timeout = timeout
+    }
+
+    func check() async -> Bool {
+        await withCheckedContinuation { continuation in
+            let (known, start) = state.withLock { state -> (Bool?, UInt64?) in
+                if let last = state.last, last.at.duration(to: .now) < .seconds(1) { return (last.healthy, nil) }
+                state.waiting.append(continuation)
+                guard state.reading == nil else { return (nil, nil) }
+                state.reads += 1
+                state.reading = state.reads
+                return (nil, state.reads)
+            }
+            if let known { return continuation.resume(returning: known) }
+            guard let read = start else { return }
+            // Unstructured on purpose, and awaited by nobody: the read may never end, and the probe must not
+            // wait for it; whichever of the two finishes first answers (`finish` acts once per read).
+            let (store, timeout) = (store, timeout)
+            Task { self.finish(read, (try? await store.lastMessageID()) != nil) }
+            Task {
+                try? await Task.sleep(for: timeout)
+                self.finish(read, false)
+            }
+        }
+    }
+
+    private func finish(_ read: UInt64, _ healthy: Bool) {
+        let waiting = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
+            guard state.reading == read else { return [] }
+            state.reading = nil
+            state.last = (.now, healthy)
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for continuation in waiting { continuation.resume(returning: healthy) }
     }
 }

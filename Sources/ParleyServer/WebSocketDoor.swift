@@ -30,9 +30,14 @@ struct WebSocketDoor: FrontDoor {
     func setUp(_ channel: any Channel, limits: ServerConfiguration.Limits, opener: ConnectionOpener) throws {
         let binary = carried == .irc(binary: true)
         // Before the outbox's writer, so that what it writes becomes messages on the way out.
+        let line = lineLimits(limits)
         try channel.pipeline.syncOperations.addHandler(
-            WebSocketLines(outgoing: binary ? .binary : .text, maximumMessageBytes: lineLimits(limits).maximumLineBytes)
+            WebSocketLines(outgoing: binary ? .binary : .text, maximumMessageBytes: line.maximumLineBytes, hardLimitBytes: line.hardLimitBytes)
         )
+        // NIO's frame decoder hands on every frame of a read at once, where the other doors' framing hands on 16
+        // a read: smaller reads keep what one read can queue in the connection's inbox small (at most 1,365
+        // frames of 6 bytes, empty messages, in 8 KiB) while the connection's flood control works through it.
+        try channel.syncOptions?.setOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 8192))
         let outbox = try Outbox(channel: channel, limitBytes: limits.sendQueueBytes, linger: limits.linger)
         try opener.open(channel, outbox, self)
     }
@@ -66,10 +71,12 @@ struct WebSocketDoor: FrontDoor {
 
 /// A WebSocket connection as lines. Inbound, each whole message (its fragments joined) is one `.line`, a
 /// trailing CR LF taken off; a message longer than the door's line limit is `.overlong` and the connection goes
-/// on, as on the other doors (a single frame past the decoder's limit is closed with 1009 by NIO's protocol
-/// error handler). Pings are answered while the socket takes writes, and a close is answered and ends input.
-/// Outbound, each line of what the outbox writes becomes one message, and the channel's close is preceded by
-/// a close frame.
+/// on, as on the other doors; one that runs on past the hard limit (in fragments: a single frame that long is
+/// closed with 1009 by NIO's decoder) is closed with 1009 too. Pings are answered, once per read at most and
+/// only while the socket takes writes. A close from the client ends input; so does a protocol error (a reserved
+/// opcode or bit, an unmasked frame, a continuation out of place), answered with 1002. Nothing is read after
+/// either. Outbound, each line of what the outbox writes becomes one message, and the channel's close is
+/// preceded by a close frame.
 final class WebSocketLines: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = WebSocketFrame
     typealias InboundOut = InboundFrame
@@ -82,49 +89,71 @@ final class WebSocketLines: ChannelDuplexHandler, RemovableChannelHandler {
         case message(ByteBuffer)
         /// Past the limit: its bytes so far are counted, not kept.
         case skipping(Int)
+        /// The client closed, or broke the protocol: nothing more is read.
+        case over
     }
 
     private let outgoing: WebSocketOpcode
     private let maximumMessageBytes: Int
+    private let hardLimitBytes: Int
     private var receiving = Receiving.idle
     private var closeSent = false
+    /// The data of the last ping of this read, answered when the read is over.
+    private var ping: ByteBuffer?
+    /// The last message written: the outbox's final, empty write completes with it.
+    private var lastWrite: EventLoopFuture<Void>?
 
-    init(outgoing: WebSocketOpcode, maximumMessageBytes: Int) {
+    init(outgoing: WebSocketOpcode, maximumMessageBytes: Int, hardLimitBytes: Int) {
         self.outgoing = outgoing
         self.maximumMessageBytes = maximumMessageBytes
+        self.hardLimitBytes = hardLimitBytes
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        if case .over = receiving { return }
+        // Clients must mask, and no extension that gives the reserved bits a meaning was agreed.
+        guard frame.maskKey != nil, !frame.rsv1, !frame.rsv2, !frame.rsv3 else { return fail(context, .protocolError) }
         switch frame.opcode {
         case .text, .binary:
             guard case .idle = receiving else { return fail(context, .protocolError) }
             receiving = .message(ByteBuffer())
             append(frame, context: context)
         case .continuation:
-            guard !isIdle else { return fail(context, .protocolError) }
+            if case .idle = receiving { return fail(context, .protocolError) }
             append(frame, context: context)
         case .ping:
-            // A client that pings and never reads would otherwise queue pongs without bound.
-            guard context.channel.isWritable, !closeSent else { return }
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
+            ping = frame.unmaskedData
+        case .pong:
+            break
         case .connectionClose:
             // The client is leaving: what is queued for it is sent, then our close (`close` below) and the end.
+            receiving = .over
             context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         default:
-            break  // pongs, and opcodes no extension here gave a meaning
+            fail(context, .protocolError)
         }
     }
 
-    private var isIdle: Bool {
-        if case .idle = receiving { return true }
-        return false
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // A client that pings and never reads would otherwise have pongs queued without bound.
+        if let data = ping, context.channel.isWritable, !closeSent {
+            ping = nil
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: data)), promise: nil)
+        }
+        context.fireChannelReadComplete()
+    }
+
+    /// NIO's protocol error handler (before this one) has sent its close frame already.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is NIOWebSocketError { closeSent = true }
+        context.fireErrorCaught(error)
     }
 
     private func append(_ frame: WebSocketFrame, context: ChannelHandlerContext) {
         var data = frame.unmaskedData
         switch receiving {
-        case .idle:
+        case .idle, .over:
             return
         case .message(var message):
             receiving = .idle  // the buffer is held once, so appending does not copy it
@@ -137,9 +166,10 @@ final class WebSocketLines: ChannelDuplexHandler, RemovableChannelHandler {
         case .skipping(let bytes):
             receiving = .skipping(bytes + data.readableBytes)
         }
+        if case .skipping(let bytes) = receiving, bytes > hardLimitBytes { return fail(context, .messageTooLarge) }
         guard frame.fin else { return }
         switch receiving {
-        case .idle:
+        case .idle, .over:
             break
         case .message(var message):
             receiving = .idle
@@ -153,8 +183,15 @@ final class WebSocketLines: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// The client broke the protocol: it is told why in a close frame (after which nothing more may be sent),
+    /// input ends, and the connection closes within a second whatever the client does.
     private func fail(_ context: ChannelHandlerContext, _ code: WebSocketErrorCode) {
-        sendClose(context, code: code).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        receiving = .over
+        ping = nil
+        let channel = context.channel
+        context.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
+        if channel.isWritable { _ = sendClose(context, code: code) } else { closeSent = true }
+        context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -164,21 +201,24 @@ final class WebSocketLines: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         guard lines.readableBytes > 0 else {
-            // The outbox's last, empty write, whose promise says what went before it has been handed on: writes
-            // complete in order, so what went before is as far as NIO takes it.
-            promise?.succeed()
+            // The outbox's last, empty write: its promise says that what went before it has been written, and the
+            // outbox closes the channel then.
+            if let lastWrite, let promise { lastWrite.cascade(to: promise) } else { promise?.succeed() }
             return
         }
+        // Writes complete in order: the last message's future stands for all of them.
+        let last = promise ?? context.eventLoop.makePromise()
+        lastWrite = last.futureResult
         while let end = lines.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
             var line = lines.readSlice(length: end - lines.readerIndex + 1)!
             line.moveWriterIndex(to: line.writerIndex - 1)
             if line.readableBytesView.last == UInt8(ascii: "\r") { line.moveWriterIndex(to: line.writerIndex - 1) }
             let more = lines.readableBytes > 0
-            context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: outgoing, data: line)), promise: more ? nil : promise)
+            context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: outgoing, data: line)), promise: more ? nil : last)
             if !more { return }
         }
         // A last line without its newline (renderers always end theirs; kept whole all the same).
-        context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: outgoing, data: lines)), promise: promise)
+        context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: outgoing, data: lines)), promise: last)
     }
 
     /// The channel's close: the peer is sent a close frame first, once, when the socket takes writes. Never waited

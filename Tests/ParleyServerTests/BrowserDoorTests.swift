@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOWebSocket
 import ParleyCore
 @testable import ParleyServer
 import Testing
@@ -218,5 +219,85 @@ struct BrowserDoorTests {
             #expect(client.output.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
             #expect(try await client.waitForExit() == 0)
         }
+    }
+
+    static func frame(_ opcode: WebSocketOpcode, _ text: String, fin: Bool = true, masked: Bool = true) -> WebSocketFrame {
+        WebSocketFrame(fin: fin, opcode: opcode, maskKey: masked ? .random() : nil, data: ByteBuffer(string: text))
+    }
+
+    @Test("WebSocket frames: fragments make one message, a ping is answered, a close is answered with 1000 and the end")
+    func frames() async throws {
+        try await TestServer.run { server in
+            let client = try await TestClient.connectWebSocket(port: server.httpPort, path: "/ws")
+            try await client.sendFrame(Self.frame(.text, #"{"type":"hello","#, fin: false))
+            try await client.sendFrame(Self.frame(.ping, "are you there"))
+            try await client.sendFrame(Self.frame(.continuation, #""version":1,"nick":"frag"}"#))
+            try await client.waitFor { $0 == "pong are you there" }
+            try await client.waitFor(isEvent("welcome", ["nick": "frag"]))
+            try await client.sendFrame(Self.frame(.connectionClose, ""))
+            let rest = try await client.waitForClose()
+            #expect(rest.last?.hasPrefix("close normalClosure") == true, "\(rest)")
+        }
+    }
+
+    @Test("WebSocket protocol errors close with 1002: an unmasked frame, a reserved opcode, a stray continuation; endless fragments with 1009")
+    func protocolErrors() async throws {
+        try await TestServer.run { server in
+            let cases: [(String, [WebSocketFrame], String)] = [
+                ("unmasked", [Self.frame(.text, "{}", masked: false)], "close protocolError"),
+                ("reserved opcode", [WebSocketFrame(fin: true, opcode: WebSocketOpcode(encodedWebSocketOpcode: 3)!, maskKey: .random(), data: ByteBuffer())], "close protocolError"),
+                ("stray continuation", [Self.frame(.continuation, "x")], "close protocolError"),
+                ("endless", [Self.frame(.text, "", fin: false)] + Array(repeating: Self.frame(.continuation, String(repeating: "e", count: 8000), fin: false), count: 10), "close messageTooLarge"),
+            ]
+            for (what, frames, expected) in cases {
+                let client = try await TestClient.connectWebSocket(port: server.httpPort, path: "/ws")
+                for frame in frames { try? await client.sendFrame(frame) }
+                let rest = try await client.waitForClose()
+                #expect(rest.last?.hasPrefix(expected) == true, "\(what): \(rest)")
+            }
+            // The server is fine: a well-behaved client chats.
+            let fine = try await TestClient.connectWebSocket(port: server.httpPort, path: "/ws")
+            try await fine.send(#"{"type":"hello","version":1,"nick":"fine"}"#)
+            try await fine.waitFor(isEvent("welcome", ["nick": "fine"]))
+        }
+    }
+
+    @Test("HTTP: thousands of pipelined requests in one write are answered in order; a request that never ends is cut at the deadline")
+    func pipeliningAndDeadlines() async throws {
+        try await TestServer.run(configure: { $0.limits.httpRequestTimeout = .seconds(1) }) { server in
+            let count = 3000
+            let request = "GET /favicon.svg HTTP/1.1\r\nHost: x\r\n\r\n"
+            let last = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            let lines = try await Self.exchange(port: server.httpPort, String(repeating: request, count: count) + last)
+            #expect(lines.filter { $0 == "HTTP/1.1 200 OK" }.count == count + 1)
+            // Headers that never end, and a body that never comes: closed after the deadline, nothing answered.
+            for slow in ["GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc"] {
+                let client = try await TestClient.connect(port: server.httpPort)
+                try await client.sendRaw(Array(slow.utf8))
+                #expect(try await client.waitForClose().isEmpty)
+            }
+        }
+    }
+
+    /// A store whose reads never return, as on a hung disk.
+    struct HungStore: MessageStore {
+        func append(_ messages: [ChatMessage]) async throws {}
+        func history(room: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] { [] }
+        func lastMessageID() async throws -> Int64 {
+            // Stands for a read that never ends; the probe must answer without it.
+            try await Task.sleep(for: .seconds(3600))
+            return 0
+        }
+    }
+
+    @Test("/healthz's probe: a store that hangs is unhealthy once the timeout passes, the hung read not awaited; a live one is healthy")
+    func healthProbe() async throws {
+        let hung = HealthProbe(store: HungStore(), timeout: .milliseconds(200))
+        let started = ContinuousClock.now
+        async let first = hung.check()
+        async let second = hung.check()
+        #expect(await (first, second) == (false, false))
+        #expect(started.duration(to: .now) < .seconds(60))
+        #expect(await HealthProbe(store: NoStore()).check())
     }
 }

@@ -180,6 +180,21 @@ final class LineCollector: ChannelInboundHandler {
 extension LineCollector: Sendable {}
 
 extension TestClient {
+    /// Sends one WebSocket frame as it is (a WebSocket client only), past the line framing.
+    func sendFrame(_ frame: WebSocketFrame) async throws {
+        let channel = self.channel
+        try await channel.eventLoop.flatSubmit {
+            do {
+                let framing = try channel.pipeline.syncOperations.context(handlerType: WebSocketTestFraming.self)
+                let promise = channel.eventLoop.makePromise(of: Void.self)
+                framing.writeAndFlush(NIOAny(frame), promise: promise)
+                return promise.futureResult
+            } catch {
+                return channel.eventLoop.makeFailedFuture(error)
+            }
+        }.get()
+    }
+
     /// A WebSocket client (NIO's upgrader) that reads and writes as `TestClient` does: each message it receives
     /// is one line, and each line it sends one text message (or binary, with `binary`). The handshake sends
     /// `origin` and `subprotocols` when given.
@@ -247,6 +262,8 @@ final class WebSocketTestFraming: ChannelDuplexHandler {
             var line = frame.unmaskedData
             if frame.fin { line.writeString("\n") }
             context.fireChannelRead(wrapInboundOut(line))
+        case .pong:
+            context.fireChannelRead(wrapInboundOut(ByteBuffer(string: "pong \(String(buffer: frame.unmaskedData))\n")))
         case .connectionClose:
             var data = frame.unmaskedData
             let code = data.readWebSocketErrorCode().map { "\($0)" } ?? "none"
