@@ -79,7 +79,7 @@ final class Connection: Sendable {
         self.port = port
         self.onFinished = onFinished
         var logger = port.logger
-        logger[metadataKey: "peer"] = "\(channel.remoteAddress?.display ?? "?")"
+        logger[metadataKey: "peer"] = "\(door.forwardedFor ?? channel.remoteAddress?.display ?? "?")"
         if door.name != port.door.name { logger[metadataKey: "over"] = "\(door.name)" }
         self.metricsDoor = port.security.encrypted ? "\(door.name)-tls" : door.name
         port.metrics.connectionOpened(door: metricsDoor)
@@ -88,7 +88,7 @@ final class Connection: Sendable {
         self.state = state
         let context = SessionContext(
             connection: state, hub: port.hub, accounts: port.accounts,
-            address: channel.remoteAddress?.ipAddress ?? "unknown", serverPassword: port.serverPassword,
+            address: door.forwardedFor ?? channel.remoteAddress?.ipAddress ?? "unknown", serverPassword: port.serverPassword,
             security: port.security, maximumLineBytes: port.limits.line.maximumLineBytes, logger: logger
         )
         self.inbox = Mutex(Inbox(reading: .idle(Reader(port: port, door: door, session: door.makeSession(context), connection: state))))
@@ -296,13 +296,16 @@ final class Connection: Sendable {
 
     /// The channel closed: a flood-control wait ends at once, and with no burst running the connection is done.
     private func closed() {
-        let wait = inbox.withLock { inbox -> Scheduled<Void>? in
-            inbox.closed = true
+        let (wait, first) = inbox.withLock { inbox -> (Scheduled<Void>?, Bool) in
+            defer { inbox.closed = true }
+            let first = !inbox.closed
             if case .idle = inbox.reading { inbox.reading = .over }
             defer { inbox.wait = nil }
-            return inbox.wait
+            return (inbox.wait, first)
         }
         wait?.cancel()
+        // Counted here, before the hub hears of the departure, so whoever sees it announced sees it counted.
+        if first && state.outbox.phase == .overflowed { port.metrics.slowClientDropped() }
         offLoop { self.finishIfDone() }
     }
 
@@ -326,7 +329,6 @@ final class Connection: Sendable {
         }
         logger.info("disconnected", metadata: ["reason": "\(reason.cause)"])
         port.metrics.connectionClosed(door: metricsDoor)
-        if state.outbox.phase == .overflowed { port.metrics.slowClientDropped() }
         onFinished(self)
     }
 

@@ -31,6 +31,10 @@ protocol FrontDoor: Sendable {
     /// The one line a connection refused before it began (too many from its address) gets before the close.
     func refusal(_ reason: String, serverName: String) -> ByteBuffer
 
+    /// The client's address when the door learned it from a proxy it trusts (`X-Forwarded-For`), rather than
+    /// the socket's peer; nil: the peer.
+    var forwardedFor: String? { get }
+
     /// Whether flood control says so when it starts to delay a client's lines. People on nc are told; IRC
     /// clients are not, as no IRC server tells of its fake lag (a notice among a command's replies misleads
     /// scripts that read them).
@@ -39,6 +43,7 @@ protocol FrontDoor: Sendable {
 
 extension FrontDoor {
     var explainsDelays: Bool { true }
+    var forwardedFor: String? { nil }
 }
 
 /// How a door hands its listener a channel: as a chat connection, with the outbox the door made and the door

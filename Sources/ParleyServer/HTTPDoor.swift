@@ -26,12 +26,16 @@ struct HTTPDoor: FrontDoor {
             maxFrameSize: max(LinesDoor().lineLimits(limits).hardLimitBytes, IRCDoor().lineLimits(limits).hardLimitBytes),
             automaticErrorHandling: true,
             shouldUpgrade: { channel, head in
-                guard case .accept(_, let headers) = site.upgrade(head) else { return channel.eventLoop.makeSucceededFuture(nil) }
+                guard case .accept(_, let headers) = site.upgrade(head, peer: channel.remoteAddress?.ipAddress) else {
+                    return channel.eventLoop.makeSucceededFuture(nil)
+                }
                 return channel.eventLoop.makeSucceededFuture(headers)
             },
             upgradePipelineHandler: { channel, head in
                 channel.eventLoop.makeCompletedFuture {
-                    guard case .accept(let door, _) = site.upgrade(head) else { throw ChannelError.inappropriateOperationForState }
+                    guard case .accept(let door, _) = site.upgrade(head, peer: channel.remoteAddress?.ipAddress) else {
+                        throw ChannelError.inappropriateOperationForState
+                    }
                     channel.pipeline.syncOperations.removeHandler(bound.value).whenFailure { _ in channel.close(promise: nil) }
                     try door.setUp(channel, limits: limits, opener: opener)
                 }

@@ -116,10 +116,8 @@ public struct ParleyApplication: Sendable {
         var listeners: [ChatListener] = []
         let site = WebSite(
             serverName: configuration.serverName, metrics: metrics, metricsAllowed: configuration.metricsAllowed,
-            allowedOrigins: Set(configuration.allowedOrigins.map { origin in
-                origin.hasSuffix("/") ? String(origin.lowercased().dropLast()) : origin.lowercased()
-            }),
-            health: HealthProbe(store: store)
+            allowedOrigins: Set(configuration.allowedOrigins.map(WebSite.normalizedOrigin)),
+            trustedProxies: configuration.trustedProxies, health: HealthProbe(store: store)
         )
         for (endpoint, port) in configuration.endpoints {
             let door: any FrontDoor =

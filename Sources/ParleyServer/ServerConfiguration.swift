@@ -21,6 +21,8 @@ public struct ServerConfiguration: Sendable {
     public var allowedOrigins: [String] = []
     /// Who may read `/metrics`.
     public var metricsAllowed = Network.loopback
+    /// Proxies in front of the HTTP port whose `X-Forwarded-For` names the client.
+    public var trustedProxies: [Network] = []
     /// The certificate of the TLS ports.
     public var certificate = CertificateSource.generated
     /// False closes the plaintext ports of every door (`--no-plaintext`).

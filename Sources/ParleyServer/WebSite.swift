@@ -30,6 +30,8 @@ struct WebSite: Sendable {
     let metricsAllowed: [Network]
     /// Origins besides the server's own whose pages may open the WebSockets (`--allowed-origin`).
     let allowedOrigins: Set<String>
+    /// Proxies whose `X-Forwarded-For` is believed (`--trusted-proxy`).
+    let trustedProxies: [Network]
     /// Whether the store answers.
     let health: HealthProbe
 
@@ -65,12 +67,12 @@ struct WebSite: Sendable {
                 return Self.response(healthy ? .ok : .serviceUnavailable, type: "application/json", body: ByteBuffer(string: body))
             }
         case "/metrics":
-            guard let peer, metricsAllowed.contains(where: { $0.contains(peer) }) else {
+            guard let client = clientAddress(head, peer: peer), metricsAllowed.contains(where: { $0.contains(client) }) else {
                 return .now(Self.text(.forbidden, "Metrics are not shown to this address (see --metrics-allow)."))
             }
             return .now(Self.response(.ok, type: "text/plain; version=0.0.4; charset=utf-8", body: ByteBuffer(bytes: metrics.exposition())))
         case "/ws", "/irc":
-            if head.headers.contains(name: "upgrade"), case .refuse(let status, let reason) = upgrade(head) {
+            if head.headers.contains(name: "upgrade"), case .refuse(let status, let reason) = upgrade(head, peer: peer) {
                 return .now(Self.text(status, reason))
             }
             var response = Self.text(.upgradeRequired, "This address is a WebSocket endpoint: connect with a WebSocket client.")
@@ -84,12 +86,29 @@ struct WebSite: Sendable {
         }
     }
 
+    /// The client's address: the socket's peer, or — when that is a proxy of `--trusted-proxy` — the address the
+    /// proxy says it serves (the last in `X-Forwarded-For` that is no trusted proxy itself).
+    func clientAddress(_ head: HTTPRequestHead, peer: String?) -> String? {
+        guard let peer, trustedProxies.contains(where: { $0.contains(peer) }) else { return peer }
+        let chain = head.headers[canonicalForm: "x-forwarded-for"].map(String.init)  // split at commas, trimmed
+        return chain.reversed().first { hop in Network(hop) != nil && !trustedProxies.contains { $0.contains(hop) } } ?? peer
+    }
+
     /// Whether a WebSocket upgrade of `head` may go ahead, and as which door. A page from another origin is
     /// refused (its visitors' browsers could otherwise be made to talk to a chat only their network reaches);
-    /// a program that sends no `Origin` is no browser, and is let in.
-    func upgrade(_ head: HTTPRequestHead) -> Upgrade {
+    /// a program that sends no `Origin` is no browser, and is let in. The `Host` asked for must be a name of this
+    /// server (`knowsName`), so that a page whose own name was made to point here (DNS rebinding) is refused too.
+    func upgrade(_ head: HTTPRequestHead, peer: String?) -> Upgrade {
         let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? head.uri
         guard path == "/ws" || path == "/irc" else { return .refuse(.notFound, "WebSockets are at /ws (JSON) and /irc (IRC).") }
+        let host = head.headers.first(name: "host")?.lowercased() ?? ""
+        guard knowsName(host) else {
+            return .refuse(
+                .forbidden,
+                "This server does not answer to the name \(host) (a guard against DNS rebinding); its operator can add it with "
+                    + "--server-name or --allowed-origin."
+            )
+        }
         if let origin = head.headers.first(name: "origin")?.lowercased() {
             // The page's host against the one the browser asked for, scheme aside: behind a proxy that ends
             // TLS, a page from https://chat.example.org reaches this plain port (as gorilla/websocket checks).
@@ -98,13 +117,35 @@ struct WebSite: Sendable {
                 return .refuse(.forbidden, "Pages from \(origin) may not connect here; the server's operator can allow them with --allowed-origin.")
             }
         }
-        guard path == "/irc" else { return .accept(WebSocketDoor(carried: .json), [:]) }
+        let client = clientAddress(head, peer: peer)
+        let forwarded = client == peer ? nil : client
+        guard path == "/irc" else { return .accept(WebSocketDoor(carried: .json, forwardedFor: forwarded), [:]) }
         let offered = head.headers[canonicalForm: "sec-websocket-protocol"].map { $0.lowercased() }
-        guard !offered.isEmpty else { return .accept(WebSocketDoor(carried: .irc(binary: false)), [:]) }
+        guard !offered.isEmpty else { return .accept(WebSocketDoor(carried: .irc(binary: false), forwardedFor: forwarded), [:]) }
         guard let chosen = offered.first(where: Self.ircSubprotocols.contains) else {
             return .refuse(.badRequest, "IRC over WebSocket speaks text.ircv3.net or binary.ircv3.net.")
         }
-        return .accept(WebSocketDoor(carried: .irc(binary: chosen == "binary.ircv3.net")), ["sec-websocket-protocol": chosen])
+        let door = WebSocketDoor(carried: .irc(binary: chosen == "binary.ircv3.net"), forwardedFor: forwarded)
+        return .accept(door, ["sec-websocket-protocol": chosen])
+    }
+
+    /// Whether `host` (a `Host` header: a name or address, perhaps with a port) names this server: an IP address,
+    /// `localhost`, the server's name or a name whose first label it is (`chat` answers to `chat.lan` and
+    /// `chat.local`), or the host of an `--allowed-origin`.
+    func knowsName(_ host: String) -> Bool {
+        var name = host
+        if name.hasPrefix("[") {
+            name = String(name.dropFirst().prefix { $0 != "]" })  // [::1]:8080
+        } else if name.filter({ $0 == ":" }).count == 1 {
+            name = String(name.prefix { $0 != ":" })
+        }
+        if Network(name) != nil || name == "localhost" { return true }
+        let server = serverName.lowercased()
+        if name == server || name.hasPrefix(server + ".") { return true }
+        return allowedOrigins.contains { origin in
+            let hostPart = origin.split(separator: "://", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
+            return hostPart == host || hostPart.prefix { $0 != ":" } == name
+        }
     }
 
     /// The web client's files (`Web/`, compiled in by the package's `embedInCode` resources), each made a buffer once.
@@ -114,6 +155,15 @@ struct WebSite: Sendable {
         "/style.css": ("text/css; charset=utf-8", ByteBuffer(bytes: PackageResources.style_css)),
         "/favicon.svg": ("image/svg+xml", ByteBuffer(bytes: PackageResources.favicon_svg)),
     ]
+
+    /// An origin as browsers send it: lowercased, no trailing slash, no default port.
+    static func normalizedOrigin(_ origin: String) -> String {
+        var origin = origin.lowercased()
+        if origin.hasSuffix("/") { origin.removeLast() }
+        if origin.hasPrefix("https://"), origin.hasSuffix(":443") { origin.removeLast(4) }
+        if origin.hasPrefix("http://"), origin.hasSuffix(":80") { origin.removeLast(3) }
+        return origin
+    }
 
     static func text(_ status: HTTPResponseStatus, _ text: String) -> Response {
         response(status, type: "text/plain; charset=utf-8", body: ByteBuffer(string: text + "\n"))

@@ -16,6 +16,8 @@ struct WebSocketDoor: FrontDoor {
     }
 
     let carried: Carried
+    /// The browser's address, as a trusted proxy forwarded it (`WebSite.clientAddress`); nil: the peer's.
+    var forwardedFor: String?
 
     var name: String {
         switch carried {

@@ -61,6 +61,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "An address or network (CIDR) that may read /metrics; repeatable. Default: loopback only.")
     var metricsAllow: [String] = []
 
+    @Option(help: "A reverse proxy (address or CIDR) in front of the HTTP port whose X-Forwarded-For names the client: its address is then what login limits, /metrics and the logs see. Repeatable.")
+    var trustedProxy: [String] = []
+
     @Option(help: "The TLS certificate, a PEM file (its chain may follow it). Without it, a self-signed one is made for the server name in --data-dir/tls on first start. SIGHUP reloads it.")
     var tlsCert: String?
 
@@ -158,6 +161,9 @@ struct Serve: AsyncParsableCommand {
         for network in exemptIP where Network(network) == nil {
             throw ValidationError("--exempt-ip \(network): not an address or a network like 10.0.0.0/8 or 2001:db8::/32.")
         }
+        for network in trustedProxy where Network(network) == nil {
+            throw ValidationError("--trusted-proxy \(network): not an address or a network like 10.0.0.0/8 or 2001:db8::/32.")
+        }
         for network in metricsAllow where Network(network) == nil {
             throw ValidationError("--metrics-allow \(network): not an address or a network like 10.0.0.0/8 or 2001:db8::/32.")
         }
@@ -204,6 +210,7 @@ struct Serve: AsyncParsableCommand {
         configuration.httpsPort = httpsPort ?? (tls && !noHTTP ? 8443 : nil)
         configuration.allowedOrigins = allowedOrigin
         if !metricsAllow.isEmpty { configuration.metricsAllowed = metricsAllow.compactMap(Network.init) }
+        configuration.trustedProxies = trustedProxy.compactMap(Network.init)
         if let tlsCert, let tlsKey { configuration.certificate = .files(certificate: tlsCert, key: tlsKey) }
         configuration.plaintext = !noPlaintext
         configuration.allowPlaintextPasswords = allowPlaintextPasswords

@@ -57,7 +57,10 @@ struct BrowserDoorTests {
     func jsonOverWebSocket() async throws {
         try await TestServer.run { server in
             let text = try await server.textUser("nc_user")
-            try await text.send("before the browser came")
+            // Acknowledged, so stored before the browser joins (a text user's line gets no acknowledgement).
+            let early = try await server.jsonUser("early")
+            try await early.send(##"{"type":"send","room":"#general","text":"before the browser came","ref":"e"}"##)
+            try await early.waitFor(isEvent("ack", ["ref": "e"]))
             let browser = try await TestClient.connectWebSocket(port: server.httpPort, path: "/ws")
             try await browser.send(#"{"type":"hello","version":1,"nick":"webby"}"#)
             try await browser.waitFor(isEvent("welcome", ["nick": "webby"]))
@@ -299,5 +302,63 @@ struct BrowserDoorTests {
         #expect(await (first, second) == (false, false))
         #expect(started.duration(to: .now) < .seconds(60))
         #expect(await HealthProbe(store: NoStore()).check())
+    }
+
+    @Test("DNS rebinding: a WebSocket for a Host that is no name of this server is refused, whatever the Origin says")
+    func rebinding() async throws {
+        try await TestServer.run(configure: { $0.allowedOrigins = ["https://chat.example.org:443"] }) { server in
+            let port = server.httpPort
+            func handshake(host: String) async throws -> String? {
+                let request = Self.handshake(port: port, path: "/ws", headers: ["Origin: http://\(host)"])
+                    .replacingOccurrences(of: "Host: 127.0.0.1:\(port)", with: "Host: \(host)")
+                let client = try await TestClient.connect(port: port)
+                try await client.sendRaw(Array(request.utf8))
+                let status = try await client.nextLine()
+                await client.close()
+                return status
+            }
+            let refused = try await handshake(host: "evil.example:\(port)")
+            #expect(refused == "HTTP/1.1 403 Forbidden")
+            for host in ["localhost:\(port)", "test.parley:\(port)", "test.parley.lan:\(port)", "[::1]:\(port)", "chat.example.org"] {
+                let status = try await handshake(host: host)
+                #expect(status == "HTTP/1.1 101 Switching Protocols", "\(host)")
+            }
+        }
+    }
+
+    @Test("--trusted-proxy: X-Forwarded-For names the client for /metrics and for the limits per address; others' headers are ignored")
+    func trustedProxy() async throws {
+        try await TestServer.run(configure: { $0.trustedProxies = [Network("127.0.0.1")!] }) { server in
+            let port = server.httpPort
+            let forwarded = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.5\r\nConnection: close\r\n\r\n"
+            let refused = try await Self.exchange(port: port, forwarded)
+            #expect(refused.first == "HTTP/1.1 403 Forbidden")
+            let allowed = try await Self.get("/metrics", port: port)
+            #expect(allowed.first == "HTTP/1.1 200 OK")
+            // Registrations are limited per address: three from one forwarded address, then refused; another goes.
+            func register(_ nick: String, from address: String) async throws -> String {
+                let client = try await TestClient.connectWebSocket(port: port, path: "/ws", headers: ["X-Forwarded-For": "10.9.9.9, \(address)"])
+                try await client.send(##"{"type":"hello","version":1,"nick":"\##(nick)"}"##)
+                try await client.waitFor(isEvent("welcome"))
+                try await client.send(##"{"type":"register","password":"a-long-password","ref":"r"}"##)
+                let answer = try await client.waitFor { $0.contains("registered to you") || $0.contains(#""ref":"r""#) }
+                await client.close()
+                return answer
+            }
+            for nick in ["one", "two", "three"] {
+                let answer = try await register(nick, from: "198.51.100.1")
+                #expect(answer.contains("registered to you"), "\(answer)")
+            }
+            let fourth = try await register("four", from: "198.51.100.1")
+            #expect(fourth.contains("too_many_attempts"), "\(fourth)")
+            let other = try await register("five", from: "198.51.100.2")
+            #expect(other.contains("registered to you"), "\(other)")
+        }
+        // Not from a trusted proxy: the header is the client's own claim, and ignored.
+        try await TestServer.run { server in
+            let forwarded = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.5\r\nConnection: close\r\n\r\n"
+            let answer = try await Self.exchange(port: server.httpPort, forwarded)
+            #expect(answer.first == "HTTP/1.1 200 OK")
+        }
     }
 }

@@ -39,7 +39,10 @@ struct BrowserTests {
         try await TestServer.run { server in
             let text = try await server.textUser("nc_user")
             try await text.send("/topic Welcome to Parley: one chat for the browser, nc, the terminal client and IRC")
-            try await text.send("said before the browser came")
+            // Acknowledged, so stored before the browser joins: it can only come as the history shown on joining.
+            let early = try await server.jsonUser("early")
+            try await early.send(##"{"type":"send","room":"#general","text":"said before the browser came","ref":"e"}"##)
+            try await early.waitFor(isEvent("ack", ["ref": "e"]))
             try await Self.withTab("chat") { tab in
                 try await Self.signIn(tab, port: server.httpPort, nick: "ada")
                 try await tab.waitUntil(Self.logContains("said before the browser came"), "the history shown on join")
@@ -70,6 +73,13 @@ struct BrowserTests {
                 #expect(try await tab.run("document.querySelectorAll('#log b, #log img').length") as? Int == 0)
                 #expect(try await tab.run("window.pwned === undefined") as? Bool == true)
                 #expect(try await tab.text("document.querySelector('#log a').href") == "https://example.org/a?b=1")
+
+                // A paste of several lines goes as that many messages, a line that looks like a command included.
+                try await tab.type("first pasted line\n/quit is not run\nthird pasted line", into: "#input")
+                try await tab.pressEnter(in: "#input")
+                for line in ["first pasted line", "/quit is not run", "third pasted line"] {
+                    try await text.waitFor { $0.hasSuffix("] <ada> \(line)") }
+                }
 
                 // A room is made from the sidebar, and a room with its own member list.
                 try await tab.type("#books", into: "#join-room")
@@ -147,6 +157,7 @@ struct BrowserTests {
     @Test("a nickname is registered from the page; then it asks for the password, says when it is wrong, and lets its owner in")
     func accounts() async throws {
         try await TestServer.run { server in
+            let watcher = try await server.textUser("watcher")
             try await Self.withTab("register") { tab in
                 try await tab.go(to: "http://127.0.0.1:\(server.httpPort)/")
                 try await tab.type("kim", into: "#nick")
@@ -155,13 +166,14 @@ struct BrowserTests {
                 try await tab.click("#signin-button")
                 try await tab.waitUntil(Self.logContains("now registered to you"), "the registration confirmed")
             }
+            // The first tab is closed; once its connection is gone, the nick is free for its owner again.
+            try await watcher.waitFor { $0.hasPrefix("*** kim left #general") }
             try await Self.withTab("login") { tab in
                 try await tab.go(to: "http://127.0.0.1:\(server.httpPort)/")
                 try await tab.type("kim", into: "#nick")
                 try await tab.type("", into: "#password")
                 try await tab.click("#signin-button")
-                // The first tab's connection may still hold the nick for a moment: taken, then registered.
-                try await tab.waitUntil("document.getElementById('signin-error').innerText.includes('registered')", timeout: .seconds(30), "the password asked for")
+                try await tab.waitUntil("document.getElementById('signin-error').innerText.includes('registered')", "the password asked for")
                 try await tab.type("not-the-password", into: "#password")
                 try await tab.click("#signin-button")
                 try await tab.waitUntil("document.getElementById('signin-error').innerText.includes('Wrong nickname or password')", "a wrong password said")

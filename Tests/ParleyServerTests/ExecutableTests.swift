@@ -20,6 +20,9 @@ struct ExecutableTests {
             try await sender.sendRaw(Array((0..<200).map { "\(batch)-\($0) \(payload)\n" }.joined().utf8))
         }
         try await text.waitFor(timeout: .seconds(30)) { $0.hasSuffix("<sender> 19-199 \(payload)") }
+        // Both readers have everything before the signal: on a loaded machine the JSON one could otherwise still be
+        // megabytes behind when the grace runs out, and be closed before its goodbye.
+        try await json.waitFor(timeout: .seconds(30), isEvent("message", ["text": "19-199 \(payload)"]))
 
         server.signal(SIGTERM)
         try await text.waitFor { $0 == "*** The server is shutting down. Goodbye!" }
@@ -250,7 +253,7 @@ struct ExecutableTests {
         #expect(try await serve.waitForExit() == 0)
         for flag in ["--host", "--port", "--data-dir", "--log-level", "--max-line-bytes", "--flood-burst", "--flood-rate",
             "--send-queue-bytes", "--registration-timeout", "--shutdown-grace", "--console", "--irc-port", "--no-irc", "--store",
-            "--http-port", "--no-http", "--https-port", "--allowed-origin", "--metrics-allow"]
+            "--http-port", "--no-http", "--https-port", "--allowed-origin", "--metrics-allow", "--trusted-proxy"]
         {
             #expect(serve.output.text.contains(flag), "serve --help lacks \(flag)")
         }

@@ -17,6 +17,8 @@ const el = (tag, className, text) => {
 
 /** One conversation: a room or a private one with a nick. */
 class Conversation {
+  static limit = 5000;
+
   constructor(name) {
     this.name = name;
     this.isRoom = name.startsWith("#");
@@ -46,7 +48,9 @@ class Conversation {
     if (fresh.length === 0) return 0;
     this.messages = this.messages.concat(fresh);
     this.messages.sort((a, b) => sortKey(a) - sortKey(b) || a.seq - b.seq);
-    if (this.messages.length > 5000) this.messages.splice(0, this.messages.length - 5000);
+    // Live messages push the oldest out; paging back stops at the limit (`loadOlder`), so it never trims what
+    // it just fetched.
+    if (this.messages.length > Conversation.limit) this.messages.splice(0, this.messages.length - Conversation.limit);
     return fresh.length;
   }
 }
@@ -82,7 +86,13 @@ const state = {
   countdownTimer: null,
   missedSinceDrop: null, // conversation name -> count, while reconnecting
   resuming: null, // the rooms whose replay has not come yet after a reconnect (lowercased)
+  resumeRequests: new Map(), // ref -> private conversation name, its replay after a reconnect
+  reportTimer: null,
   helloRetries: 0,
+  refused: false, // the sign-in was refused: no reconnecting until the user tries again
+  heard: 0, // when the server last sent anything
+  pingSent: 0,
+  candidatePassword: null, // a password sent with /login, /register or /passwd, kept once the server agrees
   server: location.host,
 };
 
@@ -104,12 +114,20 @@ const nextRef = () => `w${++state.refs}`;
 function connect() {
   clearTimeout(state.retryTimer);
   clearInterval(state.countdownTimer);
+  // A socket still connecting is given up: only the newest one's events count (each handler checks).
+  const previous = state.socket;
+  state.socket = null;
+  if (previous) previous.close();
   setStatus("connecting", "Connecting…");
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
   const socket = new WebSocket(scheme + location.host + "/ws");
   state.socket = socket;
-  socket.addEventListener("open", () => sendHello());
+  socket.addEventListener("open", () => {
+    if (state.socket === socket) sendHello();
+  });
   socket.addEventListener("message", (event) => {
+    if (state.socket !== socket) return;
+    state.heard = Date.now();
     let data;
     try {
       data = JSON.parse(event.data);
@@ -118,24 +136,65 @@ function connect() {
     }
     handle(data);
   });
-  socket.addEventListener("close", () => {
-    if (state.socket !== socket) return;
-    state.socket = null;
-    const wasWelcomed = state.welcomed;
-    state.welcomed = false;
-    if (state.leaving) {
-      setStatus("offline", "Disconnected");
-      return showSignin("You left the chat. Join again whenever you like.");
-    }
-    if (!state.everWelcomed) {
-      showSignin("Cannot reach the chat server. Trying again…");
-    } else if (wasWelcomed) {
-      systemLine(state.current, "Disconnected from the server. Reconnecting…", "error-line");
-      state.missedSinceDrop = new Map();
-      state.firstDrop = state.firstDrop || Date.now();
-    }
-    scheduleReconnect();
-  });
+  socket.addEventListener("close", () => dropped(socket));
+}
+
+/** The connection ended (closed, or found dead by `keepAlive`): reconnect, unless the user left or was refused. */
+function dropped(socket) {
+  if (state.socket !== socket) return;
+  state.socket = null;
+  socket.close();
+  const wasWelcomed = state.welcomed;
+  state.welcomed = false;
+  connectionLost();
+  if (state.leaving) {
+    setStatus("offline", "Disconnected");
+    return showSignin("You left the chat. Join again whenever you like.");
+  }
+  // Refused at sign-in (a wrong password, a taken nick): the user decides what to try next.
+  if (state.refused) return setStatus("offline", "Not connected");
+  if (!state.everWelcomed) {
+    showSignin("Cannot reach the chat server. Trying again…");
+  } else if (wasWelcomed) {
+    systemLine(state.current, "Disconnected from the server. Reconnecting…", "error-line");
+    state.missedSinceDrop = new Map();
+    state.firstDrop = state.firstDrop || Date.now();
+  }
+  scheduleReconnect();
+}
+
+/** What belonged to the connection that just ended: requests it will never answer. Messages not yet
+    acknowledged are marked as not sent (a replay after the reconnect shows those the server did store). */
+function connectionLost() {
+  clearTimeout(state.reportTimer);
+  for (const { conversation: name, message } of state.pendingSends.values()) {
+    message.pending = false;
+    message.failed = true;
+    const c = conversation(name, false);
+    if (c && c.name === state.current) renderLog(isAtBottom());
+  }
+  state.pendingSends.clear();
+  state.olderRequests.clear();
+  state.resumeRequests.clear();
+  for (const c of state.conversations.values()) {
+    c.loadingOlder = false;
+    c.asked = false;
+  }
+}
+
+/** Every 25 s a ping: it keeps proxies from closing a quiet connection, and a link that died without a word
+    (a laptop's Wi-Fi, a NAT's timeout) is noticed when nothing at all has come back 10 s later. */
+function keepAlive() {
+  if (!state.socket || !state.welcomed) return;
+  if (state.pingSent && state.heard < state.pingSent && Date.now() - state.pingSent > 10000) {
+    state.pingSent = 0;
+    // Not waiting for the close event: on a dead link the closing handshake can take minutes.
+    return dropped(state.socket);
+  }
+  if (Date.now() - state.heard > 25000 && !(state.pingSent > state.heard)) {
+    state.pingSent = Date.now();
+    send({ type: "ping", ref: "keepalive" });
+  }
 }
 
 /** Waits a little longer after each failure: 1 s, 2 s, 4 s, then 5 s for the first minute (a LAN's restart is
@@ -184,7 +243,7 @@ function handle(event) {
     case "ack": return onAck(event);
     case "nick": return onNick(event);
     case "topic": return onTopic(event);
-    case "notice": return systemLine(state.current, event.text, "notice");
+    case "notice": return onNotice(event);
     case "error": return onError(event);
     case "away": return onAway(event);
     case "current_room": return;
@@ -216,21 +275,32 @@ function onWelcome(event) {
     send({ type: "register", password: state.password, ref: nextRef() });
   }
   state.helloRetries = 0;
+  state.refused = false;
   if (reconnected) {
-    // The server puts us back in #general; the other rooms are joined again, each replaying what was missed.
+    // The server puts us back in #general; the other rooms are joined again, each replaying what was missed,
+    // and each private conversation asks for what came after its newest message.
     state.resuming = new Set(["#general"]);
     for (const c of state.conversations.values()) {
-      if (!c.isRoom || !c.joined || c.name.toLowerCase() === "#general") continue;
+      if (c.isRoom && (!c.joined || c.name.toLowerCase() === "#general")) continue;
       state.resuming.add(c.name.toLowerCase());
-      send({ type: "join", room: c.name });
+      if (c.isRoom) {
+        send({ type: "join", room: c.name });
+      } else if (c.newestId) {
+        const ref = nextRef();
+        state.resumeRequests.set(ref, c.name);
+        send({ type: "history", room: c.name, after: c.newestId, limit: 500, ref });
+      } else {
+        state.resuming.delete(c.name.toLowerCase());
+      }
     }
     // A room that cannot be joined again sends no replay: say what is known after a while all the same.
-    setTimeout(reportMissed, 5000);
+    state.reportTimer = setTimeout(reportMissed, 5000);
   }
 }
 
 /** After a reconnect, once every room's replay is in: how much was missed, where. */
 function reportMissed() {
+  clearTimeout(state.reportTimer);
   const missed = state.missedSinceDrop;
   state.missedSinceDrop = null;
   state.resuming = null;
@@ -310,6 +380,11 @@ function onHistory(event) {
     }
     return;
   }
+  if (state.resumeRequests.has(event.ref)) state.resumeRequests.delete(event.ref);
+  else if (event.ref) return;
+  // Our own messages that the drop left unconfirmed, and that the server did store: the stored copy stays.
+  const stored = new Set(messages.filter((m) => sameNick(m.from, state.nick)).map((m) => m.text));
+  c.messages = c.messages.filter((m) => !(m.failed && stored.has(m.text)));
   const before = c.newestId;
   const added = c.merge(messages);
   if (added && c.name === state.current) renderLog(true);
@@ -346,9 +421,12 @@ function onAck(event) {
   pending.message.ts = event.ts;
   pending.message.pending = false;
   const c = conversation(pending.conversation);
-  c.messages = c.messages.filter((m) => m !== pending.message);
-  c.merge([pending.message]);
-  if (c.name === state.current) renderLog(isAtBottom());
+  const before = c.messages.indexOf(pending.message);
+  c.messages.sort((a, b) => sortKey(a) - sortKey(b) || a.seq - b.seq);
+  // Usually it stays where it was shown (the newest): then only its look changes, no redraw (a paste of fifty
+  // lines is fifty acks).
+  if (c.messages.indexOf(pending.message) === before && pending.message.node) pending.message.node.classList.remove("pending");
+  else if (c.name === state.current) renderLog(isAtBottom());
 }
 
 function onNick(event) {
@@ -357,6 +435,17 @@ function onNick(event) {
     state.nick = event.to;
     localStorage.setItem("parley.nick", event.to);
     $("me").textContent = event.to;
+  }
+  const talk = conversation(event.from, false);
+  if (talk && !talk.isRoom && !mine && !state.conversations.has(event.to.toLowerCase())) {
+    // A private conversation follows the other's new nick.
+    state.conversations.delete(event.from.toLowerCase());
+    talk.name = event.to;
+    state.conversations.set(event.to.toLowerCase(), talk);
+    eventLine(talk.name, `${event.from} is now known as ${event.to}`);
+    if (sameNick(state.current, event.from)) state.current = event.to;
+    renderSidebar();
+    renderHeader();
   }
   for (const c of state.conversations.values()) {
     const index = c.nicks.findIndex((n) => sameNick(n, event.from));
@@ -379,13 +468,19 @@ function onTopic(event) {
 }
 
 function onError(event) {
-  if (!state.welcomed && state.everWelcomed && event.code === "nick_taken" && state.helloRetries < 3) {
-    // Reconnecting at once, our nick may still be held by the connection that just dropped: ask again soon.
+  if (!state.welcomed && state.everWelcomed && event.code === "nick_taken" && state.helloRetries < 12) {
+    // Reconnecting at once, our nick may still be held by the connection that just dropped (the server finds
+    // a vanished peer within about two minutes): ask again, a little later each time.
+    const wait = Math.min(2000 * 2 ** state.helloRetries, 15000);
     state.helloRetries += 1;
-    setTimeout(sendHello, 2000);
+    setStatus("connecting", `Your nick is still held by the old connection — trying again in ${Math.round(wait / 1000)} s`);
+    setTimeout(() => {
+      if (!state.welcomed) sendHello();
+    }, wait);
     return;
   }
   if (!state.welcomed) {
+    state.refused = true;
     const words = {
       nick_taken: "That nickname is taken. Choose another.",
       invalid_nick: event.text,
@@ -403,12 +498,31 @@ function onError(event) {
     c.messages = c.messages.filter((m) => m !== pending.message);
     if (c.name === state.current) renderLog(isAtBottom());
   }
+  if (event.code === "line_too_long" && !event.ref) {
+    // Too long to be read, so it carries no ref: the oldest message still waiting is the one.
+    const [ref, pending] = state.pendingSends.entries().next().value || [];
+    if (pending) {
+      state.pendingSends.delete(ref);
+      pending.message.pending = false;
+      pending.message.failed = true;
+      if (pending.conversation === state.current) renderLog(isAtBottom());
+    }
+  }
   if (event.ref && state.olderRequests.has(event.ref)) {
     const c = conversation(state.olderRequests.get(event.ref));
     state.olderRequests.delete(event.ref);
     c.loadingOlder = false;
   }
   systemLine(state.current, event.text, "error-line");
+}
+
+function onNotice(event) {
+  // The server agreed to the password just sent: it is the one to log in with after a reconnect.
+  if (state.candidatePassword !== null && /logged in as|registered to you|password has been changed/i.test(event.text)) {
+    state.password = state.candidatePassword;
+    state.candidatePassword = null;
+  }
+  systemLine(state.current, event.text, "notice");
 }
 
 function onAway(event) {
@@ -614,7 +728,12 @@ function linesFor(message, previous) {
     lines.push(el("li", "day", dayFormat.format(when)));
   }
   const item = el("li");
+  message.node = item;
   if (message.pending) item.classList.add("pending");
+  if (message.failed) {
+    item.classList.add("failed");
+    item.title = "Not sent: the connection ended first, or it was too long";
+  }
   const time = el("time", "time", timeFormat.format(when));
   time.dateTime = when.toISOString();
   time.title = when.toLocaleString();
@@ -713,18 +832,22 @@ function updateTitle() {
 function notify(c, event) {
   if (!("Notification" in window) || Notification.permission !== "granted") return;
   const title = c.isRoom ? `${event.from} in ${c.name}` : `${event.from} (private)`;
-  const notification = new Notification(title, { body: event.text, tag: c.name });
-  notification.addEventListener("click", () => {
-    window.focus();
-    select(c.name);
-  });
+  try {
+    const notification = new Notification(title, { body: event.text, tag: c.name });
+    notification.addEventListener("click", () => {
+      window.focus();
+      select(c.name);
+    });
+  } catch {
+    // Some browsers (Android's) allow notifications only from a service worker: the title still counts.
+  }
 }
 
 // ---------------------------------------------------------------- scrollback
 
 function loadOlder() {
   const c = conversation(state.current);
-  if (c.noOlder || c.loadingOlder || !c.oldestId) return;
+  if (c.noOlder || c.loadingOlder || !c.oldestId || c.messages.length >= Conversation.limit) return;
   c.loadingOlder = true;
   const ref = nextRef();
   state.olderRequests.set(ref, c.name);
@@ -814,15 +937,15 @@ function runCommand(line) {
       return send({ type: "away", ref });
     case "register":
       if (!args[0]) return usage("/register password");
-      state.password = args[0];
+      state.candidatePassword = args[0];
       return send({ type: "register", password: args[0], ref });
     case "login":
       if (args.length < 2) return usage("/login nick password");
-      state.password = args[1];
+      state.candidatePassword = args[1];
       return send({ type: "login", nick: args[0], password: args[1], ref });
     case "passwd":
       if (args.length < 2) return usage("/passwd old new");
-      state.password = args[1];
+      state.candidatePassword = args[1];
       return send({ type: "passwd", old: args[0], new: args[1], ref });
     case "invite":
       if (!args[0]) return usage("/invite nick [#room]");
@@ -830,8 +953,17 @@ function runCommand(line) {
     case "kick":
       if (!args[0] || !room) return usage("/kick nick [reason] in a room");
       return send({ type: "kick", room, nick: args[0], ...(args.length > 1 ? { reason: args.slice(1).join(" ") } : {}), ref });
-    case "ban": case "unban": case "mute": case "unmute":
-      if (!args[0] || !room) return usage(`/${word} mask in a room`);
+    case "ban": case "mute": {
+      if (!args[0] || !room) return usage(`/${word} nick|mask [duration like 10m or 7d] [reason] in a room`);
+      const request = { type: word.toLowerCase(), room, mask: args[0], ref };
+      const duration = seconds(args[1]);
+      const reason = args.slice(duration ? 2 : 1).join(" ");
+      if (duration) request.duration = duration;
+      if (reason) request.reason = reason;
+      return send(request);
+    }
+    case "unban": case "unmute":
+      if (!args[0] || !room) return usage(`/${word} nick|mask in a room`);
       return send({ type: word.toLowerCase(), room, mask: args[0], ref });
     case "op": case "deop": case "voice": case "devoice":
       if (!args[0] || !room) return usage(`/${word} nick in a room`);
@@ -848,6 +980,13 @@ function runCommand(line) {
     default:
       return systemLine(state.current, `Unknown command /${word}. Type /help for the list.`, "error-line");
   }
+}
+
+/** `90`, `10m`, `2h`, `7d`, `1w` as seconds; undefined for anything else. */
+function seconds(text) {
+  const match = /^(\d+)([smhdw]?)$/.exec(text || "");
+  if (!match) return undefined;
+  return Number(match[1]) * { "": 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[match[2]];
 }
 
 function usage(text) {
@@ -875,12 +1014,11 @@ function submitInput() {
   state.inputHistory.push(text);
   if (state.inputHistory.length > 200) state.inputHistory.shift();
   state.historyIndex = -1;
-  // A paste of several lines is sent as that many lines, in order.
-  for (const line of text.split(/\r?\n/)) {
-    if (!line.trim()) continue;
-    if (line.startsWith("/") && !line.startsWith("//")) runCommand(line.trim());
-    else sendText(line.startsWith("//") ? line.slice(1) : line);
-  }
+  // A paste of several lines is sent as that many lines of text, in order, never run as commands (a pasted
+  // log may hold a /quit); a single line starting with / is a command, // sends a line starting with /.
+  const lines = text.split(/\r?\n/).filter((line) => line.trim());
+  if (lines.length === 1 && lines[0].startsWith("/") && !lines[0].startsWith("//")) return runCommand(lines[0].trim());
+  for (const line of lines) sendText(line.startsWith("//") ? line.slice(1) : line);
 }
 
 function resizeInput() {
@@ -930,6 +1068,7 @@ function start() {
     state.password = $("password").value;
     state.registerAfterWelcome = $("register").checked && state.password.length > 0;
     state.leaving = false;
+    state.refused = false;
     $("signin-error").textContent = "";
     $("signin-button").disabled = true;
     // Asked while the user is clicking: browsers show the prompt only for a gesture.
@@ -971,6 +1110,7 @@ function start() {
     }
   });
   document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !$("help").hidden) return toggleHelp(false);
     // Alt+Up/Down: the previous or next conversation.
     if (!event.altKey || (event.key !== "ArrowUp" && event.key !== "ArrowDown")) return;
     const all = [...state.conversations.values()].sort((a, b) => (a.isRoom === b.isRoom ? a.name.localeCompare(b.name) : a.isRoom ? -1 : 1));
@@ -1016,6 +1156,7 @@ function start() {
       updateTitle();
     }
   });
+  setInterval(keepAlive, 5000);
   showSignin();
   $("nick").focus();
 }

@@ -199,7 +199,8 @@ extension TestClient {
     /// is one line, and each line it sends one text message (or binary, with `binary`). The handshake sends
     /// `origin` and `subprotocols` when given.
     static func connectWebSocket(
-        port: Int, path: String, origin: String? = nil, subprotocols: [String] = [], binary: Bool = false, receiveBuffer: Int? = nil
+        port: Int, path: String, origin: String? = nil, subprotocols: [String] = [], binary: Bool = false, receiveBuffer: Int? = nil,
+        headers extra: [String: String] = [:]
     ) async throws -> TestClient {
         let made = NIOLockedValueBox<NIOLoopBound<LineCollector>?>(nil)
         let upgraded = NIOLockedValueBox<EventLoopPromise<Void>?>(nil)
@@ -225,6 +226,7 @@ extension TestClient {
         var headers: HTTPHeaders = ["host": "127.0.0.1:\(port)", "content-length": "0"]
         if let origin { headers.add(name: "origin", value: origin) }
         if !subprotocols.isEmpty { headers.add(name: "sec-websocket-protocol", value: subprotocols.joined(separator: ", ")) }
+        for (name, value) in extra { headers.add(name: name, value: value) }
         channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: headers)), promise: nil)
         try await channel.writeAndFlush(HTTPClientRequestPart.end(nil))
         guard let done = upgraded.withLockedValue({ $0 }) else { throw TestFailure("no upgrade promise") }
