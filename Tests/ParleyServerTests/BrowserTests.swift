@@ -86,6 +86,10 @@ struct BrowserTests {
                 try await tab.run("document.getElementById('join-form').requestSubmit()")
                 try await tab.waitUntil("document.getElementById('title').innerText === '#books'", "the new room selected")
                 try await tab.waitUntil("document.getElementById('member-list').innerText.includes('@')", "the creator marked operator")
+                // And left with its button in the sidebar: gone from the list, back in #general.
+                try await tab.click("#rooms button[aria-label='Leave #books']")
+                try await tab.waitUntil("!document.getElementById('rooms').innerText.includes('#books')", "the room left")
+                #expect(try await tab.text("document.getElementById('title').innerText") == "#general")
                 #expect(tab.errors().isEmpty, "\(tab.errors())")
             }
         }
@@ -102,6 +106,10 @@ struct BrowserTests {
                 try await Self.signIn(tab, port: server.httpPort, nick: "grace")
                 try await text.send("before the restart")
                 try await tab.waitUntil(Self.logContains("before the restart"), "the first message")
+                // The user is reading a private conversation when the server goes.
+                try await tab.type("/query nc_user", into: "#input")
+                try await tab.pressEnter(in: "#input")
+                try await tab.waitUntil("document.getElementById('title').innerText === 'nc_user'", "the private window")
             }
             try await tab.waitUntil(Self.logContains("Disconnected from the server"), "the drop said")
             // While the web client is away (this server has no HTTP port), someone speaks; a witness's copy
@@ -113,8 +121,12 @@ struct BrowserTests {
                 try await witness.waitFor(isEvent("message", ["text": "said while you were away"]))
             }
             try await TestServer.run(dataDirectory: data, configure: { $0.httpPort = httpPort.withLockedValue { $0 } }) { server in
-                try await tab.waitUntil(Self.logContains("said while you were away"), timeout: .seconds(30), "the missed message")
-                try await tab.waitUntil(Self.logContains("You missed 1 message"), "how much was missed")
+                // Back, still on the window being read; #general marked with what it missed.
+                try await tab.waitUntil(Self.logContains("You missed 1 message: 1 in #general"), timeout: .seconds(30), "how much was missed")
+                #expect(try await tab.text("document.getElementById('title').innerText") == "nc_user")
+                #expect(try await tab.text("document.querySelector('#rooms .badge')?.innerText") == "1")
+                try await tab.run("[...document.querySelectorAll('#rooms button')].find((b) => b.innerText.startsWith('#general')).click()")
+                try await tab.waitUntil(Self.logContains("said while you were away"), "the missed message")
                 #expect(try await tab.text("document.getElementById('log').innerText.split('before the restart').length - 1") == "1")
                 let text = try await server.textUser("nc_user")
                 try await text.send("and now live again")

@@ -315,7 +315,10 @@ function onJoined(event) {
   const c = conversation(event.room);
   if (sameNick(event.nick, state.nick)) {
     c.joined = true;
-    if (!state.conversations.has(state.current.toLowerCase()) || !conversation(state.current).joined || state.switchOnJoin === c.name.toLowerCase()) {
+    // The room becomes current when the user asked for it, or when the current window is no longer a room one
+    // is in; a reconnect's joins leave the window being read (a private conversation too) as it is.
+    const current = conversation(state.current, false);
+    if (!current || (current.isRoom && !current.joined) || state.switchOnJoin === c.name.toLowerCase()) {
       state.switchOnJoin = null;
       select(c.name);
     }
@@ -391,6 +394,11 @@ function onHistory(event) {
   if (state.missedSinceDrop && before) {
     const after = messages.filter((m) => m.id > before).length;
     state.missedSinceDrop.set(c.name, (state.missedSinceDrop.get(c.name) || 0) + after);
+    if (after && c.name !== state.current) {
+      c.unread += after;
+      renderSidebar();
+      updateTitle();
+    }
   }
   if (state.resuming && state.resuming.delete(c.name.toLowerCase()) && state.resuming.size === 0) reportMissed();
 }
@@ -635,8 +643,17 @@ function renderSidebar() {
         button.append(badge);
       }
       button.addEventListener("click", () => select(c.name));
+      // Leaving a room (or closing a private conversation) without typing /part.
+      const close = el("button", "close", "×");
+      close.type = "button";
+      close.setAttribute("aria-label", c.isRoom ? `Leave ${c.name}` : `Close the conversation with ${c.name}`);
+      close.title = c.isRoom ? "Leave the room" : "Close";
+      close.addEventListener("click", () => {
+        if (c.isRoom) send({ type: "part", room: c.name, ref: nextRef() });
+        else closeConversation(c.name);
+      });
       const item = el("li");
-      item.append(button);
+      item.append(button, close);
       list.append(item);
     }
   }
