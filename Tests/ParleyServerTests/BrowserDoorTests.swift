@@ -14,7 +14,7 @@ struct BrowserDoorTests {
     static func exchange(port: Int, _ request: String) async throws -> [String] {
         let client = try await TestClient.connect(port: port)
         try await client.sendRaw(Array(request.utf8))
-        return try await client.waitForClose()
+        return try await client.waitForClose(timeout: .seconds(60))
     }
 
     static func get(_ path: String, port: Int, method: String = "GET") async throws -> [String] {
@@ -265,10 +265,10 @@ struct BrowserDoorTests {
         }
     }
 
-    @Test("HTTP: thousands of pipelined requests in one write are answered in order; a request that never ends is cut at the deadline")
+    @Test("HTTP: a thousand pipelined requests in one write are answered in order; a request that never ends is cut at the deadline")
     func pipeliningAndDeadlines() async throws {
         try await TestServer.run(configure: { $0.limits.httpRequestTimeout = .seconds(1) }) { server in
-            let count = 3000
+            let count = 1000
             let request = "GET /favicon.svg HTTP/1.1\r\nHost: x\r\n\r\n"
             let last = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
             let lines = try await Self.exchange(port: server.httpPort, String(repeating: request, count: count) + last)

@@ -2,7 +2,7 @@ import Foundation
 
 /// Parses one line of the JSON-lines protocol, failing the test when it is not a JSON object.
 func json(_ line: String) throws -> [String: Any] {
-    guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+    guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
         throw TestFailure("not a JSON object: \(line)")
     }
     return object

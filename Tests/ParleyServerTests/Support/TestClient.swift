@@ -23,7 +23,9 @@ final class TestClient: Sendable {
         }
     }
 
-    static let defaultTimeout: TimeAmount = .seconds(10)
+    /// Generous: a wait ends as soon as its line comes, and a loaded CI machine (the browser tests start Chromium
+    /// beside everything else) can be seconds behind.
+    static let defaultTimeout: TimeAmount = .seconds(20)
 
     let channel: any Channel
     private let collector: NIOLoopBound<LineCollector>
