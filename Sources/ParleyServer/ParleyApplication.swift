@@ -49,7 +49,15 @@ public struct ParleyApplication: Sendable {
         } catch {
             throw StoreError.cannotOpen(path: configuration.dataDirectory, reason: error.localizedDescription)
         }
-        let store = try await SQLiteStore.open(directory: configuration.dataDirectory)
+        // Held while the server runs: a second server on the same folder is refused here, naming the first.
+        let lock = try ServerLock.acquire(directory: configuration.dataDirectory)
+        let store: SQLiteStore
+        do {
+            store = try await SQLiteStore.open(directory: configuration.dataDirectory)
+        } catch {
+            lock.release()
+            throw error
+        }
         let lastID: Int64
         let accounts: [Account]
         let policies: [RoomPolicy]
@@ -59,11 +67,15 @@ public struct ParleyApplication: Sendable {
             policies = try await store.roomPolicies()
         } catch {
             await store.close()
+            lock.release()
             throw error
         }
         let application = ParleyApplication(
             configuration: configuration, logger: logger, store: store, accounts: store, rooms: store, lastID: lastID, tls: tls
-        ) { await store.close() }
+        ) {
+            await store.close()
+            lock.release()
+        }
         application.hub.setAccounts(accounts)
         application.hub.setRoomPolicies(policies)
         return application

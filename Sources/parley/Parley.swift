@@ -10,6 +10,6 @@ struct Parley: AsyncParsableCommand {
             program that speaks Parley's JSON-lines protocol (docs/PROTOCOL.md).
             """,
         version: "0.1.0",
-        subcommands: [Serve.self, Connect.self, AccountCommand.self, BenchCommand.self]
+        subcommands: [Serve.self, Connect.self, AccountCommand.self, BackupCommand.self, RestoreCommand.self, BenchCommand.self]
     )
 }

@@ -276,5 +276,10 @@ struct ExecutableTests {
         let root = try ParleyProcess(["--help"], input: .nullDevice)
         #expect(try await root.waitForExit() == 0)
         #expect(root.output.text.contains("serve"))
+        for command in ["backup", "restore"] {
+            let help = try ParleyProcess([command, "--help"], input: .nullDevice)
+            #expect(try await help.waitForExit() == 0)
+            #expect(help.output.text.contains("--data-dir"), "\(command) --help: \(help.output.text)")
+        }
     }
 }

@@ -132,6 +132,9 @@ final class ParleyProcess: Sendable {
         try terminal.write(contentsOf: Data((line + "\n").utf8))
     }
 
+    /// The process id.
+    var pid: Int32 { process.processIdentifier }
+
     /// Ends the input pipe (end of input for the process).
     func closeInput() throws {
         try terminal?.close()
