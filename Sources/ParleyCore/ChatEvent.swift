@@ -5,6 +5,8 @@ public enum ChatEvent: Sendable, Equatable {
     /// Registration succeeded; `online` users (the new one included) are in `rooms` rooms; at most `mostOnline`
     /// were online at once since the server started.
     case welcome(nick: String, server: String, online: Int = 1, rooms: Int = 1, mostOnline: Int = 1)
+    /// The message of the day (`parley serve --motd FILE`), right after the welcome; no lines: none is set.
+    case motd(lines: [String])
     /// A room message, a private message or a server notice.
     case message(ChatMessage)
     /// A server notice to everyone (target `.everyone`) as one recipient gets it: `rooms` are the rooms that

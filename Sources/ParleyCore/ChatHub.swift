@@ -176,6 +176,11 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     public func setRoomPolicies(_ policies: [RoomPolicy]) { shared.withLock { $0.state.setRoomPolicies(policies) } }
 
     public func setAccounts(_ accounts: [Account]) { shared.withLock { $0.state.setAccounts(accounts) } }
+    /// The message of the day: its lines, shown to each client that registers from now on.
+    public var motd: [String] {
+        get { shared.withLock { $0.state.motd } }
+        set { shared.withLock { $0.state.motd = newValue } }
+    }
     public func isRegistered(_ nick: String) -> Bool { shared.withLock { $0.state.isRegistered(nick) } }
     public func account(of id: SessionID) -> String? { shared.withLock { $0.state.account(of: id) } }
     /// The account's name as registered (`Alice`), where `account(of:)` gives its key (`alice`).

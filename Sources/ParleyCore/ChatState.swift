@@ -214,6 +214,8 @@ public struct ChatState<Peer: Sendable> {
     public mutating func resetPeak() { peakSessionCount = sessions.count }
     /// The most users online at once since the server started (LUSERS), never reset.
     public private(set) var mostOnline = 0
+    /// The message of the day, given to everyone right after the welcome (empty: none).
+    public var motd: [String] = []
     public var roomCount: Int { rooms.count }
 
     // MARK: - Registration
@@ -256,6 +258,7 @@ public struct ChatState<Peer: Sendable> {
             nick: nick.display, server: serverName, online: sessions.count, rooms: max(1, rooms.count), mostOnline: mostOnline
         )
         effects.append(.deliver(welcome, to: [.init(peer: peer, focused: true)]))
+        effects.append(.deliver(.motd(lines: motd), to: [.init(peer: peer, focused: true)]))
         if joiningGeneral {
             if let ban = activeRestriction(.ban, in: RoomName.general.key, on: id, now: now) {
                 effects.append(.deliver(.error(bannedError(RoomName.general.display, ban, now: now), ref: nil), to: [.init(peer: peer, focused: true)]))

@@ -167,6 +167,8 @@ extension JSONCodec {
         case "welcome":
             guard let nick = string("nick") else { return nil }
             return .welcome(nick: nick, server: string("server") ?? "")
+        case "motd":
+            return .motd(lines: (object["lines"] as? [Any] ?? []).compactMap { $0 as? String })
         case "message":
             guard let id = int("id"), let text = string("text") else { return nil }
             let target: ChatMessage.Target =

@@ -189,6 +189,10 @@ public struct JSONCodec: Sendable {
             json.field("server", server)
             json.field("nick", nick)
             return json.finished()
+        case .motd(let lines):
+            var json = JSONWriter(type: "motd")
+            json.field("lines", lines)
+            return json.finished()
         case .message(let message), .announcement(let message, _):
             var json = JSONWriter(type: "message")
             write(message, into: &json)

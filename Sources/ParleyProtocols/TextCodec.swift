@@ -34,6 +34,8 @@ public struct TextCodec: Sendable {
         switch event {
         case .welcome(let nick, _, _, _, _):
             return ["*** Hello \(nick)! Type /help for the commands; anything else you type goes to your current room."]
+        case .motd(let lines):
+            return lines.map { "*** " + $0 }
         case .message(let message) where message.kind == .tags, .ack(_, let message) where message.kind == .tags:
             return []  // tags alone (IRC's TAGMSG) are nothing to read
         case .message(let message), .announcement(let message, _):

@@ -45,12 +45,13 @@ public struct ChatListener: Service {
         self.endpoint = endpoint
         self.tls = tls
         self.addressLimits = addressLimits
+        // Every line of the port and of its connections names the door.
+        var logger = logger
+        logger[metadataKey: "door"] = "\(endpoint)"
         self.context = PortContext(
             door: door, hub: hub, accounts: accounts, limits: configuration.limits,
             serverPassword: configuration.serverPassword, security: security, metrics: accounts.metrics, logger: logger
         )
-        var logger = logger
-        logger[metadataKey: "door"] = "\(endpoint)"
         self.logger = logger
         self.eventLoopGroup = eventLoopGroup
         self.onListening = onListening

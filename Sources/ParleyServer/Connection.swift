@@ -56,6 +56,9 @@ final class Connection: Sendable {
         var finished = false
     }
 
+    /// The last connection id given (per process, over every door).
+    private static let ids = Atomic<UInt64>(0)
+
     /// The inbox stops the socket at this many frames, and lets it go again at `resumeAt`.
     static let parkAt = 16
     static let resumeAt = 4
@@ -81,6 +84,8 @@ final class Connection: Sendable {
         var logger = port.logger
         logger[metadataKey: "peer"] = "\(door.forwardedFor ?? channel.remoteAddress?.display ?? "?")"
         if door.name != port.door.name { logger[metadataKey: "over"] = "\(door.name)" }
+        // Ties a connection's lines together in the log, before it has a session or a nick, and after.
+        logger[metadataKey: "conn"] = "\(Self.ids.add(1, ordering: .relaxed).newValue)"
         self.metricsDoor = port.security.encrypted ? "\(door.name)-tls" : door.name
         port.metrics.connectionOpened(door: metricsDoor)
         self.logger = logger

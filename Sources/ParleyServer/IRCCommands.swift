@@ -145,7 +145,7 @@ extension IRCSession {
             return .proceed
         },
         "MOTD": IRCCommand { session, _ in
-            session.send(session.codec.numeric("422", session.me, "MOTD File is missing"))
+            for line in session.codec.motd(session.context.hub.motd, to: session.me) { session.send(line) }
             return .proceed
         },
         "CHATHISTORY": IRCCommand { session, message in session.chathistory(message) },

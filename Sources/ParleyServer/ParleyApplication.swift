@@ -38,11 +38,14 @@ public struct ParleyApplication: Sendable {
             )
             tls = provider
         }
+        let motd = try configuration.motdFile.map(MessageOfTheDay.read) ?? []
         guard configuration.storesMessages else {
-            return ParleyApplication(
+            let application = ParleyApplication(
                 configuration: configuration, logger: logger, store: NoStore(), accounts: MemoryAccountStore(), rooms: NoStore(), lastID: 0,
                 tls: tls
             ) {}
+            application.hub.motd = motd
+            return application
         }
         do {
             try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
@@ -78,6 +81,7 @@ public struct ParleyApplication: Sendable {
         }
         application.hub.setAccounts(accounts)
         application.hub.setRoomPolicies(policies)
+        application.hub.motd = motd
         return application
     }
 
@@ -121,7 +125,7 @@ public struct ParleyApplication: Sendable {
             .init(service: RestrictionTimer(hub: hub)),
             .init(service: MemoryTrimmer(hub: hub, logger: logger)),
         ]
-        services.append(.init(service: TLSReloader(provider: tls, logger: logger)))
+        services.append(.init(service: Reloader(provider: tls, motd: configuration.motdFile, hub: hub, logger: logger)))
         let directory = PortDirectory()
         let addressLimits = AddressLimits(configuration.addressLimits)
         for (endpoint, port) in configuration.endpoints where port != 0 { directory.record(endpoint, port: port) }

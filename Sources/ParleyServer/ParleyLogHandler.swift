@@ -10,16 +10,28 @@ import Logging
 ///   in the whole line is written as `\n`, `\u{1B}`, `\u{202E}`: readable, and never more than one line.
 /// - **Its own writer.** Lines go to standard error, or, while the operator console runs on the same
 ///   terminal, above its input line (`ConsoleTerminal`), so the log never breaks up what the operator types.
+///
+/// With `format: .json` each line is one JSON object instead (`time`, `level`, `label`, `source`, `message`, and
+/// every metadata key as a string), for journald, Loki or Elastic; JSON's own escaping keeps it one line.
 public struct ParleyLogHandler: LogHandler {
+    public enum Format: String, Sendable, CaseIterable {
+        case text
+        case json
+    }
+
     public var logLevel: Logger.Level
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     private let label: String
+    private let format: Format
     private let write: @Sendable (String) -> Void
 
-    public init(label: String, level: Logger.Level, write: @escaping @Sendable (String) -> Void = ParleyLogHandler.standardError) {
+    public init(
+        label: String, level: Logger.Level, format: Format = .text, write: @escaping @Sendable (String) -> Void = ParleyLogHandler.standardError
+    ) {
         self.label = label
         self.logLevel = level
+        self.format = format
         self.write = write
     }
 
@@ -33,8 +45,39 @@ public struct ParleyLogHandler: LogHandler {
         if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
         if let explicit = event.metadata { merged.merge(explicit) { $1 } }
         if let error = event.error { merged["error"] = "\(error)" }
-        let fields = merged.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
-        write(Self.escaped("\(Self.timestamp()) \(event.level) \(label):\(fields) [\(event.source)] \(event.message)"))
+        switch format {
+        case .text:
+            let fields = merged.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
+            write(Self.escaped("\(Self.timestamp()) \(event.level) \(label):\(fields) [\(event.source)] \(event.message)"))
+        case .json:
+            var fields = [("time", Self.timestamp()), ("level", "\(event.level)"), ("label", label), ("source", event.source), ("message", "\(event.message)")]
+            // Metadata never replaces the five above.
+            fields += merged.sorted { $0.key < $1.key }.filter { !["time", "level", "label", "source", "message"].contains($0.key) }.map { ($0.key, "\($0.value)") }
+            write("{" + fields.map { #""\#(Self.jsonEscaped($0.0))":"\#(Self.jsonEscaped($0.1))""# }.joined(separator: ",") + "}")
+        }
+    }
+
+    /// A JSON string's contents: quotes, backslashes and every control or line-breaking character escaped,
+    /// and the formatting characters a terminal would act on too (bidi overrides), as `\uXXXX`.
+    static func jsonEscaped(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where needsEscape(scalar):
+                for unit in String(scalar).utf16 {
+                    let hex = String(unit, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                }
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 
     /// Writes a line to standard error, whole.

@@ -111,6 +111,8 @@ struct JSONRenderer: Renderer {
         // Tags alone (IRC's TAGMSG: typing indicators, reactions) have no JSON form yet.
         if case .message(let message) = event, message.kind == .tags { return nil }
         if case .ack(_, let message) = event, message.kind == .tags { return nil }
+        // No message of the day is no event: programs see `motd` only when there is one.
+        if case .motd(let lines) = event, lines.isEmpty { return nil }
         return Self.codec.encode(event)
     }
 }

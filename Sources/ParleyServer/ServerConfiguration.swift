@@ -21,6 +21,9 @@ public struct ServerConfiguration: Sendable {
     public var allowedOrigins: [String] = []
     /// Who may read `/metrics`.
     public var metricsAllowed = Network.loopback
+    /// A text file whose lines every client is shown after its welcome (the message of the day); SIGHUP reads
+    /// it again.
+    public var motdFile: String?
     /// Proxies in front of the HTTP port whose `X-Forwarded-For` names the client.
     public var trustedProxies: [Network] = []
     /// The certificate of the TLS ports.

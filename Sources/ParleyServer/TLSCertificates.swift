@@ -168,31 +168,3 @@ public struct TLSSetupError: Error, CustomStringConvertible {
     public let description: String
     init(_ description: String) { self.description = description }
 }
-
-/// SIGHUP reloads the TLS certificate from disk (a renewed Let's Encrypt certificate); a reload that fails
-/// keeps serving the old one and says why. Without TLS, SIGHUP is noted and changes nothing (rather than
-/// ending the server, as the signal does by default).
-struct TLSReloader: Service {
-    let provider: TLSProvider?
-    let logger: Logger
-
-    func run() async throws {
-        let hangups = await UnixSignalsSequence(trapping: .sighup)
-        for await _ in hangups.cancelOnGracefulShutdown() {
-            guard let provider else {
-                logger.notice("SIGHUP: nothing to reload (no TLS port)")
-                continue
-            }
-            do {
-                let (old, new) = try provider.reload()
-                if old == new {
-                    logger.notice("TLS certificate reloaded; unchanged", metadata: ["fingerprint": "\(new)"])
-                } else {
-                    logger.notice("TLS certificate reloaded", metadata: ["fingerprint": "\(new)", "previous": "\(old)", "certificate": "\(provider.description)"])
-                }
-            } catch {
-                logger.error("TLS certificate reload failed; still serving the previous one", metadata: ["error": "\(error)"])
-            }
-        }
-    }
-}

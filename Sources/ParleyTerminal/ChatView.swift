@@ -87,6 +87,8 @@ public struct ChatView: Sendable {
             self.server = clean(server)
             connection = .connected
             system("Connected to \(self.server) as \(self.nick).")
+        case .motd(let lines):
+            for line in lines { system(line) }
         case .message(let message), .announcement(let message, _):
             return add(message)
         case .ack:

@@ -17,7 +17,7 @@ struct Serve: AsyncParsableCommand {
             sent over a door's plaintext port are then refused (they belong on its TLS port). Each address may \
             open 32 connections at most, 20 a minute (loopback exempt). When standard input is a terminal, what you type there is announced \
             to everyone; /help lists the console commands and `exit` stops the server. SIGINT and SIGTERM stop \
-            it gracefully too: clients are told, queues are flushed, and it exits 0. SIGHUP reloads the TLS certificate.
+            it gracefully too: clients are told, queues are flushed, and it exits 0. SIGHUP reloads the TLS certificate and the message of the day (--motd).
             """
     )
 
@@ -61,6 +61,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "An address or network (CIDR) that may read /metrics; repeatable. Default: loopback only.")
     var metricsAllow: [String] = []
 
+    @Option(help: "A text file whose lines everyone is shown after the welcome, at every door (IRC's MOTD); SIGHUP reads it again.")
+    var motd: String?
+
     @Option(help: "A reverse proxy (address or CIDR) in front of the HTTP port whose X-Forwarded-For names the client: its address is then what login limits, /metrics and the logs see. Repeatable.")
     var trustedProxy: [String] = []
 
@@ -102,6 +105,9 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
+
+    @Option(help: "How log lines are written to standard error: text, or json (one object per line, for journald, Loki or Elastic).")
+    var logFormat: ParleyLogHandler.Format = .text
 
     @Option(help: "The longest line a client may send, in bytes; longer lines are refused with an error.")
     var maxLineBytes = 4096
@@ -197,7 +203,8 @@ struct Serve: AsyncParsableCommand {
         let terminal = consoleOn && ConsoleTerminal.isAvailable ? ConsoleTerminal() : nil
         let write: @Sendable (String) -> Void =
             if let terminal, isatty(STDERR_FILENO) == 1 { { terminal.print([$0]) } } else { ParleyLogHandler.standardError }
-        LoggingSystem.bootstrap { label in ParleyLogHandler(label: label, level: level, write: write) }
+        let format = logFormat
+        LoggingSystem.bootstrap { label in ParleyLogHandler(label: label, level: level, format: format, write: write) }
         let logger = Logger(label: "parley")
 
         var configuration = ServerConfiguration()
@@ -211,6 +218,7 @@ struct Serve: AsyncParsableCommand {
         configuration.allowedOrigins = allowedOrigin
         if !metricsAllow.isEmpty { configuration.metricsAllowed = metricsAllow.compactMap(Network.init) }
         configuration.trustedProxies = trustedProxy.compactMap(Network.init)
+        configuration.motdFile = motd
         if let tlsCert, let tlsKey { configuration.certificate = .files(certificate: tlsCert, key: tlsKey) }
         configuration.plaintext = !noPlaintext
         configuration.allowPlaintextPasswords = allowPlaintextPasswords
@@ -253,3 +261,5 @@ struct Serve: AsyncParsableCommand {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+extension ParleyLogHandler.Format: ExpressibleByArgument {}

@@ -106,9 +106,11 @@ struct ChatHubTests {
         #expect(
             (await settled(hub, sink)) == [
                 .deliver(.welcome(nick: "alice", server: "hub.test"), to: [1]),
+                .deliver(.motd(lines: []), to: [1]),
                 .deliver(.joined(room: "#general", nick: "alice"), to: [1]),
                 .deliver(.members(room: "#general", nicks: ["alice"]), to: [1]),
                 .deliver(.welcome(nick: "bob", server: "hub.test", online: 2, mostOnline: 2), to: [2]),
+                .deliver(.motd(lines: []), to: [2]),
                 .deliver(.joined(room: "#general", nick: "bob"), to: [1, 2]),
                 .deliver(.members(room: "#general", nicks: ["alice", "bob"]), to: [2]),
                 .deliver(.message(message), to: [2]),

@@ -115,6 +115,7 @@ struct ChatStateTests {
         #expect(
             first.steps == [
                 .deliver(.welcome(nick: "Alice", server: "test.parley"), to: [1]),
+                .deliver(.motd(lines: []), to: [1]),
                 .deliver(.joined(room: "#general", nick: "Alice"), to: [1]),
                 .deliver(.members(room: "#general", nicks: ["Alice"]), to: [1]),
             ]
@@ -123,6 +124,7 @@ struct ChatStateTests {
         #expect(
             second.steps == [
                 .deliver(.welcome(nick: "bob", server: "test.parley", online: 2, rooms: 1, mostOnline: 2), to: [2]),
+                .deliver(.motd(lines: []), to: [2]),
                 .deliver(.joined(room: "#general", nick: "bob"), to: [1, 2]),
                 .deliver(.members(room: "#general", nicks: ["Alice", "bob"]), to: [2]),
             ]

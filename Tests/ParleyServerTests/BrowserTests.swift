@@ -34,9 +34,11 @@ struct BrowserTests {
         "document.getElementById('log').innerText.includes(\(Tab.quoted(text)))"
     }
 
-    @Test("loads with no console errors, signs in, shows history on join, talks with an nc user both ways; user text stays text")
+    @Test("loads with no console errors, signs in, shows the message of the day and history on join, talks with an nc user both ways; user text stays text")
     func chat() async throws {
-        try await TestServer.run { server in
+        let motd = FileManager.default.temporaryDirectory.appendingPathComponent("parley-motd-\(UUID().uuidString)").path
+        try "Welcome to the team chat. The history is kept; be kind.\n".write(toFile: motd, atomically: true, encoding: .utf8)
+        try await TestServer.run(configure: { $0.motdFile = motd }) { server in
             let text = try await server.textUser("nc_user")
             try await text.send("/topic Welcome to Parley: one chat for the browser, nc, the terminal client and IRC")
             // Acknowledged, so stored before the browser joins: it can only come as the history shown on joining.
@@ -46,6 +48,7 @@ struct BrowserTests {
             try await Self.withTab("chat") { tab in
                 try await Self.signIn(tab, port: server.httpPort, nick: "ada")
                 try await tab.waitUntil(Self.logContains("said before the browser came"), "the history shown on join")
+                try await tab.waitUntil("document.querySelector('#log .motd')?.innerText.startsWith('Welcome to the team chat') === true", "the message of the day")
                 try await tab.waitUntil("document.getElementById('topic').innerText.startsWith('Welcome to Parley')", "the topic shown")
                 try await text.waitFor { $0 == "*** ada joined #general" }
                 try await tab.waitUntil("document.getElementById('member-list').innerText.includes('nc_user')", "nc_user in the member list")

@@ -247,13 +247,37 @@ struct ExecutableTests {
         #expect(try await first.waitForExit() == 0)
     }
 
+    @Test("--log-format json: every line parses; connect, registration and disconnect lines carry the door, the peer, a connection id and the nick")
+    func jsonLogs() async throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("parley-jsonlog-\(UUID().uuidString)").path
+        let server = try ParleyProcess(
+            ["serve", "--host", "127.0.0.1", "--port", "0", "--no-irc", "--no-http", "--data-dir", data, "--console", "off", "--log-format", "json"],
+            input: .nullDevice
+        )
+        let listening = try json(try await server.log.waitFor { $0.contains(#""message":"listening""#) })
+        let port = try #require((listening["address"] as? String)?.split(separator: ":").last.flatMap { Int($0) })
+        #expect(listening["door"] as? String == "lines")
+        let alice = try await TestServer.textUser("alice", port: port)
+        try await alice.send("/quit")
+        _ = try await alice.waitForClose()
+        let gone = try json(try await server.log.waitFor { $0.contains(#""message":"disconnected""#) })
+        #expect(gone["nick"] as? String == "alice")
+        #expect(gone["door"] as? String == "lines")
+        #expect((gone["peer"] as? String)?.hasPrefix("127.0.0.1:") == true)
+        let connected = try json(try #require(server.log.lines.first { $0.contains(#""message":"connected""#) }))
+        #expect(connected["conn"] != nil && connected["conn"] as? String == gone["conn"] as? String)
+        server.signal(SIGTERM)
+        #expect(try await server.waitForExit() == 0)
+        for line in server.log.lines { _ = try json(line) }
+    }
+
     @Test("--help of every subcommand lists its flags")
     func help() async throws {
         let serve = try ParleyProcess(["serve", "--help"], input: .nullDevice)
         #expect(try await serve.waitForExit() == 0)
         for flag in ["--host", "--port", "--data-dir", "--log-level", "--max-line-bytes", "--flood-burst", "--flood-rate",
             "--send-queue-bytes", "--registration-timeout", "--shutdown-grace", "--console", "--irc-port", "--no-irc", "--store",
-            "--http-port", "--no-http", "--https-port", "--allowed-origin", "--metrics-allow", "--trusted-proxy"]
+            "--http-port", "--no-http", "--https-port", "--allowed-origin", "--metrics-allow", "--trusted-proxy", "--log-format"]
         {
             #expect(serve.output.text.contains(flag), "serve --help lacks \(flag)")
         }

@@ -24,4 +24,24 @@ struct ParleyLogHandlerTests {
         // Ordinary text, accents and emoji included, is left alone.
         #expect(ParleyLogHandler.escaped("héllo 👋 #général") == "héllo 👋 #général")
     }
+
+    @Test("--log-format json: one JSON object a line, metadata as fields, a stranger's text escaped and never a field name of ours")
+    func json() throws {
+        let written = Mutex<[String]>([])
+        var logger = Logger(label: "parley") { label in
+            ParleyLogHandler(label: label, level: .info, format: .json) { line in written.withLock { $0.append(line) } }
+        }
+        logger[metadataKey: "peer"] = "127.0.0.1:4000"
+        logger.notice("failed login", metadata: ["account": "bob\n\"}{\u{1B}[2J\u{202E}x", "message": "not ours"])
+        let lines = written.withLock { $0 }
+        #expect(lines.count == 1)
+        #expect(!lines[0].contains("\n") && !lines[0].contains("\u{1B}") && !lines[0].contains("\u{202E}"))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: String])
+        #expect(object["message"] == "failed login")
+        #expect(object["level"] == "notice")
+        #expect(object["label"] == "parley")
+        #expect(object["peer"] == "127.0.0.1:4000")
+        #expect(object["account"] == "bob\n\"}{\u{1B}[2J\u{202E}x")
+        #expect(object["time"]?.hasPrefix("20") == true)
+    }
 }

@@ -124,6 +124,16 @@ public struct IRCCodec: Sendable {
         IRCMessage(source: serverName, command: code, params: [me] + params)
     }
 
+    /// The message of the day as IRC sends it (after the welcome burst, and for `MOTD`): the operator's lines,
+    /// or, when none is set, how Parley's rooms meet IRC's channels.
+    public func motd(_ lines: [String], to nick: String) -> [IRCMessage] {
+        let body = lines.isEmpty
+            ? ["Rooms are IRC channels; people on nc, telnet and parley connect start in #general: /join #general to meet them."]
+            : lines
+        return [numeric("375", nick, "- \(serverName) Message of the day -")] + body.map { numeric("372", nick, "- " + $0) }
+            + [numeric("376", nick, "End of /MOTD command.")]
+    }
+
     func render(_ event: ChatEvent, for me: String, capabilities: IRCCapabilities) -> [IRCMessage] {
         switch event {
         case .welcome(let nick, let server, let online, let rooms, let most):
@@ -136,11 +146,9 @@ public struct IRCCodec: Sendable {
                 // At most 13 tokens a line (modern.ircdocs.horse), so two lines.
                 IRCMessage(source: serverName, command: "005", params: [nick] + Self.isupport.prefix(8) + ["are supported by this server"]),
                 IRCMessage(source: serverName, command: "005", params: [nick] + Self.isupport.dropFirst(8) + ["are supported by this server"]),
-            ] + lusers(me: nick, online: online, rooms: rooms, most: most) + [
-                numeric("375", nick, "- \(serverName) Message of the day -"),
-                numeric("372", nick, "- Rooms are IRC channels; people on nc, telnet and parley connect start in #general: /join #general to meet them."),
-                numeric("376", nick, "End of /MOTD command."),
-            ]
+            ] + lusers(me: nick, online: online, rooms: rooms, most: most)
+        case .motd(let lines):
+            return motd(lines, to: me)
         case .message(let message):
             return chat(message, to: me, capabilities: capabilities)
         case .announcement(let message, let rooms):

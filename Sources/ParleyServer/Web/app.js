@@ -235,6 +235,7 @@ function sendHello() {
 function handle(event) {
   switch (event.type) {
     case "welcome": return onWelcome(event);
+    case "motd": return onMotd(event);
     case "joined": return onJoined(event);
     case "left": return onLeft(event);
     case "members": return onMembers(event);
@@ -522,6 +523,15 @@ function onError(event) {
     c.loadingOlder = false;
   }
   systemLine(state.current, event.text, "error-line");
+}
+
+/** The message of the day, as a banner at the top of the conversation; shown again after a reconnect only
+    when it changed. */
+function onMotd(event) {
+  const text = (event.lines || []).join("\n");
+  if (!text || text === state.motd) return;
+  state.motd = text;
+  for (const line of event.lines) systemLine(state.current, line, "motd");
 }
 
 function onNotice(event) {

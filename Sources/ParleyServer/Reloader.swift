@@ -1,0 +1,78 @@
+import Foundation
+import Logging
+import ParleyCore
+import ServiceLifecycle
+import UnixSignals
+
+/// SIGHUP reloads what can change while the server runs: the TLS certificate from disk (a renewed Let's Encrypt
+/// certificate) and the message of the day. A reload that fails keeps what was in use and says why; the log
+/// names everything else as read at start. SIGHUP never ends the server, as the signal does by default.
+struct Reloader: Service {
+    let provider: TLSProvider?
+    /// The message of the day's file, if any.
+    let motd: String?
+    let hub: ChatHub<Fanout>
+    let logger: Logger
+
+    func run() async throws {
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in hangups.cancelOnGracefulShutdown() {
+            logger.notice("SIGHUP: reloading the TLS certificate and the message of the day; every other setting is read at start (restart to change it)")
+            if let motd { reload(motd) }
+            guard let provider else {
+                logger.notice("no TLS certificate to reload (no TLS port)")
+                continue
+            }
+            do {
+                let (old, new) = try provider.reload()
+                if old == new {
+                    logger.notice("TLS certificate reloaded; unchanged", metadata: ["fingerprint": "\(new)"])
+                } else {
+                    logger.notice("TLS certificate reloaded", metadata: ["fingerprint": "\(new)", "previous": "\(old)", "certificate": "\(provider.description)"])
+                }
+            } catch {
+                logger.error("TLS certificate reload failed; still serving the previous one", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Reads the message of the day again; a file that cannot be read keeps the one in use.
+    private func reload(_ path: String) {
+        do {
+            let lines = try MessageOfTheDay.read(path)
+            let changed = lines != hub.motd
+            hub.motd = lines
+            logger.notice(changed ? "message of the day reloaded" : "message of the day reloaded; unchanged", metadata: ["lines": "\(lines.count)", "file": "\(path)"])
+        } catch {
+            logger.error("message of the day not reloaded; still showing the previous one", metadata: ["error": "\(error)", "file": "\(path)"])
+        }
+    }
+}
+
+/// The message of the day's file: UTF-8 text, each line one line of the message (cleaned like everything a
+/// client is sent; blank lines kept as a space, so a paragraph break shows), at most 100 lines of 400 bytes.
+enum MessageOfTheDay {
+    struct Unreadable: Error, CustomStringConvertible {
+        let path: String
+        let reason: String
+        var description: String { "cannot read the message of the day \(path): \(reason)" }
+    }
+
+    static func read(_ path: String) throws -> [String] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw Unreadable(path: path, reason: String(cString: strerror(errno)))
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            let cleaned = Sanitizer.text(String(line.hasSuffix("\r") ? line.dropLast() : line))
+            var kept = ""
+            for character in cleaned {
+                guard kept.utf8.count + character.utf8.count <= 400 else { break }
+                kept.append(character)
+            }
+            return kept.isEmpty ? " " : kept
+        }
+        while lines.last == " " { lines.removeLast() }
+        return Array(lines.prefix(100))
+    }
+}
