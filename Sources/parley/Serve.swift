@@ -5,6 +5,7 @@ import ParleyCore
 import ParleyProtocols
 import ParleyServer
 import ServiceLifecycle
+import Synchronization
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -246,8 +247,17 @@ struct Serve: AsyncParsableCommand {
             logger.critical("cannot start: \(error)")
             throw ExitCode(3)
         }
+        // Under systemd (Type=notify), ready once every port listens.
+        let ports = configuration.endpoints.count
+        let listening = Mutex(0)
         let group = ServiceGroup(
-            configuration: application.serviceGroupConfiguration(console: consoleOn, terminal: terminal)
+            configuration: application.serviceGroupConfiguration(console: consoleOn, terminal: terminal) { _, _ in
+                let all = listening.withLock { count in
+                    count += 1
+                    return count == ports
+                }
+                if all { SystemdNotify.send("READY=1\nSTATUS=Serving \(ports) ports\nMAINPID=\(getpid())") }
+            }
         )
         // The console's NIO channel makes the terminal non-blocking; the shell gets it back as it was.
         let terminalFlags = fcntl(STDIN_FILENO, F_GETFL)
