@@ -18,7 +18,7 @@ public enum Timestamps {
         return twoDigits(parts.tm_mon + 1) + "-" + twoDigits(parts.tm_mday) + " " + twoDigits(parts.tm_hour) + ":" + twoDigits(parts.tm_min)
     }
 
-    static func iso8601(_ date: Date) -> String {
+    public static func iso8601(_ date: Date) -> String {
         // Whole milliseconds first (floored, like the seconds): splitting the Double into seconds and a
         // fraction would lose the last millisecond to binary rounding.
         let total = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))

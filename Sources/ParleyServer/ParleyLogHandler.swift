@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ParleyProtocols
 
 /// Parley's log handler: swift-log's `StreamLogHandler` layout (`time level label: key=value … [source]
 /// message`), one line per event, with two differences.
@@ -50,7 +51,7 @@ public struct ParleyLogHandler: LogHandler {
             let fields = merged.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
             write(Self.escaped("\(Self.timestamp()) \(event.level) \(label):\(fields) [\(event.source)] \(event.message)"))
         case .json:
-            var fields = [("time", Self.timestamp()), ("level", "\(event.level)"), ("label", label), ("source", event.source), ("message", "\(event.message)")]
+            var fields = [("time", Timestamps.iso8601(Date())), ("level", "\(event.level)"), ("label", label), ("source", event.source), ("message", "\(event.message)")]
             // Metadata never replaces the five above.
             fields += merged.sorted { $0.key < $1.key }.filter { !["time", "level", "label", "source", "message"].contains($0.key) }.map { ($0.key, "\($0.value)") }
             write("{" + fields.map { #""\#(Self.jsonEscaped($0.0))":"\#(Self.jsonEscaped($0.1))""# }.joined(separator: ",") + "}")

@@ -59,8 +59,14 @@ enum MessageOfTheDay {
     }
 
     static func read(_ path: String) throws -> [String] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw Unreadable(path: path, reason: String(cString: strerror(errno)))
+        // At most 64 KiB read: 100 lines of 400 bytes fit, and /dev/zero given by mistake cannot fill memory.
+        guard let file = FileHandle(forReadingAtPath: path) else { throw Unreadable(path: path, reason: "no such file, or not readable") }
+        defer { try? file.close() }
+        let data: Data
+        do {
+            data = try file.read(upToCount: 64 * 1024) ?? Data()
+        } catch {
+            throw Unreadable(path: path, reason: "\(error)")
         }
         let text = String(decoding: data, as: UTF8.self)
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line in

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Logging
 import NIOPosix
 import SQLiteNIO
@@ -24,18 +25,42 @@ extension SQLiteStore {
     public static func backup(directory: String, to destination: String) async throws -> Contents {
         let source = URL(fileURLWithPath: directory).appendingPathComponent(fileName).path
         guard FileManager.default.fileExists(atPath: source) else { throw StoreError.missing(path: source) }
-        guard !FileManager.default.fileExists(atPath: destination) else {
-            throw StoreError.failed(path: destination, reason: "it exists already; choose a new file name (a backup never overwrites)")
+        // Made empty first, readable by its owner only (it holds password hashes and private messages), and
+        // exclusively: a backup never overwrites, and two at once cannot write one file. VACUUM INTO fills an
+        // empty file.
+        let created = Glibc.open(destination, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
+        guard created >= 0 else {
+            let reason = errno == EEXIST ? "it exists already; choose a new file name (a backup never overwrites)" : String(cString: strerror(errno))
+            throw StoreError.failed(path: destination, reason: reason)
         }
-        try await withConnection(source) { connection in
-            _ = try await connection.query("PRAGMA busy_timeout = 5000")
-            do {
-                _ = try await connection.query("VACUUM INTO ?", [.text(destination)])
-            } catch {
-                throw StoreError.failed(path: destination, reason: "\(error)")
+        Glibc.close(created)
+        do {
+            // Not while a Parley process sets the folder up or upgrades it: the copy would be of a half-done step.
+            let setup = try await SetupLock.acquire(on: directory)
+            defer { setup.release() }
+            try await withConnection(source) { connection in
+                _ = try await connection.query("PRAGMA busy_timeout = 5000")
+                do {
+                    _ = try await connection.query("VACUUM INTO ?", [.text(destination)])
+                } catch {
+                    throw StoreError.failed(path: destination, reason: "\(error)")
+                }
             }
+            try synchronize(destination)
+            return try await check(destination)
+        } catch {
+            // A failed backup leaves nothing behind that could pass for one, or block a retry under its name.
+            try? FileManager.default.removeItem(atPath: destination)
+            throw error
         }
-        return try await check(destination)
+    }
+
+    /// fsync: VACUUM INTO does not, and a backup that a power cut can leave half on disk is no backup.
+    private static func synchronize(_ path: String) throws {
+        let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw StoreError.failed(path: path, reason: String(cString: strerror(errno))) }
+        defer { Glibc.close(descriptor) }
+        guard fsync(descriptor) == 0 else { throw StoreError.failed(path: path, reason: String(cString: strerror(errno))) }
     }
 
     /// Puts the copy at `source` back as the data folder's database, once it checks out (an intact SQLite
@@ -43,22 +68,35 @@ extension SQLiteStore {
     /// `parley.sqlite3.before-restore-TIME` (with its WAL files), so a restore can be undone. Only while no
     /// server runs on the folder: the caller holds its `ServerLock`.
     public static func restore(directory: String, from source: String, holding lock: ServerLock) async throws -> (Contents, kept: String?) {
-        let contents = try await check(source)
+        guard FileManager.default.fileExists(atPath: source) else { throw StoreError.missing(path: source) }
         let files = FileManager.default
         try files.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let target = URL(fileURLWithPath: directory).appendingPathComponent(fileName).path
-        // Copied next to its place first, then renamed over it: the database is never half written.
+        // Copied next to its place first, checked there (what is checked is what goes in), then renamed over
+        // it: the database is never half written.
         let incoming = target + ".restoring"
         try? files.removeItem(atPath: incoming)
         try files.copyItem(atPath: source, toPath: incoming)
+        let contents: Contents
+        do {
+            contents = try await check(incoming)
+            // Owned like the folder (a restore run as root for a server that runs as its own user), and private.
+            var folder = stat()
+            if stat(directory, &folder) == 0 { _ = chown(incoming, folder.st_uid, folder.st_gid) }
+            _ = chmod(incoming, 0o600)
+            try synchronize(incoming)
+        } catch {
+            try? files.removeItem(atPath: incoming)
+            throw error
+        }
+        // The database replaced, and any WAL or journal beside it (even without it: a WAL left over would be
+        // replayed onto the restored file), moved aside together, WAL first.
+        let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
+        let aside = target + ".before-restore-" + stamp
         var kept: String?
-        if files.fileExists(atPath: target) {
-            let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
-            let aside = target + ".before-restore-" + stamp
-            for suffix in ["", "-wal", "-shm"] where files.fileExists(atPath: target + suffix) {
-                try files.moveItem(atPath: target + suffix, toPath: aside + suffix)
-            }
-            kept = aside
+        for suffix in ["-wal", "-shm", "-journal", ""] where files.fileExists(atPath: target + suffix) {
+            try files.moveItem(atPath: target + suffix, toPath: aside + suffix)
+            if suffix.isEmpty { kept = aside }
         }
         guard rename(incoming, target) == 0 else {
             throw StoreError.failed(path: target, reason: String(cString: strerror(errno)))

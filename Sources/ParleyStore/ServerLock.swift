@@ -52,8 +52,8 @@ public enum ServerLockError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .held(let directory, let process):
-            "another parley serve (\(process.map { "process \($0)" } ?? "another process")) is using the data folder \(directory); "
-                + "stop it first, or give this one another --data-dir"
+            "another parley (\(process.map { "process \($0)" } ?? "another process")) is using the data folder \(directory): "
+                + "a server, or a restore; stop it first, or give this one another --data-dir"
         case .cannotOpen(let path, let reason): "cannot open \(path): \(reason)"
         }
     }

@@ -247,6 +247,9 @@ struct Serve: AsyncParsableCommand {
             logger.critical("cannot start: \(error)")
             throw ExitCode(3)
         }
+        // A SIGHUP before the reloader traps it (a certbot hook right after a start) must not end the server,
+        // as the signal does by default.
+        signal(SIGHUP, SIG_IGN)
         // Under systemd (Type=notify), ready once every port listens.
         let ports = configuration.endpoints.count
         let listening = Mutex(0)

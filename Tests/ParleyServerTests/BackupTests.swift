@@ -37,6 +37,7 @@ struct BackupTests {
                 let done = ManagedAtomicFlag()
                 let (acks, counted) = AsyncStream.makeStream(of: Int.self)
                 group.addTask {
+                    defer { counted.finish() }
                     var index = 0
                     while !done.isSet {
                         index += 1
@@ -45,7 +46,6 @@ struct BackupTests {
                         acknowledged.withLockedValue { $0.append(ack["id"] as? Int ?? 0) }
                         counted.yield(index)
                     }
-                    counted.finish()
                 }
                 for await count in acks where count >= 50 { break }
                 before.withLockedValue { $0 = Set(acknowledged.withLockedValue { $0 }) }
@@ -60,16 +60,23 @@ struct BackupTests {
             #expect(try await again.waitForExit() == 3)
             #expect(again.log.text.contains("it exists already"), "\(again.log.text)")
         }
+        // Readable by its owner only: it holds password hashes and private messages.
+        #expect((try FileManager.default.attributesOfItem(atPath: backup)[.posixPermissions] as? Int) == 0o600)
         let copied = try await Self.ids(in: backup)
         let acknowledgedBefore = before.withLockedValue { $0 }
         #expect(acknowledgedBefore.count >= 50)
         #expect(acknowledgedBefore.isSubset(of: copied), "missing: \(acknowledgedBefore.subtracting(copied).sorted())")
 
-        // Restored into a new folder, a server serves it: the history is the backup's.
+        // Restored into a new folder, a server serves it: the history is the backup's. A WAL left there (its
+        // database deleted by hand) is moved aside, never replayed onto the restored file.
         let restored = Self.folder("restored")
+        try FileManager.default.createDirectory(atPath: restored, withIntermediateDirectories: true)
+        try Data(repeating: 0x57, count: 4096).write(to: URL(fileURLWithPath: restored).appendingPathComponent(SQLiteStore.fileName + "-wal"))
         let restore = try ParleyProcess(["restore", "--from", backup, "--data-dir", restored], input: .nullDevice)
         #expect(try await restore.waitForExit() == 0, "\(restore.log.text)")
         #expect(restore.output.text.contains("restored \(copied.count) messages"), "\(restore.output.text)")
+        let left = try FileManager.default.contentsOfDirectory(atPath: restored)
+        #expect(!left.contains(SQLiteStore.fileName + "-wal") && left.contains { $0.hasSuffix("-wal") && $0.contains("before-restore") }, "\(left)")
         try await TestServer.run(dataDirectory: restored) { server in
             let reader = try await server.jsonUser("reader")
             try await reader.send(##"{"type":"history","room":"#general","after":0,"limit":500,"ref":"h"}"##)
@@ -96,10 +103,10 @@ struct BackupTests {
             ["serve", "--port", "0", "--no-irc", "--no-http", "--console", "off", "--data-dir", data], input: .nullDevice
         )
         #expect(try await second.waitForExit() == 3)
-        #expect(second.log.text.contains("another parley serve (process \(first.pid)) is using the data folder"), "\(second.log.text)")
+        #expect(second.log.text.contains("another parley (process \(first.pid)) is using the data folder"), "\(second.log.text)")
         let restore = try ParleyProcess(["restore", "--from", "/nonexistent", "--data-dir", data], input: .nullDevice)
         #expect(try await restore.waitForExit() == 3)
-        #expect(restore.log.text.contains("another parley serve (process \(first.pid))"), "\(restore.log.text)")
+        #expect(restore.log.text.contains("another parley (process \(first.pid))"), "\(restore.log.text)")
         // Accounts are managed beside a running server, as ever.
         let add = try ParleyProcess(["account", "add", "beside", "--password", "a-long-password", "--data-dir", data], input: .nullDevice)
         #expect(try await add.waitForExit() == 0, "\(add.log.text)")

@@ -29,25 +29,30 @@ struct DeployTests {
         // systemd's end: a datagram socket the service writes to.
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("parley-notify-\(UUID().uuidString.prefix(8))").path
         let descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        #expect(descriptor >= 0)
-        defer { close(descriptor) }
+        try #require(descriptor >= 0)
+        defer {
+            close(descriptor)
+            unlink(path)
+        }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { raw in for (index, byte) in path.utf8.enumerated() { raw[index] = byte } }
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        #expect(bound == 0)
+        try #require(bound == 0)
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("parley-notified-\(UUID().uuidString)").path
         let server = try ParleyProcess(
             ["serve", "--host", "127.0.0.1", "--port", "0", "--irc-port", "0", "--http-port", "0", "--data-dir", data, "--console", "off"],
             input: .nullDevice, environment: ["NOTIFY_SOCKET": path]
         )
-        // poll(2) with a deadline: the datagram, or nothing within 20 s.
+        // poll(2) with a deadline: the datagram, or nothing within 20 s (then the test ends here, never in recv).
         var wanted = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-        #expect(poll(&wanted, 1, 20_000) == 1, "no notification: \(server.log.text)")
+        let ready = poll(&wanted, 1, 20_000)
+        if ready != 1 { server.signal(SIGKILL) }
+        try #require(ready == 1, "no notification: \(server.log.text)")
         var buffer = [UInt8](repeating: 0, count: 512)
-        let count = recv(descriptor, &buffer, buffer.count, 0)
+        let count = recv(descriptor, &buffer, buffer.count, Int32(MSG_DONTWAIT))
         let message = String(decoding: buffer.prefix(max(0, count)), as: UTF8.self)
         #expect(message.hasPrefix("READY=1\n"), "\(message)")
         #expect(message.contains("MAINPID=\(server.pid)"))

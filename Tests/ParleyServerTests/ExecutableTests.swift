@@ -268,6 +268,7 @@ struct ExecutableTests {
         #expect(connected["conn"] != nil && connected["conn"] as? String == gone["conn"] as? String)
         server.signal(SIGTERM)
         #expect(try await server.waitForExit() == 0)
+        try await server.log.waitForEndOfFile()
         for line in server.log.lines { _ = try json(line) }
     }
 
