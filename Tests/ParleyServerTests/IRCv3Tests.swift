@@ -164,6 +164,10 @@ struct IRCv3Tests {
         try await TestServer.run { server in
             let text = try await server.textUser("texter")
             for word in ["one", "two", "three", "four", "five"] { try await text.send(word) }
+            // The answer to /who comes after the five are stored (one ordered stream): only then may the batch
+            // hold them all, rather than some coming live on a loaded machine.
+            try await text.send("/who")
+            try await text.waitFor { $0.hasPrefix("*** Online") }
             let batcher = try await IRCTests.ircUser("batcher", port: server.ircPort, capabilities: ["batch", "server-time", "message-tags"])
             try await text.waitFor { $0 == "*** batcher joined #general" }
             let opening = try await batcher.waitFor { $0.contains(" BATCH +") }
