@@ -59,7 +59,8 @@ public struct ParleyLogHandler: LogHandler {
     }
 
     /// A JSON string's contents: quotes, backslashes and every control or line-breaking character escaped,
-    /// and the formatting characters a terminal would act on too (bidi overrides), as `\uXXXX`.
+    /// and the formatting characters a terminal would act on too (bidi overrides), as `\uXXXX`. Also what the
+    /// few JSON bodies written by hand use (`/healthz`).
     static func jsonEscaped(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)

@@ -63,7 +63,7 @@ struct WebSite: Sendable {
         case "/healthz":
             return .later { [health, serverName] in
                 let healthy = await health.check()
-                let body = #"{"status":"\#(healthy ? "ok" : "unavailable")","server":"\#(JSONText.escaped(serverName))"}"# + "\n"
+                let body = #"{"status":"\#(healthy ? "ok" : "unavailable")","server":"\#(ParleyLogHandler.jsonEscaped(serverName))"}"# + "\n"
                 return Self.response(healthy ? .ok : .serviceUnavailable, type: "application/json", body: ByteBuffer(string: body))
             }
         case "/metrics":
@@ -173,24 +173,6 @@ struct WebSite: Sendable {
         var headers = HTTPHeaders(securityHeaders)
         headers.add(name: "content-type", value: type)
         return Response(status: status, headers: headers, body: body)
-    }
-}
-
-/// JSON string escaping for the few bodies written by hand.
-enum JSONText {
-    static func escaped(_ text: String) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
     }
 }
 
