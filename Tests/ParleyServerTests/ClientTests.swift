@@ -370,6 +370,9 @@ struct ClientTests {
         try await TestServer.run { server in
             let bob = try await server.textUser("bob")
             try await bob.send("before alice came")
+            // Stored before alice joins (the /who answer follows it on the ordered stream), so the join replays it.
+            try await bob.send("/who")
+            try await bob.waitFor { $0.hasPrefix("*** Online") }
             let tmux = try await Tmux.start("\(ParleyProcess.executable.path) connect 127.0.0.1:\(server.port) --nick alice --no-color")
             do {
                 // In #general: registered (connected alone may be before the welcome, when nothing is sent yet).
