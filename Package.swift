@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
     ],
     targets: [
         // The chat domain: no NIO, no sockets, no wire formats.
@@ -105,6 +106,8 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        // `parley serve`'s settings from flags, the environment and a TOML file, merged with where each came from.
+        .target(name: "ParleySettings", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")], swiftSettings: upcoming),
         // `parley bench`: the load generator, for any server that speaks text, JSON lines or IRC.
         .target(
             name: "ParleyBench",
@@ -127,6 +130,7 @@ let package = Package(
                 "ParleyStore",
                 "ParleyBench",
                 "ParleyTLS",
+                "ParleySettings",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -134,6 +138,7 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore"], swiftSettings: upcoming),
+        .testTarget(name: "ParleySettingsTests", dependencies: ["ParleySettings"], swiftSettings: upcoming),
         .testTarget(
             name: "ParleyBenchTests",
             dependencies: ["ParleyBench", .product(name: "Histogram", package: "hdrhistogram-swift")],

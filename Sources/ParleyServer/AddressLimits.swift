@@ -73,6 +73,7 @@ public final class AddressLimits: Sendable {
     }
 
     private struct Table {
+        var configuration: Configuration
         var entries: [String: Entry] = [:]
         var lastPruned: ContinuousClock.Instant?
     }
@@ -82,15 +83,23 @@ public final class AddressLimits: Sendable {
     static let tableLimit = 10_000
     static let hardLimit = 100_000
 
-    let configuration: Configuration
-    private let table = Mutex(Table())
+    private let table: Mutex<Table>
 
     public init(_ configuration: Configuration) {
-        self.configuration = configuration
+        table = Mutex(Table(configuration: configuration))
+    }
+
+    /// The limits in force; `update` changes them for the connections that come next (SIGHUP). Connections
+    /// already counted stay counted.
+    public var configuration: Configuration { table.withLock { $0.configuration } }
+
+    public func update(_ configuration: Configuration) {
+        table.withLock { $0.configuration = configuration }
     }
 
     /// A new connection from `address`: admitted (and counted until `release`) or refused.
     public func admit(_ address: String, now: ContinuousClock.Instant = .now) -> Verdict {
+        let configuration = self.configuration
         guard configuration.maximumOpen > 0 || configuration.perMinute > 0,
             !configuration.exempt.contains(where: { $0.contains(address) })
         else { return .admitted(key: nil) }

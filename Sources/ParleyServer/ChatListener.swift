@@ -33,6 +33,7 @@ public struct ChatListener: Service {
         tls: TLSProvider?,
         security: PortSecurity,
         addressLimits: AddressLimits,
+        liveLimits: LiveLimits,
         configuration: ServerConfiguration,
         hub: ChatHub<Fanout>,
         accounts: AccountDesk,
@@ -49,7 +50,7 @@ public struct ChatListener: Service {
         var logger = logger
         logger[metadataKey: "door"] = "\(endpoint)"
         self.context = PortContext(
-            door: door, hub: hub, accounts: accounts, limits: configuration.limits,
+            door: door, hub: hub, accounts: accounts, liveLimits: liveLimits,
             serverPassword: configuration.serverPassword, security: security, metrics: accounts.metrics, logger: logger
         )
         self.logger = logger
@@ -116,7 +117,7 @@ public struct ChatListener: Service {
     }
 
     private func bind(registry: ConnectionRegistry) async throws -> any Channel {
-        let (context, limits, logger, tls, addressLimits) = (context, context.limits, logger, tls, addressLimits)
+        let (context, logger, tls, addressLimits) = (context, logger, tls, addressLimits)
         return try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -131,6 +132,7 @@ public struct ChatListener: Service {
             }
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let limits = context.limits  // as they are now: SIGHUP may have changed them
                     Self.configure(channel, limits: limits)
                     let peer = channel.remoteAddress?.ipAddress ?? "unknown"
                     switch addressLimits.admit(peer) {

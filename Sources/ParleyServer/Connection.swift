@@ -10,7 +10,9 @@ struct PortContext: Sendable {
     let door: any FrontDoor
     let hub: ChatHub<Fanout>
     let accounts: AccountDesk
-    let limits: ServerConfiguration.Limits
+    let liveLimits: LiveLimits
+    /// The limits a connection accepted now starts with (SIGHUP may change them for the next ones).
+    var limits: ServerConfiguration.Limits { liveLimits.current }
     /// What every connection must give before it registers, when set.
     let serverPassword: String?
     let security: PortSecurity

@@ -106,8 +106,11 @@ public struct ParleyApplication: Sendable {
 
     /// The services in start order; a group stops them in reverse: the console and the listener first (so no
     /// new work arrives), then the publisher (which drains what is queued), then the store.
+    /// `reread` gives the settings as they are now, for SIGHUP (the executable reads its configuration file
+    /// again); without it SIGHUP reloads only the certificate and the message of the day.
     public func services(
-        console: Bool, terminal: ConsoleTerminal? = nil, onListening: @escaping @Sendable (Endpoint, SocketAddress) -> Void = { _, _ in }
+        console: Bool, terminal: ConsoleTerminal? = nil, reread: (@Sendable () -> ServerConfiguration?)? = nil,
+        onListening: @escaping @Sendable (Endpoint, SocketAddress) -> Void = { _, _ in }
     ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
         var accountLimits = AccountLimits()
         accountLimits.passwordCost = configuration.passwordCost
@@ -125,9 +128,14 @@ public struct ParleyApplication: Sendable {
             .init(service: RestrictionTimer(hub: hub)),
             .init(service: MemoryTrimmer(hub: hub, logger: logger)),
         ]
-        services.append(.init(service: Reloader(provider: tls, motd: configuration.motdFile, hub: hub, logger: logger)))
-        let directory = PortDirectory()
         let addressLimits = AddressLimits(configuration.addressLimits)
+        let liveLimits = LiveLimits(configuration.limits)
+        services.append(
+            .init(service: Reloader(
+                provider: tls, motd: configuration.motdFile, hub: hub, limits: liveLimits, addressLimits: addressLimits, reread: reread, logger: logger
+            ))
+        )
+        let directory = PortDirectory()
         for (endpoint, port) in configuration.endpoints where port != 0 { directory.record(endpoint, port: port) }
         var listeners: [ChatListener] = []
         let site = WebSite(
@@ -153,7 +161,7 @@ public struct ParleyApplication: Sendable {
             )
             let listener = ChatListener(
                 endpoint: endpoint, door: door, port: port, tls: endpoint.tls ? tls : nil, security: security, addressLimits: addressLimits,
-                configuration: configuration,
+                liveLimits: liveLimits, configuration: configuration,
                 hub: hub, accounts: desk, logger: logger
             ) { address in
                 if let bound = address.port { directory.record(endpoint, port: bound) }
@@ -173,10 +181,11 @@ public struct ParleyApplication: Sendable {
 
     /// SIGINT and SIGTERM shut down gracefully; a shutdown stuck past the grace period is cancelled.
     public func serviceGroupConfiguration(
-        console: Bool, terminal: ConsoleTerminal? = nil, onListening: @escaping @Sendable (Endpoint, SocketAddress) -> Void = { _, _ in }
+        console: Bool, terminal: ConsoleTerminal? = nil, reread: (@Sendable () -> ServerConfiguration?)? = nil,
+        onListening: @escaping @Sendable (Endpoint, SocketAddress) -> Void = { _, _ in }
     ) -> ServiceGroupConfiguration {
         var group = ServiceGroupConfiguration(
-            services: services(console: console, terminal: terminal, onListening: onListening),
+            services: services(console: console, terminal: terminal, reread: reread, onListening: onListening),
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ParleyProtocols
+import Synchronization
 
 /// Parley's log handler: swift-log's `StreamLogHandler` layout (`time level label: key=value … [source]
 /// message`), one line per event, with two differences.
@@ -20,7 +21,13 @@ public struct ParleyLogHandler: LogHandler {
         case json
     }
 
-    public var logLevel: Logger.Level
+    /// The level every handler made with the same dial follows, until a logger sets its own.
+    public var logLevel: Logger.Level {
+        get { ownLevel ?? dial.level }
+        set { ownLevel = newValue }
+    }
+    private let dial: LogLevelDial
+    private var ownLevel: Logger.Level?
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     private let label: String
@@ -30,8 +37,13 @@ public struct ParleyLogHandler: LogHandler {
     public init(
         label: String, level: Logger.Level, format: Format = .text, write: @escaping @Sendable (String) -> Void = ParleyLogHandler.standardError
     ) {
+        self.init(label: label, dial: LogLevelDial(level), format: format, write: write)
+    }
+
+    /// A handler whose level is the dial's, so that turning it (SIGHUP) changes every logger at once.
+    public init(label: String, dial: LogLevelDial, format: Format = .text, write: @escaping @Sendable (String) -> Void = ParleyLogHandler.standardError) {
         self.label = label
-        self.logLevel = level
+        self.dial = dial
         self.format = format
         self.write = write
     }
@@ -119,5 +131,20 @@ public struct ParleyLogHandler: LogHandler {
         var buffer = [CChar](repeating: 0, count: 64)
         let length = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S%z", &parts)
         return String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// The log level of every logger of the process, changed while it runs (`log-level` reloaded by SIGHUP). Read on
+/// every log call, so an atomic rather than a lock.
+public final class LogLevelDial: Sendable {
+    private let index: Atomic<Int>
+
+    public init(_ level: Logger.Level) {
+        index = Atomic(Logger.Level.allCases.firstIndex(of: level)!)
+    }
+
+    public var level: Logger.Level {
+        get { Logger.Level.allCases[index.load(ordering: .relaxed)] }
+        set { index.store(Logger.Level.allCases.firstIndex(of: newValue)!, ordering: .relaxed) }
     }
 }

@@ -4,40 +4,86 @@ import ParleyCore
 import ServiceLifecycle
 import UnixSignals
 
-/// SIGHUP reloads what can change while the server runs: the TLS certificate from disk (a renewed Let's Encrypt
-/// certificate) and the message of the day. A reload that fails keeps what was in use and says why; the log
-/// names everything else as read at start. SIGHUP never ends the server, as the signal does by default.
+/// SIGHUP reloads what can change while the server runs:
+/// - the settings (`reread`: the configuration file read again; the executable logs what changed, and names
+///   what takes a restart): the per-connection limits and flood control, for connections accepted from then on,
+///   the per-address connection limits, and the message of the day's file;
+/// - the TLS certificate from disk (a renewed Let's Encrypt certificate) and the message of the day.
+/// A reload that fails keeps what was in use and says why. SIGHUP never ends the server, as the signal does by
+/// default.
 struct Reloader: Service {
     let provider: TLSProvider?
-    /// The message of the day's file, if any.
+    /// The message of the day's file at start, if any; a reload may name another.
     let motd: String?
     let hub: ChatHub<Fanout>
+    let limits: LiveLimits
+    let addressLimits: AddressLimits
+    /// The settings as they are now; nil when they cannot be read (the executable has said why).
+    let reread: (@Sendable () -> ServerConfiguration?)?
     let logger: Logger
+
+    init(
+        provider: TLSProvider?, motd: String?, hub: ChatHub<Fanout>, limits: LiveLimits, addressLimits: AddressLimits,
+        reread: (@Sendable () -> ServerConfiguration?)?, logger: Logger
+    ) {
+        self.provider = provider
+        self.motd = motd
+        self.hub = hub
+        self.limits = limits
+        self.addressLimits = addressLimits
+        self.reread = reread
+        self.logger = logger
+    }
 
     func run() async throws {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
+        var motd = motd
         for await _ in hangups.cancelOnGracefulShutdown() {
-            logger.notice("SIGHUP: reloading the TLS certificate and the message of the day; every other setting is read at start (restart to change it)")
-            if let motd { reload(motd) }
-            guard let provider else {
-                logger.notice("no TLS certificate to reload (no TLS port)")
-                continue
+            logger.notice("SIGHUP: reloading the settings, the TLS certificate and the message of the day")
+            if let reread, let configuration = reread() {
+                apply(configuration)
+                motd = configuration.motdFile
             }
-            do {
-                let (old, new) = try provider.reload()
-                if old == new {
-                    logger.notice("TLS certificate reloaded; unchanged", metadata: ["fingerprint": "\(new)"])
-                } else {
-                    logger.notice("TLS certificate reloaded", metadata: ["fingerprint": "\(new)", "previous": "\(old)", "certificate": "\(provider.description)"])
-                }
-            } catch {
-                logger.error("TLS certificate reload failed; still serving the previous one", metadata: ["error": "\(error)"])
-            }
+            reloadMessageOfTheDay(motd)
+            reloadCertificate()
         }
     }
 
-    /// Reads the message of the day again; a file that cannot be read keeps the one in use.
-    private func reload(_ path: String) {
+    /// What can change live; the rest (ports, storage…) stays as it started.
+    private func apply(_ configuration: ServerConfiguration) {
+        var next = configuration.limits
+        next.shutdownGrace = limits.current.shutdownGrace  // the service group's deadline was set from it at start
+        limits.current = next
+        addressLimits.update(configuration.addressLimits)
+    }
+
+    private func reloadCertificate() {
+        guard let provider else {
+            logger.notice("no TLS certificate to reload (no TLS port)")
+            return
+        }
+        do {
+            let (old, new) = try provider.reload()
+            if old == new {
+                logger.notice("TLS certificate reloaded; unchanged", metadata: ["fingerprint": "\(new)"])
+            } else {
+                logger.notice("TLS certificate reloaded", metadata: ["fingerprint": "\(new)", "previous": "\(old)", "certificate": "\(provider.description)"])
+            }
+        } catch {
+            logger.error("TLS certificate reload failed; still serving the previous one", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Reads the message of the day again; a file that cannot be read keeps the one in use. A setting that no
+    /// longer names a file clears it.
+    private func reloadMessageOfTheDay(_ path: String?) {
+        guard let path else {
+            if !hub.motd.isEmpty {
+                hub.motd = []
+                logger.notice("message of the day removed (no motd file set any more)")
+            }
+            return
+        }
         do {
             let lines = try MessageOfTheDay.read(path)
             let changed = lines != hub.motd

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import ParleyCore
 import ParleyProtocols
+import Synchronization
 
 /// Everything `parley serve` can be told, with the defaults documented in `--help` and the README.
 public struct ServerConfiguration: Sendable {
@@ -111,6 +112,21 @@ public struct ServerConfiguration: Sendable {
         guard gethostname(&buffer, buffer.count) == 0 else { return "parley" }
         let name = String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return name.isEmpty ? "parley" : name
+    }
+}
+
+/// The per-connection limits in force: each new connection starts with the current ones; SIGHUP replaces them
+/// (`Reloader`). A connection keeps the limits it started with, so nothing changes under a client mid-line.
+public final class LiveLimits: Sendable {
+    private let limits: Mutex<ServerConfiguration.Limits>
+
+    public init(_ limits: ServerConfiguration.Limits) {
+        self.limits = Mutex(limits)
+    }
+
+    public var current: ServerConfiguration.Limits {
+        get { limits.withLock { $0 } }
+        set { limits.withLock { $0 = newValue } }
     }
 }
 

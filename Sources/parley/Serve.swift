@@ -4,6 +4,7 @@ import Logging
 import ParleyCore
 import ParleyProtocols
 import ParleyServer
+import ParleySettings
 import ServiceLifecycle
 import Synchronization
 
@@ -22,223 +23,126 @@ struct Serve: AsyncParsableCommand {
             """
     )
 
-    enum ConsoleMode: String, ExpressibleByArgument, CaseIterable {
-        case auto, on, off
-    }
+    @Option(help: "A TOML file of settings: each key is a flag's name without its dashes (port = 5000). Or set PARLEY_CONFIG. A flag beats the environment (PARLEY_PORT, …), which beats the file, which beats the default; SIGHUP reads it again.")
+    var config: String?
 
-    @Option(help: "The address to listen on.")
-    var host = "0.0.0.0"
+    @Flag(help: "Print the settings it would run with, and where each comes from, then exit.")
+    var printConfig = false
 
-    @Option(help: "The port for plain-text and JSON-lines clients.")
-    var port = 5000
+    @Option(help: .init(ServeKey.host.help)) var host: String?
+    @Option(help: .init(ServeKey.port.help)) var port: Int?
+    @Option(help: .init(ServeKey.ircPort.help)) var ircPort: Int?
+    @Flag(help: .init(ServeKey.noIRC.help)) var noIRC = false
+    @Option(help: .init(ServeKey.httpPort.help)) var httpPort: Int?
+    @Flag(help: .init(ServeKey.noHTTP.help)) var noHTTP = false
+    @Flag(inversion: .prefixedNo, help: .init(ServeKey.tls.help)) var tls: Bool?
+    @Option(help: .init(ServeKey.tlsPort.help)) var tlsPort: Int?
+    @Option(name: .customLong("irc-tls-port"), help: .init(ServeKey.ircTLSPort.help)) var ircTLSPort: Int?
+    @Option(help: .init(ServeKey.httpsPort.help)) var httpsPort: Int?
+    @Option(help: .init(ServeKey.allowedOrigin.help)) var allowedOrigin: [String] = []
+    @Option(help: .init(ServeKey.metricsAllow.help)) var metricsAllow: [String] = []
+    @Option(help: .init(ServeKey.motd.help)) var motd: String?
+    @Option(help: .init(ServeKey.trustedProxy.help)) var trustedProxy: [String] = []
+    @Option(help: .init(ServeKey.tlsCert.help)) var tlsCert: String?
+    @Option(help: .init(ServeKey.tlsKey.help)) var tlsKey: String?
+    @Flag(help: .init(ServeKey.noPlaintext.help)) var noPlaintext = false
+    @Flag(inversion: .prefixedNo, help: .init(ServeKey.allowPlaintextPasswords.help)) var allowPlaintextPasswords: Bool?
+    @Option(name: .customLong("max-connections-per-ip"), help: .init(ServeKey.maxConnectionsPerIP.help)) var maxConnectionsPerIP: Int?
+    @Option(name: .customLong("connect-rate-per-ip"), help: .init(ServeKey.connectRatePerIP.help)) var connectRatePerIP: Int?
+    @Option(name: .customLong("exempt-ip"), help: .init(ServeKey.exemptIP.help)) var exemptIP: [String] = []
+    @Option(name: .customLong("data-dir"), help: .init(ServeKey.dataDir.help)) var dataDirectory: String?
+    @Option(help: .init(ServeKey.serverName.help)) var serverName: String?
+    @Option(help: .init(ServeKey.serverPassword.help)) var serverPassword: String?
+    @Option(help: .init(ServeKey.pingInterval.help)) var pingInterval: Double?
+    @Option(help: .init(ServeKey.flushInterval.help)) var flushInterval: Double?
+    @Option(help: .init(ServeKey.logLevel.help)) var logLevel: String?
+    @Option(help: .init(ServeKey.logFormat.help)) var logFormat: String?
+    @Option(help: .init(ServeKey.maxLineBytes.help)) var maxLineBytes: Int?
+    @Option(help: .init(ServeKey.floodBurst.help)) var floodBurst: Int?
+    @Option(help: .init(ServeKey.floodRate.help)) var floodRate: Double?
+    @Option(help: .init(ServeKey.sendQueueBytes.help)) var sendQueueBytes: Int?
+    @Option(help: .init(ServeKey.registrationTimeout.help)) var registrationTimeout: Double?
+    @Option(help: .init(ServeKey.shutdownGrace.help)) var shutdownGrace: Double?
+    @Option(help: .init(ServeKey.history.help)) var history: Int?
+    @Option(help: .init(ServeKey.store.help)) var store: String?
+    @Option(help: .init(ServeKey.console.help)) var console: String?
 
-    @Option(help: "The port for IRC clients.")
-    var ircPort = 6667
-
-    @Flag(help: "Do not open the IRC port.")
-    var noIRC = false
-
-    @Option(help: "The port for browsers: the web client at /, WebSocket at /ws (JSON) and /irc (IRC), /healthz and /metrics.")
-    var httpPort = 8080
-
-    @Flag(help: "Do not open the HTTP port.")
-    var noHTTP = false
-
-    @Flag(help: "Open the TLS ports, at 5001, 6697 and 8443 (https) unless --tls-port, --irc-tls-port or --https-port says otherwise.")
-    var tls = false
-
-    @Option(help: "A port for text and JSON-lines clients over TLS (openssl s_client -quiet -connect HOST:PORT is the nc of TLS); off unless given or --tls.")
-    var tlsPort: Int?
-
-    @Option(name: .customLong("irc-tls-port"), help: "A port for IRC over TLS (6697 by convention); off unless given or --tls.")
-    var ircTLSPort: Int?
-
-    @Option(help: "The HTTP port over TLS (https, wss); off unless given or --tls.")
-    var httpsPort: Int?
-
-    @Option(help: "An origin besides the server's own (e.g. https://chat.example.org) whose pages may open the WebSockets; repeatable. Pages from other origins are refused.")
-    var allowedOrigin: [String] = []
-
-    @Option(help: "An address or network (CIDR) that may read /metrics; repeatable. Default: loopback only.")
-    var metricsAllow: [String] = []
-
-    @Option(help: "A text file whose lines everyone is shown after the welcome, at every door (IRC's MOTD); SIGHUP reads it again.")
-    var motd: String?
-
-    @Option(help: "A reverse proxy (address or CIDR) in front of the HTTP port whose X-Forwarded-For names the client: its address is then what login limits, /metrics and the logs see. Repeatable.")
-    var trustedProxy: [String] = []
-
-    @Option(help: "The TLS certificate, a PEM file (its chain may follow it). Without it, a self-signed one is made for the server name in --data-dir/tls on first start. SIGHUP reloads it.")
-    var tlsCert: String?
-
-    @Option(help: "The TLS certificate's private key, a PEM file.")
-    var tlsKey: String?
-
-    @Flag(help: "Close the plaintext ports of every door: TLS only.")
-    var noPlaintext = false
-
-    @Flag(help: "Accept passwords (logins, registrations, SASL) on plaintext ports even when TLS is on; for a trusted LAN.")
-    var allowPlaintextPasswords = false
-
-    @Option(name: .customLong("max-connections-per-ip"), help: "Connections one address (an IPv6 /64) may have open at once, over every door (0: no limit).")
-    var maxConnectionsPerIP = 32
-
-    @Option(name: .customLong("connect-rate-per-ip"), help: "New connections one address may open a minute (0: no limit).")
-    var connectRatePerIP = 20
-
-    @Option(name: .customLong("exempt-ip"), help: "An address or network (CIDR, e.g. 10.0.0.0/8) exempt from the two limits above: a NATed classroom, a bouncer. Repeatable; loopback is always exempt.")
-    var exemptIP: [String] = []
-
-    @Option(name: .customLong("data-dir"), help: "Where Parley keeps its data; created if missing.")
-    var dataDirectory = "./parley-data"
-
-    @Option(help: "The name the server greets with (default: the host name).")
-    var serverName: String?
-
-    @Option(help: "A password every client must give before choosing a nickname, on every port (IRC: PASS). Or set PARLEY_SERVER_PASSWORD, which other users cannot see in ps.")
-    var serverPassword: String?
-
-    @Option(help: "IRC: seconds of silence before the server sends PING; as long again without an answer closes the connection.")
-    var pingInterval = 120.0
-
-    @Option(help: "Milliseconds a busy server may hold messages to a client so it writes several at once (0: write at once). Costs at most that much latency, only under load; saves CPU.")
-    var flushInterval = 5.0
-
-    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
-    var logLevel: Logger.Level = .info
-
-    @Option(help: "How log lines are written to standard error: text, or json (one object per line, for journald, Loki or Elastic).")
-    var logFormat: ParleyLogHandler.Format = .text
-
-    @Option(help: "The longest line a client may send, in bytes; longer lines are refused with an error.")
-    var maxLineBytes = 4096
-
-    @Option(help: "Lines a client may send at once before flood control paces it.")
-    var floodBurst = 15
-
-    @Option(help: "Lines per second a client is paced to once its burst is spent.")
-    var floodRate = 2.0
-
-    @Option(help: "Bytes queued for one client before it is disconnected as too slow.")
-    var sendQueueBytes = 128 * 1024
-
-    @Option(help: "Seconds a new connection has to choose a nickname.")
-    var registrationTimeout = 60.0
-
-    @Option(help: "Seconds clients get to receive their last messages at shutdown.")
-    var shutdownGrace = 3.0
-
-    @Option(help: "Messages replayed to whoever joins a room (0: none).")
-    var history = 50
-
-    enum StoreMode: String, ExpressibleByArgument, CaseIterable {
-        case sqlite, none
-    }
-
-    @Option(help: "sqlite: keep history, accounts and moderation in --data-dir. none: keep nothing (no history, accounts only in memory); for measuring what storage costs.")
-    var store: StoreMode = .sqlite
-
-    @Option(help: "The operator console on standard input: auto (on when it is a terminal), on or off.")
-    var console: ConsoleMode = .auto
-
-    func validate() throws {
-        guard [port, ircPort, httpPort, tlsPort ?? 0, ircTLSPort ?? 0, httpsPort ?? 0].allSatisfy((0...65535).contains) else {
-            throw ValidationError("--port, --irc-port, --http-port, --tls-port, --irc-tls-port and --https-port must be between 0 and 65535.")
-        }
-        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together.") }
-        let usesTLS = tls || tlsPort != nil || ircTLSPort != nil || httpsPort != nil
-        guard usesTLS || tlsCert == nil else {
-            throw ValidationError("--tls-cert is for the TLS ports: add --tls (or --tls-port / --irc-tls-port / --https-port).")
-        }
-        guard usesTLS || !noPlaintext else { throw ValidationError("--no-plaintext would leave no port open: add --tls.") }
-        let asked = [
-            ("--port", port), ("--irc-port", noIRC ? 0 : ircPort), ("--http-port", noHTTP ? 0 : httpPort),
-            ("--tls-port", tlsPort ?? (tls ? 5001 : 0)), ("--irc-tls-port", ircTLSPort ?? (tls && !noIRC ? 6697 : 0)),
-            ("--https-port", httpsPort ?? (tls && !noHTTP ? 8443 : 0)),
+    /// The flags given on the command line, as the settings' top layer.
+    private var flags: [ServeKey: SettingValue] {
+        func on(_ flag: Bool) -> SettingValue? { flag ? .bool(true) : nil }
+        func list(_ values: [String]) -> SettingValue? { values.isEmpty ? nil : .strings(values) }
+        let given: [ServeKey: SettingValue?] = [
+            .host: host.map(SettingValue.string), .port: port.map(SettingValue.int), .ircPort: ircPort.map(SettingValue.int),
+            .noIRC: on(noIRC), .httpPort: httpPort.map(SettingValue.int), .noHTTP: on(noHTTP), .tls: tls.map(SettingValue.bool),
+            .tlsPort: tlsPort.map(SettingValue.int), .ircTLSPort: ircTLSPort.map(SettingValue.int), .httpsPort: httpsPort.map(SettingValue.int),
+            .allowedOrigin: list(allowedOrigin), .metricsAllow: list(metricsAllow), .motd: motd.map(SettingValue.string),
+            .trustedProxy: list(trustedProxy), .tlsCert: tlsCert.map(SettingValue.string), .tlsKey: tlsKey.map(SettingValue.string),
+            .noPlaintext: on(noPlaintext), .allowPlaintextPasswords: allowPlaintextPasswords.map(SettingValue.bool),
+            .maxConnectionsPerIP: maxConnectionsPerIP.map(SettingValue.int), .connectRatePerIP: connectRatePerIP.map(SettingValue.int),
+            .exemptIP: list(exemptIP), .dataDir: dataDirectory.map(SettingValue.string), .serverName: serverName.map(SettingValue.string),
+            .serverPassword: serverPassword.map(SettingValue.string), .pingInterval: pingInterval.map(SettingValue.double),
+            .flushInterval: flushInterval.map(SettingValue.double), .logLevel: logLevel.map(SettingValue.string),
+            .logFormat: logFormat.map(SettingValue.string), .maxLineBytes: maxLineBytes.map(SettingValue.int),
+            .floodBurst: floodBurst.map(SettingValue.int), .floodRate: floodRate.map(SettingValue.double),
+            .sendQueueBytes: sendQueueBytes.map(SettingValue.int), .registrationTimeout: registrationTimeout.map(SettingValue.double),
+            .shutdownGrace: shutdownGrace.map(SettingValue.double), .history: history.map(SettingValue.int),
+            .store: store.map(SettingValue.string), .console: console.map(SettingValue.string),
         ]
-        .filter { $0.1 != 0 }
-        for (index, (flag, number)) in asked.enumerated() {
-            if let other = asked[..<index].first(where: { $0.1 == number }) {
-                throw ValidationError("\(other.0) and \(flag) are both \(number): each port serves one door.")
-            }
-        }
-        guard maxConnectionsPerIP >= 0, connectRatePerIP >= 0 else {
-            throw ValidationError("--max-connections-per-ip and --connect-rate-per-ip must be 0 (no limit) or more.")
-        }
-        for network in exemptIP where Network(network) == nil {
-            throw ValidationError("--exempt-ip \(network): not an address or a network like 10.0.0.0/8 or 2001:db8::/32.")
-        }
-        for network in trustedProxy where Network(network) == nil {
-            throw ValidationError("--trusted-proxy \(network): not an address or a network like 10.0.0.0/8 or 2001:db8::/32.")
-        }
-        for network in metricsAllow where Network(network) == nil {
-            throw ValidationError("--metrics-allow \(network): not an address or a network like 10.0.0.0/8 or 2001:db8::/32.")
-        }
-        for origin in allowedOrigin {
-            guard let url = URL(string: origin), ["http", "https"].contains(url.scheme ?? ""), url.host != nil, url.path.isEmpty || url.path == "/" else {
-                throw ValidationError("--allowed-origin \(origin): an origin is a scheme and a host, like https://chat.example.org (a port may follow).")
-            }
-        }
-        guard (64...1 << 20).contains(maxLineBytes) else { throw ValidationError("--max-line-bytes must be 64 to 1048576.") }
-        guard (1...1_000_000).contains(floodBurst), floodRate > 0, floodRate <= 1_000_000 else {
-            throw ValidationError("--flood-burst and --flood-rate must be positive (at most 1000000).")
-        }
-        guard (4096...1 << 30).contains(sendQueueBytes) else {
-            throw ValidationError("--send-queue-bytes must be 4096 to 1073741824.")
-        }
-        guard (0...1000).contains(history) else { throw ValidationError("--history must be 0 to 1000.") }
-        guard (0...100).contains(flushInterval) else { throw ValidationError("--flush-interval must be 0-100 milliseconds.") }
-        guard pingInterval >= 0.05, pingInterval <= 86_400 else { throw ValidationError("--ping-interval must be 0.05-86400 seconds.") }
-        guard serverPassword.map({ !$0.isEmpty && !$0.contains(" ") }) ?? true else {
-            throw ValidationError("--server-password must be one word (IRC's PASS takes no spaces).")
-        }
-        guard registrationTimeout > 0, registrationTimeout <= 86_400, shutdownGrace >= 0, shutdownGrace <= 3600 else {
-            throw ValidationError("--registration-timeout must be 0-86400 seconds and --shutdown-grace 0-3600.")
-        }
+        return given.compactMapValues { $0 }
+    }
+
+    /// The settings from the flags, the environment and the configuration file, as they are now.
+    private func settings() throws(SettingsError) -> Settings {
+        let environment = ProcessInfo.processInfo.environment
+        return try Settings.serve(flags: flags, file: config ?? environment["PARLEY_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }, environment: environment)
     }
 
     func run() async throws {
-        let level = logLevel
-        let consoleOn = console == .on || (console == .auto && isatty(STDIN_FILENO) == 1)
+        let environment = ProcessInfo.processInfo.environment
+        let (flags, file) = (flags, config ?? environment["PARLEY_CONFIG"].flatMap { $0.isEmpty ? nil : $0 })
+        let settings: Settings
+        do {
+            settings = try Settings.serve(flags: flags, file: file, environment: environment)
+        } catch {
+            // Said without the usage ArgumentParser would add: the mistake is in a value, often in the file.
+            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            throw ExitCode(64)
+        }
+        if printConfig {
+            print(settings.printed(command: "parley serve"), terminator: "")
+            return
+        }
+        let console = settings.string(.console)
+        let consoleOn = console == "on" || (console == "auto" && isatty(STDIN_FILENO) == 1)
         // An interactive console keeps its input line below the log when both share the terminal.
         let terminal = consoleOn && ConsoleTerminal.isAvailable ? ConsoleTerminal() : nil
         let write: @Sendable (String) -> Void =
             if let terminal, isatty(STDERR_FILENO) == 1 { { terminal.print([$0]) } } else { ParleyLogHandler.standardError }
-        let format = logFormat
-        LoggingSystem.bootstrap { label in ParleyLogHandler(label: label, level: level, format: format, write: write) }
+        let dial = LogLevelDial(settings.logLevel)
+        let format = ParleyLogHandler.Format(rawValue: settings.string(.logFormat) ?? "text") ?? .text
+        LoggingSystem.bootstrap { label in ParleyLogHandler(label: label, dial: dial, format: format, write: write) }
         let logger = Logger(label: "parley")
-
-        var configuration = ServerConfiguration()
-        configuration.host = host
-        configuration.port = port
-        configuration.ircPort = noIRC ? nil : ircPort
-        configuration.tlsPort = tlsPort ?? (tls ? 5001 : nil)
-        configuration.ircTLSPort = ircTLSPort ?? (tls && !noIRC ? 6697 : nil)
-        configuration.httpPort = noHTTP ? nil : httpPort
-        configuration.httpsPort = httpsPort ?? (tls && !noHTTP ? 8443 : nil)
-        configuration.allowedOrigins = allowedOrigin
-        if !metricsAllow.isEmpty { configuration.metricsAllowed = metricsAllow.compactMap(Network.init) }
-        configuration.trustedProxies = trustedProxy.compactMap(Network.init)
-        configuration.motdFile = motd
-        if let tlsCert, let tlsKey { configuration.certificate = .files(certificate: tlsCert, key: tlsKey) }
-        configuration.plaintext = !noPlaintext
-        configuration.allowPlaintextPasswords = allowPlaintextPasswords
-        configuration.addressLimits.maximumOpen = maxConnectionsPerIP
-        configuration.addressLimits.perMinute = connectRatePerIP
-        configuration.addressLimits.exempt += exemptIP.compactMap(Network.init)
-        configuration.dataDirectory = dataDirectory
-        if let serverName { configuration.serverName = serverName }
-        configuration.serverPassword = serverPassword ?? ProcessInfo.processInfo.environment["PARLEY_SERVER_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 }
-        configuration.limits.pingInterval = .milliseconds(Int64(pingInterval * 1000))
-        configuration.flushInterval = .microseconds(Int64(flushInterval * 1000))
-        configuration.limits.line = .init(maximumLineBytes: maxLineBytes)
-        configuration.limits.flood = .init(burst: floodBurst, perSecond: floodRate)
-        configuration.limits.sendQueueBytes = sendQueueBytes
-        configuration.limits.registrationTimeout = .milliseconds(Int64(registrationTimeout * 1000))
-        configuration.limits.shutdownGrace = .milliseconds(Int64(shutdownGrace * 1000))
-
-        configuration.historyOnJoin = history
-        configuration.storesMessages = store == .sqlite
+        if let file { logger.notice("settings read", metadata: ["file": "\(file)"]) }
+        let configuration = settings.serverConfiguration
+        // SIGHUP: the file read again under the same flags and environment. What changed is logged; what only
+        // a restart changes is named each time, until it is restarted or the file says the old value again.
+        let applied = Mutex(settings)
+        let reread: @Sendable () -> ServerConfiguration? = {
+            let next: Settings
+            do {
+                next = try Settings.serve(flags: flags, file: file, environment: environment)
+            } catch {
+                logger.error("settings not reloaded; still running with the previous ones", metadata: ["error": "\(error)"])
+                return nil
+            }
+            let live = next.changes(since: applied.withLock { previous in defer { previous = next }; return previous }).filter(\.setting.live)
+            let waiting = next.changes(since: settings).filter { !$0.setting.live }
+            for change in live { logger.notice("setting changed", metadata: ["change": "\(change.description)"]) }
+            for change in waiting { logger.warning("setting changed, but only a restart applies it", metadata: ["change": "\(change.description)"]) }
+            if live.isEmpty && waiting.isEmpty { logger.notice("settings reloaded; unchanged") }
+            dial.level = next.logLevel
+            return next.serverConfiguration
+        }
 
         let application: ParleyApplication
         do {
@@ -254,7 +158,7 @@ struct Serve: AsyncParsableCommand {
         let ports = configuration.endpoints.count
         let listening = Mutex(0)
         let group = ServiceGroup(
-            configuration: application.serviceGroupConfiguration(console: consoleOn, terminal: terminal) { _, _ in
+            configuration: application.serviceGroupConfiguration(console: consoleOn, terminal: terminal, reread: reread) { _, _ in
                 let all = listening.withLock { count in
                     count += 1
                     return count == ports
@@ -273,6 +177,6 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-extension Logger.Level: @retroactive ExpressibleByArgument {}
-
-extension ParleyLogHandler.Format: ExpressibleByArgument {}
+extension Settings {
+    var logLevel: Logger.Level { string(.logLevel).flatMap(Logger.Level.init(rawValue:)) ?? .info }
+}

@@ -28,7 +28,7 @@ final class ParleyProcess: Sendable {
 
     /// Starts `parley serve` on 127.0.0.1, port 0, in a fresh data folder, and waits until it listens.
     static func serve(
-        _ arguments: [String] = [], input: Input = .nullDevice, dataDirectory: String? = nil
+        _ arguments: [String] = [], input: Input = .nullDevice, dataDirectory: String? = nil, environment: [String: String] = [:]
     ) async throws -> (ParleyProcess, port: Int) {
         let data = dataDirectory.map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("parley-test-\(UUID().uuidString)")
@@ -36,7 +36,8 @@ final class ParleyProcess: Sendable {
             ["serve", "--host", "127.0.0.1", "--port", "0", "--irc-port", "0", "--http-port", "0", "--data-dir", data.path, "--server-name", "proc.parley"]
                 + arguments,
             input: input,
-            dataDirectory: data
+            dataDirectory: data,
+            environment: environment
         )
         let line = try await server.log.waitFor { $0.contains("listening") && $0.contains("door=lines ") }
         guard let port = line.split(separator: ":").last.flatMap({ Int($0.prefix(while: \.isNumber)) }) else {
