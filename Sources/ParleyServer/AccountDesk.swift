@@ -120,11 +120,14 @@ struct AccountDesk: Sendable {
     /// Counts failed logins.
     let metrics: ServerMetrics
     let logger: Logger
+    /// Failed logins, rate-limited: a guesser from many addresses cannot fill the disk.
+    let operatorLog: OperatorLog
 
     init(
         store: any AccountStore, hub: ChatHub<Fanout>, limits: AccountLimits = .init(), hashing: PasswordHashing = PasswordHashing(),
-        metrics: ServerMetrics = ServerMetrics(), logger: Logger
+        metrics: ServerMetrics = ServerMetrics(), logger: Logger, operatorLog: OperatorLog = OperatorLog()
     ) {
+        self.operatorLog = operatorLog
         self.store = store
         self.hub = hub
         self.limits = limits
@@ -172,7 +175,7 @@ struct AccountDesk: Sendable {
             matches = false
         }
         guard let account, matches else {
-            logger.notice("failed login", metadata: ["account": "\(nick)", "peer": "\(address)"])
+            operatorLog.log(.failedLogin, .notice, "failed login", metadata: ["account": "\(nick)", "peer": "\(address)"], to: logger)
             metrics.loginFailed()
             throw ChatError(.loginFailed, "Wrong nickname or password.")
         }

@@ -34,6 +34,7 @@ public struct ChatListener: Service {
         security: PortSecurity,
         addressLimits: AddressLimits,
         liveLimits: LiveLimits,
+        operatorLog: OperatorLog,
         configuration: ServerConfiguration,
         hub: ChatHub<Fanout>,
         accounts: AccountDesk,
@@ -51,7 +52,8 @@ public struct ChatListener: Service {
         logger[metadataKey: "door"] = "\(endpoint)"
         self.context = PortContext(
             door: door, hub: hub, accounts: accounts, liveLimits: liveLimits,
-            serverPassword: configuration.serverPassword, security: security, metrics: accounts.metrics, logger: logger
+            serverPassword: configuration.serverPassword, security: security, metrics: accounts.metrics, logger: logger,
+            operatorLog: operatorLog
         )
         self.logger = logger
         self.eventLoopGroup = eventLoopGroup
@@ -138,7 +140,10 @@ public struct ChatListener: Service {
                     switch addressLimits.admit(peer) {
                     case .refused(let reason, let key, let log):
                         if log {
-                            logger.notice("connection refused; said once a minute per address", metadata: ["peer": "\(peer)", "address": "\(key)", "reason": "\(reason)"])
+                            context.operatorLog.log(
+                                .refused, .notice, "connection refused; said once a minute per address",
+                                metadata: ["peer": "\(peer)", "address": "\(key)", "reason": "\(reason)"], to: logger
+                            )
                         }
                         guard tls == nil else {
                             // Over TLS a line would cost a whole handshake per refusal, the very work the limit

@@ -18,6 +18,8 @@ struct PortContext: Sendable {
     let security: PortSecurity
     let metrics: ServerMetrics
     let logger: Logger
+    /// Lines an operator acts on, rate-limited.
+    let operatorLog: OperatorLog
 }
 
 /// One connection from accept to close, driven by its channel: it has no task of its own while it waits.
@@ -312,7 +314,14 @@ final class Connection: Sendable {
         }
         wait?.cancel()
         // Counted here, before the hub hears of the departure, so whoever sees it announced sees it counted.
-        if first && state.outbox.phase == .overflowed { port.metrics.slowClientDropped() }
+        if first && state.outbox.phase == .overflowed {
+            port.metrics.slowClientDropped()
+            var logger = logger
+            if let nick = state.registeredNick { logger[metadataKey: "nick"] = "\(nick)" }
+            port.operatorLog.log(
+                .slowClient, .notice, "client dropped: it read too slowly", metadata: ["send-queue-bytes": "\(port.limits.sendQueueBytes)"], to: logger
+            )
+        }
         offLoop { self.finishIfDone() }
     }
 

@@ -114,7 +114,10 @@ public struct ParleyApplication: Sendable {
     ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
         var accountLimits = AccountLimits()
         accountLimits.passwordCost = configuration.passwordCost
-        let desk = AccountDesk(store: accountStore, hub: hub, limits: accountLimits, hashing: hashing, metrics: metrics, logger: logger)
+        let operatorLog = OperatorLog()
+        let desk = AccountDesk(
+            store: accountStore, hub: hub, limits: accountLimits, hashing: hashing, metrics: metrics, logger: logger, operatorLog: operatorLog
+        )
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: StoreService(close: { [closeStore] in
                 await closeStore()
@@ -122,7 +125,7 @@ public struct ParleyApplication: Sendable {
             })),
             // Measured where the publisher commits and reads history: the store itself counts nothing.
             .init(service: PublisherService(publisher: Publisher(hub: hub, store: MeasuredStore(store: store, metrics: metrics), rooms: roomStore) { [logger] error in
-                logger.error("storing failed; nothing that needed it was delivered", metadata: ["error": "\(error)"])
+                operatorLog.log(.storeFailure, .error, "storing failed; nothing that needed it was delivered", metadata: ["error": "\(error)"], to: logger)
             })),
             .init(service: AccountWatcher(store: accountStore, hub: hub, logger: logger)),
             .init(service: RestrictionTimer(hub: hub)),
@@ -161,7 +164,7 @@ public struct ParleyApplication: Sendable {
             )
             let listener = ChatListener(
                 endpoint: endpoint, door: door, port: port, tls: endpoint.tls ? tls : nil, security: security, addressLimits: addressLimits,
-                liveLimits: liveLimits, configuration: configuration,
+                liveLimits: liveLimits, operatorLog: operatorLog, configuration: configuration,
                 hub: hub, accounts: desk, logger: logger
             ) { address in
                 if let bound = address.port { directory.record(endpoint, port: bound) }

@@ -24,6 +24,27 @@ struct DeployTests {
         #expect(verify.log.text.isEmpty && verify.output.text.isEmpty, "systemd-analyze: \(verify.log.text)\(verify.output.text)")
     }
 
+    @Test("deploy/parley.toml, the unit's settings, is read as it ships and with every commented example turned on")
+    func sampleSettings() async throws {
+        let sample = Self.repository.appendingPathComponent("deploy/parley.toml").path
+        let shipped = try ParleyProcess(["serve", "--config", sample, "--print-config"], input: .nullDevice)
+        #expect(try await shipped.waitForExit() == 0, "\(shipped.log.text)")
+        try await shipped.output.waitForEndOfFile()
+        #expect(shipped.output.lines.contains { $0.hasPrefix(#"data-dir = "/var/lib/parley""#) && $0.contains("# file \(sample), line") })
+        #expect(shipped.output.lines.contains { $0.hasPrefix(#"log-format = "json""#) })
+        // Each `# key = value` example, uncommented: every one is a key, with a value it takes.
+        let text = try String(contentsOfFile: sample, encoding: .utf8)
+        let examples = text.split(separator: "\n").filter { $0.range(of: #"^# [a-z-]+ = "#, options: .regularExpression) != nil }.map { $0.dropFirst(2) }
+        #expect(examples.count >= 10)
+        let everything = FileManager.default.temporaryDirectory.appendingPathComponent("parley-\(UUID().uuidString).toml").path
+        try (text + "\n" + examples.joined(separator: "\n") + "\n").write(toFile: everything, atomically: true, encoding: .utf8)
+        let all = try ParleyProcess(["serve", "--config", everything, "--print-config"], input: .nullDevice)
+        #expect(try await all.waitForExit() == 0, "\(all.log.text)")
+        try await all.output.waitForEndOfFile()
+        #expect(all.output.lines.contains { $0.hasPrefix("tls = true") })
+        #expect(all.output.lines.contains { $0.hasPrefix(#"server-password = "********""#) })
+    }
+
     @Test("under systemd (NOTIFY_SOCKET) the server says READY=1 once every port listens")
     func readiness() async throws {
         // systemd's end: a datagram socket the service writes to.

@@ -140,7 +140,8 @@ struct LimitsTests {
 
     @Test("a client that stops reading is dropped when its queue overflows; the others get every message")
     func slowConsumer() async throws {
-        try await TestServer.run(configure: {
+        let log = LogLines()
+        try await TestServer.run(log: log, configure: {
             $0.limits.sendQueueBytes = 64 * 1024
             $0.limits.flood = .init(burst: 100_000, perSecond: 100_000)
         }) { server in
@@ -168,6 +169,8 @@ struct LimitsTests {
             #expect(received1 == count)
             #expect(received2 == count)
             #expect(server.application.hub.sessionCount == 3)
+            // The operator is told, before the room is.
+            #expect(log.lines.contains { $0.contains("client dropped: it read too slowly") && $0.contains("nick=slow") && $0.contains("peer=127.0.0.1") })
         }
     }
 

@@ -4,6 +4,7 @@ import NIOCore
 import ParleyCore
 import ParleyServer
 import ServiceLifecycle
+import Synchronization
 
 /// A real Parley server on 127.0.0.1, port 0, run the way `parley serve` runs it (one ServiceGroup), and
 /// always ended by a graceful shutdown.
@@ -23,6 +24,7 @@ struct TestServer: Sendable {
     static func run(
         port: Int = 0,
         dataDirectory: String? = nil,
+        log: LogLines? = nil,
         configure: (inout ServerConfiguration) -> Void = { _ in },
         _ body: (TestServer) async throws -> Void
     ) async throws {
@@ -43,7 +45,10 @@ struct TestServer: Sendable {
         configuration.dataDirectory = dataDirectory ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("parley-test-\(UUID().uuidString)").path
         configure(&configuration)
-        let logger = Logger(label: "parley-test") { _ in SwiftLogNoOpLogHandler() }
+        let logger = Logger(label: "parley-test") { label in
+            guard let log else { return SwiftLogNoOpLogHandler() }
+            return ParleyLogHandler(label: label, level: .info) { line in log.append(line) }
+        }
         let application = try await ParleyApplication.open(configuration: configuration, logger: logger)
         let (addresses, listening) = AsyncStream.makeStream(of: (Endpoint, SocketAddress).self)
         let group = ServiceGroup(
@@ -100,4 +105,13 @@ struct TestServer: Sendable {
 struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// The log lines of a `TestServer` that was given one, as `ParleyLogHandler` writes them.
+final class LogLines: Sendable {
+    private let store = Mutex<[String]>([])
+
+    func append(_ line: String) { store.withLock { $0.append(line) } }
+
+    var lines: [String] { store.withLock { $0 } }
 }
