@@ -348,6 +348,13 @@ final class Connection: Sendable {
         onFinished(self)
     }
 
+    /// The first time flood control holds this connection's lines back, for the operator (rate-limited).
+    func logFloodControl() {
+        var logger = logger
+        if let nick = state.registeredNick { logger[metadataKey: "nick"] = "\(nick)" }
+        port.operatorLog.log(.limitHit, .notice, "flood control: lines delayed (said once per connection)", to: logger)
+    }
+
     /// Flood control's wait: false when the channel closed first (the wait is cut short; stop reading).
     func pause(for duration: Duration) async -> Bool {
         let scheduled = channel.eventLoop.scheduleTask(in: duration.timeAmount) {}
@@ -440,12 +447,18 @@ private struct Pacer {
     /// What the client is told when its lines start to wait (nil: nothing).
     let warning: String?
     var lastWarning: ContinuousClock.Instant?
+    /// Whether the operator was told that this connection hit flood control (once per connection).
+    var logged = false
 
     /// False when the connection closed during the wait.
     mutating func pace(_ tokens: Int, _ connection: Connection) async -> Bool {
         guard tokens > 0 else { return true }
         let wait = bucket.take(tokens, now: .now)
         guard wait > .zero else { return true }
+        if !logged {
+            logged = true
+            connection.logFloodControl()
+        }
         if let warning, lastWarning.map({ $0.duration(to: .now) > .seconds(10) }) ?? true {
             lastWarning = .now
             connection.state.send(.notice(warning))

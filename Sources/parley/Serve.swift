@@ -19,7 +19,7 @@ struct Serve: AsyncParsableCommand {
             sent over a door's plaintext port are then refused (they belong on its TLS port). Each address may \
             open 32 connections at most, 20 a minute (loopback exempt). When standard input is a terminal, what you type there is announced \
             to everyone; /help lists the console commands and `exit` stops the server. SIGINT and SIGTERM stop \
-            it gracefully too: clients are told, queues are flushed, and it exits 0. SIGHUP reloads the TLS certificate and the message of the day (--motd).
+            it gracefully too: clients are told, queues are flushed, and it exits 0. Every flag is also a key of the --config file and a PARLEY_ variable (docs/DEPLOY.md); SIGHUP reads the file again and applies the settings marked [SIGHUP applies it], and reloads the TLS certificate and the message of the day.
             """
     )
 

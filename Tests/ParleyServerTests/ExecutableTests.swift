@@ -278,7 +278,8 @@ struct ExecutableTests {
         #expect(try await serve.waitForExit() == 0)
         for flag in ["--host", "--port", "--data-dir", "--log-level", "--max-line-bytes", "--flood-burst", "--flood-rate",
             "--send-queue-bytes", "--registration-timeout", "--shutdown-grace", "--console", "--irc-port", "--no-irc", "--store",
-            "--http-port", "--no-http", "--https-port", "--allowed-origin", "--metrics-allow", "--trusted-proxy", "--log-format"]
+            "--http-port", "--no-http", "--https-port", "--allowed-origin", "--metrics-allow", "--trusted-proxy", "--log-format",
+            "--config", "--print-config", "[SIGHUP applies it]"]
         {
             #expect(serve.output.text.contains(flag), "serve --help lacks \(flag)")
         }

@@ -100,9 +100,10 @@ struct LimitsTests {
         }
     }
 
-    @Test("a flooder is paced and told; nobody else notices and nothing is lost")
+    @Test("a flooder is paced and told; nobody else notices and nothing is lost; the operator log says so once")
     func flood() async throws {
-        try await TestServer.run(configure: { $0.limits.flood = .init(burst: 5, perSecond: 5) }) { server in
+        let log = LogLines()
+        try await TestServer.run(log: log, configure: { $0.limits.flood = .init(burst: 5, perSecond: 5) }) { server in
             let observer = try await server.textUser("observer")
             let flooder = try await server.textUser("flooder")
             let bob = try await server.textUser("bob")
@@ -119,6 +120,8 @@ struct LimitsTests {
             let floods = lines.filter { $0.contains("<flooder> flood ") }.map { $0.components(separatedBy: "flood ").last! }
             #expect(floods == (1...30).map(String.init))
             #expect(try await !bob.lines.contains { $0.contains("too fast") })
+            // Logged before the notice was sent, once for the connection.
+            #expect(log.lines.filter { $0.contains("flood control: lines delayed") && $0.contains("nick=flooder") }.count == 1)
         }
     }
 
