@@ -151,11 +151,10 @@ final class Connector: Sendable {
     /// Waits `delay` before the next attempt, unless `/reconnect` or cancellation cuts it short; says how long is
     /// left every second, so the client can count down.
     private func pause(_ delay: Duration, report: @escaping @Sendable (Report) -> Void) async {
-        var left = delay
-        repeat {
+        for left in Self.countdown(from: delay) {
             report(.disconnected(retryingIn: left))
             guard left > .zero else { return }
-            let step = min(left, .seconds(1))
+            let step = Self.countdownStep(left)
             let woken = await withTaskGroup(of: Bool.self) { group in
                 group.addTask { (try? await Task.sleep(for: step)) == nil }
                 group.addTask {
@@ -166,8 +165,22 @@ final class Connector: Sendable {
                 return await group.next() ?? true
             }
             if woken || Task.isCancelled { return }
-            left -= step
-        } while left > .zero
+        }
+    }
+
+    /// The wait after a countdown's report of `left`: a second, or what is left of the last one. So the status
+    /// line says 3, 2, 1 (2.5, 1.5, 0.5 for a wait of 2.5 s), one number a second.
+    static func countdownStep(_ left: Duration) -> Duration { min(left, .seconds(1)) }
+
+    /// Every value a countdown from `delay` reports, when nothing cuts it short.
+    static func countdown(from delay: Duration) -> [Duration] {
+        var values = [delay]
+        var left = delay
+        while left > .zero {
+            left -= countdownStep(left)
+            if left > .zero { values.append(left) }
+        }
+        return values
     }
 
     private func waitForWake() async {

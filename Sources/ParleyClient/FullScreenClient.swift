@@ -380,6 +380,8 @@ public enum FullScreenClient {
                 break
             }
             if view.apply(event) { bell = true }
+            // The server puts a reconnecting user back in #general; one who had left it leaves it again.
+            for room in view.takeUnwantedRooms() { await send(.part(room: room, reason: nil)) }
         }
 
         /// Keeps the ignore list in the config file (its `ignore` line; the rest of the file as it was).
@@ -424,10 +426,7 @@ public enum FullScreenClient {
             if bell {
                 // A desktop notification where the terminal shows one (OSC 9: iTerm2, Windows Terminal, kitty;
                 // OSC 777: foot, urxvt, VTE with it), then the bell; terminals without them ignore the sequences.
-                if let text = view.takeNotification() {
-                    let safe = text.filter { $0 != "\u{7}" && $0 != "\u{1B}" && $0 != ";" }
-                    output += "\u{1B}]9;\(safe)\u{7}\u{1B}]777;notify;Parley;\(safe)\u{7}"
-                }
+                if let text = view.takeNotification() { output += ChatView.desktopNotification(text) }
                 output += "\u{7}"
                 bell = false
             }

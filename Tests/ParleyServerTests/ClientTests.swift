@@ -428,14 +428,64 @@ struct ClientTests {
                     rows.contains { $0.hasPrefix(" 1:#general |") && $0.hasSuffix("| connected") } && rows.contains { $0.hasSuffix("*** Reconnected.") }
                 }
                 #expect(screen.contains("[#general] half typed"))
-                // And #side was joined again.
+                // And #side was joined again, without taking the screen: a line bob says there after alice is
+                // back in it (so after her client has the rejoin) is counted as unread while #general stays current.
                 try await bob.waitFor(timeout: .seconds(40)) { $0 == "*** alice joined #side" || ($0.hasPrefix("*** In #side (2): ") && $0.contains("alice")) }
+                try await bob.send("welcome back")
+                try await tmux!.waitForScreen("#side's line unread, #general still current") { $0.contains { $0.hasPrefix(" 1:#general | 2:#side(1) |") } }
             }
         } catch {
             await tmux?.kill()
             throw error
         }
         await tmux?.kill()
+    }
+
+    @Test("full screen: a user who left #general is not put back in it by a reconnect, and stays on the window being read")
+    func fullScreenReconnectWithoutGeneral() async throws {
+        var port = 0
+        var tmux: Tmux?
+        do {
+            try await TestServer.run { first in
+                port = first.port
+                tmux = try await Tmux.start("\(ParleyProcess.executable.path) connect 127.0.0.1:\(first.port) --nick alice --room '#side'")
+                try await tmux!.waitForScreen("in #side") { $0.contains { $0.hasPrefix(" 2:#side | alice @ test.parley | connected") } }
+                try await tmux!.type("/part #general")
+                try await tmux!.press("Enter")
+                try await tmux!.waitForScreen("only #side") { $0.contains { $0.hasPrefix(" 1:#side | alice @ test.parley | connected") } }
+            }
+            try await tmux!.waitForScreen("disconnected") { $0.contains { $0.hasPrefix(" disconnected, retrying in ") } }
+            try await TestServer.run(port: port) { second in
+                let bob = try await second.textUser("bob")
+                // The server puts alice in #general first; her client leaves it again.
+                try await bob.waitFor(timeout: .seconds(40)) { $0 == "*** alice left #general" }
+                try await bob.send("/join #side")
+                try await bob.send("hello side")
+                let screen = try await tmux!.waitForScreen("back in #side only") { rows in
+                    rows.contains { $0.hasPrefix(" 1:#side | alice @ test.parley | connected") } && rows.contains { $0.hasSuffix("<bob> hello side") }
+                }
+                #expect(!screen.contains { $0.contains("#general") && !$0.contains("alice left") && !$0.contains("You left") })
+            }
+        } catch {
+            await tmux?.kill()
+            throw error
+        }
+        await tmux?.kill()
+    }
+
+    @Test("full screen: a mention raises a desktop notification (OSC 9 and OSC 777) and the bell, written to the terminal")
+    func desktopNotification() async throws {
+        try await TestServer.run { server in
+            // A terminal of its own, read raw: tmux would keep the sequences to itself.
+            let client = try ParleyProcess(["connect", "127.0.0.1:\(server.port)", "--nick", "alice"], input: .sharedTerminal)
+            let bob = try await server.textUser("bob")
+            try await bob.waitFor(timeout: .seconds(30)) { $0 == "*** alice joined #general" || ($0.hasPrefix("*** In #general (2)") && $0.contains("alice")) }
+            try await bob.send("alice: look at this")
+            let sequence = "\u{1B}]9;bob in #general: alice: look at this\u{7}\u{1B}]777;notify;Parley;bob in #general: alice: look at this\u{7}\u{7}"
+            _ = try await client.readTerminal { $0.contains(sequence) }
+            client.signal(SIGTERM)
+            _ = try await client.waitForExit()
+        }
     }
 
     @Test("line mode: a server speaking another protocol version is a clear error")

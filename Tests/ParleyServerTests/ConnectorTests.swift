@@ -14,4 +14,12 @@ struct ConnectorTests {
         connector.nick.withLock { $0 = "other" }
         #expect(!String(buffer: connector.hello()).contains("password"))
     }
+
+    @Test("the wait before a retry is counted down one second at a time")
+    func countdown() {
+        #expect(Connector.countdown(from: .seconds(3)) == [.seconds(3), .seconds(2), .seconds(1)])
+        #expect(Connector.countdown(from: .milliseconds(2500)) == [.milliseconds(2500), .milliseconds(1500), .milliseconds(500)])
+        #expect(Connector.countdown(from: .milliseconds(400)) == [.milliseconds(400)])
+        #expect(Connector.countdown(from: .zero) == [.zero])
+    }
 }

@@ -42,6 +42,48 @@ struct ChatViewTests {
         #expect(view.currentRoomName == "#d")
     }
 
+    @Test("A reconnect puts a user who had left #general back in it: not shown, not made current, and left again; joining it later is theirs")
+    func reconnectWithoutGeneral() {
+        var view = F.view(rooms: ["#side", "#b"])
+        let switched = view.switchTo("#side")
+        #expect(switched)
+        view.apply(.welcome(nick: "bob", server: "srv"))
+        view.expectMissed(in: ["#side", "#b"])
+        // The server's own join of #general comes first, with what follows it.
+        view.apply(.joined(room: "#general", nick: "bob"))
+        view.apply(.topic(room: "#general", text: "the lobby", setBy: nil))
+        view.apply(.members(room: "#general", nicks: ["bob", "ann"]))
+        view.apply(.history(room: "#general", messages: [F.message(from: "ann", to: .room("#general"), "earlier", id: 3)], ref: nil))
+        let unwanted = view.takeUnwantedRooms()
+        #expect(unwanted == ["#general"])
+        let again = view.takeUnwantedRooms()
+        #expect(again.isEmpty)
+        for room in ["#side", "#b"] { view.apply(.joined(room: room, nick: "bob")) }
+        view.apply(.message(F.message(from: "ann", to: .room("#general"), "live", id: 4)))
+        view.apply(.left(room: "#general", nick: "bob", reason: .parted(nil)))
+        #expect(view.currentRoomName == "#side")
+        #expect(view.joinedRooms == ["#side", "#b"])
+        #expect(!view.texts(of: "#side").contains { $0.contains("#general") || $0.contains("lobby") || $0.contains("live") })
+        // Joined later by the user: a window of its own, made current.
+        view.apply(.joined(room: "#general", nick: "bob"))
+        #expect(view.currentRoomName == "#general")
+        // A reconnect of a user who is in #general keeps it.
+        view.expectMissed(in: ["#side", "#b", "#general"])
+        view.apply(.joined(room: "#general", nick: "bob"))
+        let none = view.takeUnwantedRooms()
+        #expect(none.isEmpty)
+        #expect(view.currentRoomName == "#general")
+    }
+
+    @Test("The member list marks room operators and voiced members")
+    func membersMarked() {
+        var view = F.view(rooms: ["#a"])
+        view.apply(.members(room: "#a", nicks: ["ann", "bob", "carol"], operators: ["ann"], voiced: ["carol"]))
+        #expect(view.texts(of: "#a").last?.contains("@ann") == true)
+        #expect(view.texts(of: "#a").last?.contains("+carol") == true)
+        #expect(view.texts(of: "#a").last?.contains("@bob") == false)
+    }
+
     @Test("Scrollback: scrolling back holds the screen still as lines come in; at the top the window asks for older history and puts it above")
     func scrollingBack() throws {
         var view = F.view(rooms: ["#a"])
@@ -96,6 +138,14 @@ struct ChatViewTests {
         // Only the first replay after the reconnect.
         view.apply(.history(room: "#a", messages: [F.message(from: "alice", to: .room("#a"), "later", id: 11)], ref: nil))
         #expect(view.texts(of: "#a").suffix(3).first == "*** History of #a:")
+        // In a window not being read, what was missed counts as unread; a join's ordinary replay does not.
+        var other = F.view(rooms: ["#a", "#b"])
+        _ = other.switchTo("#b")
+        other.expectMissed(in: ["#a", "#b"])
+        other.apply(.history(room: "#a", messages: missed, ref: nil))
+        #expect(other.room("#a")?.unread == 2)
+        other.apply(.history(room: "#a", messages: [F.message(from: "alice", to: .room("#a"), "later", id: 11)], ref: nil))
+        #expect(other.room("#a")?.unread == 2)
     }
 
     @Test("/find shows the window's lines that contain the text, highlighted, without regard to case; earlier results are not searched again")
@@ -123,6 +173,9 @@ struct ChatViewTests {
         #expect(view.takeNotification() == nil)
         view.apply(.message(F.message(from: "carol", to: .user("bob"), "psst", id: 3)))
         #expect(view.takeNotification() == "carol (private): psst")
+        #expect(ChatView.desktopNotification("carol (private): psst") == "\u{1B}]9;carol (private): psst\u{7}\u{1B}]777;notify;Parley;carol (private): psst\u{7}")
+        // Nothing in the text can end the sequence or split OSC 777's fields.
+        #expect(ChatView.desktopNotification("a\u{7}b\u{1B}]0;x\u{9C}c;d") == "\u{1B}]9;ab]0xcd\u{7}\u{1B}]777;notify;Parley;ab]0xcd\u{7}")
     }
 
     @Test("Ignored nicks' messages are not shown; the timestamp follows the configured format")
