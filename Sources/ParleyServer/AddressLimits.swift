@@ -99,13 +99,13 @@ public final class AddressLimits: Sendable {
 
     /// A new connection from `address`: admitted (and counted until `release`) or refused.
     public func admit(_ address: String, now: ContinuousClock.Instant = .now) -> Verdict {
-        let configuration = self.configuration
-        guard configuration.maximumOpen > 0 || configuration.perMinute > 0,
-            !configuration.exempt.contains(where: { $0.contains(address) })
-        else { return .admitted(key: nil) }
         let key = addressKey(address)
-        let (maximumOpen, perMinute) = (configuration.maximumOpen, Double(configuration.perMinute))
         return table.withLock { table in
+            let configuration = table.configuration
+            guard configuration.maximumOpen > 0 || configuration.perMinute > 0,
+                !configuration.exempt.contains(where: { $0.contains(address) })
+            else { return .admitted(key: nil) }
+            let (maximumOpen, perMinute) = (configuration.maximumOpen, Double(configuration.perMinute))
             if table.entries.count > Self.tableLimit, table.lastPruned.map({ $0.duration(to: now) > .seconds(5) }) ?? true {
                 table.lastPruned = now
                 Self.prune(&table.entries, now: now)

@@ -61,7 +61,8 @@ public struct ChatListener: Service {
     }
 
     public func run() async throws {
-        let limits = context.limits
+        // Shutdown's grace is not live (the service group's deadline was set from it at start).
+        let limits = context.liveLimits.current
         let registry = ConnectionRegistry()
         let server: any Channel
         do {
@@ -134,8 +135,6 @@ public struct ChatListener: Service {
             }
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let limits = context.limits  // as they are now: SIGHUP may have changed them
-                    Self.configure(channel, limits: limits)
                     let peer = channel.remoteAddress?.ipAddress ?? "unknown"
                     switch addressLimits.admit(peer) {
                     case .refused(let reason, let key, let log):
@@ -159,11 +158,15 @@ public struct ChatListener: Service {
                     case .admitted(let key):
                         channel.closeFuture.whenComplete { _ in addressLimits.release(key) }
                     }
+                    // As they are now (SIGHUP may have changed them), once: the connection keeps this copy, also
+                    // through an HTTP request that becomes a WebSocket later.
+                    let limits = context.liveLimits.current
+                    Self.configure(channel, limits: limits)
                     // TLS first, so that whatever the door puts behind it reads and writes plaintext.
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context)) }
                     let opener = ConnectionOpener(
                         open: { channel, outbox, door in
-                            let connection = Connection(channel: channel, outbox: outbox, door: door, port: context) { registry.remove($0) }
+                            let connection = Connection(channel: channel, outbox: outbox, door: door, port: context, limits: limits) { registry.remove($0) }
                             // The driver first: only a connection whose close it will see may enter the registry.
                             try channel.pipeline.syncOperations.addHandler(Connection.Driver(connection))
                             registry.add(connection)

@@ -10,9 +10,9 @@ struct PortContext: Sendable {
     let door: any FrontDoor
     let hub: ChatHub<Fanout>
     let accounts: AccountDesk
+    /// The limits a connection accepted now starts with (SIGHUP may change them for the next ones): read once per
+    /// accepted connection, which keeps that copy (`Connection.limits`) for its whole life.
     let liveLimits: LiveLimits
-    /// The limits a connection accepted now starts with (SIGHUP may change them for the next ones).
-    var limits: ServerConfiguration.Limits { liveLimits.current }
     /// What every connection must give before it registers, when set.
     let serverPassword: String?
     let security: PortSecurity
@@ -72,6 +72,8 @@ final class Connection: Sendable {
     /// The door that serves it: the listener's, or one behind it (a WebSocket door of the HTTP port).
     let door: any FrontDoor
     let port: PortContext
+    /// As they were when the connection was accepted, for its whole life.
+    let limits: ServerConfiguration.Limits
     let logger: Logger
     private let inbox: Mutex<Inbox>
     /// Its door's name in the metrics (`-tls` added on a TLS port).
@@ -80,10 +82,14 @@ final class Connection: Sendable {
 
     /// Call on the channel's event loop, once the door has built its pipeline; `onFinished` is called once,
     /// when the connection is over and its session has left.
-    init(channel: any Channel, outbox: Outbox, door: any FrontDoor, port: PortContext, onFinished: @escaping @Sendable (Connection) -> Void) {
+    init(
+        channel: any Channel, outbox: Outbox, door: any FrontDoor, port: PortContext, limits: ServerConfiguration.Limits,
+        onFinished: @escaping @Sendable (Connection) -> Void
+    ) {
         self.channel = channel
         self.door = door
         self.port = port
+        self.limits = limits
         self.onFinished = onFinished
         var logger = port.logger
         logger[metadataKey: "peer"] = "\(door.forwardedFor ?? channel.remoteAddress?.display ?? "?")"
@@ -98,9 +104,9 @@ final class Connection: Sendable {
         let context = SessionContext(
             connection: state, hub: port.hub, accounts: port.accounts,
             address: door.forwardedFor ?? channel.remoteAddress?.ipAddress ?? "unknown", serverPassword: port.serverPassword,
-            security: port.security, maximumLineBytes: port.limits.line.maximumLineBytes, logger: logger
+            security: port.security, maximumLineBytes: limits.line.maximumLineBytes, logger: logger
         )
-        self.inbox = Mutex(Inbox(reading: .idle(Reader(port: port, door: door, session: door.makeSession(context), connection: state))))
+        self.inbox = Mutex(Inbox(reading: .idle(Reader(port: port, limits: limits, door: door, session: door.makeSession(context), connection: state))))
     }
 
     var hub: ChatHub<Fanout> { port.hub }
@@ -154,7 +160,6 @@ final class Connection: Sendable {
     /// a task each would cost kilobytes per connection.
     private func start() {
         logger.info("connected")
-        let limits = port.limits
         let loop = channel.eventLoop
         let state = state
         let registration = loop.scheduleTask(in: limits.registrationTimeout.timeAmount) {
@@ -319,7 +324,7 @@ final class Connection: Sendable {
             var logger = logger
             if let nick = state.registeredNick { logger[metadataKey: "nick"] = "\(nick)" }
             port.operatorLog.log(
-                .slowClient, .notice, "client dropped: it read too slowly", metadata: ["send-queue-bytes": "\(port.limits.sendQueueBytes)"], to: logger
+                .slowClient, .notice, "client dropped: it read too slowly", metadata: ["send-queue-bytes": "\(limits.sendQueueBytes)"], to: logger
             )
         }
         offLoop { self.finishIfDone() }
@@ -388,10 +393,9 @@ private struct Reader: Sendable {
     var pacer: Pacer
     var window: ProgressWindow
 
-    init(port: PortContext, door: any FrontDoor, session: any LineSession, connection: ConnectionState) {
+    init(port: PortContext, limits: ServerConfiguration.Limits, door: any FrontDoor, session: any LineSession, connection: ConnectionState) {
         self.port = port
         self.session = session
-        let limits = port.limits
         self.line = door.lineLimits(limits)
         self.pacer = Pacer(
             bucket: TokenBucket(limits.flood, now: .now),

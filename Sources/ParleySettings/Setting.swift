@@ -122,14 +122,15 @@ public enum SettingKind: Sendable {
     func value(fromText text: String) -> SettingValue? {
         switch self {
         case .bool:
-            switch text.lowercased() {
+            switch text.trimmingSpaces.lowercased() {
             case "true", "1", "yes", "on": .bool(true)
             case "false", "0", "no", "off": .bool(false)
             default: nil
             }
         case .int: Int(text.trimmingSpaces).map(SettingValue.int)
         case .double: Double(text.trimmingSpaces).flatMap { $0.isFinite ? .double($0) : nil }
-        case .string, .choice: .string(text)
+        case .string: .string(text)
+        case .choice: .string(text.trimmingSpaces)
         case .strings: .strings(text.split(separator: ",").map { String($0).trimmingSpaces }.filter { !$0.isEmpty })
         }
     }

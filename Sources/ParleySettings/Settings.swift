@@ -11,6 +11,8 @@ public enum SettingSource: Sendable, Equatable {
 public struct Settings: Sendable {
     public let schema: [Setting]
     private let entries: [String: (value: SettingValue, source: SettingSource)]
+    /// The file's own values, also those a flag or the environment overrides (for a reload to say so).
+    private let fileValues: [String: SettingValue]
 
     /// Merges the layers, checking every value against its setting. `flags` holds only the flags given;
     /// `environment` is the process's (an empty variable counts as unset).
@@ -19,7 +21,9 @@ public struct Settings: Sendable {
         var entries: [String: (SettingValue, SettingSource)] = [:]
         for setting in schema {
             if let value = flags[setting.key] {
-                if let problem = setting.kind.problem(with: value) { throw SettingsError("\(setting.flag) \(value): \(problem)") }
+                if let problem = setting.kind.problem(with: value) {
+                    throw SettingsError("\(setting.flag) \(setting.secret ? "********" : value.description): \(problem)")
+                }
                 entries[setting.key] = (value, .flag)
             } else if let text = environment[setting.environmentName], !text.isEmpty {
                 let shown = setting.secret ? "\(setting.environmentName)" : "\(setting.environmentName)=\(text)"
@@ -35,6 +39,7 @@ public struct Settings: Sendable {
             }
         }
         self.entries = entries
+        self.fileValues = file?.values.mapValues(\.value) ?? [:]
     }
 
     public subscript(key: String) -> SettingValue? {
@@ -123,6 +128,19 @@ public struct Settings: Sendable {
                 return setting.secret ? "********" : value.toml
             }
             return "\(setting.key): \(show(old)) -> \(show(new))"
+        }
+    }
+
+    /// Settings whose value in the file differs from `old`'s file, but a flag or the environment sets them: the
+    /// edit has no effect, which a reload must say rather than report "unchanged".
+    public func overriddenFileChanges(since old: Settings) -> [(setting: Setting, by: String)] {
+        schema.compactMap { setting in
+            guard fileValues[setting.key] != old.fileValues[setting.key] else { return nil }
+            return switch source(setting.key) {
+            case .flag: (setting, setting.flag)
+            case .environment: (setting, setting.environmentName)
+            default: nil
+            }
         }
     }
 

@@ -14,6 +14,11 @@ public struct SettingsFile: Sendable {
 
     public init(path: String, text: String, settings: [Setting]) throws(SettingsError) {
         self.path = path
+        // toml++ reads a C string: whatever follows a NUL would be dropped without a word.
+        if let nul = text.utf8.firstIndex(of: 0) {
+            let line = text.utf8[..<nul].reduce(1) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+            throw SettingsError("\(path), line \(line): a NUL byte; a settings file is text")
+        }
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)
@@ -23,24 +28,35 @@ public struct SettingsFile: Sendable {
             throw SettingsError("\(path): \(error)")
         }
         let known = Dictionary(uniqueKeysWithValues: settings.map { ($0.key, $0) })
+        let lines = Self.keyLines(in: text)
         var values: [String: (SettingValue, Int?)] = [:]
+        // Every mistake is found, and the first in the file is said (the table's order is not the file's).
+        var mistakes: [(line: Int, message: String)] = []
         for (key, raw) in table {
-            let line = Self.line(of: key, in: text)
+            let line = lines[key]
             let place = line.map { "\(path), line \($0)" } ?? path
+            func mistake(_ text: String) { mistakes.append((line ?? .max, "\(place): \(text)")) }
             if raw.type == .table {
-                throw SettingsError("\(place): \(key): there are no sections or dotted keys; every key goes at the top of the file, named as its flag")
+                mistake("\(key): there are no sections or dotted keys; every key goes at the top of the file, named as its flag")
+                continue
             }
             guard let setting = known[key] else {
-                throw SettingsError("\(place): unknown key \"\(key)\"; \(Self.suggestion(for: key, among: settings))")
+                mistake(["config", "print-config"].contains(key)
+                    ? "\(key) is not a key: it names or shows the file (--\(key)), so it goes on the command line"
+                    : "unknown key \"\(key)\"; \(Self.suggestion(for: key, among: settings))")
+                continue
             }
             guard let value = Self.value(raw, for: setting.kind) else {
-                throw SettingsError("\(place): \(key) must be \(setting.kind.expectation)")
+                mistake("\(key) must be \(setting.kind.expectation)")
+                continue
             }
             if let problem = setting.kind.problem(with: value) {
-                throw SettingsError("\(place): \(key) = \(value.toml): \(problem)")
+                mistake("\(key) = \(setting.secret ? "\"********\"" : value.toml): \(problem)")
+                continue
             }
             values[key] = (value, line)
         }
+        if let first = mistakes.min(by: { $0.line < $1.line }) { throw SettingsError(first.message) }
         self.values = values
     }
 
@@ -79,18 +95,28 @@ public struct SettingsFile: Sendable {
         }
     }
 
-    /// The line (from 1) where `key` is set or opens a section; nil when it cannot be told (a key set inside
-    /// an inline table).
-    static func line(of key: String, in text: String) -> Int? {
+    /// The line (from 1) where each top-level key is set or opens a section, the first time; lines inside
+    /// multi-line strings are not read as keys. A key set inside an inline table has none.
+    static func keyLines(in text: String) -> [String: Int] {
+        var lines: [String: Int] = [:]
+        var inMultiline: Substring?  // the delimiter of the multi-line string still open
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let startsInString = inMultiline != nil
+            for delimiter: Substring in [#"""""#, "'''"] where inMultiline == nil || inMultiline == delimiter {
+                if line.ranges(of: delimiter).count % 2 == 1 { inMultiline = inMultiline == nil ? delimiter : nil }
+            }
+            guard !startsInString else { continue }
             var rest = Substring(line).drop(while: { $0 == " " || $0 == "\t" })
             if rest.first == "[" { rest = rest.dropFirst().drop(while: { $0 == "[" || $0 == " " || $0 == "\t" }) }
-            for spelling in [key, "\"\(key)\"", "'\(key)'"] where rest.hasPrefix(spelling) {
-                let after = rest.dropFirst(spelling.count).drop(while: { $0 == " " || $0 == "\t" })
-                if let next = after.first, "=.]".contains(next) { return index + 1 }
+            let key: Substring
+            if let quote = rest.first, quote == "\"" || quote == "'" {
+                key = rest.dropFirst().prefix(while: { $0 != quote })
+            } else {
+                key = rest.prefix(while: { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
             }
+            if !key.isEmpty && lines[String(key)] == nil { lines[String(key)] = index + 1 }
         }
-        return nil
+        return lines
     }
 
     /// "did you mean …" for a key that is close to a known one (a typo, or `_` for `-`), else where the keys are.

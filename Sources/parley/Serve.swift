@@ -32,9 +32,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: .init(ServeKey.host.help)) var host: String?
     @Option(help: .init(ServeKey.port.help)) var port: Int?
     @Option(help: .init(ServeKey.ircPort.help)) var ircPort: Int?
-    @Flag(help: .init(ServeKey.noIRC.help)) var noIRC = false
+    // --no-irc, and --irc to open it when the file or environment closed it.
+    @Flag(inversion: .prefixedNo, help: .init(ServeKey.noIRC.help)) var irc: Bool?
     @Option(help: .init(ServeKey.httpPort.help)) var httpPort: Int?
-    @Flag(help: .init(ServeKey.noHTTP.help)) var noHTTP = false
+    @Flag(inversion: .prefixedNo, help: .init(ServeKey.noHTTP.help)) var http: Bool?
     @Flag(inversion: .prefixedNo, help: .init(ServeKey.tls.help)) var tls: Bool?
     @Option(help: .init(ServeKey.tlsPort.help)) var tlsPort: Int?
     @Option(name: .customLong("irc-tls-port"), help: .init(ServeKey.ircTLSPort.help)) var ircTLSPort: Int?
@@ -45,7 +46,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: .init(ServeKey.trustedProxy.help)) var trustedProxy: [String] = []
     @Option(help: .init(ServeKey.tlsCert.help)) var tlsCert: String?
     @Option(help: .init(ServeKey.tlsKey.help)) var tlsKey: String?
-    @Flag(help: .init(ServeKey.noPlaintext.help)) var noPlaintext = false
+    @Flag(inversion: .prefixedNo, help: .init(ServeKey.noPlaintext.help)) var plaintext: Bool?
     @Flag(inversion: .prefixedNo, help: .init(ServeKey.allowPlaintextPasswords.help)) var allowPlaintextPasswords: Bool?
     @Option(name: .customLong("max-connections-per-ip"), help: .init(ServeKey.maxConnectionsPerIP.help)) var maxConnectionsPerIP: Int?
     @Option(name: .customLong("connect-rate-per-ip"), help: .init(ServeKey.connectRatePerIP.help)) var connectRatePerIP: Int?
@@ -69,15 +70,15 @@ struct Serve: AsyncParsableCommand {
 
     /// The flags given on the command line, as the settings' top layer.
     private var flags: [ServeKey: SettingValue] {
-        func on(_ flag: Bool) -> SettingValue? { flag ? .bool(true) : nil }
+        func no(_ flag: Bool?) -> SettingValue? { flag.map { .bool(!$0) } }
         func list(_ values: [String]) -> SettingValue? { values.isEmpty ? nil : .strings(values) }
         let given: [ServeKey: SettingValue?] = [
             .host: host.map(SettingValue.string), .port: port.map(SettingValue.int), .ircPort: ircPort.map(SettingValue.int),
-            .noIRC: on(noIRC), .httpPort: httpPort.map(SettingValue.int), .noHTTP: on(noHTTP), .tls: tls.map(SettingValue.bool),
+            .noIRC: no(irc), .httpPort: httpPort.map(SettingValue.int), .noHTTP: no(http), .tls: tls.map(SettingValue.bool),
             .tlsPort: tlsPort.map(SettingValue.int), .ircTLSPort: ircTLSPort.map(SettingValue.int), .httpsPort: httpsPort.map(SettingValue.int),
             .allowedOrigin: list(allowedOrigin), .metricsAllow: list(metricsAllow), .motd: motd.map(SettingValue.string),
             .trustedProxy: list(trustedProxy), .tlsCert: tlsCert.map(SettingValue.string), .tlsKey: tlsKey.map(SettingValue.string),
-            .noPlaintext: on(noPlaintext), .allowPlaintextPasswords: allowPlaintextPasswords.map(SettingValue.bool),
+            .noPlaintext: no(plaintext), .allowPlaintextPasswords: allowPlaintextPasswords.map(SettingValue.bool),
             .maxConnectionsPerIP: maxConnectionsPerIP.map(SettingValue.int), .connectRatePerIP: connectRatePerIP.map(SettingValue.int),
             .exemptIP: list(exemptIP), .dataDir: dataDirectory.map(SettingValue.string), .serverName: serverName.map(SettingValue.string),
             .serverPassword: serverPassword.map(SettingValue.string), .pingInterval: pingInterval.map(SettingValue.double),
@@ -89,12 +90,6 @@ struct Serve: AsyncParsableCommand {
             .store: store.map(SettingValue.string), .console: console.map(SettingValue.string),
         ]
         return given.compactMapValues { $0 }
-    }
-
-    /// The settings from the flags, the environment and the configuration file, as they are now.
-    private func settings() throws(SettingsError) -> Settings {
-        let environment = ProcessInfo.processInfo.environment
-        return try Settings.serve(flags: flags, file: config ?? environment["PARLEY_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }, environment: environment)
     }
 
     func run() async throws {
@@ -128,6 +123,10 @@ struct Serve: AsyncParsableCommand {
         // a restart changes is named each time, until it is restarted or the file says the old value again.
         let applied = Mutex(settings)
         let reread: @Sendable () -> ServerConfiguration? = {
+            guard file != nil else {
+                logger.notice("no settings file (--config) to read again: the settings stay as they started")
+                return nil
+            }
             let next: Settings
             do {
                 next = try Settings.serve(flags: flags, file: file, environment: environment)
@@ -135,11 +134,21 @@ struct Serve: AsyncParsableCommand {
                 logger.error("settings not reloaded; still running with the previous ones", metadata: ["error": "\(error)"])
                 return nil
             }
-            let live = next.changes(since: applied.withLock { previous in defer { previous = next }; return previous }).filter(\.setting.live)
+            let previousFile = applied.withLock { previous in
+                defer { previous = next }
+                return previous
+            }
+            let live = next.changes(since: previousFile).filter(\.setting.live)
             let waiting = next.changes(since: settings).filter { !$0.setting.live }
+            let overridden = next.overriddenFileChanges(since: previousFile)
+            // A level made more verbose is turned first, one made quieter after: either way its own change is logged.
+            if next.logLevel < dial.level { dial.level = next.logLevel }
             for change in live { logger.notice("setting changed", metadata: ["change": "\(change.description)"]) }
             for change in waiting { logger.warning("setting changed, but only a restart applies it", metadata: ["change": "\(change.description)"]) }
-            if live.isEmpty && waiting.isEmpty { logger.notice("settings reloaded; unchanged") }
+            for (setting, by) in overridden {
+                logger.warning("setting changed in the file, but \(by) sets it and wins", metadata: ["key": "\(setting.key)"])
+            }
+            if live.isEmpty && waiting.isEmpty && overridden.isEmpty { logger.notice("settings reloaded; unchanged") }
             dial.level = next.logLevel
             return next.serverConfiguration
         }

@@ -29,10 +29,10 @@ enum ServeKey: String, CaseIterable {
         case .host: Setting(key, .string, default: .string("0.0.0.0"), "The address to listen on.")
         case .port: Setting(key, port, default: .int(5000), "The port for plain-text and JSON-lines clients.")
         case .ircPort: Setting(key, port, default: .int(6667), "The port for IRC clients.")
-        case .noIRC: Setting(key, .bool, default: .bool(false), "Do not open the IRC port.")
+        case .noIRC: Setting(key, .bool, default: .bool(false), "--no-irc: do not open the IRC port (--irc opens it where the file or environment says no-irc).")
         case .httpPort:
             Setting(key, port, default: .int(8080), "The port for browsers: the web client at /, WebSocket at /ws (JSON) and /irc (IRC), /healthz and /metrics.")
-        case .noHTTP: Setting(key, .bool, default: .bool(false), "Do not open the HTTP port.")
+        case .noHTTP: Setting(key, .bool, default: .bool(false), "--no-http: do not open the HTTP port (--http opens it where the file or environment says no-http).")
         case .tls:
             Setting(key, .bool, default: .bool(false), "Open the TLS ports, at 5001, 6697 and 8443 (https) unless --tls-port, --irc-tls-port or --https-port says otherwise.")
         case .tlsPort:
@@ -42,7 +42,7 @@ enum ServeKey: String, CaseIterable {
         case .tlsCert:
             Setting(key, .string, "The TLS certificate, a PEM file (its chain may follow it). Without it, a self-signed one is made for the server name in --data-dir/tls on first start. SIGHUP reads the file again.")
         case .tlsKey: Setting(key, .string, "The TLS certificate's private key, a PEM file.")
-        case .noPlaintext: Setting(key, .bool, default: .bool(false), "Close the plaintext ports of every door: TLS only.")
+        case .noPlaintext: Setting(key, .bool, default: .bool(false), "--no-plaintext: close the plaintext ports of every door, TLS only (--plaintext opens them where the file or environment says no-plaintext).")
         case .allowPlaintextPasswords:
             Setting(key, .bool, default: .bool(false), "Accept passwords (logins, registrations, SASL) on plaintext ports even when TLS is on; for a trusted LAN.")
         case .allowedOrigin:

@@ -54,6 +54,25 @@ struct AddressLimitsTests {
         }
     }
 
+    @Test("new limits (SIGHUP) apply to the next connections: a higher limit, a network made exempt; those counted stay counted")
+    func updated() {
+        var configuration = AddressLimits.Configuration()
+        configuration.maximumOpen = 1
+        configuration.perMinute = 0
+        let limits = AddressLimits(configuration)
+        guard case .admitted(let first) = limits.admit("198.51.100.7") else { Issue.record("refused"); return }
+        guard case .refused = limits.admit("198.51.100.7") else { Issue.record("a second was let in"); return }
+        configuration.maximumOpen = 2
+        limits.update(configuration)
+        guard case .admitted = limits.admit("198.51.100.7") else { Issue.record("the raised limit was not applied"); return }
+        guard case .refused = limits.admit("198.51.100.7") else { Issue.record("the first one was forgotten"); return }
+        configuration.exempt.append(Network("198.51.100.0/24")!)
+        limits.update(configuration)
+        guard case .admitted(nil) = limits.admit("198.51.100.7") else { Issue.record("the exempt network was still limited"); return }
+        #expect(limits.configuration.maximumOpen == 2)
+        limits.release(first)
+    }
+
     @Test("over real sockets: the 33rd connection from one address is refused in its door's words; the rate too; an exempt address is not")
     func realSockets() async throws {
         try await TestServer.run(configure: {

@@ -117,4 +117,43 @@ struct ConfigurationFileTests {
         server.signal(SIGTERM)
         #expect(try await server.waitForExit() == 0)
     }
+
+    @Test("SIGHUP: an edit a variable overrides is said to be overridden; a motd key removed clears the message; without --config only the certificate and motd are read")
+    func reloadOverridden() async throws {
+        let motd = try MessageOfTheDayTests.file("the old message\n")
+        let config = try Self.file("flood-rate = 2\nmotd = \"\(motd)\"\n")
+        let (server, port) = try await ParleyProcess.serve(["--console", "off", "--config", config], environment: ["PARLEY_FLOOD_RATE": "4"])
+        let before = try await TestClient.connect(port: port)
+        try await before.send("early")
+        try await before.waitFor { $0 == "*** the old message" }
+        try "flood-rate = 3\n".write(toFile: config, atomically: true, encoding: .utf8)
+        server.signal(SIGHUP)
+        try await server.log.waitFor { $0.contains("setting changed in the file, but PARLEY_FLOOD_RATE sets it and wins") && $0.contains("key=flood-rate") }
+        try await server.log.waitFor { $0.contains("message of the day removed") }
+        let after = try await TestClient.connect(port: port)
+        try await after.send("late")
+        try await after.waitFor { $0.hasPrefix("*** In #general") }
+        try await after.send("/who")
+        try await after.waitFor { $0.hasPrefix("*** Online (2)") }
+        #expect(try await !after.lines.contains("*** the old message"))
+        server.signal(SIGTERM)
+        #expect(try await server.waitForExit() == 0)
+
+        let (plain, _) = try await ParleyProcess.serve(["--console", "off"])
+        plain.signal(SIGHUP)
+        try await plain.log.waitFor { $0.contains("no settings file (--config) to read again") }
+        plain.signal(SIGTERM)
+        #expect(try await plain.waitForExit() == 0)
+    }
+
+    @Test("--irc, --http and --plaintext open what the file closed; --no-tls closes what it opened")
+    func inversions() async throws {
+        let config = try Self.file("no-irc = true\nno-http = true\ntls = true\n")
+        let printed = try ParleyProcess(["serve", "--config", config, "--irc", "--http", "--no-tls", "--print-config"], input: .nullDevice)
+        #expect(try await printed.waitForExit() == 0, "\(printed.log.text)")
+        try await printed.output.waitForEndOfFile()
+        for expected in ["no-irc = false", "no-http = false", "tls = false"] {
+            #expect(printed.output.lines.contains { $0.hasPrefix(expected) && $0.contains("# flag --") }, "\(expected): \(printed.output.text)")
+        }
+    }
 }

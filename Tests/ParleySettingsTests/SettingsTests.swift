@@ -96,6 +96,44 @@ struct SettingsTests {
         }
     }
 
+    @Test("the first mistake in the file is said, whatever order the parser keeps; text in multi-line strings is not a key; a NUL is refused")
+    func fileOrder() {
+        #expect(throws: SettingsError("parley.toml, line 1: unknown key \"zzz\"; every flag of `parley serve --help` is a key, without its dashes in front")) {
+            try Self.file("zzz = 1\naaa = 2\n")
+        }
+        let multiline = "motd = \"\"\"\nport = 1\n\"\"\"\nport = \"x\"\n"
+        #expect(throws: SettingsError("parley.toml, line 4: port must be a whole number, 0 to 65535")) { try Self.file(multiline) }
+        #expect(throws: SettingsError("parley.toml, line 2: a NUL byte; a settings file is text")) { try Self.file("port = 1\n\u{0}\nport = 2\n") }
+        #expect(throws: SettingsError("parley.toml, line 1: config is not a key: it names or shows the file (--config), so it goes on the command line")) {
+            try Self.file("config = \"/etc/parley.toml\"\n")
+        }
+    }
+
+    @Test("a secret's value is never in an error")
+    func secretErrors() {
+        let schema = [Setting("pin", .int(1000...9999), secret: true, "A PIN.")]
+        #expect(throws: SettingsError("--pin ********: must be 1000 to 9999")) {
+            try Settings(schema: schema, flags: ["pin": .int(12)], environment: [:], file: nil)
+        }
+        #expect(throws: SettingsError("PARLEY_PIN: must be 1000 to 9999")) {
+            try Settings(schema: schema, flags: [:], environment: ["PARLEY_PIN": "12"], file: nil)
+        }
+        #expect(throws: SettingsError("parley.toml, line 1: pin = \"********\": must be 1000 to 9999")) {
+            try SettingsFile(path: "parley.toml", text: "pin = 12\n", settings: schema)
+        }
+    }
+
+    @Test("a reload tells which edits of the file a flag or the environment overrides")
+    func overridden() throws {
+        let environment = ["PARLEY_FLOOD_RATE": "9"]
+        let before = try Settings(schema: Self.schema, flags: ["port": .int(1)], environment: environment, file: try Self.file("flood-rate = 2\nport = 5\n"))
+        let after = try Settings(
+            schema: Self.schema, flags: ["port": .int(1)], environment: environment, file: try Self.file("flood-rate = 3\nport = 6\nmotd = \"m\"\n")
+        )
+        #expect(after.changes(since: before).map(\.setting.key) == ["motd"])
+        #expect(after.overriddenFileChanges(since: before).map { "\($0.setting.key) by \($0.by)" } == ["port by --port", "flood-rate by PARLEY_FLOOD_RATE"])
+    }
+
     @Test("--print-config: a TOML file of every setting with its source; secrets masked; unset ones as comments")
     func printed() throws {
         let settings = try Settings(
