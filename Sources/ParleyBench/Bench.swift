@@ -84,6 +84,7 @@ public enum Bench {
             )
         }
         let server = serverBefore.flatMap { before in serverAfter.map { usage(before, $0, memory: true) } }
+        let bench = usage(benchBefore, benchAfter, memory: false)
         return BenchReport(
             wire: configuration.wire.rawValue, target: "\(configuration.host):\(configuration.port)", clients: configuration.clients,
             rooms: configuration.rooms, senders: configuration.senders, rate: configuration.rate,
@@ -97,8 +98,10 @@ public enum Bench {
             sent: tally.sent, expected: tally.expected, received: tally.received, lost: tally.lost, lossPercent: tally.lossRatio * 100,
             deliveriesPerSecond: window > 0 ? Double(tally.received) / window : 0,
             latencyMs: .init(p50: milliseconds(50), p90: milliseconds(90), p99: milliseconds(99), p999: milliseconds(99.9), max: Double(snapshot.latency.max) / 1000),
+            latencySamples: Int(snapshot.latency.totalCount),
             server: server, serverDeliveriesPerCPUSecond: server.flatMap { $0.cpuSeconds > 0 ? Double(tally.received) / $0.cpuSeconds : nil },
-            bench: usage(benchBefore, benchAfter, memory: false), attack: attack
+            bench: bench, benchNanosecondsPerDelivery: tally.received > 0 ? bench.cpuSeconds * 1e9 / Double(tally.received) : nil,
+            attack: attack
         )
     }
 
@@ -125,7 +128,6 @@ public enum Bench {
                             .channelInitializer { channel in
                                 channel.eventLoop.makeCompletedFuture {
                                     try channel.pipeline.syncOperations.addHandlers([
-                                        ByteToMessageHandler(LineDecoder()),
                                         BenchClientHandler(
                                             dialect: configuration.wire, nick: "\(configuration.nickPrefix)\(index)", room: configuration.room(of: index),
                                             run: run, stats: stats.local(channel.eventLoop), ready: ready, observe: observe

@@ -24,8 +24,11 @@ struct LineDecoder: ByteToMessageDecoder {
     }
 }
 
-/// One simulated user: registers, joins its room, then records every bench payload it receives. The
-/// room's observer also tells senders that their message got through (for the windowed mode).
+/// One simulated user: registers, joins its room, then counts every bench payload it receives. The room's
+/// observer also tells senders that their message got through (for the windowed mode).
+///
+/// Until it has joined, it reads lines as text (a few, once). From then on it reads raw bytes with a
+/// `DeliveryScanner`: no line framing in the pipeline, no `String` and no allocation per delivery.
 final class BenchClientHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -37,21 +40,23 @@ final class BenchClientHandler: ChannelInboundHandler {
     private let dialect: BenchProtocol
     private let nick: String
     private let room: String
-    private let run: UInt32
     private let stats: LoopStats
     private let ready: EventLoopPromise<Void>
     /// Set on the one client per room that reports deliveries back to their senders.
     private let observe: (@Sendable (Payload) -> Void)?
     private var phase = Phase.registering
+    /// Registration's unfinished line.
+    private var pending = ByteBuffer()
+    private var scanner: DeliveryScanner
 
     init(dialect: BenchProtocol, nick: String, room: String, run: UInt32, stats: LoopStats, ready: EventLoopPromise<Void>, observe: (@Sendable (Payload) -> Void)?) {
         self.dialect = dialect
         self.nick = nick
         self.room = room
-        self.run = run
         self.stats = stats
         self.ready = ready
         self.observe = observe
+        self.scanner = DeliveryScanner(run: run, answersPings: dialect == .irc, parsesAll: observe != nil)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -60,21 +65,50 @@ final class BenchClientHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let line = unwrapInboundIn(data)
-        if phase == .ready {
-            // The hot path: no String, just a scan of the bytes.
-            guard let payload = line.withUnsafeReadableBytes({ Payload.find(in: $0.bindMemory(to: UInt8.self)) }), payload.run == run else {
-                // Only an IRC PING needs an answer; every other line (acks, notices) is skipped without a String.
-                if dialect == .irc, line.readableBytesView.starts(with: "PING ".utf8), let reply = dialect.reply(to: String(buffer: line)) {
-                    write(reply, context: context)
+        var bytes = unwrapInboundIn(data)
+        if phase != .ready {
+            pending.writeBuffer(&bytes)
+            while phase != .ready, let newline = pending.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
+                var line = pending.readSlice(length: newline - pending.readerIndex)!
+                pending.moveReaderIndex(forwardBy: 1)
+                if line.readableBytesView.last == UInt8(ascii: "\r") { line.moveWriterIndex(to: line.writerIndex - 1) }
+                handshake(String(buffer: line), context: context)
+            }
+            guard phase == .ready else {
+                if pending.readableBytes > DeliveryScanner.maximumLine {
+                    ready.fail(BenchError("the server sent a line longer than 64 KiB"))
+                    context.close(promise: nil)
                 }
                 return
             }
-            stats.record(payload, at: NIODeadline.now().uptimeNanoseconds)
-            observe?(payload)
-            return
+            // What came after the join's confirmation is the start of the traffic.
+            bytes = pending
+            pending = ByteBuffer()
         }
-        let text = String(buffer: line)
+        let now = NIODeadline.now().uptimeNanoseconds
+        let (stats, observe) = (stats, observe)
+        do {
+            let found = try bytes.withUnsafeReadableBytes { raw throws(BenchError) in
+                try scanner.scan(
+                    raw,
+                    payload: { payload in
+                        if payload.isProbe { stats.sample(payload, at: now) }
+                        observe?(payload)
+                    },
+                    ping: { line in
+                        if let reply = self.dialect.reply(to: String(decoding: line, as: UTF8.self)) { self.write(reply, context: context) }
+                    }
+                )
+            }
+            stats.count(found.deliveries, at: now)
+        } catch {
+            context.fireErrorCaught(error)
+            context.close(promise: nil)
+        }
+    }
+
+    /// Registration and join, line by line.
+    private func handshake(_ text: String, context: ChannelHandlerContext) {
         if let reply = dialect.reply(to: text) {
             write(reply, context: context)
         } else if dialect.isError(text) {

@@ -53,11 +53,16 @@ public struct BenchReport: Sendable, Codable, Equatable {
     public var lost: Int
     public var lossPercent: Double
     public var deliveriesPerSecond: Double
-    /// Milliseconds, end to end (sender's write to receiver's read, both in the bench).
+    /// Milliseconds, end to end (sender's write to receiver's read, both in the bench), from the probes.
     public var latencyMs: Latency
+    /// Probe deliveries the latency was measured on (every `Payload.probeEvery`th message is a probe).
+    public var latencySamples: Int
     public var server: Usage?
     public var serverDeliveriesPerCPUSecond: Double?
     public var bench: Usage
+    /// The bench's own CPU time per delivery it read (its senders' work included), in nanoseconds: how far
+    /// it is from being what limits the measurement.
+    public var benchNanosecondsPerDelivery: Double?
     public var attack: Attack?
 
     public var json: String {
@@ -75,7 +80,7 @@ public struct BenchReport: Sendable, Codable, Equatable {
             "sent           \(sent) messages",
             "deliveries     \(received) of \(expected) expected; lost \(lost) (\(number(lossPercent, 3)) %)",
             "deliveries/s   \(number(deliveriesPerSecond))",
-            "latency (ms)   p50 \(number(latencyMs.p50, 2))  p90 \(number(latencyMs.p90, 2))  p99 \(number(latencyMs.p99, 2))  p99.9 \(number(latencyMs.p999, 2))  max \(number(latencyMs.max, 2))",
+            "latency (ms)   p50 \(number(latencyMs.p50, 2))  p90 \(number(latencyMs.p90, 2))  p99 \(number(latencyMs.p99, 2))  p99.9 \(number(latencyMs.p999, 2))  max \(number(latencyMs.max, 2))  (\(latencySamples) probe deliveries)",
         ]
         if let server {
             let memory = server.rssMiB.map { ", RSS \(number($0, 1)) MiB (peak \(number(server.peakRssMiB ?? 0, 1)) MiB)" } ?? ""
@@ -85,7 +90,8 @@ public struct BenchReport: Sendable, Codable, Equatable {
         if let attack {
             lines.append("attack         \(attack.kind): \(attack.lines) lines sent over \(attack.connections) connection\(attack.connections == 1 ? "" : "s")")
         }
-        lines.append("bench          CPU \(number(bench.cpuSeconds, 2)) s (\(number(bench.cores, 2)) cores)")
+        let perDelivery = benchNanosecondsPerDelivery.map { ", \(number($0, 1)) ns per delivery" } ?? ""
+        lines.append("bench          CPU \(number(bench.cpuSeconds, 2)) s (\(number(bench.cores, 2)) cores)\(perDelivery)")
         return lines.joined(separator: "\n")
     }
 }

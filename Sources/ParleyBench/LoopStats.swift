@@ -10,12 +10,18 @@ final class LoopStats {
     var firstReceived: UInt64 = .max
     var lastReceived: UInt64 = 0
 
-    func record(_ payload: Payload, at now: UInt64) {
-        received += 1
-        // Clamped, not dropped: a delivery later than the histogram's range still counts at its top.
-        latency.record(min(now > payload.sentNanoseconds ? (now - payload.sentNanoseconds) / 1000 : 0, latency.highestTrackableValue))
+    /// `deliveries` arrived in one read.
+    func count(_ deliveries: Int, at now: UInt64) {
+        guard deliveries > 0 else { return }
+        received += deliveries
         firstReceived = min(firstReceived, now)
         lastReceived = max(lastReceived, now)
+    }
+
+    /// A probe's latency (probes are counted with the rest by `count`).
+    func sample(_ payload: Payload, at now: UInt64) {
+        // Clamped, not dropped: a delivery later than the histogram's range still counts at its top.
+        latency.record(min(now > payload.sentNanoseconds ? (now - payload.sentNanoseconds) / 1000 : 0, latency.highestTrackableValue))
     }
 
     var snapshot: Snapshot { Snapshot(latency: latency, received: received, firstReceived: firstReceived, lastReceived: lastReceived) }

@@ -1,6 +1,10 @@
 /// What a bench message carries, so any receiver can tell which run, sender and message it is and how long
 /// it took: `PB:<run>:<sender>:<seq>:<sent-nanoseconds>:` padded with `x` to the payload size. Plain ASCII, so
 /// it crosses every wire format (text, JSON, IRC) unchanged, and the same whatever server relays it.
+///
+/// Every `probeEvery`th message of a sender is a probe, marked `PL:` instead of `PB:`: receivers count every
+/// delivery by its marker alone and read the time only from probes (`DeliveryScanner`), so latency is sampled
+/// from a fixed share of the traffic while the count stays exact.
 public struct Payload: Equatable, Sendable {
     public let run: UInt32
     public let sender: Int
@@ -15,22 +19,27 @@ public struct Payload: Equatable, Sendable {
         self.sentNanoseconds = sentNanoseconds
     }
 
-    static let marker = Array("PB:".utf8)
+    static let deliveryMarker = "PB:"
+    static let probeMarker = "PL:"
+    /// One message in this many of each sender's is a probe (the first is one).
+    public static let probeEvery = 8
+
+    public var isProbe: Bool { sequence % Self.probeEvery == 0 }
 
     /// The payload text, padded to `size` bytes when it is shorter.
     public func text(size: Int) -> String {
-        let head = "PB:\(run):\(sender):\(sequence):\(sentNanoseconds):"
+        let head = "\(isProbe ? Self.probeMarker : Self.deliveryMarker)\(run):\(sender):\(sequence):\(sentNanoseconds):"
         return head.utf8.count >= size ? head : head + String(repeating: "x", count: size - head.utf8.count)
     }
 
     /// Finds a payload anywhere in a received line (after a nick, inside JSON, after an IRC prefix).
     public static func find<Bytes: Collection<UInt8>>(in line: Bytes) -> Payload? where Bytes.Index == Int {
-        guard let start = firstIndex(of: marker, in: line) else { return nil }
+        guard let start = firstMarker(in: line) else { return nil }
         var fields: [UInt64] = []
         fields.reserveCapacity(4)
         var value: UInt64 = 0
         var digits = 0
-        var index = start + marker.count
+        var index = start + 3
         while index < line.endIndex, fields.count < 4 {
             let byte = line[index]
             if byte == UInt8(ascii: ":") {
@@ -52,12 +61,17 @@ public struct Payload: Equatable, Sendable {
         return Payload(run: UInt32(fields[0]), sender: Int(fields[1]), sequence: Int(fields[2]), sentNanoseconds: fields[3])
     }
 
-    private static func firstIndex<Bytes: Collection<UInt8>>(of needle: [UInt8], in haystack: Bytes) -> Int? where Bytes.Index == Int {
-        guard haystack.count >= needle.count else { return nil }
+    /// Where the first `PB:` or `PL:` is.
+    private static func firstMarker<Bytes: Collection<UInt8>>(in haystack: Bytes) -> Int? where Bytes.Index == Int {
+        guard haystack.count >= 3 else { return nil }
         var index = haystack.startIndex
-        let last = haystack.endIndex - needle.count
+        let last = haystack.endIndex - 3
         while index <= last {
-            if haystack[index] == needle[0] && haystack[index + 1] == needle[1] && haystack[index + 2] == needle[2] { return index }
+            if haystack[index] == UInt8(ascii: "P") && (haystack[index + 1] == UInt8(ascii: "B") || haystack[index + 1] == UInt8(ascii: "L"))
+                && haystack[index + 2] == UInt8(ascii: ":")
+            {
+                return index
+            }
             index += 1
         }
         return nil

@@ -65,6 +65,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "The server's IRC port, for --attack when --protocol is not irc.")
     var attackPort: Int?
 
+    @Flag(help: "Measure only the bench's own reader (no server): deliveries it can read per CPU-second of one core, with --payload payloads.")
+    var readerSpeed = false
+
     @Flag(help: "Print the report as JSON.")
     var json = false
 
@@ -77,6 +80,11 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if readerSpeed {
+            let perSecond = try DeliveryScanner.measureSpeed(payloadBytes: payload)
+            print("parley bench reader: \(String(format: "%.1f", perSecond / 1e6)) M deliveries per CPU-second of one core (\(payload)-byte payloads, IRC lines, one probe in \(Payload.probeEvery))")
+            return
+        }
         var configuration = BenchConfiguration()
         configuration.host = host
         configuration.port = port

@@ -457,14 +457,23 @@ struct ClientTests {
             try await tmux!.waitForScreen("disconnected") { $0.contains { $0.hasPrefix(" disconnected, retrying in ") } }
             try await TestServer.run(port: port) { second in
                 let bob = try await second.textUser("bob")
-                // The server puts alice in #general first; her client leaves it again.
-                try await bob.waitFor(timeout: .seconds(40)) { $0 == "*** alice left #general" }
                 try await bob.send("/join #side")
                 try await bob.send("hello side")
                 let screen = try await tmux!.waitForScreen("back in #side only") { rows in
                     rows.contains { $0.hasPrefix(" 1:#side | alice @ test.parley | connected") } && rows.contains { $0.hasSuffix("<bob> hello side") }
                 }
                 #expect(!screen.contains { $0.contains("#general") && !$0.contains("alice left") && !$0.contains("You left") })
+                // The server put alice in #general first, and her client left it again: before bob came (then
+                // bob never saw her there), or after (then bob sees her leave).
+                try await bob.send("/who")
+                try await bob.waitFor { $0.hasPrefix("*** Online") }
+                let seen = try await bob.lines
+                if seen.contains("*** alice joined #general") || seen.contains(where: { $0.hasPrefix("*** In #general") && $0.contains("alice") }) {
+                    if !seen.contains("*** alice left #general") { try await bob.waitFor { $0 == "*** alice left #general" } }
+                }
+                try await bob.send("/who #general")
+                let members = try await bob.waitFor { $0.hasPrefix("*** In #general") }
+                #expect(!members.contains("alice"), "\(members)")
             }
         } catch {
             await tmux?.kill()
@@ -478,11 +487,16 @@ struct ClientTests {
         try await TestServer.run { server in
             // A terminal of its own, read raw: tmux would keep the sequences to itself.
             let client = try ParleyProcess(["connect", "127.0.0.1:\(server.port)", "--nick", "alice"], input: .sharedTerminal)
-            let bob = try await server.textUser("bob")
-            try await bob.waitFor(timeout: .seconds(30)) { $0 == "*** alice joined #general" || ($0.hasPrefix("*** In #general (2)") && $0.contains("alice")) }
-            try await bob.send("alice: look at this")
+            // Read from the start: a terminal nobody reads fills up, and the client's drawing would wait for it.
             let sequence = "\u{1B}]9;bob in #general: alice: look at this\u{7}\u{1B}]777;notify;Parley;bob in #general: alice: look at this\u{7}\u{7}"
-            _ = try await client.readTerminal { $0.contains(sequence) }
+            async let seen = client.readTerminal(timeout: .seconds(40)) { $0.contains(sequence) }
+            let bob = try await server.textUser("bob")
+            // Alice was there before bob (in the room's list bob got on joining), or joins after him.
+            if try await !bob.lines.contains(where: { $0.hasPrefix("*** In #general (2)") && $0.contains("alice") }) {
+                try await bob.waitFor(timeout: .seconds(30)) { $0 == "*** alice joined #general" }
+            }
+            try await bob.send("alice: look at this")
+            _ = try await seen
             client.signal(SIGTERM)
             _ = try await client.waitForExit()
         }
