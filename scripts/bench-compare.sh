@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Parley's IRC front door against ngIRCd (issue #6): the same `parley bench --protocol irc` load against a
-# fresh `parley serve` and a fresh ngIRCd per scenario, Parley first, then a table of both and their ratio.
+# Parley's IRC front door against ngIRCd and ergo (issues #6 and 18): the same `parley bench --protocol irc` load
+# against a fresh `parley serve`, a fresh ngIRCd and a fresh ergo per scenario, Parley first, then a table of all
+# and Parley's ratio to each.
 #
 # Usage: scripts/bench-compare.sh [S1 S2 S3 S4 …]        (default: all four)
 # Environment:
 #   DURATION=10            seconds of sending in S1–S3          S4_DURATION=60   seconds of sending in S4
-#   SERVERS="parley ngircd"  which servers to run               RESULTS=dir      where raw results go
+#   SERVERS="parley ngircd ergo"  which servers to run          RESULTS=dir      where raw results go
+#   ERGO_MAX_SENDQ=16m     ergo's max-sendq (default: its own 96k; see below)
+#   ERGO_SRC=dir           a checkout of ergo (v2.11.1 was measured): built with `go build -mod=vendor` when Go is
+#                          installed (Debian's golang-go, 1.19, builds v2.11.1); without it, or without Go, ergo
+#                          is skipped with a line that says why. Its default.yaml is the base of its config.
 #   S3_CONNECT_RATE=25     new connections/s in S3 (both servers; see "Connecting and joining" below)
 #   S4_CONNECT_RATE=100    new connections/s in S4              S4_ROOMS=100     rooms the 10,000 clients fill
 #   PARLEY_SERVE_ARGS=""   extra `parley serve` flags (e.g. "--store none", "--send-queue-bytes 1048576")
@@ -52,6 +57,13 @@
 #     [Options] PAM = no (Debian's build defaults to yes: every login would go through PAM), Ident = no
 #              (an IDENT query back to each client), DNS = no (a reverse lookup in a forked resolver per
 #              connection). Parley does none of these either.
+#   ergo (its default.yaml, changed per run with PyYAML): one listener, 127.0.0.1 on a free port (no TLS, no
+#     [::1]); ip-limits count and throttle off (all clients are 127.0.0.1, which ergo exempts anyway as
+#     "localhost"); fakelag off (ergo's flood control: 2 messages/s after a burst of 5); no MOTD file; the
+#     datastore in the run's folder; logging at warn. History stays on (ergo's in-memory default), lookups
+#     and ident stay off (its defaults). max-sendq stays at its 96k unless ERGO_MAX_SENDQ says otherwise: at
+#     96k ergo drops most of S2's readers ("SendQ exceeded"; 93 % of deliveries lost in an 8 s run here), so
+#     S2 is run with ERGO_MAX_SENDQ=16m to measure its fan-out rather than its drops (docs/PERFORMANCE.md).
 #   What ngIRCd cannot relax (compile-time constants of 26.x, no option): its send queue per client is
 #     32 KiB (WRITEBUFFER_MAX_LEN; past it "Write buffer space exhausted" and a disconnect, seen here with a
 #     reader that stopped reading) on top of a kernel send buffer that Linux auto-tunes up to
@@ -87,7 +99,7 @@ S4_DURATION=${S4_DURATION:-60}
 S3_CONNECT_RATE=${S3_CONNECT_RATE:-25}
 S4_CONNECT_RATE=${S4_CONNECT_RATE:-100}
 S4_ROOMS=${S4_ROOMS:-100}
-SERVERS=${SERVERS:-parley ngircd}
+SERVERS=${SERVERS:-parley ngircd ergo}
 PARLEY_SERVE_ARGS=${PARLEY_SERVE_ARGS:-}
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(S1 S2 S3 S4)
@@ -103,7 +115,7 @@ load() {
     esac
 }
 for s in "${scenarios[@]}"; do load "$s" >/dev/null || { echo "unknown scenario $s (S1 S2 S3 S4)" >&2; exit 2; }; done
-for s in $SERVERS; do [[ $s == parley || $s == ngircd ]] || { echo "unknown server $s (parley ngircd)" >&2; exit 2; }; done
+for s in $SERVERS; do [[ $s == parley || $s == ngircd || $s == ergo ]] || { echo "unknown server $s (parley ngircd ergo)" >&2; exit 2; }; done
 
 if [ -z "${SKIP_BUILD:-}" ]; then swift build -c release --product parley >&2; fi
 parley=.build/release/parley
@@ -125,6 +137,27 @@ if [[ " $SERVERS " == *" ngircd "* ]] && ! command -v ngircd >/dev/null; then
 fi
 if [[ " $SERVERS " == *" ngircd "* ]] && pgrep -x ngircd >/dev/null; then
     echo "note: an ngircd is already running (pid $(pgrep -x ngircd | tr '\n' ' ')); it is left alone, and its idle CPU is shared with the runs" >&2
+fi
+
+# ergo from source, when there is a checkout and a Go toolchain; skipped otherwise, and said.
+ergo=
+if [[ " $SERVERS " == *" ergo "* ]]; then
+    if [ -z "${ERGO_SRC:-}" ] || [ ! -f "$ERGO_SRC/default.yaml" ]; then
+        echo "ergo skipped: set ERGO_SRC to a checkout of github.com/ergochat/ergo (v2.11.1 was measured)" >&2
+    elif [ -x "$ERGO_SRC/ergo" ]; then
+        ergo="$ERGO_SRC/ergo"
+    elif ! command -v go >/dev/null; then
+        echo "ergo skipped: no Go toolchain to build $ERGO_SRC (apt-get install golang-go)" >&2
+    elif (cd "$ERGO_SRC" && go build -mod=vendor -o ergo . >&2); then
+        ergo="$ERGO_SRC/ergo"
+    else
+        echo "ergo skipped: go build failed in $ERGO_SRC" >&2
+    fi
+    if [ -n "$ergo" ] && ! python3 -c 'import yaml' 2>/dev/null; then
+        echo "ergo skipped: PyYAML is missing (pip install pyyaml), which writes its config" >&2
+        ergo=
+    fi
+    [ -n "$ergo" ] || SERVERS=$(tr ' ' '\n' <<<"$SERVERS" | grep -vx ergo | tr '\n' ' ')
 fi
 
 # 10,000 connections need 10,000 descriptors in the bench and in the server (both inherit this limit).
@@ -225,6 +258,30 @@ $( [ "$(id -u)" -ne 0 ] && printf '\t# Stay the current user (as root, ngIRCd sw
 EOF
 }
 
+write_ergo_conf() { # file port dir: ergo's default.yaml, with what the header of this script says changed
+    python3 - "$ERGO_SRC/default.yaml" "$1" "$2" "$3" <<'PY'
+import os, sys, yaml
+source, target, port, folder = sys.argv[1:]
+config = yaml.safe_load(open(source))
+server = config["server"]
+server["name"] = "ergo.bench"
+server["listeners"] = {f"127.0.0.1:{port}": None}
+server["sts"]["enabled"] = False
+server["motd"] = ""
+server["ip-limits"]["count"] = False
+server["ip-limits"]["throttle"] = False
+server["lookup-hostnames"] = False
+server["check-ident"] = False
+config["fakelag"]["enabled"] = False
+config["languages"]["enabled"] = False  # translations: a folder relative to where ergo runs, and not needed
+if os.environ.get("ERGO_MAX_SENDQ"):
+    server["max-sendq"] = os.environ["ERGO_MAX_SENDQ"]
+config["datastore"]["path"] = f"{folder}/ircd.db"
+config["logging"] = [{"method": "stderr", "type": "* -userinput -useroutput", "level": "warn"}]
+yaml.safe_dump(config, open(target, "w"))
+PY
+}
+
 start_server() { # kind dir → sets server (pid) and port; the server's idle RSS goes to dir/idle
     local kind=$1 dir=$2
     mkdir -p "$dir"
@@ -238,6 +295,13 @@ start_server() { # kind dir → sets server (pid) and port; the server's idle RS
             $PARLEY_SERVE_ARGS >"$dir/server.log" 2>&1 &
         server=$!
         echo "$parley serve --host 127.0.0.1 --port ${ports[0]} --irc-port $port --no-http --console off --data-dir DIR --log-level warning --flood-burst 100000 --flood-rate 100000 $PARLEY_SERVE_ARGS" >"$dir/command"
+    elif [ "$kind" = ergo ]; then
+        port=$(free_ports 1)
+        write_ergo_conf "$dir/ircd.yaml" "$port" "$dir"
+        "$ergo" initdb --conf "$dir/ircd.yaml" --quiet >"$dir/server.log" 2>&1
+        "$ergo" run --conf "$dir/ircd.yaml" --quiet >>"$dir/server.log" 2>&1 &
+        server=$!
+        echo "ergo run --conf ircd.yaml ($(cd "$ERGO_SRC" && git describe --tags 2>/dev/null || echo "version unknown"))" >"$dir/command"
     else
         port=$(free_ports 1)
         mkdir -p "$dir/conf.d"
@@ -303,6 +367,7 @@ run() { # scenario kind → results/<scenario>-<kind>.{json,server.json,bench.lo
     cp "$dir/server.log" "$name.server.log"
     echo "$scenario $kind: $(cat "$dir/command")" >>"$results/commands.txt"
     [ ! -f "$dir/ngircd.conf" ] || cp "$dir/ngircd.conf" "$results/ngircd.conf"
+    [ ! -f "$dir/ircd.yaml" ] || cp "$dir/ircd.yaml" "$results/ergo.yaml"
     rm -rf "$dir"
     sleep 2 # let the sockets of the last run wind down
 }
@@ -311,6 +376,7 @@ run() { # scenario kind → results/<scenario>-<kind>.{json,server.json,bench.lo
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "parley: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- Sources 2>/dev/null || echo ' (Sources modified)')"
     command -v ngircd >/dev/null && echo "ngircd: $(ngircd --version 2>/dev/null | head -1)"
+    [ -z "$ergo" ] || echo "ergo: $("$ergo" --version 2>/dev/null | head -1)"
     echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)"
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "ulimit -n: $(ulimit -n); tcp_wmem: $(cat /proc/sys/net/ipv4/tcp_wmem 2>/dev/null | tr '\t' ' ')"
@@ -323,11 +389,12 @@ for scenario in "${scenarios[@]}"; do
 done
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results/meta.txt"
 
-python3 - "$results" "${scenarios[@]}" <<'PY'
+python3 - "$results" "$SERVERS" "${scenarios[@]}" <<'PY'
 import json, os, sys
 
-results, scenarios = sys.argv[1], sys.argv[2:]
-servers = ["parley", "ngircd"]
+results, servers, scenarios = sys.argv[1], sys.argv[2].split(), sys.argv[3:]
+names = {"parley": "Parley", "ngircd": "ngIRCd", "ergo": "ergo"}
+others = [s for s in servers if s != "parley"]
 
 def load(scenario, server):
     base = os.path.join(results, f"{scenario}-{server}")
@@ -354,6 +421,7 @@ metrics = [
     ("RSS/connection KiB", lambda r, e: r["server"]["rssMiB"] * 1024 / r["clients"], 1),
     ("  above idle KiB", lambda r, e: (e["rssKiB"] - e["idleRssKiB"]) / r["clients"], 1),
     ("bench CPU-s", lambda r, e: r["bench"]["cpuSeconds"], 2),
+    ("bench ns/delivery", lambda r, e: r["benchNanosecondsPerDelivery"], 1),
 ]
 
 def fmt(value, digits):
@@ -371,7 +439,7 @@ for scenario in scenarios:
             f"× {first['rate']:g} msg/s" if first.get("rate") else f"window {first.get('window')}") + f", {first['durationSeconds']:g} s"
     else:
         load_text = ""
-    rows.append((f"{scenario}  {load_text}", "", "", "", ""))
+    rows.append((f"{scenario}  {load_text}", ""))
     for server, (report, extra, failure) in runs.items():
         if failure and failure != "not run":
             notes.append(f"{scenario} {server} failed: {failure}")
@@ -383,18 +451,18 @@ for scenario in scenarios:
             except (KeyError, TypeError, ZeroDivisionError):
                 values[server] = None
         cells = [fmt(values[s], digits) if runs[s][0] else ("failed" if runs[s][2] != "not run" else "-") for s in servers]
-        a, b = values["parley"], values["ngircd"]
-        ratio = f"{a / b:.2f}" if a is not None and b not in (None, 0) else "-"
-        rows.append(("", label, *cells, ratio))
+        a = values.get("parley")
+        ratios = [f"{a / values[o]:.2f}" if a is not None and values[o] not in (None, 0) else "-" for o in others]
+        rows.append(("", label, *cells, *ratios))
 
-header = ("scenario", "metric", "Parley", "ngIRCd", "Parley/ngIRCd")
+header = ["scenario", "metric"] + [names[s] for s in servers] + [f"Parley/{names[o]}" for o in others]
 lines = []
-lines.append(f"{header[0]:<12}  {header[1]:<26}{header[2]:>14}{header[3]:>14}{header[4]:>15}")
+lines.append(f"{header[0]:<12}  {header[1]:<26}" + "".join(f"{h:>15}" for h in header[2:]))
 for r in rows:
     if r[1] == "":
         lines.append(r[0])
     else:
-        lines.append(f"{'':<12}  {r[1]:<26}{r[2]:>14}{r[3]:>14}{r[4]:>15}")
+        lines.append(f"{'':<12}  {r[1]:<26}" + "".join(f"{c:>15}" for c in r[2:]))
 lines += notes
 lines.append("Server CPU-s, deliveries/server CPU-s, RSS: over the sending window and drain, as parley bench reports them;")
 lines.append("'incl. joins': the server's CPU from idle to the end of the run; 'above idle': (RSS at the end - RSS before")
@@ -403,13 +471,13 @@ text = "\n".join(lines)
 print(text)
 open(os.path.join(results, "summary.txt"), "w").write(text + "\n")
 
-md = ["| scenario | metric | Parley | ngIRCd | Parley / ngIRCd |", "|---|---|---:|---:|---:|"]
+md = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
 scenario = ""
 for r in rows:
     if r[1] == "":
         scenario = r[0]
         continue
-    md.append(f"| {scenario} | {r[1].strip()} | {r[2]} | {r[3]} | {r[4]} |")
+    md.append(f"| {scenario} | {r[1].strip()} | " + " | ".join(r[2:]) + " |")
     scenario = ""
 open(os.path.join(results, "summary.md"), "w").write("\n".join(md + [""] + notes) + "\n")
 PY

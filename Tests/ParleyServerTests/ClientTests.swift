@@ -417,8 +417,8 @@ struct ClientTests {
                 try await tmux!.waitForScreen("in #general") { $0.contains { $0.hasPrefix(" 1:#general | ") } }
                 try await tmux!.type("half typed")
             }
-            // The first server has shut down; the client notices and retries.
-            try await tmux!.waitForScreen("disconnected") { rows in
+            // The first server has shut down; the client notices and retries (a loaded machine may take a while).
+            try await tmux!.waitForScreen(timeout: .seconds(40), "disconnected") { rows in
                 rows.contains { $0.hasPrefix(" disconnected, retrying in ") } && rows.contains { $0.contains("Disconnected from the server; reconnecting") }
             }
             try await TestServer.run(port: port) { second in
