@@ -298,8 +298,9 @@ start_server() { # kind dir → sets server (pid) and port; the server's idle RS
     elif [ "$kind" = ergo ]; then
         port=$(free_ports 1)
         write_ergo_conf "$dir/ircd.yaml" "$port" "$dir"
-        "$ergo" initdb --conf "$dir/ircd.yaml" --quiet >"$dir/server.log" 2>&1
-        "$ergo" run --conf "$dir/ircd.yaml" --quiet >>"$dir/server.log" 2>&1 &
+        # In its own folder: ergo writes its lock file (ircd.lock) where it runs.
+        (cd "$dir" && "$ergo" initdb --conf ircd.yaml --quiet) >"$dir/server.log" 2>&1
+        (cd "$dir" && exec "$ergo" run --conf ircd.yaml --quiet) >>"$dir/server.log" 2>&1 &
         server=$!
         echo "ergo run --conf ircd.yaml ($(cd "$ERGO_SRC" && git describe --tags 2>/dev/null || echo "version unknown"))" >"$dir/command"
     else

@@ -2,7 +2,8 @@
 /// it took: `PB:<run>:<sender>:<seq>:<sent-nanoseconds>:` padded with `x` to the payload size. Plain ASCII, so
 /// it crosses every wire format (text, JSON, IRC) unchanged, and the same whatever server relays it.
 ///
-/// Every `probeEvery`th message of a sender is a probe, marked `PL:` instead of `PB:`: receivers count every
+/// One message in `probeEvery` of each sender is a probe (which ones is offset by the sender), marked `PL:`
+/// instead of `PB:`: receivers count every
 /// delivery by its marker alone and read the time only from probes (`DeliveryScanner`), so latency is sampled
 /// from a fixed share of the traffic while the count stays exact.
 public struct Payload: Equatable, Sendable {
@@ -24,7 +25,9 @@ public struct Payload: Equatable, Sendable {
     /// One message in this many of each sender's is a probe (the first is one).
     public static let probeEvery = 8
 
-    public var isProbe: Bool { sequence % Self.probeEvery == 0 }
+    /// Offset by the sender, so that senders that keep in step (a fixed rate each) do not all probe in the same
+    /// slot of every `probeEvery` messages: the probes spread over the whole run.
+    public var isProbe: Bool { (sequence + sender) % Self.probeEvery == 0 }
 
     /// The payload text, padded to `size` bytes when it is shorter.
     public func text(size: Int) -> String {

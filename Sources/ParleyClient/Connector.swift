@@ -29,6 +29,9 @@ final class Connector: Sendable {
     let nick: Mutex<String>
     /// The last message id seen per room, for a resuming hello after a reconnect.
     let resume = Mutex<[String: Int64]>([:])
+    /// Whether the server should put the user in #general (`join_general` in `hello`): yes at first, and on a
+    /// reconnect only if the user was still in it.
+    let joinsGeneral = Mutex(true)
     /// The password of the account named `nick`, sent in every hello with that nick (so a reconnect logs in
     /// again); not with another nick the user took since, which it would not open.
     let password: Mutex<(nick: String, secret: String)?>
@@ -84,7 +87,9 @@ final class Connector: Sendable {
     func hello() -> ByteBuffer {
         let nick = nick.withLock { $0 }
         let password = password.withLock { $0 }.flatMap { $0.nick.lowercased() == nick.lowercased() ? $0.secret : nil }
-        return JSONCodec().encodeHello(nick: nick, password: password, resume: resume.withLock { $0 }, serverPassword: serverPassword)
+        return JSONCodec().encodeHello(
+            nick: nick, password: password, resume: resume.withLock { $0 }, serverPassword: serverPassword, joinGeneral: joinsGeneral.withLock { $0 }
+        )
     }
 
     /// Sends a frame; false when there is no connection.

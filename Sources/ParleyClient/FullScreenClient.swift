@@ -140,6 +140,9 @@ public enum FullScreenClient {
                     rooms = view.joinedRooms
                     let seen = view.lastSeen
                     connector.resume.withLock { $0 = seen }
+                    // Back in the rooms the user was in, and only those: #general too only if they still were.
+                    let general = rooms.contains { $0.lowercased() == RoomName.general.key }
+                    connector.joinsGeneral.withLock { $0 = general }
                 }
                 if registration == .askingPassword {
                     // Half a password is not left in the input line, where it would show.
@@ -380,8 +383,6 @@ public enum FullScreenClient {
                 break
             }
             if view.apply(event) { bell = true }
-            // The server puts a reconnecting user back in #general; one who had left it leaves it again.
-            for room in view.takeUnwantedRooms() { await send(.part(room: room, reason: nil)) }
         }
 
         /// Keeps the ignore list in the config file (its `ignore` line; the rest of the file as it was).

@@ -5,7 +5,8 @@ import ParleyCore
 /// The client's half of JSON lines: requests out, events in. `parley connect` and the tests speak through it.
 extension JSONCodec {
     public func encodeHello(
-        nick: String, password: String? = nil, resume: [String: Int64] = [:], serverPassword: String? = nil, ref: String? = nil
+        nick: String, password: String? = nil, resume: [String: Int64] = [:], serverPassword: String? = nil, joinGeneral: Bool = true,
+        ref: String? = nil
     ) -> ByteBuffer {
         var json = JSONWriter(type: "hello")
         json.field("version", Int64(Self.version))
@@ -14,6 +15,7 @@ extension JSONCodec {
         json.field("server_password", serverPassword)
         json.field("ref", ref)
         if !resume.isEmpty { json.field("resume", integers: resume.sorted { $0.key < $1.key }) }
+        if !joinGeneral { json.field("join_general", false) }
         return json.finished()
     }
 

@@ -5,7 +5,7 @@ import ParleyCore
 /// What a JSON-lines client can say: `hello` to register, then requests.
 public enum ClientMessage: Sendable, Equatable {
     /// `resume` maps rooms to the last message id the client saw there (a client reconnecting).
-    case hello(version: Int, nick: String, password: String?, resume: [String: Int64], serverPassword: String? = nil)
+    case hello(version: Int, nick: String, password: String?, resume: [String: Int64], serverPassword: String? = nil, joinGeneral: Bool = true)
     case request(Request)
 }
 
@@ -42,6 +42,7 @@ public struct JSONCodec: Sendable {
         var password: String?
         /// Named as on the wire, like every field here.
         var server_password: String?
+        var join_general: Bool?
         var old: String?
         var new: String?
         var mask: String?
@@ -79,7 +80,7 @@ public struct JSONCodec: Sendable {
             guard let version = wire.version else { throw ChatError(.badRequest, "\"hello\" needs the field \"version\".") }
             return .hello(
                 version: version, nick: try required(wire.nick, "nick"), password: wire.password, resume: wire.resume ?? [:],
-                serverPassword: wire.server_password
+                serverPassword: wire.server_password, joinGeneral: wire.join_general ?? true
             )
         case "send":
             let kind = try messageKind(wire.kind)

@@ -228,7 +228,7 @@ struct JSONSession: LineSession {
         let (decoded, ref) = codec.decode(line)
         do throws(ChatError) {
             switch try decoded.get() {
-            case .hello(let version, let nick, let password, let resume, let serverPassword):
+            case .hello(let version, let nick, let password, let resume, let serverPassword, let joinGeneral):
                 guard session == nil else { throw ChatError(.alreadyRegistered, "You are registered already.") }
                 if !context.acceptsServerPassword(serverPassword) {
                     let error = ChatError(.serverPassword, "This server needs its password: \"server_password\" in \"hello\" is missing or wrong. Goodbye.")
@@ -248,7 +248,8 @@ struct JSONSession: LineSession {
                 }
                 let client = context.connection.makeClient()
                 let id = try context.hub.register(
-                    nick: account?.name ?? nick, peer: client, resume: resume, account: account?.name, address: context.address
+                    nick: account?.name ?? nick, peer: client, resume: resume, account: account?.name, address: context.address,
+                    joiningGeneral: joinGeneral
                 )
                 session = id
                 context.registered(id, as: client)

@@ -67,20 +67,6 @@ public struct ChatView: Sendable {
 
     /// Rooms whose replay after a reconnect has not come yet: it is what was missed, and says so.
     private var missedIn: Set<String> = []
-    /// After a reconnect, the rooms the user was in; the server's own join (#general) comes first, before the
-    /// client's rejoins, and is not the user's when they had left that room.
-    private var restoring: Set<String>?
-    /// Rooms the server put the user in on a reconnect that they had left: shown nowhere, and for the client
-    /// to leave again (`takeUnwantedRooms`).
-    private var unwanted: Set<String> = []
-    private var unwantedToLeave: [String] = []
-
-    /// The rooms the client should part: the server rejoined the user to them on a reconnect, and the user had
-    /// left them.
-    public mutating func takeUnwantedRooms() -> [String] {
-        defer { unwantedToLeave = [] }
-        return unwantedToLeave
-    }
 
     public init(nick: String, server: String, scrollback: Int = 2000) {
         self.nick = nick
@@ -103,17 +89,6 @@ public struct ChatView: Sendable {
     /// Applies a server event; returns true when it mentions the user (the client rings the bell).
     @discardableResult
     public mutating func apply(_ event: ChatEvent) -> Bool {
-        if case .joined(let room, let who, _, _) = event, who.lowercased() == nick.lowercased(), let wanted = restoring {
-            restoring = nil
-            if roomIndex(room) == nil && !wanted.contains(room.lowercased()) {
-                unwanted.insert(room.lowercased())
-                unwantedToLeave.append(room)
-            }
-        }
-        if !unwanted.isEmpty, let room = event.unwantedRoomKey, unwanted.contains(room) {
-            if case .left(_, let who, _) = event, who.lowercased() == nick.lowercased() { unwanted.remove(room) }
-            return false
-        }
         switch event {
         case .welcome(let nick, let server, _, _, _):
             self.nick = clean(nick)
@@ -213,8 +188,11 @@ public struct ChatView: Sendable {
             let header = missed ? "*** Missed in \(clean(room)) while disconnected: \(count)" : "*** History of \(clean(room)):"
             append(StyledLine([Span(header, .dim)]), to: index, counts: false)
             for message in shown {
-                // What was missed is news: a window not being read shows it as unread, as if it had come live.
-                append(historyLine(message), of: message.time, to: index, counts: missed)
+                // What was missed is news: a window not being read shows it as unread, as a live line would count
+                // (not the user's own lines, nor users' notices), and a mention marks it.
+                let own = message.from?.lowercased() == nick.lowercased()
+                append(historyLine(message), of: message.time, to: index, counts: missed && !own && (message.kind != .notice || message.from == nil))
+                if missed && !own && mentions(message.text) && index != current { rooms[index].mentioned = true }
                 noteOldest(message, in: index)
             }
             append(StyledLine([Span("*** End of history.", .dim)]), to: index, counts: false)
@@ -401,7 +379,6 @@ public struct ChatView: Sendable {
     /// After a reconnect: the replays of these rooms that come next are what was missed meanwhile.
     public mutating func expectMissed(in rooms: [String]) {
         missedIn = Set(rooms.map { $0.lowercased() })
-        restoring = missedIn
     }
 
     /// A line from the client itself, in the current room, dimmed.
@@ -613,17 +590,3 @@ extension ChatMessage.Target {
     var isPrivate: Bool { if case .user = self { true } else { false } }
 }
 
-extension ChatEvent {
-    /// The room of the events a room the user is leaving again may still send (`ChatView`'s unwanted rooms).
-    fileprivate var unwantedRoomKey: String? {
-        switch self {
-        case .joined(let room, _, _, _), .left(let room, _, _), .topic(let room, _, _, _), .topicChanged(let room, _, _, _, _),
-            .history(let room, _, _):
-            room.lowercased()
-        case .members(let room?, _, _, _, _, _): room.lowercased()
-        case .message(let message):
-            if case .room(let room) = message.target { room.lowercased() } else { nil }
-        default: nil
-        }
-    }
-}

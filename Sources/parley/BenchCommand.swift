@@ -81,6 +81,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         if readerSpeed {
+            guard (32...400).contains(payload) else { throw ValidationError("--payload must be 32 to 400 bytes.") }
             let perSecond = try DeliveryScanner.measureSpeed(payloadBytes: payload)
             print("parley bench reader: \(String(format: "%.1f", perSecond / 1e6)) M deliveries per CPU-second of one core (\(payload)-byte payloads, IRC lines, one probe in \(Payload.probeEvery))")
             return

@@ -41,7 +41,7 @@ struct DeliveryScannerTests {
     @Test("counts every delivery of its run, parses only probes, finds pings at line starts; the same for every cut of the stream")
     func everyCut() throws {
         let (bytes, deliveries, probes) = Self.stream()
-        #expect(probes.count == 5)
+        #expect(probes.count == 6, "one in eight, offset by sender")
         let whole = try Self.scan(bytes, cuts: [])
         #expect(whole.deliveries == deliveries)
         #expect(whole.payloads == probes)
@@ -63,11 +63,21 @@ struct DeliveryScannerTests {
         #expect(throws: BenchError.self) { try Self.scan(Array(repeating: UInt8(ascii: "x"), count: 70_000), cuts: [30_000]) }
     }
 
-    @Test("probes are every eighth message of a sender, marked PL:, and still found by Payload.find")
+    @Test("probes are one message in eight of each sender, offset by the sender, marked PL:, and still found by Payload.find")
     func probes() {
-        let probe = Payload(run: 1, sender: 2, sequence: 16, sentNanoseconds: 5)
-        #expect(probe.isProbe && probe.text(size: 0) == "PL:1:2:16:5:")
-        #expect(Payload.find(in: Array("<bob> PL:1:2:16:5:xxx".utf8)) == probe)
-        #expect(!Payload(run: 1, sender: 2, sequence: 17, sentNanoseconds: 5).isProbe)
+        let probe = Payload(run: 1, sender: 2, sequence: 14, sentNanoseconds: 5)
+        #expect(probe.isProbe && probe.text(size: 0) == "PL:1:2:14:5:")
+        #expect(Payload.find(in: Array("<bob> PL:1:2:14:5:xxx".utf8)) == probe)
+        #expect(!Payload(run: 1, sender: 2, sequence: 16, sentNanoseconds: 5).isProbe)
+        // Senders in step probe at different moments.
+        #expect((0..<8).map { Payload(run: 1, sender: $0, sequence: 8, sentNanoseconds: 0).isProbe }.filter { $0 }.count == 1)
+    }
+
+    @Test("a line is one delivery at most, even when it quotes the marker again (an echo, a relay)")
+    func oneDeliveryPerLine() throws {
+        let twice = Payload(run: 7, sender: 1, sequence: 1, sentNanoseconds: 9).text(size: 0)
+        let json = "{\"type\":\"message\",\"text\":\"\(twice)\",\"raw\":\"\(twice)\"}\n"
+        let lines = Array(json.utf8) + Array("<a> \(twice)\n".utf8)
+        #expect(try Self.scan(lines, cuts: []).deliveries == 2)
     }
 }

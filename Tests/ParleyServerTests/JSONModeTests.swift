@@ -123,6 +123,23 @@ struct JSONModeTests {
         }
     }
 
+    @Test("hello with join_general false starts in no room (a client coming back to the rooms it was in); the default joins #general")
+    func helloWithoutGeneral() async throws {
+        try await TestServer.run { server in
+            let watcher = try await server.textUser("watcher")
+            let bot = try await TestClient.connect(port: server.port)
+            try await bot.send(#"{"type":"hello","version":1,"nick":"bot","join_general":false}"#)
+            try await bot.waitFor(isEvent("welcome", ["nick": "bot"]))
+            try await bot.send(##"{"type":"join","room":"#side","ref":"j"}"##)
+            try await bot.waitFor { $0.contains(#""type":"members""#) && $0.contains(##""room":"#side""##) }
+            #expect(try await !bot.lines.contains { $0.contains(##""room":"#general""##) })
+            try await watcher.send("/who #general")
+            let members = try await watcher.waitFor { $0.hasPrefix("*** In #general") }
+            #expect(!members.contains("bot"))
+            #expect(try await !watcher.lines.contains("*** bot joined #general"))
+        }
+    }
+
     @Test("a text user and a JSON user in one room see each other, each in their own format only")
     func mixedModes() async throws {
         try await TestServer.run { server in

@@ -42,39 +42,6 @@ struct ChatViewTests {
         #expect(view.currentRoomName == "#d")
     }
 
-    @Test("A reconnect puts a user who had left #general back in it: not shown, not made current, and left again; joining it later is theirs")
-    func reconnectWithoutGeneral() {
-        var view = F.view(rooms: ["#side", "#b"])
-        let switched = view.switchTo("#side")
-        #expect(switched)
-        view.apply(.welcome(nick: "bob", server: "srv"))
-        view.expectMissed(in: ["#side", "#b"])
-        // The server's own join of #general comes first, with what follows it.
-        view.apply(.joined(room: "#general", nick: "bob"))
-        view.apply(.topic(room: "#general", text: "the lobby", setBy: nil))
-        view.apply(.members(room: "#general", nicks: ["bob", "ann"]))
-        view.apply(.history(room: "#general", messages: [F.message(from: "ann", to: .room("#general"), "earlier", id: 3)], ref: nil))
-        let unwanted = view.takeUnwantedRooms()
-        #expect(unwanted == ["#general"])
-        let again = view.takeUnwantedRooms()
-        #expect(again.isEmpty)
-        for room in ["#side", "#b"] { view.apply(.joined(room: room, nick: "bob")) }
-        view.apply(.message(F.message(from: "ann", to: .room("#general"), "live", id: 4)))
-        view.apply(.left(room: "#general", nick: "bob", reason: .parted(nil)))
-        #expect(view.currentRoomName == "#side")
-        #expect(view.joinedRooms == ["#side", "#b"])
-        #expect(!view.texts(of: "#side").contains { $0.contains("#general") || $0.contains("lobby") || $0.contains("live") })
-        // Joined later by the user: a window of its own, made current.
-        view.apply(.joined(room: "#general", nick: "bob"))
-        #expect(view.currentRoomName == "#general")
-        // A reconnect of a user who is in #general keeps it.
-        view.expectMissed(in: ["#side", "#b", "#general"])
-        view.apply(.joined(room: "#general", nick: "bob"))
-        let none = view.takeUnwantedRooms()
-        #expect(none.isEmpty)
-        #expect(view.currentRoomName == "#general")
-    }
-
     @Test("The member list marks room operators and voiced members")
     func membersMarked() {
         var view = F.view(rooms: ["#a"])
