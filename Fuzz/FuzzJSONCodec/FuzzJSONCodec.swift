@@ -14,8 +14,8 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     guard case .success(let message) = decoded else { return 0 }
     let line: ByteBuffer?
     switch message {
-    case .hello(_, let nick, let password, let resume, let serverPassword):
-        line = codec.encodeHello(nick: nick, password: password, resume: resume, serverPassword: serverPassword, ref: ref)
+    case .hello(_, let nick, let password, let resume, let serverPassword, let joinGeneral):
+        line = codec.encodeHello(nick: nick, password: password, resume: resume, serverPassword: serverPassword, joinGeneral: joinGeneral, ref: ref)
     case .request(let request):
         line = codec.encode(request, ref: ref)
     }
@@ -25,10 +25,13 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     guard case .success(let messageAgain) = again else {
         preconditionFailure("the client's line for \(message) is refused: \(again)")
     }
-    if case .hello(_, let nick, let password, let resume, let serverPassword) = message,
-       case .hello(_, let nickAgain, let passwordAgain, let resumeAgain, let serverPasswordAgain) = messageAgain {
+    if case .hello(_, let nick, let password, let resume, let serverPassword, let joinGeneral) = message,
+       case .hello(_, let nickAgain, let passwordAgain, let resumeAgain, let serverPasswordAgain, let joinGeneralAgain) = messageAgain {
         // The version is the client's own; the rest must survive.
-        precondition(nick == nickAgain && password == passwordAgain && resume == resumeAgain && serverPassword == serverPasswordAgain)
+        precondition(
+            nick == nickAgain && password == passwordAgain && resume == resumeAgain && serverPassword == serverPasswordAgain
+                && joinGeneral == joinGeneralAgain
+        )
     } else {
         precondition(message == messageAgain, "\(message) came back as \(messageAgain)")
     }

@@ -59,6 +59,7 @@ struct JSONCodecTests {
         arguments: [
             (##"{"type":"hello","version":1,"nick":"alice"}"##, ClientMessage.hello(version: 1, nick: "alice", password: nil, resume: [:])),
             (##"{"type":"hello","version":2,"nick":"bob","extra":true}"##, .hello(version: 2, nick: "bob", password: nil, resume: [:])),
+            (##"{"type":"hello","version":1,"nick":"carol","join_general":false}"##, .hello(version: 1, nick: "carol", password: nil, resume: [:], joinGeneral: false)),
             (##"{"type":"send","room":"#general","text":"hi"}"##, .request(.say(room: "#general", text: "hi", kind: .normal))),
             (##"{"type":"send","to":"bob","text":"psst"}"##, .request(.whisper(to: "bob", text: "psst", kind: .normal))),
             (##"{"type":"send","room":"#a","text":"waves","kind":"action"}"##, .request(.say(room: "#a", text: "waves", kind: .action))),
@@ -436,5 +437,20 @@ struct JSONCodecTests {
     @Test("a duration outside 1 second to a year is refused", arguments: [0, -5, 40_000_000])
     func badDuration(_ seconds: Int) {
         #expect(refusal(##"{"type":"ban","room":"#a","mask":"bob","duration":\##(seconds)}"##)?.code == .badRequest)
+    }
+}
+
+@Suite("JSON codec: the client's hello")
+struct JSONHelloTests {
+    @Test("join_general is written only when false, and read back")
+    func joinGeneral() throws {
+        let codec = JSONCodec()
+        #expect(!String(buffer: codec.encodeHello(nick: "ann")).contains("join_general"))
+        let line = codec.encodeHello(nick: "ann", joinGeneral: false)
+        #expect(String(buffer: line).contains(#""join_general":false"#))
+        guard case .success(.hello(_, "ann", nil, [:], nil, false)) = codec.decode(line).0 else {
+            Issue.record("not read back: \(String(buffer: line))")
+            return
+        }
     }
 }
