@@ -2,9 +2,11 @@ import Logging
 import Synchronization
 
 /// The log lines an operator acts on — a client dropped for reading too slowly, a connection refused by the
-/// per-address limits, a client held back by flood control, a failed login, a store that failed — each kind at most `burst` at once and then one
-/// every `interval`, so that an attack from many addresses cannot fill the disk with them. What is held back
-/// is counted, and the next line of its kind says how many (`suppressed=N`).
+/// per-address limits, a client held back by flood control, a failed login, a store that failed — each kind at
+/// most `burst` at once and then one every `interval`, so that an attack from many addresses cannot fill the
+/// disk with them. What is held back is counted, and the next line of its kind says how many (`suppressed=N`).
+/// One budget per kind, not per address: a log-watching tool (fail2ban) sees a sample of failed logins in a
+/// flood, not each one; `/metrics` counts every one.
 public final class OperatorLog: Sendable {
     enum Kind: CaseIterable {
         /// A connection's lines first held back by flood control.
