@@ -36,7 +36,9 @@ final class TestClient: Sendable {
     }
 
     static func connect(port: Int, options: Options = .init()) async throws -> TestClient {
+        // NIO's default connect timeout is 10 s; a loaded machine once took longer to accept on loopback.
         var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(30))
             .channelOption(.autoRead, value: options.reads)
         if let size = options.receiveBuffer {
             bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(size))
