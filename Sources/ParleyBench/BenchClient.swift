@@ -100,7 +100,7 @@ final class BenchClientHandler: ChannelInboundHandler {
                     }
                 )
             }
-            stats.count(found.deliveries, at: now)
+            stats.count(found, at: now)
         } catch {
             context.fireErrorCaught(error)
             context.close(promise: nil)

@@ -14,12 +14,6 @@ import Darwin
 public struct DeliveryScanner {
     public static let maximumLine = 64 * 1024
 
-    /// What one read held.
-    public struct Found: Equatable {
-        /// Payloads of this run: plain ones and probes.
-        public var deliveries = 0
-    }
-
     private let marker: [UInt8]
     private let probeMarker: [UInt8]
     private let answersPings: Bool
@@ -34,12 +28,12 @@ public struct DeliveryScanner {
         self.parsesAll = parsesAll
     }
 
-    /// Scans one read. `payload` gets each probe's payload (every payload with `parsesAll`), `ping` each whole
-    /// `PING` line (without its line end).
+    /// Scans one read; returns how many of this run's payloads it held (plain ones and probes). `payload` gets
+    /// each probe's payload (every payload with `parsesAll`), `ping` each whole `PING` line (without its line end).
     public mutating func scan(
         _ bytes: UnsafeRawBufferPointer, payload probe: (Payload) -> Void, ping: (UnsafeRawBufferPointer) -> Void
-    ) throws(BenchError) -> Found {
-        var found = Found()
+    ) throws(BenchError) -> Int {
+        var found = 0
         guard let base = bytes.baseAddress, bytes.count > 0 else { return found }
         var start = 0
         if !carry.isEmpty {
@@ -71,12 +65,12 @@ public struct DeliveryScanner {
     }
 
     /// Whole lines: counts the payloads, parses the probes, finds the pings.
-    private func scanLines(_ region: UnsafeRawBufferPointer, into found: inout Found, probe: (Payload) -> Void, ping: (UnsafeRawBufferPointer) -> Void) {
+    private func scanLines(_ region: UnsafeRawBufferPointer, into found: inout Int, probe: (Payload) -> Void, ping: (UnsafeRawBufferPointer) -> Void) {
         let parse = { (offset: Int) in
             if let payload = Payload.find(in: UnsafeRawBufferPointer(rebasing: region[offset...]).bindMemory(to: UInt8.self)) { probe(payload) }
         }
-        found.deliveries += parsesAll ? Self.occurrences(of: marker, in: region, parse) : Self.occurrences(of: marker, in: region) { _ in }
-        found.deliveries += Self.occurrences(of: probeMarker, in: region, parse)
+        found += parsesAll ? Self.occurrences(of: marker, in: region, parse) : Self.occurrences(of: marker, in: region) { _ in }
+        found += Self.occurrences(of: probeMarker, in: region, parse)
         guard answersPings else { return }
         _ = Self.occurrences(of: Self.pingWord, in: region) { offset in
             guard offset == 0 || region[offset - 1] == 0x0A else { return }
@@ -142,7 +136,7 @@ extension DeliveryScanner {
                     var (offset, counted) = (0, 0)
                     while offset < raw.count {
                         let read = UnsafeRawBufferPointer(rebasing: raw[offset..<min(offset + 65_000, raw.count)])
-                        counted += try scanner.scan(read, payload: { _ in }, ping: { _ in }).deliveries
+                        counted += try scanner.scan(read, payload: { _ in }, ping: { _ in })
                         offset += read.count
                     }
                     return counted

@@ -32,7 +32,7 @@ struct DeliveryScannerTests {
             let found = try bytes[start..<end].withUnsafeBytes { raw in
                 try scanner.scan(raw, payload: { payloads.append($0) }, ping: { pings.append(String(decoding: $0, as: UTF8.self)) })
             }
-            deliveries += found.deliveries
+            deliveries += found
             start = end
         }
         return (deliveries, payloads, pings)

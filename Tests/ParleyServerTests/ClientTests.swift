@@ -403,37 +403,27 @@ struct ClientTests {
         }
     }
 
-    @Test("full screen: when the server goes away the client says so, reconnects, rejoins its rooms and keeps the input")
-    func fullScreenReconnect() async throws {
+    /// `parley connect --nick alice --room '#side'` in tmux across a server restart on the same port: `before`
+    /// runs against the first server, which then shuts down; once the client says it is retrying, `after` runs
+    /// against a second server on the port the client knows. The tmux session ends either way.
+    private func acrossRestart(
+        before: (TestServer, Tmux) async throws -> Void, after: (TestServer, Tmux) async throws -> Void
+    ) async throws {
         var port = 0
         var tmux: Tmux?
         do {
             try await TestServer.run { first in
                 port = first.port
-                tmux = try await Tmux.start("\(ParleyProcess.executable.path) connect 127.0.0.1:\(first.port) --nick alice --room '#side'")
-                try await tmux!.waitForScreen("in #side") { $0.contains { $0.hasPrefix(" 2:#side | alice @ test.parley | connected") } }
-                // The window being read is #general: it stays current across the reconnect.
-                try await tmux!.press("M-1")
-                try await tmux!.waitForScreen("in #general") { $0.contains { $0.hasPrefix(" 1:#general | ") } }
-                try await tmux!.type("half typed")
+                let client = try await Tmux.start("\(ParleyProcess.executable.path) connect 127.0.0.1:\(first.port) --nick alice --room '#side'")
+                tmux = client
+                try await client.waitForScreen("in #side") { $0.contains { $0.hasPrefix(" 2:#side | alice @ test.parley | connected") } }
+                try await before(first, client)
             }
             // The first server has shut down; the client notices and retries (a loaded machine may take a while).
             try await tmux!.waitForScreen(timeout: .seconds(40), "disconnected") { rows in
                 rows.contains { $0.hasPrefix(" disconnected, retrying in ") } && rows.contains { $0.contains("Disconnected from the server; reconnecting") }
             }
-            try await TestServer.run(port: port) { second in
-                let bob = try await second.textUser("bob")
-                try await bob.send("/join #side")
-                let screen = try await tmux!.waitForScreen("reconnected") { rows in
-                    rows.contains { $0.hasPrefix(" 1:#general |") && $0.hasSuffix("| connected") } && rows.contains { $0.hasSuffix("*** Reconnected.") }
-                }
-                #expect(screen.contains("[#general] half typed"))
-                // And #side was joined again, without taking the screen: a line bob says there after alice is
-                // back in it (so after her client has the rejoin) is counted as unread while #general stays current.
-                try await bob.waitFor(timeout: .seconds(40)) { $0 == "*** alice joined #side" || ($0.hasPrefix("*** In #side (2): ") && $0.contains("alice")) }
-                try await bob.send("welcome back")
-                try await tmux!.waitForScreen("#side's line unread, #general still current") { $0.contains { $0.hasPrefix(" 1:#general | 2:#side(1) |") } }
-            }
+            try await TestServer.run(port: port) { second in try await after(second, tmux!) }
         } catch {
             await tmux?.kill()
             throw error
@@ -441,25 +431,44 @@ struct ClientTests {
         await tmux?.kill()
     }
 
+    @Test("full screen: when the server goes away the client says so, reconnects, rejoins its rooms and keeps the input")
+    func fullScreenReconnect() async throws {
+        try await acrossRestart(
+            before: { _, tmux in
+                // The window being read is #general: it stays current across the reconnect.
+                try await tmux.press("M-1")
+                try await tmux.waitForScreen("in #general") { $0.contains { $0.hasPrefix(" 1:#general | ") } }
+                try await tmux.type("half typed")
+            },
+            after: { second, tmux in
+                let bob = try await second.textUser("bob")
+                try await bob.send("/join #side")
+                let screen = try await tmux.waitForScreen("reconnected") { rows in
+                    rows.contains { $0.hasPrefix(" 1:#general |") && $0.hasSuffix("| connected") } && rows.contains { $0.hasSuffix("*** Reconnected.") }
+                }
+                #expect(screen.contains("[#general] half typed"))
+                // And #side was joined again, without taking the screen: a line bob says there after alice is
+                // back in it (so after her client has the rejoin) is counted as unread while #general stays current.
+                try await bob.waitFor(timeout: .seconds(40)) { $0 == "*** alice joined #side" || ($0.hasPrefix("*** In #side (2): ") && $0.contains("alice")) }
+                try await bob.send("welcome back")
+                try await tmux.waitForScreen("#side's line unread, #general still current") { $0.contains { $0.hasPrefix(" 1:#general | 2:#side(1) |") } }
+            }
+        )
+    }
+
     @Test("full screen: a user who left #general is not put back in it by a reconnect (hello's join_general), and stays on the window being read")
     func fullScreenReconnectWithoutGeneral() async throws {
-        var port = 0
-        var tmux: Tmux?
-        do {
-            try await TestServer.run { first in
-                port = first.port
-                tmux = try await Tmux.start("\(ParleyProcess.executable.path) connect 127.0.0.1:\(first.port) --nick alice --room '#side'")
-                try await tmux!.waitForScreen("in #side") { $0.contains { $0.hasPrefix(" 2:#side | alice @ test.parley | connected") } }
-                try await tmux!.type("/part #general")
-                try await tmux!.press("Enter")
-                try await tmux!.waitForScreen("only #side") { $0.contains { $0.hasPrefix(" 1:#side | alice @ test.parley | connected") } }
-            }
-            try await tmux!.waitForScreen("disconnected") { $0.contains { $0.hasPrefix(" disconnected, retrying in ") } }
-            try await TestServer.run(port: port) { second in
+        try await acrossRestart(
+            before: { _, tmux in
+                try await tmux.type("/part #general")
+                try await tmux.press("Enter")
+                try await tmux.waitForScreen("only #side") { $0.contains { $0.hasPrefix(" 1:#side | alice @ test.parley | connected") } }
+            },
+            after: { second, tmux in
                 let bob = try await second.textUser("bob")
                 try await bob.send("/join #side")
                 try await bob.send("hello side")
-                let screen = try await tmux!.waitForScreen("back in #side only") { rows in
+                let screen = try await tmux.waitForScreen("back in #side only") { rows in
                     rows.contains { $0.hasPrefix(" 1:#side | alice @ test.parley | connected") } && rows.contains { $0.hasSuffix("<bob> hello side") }
                 }
                 #expect(!screen.contains { $0.contains("#general") && !$0.contains("alice left") && !$0.contains("You left") })
@@ -471,11 +480,7 @@ struct ClientTests {
                 let members = try await bob.waitFor { $0.hasPrefix("*** In #general") }
                 #expect(!members.contains("alice"), "\(members)")
             }
-        } catch {
-            await tmux?.kill()
-            throw error
-        }
-        await tmux?.kill()
+        )
     }
 
     @Test("full screen: a mention raises a desktop notification (OSC 9 and OSC 777) and the bell, written to the terminal")

@@ -5,18 +5,12 @@ import Testing
 /// executable.
 @Suite("Configuration file")
 struct ConfigurationFileTests {
-    static func file(_ text: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("parley-\(UUID().uuidString).toml").path
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
     static func longLine(_ bytes: Int) -> String { String(repeating: "x", count: bytes) }
 
     @Test("the file, PARLEY_ variables and flags are merged in that order; --print-config says where each value came from")
     func merged() async throws {
-        let motd = try MessageOfTheDayTests.file("from the file's motd\n")
-        let config = try Self.file("""
+        let motd = try temporaryFile("from the file's motd\n")
+        let config = try temporaryFile("""
             # Parley on the class server
             server-name = "file.parley"   # the flag --server-name beats it
             max-line-bytes = 200
@@ -68,7 +62,7 @@ struct ConfigurationFileTests {
             ("tls-cert = \"/etc/cert.pem\"\n", [:], "tls-cert (%FILE%, line 1) and --tls-key go together."),
             ("", ["PARLEY_FLOOD_RATE": "fast"], "PARLEY_FLOOD_RATE=fast: flood-rate must be a number"),
         ] {
-            let config = try Self.file(text)
+            let config = try temporaryFile(text)
             let refused = try ParleyProcess(["serve", "--console", "off", "--config", config], input: .nullDevice, environment: environment)
             #expect(try await refused.waitForExit() == 64)
             try await refused.log.waitForEndOfFile()
@@ -84,7 +78,7 @@ struct ConfigurationFileTests {
 
     @Test("SIGHUP reads the file again: limits apply to new connections, log level at once; a change that needs a restart is named, not applied")
     func reload() async throws {
-        let config = try Self.file("max-line-bytes = 4096\nlog-level = \"info\"\n")
+        let config = try temporaryFile("max-line-bytes = 4096\nlog-level = \"info\"\n")
         let (server, port) = try await ParleyProcess.serve(["--console", "off", "--config", config])
         let before = try await TestServer.textUser("before", port: port)
         try "max-line-bytes = 100\nlog-level = \"warning\"\nhistory = 5\n".write(toFile: config, atomically: true, encoding: .utf8)
@@ -120,8 +114,8 @@ struct ConfigurationFileTests {
 
     @Test("SIGHUP: an edit a variable overrides is said to be overridden; a motd key removed clears the message; without --config only the certificate and motd are read")
     func reloadOverridden() async throws {
-        let motd = try MessageOfTheDayTests.file("the old message\n")
-        let config = try Self.file("flood-rate = 2\nmotd = \"\(motd)\"\n")
+        let motd = try temporaryFile("the old message\n")
+        let config = try temporaryFile("flood-rate = 2\nmotd = \"\(motd)\"\n")
         let (server, port) = try await ParleyProcess.serve(["--console", "off", "--config", config], environment: ["PARLEY_FLOOD_RATE": "4"])
         let before = try await TestClient.connect(port: port)
         try await before.send("early")
@@ -148,7 +142,7 @@ struct ConfigurationFileTests {
 
     @Test("--irc, --http and --plaintext open what the file closed; --no-tls closes what it opened")
     func inversions() async throws {
-        let config = try Self.file("no-irc = true\nno-http = true\ntls = true\n")
+        let config = try temporaryFile("no-irc = true\nno-http = true\ntls = true\n")
         let printed = try ParleyProcess(["serve", "--config", config, "--irc", "--http", "--no-tls", "--print-config"], input: .nullDevice)
         #expect(try await printed.waitForExit() == 0, "\(printed.log.text)")
         try await printed.output.waitForEndOfFile()

@@ -17,8 +17,7 @@ struct DeployTests {
             #expect(unit.split(separator: "\n").contains { $0 == line }, "the unit lacks \(line)")
         }
         // verify checks that ExecStart's program exists: the one just built stands in for /usr/local/bin/parley.
-        let checked = FileManager.default.temporaryDirectory.appendingPathComponent("parley-\(UUID().uuidString).service")
-        try unit.replacingOccurrences(of: "/usr/local/bin/parley", with: ParleyProcess.executable.path).write(to: checked, atomically: true, encoding: .utf8)
+        let checked = URL(fileURLWithPath: try temporaryFile(unit.replacingOccurrences(of: "/usr/local/bin/parley", with: ParleyProcess.executable.path), suffix: ".service"))
         let verify = try ParleyProcess(["verify", checked.path], input: .nullDevice, executable: URL(fileURLWithPath: "/usr/bin/systemd-analyze"))
         #expect(try await verify.waitForExit() == 0, "\(verify.log.text)")
         #expect(verify.log.text.isEmpty && verify.output.text.isEmpty, "systemd-analyze: \(verify.log.text)\(verify.output.text)")
@@ -36,8 +35,7 @@ struct DeployTests {
         let text = try String(contentsOfFile: sample, encoding: .utf8)
         let examples = text.split(separator: "\n").filter { $0.range(of: #"^# [a-z-]+ = "#, options: .regularExpression) != nil }.map { $0.dropFirst(2) }
         #expect(examples.count >= 10)
-        let everything = FileManager.default.temporaryDirectory.appendingPathComponent("parley-\(UUID().uuidString).toml").path
-        try (text + "\n" + examples.joined(separator: "\n") + "\n").write(toFile: everything, atomically: true, encoding: .utf8)
+        let everything = try temporaryFile(text + "\n" + examples.joined(separator: "\n") + "\n", suffix: ".toml")
         let all = try ParleyProcess(["serve", "--config", everything, "--print-config"], input: .nullDevice)
         #expect(try await all.waitForExit() == 0, "\(all.log.text)")
         try await all.output.waitForEndOfFile()

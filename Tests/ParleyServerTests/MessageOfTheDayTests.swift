@@ -7,15 +7,9 @@ import Testing
 /// The message of the day (`--motd FILE`): every door shows it after the welcome; SIGHUP reads it again.
 @Suite("Message of the day")
 struct MessageOfTheDayTests {
-    static func file(_ text: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("parley-motd-\(UUID().uuidString)").path
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
     @Test("text, JSON and IRC clients are shown it after the welcome, cleaned; IRC's MOTD asks again; without one, JSON gets nothing")
     func everyDoor() async throws {
-        let motd = try Self.file("Welcome to the class chat.\n\nBe kind \u{1B}[31mplease\r\n")
+        let motd = try temporaryFile("Welcome to the class chat.\n\nBe kind \u{1B}[31mplease\r\n")
         try await TestServer.run(configure: { $0.motdFile = motd }) { server in
             let text = try await TestClient.connect(port: server.port)
             try await text.send("ana")
@@ -45,7 +39,7 @@ struct MessageOfTheDayTests {
 
     @Test("SIGHUP reads the file again: the next client sees the new message, and the log says so")
     func reload() async throws {
-        let motd = try Self.file("the first message\n")
+        let motd = try temporaryFile("the first message\n")
         let (server, port) = try await ParleyProcess.serve(["--console", "off", "--motd", motd])
         let before = try await TestClient.connect(port: port)
         try await before.send("early")

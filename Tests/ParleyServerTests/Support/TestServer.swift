@@ -115,3 +115,11 @@ final class LogLines: Sendable {
 
     var lines: [String] { store.withLock { $0 } }
 }
+
+/// Writes `text` to a new file of its own in the temporary folder (a settings file, a message of the day, a
+/// unit) and returns its path.
+func temporaryFile(_ text: String, suffix: String = "") throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("parley-\(UUID().uuidString)\(suffix)").path
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
