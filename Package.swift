@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // The chat domain: no NIO, no sockets, no wire formats.
@@ -61,16 +62,27 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
-        // Storage: the SQLite implementation of the core's store protocols.
+        // Storage, embedded: the core's `ChatStorage` in one SQLite file in the data folder.
         .target(
-            name: "ParleyStore",
+            name: "ParleySQLite",
             dependencies: [
                 "ParleyCore",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
-                .product(name: "CryptoExtras", package: "swift-crypto"),
-                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming
+        ),
+        // Storage, shared: the core's `ChatStorage` in a PostgreSQL database, for one node or several.
+        .target(
+            name: "ParleyPostgres",
+            dependencies: [
+                "ParleyCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: upcoming
@@ -82,7 +94,6 @@ let package = Package(
             dependencies: [
                 "ParleyCore",
                 "ParleyProtocols",
-                "ParleyStore",
                 "ParleyTerminal",
                 "ParleyTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -95,6 +106,7 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -127,7 +139,8 @@ let package = Package(
                 "ParleyServer",
                 "ParleyClient",
                 "ParleyTerminal",
-                "ParleyStore",
+                "ParleySQLite",
+                "ParleyPostgres",
                 "ParleyBench",
                 "ParleyTLS",
                 "ParleySettings",
@@ -161,9 +174,11 @@ let package = Package(
                 "ParleyCore",
                 "ParleyProtocols",
                 "ParleyServer",
-                "ParleyStore",
+                "ParleySQLite",
+                "ParleyPostgres",
                 "ParleyTLS",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),

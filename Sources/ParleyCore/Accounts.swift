@@ -30,7 +30,7 @@ public struct Credential: Sendable, Equatable {
 }
 
 /// Where accounts live. Another process (the `parley account` command) may change them while the server
-/// runs; `changeCounter` moves when it does, so the server can reload.
+/// runs; `ChatStorage.changes()` says when, so the server can reload.
 public protocol AccountStore: Sendable {
     func accounts() async throws -> [Account]
     func account(named name: String) async throws -> Account?
@@ -42,8 +42,6 @@ public protocol AccountStore: Sendable {
     func delete(_ name: String) async throws -> Bool
     /// Records an administrative action (account and moderation changes).
     func audit(actor: String, action: String, target: String, detail: String) async throws
-    /// A number that changes whenever another connection to the store commits.
-    func changeCounter() async throws -> Int
 }
 
 public enum AccountError: Error, Equatable, CustomStringConvertible {

@@ -3,18 +3,17 @@ import Logging
 import NIOCore
 import NIOPosix
 import ParleyCore
-import ParleyStore
 import ServiceLifecycle
 import UnixSignals
 
-/// Assembles a server from its configuration: the store, the chat hub and the services that run them, in one
-/// group. The CLI runs it; tests run the same assembly on port 0 with a temporary data folder.
+/// Assembles a server from its configuration and its storage: the chat hub and the services that run them, in
+/// one group. The CLI runs it; tests run the same assembly on port 0 with a temporary data folder.
 public struct ParleyApplication: Sendable {
     public let configuration: ServerConfiguration
     public let hub: ChatHub<Fanout>
-    public let store: any MessageStore
-    public let accountStore: any AccountStore
-    public let roomStore: any RoomStore
+    /// Messages, accounts and rooms: SQLite, PostgreSQL or memory, as the executable chose; the server sees
+    /// only the seam.
+    public let storage: any ChatStorage
     /// What `/metrics` shows.
     public let metrics: ServerMetrics
     let logger: Logger
@@ -22,82 +21,48 @@ public struct ParleyApplication: Sendable {
     let hashing = PasswordHashing()
     /// The TLS ports' certificate, when there are TLS ports.
     public let tls: TLSProvider?
-    private let closeStore: @Sendable () async -> Void
 
-    /// Opens the data folder's database (creating folder and file when missing) and prepares the hub to carry
-    /// on its message ids. Throws a `StoreError` that says what to do when the database cannot be used.
-    public static func open(configuration: ServerConfiguration, logger: Logger) async throws -> ParleyApplication {
-        var tls: TLSProvider?
-        if configuration.usesTLS {
-            let provider = try TLSProvider(
-                source: configuration.certificate, dataDirectory: configuration.dataDirectory, serverName: configuration.serverName
-            )
-            logger.notice(
-                "TLS certificate",
-                metadata: ["sha256": "\(provider.fingerprint)", "certificate": "\(provider.description)", "file": "\(provider.certificatePath)"]
-            )
-            tls = provider
-        }
-        let motd = try configuration.motdFile.map(MessageOfTheDay.read) ?? []
-        guard configuration.storesMessages else {
-            let application = ParleyApplication(
-                configuration: configuration, logger: logger, store: NoStore(), accounts: MemoryAccountStore(), rooms: NoStore(), lastID: 0,
-                tls: tls
-            ) {}
-            application.hub.motd = motd
-            return application
-        }
-        do {
-            try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
-        } catch {
-            throw StoreError.cannotOpen(path: configuration.dataDirectory, reason: error.localizedDescription)
-        }
-        // Held while the server runs: a second server on the same folder is refused here, naming the first.
-        let lock = try ServerLock.acquire(directory: configuration.dataDirectory)
-        let store: SQLiteStore
-        do {
-            store = try await SQLiteStore.open(directory: configuration.dataDirectory)
-        } catch {
-            lock.release()
-            throw error
-        }
+    /// Prepares the hub to carry on from what `storage` holds (its message ids, accounts and room policies).
+    /// The application owns the storage from here: it closes it when the services stop, or at once when this
+    /// throws.
+    public static func open(configuration: ServerConfiguration, storage: any ChatStorage, logger: Logger) async throws -> ParleyApplication {
+        let tls: TLSProvider?
+        let motd: [String]
         let lastID: Int64
         let accounts: [Account]
         let policies: [RoomPolicy]
         do {
-            lastID = try await store.lastMessageID()
-            accounts = try await store.accounts()
-            policies = try await store.roomPolicies()
+            tls = try configuration.usesTLS ? TLSProvider(
+                source: configuration.certificate, dataDirectory: configuration.dataDirectory, serverName: configuration.serverName
+            ) : nil
+            motd = try configuration.motdFile.map(MessageOfTheDay.read) ?? []
+            lastID = try await storage.lastMessageID()
+            accounts = try await storage.accounts()
+            policies = try await storage.roomPolicies()
         } catch {
-            await store.close()
-            lock.release()
+            await storage.close()
             throw error
         }
-        let application = ParleyApplication(
-            configuration: configuration, logger: logger, store: store, accounts: store, rooms: store, lastID: lastID, tls: tls
-        ) {
-            await store.close()
-            lock.release()
+        if let tls {
+            logger.notice(
+                "TLS certificate",
+                metadata: ["sha256": "\(tls.fingerprint)", "certificate": "\(tls.description)", "file": "\(tls.certificatePath)"]
+            )
         }
+        let application = ParleyApplication(configuration: configuration, logger: logger, storage: storage, lastID: lastID, tls: tls)
         application.hub.setAccounts(accounts)
         application.hub.setRoomPolicies(policies)
         application.hub.motd = motd
         return application
     }
 
-    private init(
-        configuration: ServerConfiguration, logger: Logger, store: any MessageStore, accounts: any AccountStore,
-        rooms: any RoomStore, lastID: Int64, tls: TLSProvider?, closeStore: @escaping @Sendable () async -> Void
-    ) {
+    private init(configuration: ServerConfiguration, logger: Logger, storage: any ChatStorage, lastID: Int64, tls: TLSProvider?) {
         self.tls = tls
         self.configuration = configuration
         self.logger = logger
         let metrics = ServerMetrics()
         self.metrics = metrics
-        self.store = store
-        self.accountStore = accounts
-        self.roomStore = rooms
-        self.closeStore = closeStore
+        self.storage = storage
         self.hub = ChatHub(
             serverName: configuration.serverName, sink: Fanout(flushInterval: configuration.flushInterval, metrics: metrics), firstMessageID: lastID + 1,
             historyOnJoin: configuration.historyOnJoin, roomLimits: configuration.roomLimits
@@ -116,18 +81,18 @@ public struct ParleyApplication: Sendable {
         accountLimits.passwordCost = configuration.passwordCost
         let operatorLog = OperatorLog()
         let desk = AccountDesk(
-            store: accountStore, hub: hub, limits: accountLimits, hashing: hashing, metrics: metrics, logger: logger, operatorLog: operatorLog
+            store: storage, hub: hub, limits: accountLimits, hashing: hashing, metrics: metrics, logger: logger, operatorLog: operatorLog
         )
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: StoreService(close: { [closeStore] in
-                await closeStore()
+            .init(service: StoreService(close: { [storage] in
+                await storage.close()
                 try? await desk.hashing.pool.shutdownGracefully()
             })),
             // Measured where the publisher commits and reads history: the store itself counts nothing.
-            .init(service: PublisherService(publisher: Publisher(hub: hub, store: MeasuredStore(store: store, metrics: metrics), rooms: roomStore) { [logger] error in
+            .init(service: PublisherService(publisher: Publisher(hub: hub, store: MeasuredStore(store: storage, metrics: metrics), rooms: storage) { [logger] error in
                 operatorLog.log(.storeFailure, .error, "storing failed; nothing that needed it was delivered", metadata: ["error": "\(error)"], to: logger)
             })),
-            .init(service: AccountWatcher(store: accountStore, hub: hub, logger: logger)),
+            .init(service: AccountWatcher(storage: storage, hub: hub, logger: logger)),
             .init(service: RestrictionTimer(hub: hub)),
             .init(service: MemoryTrimmer(hub: hub, logger: logger)),
         ]
@@ -144,7 +109,7 @@ public struct ParleyApplication: Sendable {
         let site = WebSite(
             serverName: configuration.serverName, metrics: metrics, metricsAllowed: configuration.metricsAllowed,
             allowedOrigins: Set(configuration.allowedOrigins.map(WebSite.normalizedOrigin)),
-            trustedProxies: configuration.trustedProxies, health: HealthProbe(store: store)
+            trustedProxies: configuration.trustedProxies, health: HealthProbe(store: storage)
         )
         for (endpoint, port) in configuration.endpoints {
             let door: any FrontDoor =
@@ -220,20 +185,17 @@ struct StoreService: Service {
     }
 }
 
-/// Notices account changes made by another process (`parley account …`) and tells the hub, so a running
-/// server needs no restart. The store keeps a version of its accounts (a trigger moves it on every change); asking for
-/// it once a second is cheaper than any notification channel.
+/// Notices account changes made by someone else (`parley account …` in another process) and tells the hub, so a
+/// running server needs no restart. How the change is noticed is the storage's business.
 struct AccountWatcher: Service {
-    let store: any AccountStore
+    let storage: any ChatStorage
     let hub: ChatHub<Fanout>
     let logger: Logger
 
     func run() async throws {
-        var seen = (try? await store.changeCounter()) ?? 0
-        while (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: .seconds(1)) })) != nil {
-            guard let now = try? await store.changeCounter(), now != seen else { continue }
-            seen = now
-            if let accounts = try? await store.accounts() {
+        await cancelWhenGracefulShutdown {
+            for await _ in storage.changes() {
+                guard let accounts = try? await storage.accounts() else { continue }
                 hub.setAccounts(accounts)
                 logger.info("accounts reloaded", metadata: ["count": "\(accounts.count)"])
             }

@@ -44,8 +44,6 @@ public struct ServerConfiguration: Sendable {
     public var serverName = ServerConfiguration.hostName()
     /// Messages replayed to whoever joins a room (0: none).
     public var historyOnJoin = 50
-    /// False keeps nothing on disk (tests of the chat alone, and the baseline that shows what storage costs).
-    public var storesMessages = true
     /// When set, every front door asks for it before registration (IRC's PASS).
     public var serverPassword: String?
     /// How often, at most, a busy event loop writes to each of its connections; 0 writes at the end of every

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import Logging
 import ParleyCore
-import ParleyStore
+import ParleyPostgres
+import ParleyServer
 
 /// `parley account …`: manage accounts in a data folder, whether or not a server is running on it (a running
 /// server notices the change within a second).
@@ -14,8 +16,26 @@ struct AccountCommand: AsyncParsableCommand {
     )
 
     struct Options: ParsableArguments {
-        @Option(name: .customLong("data-dir"), help: "The server's data folder.")
+        @Option(name: .customLong("data-dir"), help: "The server's data folder (--store sqlite).")
         var dataDirectory = "./parley-data"
+        @Option(help: "Where the server keeps its data: sqlite (in --data-dir) or postgres (--database-url). Default: PARLEY_STORE, else sqlite.")
+        var store: String?
+        @Option(name: .customLong("database-url"), help: "The server's PostgreSQL database (postgres://USER:PASSWORD@HOST:PORT/DATABASE). Better set PARLEY_DATABASE_URL, which other users cannot see in ps.")
+        var databaseURL: String?
+
+        /// The storage these options name, the environment filling in what they leave out, as for `parley serve`.
+        func storage() throws -> StorageChoice {
+            let environment = ProcessInfo.processInfo.environment
+            switch store ?? environment["PARLEY_STORE"] ?? "sqlite" {
+            case "sqlite": return .sqlite(directory: dataDirectory)
+            case "postgres":
+                guard let url = databaseURL ?? environment["PARLEY_DATABASE_URL"] else {
+                    throw ValidationError("--store postgres needs the database: set PARLEY_DATABASE_URL (or --database-url).")
+                }
+                do throws(DatabaseError) { return .postgres(try PostgresAddress(url)) } catch { throw ValidationError("\(error)") }
+            case let other: throw ValidationError("--store \(other): accounts live in sqlite or postgres.")
+            }
+        }
     }
 
     struct Add: AsyncParsableCommand {
@@ -130,10 +150,11 @@ private func readPassword(_ given: String?) throws -> String {
 
 /// Opens the data folder's database, runs `body`, and turns store and account errors into clear messages. Only
 /// `creating` commands (`add`) make a database where there is none.
-private func withStore(_ options: AccountCommand.Options, creating: Bool = false, _ body: (SQLiteStore) async throws -> Void) async throws {
-    let store: SQLiteStore
+private func withStore(_ options: AccountCommand.Options, creating: Bool = false, _ body: (any ChatStorage) async throws -> Void) async throws {
+    let choice = try options.storage()
+    let store: any ChatStorage
     do {
-        store = try await SQLiteStore.open(directory: options.dataDirectory, creating: creating)
+        store = try await choice.open(serving: false, creating: creating, logger: Logger(label: "parley.account"))
     } catch {
         FileHandle.standardError.write(Data("parley: \(error)\n".utf8))
         throw ExitCode(3)

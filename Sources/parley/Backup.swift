@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import ParleyStore
+import ParleySQLite
 
 /// `parley backup`: a consistent copy of the database, taken while the server runs.
 struct BackupCommand: AsyncParsableCommand {

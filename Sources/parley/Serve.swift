@@ -66,6 +66,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: .init(ServeKey.shutdownGrace.help)) var shutdownGrace: Double?
     @Option(help: .init(ServeKey.history.help)) var history: Int?
     @Option(help: .init(ServeKey.store.help)) var store: String?
+    @Option(name: .customLong("database-url"), help: .init(ServeKey.databaseURL.help)) var databaseURL: String?
     @Option(help: .init(ServeKey.console.help)) var console: String?
 
     /// The flags given on the command line, as the settings' top layer.
@@ -87,7 +88,7 @@ struct Serve: AsyncParsableCommand {
             .floodBurst: floodBurst.map(SettingValue.int), .floodRate: floodRate.map(SettingValue.double),
             .sendQueueBytes: sendQueueBytes.map(SettingValue.int), .registrationTimeout: registrationTimeout.map(SettingValue.double),
             .shutdownGrace: shutdownGrace.map(SettingValue.double), .history: history.map(SettingValue.int),
-            .store: store.map(SettingValue.string), .console: console.map(SettingValue.string),
+            .store: store.map(SettingValue.string), .databaseURL: databaseURL.map(SettingValue.string), .console: console.map(SettingValue.string),
         ]
         return given.compactMapValues { $0 }
     }
@@ -155,7 +156,9 @@ struct Serve: AsyncParsableCommand {
 
         let application: ParleyApplication
         do {
-            application = try await ParleyApplication.open(configuration: configuration, logger: logger)
+            let storage = try await settings.storage().open(serving: true, logger: logger)
+            logger.notice("storage opened", metadata: ["store": "\(settings.string(.store) ?? "")", "at": "\(storage.location)"])
+            application = try await ParleyApplication.open(configuration: configuration, storage: storage, logger: logger)
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(3)

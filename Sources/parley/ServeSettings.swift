@@ -1,5 +1,6 @@
 import Foundation
 import ParleyCore
+import ParleyPostgres
 import ParleyProtocols
 import ParleyServer
 import ParleySettings
@@ -16,7 +17,7 @@ enum ServeKey: String, CaseIterable {
     case dataDir = "data-dir", serverName = "server-name", serverPassword = "server-password"
     case pingInterval = "ping-interval", flushInterval = "flush-interval", logLevel = "log-level", logFormat = "log-format"
     case maxLineBytes = "max-line-bytes", floodBurst = "flood-burst", floodRate = "flood-rate", sendQueueBytes = "send-queue-bytes"
-    case registrationTimeout = "registration-timeout", shutdownGrace = "shutdown-grace", history, store, console
+    case registrationTimeout = "registration-timeout", shutdownGrace = "shutdown-grace", history, store, databaseURL = "database-url", console
 
     static let schema = allCases.map(\.setting)
 
@@ -78,7 +79,9 @@ enum ServeKey: String, CaseIterable {
         case .shutdownGrace: Setting(key, .double(0...3600), default: .double(3), "Seconds clients get to receive their last messages at shutdown.")
         case .history: Setting(key, .int(0...1000), default: .int(50), "Messages replayed to whoever joins a room (0: none).")
         case .store:
-            Setting(key, .choice(["sqlite", "none"]), default: .string("sqlite"), "sqlite: keep history, accounts and moderation in --data-dir. none: keep nothing (no history, accounts only in memory); for measuring what storage costs.")
+            Setting(key, .choice(["sqlite", "postgres", "none"]), default: .string("sqlite"), "sqlite: keep history, accounts and moderation in --data-dir. postgres: keep them in the PostgreSQL database of --database-url. none: keep nothing (no history, accounts only in memory); for measuring what storage costs.")
+        case .databaseURL:
+            Setting(key, .string, secret: true, "The database for --store postgres: postgres://USER:PASSWORD@HOST:PORT/DATABASE (?sslmode=disable|prefer|require|verify-full), or postgres://USER@/DATABASE?host=/run/postgresql for a Unix socket. Better set PARLEY_DATABASE_URL, which other users cannot see in ps.")
         case .console: Setting(key, .choice(["auto", "on", "off"]), default: .string("auto"), "The operator console on standard input: auto (on when it is a terminal), on or off.")
         }
     }
@@ -134,6 +137,12 @@ extension Settings {
                 throw SettingsError("\(self.origin(.allowedOrigin)) \(origin): an origin is a scheme and a host, like https://chat.example.org (a port may follow).")
             }
         }
+        switch (string(.store), string(.databaseURL)) {
+        case ("postgres", nil): throw SettingsError("\(origin(.store)) postgres needs the database: set PARLEY_DATABASE_URL (or --database-url).")
+        case ("postgres", _?): _ = try storage()
+        case (_, _?): throw SettingsError("\(origin(.databaseURL)) is for --store postgres.")
+        default: break
+        }
         guard string(.serverPassword).map({ !$0.isEmpty && !$0.contains(" ") }) ?? true else {
             throw SettingsError("\(origin(.serverPassword)) must be one word (IRC's PASS takes no spaces).")
         }
@@ -171,7 +180,18 @@ extension Settings {
         configuration.limits.registrationTimeout = .milliseconds(Int64(double(.registrationTimeout)! * 1000))
         configuration.limits.shutdownGrace = .milliseconds(Int64(double(.shutdownGrace)! * 1000))
         configuration.historyOnJoin = int(.history)!
-        configuration.storesMessages = string(.store) == "sqlite"
         return configuration
+    }
+
+    /// Where the server keeps its data.
+    func storage() throws(SettingsError) -> StorageChoice {
+        switch string(.store) {
+        case "postgres":
+            do throws(DatabaseError) { return .postgres(try PostgresAddress(string(.databaseURL) ?? "")) } catch {
+                throw SettingsError("\(origin(.databaseURL)): \(error)")
+            }
+        case "none": return .memory
+        default: return .sqlite(directory: string(.dataDir)!)
+        }
     }
 }

@@ -4,7 +4,7 @@ import NIOCore
 import NIOPosix
 import ParleyCore
 import ParleyServer
-import ParleyStore
+import ParleySQLite
 import SQLiteNIO
 import Testing
 

@@ -2,7 +2,7 @@ import Foundation
 import NIOCore
 import ParleyCore
 @testable import ParleyServer
-import ParleyStore
+import ParleySQLite
 import SQLiteNIO
 import Testing
 

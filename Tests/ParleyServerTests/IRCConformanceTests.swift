@@ -3,7 +3,7 @@ import NIOCore
 import ParleyCore
 import ParleyProtocols
 import ParleyServer
-import ParleyStore
+import ParleySQLite
 import Testing
 
 /// The IRC door against a real server over sockets, for what IRC clients (and irctest) count on: replies in
@@ -43,7 +43,7 @@ struct IRCConformanceTests {
 
     /// Creates an account directly in the store (as `parley account create` would) and tells the hub.
     static func createAccount(_ name: String, _ password: String, server: TestServer) async throws {
-        let store = try #require(server.application.accountStore as? SQLiteStore)
+        let store = try #require(server.application.storage as? SQLiteStore)
         try await store.create(Account(name: name, credential: try PasswordHasher.credential(for: password, cost: 1024)))
         server.application.hub.setAccounts(try await store.accounts())
     }

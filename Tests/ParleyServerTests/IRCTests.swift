@@ -4,7 +4,7 @@ import NIOCore
 import ParleyCore
 import ParleyProtocols
 import ParleyServer
-import ParleyStore
+import ParleySQLite
 import Testing
 
 @Suite("IRC front door")
@@ -244,7 +244,7 @@ struct IRCTests {
     @Test("OPER: a server operator's account gets 381 and may KILL; another account gets 491")
     func oper() async throws {
         try await TestServer.run { server in
-            let store = try #require(server.application.accountStore as? SQLiteStore)
+            let store = try #require(server.application.storage as? SQLiteStore)
             try await store.create(Account(name: "root", credential: try PasswordHasher.credential(for: "correct-horse", cost: 1024)))
             try await store.setOperator("root", true)
             try await store.create(Account(name: "plain", credential: try PasswordHasher.credential(for: "plain-horse", cost: 1024)))

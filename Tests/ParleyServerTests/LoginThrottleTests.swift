@@ -4,7 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ParleyCore
-import ParleyStore
+import ParleySQLite
 import Testing
 
 @testable import ParleyServer
@@ -15,7 +15,7 @@ import Testing
 struct LoginThrottleTests {
     /// A desk with cheap (but real) scrypt and a small table, so that filling it is quick.
     static func desk(with accounts: [(String, String)] = []) async throws -> AccountDesk {
-        let store = MemoryAccountStore()
+        let store = MemoryStorage()
         for (name, password) in accounts { try await store.create(Account(name: name, credential: try PasswordHasher.credential(for: password, cost: 1024))) }
         let hub = ChatHub(serverName: "t", sink: Fanout())
         var limits = AccountLimits()

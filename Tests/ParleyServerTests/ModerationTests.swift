@@ -2,7 +2,7 @@ import Foundation
 import NIOCore
 import ParleyCore
 import ParleyServer
-import ParleyStore
+import ParleySQLite
 import Testing
 
 @Suite("Moderation, end to end")
@@ -136,7 +136,7 @@ struct ModerationEndToEndTests {
     @Test("a server operator (an account marked with parley account op) operates every room")
     func serverOperator() async throws {
         try await TestServer.run { server in
-            let store = try #require(server.application.accountStore as? SQLiteStore)
+            let store = try #require(server.application.storage as? SQLiteStore)
             try await store.create(Account(name: "root", credential: try PasswordHasher.credential(for: "correct-horse", cost: 1024)))
             try await store.setOperator("root", true)
             server.application.hub.setAccounts(try await store.accounts())

@@ -3,7 +3,7 @@ import NIOCore
 import NIOPosix
 import ParleyCore
 import ParleyServer
-import ParleyStore
+import ParleySQLite
 import SQLiteNIO
 import Testing
 
@@ -12,7 +12,7 @@ struct StoreFailureTests {
     @Test("a full disk: the sender gets not_stored, nobody gets that message, and the chat goes on once there is room")
     func fullDisk() async throws {
         try await TestServer.run(configure: { $0.historyOnJoin = 0; HistoryTests.relaxed(&$0) }) { server in
-            let store = try #require(server.application.store as? SQLiteStore)
+            let store = try #require(server.application.storage as? SQLiteStore)
             let alice = try await server.jsonUser("alice")
             let bob = try await server.jsonUser("bob")
             // SQLite's own size cap fails a write exactly as a full disk does (SQLITE_FULL), without needing one.

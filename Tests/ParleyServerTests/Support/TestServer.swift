@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import ParleyCore
+import ParleySQLite
 import ParleyServer
 import ServiceLifecycle
 import Synchronization
@@ -26,6 +27,7 @@ struct TestServer: Sendable {
         dataDirectory: String? = nil,
         log: LogLines? = nil,
         configure: (inout ServerConfiguration) -> Void = { _ in },
+        storage openStorage: ((ServerConfiguration) async throws -> any ChatStorage)? = nil,
         _ body: (TestServer) async throws -> Void
     ) async throws {
         var configuration = ServerConfiguration()
@@ -49,7 +51,9 @@ struct TestServer: Sendable {
             guard let log else { return SwiftLogNoOpLogHandler() }
             return ParleyLogHandler(label: label, level: .info) { line in log.append(line) }
         }
-        let application = try await ParleyApplication.open(configuration: configuration, logger: logger)
+        let storage: any ChatStorage =
+            if let openStorage { try await openStorage(configuration) } else { try await SQLiteStore.open(directory: configuration.dataDirectory, serving: true) }
+        let application = try await ParleyApplication.open(configuration: configuration, storage: storage, logger: logger)
         let (addresses, listening) = AsyncStream.makeStream(of: (Endpoint, SocketAddress).self)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

@@ -11,7 +11,7 @@ import Synchronization
 ///
 /// sqlite-nio, not GRDB: it carries SQLite's own source, so a fresh machine needs no system library, and its
 /// calls already run on NIO's thread pool with async wrappers — the shape Parley's server has everywhere.
-public final class SQLiteStore: MessageStore {
+public final class SQLiteStore: ChatStorage {
     /// The schema this binary knows; `migrations[n]` upgrades version n to n + 1.
     public static var schemaVersion: Int { migrations.count }
 
@@ -138,19 +138,33 @@ public final class SQLiteStore: MessageStore {
     private let nextReader = Atomic<Int>(0)
     private let pools: [NIOThreadPool]
     public let path: String
+    /// The data folder's owner, when a server opened the store (`serving`); let go at `close()`.
+    private let lock: ServerLock?
+    /// Where `changes()` starts counting from.
+    private let accountVersionAtOpen: Int?
 
-    private init(connection: SQLiteConnection, roomWriter: SQLiteConnection, readers: [SQLiteConnection], pools: [NIOThreadPool], path: String) {
+    public var location: String { path }
+
+    private init(
+        connection: SQLiteConnection, roomWriter: SQLiteConnection, readers: [SQLiteConnection], pools: [NIOThreadPool], path: String, lock: ServerLock?,
+        accountVersion: Int?
+    ) {
+        self.accountVersionAtOpen = accountVersion
         self.connection = connection
         self.roomWriter = roomWriter
         self.readers = readers
         self.pools = pools
         self.path = path
+        self.lock = lock
     }
 
     /// Opens the database in `directory` (creating folder and file when missing, unless not `creating`) and
     /// brings its schema up to date. Fails with a `StoreError` that says what to do when the file is missing,
-    /// locked, damaged or newer than this binary.
-    public static func open(directory: String, creating: Bool = true, logger: Logger = Logger(label: "parley.store")) async throws -> SQLiteStore {
+    /// locked, damaged or newer than this binary. A server opens it `serving`: it then owns the data folder
+    /// (`ServerLock`) until `close()`, and a second server on the folder is refused, naming the first.
+    public static func open(
+        directory: String, creating: Bool = true, serving: Bool = false, logger: Logger = Logger(label: "parley.store")
+    ) async throws -> SQLiteStore {
         let path = URL(fileURLWithPath: directory).appendingPathComponent(fileName).path
         // Commands that only read or change what is there must not leave an empty database behind a typo.
         guard creating || FileManager.default.fileExists(atPath: path) else { throw StoreError.missing(path: path) }
@@ -159,6 +173,7 @@ public final class SQLiteStore: MessageStore {
         } catch {
             throw StoreError.cannotOpen(path: directory, reason: error.localizedDescription)
         }
+        let lock = serving ? try ServerLock.acquire(directory: directory) : nil
         // Writers and readers on threads of their own: a burst of reads must not leave a write waiting for a
         // thread (NIO's shared pool has one per core).
         let writing = NIOThreadPool(numberOfThreads: 2)
@@ -180,11 +195,15 @@ public final class SQLiteStore: MessageStore {
                 readers.append(try await connect(path, pool: reading, logger: logger, readOnly: true))
                 opened.append(readers[readers.count - 1])
             }
-            return SQLiteStore(connection: connection, roomWriter: roomWriter, readers: readers, pools: [writing, reading], path: path)
+            let version = try? await connection.query("SELECT version FROM account_version").first?.column("version")?.integer
+            return SQLiteStore(
+                connection: connection, roomWriter: roomWriter, readers: readers, pools: [writing, reading], path: path, lock: lock, accountVersion: version
+            )
         } catch {
             for connection in opened { try? await connection.close().get() }
             try? await writing.shutdownGracefully()
             try? await reading.shutdownGracefully()
+            lock?.release()
             throw error
         }
     }
@@ -264,6 +283,17 @@ public final class SQLiteStore: MessageStore {
     public func close() async {
         for connection in [connection, roomWriter] + readers { try? await connection.close().get() }
         for pool in pools { try? await pool.shutdownGracefully() }
+        lock?.release()
+    }
+
+    /// Another process's account changes (`parley account` beside a running server), noticed by asking for the
+    /// version the accounts' triggers move, once a second: cheaper than any notification channel, and SQLite
+    /// has none across processes.
+    public func changes() -> AsyncStream<StorageChange> {
+        StorageChange.polling(every: .seconds(1), from: accountVersionAtOpen) { [weak self] in
+            guard let self else { throw CancellationError() }
+            return try await self.accountVersion()
+        }
     }
 
     // MARK: - MessageStore

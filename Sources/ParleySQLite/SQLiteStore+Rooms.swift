@@ -2,7 +2,7 @@ import Foundation
 import ParleyCore
 import SQLiteNIO
 
-extension SQLiteStore: RoomStore {
+extension SQLiteStore {
     /// One transaction for a whole batch (one fsync, however many modes one line changed). Only the publisher
     /// calls it, one batch at a time, and `roomWriter` is its own, so nothing else joins the transaction.
     public func apply(_ changes: [RoomChange], audits: [AuditEntry]) async throws {

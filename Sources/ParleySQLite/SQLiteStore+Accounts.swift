@@ -3,7 +3,7 @@ import NIOCore
 import ParleyCore
 import SQLiteNIO
 
-extension SQLiteStore: AccountStore {
+extension SQLiteStore {
     public func accounts() async throws -> [Account] {
         try await connection.query("SELECT name, hash, salt, parameters, operator FROM accounts ORDER BY name_key")
             .compactMap(Self.account(from:))
@@ -59,14 +59,17 @@ extension SQLiteStore: AccountStore {
     }
 
     /// Moves on every change to the accounts, by this process or another (a trigger keeps it).
-    public func changeCounter() async throws -> Int {
+    func accountVersion() async throws -> Int {
         Int(try await connection.query("SELECT version FROM account_version").first?.column("version")?.integer ?? 0)
     }
 
     /// The audit trail, newest last (for the admin and for tests).
-    public func auditTrail() async throws -> [(actor: String, action: String, target: String, detail: String)] {
+    public func auditTrail() async throws -> [AuditEntry] {
         try await connection.query("SELECT actor, action, target, detail FROM audit ORDER BY id").map {
-            ($0.column("actor")?.string ?? "", $0.column("action")?.string ?? "", $0.column("target")?.string ?? "", $0.column("detail")?.string ?? "")
+            AuditEntry(
+                actor: $0.column("actor")?.string ?? "", action: $0.column("action")?.string ?? "", target: $0.column("target")?.string ?? "",
+                detail: $0.column("detail")?.string ?? ""
+            )
         }
     }
 

@@ -1,0 +1,101 @@
+/// The tables, as migrations: `migrations[n]` upgrades version n to n + 1, all in one transaction (PostgreSQL's
+/// DDL is transactional), under an advisory lock so that nodes starting at once migrate one after another.
+/// Version 1 is the SQLite store's schema as it stood at its version 12, in PostgreSQL's types.
+enum PostgresSchema {
+    static var version: Int { migrations.count }
+
+    /// Any 64-bit number, the same in every Parley: the advisory lock that migrations take.
+    static let migrationLock: Int64 = 0x7061_726C_6579_0001
+
+    static let migrations: [[String]] = [
+        [
+            """
+            CREATE TABLE messages (
+                id BIGINT PRIMARY KEY,
+                room TEXT,
+                room_name TEXT,
+                recipient TEXT,
+                sender TEXT,
+                kind TEXT NOT NULL,
+                text TEXT NOT NULL,
+                time_ms BIGINT NOT NULL,
+                sender_account TEXT,
+                recipient_account TEXT,
+                tags TEXT
+            )
+            """,
+            "CREATE INDEX messages_by_room ON messages (room, id)",
+            "CREATE INDEX messages_room_time ON messages (room, time_ms)",
+            "CREATE INDEX messages_by_sender_conversation ON messages (sender_account, lower(recipient), id) WHERE sender_account IS NOT NULL",
+            "CREATE INDEX messages_by_recipient_conversation ON messages (recipient_account, lower(sender), id) WHERE recipient_account IS NOT NULL",
+            """
+            CREATE TABLE accounts (
+                name_key TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                hash BYTEA NOT NULL,
+                salt BYTEA NOT NULL,
+                parameters TEXT NOT NULL,
+                operator BOOLEAN NOT NULL DEFAULT false,
+                created_ms BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE audit (
+                id BIGSERIAL PRIMARY KEY,
+                time_ms BIGINT NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                target TEXT NOT NULL,
+                detail TEXT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE rooms (
+                name_key TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                topic TEXT NOT NULL DEFAULT '',
+                topic_by TEXT,
+                topic_ms BIGINT,
+                topic_locked BOOLEAN NOT NULL DEFAULT false,
+                join_key TEXT,
+                modes TEXT NOT NULL DEFAULT 'n',
+                member_limit INTEGER
+            )
+            """,
+            """
+            CREATE TABLE room_operators (
+                room_key TEXT NOT NULL REFERENCES rooms (name_key) ON DELETE CASCADE,
+                account_key TEXT NOT NULL,
+                PRIMARY KEY (room_key, account_key)
+            )
+            """,
+            """
+            CREATE TABLE restrictions (
+                room_key TEXT NOT NULL REFERENCES rooms (name_key) ON DELETE CASCADE,
+                kind TEXT NOT NULL,
+                mask TEXT NOT NULL,
+                set_by TEXT NOT NULL,
+                reason TEXT,
+                since_ms BIGINT NOT NULL,
+                until_ms BIGINT,
+                PRIMARY KEY (room_key, kind, mask)
+            )
+            """,
+            // What a server watches for account changes made elsewhere: one row, moved by every change.
+            "CREATE TABLE account_version (id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)",
+            "INSERT INTO account_version (id, version) VALUES (1, 0)",
+            """
+            CREATE FUNCTION parley_accounts_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                UPDATE account_version SET version = version + 1;
+                RETURN NULL;
+            END
+            $$
+            """,
+            """
+            CREATE TRIGGER accounts_changed AFTER INSERT OR UPDATE OR DELETE ON accounts
+            FOR EACH STATEMENT EXECUTE FUNCTION parley_accounts_changed()
+            """,
+        ]
+    ]
+}

@@ -1,0 +1,191 @@
+import Foundation
+import Logging
+import NIOCore
+import ParleyCore
+import PostgresNIO
+
+/// The shared store: every table in one PostgreSQL database, reached through postgres-nio's connection pool.
+/// The same guarantees as the SQLite store: a batch of messages is one transaction, committed (PostgreSQL's
+/// default `synchronous_commit`: on disk) before anything in it is acknowledged or delivered.
+///
+/// While the database is unreachable, each operation gives up after `timeout` rather than wait: the publisher
+/// then answers `not_stored` and the chat goes on for what needs no storage. The pool opens new connections by
+/// itself, with backoff, as soon as the database answers again.
+public final class PostgresStore: ChatStorage {
+    public static var schemaVersion: Int { PostgresSchema.version }
+
+    let client: PostgresClient
+    let address: PostgresAddress
+    let logger: Logger
+    /// How long one operation may take, a wait for a connection included.
+    let timeout: Duration
+    /// The pool's own loop (`PostgresClient.run`): it must run for any query to be served.
+    private let running: Task<Void, Never>
+    /// Where `changes()` starts counting from.
+    private let accountVersionAtOpen: Int?
+
+    public var location: String { address.description }
+
+    /// Connects once directly, so that a wrong address, password or database fails at once with words an
+    /// operator can act on (the pool would only queue requests and retry), brings the schema up to date, then
+    /// starts the pool.
+    public static func open(
+        _ address: PostgresAddress, timeout: Duration = .seconds(5), logger: Logger = Logger(label: "parley.postgres")
+    ) async throws -> PostgresStore {
+        let version = try await migrate(address, timeout: max(timeout, .seconds(10)), logger: logger)
+        var configuration = address.clientConfiguration
+        configuration.options.connectTimeout = timeout
+        configuration.options.maximumConnections = 8
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        // Unstructured because the store outlives this call (the server's StoreService, or a `parley account`
+        // command, closes it); `close()` cancels it, which shuts the pool down.
+        let running = Task { await client.run() }
+        return PostgresStore(client: client, address: address, logger: logger, timeout: timeout, running: running, accountVersion: version)
+    }
+
+    private init(client: PostgresClient, address: PostgresAddress, logger: Logger, timeout: Duration, running: Task<Void, Never>, accountVersion: Int) {
+        self.accountVersionAtOpen = accountVersion
+        self.client = client
+        self.address = address
+        self.logger = logger
+        self.timeout = timeout
+        self.running = running
+    }
+
+    public func close() async {
+        running.cancel()
+        await running.value
+    }
+
+    /// Applies the migrations this database lacks, in one transaction holding the advisory lock: nodes that
+    /// start together each wait for the lock, then find the schema up to date. Gives the accounts' version.
+    static func migrate(_ address: PostgresAddress, timeout: Duration, logger: Logger) async throws -> Int {
+        try await withDeadline(timeout, address: address) {
+            let connection: PostgresConnection
+            do {
+                connection = try await PostgresConnection.connect(configuration: try address.connectionConfiguration(), id: 1, logger: logger)
+            } catch {
+                throw DatabaseError.describe(error, address: address)
+            }
+            do {
+                try await upgrade(connection, address: address, logger: logger)
+                var version = 0
+                for try await (found) in try await connection.query("SELECT version FROM account_version", logger: logger).decode(Int.self) {
+                    version = found
+                }
+                try await connection.close()
+                return version
+            } catch {
+                try? await connection.close()
+                throw DatabaseError.describe(error, address: address)
+            }
+        }
+    }
+
+    private static func upgrade(_ connection: PostgresConnection, address: PostgresAddress, logger: Logger) async throws {
+        let found: Int
+        do {
+            try await connection.query("CREATE TABLE IF NOT EXISTS parley_schema (version INTEGER NOT NULL)", logger: logger)
+            // Up to date, the usual case: no lock, no transaction.
+            found = try await version(connection, logger: logger)
+        } catch {
+            throw DatabaseError.describe(error, address: address)
+        }
+        guard found != PostgresSchema.version else { return }
+        guard found < PostgresSchema.version else {
+            throw DatabaseError.newerSchema(address: address.description, found: found, known: PostgresSchema.version)
+        }
+        var version = found
+        do {
+            try await connection.withTransaction(logger: logger) { connection in
+                try await connection.query("SELECT pg_advisory_xact_lock(\(PostgresSchema.migrationLock))", logger: logger)
+                // Read again under the lock: another node may have migrated while this one waited.
+                version = try await Self.version(connection, logger: logger)
+                guard version < PostgresSchema.version else { return }
+                for step in version..<PostgresSchema.version {
+                    version = step
+                    for statement in PostgresSchema.migrations[step] { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                }
+                try await connection.query("DELETE FROM parley_schema", logger: logger)
+                try await connection.query("INSERT INTO parley_schema (version) VALUES (\(PostgresSchema.version))", logger: logger)
+            }
+        } catch {
+            let described = DatabaseError.describe((error as? PostgresTransactionError).flatMap { $0.closureError ?? $0.beginError ?? $0.commitError } ?? error, address: address)
+            if case .failed(_, let reason) = described {
+                throw DatabaseError.migrationFailed(address: address.description, version: version + 1, reason: reason)
+            }
+            throw described
+        }
+        if version > PostgresSchema.version {
+            throw DatabaseError.newerSchema(address: address.description, found: version, known: PostgresSchema.version)
+        }
+        logger.notice("database schema upgraded", metadata: ["from": "\(found)", "to": "\(PostgresSchema.version)"])
+    }
+
+    private static func version(_ connection: PostgresConnection, logger: Logger) async throws -> Int {
+        for try await (version) in try await connection.query("SELECT COALESCE(MAX(version), 0) FROM parley_schema", logger: logger).decode(Int.self) {
+            return version
+        }
+        return 0
+    }
+
+    // MARK: - Running queries
+
+    /// Runs `work`, or gives up with `DatabaseError.timedOut` once `limit` has passed (cancelling it).
+    static func withDeadline<Result: Sendable>(
+        _ limit: Duration, address: PostgresAddress, _ work: @escaping @Sendable () async throws -> Result
+    ) async throws -> Result {
+        try await withThrowingTaskGroup(of: Result?.self) { group in
+            group.addTask { try await work() }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let result = first else {
+                throw DatabaseError.timedOut(address: address.description, after: limit)
+            }
+            return result
+        }
+    }
+
+    /// Every row of `query`, within the timeout, its errors in an operator's words.
+    func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        do {
+            return try await Self.withDeadline(timeout, address: address) { [client, logger] in
+                try await client.query(query, logger: logger).collect()
+            }
+        } catch {
+            throw DatabaseError.describe(error, address: address)
+        }
+    }
+
+    /// `body` in one transaction, within the timeout.
+    @discardableResult
+    func transaction<Result: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> Result) async throws -> Result {
+        do {
+            return try await Self.withDeadline(timeout, address: address) { [client, logger] in
+                try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+            }
+        } catch let error as PostgresTransactionError {
+            throw DatabaseError.describe(error.closureError ?? error.beginError ?? error.commitError ?? error, address: address)
+        } catch {
+            throw DatabaseError.describe(error, address: address)
+        }
+    }
+
+    // MARK: - Changes made elsewhere
+
+    /// Another process's or node's account changes, noticed by asking for the version the accounts' trigger
+    /// moves, once a second (the same as the SQLite store does; one cheap query, no connection held).
+    public func changes() -> AsyncStream<StorageChange> {
+        StorageChange.polling(every: .seconds(1), from: accountVersionAtOpen) { [weak self] in
+            guard let self else { throw CancellationError() }
+            return try await self.accountVersion()
+        }
+    }
+
+    func accountVersion() async throws -> Int {
+        try await rows("SELECT version FROM account_version").first?.decode(Int.self) ?? 0
+    }
+}

@@ -1,0 +1,26 @@
+import Foundation
+import Logging
+import ParleyCore
+import ParleyPostgres
+import ParleySQLite
+
+/// Where the chat's data lives: the one place in Parley that knows the storage engines. Everything else sees
+/// `ChatStorage`.
+enum StorageChoice: Sendable, Equatable {
+    /// One SQLite file in the data folder: the embedded default.
+    case sqlite(directory: String)
+    /// A PostgreSQL database, which several nodes may share.
+    case postgres(PostgresAddress)
+    /// Nothing kept (`--store none`).
+    case memory
+
+    /// Opens it. A server opens it `serving` (SQLite: it then owns the data folder until it closes the store);
+    /// only `creating` commands make an SQLite database where there is none. Errors say what to do.
+    func open(serving: Bool, creating: Bool = true, logger: Logger) async throws -> any ChatStorage {
+        switch self {
+        case .sqlite(let directory): try await SQLiteStore.open(directory: directory, creating: creating, serving: serving, logger: logger)
+        case .postgres(let address): try await PostgresStore.open(address, logger: logger)
+        case .memory: MemoryStorage()
+        }
+    }
+}

@@ -1,0 +1,188 @@
+import Foundation
+import NIOCore
+import ParleyCore
+import ParleyPostgres
+import ParleyServer
+import Testing
+
+/// What only the PostgreSQL store has: its URL, its start-up errors, and a server that rides out the database
+/// going away and coming back. Against real PostgreSQL servers (`PostgresCluster`), never a mock.
+@Suite("PostgreSQL storage")
+struct PostgresStoreTests {
+    @Test("database URLs: TCP, a Unix socket folder, IPv6, sslmode; mistakes are named, the password never shown")
+    func addresses() throws {
+        let tcp = try PostgresAddress("postgres://parley:s%40cret@db.example.org:6543/chat?sslmode=require")
+        #expect(tcp.endpoint == .tcp(host: "db.example.org", port: 6543))
+        #expect(tcp.user == "parley" && tcp.password == "s@cret" && tcp.database == "chat" && tcp.tls == .require)
+        #expect(tcp.description == "postgres://parley@db.example.org:6543/chat")
+        let socket = try PostgresAddress("postgresql://parley@/chat?host=/run/postgresql")
+        #expect(socket.endpoint == .socket(path: "/run/postgresql/.s.PGSQL.5432") && socket.tls == .prefer)
+        #expect(socket.description == "postgres://parley@/chat?host=/run/postgresql")
+        #expect(try PostgresAddress("postgres://u@[::1]/d").endpoint == .tcp(host: "::1", port: 5432))
+        #expect(try PostgresAddress("postgres://u@/d").endpoint == .tcp(host: "localhost", port: 5432))
+        let mistakes: [(String, String)] = [
+            ("mysql://u@h/d", "must start postgres://"), ("postgres://h/d", "names no user"), ("postgres://u:pw@h/", "names no database"),
+            ("postgres://u:pw@h/d?sslmode=maybe", "sslmode maybe"), ("postgres://u:pw@h/d?pool=3", "parameter pool"),
+            ("postgres://u:pw@h/d?port=99999", "port 99999"),
+        ]
+        for (url, says) in mistakes {
+            #expect {
+                _ = try PostgresAddress(url)
+            } throws: { error in
+                "\(error)".contains(says) && !"\(error)".contains("pw")
+            }
+        }
+    }
+
+    @Test("start-up errors say what to do: no server there, no such database, a wrong password, a schema from a newer parley")
+    func startupErrors() async throws {
+        let cluster = try await PostgresCluster.shared.value
+        let nowhere = try PostgresAddress("postgres://parley@/chat?host=/tmp/no-postgres-\(UUID().uuidString.prefix(8))")
+        await #expect { try await PostgresStore.open(nowhere, logger: PostgresCluster.quiet) } throws: { error in
+            "\(error)".contains("cannot reach the database postgres://parley@/chat") && "\(error)".contains("is PostgreSQL running there?")
+        }
+        let missing = try cluster.address(database: "nonexistent")
+        await #expect { try await PostgresStore.open(missing, logger: PostgresCluster.quiet) } throws: { error in
+            "\(error)" == "the database \(missing) does not exist; create it (createdb) or fix the URL"
+        }
+        let database = try await cluster.newDatabase()
+        let (user, password) = PostgresCluster.passwordRole
+        let wrong = try PostgresAddress("postgres://\(user):not-\(password)@/\(database.database)?host=\(cluster.folder.path)")
+        await #expect { try await PostgresStore.open(wrong, logger: PostgresCluster.quiet) } throws: { error in
+            "\(error)".contains("refused the login: password authentication failed for user \"\(user)\"") && !"\(error)".contains("not-\(password)")
+        }
+        // The right password gets in (the role may not create tables in a database it does not own: that is the
+        // next error, and it is named too).
+        let right = try PostgresAddress("postgres://\(user):\(password)@/\(database.database)?host=\(cluster.folder.path)")
+        await #expect { try await PostgresStore.open(right, logger: PostgresCluster.quiet) } throws: { error in
+            "\(error)".contains("permission denied")
+        }
+        // A database a newer Parley has upgraded is left alone.
+        let store = try await PostgresStore.open(database, logger: PostgresCluster.quiet)
+        await store.close()
+        try await cluster.execute(database: database.database, "UPDATE parley_schema SET version = 99")
+        await #expect { try await PostgresStore.open(database, logger: PostgresCluster.quiet) } throws: { error in
+            "\(error)" == "the database \(database) has schema version 99, but this parley knows only up to \(PostgresStore.schemaVersion); run a newer parley"
+        }
+    }
+
+    @Test("a server on PostgreSQL: messages are acknowledged once stored, and a restarted server replays them")
+    func serverKeepsHistory() async throws {
+        let database = try await PostgresCluster.newDatabase()
+        let storage: (ServerConfiguration) async throws -> any ChatStorage = { _ in try await PostgresStore.open(database, logger: PostgresCluster.quiet) }
+        try await TestServer.run(storage: storage) { server in
+            let alice = try await server.jsonUser("alice")
+            let bob = try await server.jsonUser("bob")
+            try await alice.send(##"{"type":"send","room":"#general","text":"kept in postgres","ref":"k"}"##)
+            try await alice.waitFor(isEvent("ack", ["ref": "k"]))
+            try await bob.waitFor { $0.contains("kept in postgres") }
+        }
+        try await TestServer.run(storage: storage) { server in
+            let carol = try await server.jsonUser("carol")
+            let history = try json(try await carol.waitFor(isEvent("history", ["room": "#general"])))["messages"] as! [[String: Any]]
+            #expect(history.map { $0["text"] as! String } == ["kept in postgres"])
+        }
+    }
+
+    @Test("parley account works on PostgreSQL, and a running server picks the new account up")
+    func accountCommand() async throws {
+        let database = try await PostgresCluster.newDatabase()
+        try await TestServer.run(storage: { _ in try await PostgresStore.open(database, logger: PostgresCluster.quiet) }) { server in
+            // The URL in the environment, as the docs advise (a password in it stays out of ps).
+            let add = try ParleyProcess(
+                ["account", "add", "gina", "--password", "gina-pass", "--store", "postgres"], input: .nullDevice,
+                environment: ["PARLEY_DATABASE_URL": "\(database)"]
+            )
+            #expect(try await add.waitForExit() == 0, "\(add.log.text)")
+            let list = try ParleyProcess(["account", "list", "--store", "postgres", "--database-url", "\(database)"], input: .nullDevice)
+            #expect(try await list.waitForExit() == 0)
+            #expect(list.output.text == "gina\n")
+            let missing = try ParleyProcess(["account", "list", "--store", "postgres"], input: .nullDevice)
+            #expect(try await missing.waitForExit() != 0)
+            #expect(missing.log.text.contains("needs the database: set PARLEY_DATABASE_URL"))
+            // The server notices within a second or so (it polls the accounts' version).
+            try await eventually("the server knows gina", timeout: .seconds(20)) {
+                let guest = try await TestClient.connect(port: server.port)
+                try await guest.send(#"{"type":"hello","version":1,"nick":"gina","ref":"h"}"#)
+                let reply = try await guest.waitFor { $0.contains("welcome") || $0.contains(#""ref":"h""#) }
+                await guest.close()
+                return reply.contains("nick_registered")
+            }
+            let gina = try await TestClient.connect(port: server.port)
+            try await gina.send(#"{"type":"hello","version":1,"nick":"gina","password":"gina-pass"}"#)
+            try await gina.waitFor(isEvent("welcome", ["nick": "gina"]))
+        }
+    }
+
+    @Test("the database stops and comes back: messages get not_stored meanwhile, nothing unstored is delivered, and the chat recovers by itself")
+    func databaseRestart() async throws {
+        let cluster = try await PostgresCluster.start()
+        try await cluster.execute("CREATE DATABASE chat")
+        let address = try cluster.address(database: "chat")
+        let storage: (ServerConfiguration) async throws -> any ChatStorage = { _ in
+            try await PostgresStore.open(address, timeout: .seconds(2), logger: PostgresCluster.quiet)
+        }
+        try await TestServer.run(configure: { $0.historyOnJoin = 0; HistoryTests.relaxed(&$0) }, storage: storage) { server in
+            let alice = try await server.jsonUser("alice")
+            let bob = try await server.jsonUser("bob")
+            try await alice.send(##"{"type":"send","room":"#general","text":"before","ref":"b"}"##)
+            try await alice.waitFor(isEvent("ack", ["ref": "b"]))
+            try await cluster.stopServer()
+            try await alice.send(##"{"type":"send","room":"#general","text":"while down","ref":"d"}"##)
+            let refused = try json(try await alice.waitFor(timeout: .seconds(30)) { $0.contains(#""ref":"d""#) })
+            #expect(refused["code"] as? String == "not_stored", "\(refused)")
+            // What needs no storage goes on.
+            try await alice.send(##"{"type":"ping","ref":"p"}"##)
+            try await alice.waitFor(isEvent("pong", ["ref": "p"]))
+            try await cluster.startServer()
+            // The pool reconnects by itself, with backoff: send until a message is stored again.
+            var attempts = 0
+            try await eventually("a message is stored again", timeout: .seconds(60)) {
+                attempts += 1
+                let ref = "a\(attempts)"
+                try await alice.send(##"{"type":"send","room":"#general","text":"after \##(ref)","ref":"\##(ref)"}"##)
+                let reply = try await alice.waitFor(timeout: .seconds(30)) { $0.contains(#""ref":"\#(ref)""#) }
+                return reply.contains(#""type":"ack""#)
+            }
+            let last = "after a\(attempts)"
+            try await bob.waitFor { $0.contains(last) }
+            #expect(try await !bob.lines.contains { $0.contains("while down") })
+        }
+        let store = try await storage(ServerConfiguration())
+        let kept = try await store.history(room: "#general", .latest(100), below: .max).map(\.text)
+        await store.close()
+        try await cluster.stopServer()
+        #expect(kept.first == "before" && kept.last?.hasPrefix("after") == true && !kept.contains("while down"), "\(kept)")
+    }
+
+    @Test("parley serve --store postgres: the URL from the environment, shown without its password; an unreachable database stops the start with exit 3")
+    func serveCommand() async throws {
+        let cluster = try await PostgresCluster.shared.value
+        let database = try await cluster.newDatabase()
+        // A password in the URL (the trusted socket ignores it): it must never reach the log or --print-config.
+        let url = "postgres://parley:hush-hush@/\(database.database)?host=\(cluster.folder.path)"
+        let printed = try ParleyProcess(["serve", "--store", "postgres", "--print-config"], input: .nullDevice, environment: ["PARLEY_DATABASE_URL": url])
+        #expect(try await printed.waitForExit() == 0)
+        #expect(printed.output.text.contains(#/database-url = "\*{8}" +# environment PARLEY_DATABASE_URL/#) && !printed.output.text.contains("hush-hush"), "\(printed.output.text)")
+        let (server, port) = try await ParleyProcess.serve(["--console", "off", "--store", "postgres"], environment: ["PARLEY_DATABASE_URL": url])
+        let alice = try await TestServer.jsonUser("alice", port: port)
+        try await alice.send(##"{"type":"send","room":"#general","text":"via the executable","ref":"x"}"##)
+        try await alice.waitFor(isEvent("ack", ["ref": "x"]))
+        server.signal(SIGTERM)
+        #expect(try await server.waitForExit() == 0)
+        #expect(server.log.text.contains("storage opened") && server.log.text.contains("at=\(database)"), "\(server.log.text)")
+        #expect(!server.log.text.contains("hush-hush"))
+        let store = try await PostgresStore.open(database, logger: PostgresCluster.quiet)
+        #expect(try await store.history(room: "#general", .latest(10), below: .max).map(\.text) == ["via the executable"])
+        await store.close()
+
+        let nowhere = "postgres://parley:hush-hush@/chat?host=/tmp/no-postgres-\(UUID().uuidString.prefix(8))"
+        let refused = try ParleyProcess(["serve", "--console", "off", "--store", "postgres", "--port", "0", "--no-irc", "--no-http"], input: .nullDevice, environment: ["PARLEY_DATABASE_URL": nowhere])
+        #expect(try await refused.waitForExit() == 3)
+        #expect(refused.log.text.contains("cannot start: cannot reach the database postgres://parley@/chat"), "\(refused.log.text)")
+        #expect(!refused.log.text.contains("hush-hush"))
+        let unneeded = try ParleyProcess(["serve", "--database-url", url, "--print-config"], input: .nullDevice)
+        #expect(try await unneeded.waitForExit() == 64)
+        #expect(unneeded.log.text.contains("--database-url is for --store postgres"), "\(unneeded.log.text)")
+    }
+}
