@@ -1,43 +1,90 @@
 #!/usr/bin/env bash
-# What durable storage costs the fan-out: runs the same load against `parley serve --store sqlite` (every
-# message in SQLite, fsync'd, before delivery) and `--store none`, alternating, ROUNDS times each, and prints
-# the median deliveries/s of each and their ratio. Usage: scripts/bench-storage.sh [ROUNDS] [bench flags…]
+# What durable storage costs: runs the same load against `parley serve --store none` (nothing kept), `--store
+# sqlite` (every message in SQLite, fsync'd, before delivery) and `--store postgres` (every message in a
+# PostgreSQL database, committed before delivery), alternating, ROUNDS times each, and prints the median of
+# each and its ratio to `none`: deliveries/s, messages stored per second (sent / duration), p50 and p99.
+#
+# Usage: scripts/bench-storage.sh [ROUNDS] [bench flags…]
 # Default load: the fan-out ceiling (100 clients in one room, 10 senders as fast as a window of 128 allows).
+# Two other loads from issue 17:
+#   S1:          scripts/bench-storage.sh 3 --clients 200 --senders 20 --rate 50 --duration 10
+#   the log:     scripts/bench-storage.sh 3 --clients 64 --rooms 32 --senders 64 --window 256 --duration 10
+#                (64 senders in pairs, so nearly every message is one delivery: what is measured is how many
+#                messages a second the store commits, in batches, one transaction each)
+# Environment: STORES="none sqlite postgres" (postgres only where PostgreSQL's server is installed: a private
+# cluster is made in a temporary folder, listening on a Unix socket there, run as nobody when this runs as root,
+# with Debian's defaults: fsync on, synchronous_commit on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 shift || true
 load=("$@")
 [ ${#load[@]} -gt 0 ] || load=(--clients 100 --senders 10 --window 128 --duration 10)
+pgbin=$(compgen -G '/usr/lib/postgresql/*/bin' | sort -V | tail -1 || true)
+stores=${STORES:-none sqlite${pgbin:+ postgres}}
 swift build -c release --product parley >&2
 parley=.build/release/parley
 port=$((20000 + RANDOM % 20000))
 work=$(mktemp -d)
-trap 'kill "${server:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
+chmod 755 "$work"
+as_owner=()
+cleanup() {
+    kill "${server:-}" 2>/dev/null || true
+    [ -d "$work/pg/data" ] && "${as_owner[@]}" "$pgbin/pg_ctl" -D "$work/pg/data" -m fast stop >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
 
-run() { # store → deliveries/s of one round
+if [[ " $stores " == *" postgres "* ]]; then
+    [ -n "$pgbin" ] || { echo "bench-storage: no PostgreSQL server installed (apt-get install postgresql)" >&2; exit 1; }
+    mkdir -p "$work/pg"
+    if [ "$(id -u)" -eq 0 ]; then as_owner=(runuser -u nobody --); chown nobody "$work/pg"; fi
+    "${as_owner[@]}" "$pgbin/initdb" -D "$work/pg/data" -U parley -A trust -E UTF8 >"$work/initdb.log"
+    "${as_owner[@]}" "$pgbin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w \
+        -o "-c listen_addresses='' -k $work/pg" start >/dev/null
+fi
+
+run() { # store round → one line of numbers
     rm -rf "$work/data"
-    "$parley" serve --host 127.0.0.1 --port "$port" --no-http --console off --data-dir "$work/data" --store "$1" \
+    local extra=()
+    if [ "$1" = postgres ]; then
+        "${as_owner[@]}" "$pgbin/createdb" -h "$work/pg" -U parley "chat$2"
+        extra=(--database-url "postgres://parley@/chat$2?host=$work/pg")
+    fi
+    "$parley" serve --host 127.0.0.1 --port "$port" --no-irc --no-http --console off --data-dir "$work/data" --store "$1" "${extra[@]}" \
         --flood-burst 100000 --flood-rate 100000 --log-level warning 2>>"$work/server.log" &
     server=$!
-    for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
     "$parley" bench --port "$port" --pid "$server" --json "${load[@]}" 2>/dev/null >"$work/$1.json"
     kill "$server"; wait "$server" 2>/dev/null || true
-    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["deliveriesPerSecond"], r["lost"], r["latencyMs"]["p99"], r["server"]["cpuSeconds"])' "$work/$1.json"
+    python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(r["deliveriesPerSecond"], r["sent"] / r["durationSeconds"], r["lost"], r["latencyMs"]["p50"], r["latencyMs"]["p99"], r["server"]["cpuSeconds"])
+' "$work/$1.json"
 }
 
-declare -A rates
+declare -A results
 for round in $(seq "$rounds"); do
-    for store in none sqlite; do
-        read -r rate lost p99 cpu < <(run "$store")
-        echo "round $round  --store $store  deliveries/s $rate  lost $lost  p99 ${p99} ms  server CPU ${cpu} s" >&2
-        rates[$store]+="$rate "
+    for store in $stores; do
+        read -r rate stored lost p50 p99 cpu < <(run "$store" "$round")
+        echo "round $round  --store $store  deliveries/s $rate  stored/s $stored  lost $lost  p50 $p50 ms  p99 $p99 ms  server CPU $cpu s" >&2
+        results[$store]+="$rate,$stored,$lost,$p50,$p99 "
     done
 done
-python3 - "${rates[none]}" "${rates[sqlite]}" <<'PY'
+args=()
+for store in $stores; do args+=("$store=${results[$store]}"); done
+python3 - "${args[@]}" <<'PY'
 import statistics, sys
-none = [float(x) for x in sys.argv[1].split()]
-sqlite = [float(x) for x in sys.argv[2].split()]
-a, b = statistics.median(none), statistics.median(sqlite)
-print(f"median deliveries/s: --store none {a:,.0f}, --store sqlite {b:,.0f}; sqlite/none = {b / a:.3f}")
+rows = {}
+for arg in sys.argv[1:]:
+    store, runs = arg.split("=", 1)
+    runs = [[float(v) for v in run.split(",")] for run in runs.split()]
+    rows[store] = [statistics.median(column) for column in zip(*runs)] + [max(run[2] for run in runs)]
+base = rows.get("none")
+print("| store | deliveries/s | messages stored/s | lost (worst round) | p50 ms | p99 ms | deliveries vs none |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for store, (rate, stored, _, p50, p99, lost) in rows.items():
+    ratio = f"{rate / base[0]:.3f}" if base else "—"
+    print(f"| {store} | {rate:,.0f} | {stored:,.0f} | {lost:.0f} | {p50:.2f} | {p99:.2f} | {ratio} |")
 PY

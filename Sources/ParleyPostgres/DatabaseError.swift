@@ -10,6 +10,7 @@ public enum DatabaseError: Error, Equatable, CustomStringConvertible {
     case newerSchema(address: String, found: Int, known: Int)
     case migrationFailed(address: String, version: Int, reason: String)
     case timedOut(address: String, after: Duration)
+    case inUse(address: String, by: String)
     case failed(address: String, reason: String)
 
     public var description: String {
@@ -23,6 +24,8 @@ public enum DatabaseError: Error, Equatable, CustomStringConvertible {
         case .migrationFailed(let address, let version, let reason):
             "upgrading the database \(address) to schema version \(version) failed: \(reason); nothing was changed"
         case .timedOut(let address, let after): "the database \(address) did not answer within \(after)"
+        case .inUse(let address, let holder):
+            "the database \(address) is in use by \(holder); one parley serve per database (several nodes on one database are not supported yet)"
         case .failed(let address, let reason): "the database \(address) failed: \(reason)"
         }
     }

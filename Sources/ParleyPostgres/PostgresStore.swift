@@ -23,28 +23,46 @@ public final class PostgresStore: ChatStorage {
     private let running: Task<Void, Never>
     /// Where `changes()` starts counting from.
     private let accountVersionAtOpen: Int?
+    /// The database's owner, when a server opened the store.
+    private let owner: DatabaseOwner?
 
     public var location: String { address.description }
 
     /// Connects once directly, so that a wrong address, password or database fails at once with words an
     /// operator can act on (the pool would only queue requests and retry), brings the schema up to date, then
     /// starts the pool.
+    /// A server opens it `serving`: it then owns the database (`DatabaseOwner`) until `close()`, and a second
+    /// server on it is refused, naming the first.
     public static func open(
-        _ address: PostgresAddress, timeout: Duration = .seconds(5), logger: Logger = Logger(label: "parley.postgres")
+        _ address: PostgresAddress, serving: Bool = false, timeout: Duration = .seconds(5), logger: Logger = Logger(label: "parley.postgres")
     ) async throws -> PostgresStore {
-        let version = try await migrate(address, timeout: max(timeout, .seconds(10)), logger: logger)
+        let owner = serving ? try await DatabaseOwner.acquire(address, logger: logger) : nil
+        let version: Int
+        do {
+            version = try await migrate(address, timeout: max(timeout, .seconds(10)), logger: logger)
+        } catch {
+            await owner?.release()
+            throw error
+        }
         var configuration = address.clientConfiguration
         configuration.options.connectTimeout = timeout
+        configuration.options.additionalStartupParameters = [("application_name", DatabaseOwner.applicationName)]
         configuration.options.maximumConnections = 8
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         // Unstructured because the store outlives this call (the server's StoreService, or a `parley account`
         // command, closes it); `close()` cancels it, which shuts the pool down.
         let running = Task { await client.run() }
-        return PostgresStore(client: client, address: address, logger: logger, timeout: timeout, running: running, accountVersion: version)
+        return PostgresStore(
+            client: client, address: address, logger: logger, timeout: timeout, running: running, accountVersion: version, owner: owner
+        )
     }
 
-    private init(client: PostgresClient, address: PostgresAddress, logger: Logger, timeout: Duration, running: Task<Void, Never>, accountVersion: Int) {
+    private init(
+        client: PostgresClient, address: PostgresAddress, logger: Logger, timeout: Duration, running: Task<Void, Never>, accountVersion: Int,
+        owner: DatabaseOwner?
+    ) {
         self.accountVersionAtOpen = accountVersion
+        self.owner = owner
         self.client = client
         self.address = address
         self.logger = logger
@@ -55,6 +73,7 @@ public final class PostgresStore: ChatStorage {
     public func close() async {
         running.cancel()
         await running.value
+        await owner?.release()
     }
 
     /// Applies the migrations this database lacks, in one transaction holding the advisory lock: nodes that

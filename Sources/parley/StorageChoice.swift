@@ -14,12 +14,12 @@ enum StorageChoice: Sendable, Equatable {
     /// Nothing kept (`--store none`).
     case memory
 
-    /// Opens it. A server opens it `serving` (SQLite: it then owns the data folder until it closes the store);
+    /// Opens it. A server opens it `serving` (it then owns the data folder or the database until it closes it);
     /// only `creating` commands make an SQLite database where there is none. Errors say what to do.
     func open(serving: Bool, creating: Bool = true, logger: Logger) async throws -> any ChatStorage {
         switch self {
         case .sqlite(let directory): try await SQLiteStore.open(directory: directory, creating: creating, serving: serving, logger: logger)
-        case .postgres(let address): try await PostgresStore.open(address, logger: logger)
+        case .postgres(let address): try await PostgresStore.open(address, serving: serving, logger: logger)
         case .memory: MemoryStorage()
         }
     }

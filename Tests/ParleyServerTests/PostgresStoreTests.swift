@@ -69,7 +69,9 @@ struct PostgresStoreTests {
     @Test("a server on PostgreSQL: messages are acknowledged once stored, and a restarted server replays them")
     func serverKeepsHistory() async throws {
         let database = try await PostgresCluster.newDatabase()
-        let storage: (ServerConfiguration) async throws -> any ChatStorage = { _ in try await PostgresStore.open(database, logger: PostgresCluster.quiet) }
+        let storage: (ServerConfiguration) async throws -> any ChatStorage = { _ in
+            try await PostgresStore.open(database, serving: true, logger: PostgresCluster.quiet)
+        }
         try await TestServer.run(storage: storage) { server in
             let alice = try await server.jsonUser("alice")
             let bob = try await server.jsonUser("bob")
@@ -120,7 +122,7 @@ struct PostgresStoreTests {
         try await cluster.execute("CREATE DATABASE chat")
         let address = try cluster.address(database: "chat")
         let storage: (ServerConfiguration) async throws -> any ChatStorage = { _ in
-            try await PostgresStore.open(address, timeout: .seconds(2), logger: PostgresCluster.quiet)
+            try await PostgresStore.open(address, serving: true, timeout: .seconds(2), logger: PostgresCluster.quiet)
         }
         try await TestServer.run(configure: { $0.historyOnJoin = 0; HistoryTests.relaxed(&$0) }, storage: storage) { server in
             let alice = try await server.jsonUser("alice")
@@ -168,6 +170,13 @@ struct PostgresStoreTests {
         let alice = try await TestServer.jsonUser("alice", port: port)
         try await alice.send(##"{"type":"send","room":"#general","text":"via the executable","ref":"x"}"##)
         try await alice.waitFor(isEvent("ack", ["ref": "x"]))
+        // One server per database: a second is refused, naming the first.
+        let second = try ParleyProcess(
+            ["serve", "--console", "off", "--store", "postgres", "--port", "0", "--no-irc", "--no-http"], input: .nullDevice,
+            environment: ["PARLEY_DATABASE_URL": url]
+        )
+        #expect(try await second.waitForExit() == 3)
+        #expect(second.log.text.contains("is in use by parley serve (pid \(server.process.processIdentifier) on "), "\(second.log.text)")
         server.signal(SIGTERM)
         #expect(try await server.waitForExit() == 0)
         #expect(server.log.text.contains("storage opened") && server.log.text.contains("at=\(database)"), "\(server.log.text)")
