@@ -25,18 +25,26 @@ extension StorageChange {
     /// Asks `version` every `interval` and yields `.accounts` whenever the answer moves from the one before,
     /// the first from `baseline` (read when the store opened, so that a change made between the opening and the
     /// first tick is not lost): how a store notices another process's changes without a push channel. A failed
-    /// read is skipped, not fatal: the next tick asks again.
+    /// read is skipped, not fatal: the next tick asks again; `version` throwing `CancellationError` (the store
+    /// has closed) ends the sequence.
     public static func polling(
         every interval: Duration, from baseline: Int?, version: @escaping @Sendable () async throws -> Int
     ) -> AsyncStream<StorageChange> {
         let (stream, continuation) = AsyncStream.makeStream(of: StorageChange.self, bufferingPolicy: .bufferingNewest(1))
         // Unstructured, because the stream is handed to a consumer that outlives this call; it is cancelled when
-        // that consumer stops reading (onTermination), and it ends by itself if the version can never be read.
+        // that consumer stops reading (onTermination), and it ends by itself once the store has closed.
         let poller = Task {
             var seen = baseline
             while !Task.isCancelled {
                 guard (try? await Task.sleep(for: interval)) != nil else { break }
-                guard let now = try? await version() else { continue }
+                let now: Int
+                do {
+                    now = try await version()
+                } catch is CancellationError {
+                    break
+                } catch {
+                    continue
+                }
                 if let before = seen, before != now { continuation.yield(.accounts) }
                 seen = now
             }

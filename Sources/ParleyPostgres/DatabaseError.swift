@@ -7,6 +7,7 @@ public enum DatabaseError: Error, Equatable, CustomStringConvertible {
     case unreachable(address: String, reason: String)
     case refused(address: String, reason: String)
     case missingDatabase(address: String)
+    case noSchema(address: String)
     case newerSchema(address: String, found: Int, known: Int)
     case migrationFailed(address: String, version: Int, reason: String)
     case timedOut(address: String, after: Duration)
@@ -19,6 +20,8 @@ public enum DatabaseError: Error, Equatable, CustomStringConvertible {
         case .unreachable(let address, let reason): "cannot reach the database \(address): \(reason); is PostgreSQL running there?"
         case .refused(let address, let reason): "the database \(address) refused the login: \(reason); check the user and password"
         case .missingDatabase(let address): "the database \(address) does not exist; create it (createdb) or fix the URL"
+        case .noSchema(let address):
+            "the database \(address) holds no Parley data yet; parley serve or parley account add makes it (is the URL right?)"
         case .newerSchema(let address, let found, let known):
             "the database \(address) has schema version \(found), but this parley knows only up to \(known); run a newer parley"
         case .migrationFailed(let address, let version, let reason):

@@ -9,12 +9,15 @@ import PostgresNIO
 /// connection of its own for as long as the server runs, refuses the second at start, naming the first (its
 /// `application_name`).
 ///
-/// PostgreSQL lets the lock go with the connection. If the database restarts, the owner takes it again as soon as
-/// the database answers; should another server have taken it meanwhile, that is logged as critical, and the
-/// ids the two hand out clash in the primary key, so the second's messages get `not_stored` rather than mixing.
+/// PostgreSQL lets the lock go with the connection. The owner asks over it every few seconds (so a half-open
+/// connection is noticed too) and, once it is gone, takes the lock again as soon as the database answers.
+/// Should another server have taken it meanwhile, that is logged as critical (once a minute), and the ids the
+/// two hand out clash in the primary key, so the second's messages get `not_stored` rather than mixing.
 final class DatabaseOwner: Sendable {
     /// Any 64-bit number, the same in every Parley.
     static let lock: Int64 = 0x7061_726C_6579_0002
+    /// How often the held connection is asked whether it is still there.
+    static let checkInterval: Duration = .seconds(5)
 
     private let keeper: Task<Void, Never>
 
@@ -23,34 +26,40 @@ final class DatabaseOwner: Sendable {
     }
 
     /// Takes the lock or throws `DatabaseError.inUse`.
-    static func acquire(_ address: PostgresAddress, logger: Logger) async throws -> DatabaseOwner {
-        let connection = try await take(address, logger: logger)
+    static func acquire(_ address: PostgresAddress, timeout: Duration, logger: Logger) async throws -> DatabaseOwner {
+        let first = try await take(address, timeout: timeout, logger: logger)
         // Unstructured: it holds the lock for the store's life and retakes it after a lost connection; `release`
-        // cancels it, which closes the connection and so lets the lock go.
+        // cancels it, and it closes the connection it holds on the way out, which lets the lock go.
         let keeper = Task {
-            var held: PostgresConnection? = connection
-            var attempt = 0
+            var held: PostgresConnection? = first
+            var failures = 0
+            var lastCritical: ContinuousClock.Instant?
             while !Task.isCancelled {
-                if let current = held {
-                    try? await withTaskCancellationHandler {
-                        try await current.closeFuture.get()
-                    } onCancel: {
-                        let closing: EventLoopFuture<Void> = current.close()
-                        _ = closing
+                if let connection = held {
+                    guard (try? await Task.sleep(for: checkInterval)) != nil else { break }
+                    let alive = try? await PostgresStore.withDeadline(timeout, address: address) {
+                        try await connection.query("SELECT 1", logger: logger).collect()
                     }
+                    if alive != nil { continue }
+                    try? await connection.close()
                     held = nil
-                    if Task.isCancelled { break }
                     logger.warning("lost the connection that holds the database for this server; taking it again", metadata: ["database": "\(address)"])
+                    continue
                 }
-                attempt += 1
-                guard (try? await Task.sleep(for: .milliseconds(min(5000, 250 * attempt)))) != nil else { break }
+                failures += 1
+                guard (try? await Task.sleep(for: .milliseconds(min(5000, 250 * failures)))) != nil else { break }
                 do {
-                    held = try await take(address, logger: logger)
-                    attempt = 0
+                    held = try await take(address, timeout: timeout, logger: logger)
+                    failures = 0
                 } catch let error as DatabaseError {
-                    if case .inUse = error { logger.critical("\(error)") }
+                    guard case .inUse = error else { continue }
+                    if lastCritical.map({ $0.duration(to: .now) > .seconds(60) }) ?? true {
+                        logger.critical("\(error)")
+                        lastCritical = .now
+                    }
                 } catch {}
             }
+            try? await held?.close()
         }
         return DatabaseOwner(keeper: keeper)
     }
@@ -60,15 +69,8 @@ final class DatabaseOwner: Sendable {
         await keeper.value
     }
 
-    private static func take(_ address: PostgresAddress, logger: Logger) async throws -> PostgresConnection {
-        var configuration = try address.connectionConfiguration()
-        configuration.options.additionalStartupParameters = [("application_name", applicationName)]
-        let connection: PostgresConnection
-        do {
-            connection = try await PostgresConnection.connect(configuration: configuration, id: 2, logger: logger)
-        } catch {
-            throw DatabaseError.describe(error, address: address)
-        }
+    private static func take(_ address: PostgresAddress, timeout: Duration, logger: Logger) async throws -> PostgresConnection {
+        let connection = try await PostgresStore.connect(address, timeout: timeout, id: 2, applicationName: applicationName, logger: logger)
         do {
             var taken = false
             for try await (ok) in try await connection.query("SELECT pg_try_advisory_lock(\(lock))", logger: logger).decode(Bool.self) { taken = ok }
@@ -80,6 +82,7 @@ final class DatabaseOwner: Sendable {
                     """
                     SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
                     WHERE l.locktype = 'advisory' AND l.granted AND l.classid = \(high) AND l.objid = \(low)
+                    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                     """,
                     logger: logger
                 )
@@ -96,8 +99,11 @@ final class DatabaseOwner: Sendable {
         }
     }
 
-    /// What the holder is called in `pg_stat_activity`, and so in the refusal another server gets.
-    static var applicationName: String {
-        "parley serve (pid \(getpid()) on \(ProcessInfo.processInfo.hostName))"
-    }
+    /// What the holder is called in `pg_stat_activity`, and so in the refusal another server gets. The host name
+    /// from `gethostname`, which never waits on DNS.
+    static let applicationName: String = {
+        var name = [CChar](repeating: 0, count: 256)
+        let host = gethostname(&name, name.count) == 0 ? String(cString: name) : "?"
+        return "parley serve (pid \(getpid()) on \(host))"
+    }()
 }

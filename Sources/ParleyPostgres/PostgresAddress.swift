@@ -36,10 +36,12 @@ public struct PostgresAddress: Sendable, Equatable, CustomStringConvertible {
         guard let components = URLComponents(string: text), ["postgres", "postgresql"].contains(components.scheme?.lowercased() ?? "") else {
             throw .badURL("it must start postgres:// (postgres://USER:PASSWORD@HOST:PORT/DATABASE)")
         }
-        guard let user = components.user.map({ $0.removingPercentEncoding ?? $0 }), !user.isEmpty else {
+        // URLComponents' `user`, `password` and `path` are decoded already: decoding again would turn a literal
+        // `%41` in a password into `A`.
+        guard let user = components.user, !user.isEmpty else {
             throw .badURL("it names no user (postgres://USER@HOST/DATABASE)")
         }
-        let database = String(components.path.dropFirst()).removingPercentEncoding ?? ""
+        let database = String(components.path.dropFirst())
         guard !database.isEmpty, !database.contains("/") else { throw .badURL("it names no database (postgres://USER@HOST/DATABASE)") }
         var query: [String: String] = [:]
         for item in components.queryItems ?? [] { query[item.name] = item.value ?? "" }
@@ -63,7 +65,7 @@ public struct PostgresAddress: Sendable, Equatable, CustomStringConvertible {
             throw .badURL("its sslmode \(query["sslmode"] ?? "") is not one of \(TLSMode.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         self.user = user
-        self.password = components.password.map { $0.removingPercentEncoding ?? $0 }
+        self.password = components.password
         self.database = database
         self.tls = mode
     }

@@ -81,7 +81,8 @@ enum PostgresSchema {
                 PRIMARY KEY (room_key, kind, mask)
             )
             """,
-            // What a server watches for account changes made elsewhere: one row, moved by every change.
+            // What a server watches for account changes made elsewhere: one row, moved by every row changed (per
+            // row, as in SQLite: a statement that changes nothing, like a refused insert, moves nothing).
             "CREATE TABLE account_version (id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)",
             "INSERT INTO account_version (id, version) VALUES (1, 0)",
             """
@@ -94,7 +95,7 @@ enum PostgresSchema {
             """,
             """
             CREATE TRIGGER accounts_changed AFTER INSERT OR UPDATE OR DELETE ON accounts
-            FOR EACH STATEMENT EXECUTE FUNCTION parley_accounts_changed()
+            FOR EACH ROW EXECUTE FUNCTION parley_accounts_changed()
             """,
         ]
     ]

@@ -5,7 +5,7 @@ import PostgresNIO
 
 extension PostgresStore {
     public func accounts() async throws -> [Account] {
-        try await rows("SELECT name, hash, salt, parameters, operator FROM accounts ORDER BY name_key").map(Self.account(from:))
+        try await rows("SELECT name, hash, salt, parameters, operator FROM accounts ORDER BY name_key COLLATE \"C\"").map(Self.account(from:))
     }
 
     public func account(named name: String) async throws -> Account? {

@@ -29,7 +29,7 @@ extension PostgresStore {
 
     public func history(room: String, _ query: HistoryQuery, below: Int64, withTags: Bool) async throws -> [ChatMessage] {
         var statement = Statement()
-        let scope = "room = \(statement.bind(room.lowercased()))" + (withTags ? "" : " AND kind <> 'tags'")
+        let scope = "room = \(statement.bind(room.lowercased()))" + Self.tagsCondition(withTags)
         return try await read(scope, statement, query, below: below)
     }
 
@@ -39,7 +39,7 @@ extension PostgresStore {
         // The two halves match the two partial indexes (see the schema).
         let scope =
             "room IS NULL AND ((sender_account = \(key) AND lower(recipient) = \(other)) OR (recipient_account = \(key) AND lower(sender) = \(other)))"
-            + (withTags ? "" : " AND kind <> 'tags'")
+            + Self.tagsCondition(withTags)
         return try await read(scope, statement, query, below: below)
     }
 
@@ -131,6 +131,11 @@ extension PostgresStore {
                 tags: tags.flatMap(Self.decode) ?? [:]
             )
         }
+    }
+
+    /// Kept TAGMSGs are left out unless asked for (only IRC's event playback shows them).
+    private static func tagsCondition(_ withTags: Bool) -> String {
+        withTags ? "" : " AND kind <> '\(ChatMessage.Kind.tags.rawValue)'"
     }
 
     /// Time and id grow together, so either orders a room's messages; ordering by the one a bound names walks

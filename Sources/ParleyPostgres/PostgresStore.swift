@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import ParleyCore
 import PostgresNIO
+import Synchronization
 
 /// The shared store: every table in one PostgreSQL database, reached through postgres-nio's connection pool.
 /// The same guarantees as the SQLite store: a batch of messages is one transaction, committed (PostgreSQL's
@@ -25,28 +26,39 @@ public final class PostgresStore: ChatStorage {
     private let accountVersionAtOpen: Int?
     /// The database's owner, when a server opened the store.
     private let owner: DatabaseOwner?
+    /// Set by `close()`: the `changes()` sequences end.
+    private let closed = Atomic<Bool>(false)
 
     public var location: String { address.description }
 
     /// Connects once directly, so that a wrong address, password or database fails at once with words an
-    /// operator can act on (the pool would only queue requests and retry), brings the schema up to date, then
-    /// starts the pool.
-    /// A server opens it `serving`: it then owns the database (`DatabaseOwner`) until `close()`, and a second
-    /// server on it is refused, naming the first.
+    /// operator can act on (the pool would only queue requests and retry), brings the schema up to date (makes
+    /// it only when `creating`: a command that reads must not fill a mistyped database with tables), then
+    /// starts the pool. A server opens it `serving`: it then owns the database (`DatabaseOwner`) until
+    /// `close()`, and a second server on it is refused, naming the first.
     public static func open(
-        _ address: PostgresAddress, serving: Bool = false, timeout: Duration = .seconds(5), logger: Logger = Logger(label: "parley.postgres")
+        _ address: PostgresAddress, creating: Bool = true, serving: Bool = false, timeout: Duration = .seconds(5),
+        logger: Logger = Logger(label: "parley.postgres")
     ) async throws -> PostgresStore {
-        let owner = serving ? try await DatabaseOwner.acquire(address, logger: logger) : nil
+        let owner = serving ? try await DatabaseOwner.acquire(address, timeout: max(timeout, .seconds(10)), logger: logger) : nil
         let version: Int
         do {
-            version = try await migrate(address, timeout: max(timeout, .seconds(10)), logger: logger)
+            version = try await migrate(address, creating: creating, timeout: max(timeout, .seconds(10)), logger: logger)
         } catch {
             await owner?.release()
             throw error
         }
         var configuration = address.clientConfiguration
         configuration.options.connectTimeout = timeout
-        configuration.options.additionalStartupParameters = [("application_name", DatabaseOwner.applicationName)]
+        let milliseconds = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+        configuration.options.additionalStartupParameters = [
+            ("application_name", DatabaseOwner.applicationName),
+            // The server ends what the client stopped waiting for (`withDeadline`): a statement past the deadline,
+            // and a transaction left open by a caller that gave up.
+            ("statement_timeout", "\(milliseconds)"), ("idle_in_transaction_session_timeout", "\(2 * milliseconds)"),
+        ]
+        // Two kept open, so that the publisher's next batch after a quiet spell does not wait for a login.
+        configuration.options.minimumConnections = 2
         configuration.options.maximumConnections = 8
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         // Unstructured because the store outlives this call (the server's StoreService, or a `parley account`
@@ -71,6 +83,7 @@ public final class PostgresStore: ChatStorage {
     }
 
     public func close() async {
+        closed.store(true, ordering: .relaxed)
         running.cancel()
         await running.value
         await owner?.release()
@@ -78,39 +91,49 @@ public final class PostgresStore: ChatStorage {
 
     /// Applies the migrations this database lacks, in one transaction holding the advisory lock: nodes that
     /// start together each wait for the lock, then find the schema up to date. Gives the accounts' version.
-    static func migrate(_ address: PostgresAddress, timeout: Duration, logger: Logger) async throws -> Int {
-        try await withDeadline(timeout, address: address) {
-            let connection: PostgresConnection
-            do {
-                connection = try await PostgresConnection.connect(configuration: try address.connectionConfiguration(), id: 1, logger: logger)
-            } catch {
-                throw DatabaseError.describe(error, address: address)
+    /// Only the connecting has a deadline: a migration under way is left to finish (stopping it half-way would
+    /// only roll it back, and the next start would do it again).
+    static func migrate(_ address: PostgresAddress, creating: Bool, timeout: Duration, logger: Logger) async throws -> Int {
+        let connection = try await connect(address, timeout: timeout, id: 1, logger: logger)
+        do {
+            try await upgrade(connection, address: address, creating: creating, logger: logger)
+            var version = 0
+            for try await (found) in try await connection.query("SELECT version FROM account_version", logger: logger).decode(Int.self) {
+                version = found
             }
-            do {
-                try await upgrade(connection, address: address, logger: logger)
-                var version = 0
-                for try await (found) in try await connection.query("SELECT version FROM account_version", logger: logger).decode(Int.self) {
-                    version = found
-                }
-                try await connection.close()
-                return version
-            } catch {
-                try? await connection.close()
-                throw DatabaseError.describe(error, address: address)
-            }
+            try await connection.close()
+            return version
+        } catch {
+            try? await connection.close()
+            throw DatabaseError.describe(error, address: address)
         }
     }
 
-    private static func upgrade(_ connection: PostgresConnection, address: PostgresAddress, logger: Logger) async throws {
+    /// A connection of its own (not from the pool), within `timeout`, its failure in an operator's words.
+    static func connect(
+        _ address: PostgresAddress, timeout: Duration, id: Int, applicationName: String? = nil, logger: Logger
+    ) async throws -> PostgresConnection {
+        var configuration = try address.connectionConfiguration()
+        if let applicationName { configuration.options.additionalStartupParameters = [("application_name", applicationName)] }
+        do {
+            return try await withDeadline(timeout, address: address) { [configuration] in
+                try await PostgresConnection.connect(configuration: configuration, id: id, logger: logger)
+            }
+        } catch {
+            throw DatabaseError.describe(error, address: address)
+        }
+    }
+
+    private static func upgrade(_ connection: PostgresConnection, address: PostgresAddress, creating: Bool, logger: Logger) async throws {
         let found: Int
         do {
-            try await connection.query("CREATE TABLE IF NOT EXISTS parley_schema (version INTEGER NOT NULL)", logger: logger)
-            // Up to date, the usual case: no lock, no transaction.
+            // Up to date, the usual case: no lock, no transaction, no DDL (a role with data rights only can run).
             found = try await version(connection, logger: logger)
         } catch {
             throw DatabaseError.describe(error, address: address)
         }
         guard found != PostgresSchema.version else { return }
+        guard found > 0 || creating else { throw DatabaseError.noSchema(address: address.description) }
         guard found < PostgresSchema.version else {
             throw DatabaseError.newerSchema(address: address.description, found: found, known: PostgresSchema.version)
         }
@@ -118,6 +141,8 @@ public final class PostgresStore: ChatStorage {
         do {
             try await connection.withTransaction(logger: logger) { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(PostgresSchema.migrationLock))", logger: logger)
+                // Made under the lock: two first openings at once would race in CREATE TABLE IF NOT EXISTS.
+                try await connection.query("CREATE TABLE IF NOT EXISTS parley_schema (version INTEGER NOT NULL)", logger: logger)
                 // Read again under the lock: another node may have migrated while this one waited.
                 version = try await Self.version(connection, logger: logger)
                 guard version < PostgresSchema.version else { return }
@@ -141,7 +166,13 @@ public final class PostgresStore: ChatStorage {
         logger.notice("database schema upgraded", metadata: ["from": "\(found)", "to": "\(PostgresSchema.version)"])
     }
 
+    /// The schema's version; 0 when there is none yet.
     private static func version(_ connection: PostgresConnection, logger: Logger) async throws -> Int {
+        var exists = false
+        for try await (found) in try await connection.query("SELECT to_regclass('parley_schema') IS NOT NULL", logger: logger).decode(Bool.self) {
+            exists = found
+        }
+        guard exists else { return 0 }
         for try await (version) in try await connection.query("SELECT COALESCE(MAX(version), 0) FROM parley_schema", logger: logger).decode(Int.self) {
             return version
         }
@@ -150,21 +181,33 @@ public final class PostgresStore: ChatStorage {
 
     // MARK: - Running queries
 
-    /// Runs `work`, or gives up with `DatabaseError.timedOut` once `limit` has passed (cancelling it).
+    /// Runs `work`, or gives up with `DatabaseError.timedOut` once `limit` has passed. The work is cancelled then
+    /// but not waited for: postgres-nio stops waiting for a connection when cancelled, but not for the answer to
+    /// a query already sent, and a database that stopped answering mid-query must not hold up the caller (the
+    /// publisher: all delivery). The abandoned query ends when PostgreSQL's `statement_timeout` (the same
+    /// limit, set on every connection) or the connection does.
     static func withDeadline<Result: Sendable>(
         _ limit: Duration, address: PostgresAddress, _ work: @escaping @Sendable () async throws -> Result
     ) async throws -> Result {
-        try await withThrowingTaskGroup(of: Result?.self) { group in
-            group.addTask { try await work() }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                return nil
+        let outcome = Mutex<CheckedContinuation<Result, any Error>?>(nil)
+        let finish: @Sendable (Swift.Result<Result, any Error>) -> Void = { result in
+            outcome.withLock { waiting in
+                defer { waiting = nil }
+                return waiting
+            }?.resume(with: result)
+        }
+        return try await withCheckedThrowingContinuation { continuation in
+            outcome.withLock { $0 = continuation }
+            // Unstructured, so that the caller can go on without them: whichever ends first answers (`finish`
+            // resumes once), and the loser is cancelled.
+            let running = Task {
+                do { finish(.success(try await work())) } catch { finish(.failure(error)) }
             }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let result = first else {
-                throw DatabaseError.timedOut(address: address.description, after: limit)
+            Task {
+                try? await Task.sleep(for: limit)
+                running.cancel()
+                finish(.failure(DatabaseError.timedOut(address: address.description, after: limit)))
             }
-            return result
         }
     }
 
@@ -184,7 +227,12 @@ public final class PostgresStore: ChatStorage {
     func transaction<Result: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> Result) async throws -> Result {
         do {
             return try await Self.withDeadline(timeout, address: address) { [client, logger] in
-                try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+                try await client.withTransaction(logger: logger) { connection in
+                    let result = try await body(connection)
+                    // Past the deadline the caller has been told "not stored": roll back rather than commit.
+                    try Task.checkCancellation()
+                    return result
+                }
             }
         } catch let error as PostgresTransactionError {
             throw DatabaseError.describe(error.closureError ?? error.beginError ?? error.commitError ?? error, address: address)
@@ -199,7 +247,7 @@ public final class PostgresStore: ChatStorage {
     /// moves, once a second (the same as the SQLite store does; one cheap query, no connection held).
     public func changes() -> AsyncStream<StorageChange> {
         StorageChange.polling(every: .seconds(1), from: accountVersionAtOpen) { [weak self] in
-            guard let self else { throw CancellationError() }
+            guard let self, !self.closed.load(ordering: .relaxed) else { throw CancellationError() }
             return try await self.accountVersion()
         }
     }

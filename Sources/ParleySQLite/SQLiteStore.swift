@@ -142,6 +142,8 @@ public final class SQLiteStore: ChatStorage {
     private let lock: ServerLock?
     /// Where `changes()` starts counting from.
     private let accountVersionAtOpen: Int?
+    /// Set by `close()`: the `changes()` sequences end.
+    private let closed = Atomic<Bool>(false)
 
     public var location: String { path }
 
@@ -281,6 +283,7 @@ public final class SQLiteStore: ChatStorage {
     }
 
     public func close() async {
+        closed.store(true, ordering: .relaxed)
         for connection in [connection, roomWriter] + readers { try? await connection.close().get() }
         for pool in pools { try? await pool.shutdownGracefully() }
         lock?.release()
@@ -291,7 +294,7 @@ public final class SQLiteStore: ChatStorage {
     /// has none across processes.
     public func changes() -> AsyncStream<StorageChange> {
         StorageChange.polling(every: .seconds(1), from: accountVersionAtOpen) { [weak self] in
-            guard let self else { throw CancellationError() }
+            guard let self, !self.closed.load(ordering: .relaxed) else { throw CancellationError() }
             return try await self.accountVersion()
         }
     }

@@ -200,6 +200,9 @@ struct AccountWatcher: Service {
                 logger.info("accounts reloaded", metadata: ["count": "\(accounts.count)"])
             }
         }
+        // A storage that nobody else can change (memory) ends its sequence at once; a service that returns
+        // early would stop the whole group, so this one waits for the shutdown like the rest.
+        try? await gracefulShutdown()
     }
 }
 

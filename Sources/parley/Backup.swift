@@ -10,7 +10,8 @@ struct BackupCommand: AsyncParsableCommand {
         discussion: """
             The copy is the database as it was at one moment (SQLite's VACUUM INTO, in one read transaction): \
             everything acknowledged before the backup began is in it. It is checked after it is written. \
-            Put it back with `parley restore --from FILE` while the server is stopped.
+            Put it back with `parley restore --from FILE` while the server is stopped. For the SQLite store only: \
+            a server on PostgreSQL (--store postgres) is backed up with pg_dump.
             """
     )
 

@@ -67,6 +67,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: .init(ServeKey.history.help)) var history: Int?
     @Option(help: .init(ServeKey.store.help)) var store: String?
     @Option(name: .customLong("database-url"), help: .init(ServeKey.databaseURL.help)) var databaseURL: String?
+    @Option(help: .init(ServeKey.databaseTimeout.help)) var databaseTimeout: Double?
     @Option(help: .init(ServeKey.console.help)) var console: String?
 
     /// The flags given on the command line, as the settings' top layer.
@@ -88,7 +89,8 @@ struct Serve: AsyncParsableCommand {
             .floodBurst: floodBurst.map(SettingValue.int), .floodRate: floodRate.map(SettingValue.double),
             .sendQueueBytes: sendQueueBytes.map(SettingValue.int), .registrationTimeout: registrationTimeout.map(SettingValue.double),
             .shutdownGrace: shutdownGrace.map(SettingValue.double), .history: history.map(SettingValue.int),
-            .store: store.map(SettingValue.string), .databaseURL: databaseURL.map(SettingValue.string), .console: console.map(SettingValue.string),
+            .store: store.map(SettingValue.string), .databaseURL: databaseURL.map(SettingValue.string),
+            .databaseTimeout: databaseTimeout.map(SettingValue.double), .console: console.map(SettingValue.string),
         ]
         return given.compactMapValues { $0 }
     }

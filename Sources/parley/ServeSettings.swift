@@ -17,7 +17,7 @@ enum ServeKey: String, CaseIterable {
     case dataDir = "data-dir", serverName = "server-name", serverPassword = "server-password"
     case pingInterval = "ping-interval", flushInterval = "flush-interval", logLevel = "log-level", logFormat = "log-format"
     case maxLineBytes = "max-line-bytes", floodBurst = "flood-burst", floodRate = "flood-rate", sendQueueBytes = "send-queue-bytes"
-    case registrationTimeout = "registration-timeout", shutdownGrace = "shutdown-grace", history, store, databaseURL = "database-url", console
+    case registrationTimeout = "registration-timeout", shutdownGrace = "shutdown-grace", history, store, databaseURL = "database-url", databaseTimeout = "database-timeout", console
 
     static let schema = allCases.map(\.setting)
 
@@ -82,6 +82,8 @@ enum ServeKey: String, CaseIterable {
             Setting(key, .choice(["sqlite", "postgres", "none"]), default: .string("sqlite"), "sqlite: keep history, accounts and moderation in --data-dir. postgres: keep them in the PostgreSQL database of --database-url. none: keep nothing (no history, accounts only in memory); for measuring what storage costs.")
         case .databaseURL:
             Setting(key, .string, secret: true, "The database for --store postgres: postgres://USER:PASSWORD@HOST:PORT/DATABASE (?sslmode=disable|prefer|require|verify-full), or postgres://USER@/DATABASE?host=/run/postgresql for a Unix socket. Better set PARLEY_DATABASE_URL, which other users cannot see in ps.")
+        case .databaseTimeout:
+            Setting(key, .double(0.1...600), default: .double(5), "Seconds one PostgreSQL operation may take (--store postgres); past it, it is given up: messages get not_stored, and the chat goes on without the database until it answers again.")
         case .console: Setting(key, .choice(["auto", "on", "off"]), default: .string("auto"), "The operator console on standard input: auto (on when it is a terminal), on or off.")
         }
     }
@@ -187,7 +189,9 @@ extension Settings {
     func storage() throws(SettingsError) -> StorageChoice {
         switch string(.store) {
         case "postgres":
-            do throws(DatabaseError) { return .postgres(try PostgresAddress(string(.databaseURL) ?? "")) } catch {
+            do throws(DatabaseError) {
+                return .postgres(try PostgresAddress(string(.databaseURL) ?? ""), timeout: .milliseconds(Int64(double(.databaseTimeout)! * 1000)))
+            } catch {
                 throw SettingsError("\(origin(.databaseURL)): \(error)")
             }
         case "none": return .memory

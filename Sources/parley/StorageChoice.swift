@@ -9,8 +9,8 @@ import ParleySQLite
 enum StorageChoice: Sendable, Equatable {
     /// One SQLite file in the data folder: the embedded default.
     case sqlite(directory: String)
-    /// A PostgreSQL database, which several nodes may share.
-    case postgres(PostgresAddress)
+    /// A PostgreSQL database, and how long one operation on it may take.
+    case postgres(PostgresAddress, timeout: Duration = .seconds(5))
     /// Nothing kept (`--store none`).
     case memory
 
@@ -19,7 +19,8 @@ enum StorageChoice: Sendable, Equatable {
     func open(serving: Bool, creating: Bool = true, logger: Logger) async throws -> any ChatStorage {
         switch self {
         case .sqlite(let directory): try await SQLiteStore.open(directory: directory, creating: creating, serving: serving, logger: logger)
-        case .postgres(let address): try await PostgresStore.open(address, serving: serving, logger: logger)
+        case .postgres(let address, let timeout):
+            try await PostgresStore.open(address, creating: creating, serving: serving, timeout: timeout, logger: logger)
         case .memory: MemoryStorage()
         }
     }

@@ -4,7 +4,6 @@ import Logging
 import NIOCore
 import NIOPosix
 import ParleyCore
-import ParleySQLite
 import Testing
 
 @testable import ParleyServer

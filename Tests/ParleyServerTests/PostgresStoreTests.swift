@@ -3,6 +3,7 @@ import NIOCore
 import ParleyCore
 import ParleyPostgres
 import ParleyServer
+import PostgresNIO
 import Testing
 
 /// What only the PostgreSQL store has: its URL, its start-up errors, and a server that rides out the database
@@ -52,13 +53,18 @@ struct PostgresStoreTests {
             "\(error)".contains("refused the login: password authentication failed for user \"\(user)\"") && !"\(error)".contains("not-\(password)")
         }
         // The right password gets in (the role may not create tables in a database it does not own: that is the
-        // next error, and it is named too).
+        // next error, and it is named too). PostgreSQL 15 denies it by default; older ones need telling.
+        try await cluster.execute(database: database.database, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
         let right = try PostgresAddress("postgres://\(user):\(password)@/\(database.database)?host=\(cluster.folder.path)")
         await #expect { try await PostgresStore.open(right, logger: PostgresCluster.quiet) } throws: { error in
             "\(error)".contains("permission denied")
         }
+        // A command that only reads (parley account list) makes no tables in a database without Parley's.
+        await #expect { try await PostgresStore.open(database, creating: false, logger: PostgresCluster.quiet) } throws: { error in
+            "\(error)" == "the database \(database) holds no Parley data yet; parley serve or parley account add makes it (is the URL right?)"
+        }
         // A database a newer Parley has upgraded is left alone.
-        let store = try await PostgresStore.open(database, logger: PostgresCluster.quiet)
+        let store = try await PostgresStore.open(database, timeout: PostgresCluster.patience, logger: PostgresCluster.quiet)
         await store.close()
         try await cluster.execute(database: database.database, "UPDATE parley_schema SET version = 99")
         await #expect { try await PostgresStore.open(database, logger: PostgresCluster.quiet) } throws: { error in
@@ -70,7 +76,7 @@ struct PostgresStoreTests {
     func serverKeepsHistory() async throws {
         let database = try await PostgresCluster.newDatabase()
         let storage: (ServerConfiguration) async throws -> any ChatStorage = { _ in
-            try await PostgresStore.open(database, serving: true, logger: PostgresCluster.quiet)
+            try await PostgresStore.open(database, serving: true, timeout: PostgresCluster.patience, logger: PostgresCluster.quiet)
         }
         try await TestServer.run(storage: storage) { server in
             let alice = try await server.jsonUser("alice")
@@ -89,7 +95,7 @@ struct PostgresStoreTests {
     @Test("parley account works on PostgreSQL, and a running server picks the new account up")
     func accountCommand() async throws {
         let database = try await PostgresCluster.newDatabase()
-        try await TestServer.run(storage: { _ in try await PostgresStore.open(database, logger: PostgresCluster.quiet) }) { server in
+        try await TestServer.run(storage: { _ in try await PostgresStore.open(database, timeout: PostgresCluster.patience, logger: PostgresCluster.quiet) }) { server in
             // The URL in the environment, as the docs advise (a password in it stays out of ps).
             let add = try ParleyProcess(
                 ["account", "add", "gina", "--password", "gina-pass", "--store", "postgres"], input: .nullDevice,
@@ -121,8 +127,9 @@ struct PostgresStoreTests {
         let cluster = try await PostgresCluster.start()
         try await cluster.execute("CREATE DATABASE chat")
         let address = try cluster.address(database: "chat")
+        // A deadline short enough to wait out, long enough that a loaded machine meets it while the database is up.
         let storage: (ServerConfiguration) async throws -> any ChatStorage = { _ in
-            try await PostgresStore.open(address, serving: true, timeout: .seconds(2), logger: PostgresCluster.quiet)
+            try await PostgresStore.open(address, serving: true, timeout: .seconds(8), logger: PostgresCluster.quiet)
         }
         try await TestServer.run(configure: { $0.historyOnJoin = 0; HistoryTests.relaxed(&$0) }, storage: storage) { server in
             let alice = try await server.jsonUser("alice")
@@ -157,6 +164,48 @@ struct PostgresStoreTests {
         #expect(kept.first == "before" && kept.last?.hasPrefix("after") == true && !kept.contains("while down"), "\(kept)")
     }
 
+    @Test("a database that stops answering mid-write: the sender gets not_stored at the deadline, the ordered stream goes on, and the write is rolled back")
+    func writeHangs() async throws {
+        let cluster = try await PostgresCluster.shared.value
+        let database = try await cluster.newDatabase()
+        // A deadline short enough to wait out, long enough that a loaded machine meets it while nothing blocks.
+        let storage: (ServerConfiguration) async throws -> any ChatStorage = { _ in
+            try await PostgresStore.open(database, serving: true, timeout: .seconds(8), logger: PostgresCluster.quiet)
+        }
+        try await TestServer.run(configure: { $0.historyOnJoin = 0; HistoryTests.relaxed(&$0) }, storage: storage) { server in
+            let alice = try await server.jsonUser("alice")
+            let bob = try await server.jsonUser("bob")
+            // Another session holds the messages table: every INSERT waits, as on a frozen or partitioned database.
+            let blocker = try await PostgresConnection.connect(
+                configuration: .init(unixSocketPath: "\(cluster.folder.path)/.s.PGSQL.5432", username: "parley", password: nil, database: database.database),
+                id: 9, logger: PostgresCluster.quiet
+            )
+            try await blocker.query("BEGIN", logger: PostgresCluster.quiet)
+            try await blocker.query("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE", logger: PostgresCluster.quiet)
+            try await alice.send(##"{"type":"send","room":"#general","text":"held up","ref":"h"}"##)
+            let refused = try json(try await alice.waitFor(timeout: .seconds(30)) { $0.contains(#""ref":"h""#) })
+            #expect(refused["code"] as? String == "not_stored", "\(refused)")
+            // The publisher did not wait for the stuck INSERT: a reply behind it in the ordered stream arrives.
+            try await alice.send(##"{"type":"ping","ref":"p"}"##)
+            try await alice.waitFor(isEvent("pong", ["ref": "p"]))
+            try await blocker.query("ROLLBACK", logger: PostgresCluster.quiet)
+            try await blocker.close()
+            try await eventually("a message is stored again", timeout: .seconds(30)) {
+                let ref = "a\(UUID().uuidString.prefix(6))"
+                try await alice.send(##"{"type":"send","room":"#general","text":"after \##(ref)","ref":"\##(ref)"}"##)
+                return try await alice.waitFor(timeout: .seconds(30)) { $0.contains(#""ref":"\#(ref)""#) }.contains(#""type":"ack""#)
+            }
+            try await bob.waitFor { $0.contains("after a") }
+            #expect(try await !bob.lines.contains { $0.contains("held up") })
+        }
+        // The INSERT that outlived its deadline was rolled back (statement_timeout, then no COMMIT): what the
+        // sender was told, not_stored, is what the history says.
+        let store = try await PostgresStore.open(database, timeout: PostgresCluster.patience, logger: PostgresCluster.quiet)
+        let kept = try await store.history(room: "#general", .latest(100), below: .max).map(\.text)
+        await store.close()
+        #expect(!kept.contains("held up") && kept.contains { $0.hasPrefix("after a") }, "\(kept)")
+    }
+
     @Test("parley serve --store postgres: the URL from the environment, shown without its password; an unreachable database stops the start with exit 3")
     func serveCommand() async throws {
         let cluster = try await PostgresCluster.shared.value
@@ -166,7 +215,7 @@ struct PostgresStoreTests {
         let printed = try ParleyProcess(["serve", "--store", "postgres", "--print-config"], input: .nullDevice, environment: ["PARLEY_DATABASE_URL": url])
         #expect(try await printed.waitForExit() == 0)
         #expect(printed.output.text.contains(#/database-url = "\*{8}" +# environment PARLEY_DATABASE_URL/#) && !printed.output.text.contains("hush-hush"), "\(printed.output.text)")
-        let (server, port) = try await ParleyProcess.serve(["--console", "off", "--store", "postgres"], environment: ["PARLEY_DATABASE_URL": url])
+        let (server, port) = try await ParleyProcess.serve(["--console", "off", "--store", "postgres", "--database-timeout", "30"], environment: ["PARLEY_DATABASE_URL": url])
         let alice = try await TestServer.jsonUser("alice", port: port)
         try await alice.send(##"{"type":"send","room":"#general","text":"via the executable","ref":"x"}"##)
         try await alice.waitFor(isEvent("ack", ["ref": "x"]))
@@ -181,7 +230,7 @@ struct PostgresStoreTests {
         #expect(try await server.waitForExit() == 0)
         #expect(server.log.text.contains("storage opened") && server.log.text.contains("at=\(database)"), "\(server.log.text)")
         #expect(!server.log.text.contains("hush-hush"))
-        let store = try await PostgresStore.open(database, logger: PostgresCluster.quiet)
+        let store = try await PostgresStore.open(database, timeout: PostgresCluster.patience, logger: PostgresCluster.quiet)
         #expect(try await store.history(room: "#general", .latest(10), below: .max).map(\.text) == ["via the executable"])
         await store.close()
 

@@ -37,6 +37,10 @@ final class PostgresCluster: Sendable {
         return cluster
     }
 
+    /// How long a test's store gives one operation: a loaded machine running hundreds of tests beside the
+    /// database can stall a query for seconds; tests of the deadline itself set a short one.
+    static let patience: Duration = .seconds(30)
+
     /// Logs nothing: the stores' own notices (a schema made) would fill the test output.
     static let quiet = Logger(label: "test.postgres") { _ in SwiftLogNoOpLogHandler() }
 
@@ -64,12 +68,12 @@ final class PostgresCluster: Sendable {
 
     private func initialize() async throws {
         let status = try await run([binaries.appendingPathComponent("initdb").path, "-D", data, "-U", "parley", "-A", "trust", "-E", "UTF8", "--no-sync"])
-        let rules = URL(fileURLWithPath: data).appendingPathComponent("pg_hba.conf")
-        let trusted = try String(contentsOf: rules, encoding: .utf8)
-        try ("local all \(Self.passwordRole.user) scram-sha-256\n" + trusted).write(to: rules, atomically: false, encoding: .utf8)
         guard status == 0 else {
             throw TestFailure("initdb failed (\(status)): \((try? String(contentsOf: folder.appendingPathComponent("commands.log"), encoding: .utf8)) ?? "")")
         }
+        let rules = URL(fileURLWithPath: data).appendingPathComponent("pg_hba.conf")
+        let trusted = try String(contentsOf: rules, encoding: .utf8)
+        try ("local all \(Self.passwordRole.user) scram-sha-256\n" + trusted).write(to: rules, atomically: false, encoding: .utf8)
     }
 
     /// Starts the server and waits (with a deadline) until it takes connections. `pg_ctl -w` waits for that.
@@ -82,27 +86,22 @@ final class PostgresCluster: Sendable {
             let log = (try? String(contentsOf: folder.appendingPathComponent("log"), encoding: .utf8)) ?? ""
             throw TestFailure("PostgreSQL did not start (\(status)): \(log)")
         }
-        try startWatchdog()
+        if watchdog.withLock({ $0 == nil }) { try startWatchdog() }
     }
 
     /// Stops the server at once (`immediate`: as a crash or a pulled plug would, what is committed survives).
     func stopServer() async throws {
-        let watching = watchdog.withLock { watching in
-            defer { watching = nil }
-            return watching
-        }
-        watching?.terminate()
         let status = try await run([binaries.appendingPathComponent("pg_ctl").path, "-D", data, "-m", "immediate", "-w", "stop"])
         guard status == 0 else { throw TestFailure("pg_ctl stop failed (\(status))") }
     }
 
     /// A process holding a pipe from this one: when the test process ends, the pipe closes, `read` returns, and
-    /// it stops the server, so no PostgreSQL outlives the tests.
+    /// it stops the server and removes the folder, so no PostgreSQL and no data outlive the tests.
     private func startWatchdog() throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         let stop = "\(binaries.appendingPathComponent("pg_ctl").path) -D \(data) -m immediate stop >/dev/null 2>&1"
-        process.arguments = ["-c", "read _; " + (asOwner.isEmpty ? stop : "\(asOwner.joined(separator: " ")) sh -c '\(stop)'")]
+        process.arguments = ["-c", "read _; " + (asOwner.isEmpty ? stop : "\(asOwner.joined(separator: " ")) sh -c '\(stop)'") + "; rm -rf \(folder.path)"]
         let pipe = Pipe()
         process.standardInput = pipe
         process.standardOutput = FileHandle.nullDevice
