@@ -8,9 +8,10 @@
 # Default load: the fan-out ceiling (100 clients in one room, 10 senders as fast as a window of 128 allows).
 # Two other loads from issue 17:
 #   S1:          scripts/bench-storage.sh 3 --clients 200 --senders 20 --rate 50 --duration 10
-#   the log:     scripts/bench-storage.sh 3 --clients 64 --rooms 32 --senders 64 --window 256 --duration 10
-#                (64 senders in pairs, so nearly every message is one delivery: what is measured is how many
-#                messages a second the store commits, in batches, one transaction each)
+#   the log:     scripts/bench-storage.sh 3 --clients 48 --rooms 16 --senders 32 --window 256 --duration 10
+#                (16 rooms of two senders and a reader each, so each message is two deliveries: what is
+#                measured is how many messages a second the store commits, in batches, one transaction each;
+#                16 rooms because one address may create 20 a minute)
 # Environment: STORES="none sqlite postgres" (postgres only where PostgreSQL's server is installed: a private
 # cluster is made in a temporary folder, listening on a Unix socket there, run as nobody when this runs as root,
 # with Debian's defaults: fsync on, synchronous_commit on).
@@ -55,7 +56,12 @@ run() { # store round → one line of numbers
         --flood-burst 100000 --flood-rate 100000 --log-level warning 2>>"$work/server.log" &
     server=$!
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-    "$parley" bench --port "$port" --pid "$server" --json "${load[@]}" 2>/dev/null >"$work/$1.json"
+    # (run is a subshell: it must stop its own server whatever happens; the main script only sees no output.)
+    if ! "$parley" bench --port "$port" --pid "$server" --json "${load[@]}" 2>"$work/bench.err" >"$work/$1.json"; then
+        kill "$server"; wait "$server" 2>/dev/null || true
+        echo "bench-storage: the bench failed against --store $1: $(tail -3 "$work/bench.err")" >&2
+        exit 1
+    fi
     kill "$server"; wait "$server" 2>/dev/null || true
     python3 -c '
 import json, sys

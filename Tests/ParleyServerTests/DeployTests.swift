@@ -41,6 +41,8 @@ struct DeployTests {
         try await all.output.waitForEndOfFile()
         #expect(all.output.lines.contains { $0.hasPrefix("tls = true") })
         #expect(all.output.lines.contains { $0.hasPrefix(#"server-password = "********""#) })
+        #expect(all.output.lines.contains { $0.hasPrefix(#"database-url = "********""#) })
+        #expect(!all.output.text.contains("SECRET"))
     }
 
     @Test("under systemd (NOTIFY_SOCKET) the server says READY=1 once every port listens")
