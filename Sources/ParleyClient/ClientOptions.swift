@@ -1,6 +1,10 @@
 /// What `parley connect` was asked to do.
 public struct ClientOptions: Sendable {
-    public var address: ServerAddress
+    /// The servers to try, in order (several nodes of one chat, or a server and its stand-in): the first that
+    /// answers is used, and after a drop the client fails over to the next.
+    public var addresses: [ServerAddress]
+    /// The first of them.
+    public var address: ServerAddress { addresses[0] }
     public var nick: String
     public var room: String?
     public var colour: Bool
@@ -24,9 +28,10 @@ public struct ClientOptions: Sendable {
     /// A certificate fingerprint to trust for this server (`--accept-fingerprint`), normalised.
     public var acceptFingerprint: String?
 
-    public init(address: ServerAddress, nick: String, room: String?, colour: Bool, json: Bool, serverPassword: String? = nil) {
+    public init(addresses: [ServerAddress], nick: String, room: String?, colour: Bool, json: Bool, serverPassword: String? = nil) {
+        precondition(!addresses.isEmpty, "at least one server")
         self.serverPassword = serverPassword
-        self.address = address
+        self.addresses = addresses
         self.nick = nick
         self.room = room
         self.colour = colour

@@ -6,7 +6,9 @@ import Synchronization
 
 /// Keeps the full-screen client connected: connects, says hello, forwards events, and after a drop retries
 /// with exponential backoff and jitter until cancelled. `/reconnect` cuts the current connection (or the
-/// wait) short.
+/// wait) short. Given several servers (nodes of one chat), a server that does not answer is passed over for
+/// the next at once; the backoff counts only whole rounds of them. After a drop the server it was on is tried
+/// first: a restart is the commonest drop.
 final class Connector: Sendable {
     enum Report: Sendable {
         case connecting
@@ -22,9 +24,13 @@ final class Connector: Sendable {
         var skipBackoff = false
     }
 
-    let address: ServerAddress
-    /// How a TLS server is trusted, as decided at the first connection; nil: plaintext.
-    let trust: ServerTrust?
+    let addresses: [ServerAddress]
+    /// The server connected to, or to try next (an index into `addresses`).
+    let current: Mutex<Int>
+    /// How the first server was trusted (decided, perhaps asked, at the first connection); the others by their
+    /// pins or the system (`ServerLink.failoverTrust`). Unused without TLS.
+    let firstTrust: ServerTrust?
+    let tls: Bool
     /// The nick to say hello with; the client updates it when the server renames the user.
     let nick: Mutex<String>
     /// The last message id seen per room, for a resuming hello after a reconnect.
@@ -38,10 +44,16 @@ final class Connector: Sendable {
     private let state = Mutex(State())
     let serverPassword: String?
 
-    init(address: ServerAddress, trust: ServerTrust?, nick: String, password: String? = nil, serverPassword: String? = nil) {
+    init(
+        addresses: [ServerAddress], connected: Int = 0, trust: ServerTrust?, tls: Bool? = nil, nick: String, password: String? = nil,
+        serverPassword: String? = nil
+    ) {
         self.password = Mutex(password.map { (nick, $0) })
-        self.address = address
-        self.trust = trust
+        self.addresses = addresses
+        self.current = Mutex(connected)
+        self.firstTrust = trust
+        self.tls = tls ?? (trust != nil)
+        self.firstConnected = connected
         self.nick = Mutex(nick)
         self.serverPassword = serverPassword
     }
@@ -52,22 +64,35 @@ final class Connector: Sendable {
         let clock = ContinuousClock()
         /// When the connection was lost: the backoff stays short for the first minute of an outage.
         var down = clock.now
+        /// Servers tried without success since the last connection or wait: a whole round of them waits.
+        var failed = 0
+        /// The server the last connection was to, so that reaching another one is said.
+        var last = current.withLock { $0 }
         while !Task.isCancelled {
             let channel: ServerLink.Channel
             if let ready = next {
                 channel = ready
                 next = nil
             } else {
+                let index = current.withLock { $0 }
+                let address = addresses[index]
                 report(.connecting)
                 do {
-                    channel = try await ServerLink.connect(address, trust: trust)
-                } catch let error as TrustError {
-                    // A changed certificate is said, not retried in silence.
-                    report(.event(.notice(error.description)))
-                    await pause(backoff.next(elapsed: clock.now - down), report: report)
-                    continue
+                    channel = try await ServerLink.connect(address, trust: trust(for: index))
+                    if index != last {
+                        report(.event(.notice("Connected to \(address) (\(addresses[last]) did not answer).")))
+                        last = index
+                    }
+                    failed = 0
                 } catch {
-                    await pause(backoff.next(elapsed: clock.now - down), report: report)
+                    // A changed or unverifiable certificate is said, not retried in silence.
+                    if let error = error as? TrustError { report(.event(.notice(error.description))) }
+                    failed += 1
+                    current.withLock { $0 = (index + 1) % addresses.count }
+                    if failed >= addresses.count {
+                        failed = 0
+                        await pause(backoff.next(elapsed: clock.now - down), report: report)
+                    }
                     continue
                 }
             }
@@ -81,6 +106,14 @@ final class Connector: Sendable {
             let skip = state.withLock { state in defer { state.skipBackoff = false }; return state.skipBackoff }
             await pause(skip ? .zero : backoff.next(elapsed: clock.now - down), report: report)
         }
+    }
+
+    /// The first server connected to, whose trust was decided for it.
+    private let firstConnected: Int
+
+    private func trust(for index: Int) -> ServerTrust? {
+        guard tls else { return nil }
+        return index == firstConnected ? firstTrust : ServerLink.failoverTrust(for: addresses[index])
     }
 
     /// The hello this connector says: the nick, its password when known, where to resume.

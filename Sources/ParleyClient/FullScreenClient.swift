@@ -22,7 +22,7 @@ public enum FullScreenClient {
 
     public static func run(_ options: ClientOptions) async -> Int32 {
         // Connect before taking over the screen, so an unreachable server is a plain error message.
-        guard let (first, trust) = await ServerLink.connectOrReport(options) else { return 1 }
+        guard let (first, trust, index) = await ServerLink.connectOrReport(options) else { return 1 }
         let terminal = Terminal()
         do {
             try terminal.takeOver()
@@ -30,16 +30,19 @@ public enum FullScreenClient {
             LineModeClient.printError("\(error)")
             return 1
         }
-        let outcome = await runLoop(options, terminal: terminal, first: first, trust: trust)
+        let outcome = await runLoop(options, terminal: terminal, first: first, trust: trust, index: index)
         terminal.restore()
         if let message = outcome.message { LineModeClient.printError(message) }
         return outcome.status
     }
 
-    private static func runLoop(_ options: ClientOptions, terminal: Terminal, first: ServerLink.Channel, trust: ServerTrust?) async -> (status: Int32, message: String?) {
+    private static func runLoop(
+        _ options: ClientOptions, terminal: Terminal, first: ServerLink.Channel, trust: ServerTrust?, index: Int
+    ) async -> (status: Int32, message: String?) {
         let mailbox = Mailbox<Input>()
         let connector = Connector(
-            address: options.address, trust: trust, nick: options.nick, password: options.password, serverPassword: options.serverPassword
+            addresses: options.addresses, connected: index, trust: trust, tls: options.tls, nick: options.nick, password: options.password,
+            serverPassword: options.serverPassword
         )
         return await withTaskGroup(of: Void.self) { group in
             group.addTask {

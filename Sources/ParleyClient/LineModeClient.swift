@@ -29,7 +29,7 @@ public enum LineModeClient {
 
     /// Runs the session; returns the exit status.
     public static func run(_ options: ClientOptions) async -> Int32 {
-        guard let (channel, _) = await ServerLink.connectOrReport(options) else { return 1 }
+        guard let (channel, _, _) = await ServerLink.connectOrReport(options) else { return 1 }
         let (inputs, feed) = AsyncStream.makeStream(of: Input.self)
         do {
             return try await channel.executeThenClose { inbound, outbound in

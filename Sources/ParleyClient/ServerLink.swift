@@ -9,54 +9,63 @@ import ParleyTLS
 enum ServerLink {
     typealias Channel = NIOAsyncChannel<InboundFrame, ByteBuffer>
 
-    /// Connects for `parley connect`, or prints why it could not (both modes say it the same way). With TLS it
-    /// also decides how to trust the server (`ServerTrust`), which reconnections keep.
-    static func connectOrReport(_ options: ClientOptions) async -> (channel: Channel, trust: ServerTrust?)? {
-        let address = options.address
-        guard options.tls else {
+    /// Connects for `parley connect` to the first of its servers that answers, or prints why none could (both
+    /// modes say it the same way). With TLS it also decides how to trust that server (`ServerTrust`), which
+    /// reconnections keep.
+    static func connectOrReport(_ options: ClientOptions) async -> (channel: Channel, trust: ServerTrust?, index: Int)? {
+        var failures: [String] = []
+        for (index, address) in options.addresses.enumerated() {
             do {
-                return (try await connect(address, trust: nil), nil)
+                let (channel, trust) = try await firstConnection(to: address, options)
+                return (channel, trust, index)
+            } catch let error as TrustError {
+                failures.append(error.description)
             } catch {
-                LineModeClient.printError(ClientError.unreachable(address, error).description)
-                return nil
+                failures.append(ClientError.unreachable(address, error).description)
             }
+        }
+        for failure in failures { LineModeClient.printError(failure) }
+        return nil
+    }
+
+    /// The first connection to `address`: plain, or over TLS trusted by the system, by a pin, or by the user
+    /// (asked, or told by `--accept-fingerprint`), pinning what was accepted.
+    private static func firstConnection(to address: ServerAddress, _ options: ClientOptions) async throws -> (Channel, ServerTrust?) {
+        guard options.tls else { return (try await connect(address, trust: nil), nil) }
+        var trust = ServerTrust(mode: .system)
+        if let pin = KnownServers.pin(for: address) {
+            if let accepted = options.acceptFingerprint, accepted != pin {
+                // Told on the command line to accept a new certificate: it replaces the pin if it is the
+                // one the server shows (checked by connecting with it).
+                let channel = try await connect(address, trust: ServerTrust(mode: .pinned(accepted)))
+                try KnownServers.remember(accepted, for: address)
+                return (channel, ServerTrust(mode: .pinned(accepted)))
+            }
+            trust = ServerTrust(mode: .pinned(pin))
         }
         do {
-            var trust = ServerTrust(mode: .system)
-            if let pin = KnownServers.pin(for: address) {
-                if let accepted = options.acceptFingerprint, accepted != pin {
-                    // Told on the command line to accept a new certificate: it replaces the pin if it is the
-                    // one the server shows (checked by connecting with it).
-                    let channel = try await connect(address, trust: ServerTrust(mode: .pinned(accepted)))
-                    try KnownServers.remember(accepted, for: address)
-                    return (channel, ServerTrust(mode: .pinned(accepted)))
+            return (try await connect(address, trust: trust), trust)
+        } catch where trust.mode == .system && (error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError) {
+            // Not verifiable against the system's trust store (self-signed, most often): pin on first use.
+            let presented = try await presentedFingerprint(address)
+            guard try options.acceptFingerprint.map({ $0 == presented }) ?? askToAccept(presented, address: address) else {
+                if let given = options.acceptFingerprint {
+                    throw TrustError.changed(pinned: given, presented: presented)
                 }
-                trust = ServerTrust(mode: .pinned(pin))
+                let reason = "\(error)".contains("CERTIFICATE_VERIFY_FAILED") ? "no authority this system trusts signed it" : "\(error)"
+                throw TrustError.unverified(address, fingerprint: presented, reason: reason)
             }
-            do {
-                return (try await connect(address, trust: trust), trust)
-            } catch where trust.mode == .system && (error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError) {
-                // Not verifiable against the system's trust store (self-signed, most often): pin on first use.
-                let presented = try await presentedFingerprint(address)
-                guard try options.acceptFingerprint.map({ $0 == presented }) ?? askToAccept(presented, address: address) else {
-                    if let given = options.acceptFingerprint {
-                        throw TrustError.changed(pinned: given, presented: presented)
-                    }
-                    let reason = "\(error)".contains("CERTIFICATE_VERIFY_FAILED") ? "no authority this system trusts signed it" : "\(error)"
-                    throw TrustError.unverified(address, fingerprint: presented, reason: reason)
-                }
-                let pinned = ServerTrust(mode: .pinned(presented))
-                let channel = try await connect(address, trust: pinned)
-                try KnownServers.remember(presented, for: address)
-                return (channel, pinned)
-            }
-        } catch let error as TrustError {
-            LineModeClient.printError(error.description)
-            return nil
-        } catch {
-            LineModeClient.printError(ClientError.unreachable(address, error).description)
-            return nil
+            let pinned = ServerTrust(mode: .pinned(presented))
+            let channel = try await connect(address, trust: pinned)
+            try KnownServers.remember(presented, for: address)
+            return (channel, pinned)
         }
+    }
+
+    /// How a server found by failing over is trusted: by its pin, else by the system (nobody is asked in the
+    /// middle of a session; a server that neither trusts is skipped, with a notice).
+    static func failoverTrust(for address: ServerAddress) -> ServerTrust {
+        KnownServers.pin(for: address).map { ServerTrust(mode: .pinned($0)) } ?? ServerTrust(mode: .system)
     }
 
     static func connect(_ address: ServerAddress, trust: ServerTrust?) async throws -> Channel {
@@ -136,6 +145,13 @@ public struct ServerAddress: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// Several addresses separated by commas (`a.lan,b.lan:5001`), in order; at least one.
+    public static func list(parsing text: String, defaultPort: Int = 5000) throws -> [ServerAddress] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !parts.contains(where: \.isEmpty) else { throw ClientError.badAddress(text) }
+        return try parts.map { try ServerAddress(parsing: $0, defaultPort: defaultPort) }
+    }
 }
 
 public enum ClientError: Error, CustomStringConvertible {

@@ -21,7 +21,7 @@ struct Connect: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The server, as HOST[:PORT] (default port 5000, or 5001 with --tls; default server: the config file's, or 127.0.0.1).")
+    @Argument(help: "The server, as HOST[:PORT] (default port 5000, or 5001 with --tls; default server: the config file's, or 127.0.0.1). Several nodes of one chat, or a server and its stand-in, as HOST[:PORT],HOST[:PORT]…: the first that answers is used, and after a drop the client fails over to the next.")
     var server: String?
 
     @Option(help: "Your nickname (default: your user name). For a registered one, the client asks its password, or set PARLEY_PASSWORD.")
@@ -63,9 +63,9 @@ struct Connect: AsyncParsableCommand {
             throw ValidationError("\(configPath) cannot be read.")
         }
         let tls = tls || settings.tls == true
-        let address: ServerAddress
+        let addresses: [ServerAddress]
         do {
-            address = try ServerAddress(parsing: server ?? settings.server ?? "127.0.0.1", defaultPort: tls ? 5001 : 5000)
+            addresses = try ServerAddress.list(parsing: server ?? settings.server ?? "127.0.0.1", defaultPort: tls ? 5001 : 5000)
         } catch {
             throw ValidationError("\(error)")
         }
@@ -77,7 +77,7 @@ struct Connect: AsyncParsableCommand {
             return fingerprint
         }
         var options = ClientOptions(
-            address: address,
+            addresses: addresses,
             nick: nick ?? settings.nick ?? environment["USER"].flatMap { $0.isEmpty ? nil : $0 } ?? "guest",
             room: room,
             colour: !noColor && (environment["NO_COLOR"] ?? "").isEmpty && settings.colour != false,

@@ -53,15 +53,20 @@ struct ClientTests {
         let unreachable = try ParleyProcess(["connect", "127.0.0.1:1", "--nick", "x"], input: .nullDevice)
         #expect(try await unreachable.waitForExit() == 1)
         #expect(unreachable.log.text.contains("parley: cannot connect to 127.0.0.1:1"))
+        // Several servers, none answering: each is named.
+        let none = try ParleyProcess(["connect", "127.0.0.1:1,127.0.0.1:2", "--nick", "x"], input: .nullDevice)
+        #expect(try await none.waitForExit() == 1)
+        #expect(none.log.text.contains("parley: cannot connect to 127.0.0.1:1") && none.log.text.contains("parley: cannot connect to 127.0.0.1:2"))
         let bad = try ParleyProcess(["connect", "host:notaport"], input: .nullDevice)
         #expect(try await bad.waitForExit() != 0)
         #expect(bad.log.text.contains("HOST[:PORT]"))
     }
 
-    @Test("line mode with --json prints the raw protocol events")
+    @Test("line mode with --json prints the raw protocol events; of several servers, the first that answers is used")
     func lineModeJSON() async throws {
         try await TestServer.run { server in
-            let client = try ParleyProcess(["connect", "127.0.0.1:\(server.port)", "--nick", "bot", "--json"], input: .pipe)
+            // Nothing listens on port 1: the client goes on to the next server.
+            let client = try ParleyProcess(["connect", "127.0.0.1:1,127.0.0.1:\(server.port)", "--nick", "bot", "--json"], input: .pipe)
             try await client.output.waitFor(isEvent("members", ["room": "#general"]))
             try client.type("/who")
             // A reply carries the ref of the request it answers.
