@@ -121,9 +121,17 @@ struct HistoryTests {
         }
     }
 
-    @Test("kill -9 under heavy traffic: every message acknowledged or delivered is in the history after a restart")
-    func killNine() async throws {
-        let (server, port) = try await ParleyProcess.serve(["--console", "off", "--flood-burst", "100000", "--flood-rate", "100000", "--history", "0"])
+    @Test("kill -9 under heavy traffic: every message acknowledged or delivered is in the history after a restart", arguments: ["sqlite", "postgres"])
+    func killNine(store: String) async throws {
+        // The same test on each store: SQLite in the data folder, or a PostgreSQL database of its own.
+        var (storage, environment): ([String], [String: String]) = ([], [:])
+        if store == "postgres" {
+            storage = ["--store", "postgres", "--database-timeout", "30"]
+            environment["PARLEY_DATABASE_URL"] = "\(try await PostgresCluster.newDatabase())"
+        }
+        let (server, port) = try await ParleyProcess.serve(
+            ["--console", "off", "--flood-burst", "100000", "--flood-rate", "100000", "--history", "0"] + storage, environment: environment
+        )
         let data = server.dataDirectory.path
         let receiver = try await TestServer.jsonUser("receiver", port: port)
         let senders = try await withThrowingTaskGroup(of: TestClient.self) { group in
@@ -148,7 +156,10 @@ struct HistoryTests {
             }
         }
         #expect(promised.count > 500)
-        let (again, newPort) = try await ParleyProcess.serve(["--console", "off", "--history", "0", "--flood-burst", "100000", "--flood-rate", "100000"], dataDirectory: data)
+        let (again, newPort) = try await ParleyProcess.serve(
+            ["--console", "off", "--history", "0", "--flood-burst", "100000", "--flood-rate", "100000"] + storage, dataDirectory: data,
+            environment: environment
+        )
         let auditor = try await TestServer.jsonUser("auditor", port: newPort)
         var stored = Set<Int>()
         var after = 0

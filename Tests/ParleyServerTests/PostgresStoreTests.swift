@@ -4,6 +4,7 @@ import ParleyCore
 import ParleyPostgres
 import ParleyServer
 import PostgresNIO
+import Synchronization
 import Testing
 
 /// What only the PostgreSQL store has: its URL, its start-up errors, and a server that rides out the database
@@ -162,6 +163,84 @@ struct PostgresStoreTests {
         await store.close()
         try await cluster.stopServer()
         #expect(kept.first == "before" && kept.last?.hasPrefix("after") == true && !kept.contains("while down"), "\(kept)")
+    }
+
+    @Test("PostgreSQL restarted under load: not_stored while it is down, recovery after, and every acknowledged message delivered and kept, nothing else")
+    func restartUnderLoad() async throws {
+        let cluster = try await PostgresCluster.start()
+        try await cluster.execute("CREATE DATABASE chat")
+        let address = try cluster.address(database: "chat")
+        let storage: (ServerConfiguration) async throws -> any ChatStorage = { _ in
+            try await PostgresStore.open(address, serving: true, timeout: .seconds(8), logger: PostgresCluster.quiet)
+        }
+        // A box the senders' tasks share (a Mutex alone cannot be captured by them: it is not copyable).
+        final class Outcome: Sendable {
+            let state = Mutex<(acked: [Int], refused: [String], ackedAfterRestart: Int, restarted: Bool, done: Bool)>(([], [], 0, false, false))
+            func withLock<Result>(_ body: (inout (acked: [Int], refused: [String], ackedAfterRestart: Int, restarted: Bool, done: Bool)) -> Result) -> Result {
+                state.withLock { body(&$0) }
+            }
+        }
+        let outcome = Outcome()
+        try await TestServer.run(configure: { $0.historyOnJoin = 0; HistoryTests.relaxed(&$0) }, storage: storage) { server in
+            let receiver = try await server.jsonUser("receiver")
+            let senders = try await withThrowingTaskGroup(of: TestClient.self) { group in
+                for index in 0..<3 { group.addTask { try await server.jsonUser("sender\(index)") } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                // Each sender in a closed loop: a message, then its answer, then the next; no pacing by the clock.
+                for (index, sender) in senders.enumerated() {
+                    group.addTask {
+                        var count = 0
+                        while !outcome.withLock({ $0.done }) {
+                            count += 1
+                            let ref = "s\(index)-\(count)"
+                            try await sender.send(##"{"type":"send","room":"#general","text":"\##(ref)","ref":"\##(ref)"}"##)
+                            let reply = try json(try await sender.waitFor(timeout: .seconds(60)) { $0.contains(#""ref":"\#(ref)""#) })
+                            outcome.withLock { state in
+                                if reply["type"] as? String == "ack" {
+                                    state.acked.append(reply["id"] as! Int)
+                                    if state.restarted { state.ackedAfterRestart += 1 }
+                                } else {
+                                    state.refused.append(ref)
+                                }
+                            }
+                        }
+                    }
+                }
+                group.addTask {
+                    try await eventually("traffic is stored", timeout: .seconds(60)) { outcome.withLock { $0.acked.count >= 100 } }
+                    try await cluster.stopServer()
+                    try await eventually("a message is refused", timeout: .seconds(60)) { outcome.withLock { !$0.refused.isEmpty } }
+                    try await cluster.startServer()
+                    outcome.withLock { $0.restarted = true }
+                    try await eventually("traffic is stored again", timeout: .seconds(90)) { outcome.withLock { $0.ackedAfterRestart >= 100 } }
+                    outcome.withLock { $0.done = true }
+                }
+                try await group.waitForAll()
+            }
+            let (acked, refused) = outcome.withLock { ($0.acked, $0.refused) }
+            #expect(!refused.isEmpty && acked.count >= 200)
+            // The receiver got exactly the acknowledged messages: none refused slipped through, none stored was lost.
+            let last = acked.max()!
+            var delivered: [Int] = []
+            try await eventually("the receiver has every acknowledged message", timeout: .seconds(30)) {
+                delivered = try await receiver.lines.compactMap { line in
+                    guard let event = try? json(line), event["type"] as? String == "message" else { return nil }
+                    return event["id"] as? Int
+                }
+                return delivered.contains(last)
+            }
+            #expect(Set(delivered) == Set(acked), "delivered but not acked: \(Set(delivered).subtracting(acked).sorted().prefix(10)); acked but not delivered: \(Set(acked).subtracting(delivered).sorted().prefix(10))")
+            #expect(delivered == delivered.sorted(), "delivered in id order")
+        }
+        let store = try await PostgresStore.open(address, timeout: PostgresCluster.patience, logger: PostgresCluster.quiet)
+        let kept = try await store.history(room: "#general", .latest(100_000), below: .max)
+        await store.close()
+        try await cluster.stopServer()
+        let (acked, refused) = outcome.withLock { ($0.acked, Set($0.refused)) }
+        #expect(Set(acked).isSubset(of: Set(kept.map { Int($0.id) })), "acknowledged but not kept")
+        #expect(!kept.contains { refused.contains($0.text) }, "refused but kept")
     }
 
     @Test("a database that stops answering mid-write: the sender gets not_stored at the deadline, the ordered stream goes on, and the write is rolled back")
