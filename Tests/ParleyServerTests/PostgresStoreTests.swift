@@ -141,9 +141,10 @@ struct PostgresStoreTests {
             try await alice.send(##"{"type":"send","room":"#general","text":"while down","ref":"d"}"##)
             let refused = try json(try await alice.waitFor(timeout: .seconds(30)) { $0.contains(#""ref":"d""#) })
             #expect(refused["code"] as? String == "not_stored", "\(refused)")
-            // What needs no storage goes on.
+            // What needs no storage goes on; /healthz tells a load balancer that this server cannot store.
             try await alice.send(##"{"type":"ping","ref":"p"}"##)
             try await alice.waitFor(isEvent("pong", ["ref": "p"]))
+            #expect(try await BrowserDoorTests.get("/healthz", port: server.httpPort).first == "HTTP/1.1 503 Service Unavailable")
             try await cluster.startServer()
             // The pool reconnects by itself, with backoff: send until a message is stored again.
             var attempts = 0
@@ -156,6 +157,10 @@ struct PostgresStoreTests {
             }
             let last = "after a\(attempts)"
             try await bob.waitFor { $0.contains(last) }
+            // Healthy again once a probe runs after the recovery (a probe's answer is reused for a second).
+            try await eventually("healthy again", timeout: .seconds(30)) {
+                try await BrowserDoorTests.get("/healthz", port: server.httpPort).first == "HTTP/1.1 200 OK"
+            }
             #expect(try await !bob.lines.contains { $0.contains("while down") })
         }
         let store = try await storage(ServerConfiguration())
