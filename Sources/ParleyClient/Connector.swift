@@ -15,7 +15,14 @@ final class Connector: Sendable {
         case connected
         case event(ChatEvent)
         case disconnected(retryingIn: Duration)
+        /// Connected to another of the servers than last time. Its message ids are its own (until several nodes
+        /// share one log), so the connector resumes nothing there, and the client forgets what it had seen.
+        case failedOver(to: ServerAddress, from: ServerAddress)
     }
+
+    /// How long a server has to welcome the client once connected: one that accepts and then says nothing (a
+    /// frozen process, a proxy in front of a dead node) counts as not answering.
+    static let welcomeDeadline: TimeAmount = .seconds(15)
 
     private struct State {
         var writer: NIOAsyncChannelOutboundWriter<ByteBuffer>?
@@ -80,32 +87,44 @@ final class Connector: Sendable {
                 do {
                     channel = try await ServerLink.connect(address, trust: trust(for: index))
                     if index != last {
-                        report(.event(.notice("Connected to \(address) (\(addresses[last]) did not answer).")))
+                        resume.withLock { $0 = [:] }
+                        report(.failedOver(to: address, from: addresses[last]))
                         last = index
                     }
-                    failed = 0
                 } catch {
                     // A changed or unverifiable certificate is said, not retried in silence.
                     if let error = error as? TrustError { report(.event(.notice(error.description))) }
-                    failed += 1
-                    current.withLock { $0 = (index + 1) % addresses.count }
-                    if failed >= addresses.count {
-                        failed = 0
-                        await pause(backoff.next(elapsed: clock.now - down), report: report)
-                    }
+                    await passOver(index, failed: &failed, backoff: &backoff, down: down, report: report)
                     continue
                 }
             }
             // The backoff starts again only after a welcome: a server that accepts and then closes (a wrong server
             // password, too many connections from here) must not be hit twice a second for ever.
-            if await serve(channel, report: report) {
+            let welcomed = await serve(channel, report: report)
+            guard !Task.isCancelled else { break }
+            if welcomed {
                 backoff.reset()
                 down = clock.now
+                failed = 0
+            } else {
+                await passOver(current.withLock { $0 }, failed: &failed, backoff: &backoff, down: down, report: report)
+                continue
             }
-            guard !Task.isCancelled else { break }
             let skip = state.withLock { state in defer { state.skipBackoff = false }; return state.skipBackoff }
             await pause(skip ? .zero : backoff.next(elapsed: clock.now - down), report: report)
         }
+    }
+
+    /// After server `index` did not answer (or did not welcome): the next one is tried at once, and only a whole
+    /// round of them without an answer waits out the backoff.
+    private func passOver(
+        _ index: Int, failed: inout Int, backoff: inout Backoff, down: ContinuousClock.Instant, report: @escaping @Sendable (Report) -> Void
+    ) async {
+        failed += 1
+        current.withLock { $0 = (index + 1) % addresses.count }
+        guard failed >= addresses.count else { return }
+        failed = 0
+        await pause(backoff.next(elapsed: ContinuousClock.now - down), report: report)
     }
 
     /// The first server connected to, whose trust was decided for it.
@@ -158,6 +177,11 @@ final class Connector: Sendable {
     @discardableResult
     private func serve(_ channel: ServerLink.Channel, report: @escaping @Sendable (Report) -> Void) async -> Bool {
         var welcomed = false
+        let greeted = Atomic<Bool>(false)
+        let deadline = channel.channel.eventLoop.scheduleTask(in: Self.welcomeDeadline) { [channel = channel.channel] in
+            if !greeted.load(ordering: .relaxed) { channel.close(promise: nil) }
+        }
+        defer { deadline.cancel() }
         do {
             try await channel.executeThenClose { inbound, outbound in
                 state.withLock {
@@ -172,7 +196,10 @@ final class Connector: Sendable {
                     guard case .line(let line) = frame else { continue }
                     let text = String(decoding: line.readableBytesView, as: UTF8.self)
                     if let event = codec.decodeEvent(text) {
-                        if case .welcome = event { welcomed = true }
+                        if case .welcome = event {
+                            welcomed = true
+                            greeted.store(true, ordering: .relaxed)
+                        }
                         report(.event(event))
                     } else if text.hasPrefix("!!! ") {
                         // The one plain line of a connection refused before it began (too many from this address).

@@ -154,6 +154,10 @@ public enum FullScreenClient {
                 registration = .waiting
                 view.connectionLost()
                 view.connection = .disconnected(retryingIn: delay)
+            case .connection(.failedOver(let to, let from)):
+                // Another server numbers its messages its own way: what was seen on the last one means nothing there.
+                view.forgetSeen()
+                view.system("Connected to \(to) instead of \(from), which did not answer.")
             case .connection(.event(let event)):
                 await handle(event)
             }

@@ -9,22 +9,21 @@ import ParleyTLS
 enum ServerLink {
     typealias Channel = NIOAsyncChannel<InboundFrame, ByteBuffer>
 
-    /// Connects for `parley connect` to the first of its servers that answers, or prints why none could (both
-    /// modes say it the same way). With TLS it also decides how to trust that server (`ServerTrust`), which
-    /// reconnections keep.
+    /// Connects for `parley connect` to the first of its servers that answers, saying at once why each one
+    /// before it did not (a changed certificate must be heard even when the next server answers; both modes say
+    /// it the same way). With TLS it also decides how to trust that server (`ServerTrust`), which reconnections
+    /// keep.
     static func connectOrReport(_ options: ClientOptions) async -> (channel: Channel, trust: ServerTrust?, index: Int)? {
-        var failures: [String] = []
         for (index, address) in options.addresses.enumerated() {
             do {
                 let (channel, trust) = try await firstConnection(to: address, options)
                 return (channel, trust, index)
             } catch let error as TrustError {
-                failures.append(error.description)
+                LineModeClient.printError(error.description)
             } catch {
-                failures.append(ClientError.unreachable(address, error).description)
+                LineModeClient.printError(ClientError.unreachable(address, error).description)
             }
         }
-        for failure in failures { LineModeClient.printError(failure) }
         return nil
     }
 
@@ -63,7 +62,8 @@ enum ServerLink {
     }
 
     /// How a server found by failing over is trusted: by its pin, else by the system (nobody is asked in the
-    /// middle of a session; a server that neither trusts is skipped, with a notice).
+    /// middle of a session: a server that neither trusts is passed over like one that does not answer; a
+    /// changed pin is said).
     static func failoverTrust(for address: ServerAddress) -> ServerTrust {
         KnownServers.pin(for: address).map { ServerTrust(mode: .pinned($0)) } ?? ServerTrust(mode: .system)
     }

@@ -50,13 +50,7 @@ public final class PostgresStore: ChatStorage {
         }
         var configuration = address.clientConfiguration
         configuration.options.connectTimeout = timeout
-        let milliseconds = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
-        configuration.options.additionalStartupParameters = [
-            ("application_name", DatabaseOwner.applicationName),
-            // The server ends what the client stopped waiting for (`withDeadline`): a statement past the deadline,
-            // and a transaction left open by a caller that gave up.
-            ("statement_timeout", "\(milliseconds)"), ("idle_in_transaction_session_timeout", "\(2 * milliseconds)"),
-        ]
+        configuration.options.additionalStartupParameters = startupParameters(timeout: timeout, applicationName: DatabaseOwner.applicationName)
         // Two kept open, so that the publisher's next batch after a quiet spell does not wait for a login.
         configuration.options.minimumConnections = 2
         configuration.options.maximumConnections = 8
@@ -94,7 +88,7 @@ public final class PostgresStore: ChatStorage {
     /// Only the connecting has a deadline: a migration under way is left to finish (stopping it half-way would
     /// only roll it back, and the next start would do it again).
     static func migrate(_ address: PostgresAddress, creating: Bool, timeout: Duration, logger: Logger) async throws -> Int {
-        let connection = try await connect(address, timeout: timeout, id: 1, logger: logger)
+        let connection = try await connect(address, timeout: timeout, id: 1, limited: false, logger: logger)
         do {
             try await upgrade(connection, address: address, creating: creating, logger: logger)
             var version = 0
@@ -110,18 +104,33 @@ public final class PostgresStore: ChatStorage {
     }
 
     /// A connection of its own (not from the pool), within `timeout`, its failure in an operator's words.
+    /// `limited`: with the statement and transaction limits (not for migrations, which may rightly take long).
     static func connect(
-        _ address: PostgresAddress, timeout: Duration, id: Int, applicationName: String? = nil, logger: Logger
+        _ address: PostgresAddress, timeout: Duration, id: Int, applicationName: String? = nil, limited: Bool = true, logger: Logger
     ) async throws -> PostgresConnection {
         var configuration = try address.connectionConfiguration()
-        if let applicationName { configuration.options.additionalStartupParameters = [("application_name", applicationName)] }
+        // postgres-nio's own connect timeout rather than `withDeadline`: an abandoned connect could still finish
+        // and leave a connection nobody closes.
+        configuration.options.connectTimeout = .init(timeout)
+        configuration.options.additionalStartupParameters = startupParameters(timeout: limited ? timeout : nil, applicationName: applicationName)
         do {
-            return try await withDeadline(timeout, address: address) { [configuration] in
-                try await PostgresConnection.connect(configuration: configuration, id: id, logger: logger)
-            }
+            return try await PostgresConnection.connect(configuration: configuration, id: id, logger: logger)
         } catch {
             throw DatabaseError.describe(error, address: address)
         }
+    }
+
+    /// What every connection tells the server at login: its name in `pg_stat_activity`; a statement past the
+    /// deadline is ended, and a transaction left open by a caller that gave up; and TCP keepalives, so that the
+    /// server notices a client that vanished (a crashed host holding `DatabaseOwner`'s lock) in about 25 s,
+    /// not the two hours of the system's default.
+    static func startupParameters(timeout: Duration?, applicationName: String?) -> [(String, String)] {
+        var parameters = applicationName.map { [("application_name", $0)] } ?? []
+        if let timeout {
+            let milliseconds = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+            parameters += [("statement_timeout", "\(milliseconds)"), ("idle_in_transaction_session_timeout", "\(2 * milliseconds)")]
+        }
+        return parameters + [("tcp_keepalives_idle", "10"), ("tcp_keepalives_interval", "5"), ("tcp_keepalives_count", "3")]
     }
 
     private static func upgrade(_ connection: PostgresConnection, address: PostgresAddress, creating: Bool, logger: Logger) async throws {
@@ -185,29 +194,47 @@ public final class PostgresStore: ChatStorage {
     /// but not waited for: postgres-nio stops waiting for a connection when cancelled, but not for the answer to
     /// a query already sent, and a database that stopped answering mid-query must not hold up the caller (the
     /// publisher: all delivery). The abandoned query ends when PostgreSQL's `statement_timeout` (the same
-    /// limit, set on every connection) or the connection does.
+    /// limit, set on every pooled connection) or the connection does. The caller's own cancellation cancels the
+    /// work too, and a timer no longer needed is cancelled, so none piles up.
     static func withDeadline<Result: Sendable>(
         _ limit: Duration, address: PostgresAddress, _ work: @escaping @Sendable () async throws -> Result
     ) async throws -> Result {
-        let outcome = Mutex<CheckedContinuation<Result, any Error>?>(nil)
+        let outcome = Mutex<(waiting: CheckedContinuation<Result, any Error>?, tasks: [Task<Void, Never>])>((nil, []))
+        // Resumes the caller once, with whichever ends first, and cancels the others.
         let finish: @Sendable (Swift.Result<Result, any Error>) -> Void = { result in
-            outcome.withLock { waiting in
-                defer { waiting = nil }
-                return waiting
-            }?.resume(with: result)
+            let (waiting, tasks) = outcome.withLock { state in
+                defer { state = (nil, []) }
+                return (state.waiting, state.tasks)
+            }
+            for task in tasks { task.cancel() }
+            waiting?.resume(with: result)
         }
-        return try await withCheckedThrowingContinuation { continuation in
-            outcome.withLock { $0 = continuation }
-            // Unstructured, so that the caller can go on without them: whichever ends first answers (`finish`
-            // resumes once), and the loser is cancelled.
-            let running = Task {
-                do { finish(.success(try await work())) } catch { finish(.failure(error)) }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                guard !Task.isCancelled else { return continuation.resume(throwing: CancellationError()) }
+                // Waiting before either task starts, so that a quick finish finds it.
+                outcome.withLock { $0.waiting = continuation }
+                // Unstructured, so that the caller can go on without them.
+                let running = Task {
+                    do { finish(.success(try await work())) } catch { finish(.failure(error)) }
+                }
+                let timer = Task {
+                    guard (try? await Task.sleep(for: limit)) != nil else { return }
+                    finish(.failure(DatabaseError.timedOut(address: address.description, after: limit)))
+                }
+                let finished = outcome.withLock { state -> Bool in
+                    guard state.waiting != nil else { return true }
+                    state.tasks = [running, timer]
+                    return false
+                }
+                // Over before the tasks were recorded: the timer (or the work) is not needed any more.
+                if finished {
+                    running.cancel()
+                    timer.cancel()
+                }
             }
-            Task {
-                try? await Task.sleep(for: limit)
-                running.cancel()
-                finish(.failure(DatabaseError.timedOut(address: address.description, after: limit)))
-            }
+        } onCancel: {
+            finish(.failure(CancellationError()))
         }
     }
 

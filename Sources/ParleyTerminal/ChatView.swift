@@ -42,6 +42,11 @@ public struct ChatView: Sendable {
     /// The newest message id seen per room (lowercased name): sent as `resume` after a reconnect, so the
     /// server replays exactly what was missed.
     public private(set) var lastSeen: [String: Int64] = [:]
+
+    /// After failing over to another server, whose message ids are its own: everything it replays is new here.
+    public mutating func forgetSeen() {
+        lastSeen = [:]
+    }
     /// The clock that says what "today" is (messages of other days show their date).
     public var now: @Sendable () -> Date = { Date() }
     /// How a message's time is shown (strftime; the config's `timestamp`); nil: `HH:MM`.

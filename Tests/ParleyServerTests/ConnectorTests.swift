@@ -34,6 +34,7 @@ struct ConnectorTests {
             case .connecting: line = "connecting"
             case .disconnected: line = "disconnected"
             case .event(let event): if case .notice(let text) = event { line = "notice: \(text)" }
+            case .failedOver(let to, let from): line = "failed over to \(to) from \(from)"
             }
             reports.withLock { $0.append(line) }
         }
@@ -49,7 +50,7 @@ struct ConnectorTests {
                 try await eventually("connected to the first server") { reports.withLock { $0.contains("connected") } }
             }
             // The first server has shut down: the client reaches the second without waiting out a backoff round.
-            let said = "notice: Connected to \(second) (\(first!) did not answer)."
+            let said = "failed over to \(second) from \(first!)"
             try await eventually("failed over", timeout: .seconds(40)) { reports.withLock { $0.contains(said) } }
             try await eventually("welcomed by the second", timeout: .seconds(40)) {
                 reports.withLock { lines in lines.lastIndex(of: "connected").map { $0 > lines.firstIndex(of: said)! } ?? false }

@@ -170,7 +170,7 @@ struct PostgresStoreTests {
         #expect(kept.first == "before" && kept.last?.hasPrefix("after") == true && !kept.contains("while down"), "\(kept)")
     }
 
-    @Test("PostgreSQL restarted under load: not_stored while it is down, recovery after, and every acknowledged message delivered and kept, nothing else")
+    @Test("PostgreSQL restarted under load: not_stored while it is down, recovery after, and exactly the acknowledged messages delivered, all kept")
     func restartUnderLoad() async throws {
         let cluster = try await PostgresCluster.start()
         try await cluster.execute("CREATE DATABASE chat")
@@ -243,9 +243,11 @@ struct PostgresStoreTests {
         let kept = try await store.history(room: "#general", .latest(100_000), below: .max)
         await store.close()
         try await cluster.stopServer()
-        let (acked, refused) = outcome.withLock { ($0.acked, Set($0.refused)) }
+        let acked = outcome.withLock { $0.acked }
         #expect(Set(acked).isSubset(of: Set(kept.map { Int($0.id) })), "acknowledged but not kept")
-        #expect(!kept.contains { refused.contains($0.text) }, "refused but kept")
+        // Not asserted: that nothing refused is kept. A batch whose COMMIT reached the disk just as the server was
+        // stopped (`immediate`, as a crash) is kept by recovery though its sender was told not_stored: in the
+        // history, never delivered, never lost (docs/ARCHITECTURE.md).
     }
 
     @Test("a database that stops answering mid-write: the sender gets not_stored at the deadline, the ordered stream goes on, and the write is rolled back")

@@ -125,6 +125,24 @@ final class PostgresCluster: Sendable {
         return try address(database: name)
     }
 
+    /// The number the query gives (its first row's first column), as the superuser.
+    func number(_ sql: String) async throws -> Int {
+        let logger = Self.quiet
+        let connection = try await PostgresConnection.connect(
+            configuration: .init(unixSocketPath: "\(folder.path)/.s.PGSQL.5432", username: "parley", password: nil, database: "postgres"),
+            id: 1, logger: logger
+        )
+        var found = 0
+        do {
+            for try await (value) in try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger).decode(Int.self) { found = value }
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        try await connection.close()
+        return found
+    }
+
     /// Runs one statement as the superuser, in `database`.
     func execute(database: String = "postgres", _ sql: String) async throws {
         let logger = Self.quiet
