@@ -14,10 +14,16 @@ public enum Sanitizer {
     /// are removed. What scripts and emoji need stays: joiners (U+200C/200D), directional marks (LRM, RLM,
     /// ALM), variation selectors and tag characters, combining marks, right-to-left letters.
     public static func text(_ input: String) -> String {
+        // Printable ASCII, most of what anyone types, holds nothing to remove: the input as it is, without a copy
+        // scalar by scalar or a lookup of Unicode properties for each (5 % of the server's time at its fan-out
+        // ceiling, before).
+        if input.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return input }
         var scalars = String.UnicodeScalarView()
         var iterator = input.unicodeScalars.makeIterator()
         while let scalar = iterator.next() {
             switch scalar.value {
+            case 0x20..<0x7F:
+                scalars.append(scalar)
             case 0x09:
                 scalars.append(" ")
             case 0x1B:
