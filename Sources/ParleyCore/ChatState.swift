@@ -145,6 +145,11 @@ public struct ChatState<Peer: Sendable> {
         var voiced: Set<SessionID> = []
         /// When the room last came to life (IRC's 329).
         var created = Date()
+        /// Everyone in the room as its messages are delivered, in `members`' order: built on first use after a
+        /// member came or went or changed their current room, then shared by every message until the next such
+        /// change. Building it per message copied each member's whole session (a dozen retains and releases per
+        /// recipient, the server's largest cost at its fan-out ceiling).
+        var audience: [Recipient<Peer>]?
     }
 
     public static var maximumTopicLength: Int { 300 }
@@ -329,6 +334,7 @@ public struct ChatState<Peer: Sendable> {
                 // Joining a room one is in makes it current again, which is what a text user means by it.
                 sessions[session.id]!.rooms.removeAll { $0 == room }
                 sessions[session.id]!.rooms.append(rooms[room.key]!.name)
+                forgetAudiences(of: session.id)
                 effects.append(.deliver(.currentRoom(rooms[room.key]!.name.display), to: me))
             } else {
                 guard session.rooms.count < Self.maximumRoomsPerUser else {
@@ -765,6 +771,8 @@ public struct ChatState<Peer: Sendable> {
         var policy = policies[name.key] ?? RoomPolicy(name: room.name.display)
         room.members.append(id)
         sessions[id]!.rooms.append(room.name)
+        room.audience = nil
+        forgetAudiences(of: id)
         let session = sessions[id]!
         if isNew && name != .general && !policy.isWorthKeeping {
             // The creator operates the room: for good when logged in (the room is theirs across reconnects and
@@ -838,6 +846,8 @@ public struct ChatState<Peer: Sendable> {
         room.operators.remove(id)
         room.voiced.remove(id)
         sessions[id]!.rooms.removeAll { $0 == name }
+        room.audience = nil
+        forgetAudiences(of: id)
         if room.members.isEmpty && name != .general {
             rooms[name.key] = nil
             forgetPolicyIfUnused(name.key, into: &effects)
@@ -970,17 +980,33 @@ public struct ChatState<Peer: Sendable> {
         return room
     }
 
-    func recipients(in name: RoomName, except excluded: SessionID? = nil) -> [Recipient<Peer>] {
+    /// Everyone in the room but `excluded`: the room's audience, built once per change of who is in it or where
+    /// their attention is (`Room.audience`), so a message costs no lookup and no copy of anyone's session.
+    mutating func recipients(in name: RoomName, except excluded: SessionID? = nil) -> [Recipient<Peer>] {
         guard let room = rooms[name.key] else { return [] }
-        var recipients: [Recipient<Peer>] = []
-        recipients.reserveCapacity(room.members.count)
-        for member in room.members where member != excluded {
-            // Read in place: copying each member's whole session would retain and release every field of it,
-            // and this runs for every message.
-            let index = sessions.index(forKey: member)!
-            recipients.append(Recipient(peer: sessions.values[index].peer, focused: sessions.values[index].rooms.last == name))
+        let audience: [Recipient<Peer>]
+        if let built = room.audience {
+            audience = built
+        } else {
+            var built: [Recipient<Peer>] = []
+            built.reserveCapacity(room.members.count)
+            for member in room.members {
+                let session = sessions[member]!
+                built.append(Recipient(peer: session.peer, focused: session.rooms.last == name))
+            }
+            rooms[name.key]!.audience = built
+            audience = built
         }
-        return recipients
+        guard let excluded, let position = room.members.firstIndex(of: excluded) else { return audience }
+        var others = audience
+        others.remove(at: position)
+        return others
+    }
+
+    /// A member joined, left or switched rooms, so its current room may have changed: the focus that each of its
+    /// rooms' audiences records for it is stale.
+    private mutating func forgetAudiences(of id: SessionID) {
+        for name in sessions[id]?.rooms ?? [] { rooms[name.key]?.audience = nil }
     }
 
     func session(named raw: String) throws(ChatError) -> Session {

@@ -592,6 +592,34 @@ struct ChatStateTests {
         #expect(again.recipients(of: .message(try #require(again.message))).map(\.focused) == [true, true])
     }
 
+    @Test("a room's audience, built once and shared by its messages, follows every change of who is in it and where they look")
+    func audienceFollowsChanges() throws {
+        var chat = try Chat(users: ["alice", "bob"])
+        // Who hears alice in #general, and whether it is their current room.
+        func heard(_ text: String) throws -> [String] {
+            let effects = chat.handle(1, .say(room: "#general", text: text, kind: .normal))
+            return effects.recipients(of: .message(try #require(effects.message))).map { "\($0.peer)\($0.focused ? "" : " (elsewhere)")" }
+        }
+        #expect(try heard("one") == ["2"])
+        try chat.register("carol", 3)
+        #expect(try heard("carol came") == ["2", "3"])
+        chat.handle(2, .join("#rust"))
+        #expect(try heard("bob looks elsewhere") == ["2 (elsewhere)", "3"])
+        chat.handle(2, .join("#general"))
+        #expect(try heard("bob looks back") == ["2", "3"])
+        chat.handle(2, .join("#rust"))
+        chat.handle(2, .part(room: "#rust", reason: nil))
+        #expect(try heard("bob left #rust: #general is current again") == ["2", "3"])
+        chat.handle(3, .part(room: "#general", reason: nil))
+        #expect(try heard("carol left") == ["2"])
+        chat.handle(3, .join("#general"))
+        chat.handle(2, .quit(reason: nil))
+        #expect(try heard("bob quit") == ["3"])
+        // Carol speaks: alice hears, carol (the sender) does not.
+        let fromCarol = chat.handle(3, .say(room: "#general", text: "hi", kind: .normal))
+        #expect(fromCarol.recipients(of: .message(try #require(fromCarol.message))).map(\.peer) == [1])
+    }
+
     @Test("a room's notices are unfocused for members whose current room is another one")
     func focusOnLeave() throws {
         var chat = try Chat(users: ["alice", "bob"])
