@@ -43,8 +43,9 @@ public struct ChatState<Peer: Sendable> {
         let peer: Peer
         /// Rooms in the order joined; the last is the current room of a text-mode user.
         var rooms: [RoomName]
-        /// What every message does not need, in one copy-on-write box: a session is copied for each recipient
-        /// of every message (`recipients(in:)`), and each field here would cost a retain and a release there.
+        /// What delivery does not need, in one copy-on-write box: a session is copied wherever it is read (the
+        /// state is generic, so reads go through value witnesses), and each field here would cost a retain and a
+        /// release there. (A room's audience, `Room.audience`, spares messages that copy altogether.)
         private var details = Details()
         var currentRoom: RoomName? { rooms.last }
 
