@@ -156,18 +156,9 @@ struct LoginThrottleTests {
 /// Waits until `count` password checks are running or waiting in `hashing` (the pool tells its watchers when the
 /// count changes); fails after `timeout`.
 func waitUntil(_ hashing: PasswordHashing, waiting count: Int, timeout: Duration = .seconds(10)) async throws {
-    let reached = await withTaskGroup(of: Bool.self) { group in
-        group.addTask {
-            await hashing.waitUntil(waiting: count)
-            return !Task.isCancelled
-        }
-        group.addTask {
-            try? await Task.sleep(for: timeout)  // the deadline, not the wait
-            return false
-        }
-        let first = await group.next() ?? false
-        group.cancelAll()
-        return first
+    do {
+        try await answer(within: timeout) { await hashing.waitUntil(waiting: count) }
+    } catch {
+        throw TestFailure("timed out waiting until \(count) password checks were waiting")
     }
-    guard reached else { throw TestFailure("timed out waiting until \(count) password checks were waiting") }
 }

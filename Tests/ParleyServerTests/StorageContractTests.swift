@@ -272,17 +272,3 @@ struct StorageContractTests {
         #expect(!FileManager.default.fileExists(atPath: server.dataDirectory.appendingPathComponent(SQLiteStore.fileName).path))
     }
 }
-
-/// Runs `body`, or fails once `limit` has passed.
-func answer<Result: Sendable>(within limit: Duration, _ body: @escaping @Sendable () async throws -> Result) async throws -> Result {
-    try await withThrowingTaskGroup(of: Result?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            return nil
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let result = first else { throw TestFailure("no answer within \(limit)") }
-        return result
-    }
-}
