@@ -63,6 +63,33 @@ struct ConnectorTests {
         }
     }
 
+    @Test("a server that accepts but never welcomes is passed over for the next after the welcome deadline")
+    func silentServerPassedOver() async throws {
+        // Answers the hello with a line that is no event at all, then says nothing: a frozen server, or a proxy in
+        // front of a dead one.
+        let silent = try await FakeServer.start(reply: "# nothing here")
+        let reports = Mutex<[String]>([])
+        let record: @Sendable (Connector.Report) -> Void = { report in
+            if case .failedOver(let to, let from) = report { reports.withLock { $0.append("failed over to \(to) from \(from)") } }
+        }
+        try await TestServer.run { server in
+            let real = try ServerAddress(parsing: "127.0.0.1:\(server.port)")
+            let quiet = try ServerAddress(parsing: "127.0.0.1:\(silent.port)")
+            let connector = Connector(addresses: [quiet, real], trust: nil, nick: "ivan")
+            let channel = try await ServerLink.connect(quiet, trust: nil)
+            let running = Task { await connector.run(first: channel, report: record) }
+            try await eventually("passed over after the welcome deadline", timeout: .seconds(60)) {
+                reports.withLock { $0.contains("failed over to \(real) from \(quiet)") }
+            }
+            let watcher = try await server.textUser("watcher")
+            try await watcher.send("/who")
+            try await watcher.waitFor { $0.hasPrefix("*** Online") && $0.contains("ivan") }
+            running.cancel()
+            await running.value
+        }
+        try await silent.close()
+    }
+
     @Test("server lists: comma-separated, each with its own port or the default; an empty entry is a mistake")
     func addressLists() throws {
         let list = try ServerAddress.list(parsing: "a.lan, b.lan:6000,[::1]:7000", defaultPort: 5001)

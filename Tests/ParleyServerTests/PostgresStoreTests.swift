@@ -161,6 +161,17 @@ struct PostgresStoreTests {
             try await eventually("healthy again", timeout: .seconds(30)) {
                 try await BrowserDoorTests.get("/healthz", port: server.httpPort).first == "HTTP/1.1 200 OK"
             }
+            // The server owns the database again (its lock went with the restart): a second server is refused.
+            try await eventually("the database is owned again", timeout: .seconds(60)) {
+                do {
+                    let second = try await PostgresStore.open(address, serving: true, timeout: .seconds(8), logger: PostgresCluster.quiet)
+                    await second.close()
+                    return false
+                } catch let error as DatabaseError {
+                    guard case .inUse = error else { throw error }
+                    return true
+                }
+            }
             #expect(try await !bob.lines.contains { $0.contains("while down") })
         }
         let store = try await storage(ServerConfiguration())
