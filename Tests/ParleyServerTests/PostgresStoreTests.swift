@@ -11,6 +11,20 @@ import Testing
 /// going away and coming back. Against real PostgreSQL servers (`PostgresCluster`), never a mock.
 @Suite("PostgreSQL storage")
 struct PostgresStoreTests {
+    /// How a test server opens `address`: as `parley serve` does (owning the database), with `timeout` for each
+    /// operation. Tests that wait out the deadline use 8 s: short enough to wait, long enough that a loaded
+    /// machine meets it while the database is up.
+    static func serverStorage(_ address: PostgresAddress, timeout: Duration = .seconds(8)) -> (ServerConfiguration) async throws -> any ChatStorage {
+        { _ in try await PostgresStore.open(address, serving: true, timeout: timeout, logger: PostgresCluster.quiet) }
+    }
+
+    /// A cluster of the test's own (it will be stopped and started) with one database, `chat`.
+    static func privateDatabase() async throws -> (PostgresCluster, PostgresAddress) {
+        let cluster = try await PostgresCluster.start()
+        try await cluster.execute("CREATE DATABASE chat")
+        return (cluster, try cluster.address(database: "chat"))
+    }
+
     @Test("database URLs: TCP, a Unix socket folder, IPv6, sslmode; mistakes are named, the password never shown")
     func addresses() throws {
         let tcp = try PostgresAddress("postgres://parley:s%40cret@db.example.org:6543/chat?sslmode=require")
@@ -76,9 +90,7 @@ struct PostgresStoreTests {
     @Test("a server on PostgreSQL: messages are acknowledged once stored, and a restarted server replays them")
     func serverKeepsHistory() async throws {
         let database = try await PostgresCluster.newDatabase()
-        let storage: (ServerConfiguration) async throws -> any ChatStorage = { _ in
-            try await PostgresStore.open(database, serving: true, timeout: PostgresCluster.patience, logger: PostgresCluster.quiet)
-        }
+        let storage = Self.serverStorage(database, timeout: PostgresCluster.patience)
         try await TestServer.run(storage: storage) { server in
             let alice = try await server.jsonUser("alice")
             let bob = try await server.jsonUser("bob")
@@ -125,13 +137,8 @@ struct PostgresStoreTests {
 
     @Test("the database stops and comes back: messages get not_stored meanwhile, nothing unstored is delivered, and the chat recovers by itself")
     func databaseRestart() async throws {
-        let cluster = try await PostgresCluster.start()
-        try await cluster.execute("CREATE DATABASE chat")
-        let address = try cluster.address(database: "chat")
-        // A deadline short enough to wait out, long enough that a loaded machine meets it while the database is up.
-        let storage: (ServerConfiguration) async throws -> any ChatStorage = { _ in
-            try await PostgresStore.open(address, serving: true, timeout: .seconds(8), logger: PostgresCluster.quiet)
-        }
+        let (cluster, address) = try await Self.privateDatabase()
+        let storage = Self.serverStorage(address)
         try await TestServer.run(configure: { $0.historyOnJoin = 0; HistoryTests.relaxed(&$0) }, storage: storage) { server in
             let alice = try await server.jsonUser("alice")
             let bob = try await server.jsonUser("bob")
@@ -183,12 +190,8 @@ struct PostgresStoreTests {
 
     @Test("PostgreSQL restarted under load: not_stored while it is down, recovery after, and exactly the acknowledged messages delivered, all kept")
     func restartUnderLoad() async throws {
-        let cluster = try await PostgresCluster.start()
-        try await cluster.execute("CREATE DATABASE chat")
-        let address = try cluster.address(database: "chat")
-        let storage: (ServerConfiguration) async throws -> any ChatStorage = { _ in
-            try await PostgresStore.open(address, serving: true, timeout: .seconds(8), logger: PostgresCluster.quiet)
-        }
+        let (cluster, address) = try await Self.privateDatabase()
+        let storage = Self.serverStorage(address)
         // A box the senders' tasks share (a Mutex alone cannot be captured by them: it is not copyable).
         final class Outcome: Sendable {
             let state = Mutex<(acked: [Int], refused: [String], ackedAfterRestart: Int, restarted: Bool, done: Bool)>(([], [], 0, false, false))
@@ -265,10 +268,7 @@ struct PostgresStoreTests {
     func writeHangs() async throws {
         let cluster = try await PostgresCluster.shared.value
         let database = try await cluster.newDatabase()
-        // A deadline short enough to wait out, long enough that a loaded machine meets it while nothing blocks.
-        let storage: (ServerConfiguration) async throws -> any ChatStorage = { _ in
-            try await PostgresStore.open(database, serving: true, timeout: .seconds(8), logger: PostgresCluster.quiet)
-        }
+        let storage = Self.serverStorage(database)
         try await TestServer.run(configure: { $0.historyOnJoin = 0; HistoryTests.relaxed(&$0) }, storage: storage) { server in
             let alice = try await server.jsonUser("alice")
             let bob = try await server.jsonUser("bob")
