@@ -25,12 +25,26 @@ final class DatabaseOwner: Sendable {
         self.keeper = keeper
     }
 
-    /// Takes the lock or throws `DatabaseError.inUse`.
+    /// How long a start waits for the lock before it refuses: a server restarted at once (`systemctl restart`,
+    /// or after a crash) may find its predecessor's session still ending in PostgreSQL.
+    static let patience: Duration = .seconds(5)
+
+    /// Takes the lock, waiting up to `patience` for a holder to go, or throws `DatabaseError.inUse`.
     static func acquire(_ address: PostgresAddress, timeout: Duration, logger: Logger) async throws -> DatabaseOwner {
-        let first = try await take(address, timeout: timeout, logger: logger)
+        let started = ContinuousClock.now
+        var first: PostgresConnection
+        while true {
+            do {
+                first = try await take(address, timeout: timeout, logger: logger)
+                break
+            } catch DatabaseError.inUse(let at, let holder) where started.duration(to: .now) < patience {
+                logger.notice("the database is in use; waiting for it", metadata: ["database": "\(at)", "by": "\(holder)"])
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
         // Unstructured: it holds the lock for the store's life and retakes it after a lost connection; `release`
-        // cancels it, and it closes the connection it holds on the way out, which lets the lock go.
-        let keeper = Task {
+        // cancels it, and it unlocks and closes the connection it holds on the way out.
+        let keeper = Task { [first] in
             var held: PostgresConnection? = first
             var failures = 0
             var lastCritical: ContinuousClock.Instant?
@@ -59,7 +73,18 @@ final class DatabaseOwner: Sendable {
                     }
                 } catch {}
             }
-            try? await held?.close()
+            if let connection = held {
+                // Let go of the lock before closing, so that a server started right after this one (a restart)
+                // finds it free rather than racing the end of this session in PostgreSQL. In a task of its own,
+                // which this one's cancellation does not reach, and bounded, in case the database stopped answering.
+                let unlocking = Task {
+                    _ = try? await PostgresStore.withDeadline(timeout, address: address) {
+                        try await connection.query("SELECT pg_advisory_unlock(\(lock))", logger: logger).collect()
+                    }
+                }
+                await unlocking.value
+                try? await connection.close()
+            }
         }
         return DatabaseOwner(keeper: keeper)
     }
