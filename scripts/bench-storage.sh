@@ -14,7 +14,8 @@
 #                16 rooms because one address may create 20 a minute)
 # Environment: STORES="none sqlite postgres" (postgres only where PostgreSQL's server is installed: a private
 # cluster is made in a temporary folder, listening on a Unix socket there, run as nobody when this runs as root,
-# with Debian's defaults: fsync on, synchronous_commit on).
+# with Debian's defaults: fsync on, synchronous_commit on). PARLEY=path runs that binary instead of building one
+# (to compare two builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -23,8 +24,7 @@ load=("$@")
 [ ${#load[@]} -gt 0 ] || load=(--clients 100 --senders 10 --window 128 --duration 10)
 pgbin=$(compgen -G '/usr/lib/postgresql/*/bin' | sort -V | tail -1 || true)
 stores=${STORES:-none sqlite${pgbin:+ postgres}}
-swift build -c release --product parley >&2
-parley=.build/release/parley
+if [ -n "${PARLEY:-}" ]; then parley=$PARLEY; else swift build -c release --product parley >&2; parley=.build/release/parley; fi
 port=$((20000 + RANDOM % 20000))
 work=$(mktemp -d)
 chmod 755 "$work"

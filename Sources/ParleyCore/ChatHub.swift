@@ -9,7 +9,7 @@ public protocol EventSink: Sendable {
 
     /// Hands `event` to every recipient. Called by the one `Publisher` task in hub order: it must neither
     /// block nor suspend.
-    func deliver(_ event: ChatEvent, to recipients: [Recipient<Peer>])
+    func deliver(_ event: ChatEvent, to recipients: Recipients<Peer>)
 
     /// Ends a client's connection once what is queued for it has been sent.
     func close(_ peer: Peer, reason: LeaveReason)

@@ -14,13 +14,17 @@ public struct Recipient<Peer: Sendable>: Sendable {
     /// The recipient was told the same departure for another room just before (someone who quit shared
     /// several rooms with it): IRC says `QUIT` once, text and JSON say it per room.
     public var repeated = false
+
+    public init(peer: Peer, focused: Bool, repeated: Bool = false) {
+        (self.peer, self.focused, self.repeated) = (peer, focused, repeated)
+    }
 }
 
 /// What the state asks of the outside world after a change, in order.
 public enum Effect<Peer: Sendable>: Sendable {
     /// Store this message; if that fails, tell `sender` (with `ref`) and deliver nothing of it.
     case record(ChatMessage, sender: Peer?, ref: String?)
-    case deliver(ChatEvent, to: [Recipient<Peer>])
+    case deliver(ChatEvent, to: Recipients<Peer>)
     /// Send `peer` the stored messages of `room` that `query` selects, below id `below`, as one `history`
     /// event; `asked` when the client asked for it, rather than joined a room or resumed.
     case replay(Peer, room: String, HistoryQuery, below: Int64, ref: String?, asked: Bool = false, withTags: Bool = false)
@@ -304,7 +308,7 @@ public struct ChatState<Peer: Sendable> {
     private mutating func perform(
         _ request: Request, ref: String?, session: Session, now: Date, into effects: inout [Effect<Peer>]
     ) throws(ChatError) {
-        let me = [Recipient(peer: session.peer, focused: true)]
+        let me: Recipients<Peer> = [Recipient(peer: session.peer, focused: true)]
         switch request {
         case .say(let room, let text, let kind, let tags):
             let text = kind == .tags ? "" : Sanitizer.text(text)
@@ -537,7 +541,7 @@ public struct ChatState<Peer: Sendable> {
     /// nick stays, and nothing is said.
     public mutating func authenticate(_ id: SessionID, as account: Account, takingNick: Bool = true, now: Date = Date()) -> [Effect<Peer>] {
         guard var session = sessions[id] else { return [] }
-        let me = [Recipient(peer: session.peer, focused: true)]
+        let me: Recipients<Peer> = [Recipient(peer: session.peer, focused: true)]
         registered.insert(account.key)
         if account.isOperator { serverOperators.insert(account.key) }
         session.account = account.key
@@ -569,9 +573,9 @@ public struct ChatState<Peer: Sendable> {
     }
 
     /// The session and everyone who shares a room with it, each once: who hears of its nick or away changes.
-    func audience(of session: Session) -> [Recipient<Peer>] {
+    func audience(of session: Session) -> Recipients<Peer> {
         let ids = session.rooms.reduce(into: Set([session.id])) { $0.formUnion(rooms[$1.key]!.members) }
-        return ids.map { Recipient(peer: sessions[$0]!.peer, focused: true) }
+        return Recipients(ids.map { Recipient(peer: sessions[$0]!.peer, focused: true) })
     }
 
     /// Someone not logged in may hold a nick that has since been registered: when its owner logs in, they
@@ -614,7 +618,7 @@ public struct ChatState<Peer: Sendable> {
         for session in sessions.values {
             audiences[session.rooms.map(\.display), default: []].append(Recipient(peer: session.peer, focused: true))
         }
-        return [.record(message, sender: nil, ref: nil)] + audiences.map { .deliver(.announcement(message, rooms: $0.key), to: $0.value) }
+        return [.record(message, sender: nil, ref: nil)] + audiences.map { .deliver(.announcement(message, rooms: $0.key), to: Recipients($0.value)) }
     }
 
     /// The longest announcement to everyone, in characters.
@@ -792,7 +796,7 @@ public struct ChatState<Peer: Sendable> {
         }
         rooms[name.key] = room
         policies[name.key] = policy
-        let me = [Recipient(peer: session.peer, focused: true)]
+        let me: Recipients<Peer> = [Recipient(peer: session.peer, focused: true)]
         effects.append(
             .deliver(
                 .joined(room: room.name.display, nick: session.nick.display, account: session.shownAccount, realName: session.identity.realName),
@@ -837,7 +841,7 @@ public struct ChatState<Peer: Sendable> {
             let repeated = !alreadyTold.insert(member).inserted && reason.isDeparture
             recipients.append(Recipient(peer: other.peer, focused: other.currentRoom == name, repeated: repeated))
         }
-        effects.append(.deliver(event, to: recipients))
+        effects.append(.deliver(event, to: Recipients(recipients)))
         // Only a leaving in order proves everything before it was sent: a connection that was lost, timed out or
         // fell behind may not have received what was on its way, so the mark stays where it was.
         if let account = session.account, reason.isOrderly {
@@ -983,7 +987,7 @@ public struct ChatState<Peer: Sendable> {
 
     /// Everyone in the room but `excluded`: the room's audience, built once per change of who is in it or where
     /// their attention is (`Room.audience`), so a message costs no lookup and no copy of anyone's session.
-    mutating func recipients(in name: RoomName, except excluded: SessionID? = nil) -> [Recipient<Peer>] {
+    mutating func recipients(in name: RoomName, except excluded: SessionID? = nil) -> Recipients<Peer> {
         guard let room = rooms[name.key] else { return [] }
         let audience: [Recipient<Peer>]
         if let built = room.audience {
@@ -998,10 +1002,7 @@ public struct ChatState<Peer: Sendable> {
             rooms[name.key]!.audience = built
             audience = built
         }
-        guard let excluded, let position = room.members.firstIndex(of: excluded) else { return audience }
-        var others = audience
-        others.remove(at: position)
-        return others
+        return Recipients(audience, skipping: excluded.flatMap { room.members.firstIndex(of: $0) })
     }
 
     /// A member joined, left or switched rooms, so its current room may have changed: the focus that each of its

@@ -22,7 +22,7 @@ public struct Fanout: EventSink {
         drains.request()
     }
 
-    public func deliver(_ event: ChatEvent, to recipients: [Recipient<Client>]) {
+    public func deliver(_ event: ChatEvent, to recipients: Recipients<Client>) {
         var (delivered, dropped) = (0, 0)
         drains.collect { drains in
             var cache = RenderCache()

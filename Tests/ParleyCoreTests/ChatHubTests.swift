@@ -21,7 +21,7 @@ final class RecordingSink: EventSink {
 
     var steps: [Step] { log.withLock { $0.steps } }
 
-    func deliver(_ event: ChatEvent, to recipients: [Recipient<Int>]) {
+    func deliver(_ event: ChatEvent, to recipients: Recipients<Int>) {
         log.withLock { log in
             let peers = recipients.map(\.peer)
             let waiting = peers.filter { peer in log.held.contains { $0.peer == peer } }

@@ -620,6 +620,18 @@ struct ChatStateTests {
         #expect(fromCarol.recipients(of: .message(try #require(fromCarol.message))).map(\.peer) == [1])
     }
 
+    @Test("recipients leave out one entry by position without copying the list: first, middle, last, none")
+    func recipientsSkipping() {
+        let all = (1...4).map { Recipient(peer: $0, focused: true) }
+        #expect(Recipients(all).map(\.peer) == [1, 2, 3, 4])
+        #expect(Recipients(all, skipping: 0).map(\.peer) == [2, 3, 4])
+        #expect(Recipients(all, skipping: 2).map(\.peer) == [1, 2, 4])
+        #expect(Recipients(all, skipping: 3).map(\.peer) == [1, 2, 3])
+        #expect(Recipients(all, skipping: 9).map(\.peer) == [1, 2, 3, 4])
+        #expect(Recipients(Array(all.prefix(1)), skipping: 0).isEmpty)
+        #expect(Recipients<Int>([]).isEmpty)
+    }
+
     @Test("a room's notices are unfocused for members whose current room is another one")
     func focusOnLeave() throws {
         var chat = try Chat(users: ["alice", "bob"])
