@@ -59,6 +59,10 @@ struct DeliveryTests {
         try await TestServer.run(configure: {
             $0.limits.sendQueueBytes = 4 << 20
             $0.limits.flood = .init(burst: 10_000, perSecond: 10_000)
+            // The goodbye's drain is bounded (2 s by default) whether or not the client reads; here the client
+            // starts reading only once the sender has seen it leave, which a loaded machine can take longer than
+            // that to show.
+            $0.limits.linger = .seconds(60)
         }) { server in
             let behind = try await server.textUser("behind", options: .init(receiveBuffer: 4096))
             try await behind.channel.setOption(.autoRead, value: false).get()
