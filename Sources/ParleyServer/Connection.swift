@@ -4,14 +4,15 @@ import ParleyCore
 import ParleyProtocols
 import Synchronization
 
-/// What every connection of one listening port shares.
-struct PortContext: Sendable {
+/// What every connection of one listening port shares: one instance per port, referenced by each connection (a
+/// copy in each would cost hundreds of bytes per connection, twice: the connection's and its reader's).
+final class PortContext: Sendable {
     /// The listener's door, which builds each accepted channel (a connection's own door may be another).
     let door: any FrontDoor
     let hub: ChatHub<Fanout>
     let accounts: AccountDesk
     /// The limits a connection accepted now starts with (SIGHUP may change them for the next ones): read once per
-    /// accepted connection, which keeps that copy (`Connection.limits`) for its whole life.
+    /// accepted connection, whose reader keeps what it needs of them for its whole life.
     let liveLimits: LiveLimits
     /// What every connection must give before it registers, when set.
     let serverPassword: String?
@@ -20,6 +21,14 @@ struct PortContext: Sendable {
     let logger: Logger
     /// Lines an operator acts on, rate-limited.
     let operatorLog: OperatorLog
+
+    init(
+        door: any FrontDoor, hub: ChatHub<Fanout>, accounts: AccountDesk, liveLimits: LiveLimits, serverPassword: String?, security: PortSecurity,
+        metrics: ServerMetrics, logger: Logger, operatorLog: OperatorLog
+    ) {
+        (self.door, self.hub, self.accounts, self.liveLimits, self.serverPassword) = (door, hub, accounts, liveLimits, serverPassword)
+        (self.security, self.metrics, self.logger, self.operatorLog) = (security, metrics, logger, operatorLog)
+    }
 }
 
 /// One connection from accept to close, driven by its channel: it has no task of its own while it waits.
@@ -72,8 +81,9 @@ final class Connection: Sendable {
     /// The door that serves it: the listener's, or one behind it (a WebSocket door of the HTTP port).
     let door: any FrontDoor
     let port: PortContext
-    /// As they were when the connection was accepted, for its whole life.
-    let limits: ServerConfiguration.Limits
+    /// The timers `start` sets, as the limits were when the connection was accepted (the rest of the limits
+    /// live in the reader and the outbox; a whole copy here would cost each connection 200 bytes).
+    private let timeouts: (registration: Duration, ping: Duration)
     let logger: Logger
     private let inbox: Mutex<Inbox>
     /// Its door's name in the metrics (`-tls` added on a TLS port).
@@ -89,7 +99,7 @@ final class Connection: Sendable {
         self.channel = channel
         self.door = door
         self.port = port
-        self.limits = limits
+        self.timeouts = (limits.registrationTimeout, limits.pingInterval)
         self.onFinished = onFinished
         var logger = port.logger
         logger[metadataKey: "peer"] = "\(door.forwardedFor ?? channel.remoteAddress?.display ?? "?")"
@@ -162,12 +172,12 @@ final class Connection: Sendable {
         logger.info("connected")
         let loop = channel.eventLoop
         let state = state
-        let registration = loop.scheduleTask(in: limits.registrationTimeout.timeAmount) {
+        let registration = loop.scheduleTask(in: timeouts.registration.timeAmount) {
             guard state.session == nil else { return }
             let error = ChatError(.registrationTimeout, "No nickname was chosen in time. Goodbye.")
             state.end(with: .error(error, ref: nil), reason: .connectionLost)
         }
-        let keepAlive = door.keepAlive(serverName: hub.serverName, interval: limits.pingInterval).map {
+        let keepAlive = door.keepAlive(serverName: hub.serverName, interval: timeouts.ping).map {
             Self.start($0, for: state, on: loop)
         }
         inbox.withLock { inbox in
@@ -324,7 +334,7 @@ final class Connection: Sendable {
             var logger = logger
             if let nick = state.registeredNick { logger[metadataKey: "nick"] = "\(nick)" }
             port.operatorLog.log(
-                .slowClient, .notice, "client dropped: it read too slowly", metadata: ["send-queue-bytes": "\(limits.sendQueueBytes)"], to: logger
+                .slowClient, .notice, "client dropped: it read too slowly", metadata: ["send-queue-bytes": "\(state.outbox.limitBytes)"], to: logger
             )
         }
         offLoop { self.finishIfDone() }

@@ -76,8 +76,10 @@ final class Outbox: Sendable {
         }
     }
 
-    /// The largest batch array kept for reuse.
-    static let spareCapacity = 32
+    /// The largest batch array kept for reuse: enough for a busy room's few messages per flush interval, and at
+    /// most about 200 bytes per idle connection (under a heavier load each drain's array is larger than any
+    /// kept one would be anyway).
+    static let spareCapacity = 8
 
     let limitBytes: Int
     /// How long a goodbye may take to drain when `finish` names no deadline.

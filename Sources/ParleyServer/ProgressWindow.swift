@@ -5,26 +5,24 @@ import ParleyCore
 /// it notes more than `size` such places, it waits until the oldest is carried out. A line that queued nothing
 /// (a refused one, a PING) takes no place.
 struct ProgressWindow {
-    private var positions: [UInt64]
-    private var next = 0
-    private var count = 0
+    /// The places noted and not yet known to be carried out, oldest first: empty until the first line, and never
+    /// longer than `size` (an idle connection keeps no array of `size` places).
+    private var positions: [UInt64] = []
+    private let size: Int
     private var last: UInt64 = 0
 
     init(size: Int) {
-        positions = Array(repeating: 0, count: max(size, 1))
+        self.size = max(size, 1)
     }
 
     mutating func noteLine(_ hub: ChatHub<Fanout>) async {
         let position = hub.queuePosition
         guard position > last else { return }
         last = position
-        if count == positions.count {
-            // The slot about to be written holds the oldest place.
-            await hub.carriedOut(through: positions[next])
-            count -= 1
+        if positions.count == size {
+            // At most `size` places: shifting them is cheaper than a ring kept at full size per connection.
+            await hub.carriedOut(through: positions.removeFirst())
         }
-        positions[next] = position
-        next = (next + 1) % positions.count
-        count += 1
+        positions.append(position)
     }
 }
