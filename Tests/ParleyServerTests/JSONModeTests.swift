@@ -159,13 +159,22 @@ struct JSONModeTests {
             try await bot.waitFor(isEvent("left", ["nick": "nc_user", "cause": "quit"]))
             // The nc user never saw JSON; every line the bot got is a JSON object (after the text greeting
             // that a loaded machine may send when the bot's hello comes later than the greeting window).
-            #expect(try await !text.waitForClose().contains { $0.hasPrefix("{") })
+            let seenByText = try await text.waitForClose()
+            // Not `#expect(!seenByText.contains { … })`: with that line here, the next closure this test ran
+            // returned the opposite Bool (`prefix(while:)` counted all nine JSON lines as greeting, and the same
+            // expression in a `print` right after counted none), which is what made this test fail now and then
+            // before on loaded machines: its `drop(while:)` kept a greeting whose bytes were right. Out of the macro, it
+            // does not happen (Swift 6.3.1, debug build; a minimal reproduction outside this test did not show it).
+            let textSawJSON = seenByText.contains { $0.hasPrefix("{") }
+            #expect(!textSawJSON)
             let transcript = try await bot.lines
-            let afterGreeting = transcript.drop(while: { $0.hasPrefix("*** ") })
-            // Every line that is not JSON, escaped, and the whole transcript: a loaded CI machine once showed a
-            // failure here whose transcript looked right.
-            let bad = afterGreeting.filter { (try? json($0)) == nil }
-            #expect(bad.isEmpty, "not JSON: \(bad.map(\.debugDescription)) of \(transcript.map(\.debugDescription))")
+            let greeting = transcript.prefix(while: { $0.hasPrefix("*** ") }).count
+            #expect(greeting == 0 || greeting == 2, "a greeting is its two lines or none, not \(greeting): \(transcript.map(\.debugDescription))")
+            let bad = transcript.dropFirst(greeting).filter { (try? json($0)) == nil }
+            #expect(
+                bad.isEmpty,
+                "not JSON: \(bad.map(\.debugDescription)) (first bytes: \(bad.map { Array($0.utf8.prefix(6)) })) of \(transcript.map(\.debugDescription))"
+            )
         }
     }
 }
