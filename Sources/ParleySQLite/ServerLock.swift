@@ -39,8 +39,12 @@ public final class ServerLock: Sendable {
         self.descriptor = descriptor
     }
 
-    /// Lets the folder go (closing the only descriptor releases the lock).
+    /// Lets the folder go. Unlocked before it is closed: a child being spawned at that moment (between its fork and
+    /// its exec, close-on-exec or not) holds a copy of the descriptor, and with it the lock, until it execs; an
+    /// explicit unlock releases the lock itself. Seen in the tests, which spawn processes beside servers that stop
+    /// and restart on the same folder.
     public func release() {
+        flock(descriptor, LOCK_UN)
         close(descriptor)
     }
 }

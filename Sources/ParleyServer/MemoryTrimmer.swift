@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ParleyCore
 import ServiceLifecycle
+import Synchronization
 
 /// Gives memory back to the system after a crowd leaves, or after a storm of transient work.
 ///
@@ -30,6 +31,11 @@ struct MemoryTrimmer: Service {
             baseline = min(baseline, resident)
             let left = peak - counts.now >= 100 && counts.now < peak / 2
             guard left || resident > baseline + growth else { continue }
+            guard Self.mayTrim(every: interval) else {
+                // Another server in this process trimmed just now: what it gave back is given back for all.
+                baseline = resident
+                continue
+            }
             let started = ContinuousClock.now
             Self.trim()
             baseline = Self.residentBytes() ?? resident
@@ -50,6 +56,21 @@ struct MemoryTrimmer: Service {
         let fields = statm.split(separator: " ")
         guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    /// When the last trim in this process was, by any server in it. RSS and the heap belong to the process, so
+    /// where several servers share one (the tests run dozens), each saw the same growth and trimmed the same
+    /// heap, one after another: a trim walks the heap and holds malloc's locks while it does.
+    private static let lastTrim = Mutex<ContinuousClock.Instant?>(nil)
+
+    /// Whether this server may trim now: no other server of the process did within `interval`.
+    static func mayTrim(every interval: Duration) -> Bool {
+        lastTrim.withLock { last in
+            let now = ContinuousClock.now
+            if let last, last.duration(to: now) < interval { return false }
+            last = now
+            return true
+        }
     }
 
     static func trim() {
