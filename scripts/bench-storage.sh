@@ -17,6 +17,7 @@
 # with Debian's defaults: fsync on, synchronous_commit on). PARLEY=path runs that binary instead of building one
 # (to compare two builds).
 set -euo pipefail
+[ -n "${PARLEY:-}" ] && PARLEY=$(realpath "$PARLEY")
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 shift || true

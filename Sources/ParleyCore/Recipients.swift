@@ -15,7 +15,8 @@ public struct Recipients<Peer: Sendable>: Sendable, RandomAccessCollection, Expr
     @inlinable
     public init(_ all: [Recipient<Peer>], skipping position: Int? = nil) {
         self.all = all
-        self.skipped = position.map { Swift.min(Swift.max($0, 0), all.count) } ?? all.count
+        // A position outside the list skips nobody.
+        self.skipped = position.flatMap { all.indices.contains($0) ? $0 : nil } ?? all.count
     }
 
     @inlinable

@@ -628,6 +628,7 @@ struct ChatStateTests {
         #expect(Recipients(all, skipping: 2).map(\.peer) == [1, 2, 4])
         #expect(Recipients(all, skipping: 3).map(\.peer) == [1, 2, 3])
         #expect(Recipients(all, skipping: 9).map(\.peer) == [1, 2, 3, 4])
+        #expect(Recipients(all, skipping: -1).map(\.peer) == [1, 2, 3, 4])
         #expect(Recipients(Array(all.prefix(1)), skipping: 0).isEmpty)
         #expect(Recipients<Int>([]).isEmpty)
     }
