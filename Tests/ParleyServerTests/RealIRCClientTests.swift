@@ -30,7 +30,7 @@ struct RealIRCClientTests {
                 executable: URL(fileURLWithPath: Self.sic)
             )
             defer {
-                if sic.process.isRunning { sic.signal(SIGKILL) }
+                if !sic.hasEnded { sic.signal(SIGKILL) }
                 try? sic.closeInput()
             }
             let out = sic.output

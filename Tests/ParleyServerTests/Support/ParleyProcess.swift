@@ -24,7 +24,9 @@ final class ParleyProcess: Sendable {
     let log: OutputCollector
     let output: OutputCollector
     private let terminal: FileHandle?
-    private let exit: EventLoopFuture<Int32>
+    /// Set once the process has ended (reaped by `ChildExit`, so Foundation's `isRunning` may never know).
+    private let exit: EventLoopFuture<ChildExit>
+    private let ended = NIOLockedValueBox(false)
 
     /// Starts `parley serve` on 127.0.0.1, port 0, in a fresh data folder, and waits until it listens.
     static func serve(
@@ -91,13 +93,12 @@ final class ParleyProcess: Sendable {
             try stderr.fileHandleForWriting.close()
             try stdout.fileHandleForWriting.close()
         }
-        let promise = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Int32.self)
-        process.terminationHandler = { promise.succeed($0.terminationStatus) }
-        exit = promise.futureResult
         log = OutputCollector(stderr.fileHandleForReading)
         output = OutputCollector(stdout.fileHandleForReading)
         self.process = process
         try process.run()
+        exit = ChildExit.of(process)
+        exit.whenComplete { [ended] _ in ended.withLockedValue { $0 = true } }
     }
 
     /// Reads the shared terminal until a line matches, then stops reading it; gives up after `timeout`.
@@ -124,7 +125,7 @@ final class ParleyProcess: Sendable {
 
     /// A test that fails before it stops its server must not leave the server running.
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if !hasEnded { kill(process.processIdentifier, SIGKILL) }
     }
 
     /// Types a line at the process's terminal or into its input pipe.
@@ -135,6 +136,9 @@ final class ParleyProcess: Sendable {
 
     /// The process id.
     var pid: Int32 { process.processIdentifier }
+
+    /// Whether the process has ended (use this, not `process.isRunning`: Foundation may never learn of it).
+    var hasEnded: Bool { ended.withLockedValue { $0 } }
 
     /// Ends the input pipe (end of input for the process).
     func closeInput() throws {
@@ -150,16 +154,16 @@ final class ParleyProcess: Sendable {
     func waitForExit(timeout: TimeAmount = .seconds(40)) async throws -> Int32 {
         let process = self.process
         let deadline = exit.eventLoop.scheduleTask(in: timeout) { kill(process.processIdentifier, SIGKILL) }
-        let status = try await exit.get()
+        let ending = try await exit.get()
         deadline.cancel()
-        guard process.terminationReason == .exit else {
+        guard !ending.signaled else {
             throw TestFailure("parley did not exit in time (killed); log:\n\(log.text)")
         }
         // The exit can be reported before the reader threads have read the last of the pipes (on a loaded
         // machine, all of it): what the process wrote is only complete at end of file.
         try await log.waitForEndOfFile()
         try await output.waitForEndOfFile()
-        return status
+        return ending.status
     }
 
     /// `.build/<triple>/debug/parley`, beside the test bundle that `swift test` runs.

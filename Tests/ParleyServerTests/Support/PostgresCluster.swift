@@ -174,20 +174,6 @@ final class PostgresCluster: Sendable {
         process.standardOutput = output
         process.standardError = output
         try process.run()
-        // Waited for with waitpid on a thread of its own: Foundation's termination handler is driven by SIGCHLD,
-        // which a busy test process can miss (seen: `pg_ctl start` left a zombie and the wait never ended).
-        let pid = process.processIdentifier
-        let status = await withCheckedContinuation { continuation in
-            Thread.detachNewThread {
-                var status: Int32 = 0
-                continuation.resume(returning: waitpid(pid, &status, 0) == pid ? status : nil)
-            }
-        }
-        guard let status else {
-            // Foundation reaped it first: then it has the status.
-            process.waitUntilExit()
-            return process.terminationStatus
-        }
-        return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return try await ChildExit.of(process).get().status
     }
 }
