@@ -279,7 +279,8 @@ struct RoomModesTests {
         let whisper = chat.handle(1, .whisper(to: "bob", text: "", kind: .tags, tags: ["+typing": "paused"]))
         #expect(whisper.records.isEmpty)
         #expect(whisper.message?.tags == ["+typing": "paused"])
-        #expect(!whisper.steps.contains { if case .deliver(.isAway, _) = $0 { true } else { false } })
+        let awayMessageSent = whisper.steps.contains { if case .deliver(.isAway, _) = $0 { true } else { false } }
+        #expect(!awayMessageSent)
 
         // A normal message keeps its client-only tags and is recorded.
         let reply = chat.handle(2, .say(room: "#general", text: "sure", kind: .normal, tags: ["+draft/reply": "1"]))

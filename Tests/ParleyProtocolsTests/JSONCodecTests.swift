@@ -239,7 +239,8 @@ struct JSONCodecTests {
         let bytes = Array(buffer.readableBytesView)
         #expect(bytes.last == UInt8(ascii: "\n"))
         #expect(bytes.filter { $0 == UInt8(ascii: "\n") }.count == 1)
-        #expect(!bytes.dropLast().contains { $0 < 0x20 }, "raw control bytes in \(String(buffer: buffer))")
+        let hasRawControlByte = bytes.dropLast().contains { $0 < 0x20 }
+        #expect(!hasRawControlByte, "raw control bytes in \(String(buffer: buffer))")
         let object = try JSONSerialization.jsonObject(with: Data(bytes))
         return try #require(JSON(object))
     }

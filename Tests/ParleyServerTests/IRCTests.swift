@@ -188,7 +188,8 @@ struct IRCTests {
             try await stayer.waitFor { $0.hasSuffix("PRIVMSG stayer :after") }
             let quits = try await stayer.lines.filter { $0.contains(" QUIT ") }
             #expect(quits == [":quitter!quitter@parley QUIT :Quit: bye"])
-            #expect(try await !stayer.lines.contains { $0.contains("is now your current room") })
+            let stayerToldCurrentRoom = try await stayer.lines.contains { $0.contains("is now your current room") }
+            #expect(!stayerToldCurrentRoom)
         }
     }
 

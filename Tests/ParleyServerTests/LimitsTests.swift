@@ -16,7 +16,8 @@ struct LimitsTests {
             try await alice.waitFor { $0 == "!!! Line too long (3000 bytes; the limit is 1024). It was not sent." }
             try await alice.send("still here")
             try await bob.waitFor { $0.hasSuffix("<alice> still here") }
-            #expect(try await !bob.lines.contains { $0.contains("xxxx") })
+            let bobGotLongLine = try await bob.lines.contains { $0.contains("xxxx") }
+            #expect(!bobGotLongLine)
 
             let bot = try await server.jsonUser("bot")
             try await bot.send(String(repeating: "y", count: 2000))
@@ -80,7 +81,8 @@ struct LimitsTests {
             try await evil.send("/quit bye\u{1B}[?25l\u{1B}Pdevice\u{1B}\\ now")
             try await watcher.waitFor { $0 == "*** evil left #general (quit: bye now)" }
             for received in try await watcher.lines + bot.lines {
-                #expect(!received.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) })
+                let hasControlCharacter = received.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }
+                #expect(!hasControlCharacter)
             }
         }
     }
@@ -96,7 +98,8 @@ struct LimitsTests {
             try await alice.send("real")
             let next = try await bob.waitFor { $0.contains("<alice>") }
             #expect(next.hasSuffix("<alice> real"))
-            #expect(try await !alice.lines.contains { $0.hasPrefix("!!!") })
+            let aliceGotError = try await alice.lines.contains { $0.hasPrefix("!!!") }
+            #expect(!aliceGotError)
         }
     }
 
@@ -119,7 +122,8 @@ struct LimitsTests {
             #expect(bobIndex < lastFlood)
             let floods = lines.filter { $0.contains("<flooder> flood ") }.map { $0.components(separatedBy: "flood ").last! }
             #expect(floods == (1...30).map(String.init))
-            #expect(try await !bob.lines.contains { $0.contains("too fast") })
+            let bobToldTooFast = try await bob.lines.contains { $0.contains("too fast") }
+            #expect(!bobToldTooFast)
             // Logged before the notice was sent, once for the connection.
             #expect(log.lines.filter { $0.contains("flood control: lines delayed") && $0.contains("nick=flooder") }.count == 1)
         }

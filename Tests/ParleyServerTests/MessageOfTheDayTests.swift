@@ -31,7 +31,8 @@ struct MessageOfTheDayTests {
             let program = try await server.jsonUser("bot")
             try await program.send(#"{"type":"ping","ref":"p"}"#)
             try await program.waitFor(isEvent("pong", ["ref": "p"]))
-            #expect(try await !program.lines.contains { $0.contains(#""type":"motd""#) })
+            let programGotMOTD = try await program.lines.contains { $0.contains(#""type":"motd""#) }
+            #expect(!programGotMOTD)
             let irc = try await IRCTests.ircUser("irc", port: server.ircPort)
             #expect(try await irc.lines.contains { $0.hasPrefix(":test.parley 372 irc :- Rooms are IRC channels") })
         }

@@ -207,7 +207,8 @@ struct ScreenTests {
         var editor = LineEditor()
         _ = editor.apply(.paste("a\tb\u{7}\u{1B}[2Jc"))
         let frame = Screen(width: 40, height: 5, colour: true).frame(F.view(rooms: ["#a"]), editor: editor)
-        #expect(!frame.text[4].unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F })
+        let hasControlCharacter = frame.text[4].unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
+        #expect(!hasControlCharacter)
         #expect(frame.text[4] == "[#a] a bc")
         #expect(frame.cursorColumn == 9)
     }
