@@ -61,6 +61,11 @@ final class TestClient: Sendable {
         return TestClient(channel: channel, collector: collector)
     }
 
+    /// From now on IRC `PING`s are answered at once, on the event loop (`LineCollector.answersPings`).
+    func answerPings() async throws {
+        try await channel.eventLoop.submit { [collector] in collector.value.answersPings = true }.get()
+    }
+
     func send(_ line: String) async throws {
         try await sendRaw(Array((line + "\n").utf8))
     }
@@ -129,8 +134,12 @@ final class TestClient: Sendable {
 /// Splits inbound bytes into lines on the client's event loop and resolves waiters.
 final class LineCollector: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private(set) var lines: [String] = []
+    /// IRC's `PING` answered with `PONG` here, on the event loop, the moment it arrives: a client that answers
+    /// however slowly the test's task is scheduled.
+    var answersPings = false
     private var closed = false
     private var consumed = 0
     private var partial: [UInt8] = []
@@ -142,7 +151,11 @@ final class LineCollector: ChannelInboundHandler {
             partial.append(contentsOf: bytes[..<newline])
             // IRC ends lines with CR LF; tests compare lines without it.
             if partial.last == UInt8(ascii: "\r") { partial.removeLast() }
-            lines.append(String(decoding: partial, as: UTF8.self))
+            let line = String(decoding: partial, as: UTF8.self)
+            lines.append(line)
+            if answersPings, line.hasPrefix("PING ") {
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "PONG " + line.dropFirst(5) + "\r\n")), promise: nil)
+            }
             partial.removeAll(keepingCapacity: true)
             bytes = bytes[(newline + 1)...]
         }
