@@ -30,7 +30,8 @@
 # is shown as "failed" with the bench's last words, and the others still run.
 #
 # Only limits that would make a server refuse or pace the load are relaxed, on both sides alike:
-#   Parley: --flood-burst 100000 --flood-rate 100000 (flood control off, as in bench-storage.sh). Everything
+#   Parley: --flood-burst 100000 --flood-rate 100000 (flood control off, as in bench-storage.sh), and
+#     --rooms-per-minute 100000 (S4's 100 rooms are all made from 127.0.0.1, past the default 20 a minute). Everything
 #     else is the default: history on, every message stored in SQLite (fsync'd) before delivery, which
 #     ngIRCd does not do at all; a slow reader is dropped past --send-queue-bytes (128 KiB) plus a kernel
 #     send buffer pinned at 64 KiB.
@@ -291,10 +292,10 @@ start_server() { # kind dir → sets server (pid) and port; the server's idle RS
         port=${ports[1]}
         # shellcheck disable=SC2086 # PARLEY_SERVE_ARGS is a list of flags
         "$parley" serve --host 127.0.0.1 --port "${ports[0]}" --irc-port "$port" --no-http --console off \
-            --data-dir "$dir/data" --log-level warning --flood-burst 100000 --flood-rate 100000 \
+            --data-dir "$dir/data" --log-level warning --flood-burst 100000 --flood-rate 100000 --rooms-per-minute 100000 \
             $PARLEY_SERVE_ARGS >"$dir/server.log" 2>&1 &
         server=$!
-        echo "$parley serve --host 127.0.0.1 --port ${ports[0]} --irc-port $port --no-http --console off --data-dir DIR --log-level warning --flood-burst 100000 --flood-rate 100000 $PARLEY_SERVE_ARGS" >"$dir/command"
+        echo "$parley serve --host 127.0.0.1 --port ${ports[0]} --irc-port $port --no-http --console off --data-dir DIR --log-level warning --flood-burst 100000 --flood-rate 100000 --rooms-per-minute 100000 $PARLEY_SERVE_ARGS" >"$dir/command"
     elif [ "$kind" = ergo ]; then
         port=$(free_ports 1)
         write_ergo_conf "$dir/ircd.yaml" "$port" "$dir"

@@ -15,7 +15,9 @@
 # Environment: STORES="none sqlite postgres" (postgres only where PostgreSQL's server is installed: a private
 # cluster is made in a temporary folder, listening on a Unix socket there, run as nobody when this runs as root,
 # with Debian's defaults: fsync on, synchronous_commit on). PARLEY=path runs that binary instead of building one
-# (to compare two builds).
+# (to compare two builds). STORES may also hold "nodes": two servers on one PostgreSQL database (--node-name a
+# and b, issue 17), the bench's clients spread over both (each room's members on both nodes), their CPU and
+# memory added up.
 set -euo pipefail
 [ -n "${PARLEY:-}" ] && PARLEY=$(realpath "$PARLEY")
 cd "$(dirname "$0")/.."
@@ -31,13 +33,13 @@ work=$(mktemp -d)
 chmod 755 "$work"
 as_owner=()
 cleanup() {
-    kill "${server:-}" 2>/dev/null || true
+    kill "${server:-}" "${second:-}" 2>/dev/null || true
     [ -d "$work/pg/data" ] && "${as_owner[@]}" "$pgbin/pg_ctl" -D "$work/pg/data" -m fast stop >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-if [[ " $stores " == *" postgres "* ]]; then
+if [[ " $stores " == *" postgres "* || " $stores " == *" nodes "* ]]; then
     [ -n "$pgbin" ] || { echo "bench-storage: no PostgreSQL server installed (apt-get install postgresql)" >&2; exit 1; }
     mkdir -p "$work/pg"
     if [ "$(id -u)" -eq 0 ]; then as_owner=(runuser -u nobody --); chown nobody "$work/pg"; fi
@@ -47,23 +49,33 @@ if [[ " $stores " == *" postgres "* ]]; then
 fi
 
 run() { # store round → one line of numbers
-    rm -rf "$work/data"
-    local extra=()
-    if [ "$1" = postgres ]; then
-        "${as_owner[@]}" "$pgbin/createdb" -h "$work/pg" -U parley "chat$2"
-        extra=(--database-url "postgres://parley@/chat$2?host=$work/pg")
+    rm -rf "$work/data" "$work/data2"
+    local extra=() store=$1 targets=(--port "$port")
+    if [ "$1" = postgres ] || [ "$1" = nodes ]; then
+        "${as_owner[@]}" "$pgbin/createdb" -h "$work/pg" -U parley "chat$1$2"
+        extra=(--database-url "postgres://parley@/chat$1$2?host=$work/pg")
     fi
-    "$parley" serve --host 127.0.0.1 --port "$port" --no-irc --no-http --console off --data-dir "$work/data" --store "$1" "${extra[@]}" \
-        --flood-burst 100000 --flood-rate 100000 --log-level warning 2>>"$work/server.log" &
+    [ "$1" = nodes ] && store=postgres && extra+=(--node-name a)
+    "$parley" serve --host 127.0.0.1 --port "$port" --no-irc --no-http --console off --data-dir "$work/data" --store "$store" "${extra[@]}" \
+        --flood-burst 100000 --flood-rate 100000 --rooms-per-minute 100000 --log-level warning 2>>"$work/server.log" &
     server=$!
+    targets+=(--pid "$server")
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-    # (run is a subshell: it must stop its own server whatever happens; the main script only sees no output.)
-    if ! "$parley" bench --port "$port" --pid "$server" --json "${load[@]}" 2>"$work/bench.err" >"$work/$1.json"; then
-        kill "$server"; wait "$server" 2>/dev/null || true
+    if [ "$1" = nodes ]; then
+        extra[${#extra[@]}-1]=b
+        "$parley" serve --host 127.0.0.1 --port $((port + 1)) --no-irc --no-http --console off --data-dir "$work/data2" --store postgres \
+            "${extra[@]}" --flood-burst 100000 --flood-rate 100000 --rooms-per-minute 100000 --log-level warning 2>>"$work/server.log" &
+        second=$!
+        targets+=(--port $((port + 1)) --pid "$second")
+        for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$((port + 1))") 2>/dev/null && break; sleep 0.1; done
+    fi
+    # (run is a subshell: it must stop its own servers whatever happens; the main script only sees no output.)
+    if ! "$parley" bench "${targets[@]}" --json "${load[@]}" 2>"$work/bench.err" >"$work/$1.json"; then
+        kill "$server" ${second:-}; wait "$server" ${second:-} 2>/dev/null || true
         echo "bench-storage: the bench failed against --store $1: $(tail -3 "$work/bench.err")" >&2
         exit 1
     fi
-    kill "$server"; wait "$server" 2>/dev/null || true
+    kill "$server" ${second:-}; wait "$server" ${second:-} 2>/dev/null || true
     python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))

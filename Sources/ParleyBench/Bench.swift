@@ -35,7 +35,7 @@ public enum Bench {
         progress("\(configuration.clients) clients joined in \(String(format: "%.2f", connectSeconds)) s; sending for \(configuration.duration)")
 
         let benchBefore = ProcessSample.current()
-        let serverBefore = configuration.serverPID.flatMap(ProcessSample.of(pid:))
+        let serverBefore = ProcessSample.of(pids: configuration.serverPIDs)
         let start = NIODeadline.now()
         let end = start + .nanoseconds(Int64(configuration.duration.components.seconds) * 1_000_000_000 + configuration.duration.components.attoseconds / 1_000_000_000)
         let mode: Sender.Mode = configuration.rate.map { .rate($0) } ?? .window(configuration.window)
@@ -68,7 +68,7 @@ public enum Bench {
         }
         let snapshot = try await stats.merged()
         let benchAfter = ProcessSample.current()
-        let serverAfter = configuration.serverPID.flatMap(ProcessSample.of(pid:))
+        let serverAfter = ProcessSample.of(pids: configuration.serverPIDs)
         tally.received = snapshot.received
         let window = snapshot.lastReceived > start.uptimeNanoseconds ? Double(snapshot.lastReceived - start.uptimeNanoseconds) / 1e9 : seconds(since: start)
         let measured = seconds(since: start)
@@ -86,7 +86,7 @@ public enum Bench {
         let server = serverBefore.flatMap { before in serverAfter.map { usage(before, $0, memory: true) } }
         let bench = usage(benchBefore, benchAfter, memory: false)
         return BenchReport(
-            wire: configuration.wire.rawValue, target: "\(configuration.host):\(configuration.port)", clients: configuration.clients,
+            wire: configuration.wire.rawValue, target: "\(configuration.host):" + configuration.ports.map(String.init).joined(separator: ","), clients: configuration.clients,
             rooms: configuration.rooms, senders: configuration.senders, rate: configuration.rate,
             window: configuration.rate == nil ? configuration.window : nil,
             durationSeconds: Double(configuration.duration.components.seconds) + Double(configuration.duration.components.attoseconds) / 1e18,
@@ -135,11 +135,11 @@ public enum Bench {
                                     ])
                                 }
                             }
-                            .connect(host: configuration.host, port: configuration.port).get()
+                            .connect(host: configuration.host, port: configuration.port(of: index)).get()
                     } catch {
                         ready.fail(error)
                         timeout.cancel()
-                        throw BenchError("client \(index) could not connect to \(configuration.host):\(configuration.port): \(error)")
+                        throw BenchError("client \(index) could not connect to \(configuration.host):\(configuration.port(of: index)): \(error)")
                     }
                     defer { timeout.cancel() }
                     do {

@@ -1,7 +1,12 @@
 /// One load to generate.
 public struct BenchConfiguration: Sendable {
     public var host = "127.0.0.1"
-    public var port = 5000
+    /// The server's port, or several: the ports of nodes serving one chat. Client i connects to the port at
+    /// i modulo their count, so each room's members are spread over the nodes.
+    public var ports = [5000]
+    public var port: Int { ports[0] }
+    /// The port client `index` connects to.
+    public func port(of index: Int) -> Int { ports[index % ports.count] }
     public var wire = BenchProtocol.text
     public var clients = 100
     public var rooms = 1
@@ -16,8 +21,8 @@ public struct BenchConfiguration: Sendable {
     public var connectRate = 1000.0
     /// How long to wait for the last deliveries once sending stops.
     public var drain: Duration = .seconds(5)
-    /// The server's process, for its CPU time and memory.
-    public var serverPID: Int32?
+    /// The server's processes (one per node), for their CPU time and memory, added up.
+    public var serverPIDs: [Int32] = []
     /// Nicks are this plus the client's number (short: ngIRCd allows 9 characters by default).
     public var nickPrefix = "pb"
     /// A hostile client to run alongside the load, and the port of the server's IRC door it attacks (nil: `port`,

@@ -17,6 +17,16 @@ public struct ProcessSample: Sendable, Equatable {
         return ProcessSample(cpuSeconds: cpu, residentBytes: kibibytes("VmRSS:", in: status) * 1024, peakResidentBytes: kibibytes("VmHWM:", in: status) * 1024)
     }
 
+    /// The processes `pids` together (nodes of one chat); nil when there are none or one cannot be read.
+    public static func of(pids: [Int32]) -> ProcessSample? {
+        let samples = pids.compactMap(of(pid:))
+        guard !samples.isEmpty, samples.count == pids.count else { return nil }
+        return ProcessSample(
+            cpuSeconds: samples.map(\.cpuSeconds).reduce(0, +), residentBytes: samples.map(\.residentBytes).reduce(0, +),
+            peakResidentBytes: samples.map(\.peakResidentBytes).reduce(0, +)
+        )
+    }
+
     /// This process, from getrusage.
     public static func current() -> ProcessSample {
         var usage = rusage()

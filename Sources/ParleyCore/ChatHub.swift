@@ -51,7 +51,17 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     private struct Shared: ~Copyable {
         var state: ChatState<Peer>
         var pending: [Effect<Peer>] = []
-        var waiter: CheckedContinuation<[Effect<Peer>]?, Never>?
+        /// The first message id given out since the last batch was handed out.
+        var batchFirstID: Int64
+        /// The highest id of the log the publisher has carried out (`logReached`): the next batch's ids start
+        /// above it, so that the offset a batch moves by stays small and never negative (a provisional id is
+        /// never above the one it becomes, and a resume point kept from it can only repeat, never skip).
+        var logHead: Int64 = 0
+        /// `wake()` came while the publisher was busy: its next wait returns at once.
+        var woken = false
+        /// On a node (`sharedLog`), the state when the last batch was handed out: the next batch's `stateBefore`.
+        var stateAtHandOut: ChatState<Peer>?
+        var waiter: CheckedContinuation<EffectBatch<Peer>?, Never>?
         var finished = false
         /// Set when the server starts to stop: past it, the publisher writes nothing more.
         var shutdownDeadline: ContinuousClock.Instant?
@@ -65,6 +75,21 @@ public final class ChatHub<Sink: EventSink>: Sendable {
         var nextWaiterID = 0
         /// The publisher has drained the queue for good: nobody waits for it any more.
         var drained = false
+
+        /// What is queued, as the next batch, with the ids given out for it; the ids of the next start above
+        /// what the publisher has carried out.
+        mutating func takeBatch() -> EffectBatch<Peer> {
+            defer { (pending, woken) = ([], false) }
+            let batch = EffectBatch(
+                effects: pending, ids: batchFirstID..<state.nextMessageID, woken: woken, logHead: logHead, stateBefore: stateAtHandOut
+            )
+            state.skipMessageIDs(through: logHead)
+            batchFirstID = state.nextMessageID
+            // A copy that shares the state's storage until either changes: made only on a node, where every batch
+            // then pays for one copy of what the next changes.
+            if stateAtHandOut != nil { stateAtHandOut = state }
+            return batch
+        }
 
         /// Everything queued goes to the publisher; what it had before is done. Returns the readers that
         /// may go on.
@@ -92,11 +117,14 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     private let now: @Sendable () -> Date
     public let serverName: String
 
+    /// `sharedLog`: the store is shared with other nodes, whose messages the publisher delivers before each batch
+    /// to those who were members before it (`EffectBatch.stateBefore`).
     public init(
         serverName: String, sink: Sink, firstMessageID: Int64 = 1, historyOnJoin: Int = 50, roomLimits: ChatState<Sink.Peer>.RoomLimits = .init(),
-        now: @escaping @Sendable () -> Date = Date.init
+        sharedLog: Bool = false, now: @escaping @Sendable () -> Date = Date.init
     ) {
-        self.shared = Mutex(Shared(state: ChatState(serverName: serverName, firstMessageID: firstMessageID, historyOnJoin: historyOnJoin, roomLimits: roomLimits)))
+        let state = ChatState<Peer>(serverName: serverName, firstMessageID: firstMessageID, historyOnJoin: historyOnJoin, roomLimits: roomLimits)
+        self.shared = Mutex(Shared(state: state, batchFirstID: firstMessageID, logHead: firstMessageID - 1, stateAtHandOut: sharedLog ? state : nil))
         self.sink = sink
         self.now = now
         self.serverName = serverName
@@ -226,18 +254,18 @@ public final class ChatHub<Sink: EventSink>: Sendable {
 
     // MARK: - The queue the publisher drains
 
-    /// Everything queued since the last call, waiting for at least one effect; nil once finished and drained.
-    /// Calling it says the batch before is carried out. Cancellation ends the wait like `finish()` does.
-    public func nextEffects() async -> [Effect<Peer>]? {
+    /// Everything queued since the last call, waiting for at least one effect (or a `wake()`); nil once finished
+    /// and drained. Calling it says the batch before is carried out. Cancellation ends the wait like `finish()`
+    /// does.
+    public func nextEffects() async -> EffectBatch<Peer>? {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                let (ready, readers) = shared.withLock { shared -> ([Effect<Peer>]??, [CheckedContinuation<Void, Never>]) in
+                let (ready, readers) = shared.withLock { shared -> (EffectBatch<Peer>??, [CheckedContinuation<Void, Never>]) in
                     // What was handed out before is done, even if nothing new is queued.
                     var readers = shared.handOut()
                     carriedOutMirror.store(shared.carriedOut, ordering: .releasing)
-                    if !shared.pending.isEmpty {
-                        defer { shared.pending = [] }
-                        return (.some(shared.pending), readers)
+                    if !shared.pending.isEmpty || shared.woken {
+                        return (.some(shared.takeBatch()), readers)
                     }
                     if shared.finished || Task.isCancelled {
                         shared.drained = true
@@ -256,15 +284,40 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     }
 
     /// Whatever is queued now, without waiting (for tests that drive a `Publisher` step by step).
-    public func takeEffects() -> [Effect<Peer>] {
-        let (effects, readers) = shared.withLock { shared in
-            defer { shared.pending = [] }
+    public func takeEffects() -> EffectBatch<Peer> {
+        let (batch, readers) = shared.withLock { shared in
             let readers = shared.handOut()
             carriedOutMirror.store(shared.carriedOut, ordering: .releasing)
-            return (shared.pending, readers)
+            return (shared.takeBatch(), readers)
         }
         for reader in readers { reader.resume() }
-        return effects
+        return batch
+    }
+
+    /// The publisher has carried out the log up to `head` (its own batches and other nodes' entries): ids given
+    /// out from now on start above it, or, if some were given out since the last batch, from the next batch on.
+    public func logReached(_ head: Int64) {
+        shared.withLock { shared in
+            shared.logHead = max(shared.logHead, head)
+            // Nothing queued since the last batch (no id given out, no bound taken from the counter): the next can
+            // start above at once.
+            guard shared.pending.isEmpty, shared.state.nextMessageID == shared.batchFirstID else { return }
+            shared.state.skipMessageIDs(through: shared.logHead)
+            shared.batchFirstID = shared.state.nextMessageID
+        }
+    }
+
+    /// Makes a waiting publisher run once with whatever is queued, even nothing: another node has committed
+    /// entries to the log, and the publisher reads and delivers them (`MessageStore.catchUp`).
+    public func wake() {
+        let (waiter, batch) = shared.withLock { shared -> (CheckedContinuation<EffectBatch<Peer>?, Never>?, EffectBatch<Peer>) in
+            shared.woken = true
+            guard let waiter = shared.waiter else { return (nil, EffectBatch(effects: [], ids: 0..<0)) }
+            shared.waiter = nil
+            shared.handedOut = shared.queued
+            return (waiter, shared.takeBatch())
+        }
+        waiter?.resume(returning: batch)
     }
 
     // MARK: - Keeping each reader within reach of the publisher
@@ -304,7 +357,7 @@ public final class ChatHub<Sink: EventSink>: Sendable {
 
     /// No more waiting: once the queue is drained, `nextEffects` returns nil.
     public func finish() {
-        let (waiter, readers) = shared.withLock { shared -> (CheckedContinuation<[Effect<Peer>]?, Never>?, [CheckedContinuation<Void, Never>]) in
+        let (waiter, readers) = shared.withLock { shared -> (CheckedContinuation<EffectBatch<Peer>?, Never>?, [CheckedContinuation<Void, Never>]) in
             shared.finished = true
             defer { shared.waiter = nil }
             // A waiting publisher has nothing left: it is done for good, and so is every wait for it.
@@ -321,20 +374,20 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     private func mutate<Result: Sendable, Failure: Error>(
         _ change: @Sendable (inout ChatState<Peer>) throws(Failure) -> (Result, [Effect<Peer>])
     ) throws(Failure) -> Result {
-        let (result, waiter, batch) = try shared.withLock { (shared) throws(Failure) -> (Result, CheckedContinuation<[Effect<Peer>]?, Never>?, [Effect<Peer>]) in
+        let (result, waiter, batch) = try shared.withLock {
+            (shared) throws(Failure) -> (Result, CheckedContinuation<EffectBatch<Peer>?, Never>?, EffectBatch<Peer>?) in
             let (result, effects) = try change(&shared.state)
-            guard !effects.isEmpty else { return (result, nil, []) }
+            guard !effects.isEmpty else { return (result, nil, nil) }
             shared.pending.append(contentsOf: effects)
             shared.queued += 1
             queuedMirror.store(shared.queued, ordering: .releasing)
-            guard let waiter = shared.waiter else { return (result, nil, []) }
+            guard let waiter = shared.waiter else { return (result, nil, nil) }
             shared.waiter = nil
             // The publisher finished its last batch when it began to wait (`nextEffects` counted it).
             shared.handedOut = shared.queued
-            defer { shared.pending = [] }
-            return (result, waiter, shared.pending)
+            return (result, waiter, shared.takeBatch())
         }
-        waiter?.resume(returning: batch)
+        if let waiter, let batch { waiter.resume(returning: batch) }
         return result
     }
 }

@@ -934,6 +934,11 @@ public struct ChatState<Peer: Sendable> {
         if gone.count > Self.maximumRemembered { gone.removeFirst(gone.count - Self.maximumRemembered) }
     }
 
+    /// Ids given out from now on are above `head` (the log's, as far as the publisher has carried it out).
+    public mutating func skipMessageIDs(through head: Int64) {
+        nextMessageID = max(nextMessageID, head + 1)
+    }
+
     mutating func newMessage(
         from sender: Session?, to target: ChatMessage.Target, kind: ChatMessage.Kind, text: String, tags: [String: String] = [:],
         recipientAccount: String? = nil, now: Date

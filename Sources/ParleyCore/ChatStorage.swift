@@ -9,6 +9,9 @@ public protocol ChatStorage: MessageStore, AccountStore, RoomStore {
     /// Changes made by someone else (`parley account` in another process, another node), as they are noticed.
     /// Each call makes a new sequence; it finishes when its consumer stops reading or the storage closes.
     func changes() -> AsyncStream<StorageChange>
+    /// Other servers write to the same log (nodes of one chat, docs/ARCHITECTURE.md): the hub then keeps what the
+    /// publisher needs to deliver their messages in order (`ChatHub(sharedLog:)`).
+    var sharesLog: Bool { get }
     /// The audit trail, oldest first (account and moderation actions).
     func auditTrail() async throws -> [AuditEntry]
     /// Ends every connection; nothing may be called after.
@@ -19,6 +22,13 @@ public protocol ChatStorage: MessageStore, AccountStore, RoomStore {
 public enum StorageChange: Sendable, Equatable {
     /// Accounts were created, deleted, or had their password or operator flag changed.
     case accounts
+    /// Other nodes may have committed entries to the log (`MessageStore.catchUp` reads them). Said after each of
+    /// their batches and once a second besides, so a lost wake-up only delays them.
+    case log
+}
+
+extension ChatStorage {
+    public var sharesLog: Bool { false }
 }
 
 extension StorageChange {

@@ -69,6 +69,14 @@ public struct HistoryTarget: Sendable, Equatable {
 public protocol MessageStore: Sendable {
     /// Stores messages durably, all or none; returns only once they would survive a crash.
     func append(_ messages: [ChatMessage]) async throws
+    /// Stores a batch's messages (their ids provisional, within `ids`) as the next entries of the log, durably,
+    /// all or none, and says where they landed and what other nodes put there first (`LogCommit`). A store that
+    /// is the only writer keeps the ids as they are (`LogCommit.asNumbered`); the publisher calls this, not
+    /// `append`. `ids` may hold ids of messages that are not kept, and be non-empty with `messages` empty.
+    func commit(_ messages: [ChatMessage], ids: Range<Int64>) async throws -> LogCommit
+    /// The messages other nodes committed since this node last read the log, in log order: what a node with
+    /// nothing of its own to write delivers when woken. None for a store that is the only writer.
+    func catchUp() async throws -> [ChatMessage]
     /// A room's messages with ids below `below`, oldest first. The bound is the next id at the moment the
     /// replay was asked for, so a replay never includes a message that is also delivered live after it.
     func history(room: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage]
@@ -90,6 +98,12 @@ public protocol MessageStore: Sendable {
 
 extension MessageStore {
     public var concurrentReads: Int { 2 }
+    /// The only writer: the batch as numbered.
+    public func commit(_ messages: [ChatMessage], ids: Range<Int64>) async throws -> LogCommit {
+        if !messages.isEmpty { try await append(messages) }
+        return .asNumbered
+    }
+    public func catchUp() async throws -> [ChatMessage] { [] }
     public func history(room: String, _ query: HistoryQuery, below: Int64, withTags: Bool) async throws -> [ChatMessage] {
         try await history(room: room, query, below: below).filter { withTags || $0.kind != .tags }
     }

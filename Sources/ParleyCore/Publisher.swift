@@ -47,13 +47,25 @@ public struct Publisher<Sink: EventSink>: Sendable {
         await reads.performQueued()
     }
 
-    /// Stores the batch's messages and room changes, then carries out its effects in order.
-    public func publish(_ batch: [Effect<Sink.Peer>]) async {
+    /// Stores the batch's messages and room changes, then carries out its effects in order: after what other
+    /// nodes committed to the log before it, with the ids it was given there.
+    public func publish(_ batch: EffectBatch<Sink.Peer>) async {
         let refusing = hub.isPastShutdownDeadline
-        let unstored = await storeMessages(of: batch, refusing: refusing)
-        let roomsStored = await storeRoomChanges(of: batch, refusing: refusing)
+        let (commit, notStored) = await storeMessages(of: batch, refusing: refusing)
+        let roomsStored = await storeRoomChanges(of: batch.effects, refusing: refusing)
         let sink = hub.sink
-        for effect in batch {
+        if !commit.others.isEmpty, var before = batch.stateBefore {
+            // Earlier in the log than the batch: to those who were members before it.
+            for case .deliver(let event, let recipients) in before.deliveries(ofOthers: commit.others) where !recipients.isEmpty {
+                sink.deliver(event, to: recipients)
+            }
+        }
+        // `notStored` holds provisional ids: moved by the same offset as the effects.
+        let unstored = commit.offset == 0 ? notStored : Set(notStored.map { $0 + commit.offset })
+        let floor = (commit.others.last?.id).map { max($0, batch.logHead) + 1 } ?? batch.logHead + 1
+        let effects =
+            commit.offset == 0 && commit.others.isEmpty ? batch.effects : batch.effects.map { $0.shiftingIDs(by: commit.offset, floor: floor) }
+        for effect in effects {
             switch effect {
             case .record(let message, let sender?, let ref) where unstored.contains(message.id):
                 let text = refusing
@@ -85,6 +97,10 @@ public struct Publisher<Sink: EventSink>: Sendable {
             }
         }
         sink.endOfBatch()
+        // Where the log now is, for the hub's next ids; a batch numbered as it was given changes nothing there (the
+        // single server's case: no lock taken).
+        guard commit.offset != 0 || !commit.others.isEmpty else { return }
+        hub.logReached(max(commit.others.last?.id ?? .min, batch.ids.isEmpty || !unstored.isEmpty ? .min : batch.ids.upperBound - 1 + commit.offset))
     }
 
     /// Reserves `peer`'s place for a history read and queues it (`HistoryReads`); refused, the place gets an error.
@@ -98,21 +114,28 @@ public struct Publisher<Sink: EventSink>: Sendable {
         }
     }
 
-    /// The ids of the batch's messages that were not stored: all of them when the write failed, or when the
-    /// server is past its shutdown deadline.
-    private func storeMessages(of batch: [Effect<Sink.Peer>], refusing: Bool) async -> Set<Int64> {
-        let messages = batch.compactMap { effect -> ChatMessage? in
+    /// Where the batch landed in the log, and the (provisional) ids of its messages that were not stored: all of
+    /// them when the write failed, or when the server is past its shutdown deadline. A batch that gave out no
+    /// ids writes nothing, and reads what other nodes committed only when they said so (woken).
+    private func storeMessages(of batch: EffectBatch<Sink.Peer>, refusing: Bool) async -> (LogCommit, unstored: Set<Int64>) {
+        let messages = batch.effects.compactMap { effect -> ChatMessage? in
             if case .record(let message, _, _) = effect { return message }
             return nil
         }
-        guard !messages.isEmpty else { return [] }
-        guard !refusing else { return Set(messages.map(\.id)) }
+        guard !refusing else { return (.asNumbered, Set(messages.map(\.id))) }
         do {
-            try await store.append(messages)
-            return []
+            guard !batch.ids.isEmpty else { return (LogCommit(others: batch.woken ? try await store.catchUp() : []), []) }
+            return (try await store.commit(messages, ids: batch.ids), [])
         } catch {
             onStoreFailure(error)
-            return Set(messages.map(\.id))
+            guard batch.stateBefore != nil else { return (.asNumbered, Set(messages.map(\.id))) }
+            // On a node, the batch's ids were not reserved: another node may give them out. What is not kept is
+            // not sent either (live-only tags, a typing indicator), so no client sees an id twice.
+            let unkept = batch.effects.compactMap { effect -> Int64? in
+                if case .deliver(.message(let message), _) = effect, !message.isKept { return message.id }
+                return nil
+            }
+            return (.asNumbered, Set(messages.map(\.id) + unkept))
         }
     }
 

@@ -11,7 +11,8 @@ public enum DatabaseError: Error, Equatable, CustomStringConvertible {
     case newerSchema(address: String, found: Int, known: Int)
     case migrationFailed(address: String, version: Int, reason: String)
     case timedOut(address: String, after: Duration)
-    case inUse(address: String, by: String)
+    /// `node`: the node name that was wanted, when that is what another server holds.
+    case inUse(address: String, by: String, node: String? = nil)
     case failed(address: String, reason: String)
 
     public var description: String {
@@ -27,8 +28,10 @@ public enum DatabaseError: Error, Equatable, CustomStringConvertible {
         case .migrationFailed(let address, let version, let reason):
             "upgrading the database \(address) to schema version \(version) failed: \(reason); nothing was changed"
         case .timedOut(let address, let after): "the database \(address) did not answer within \(after)"
-        case .inUse(let address, let holder):
-            "the database \(address) is in use by \(holder); one parley serve per database (several nodes on one database are not supported yet)"
+        case .inUse(let address, let holder, let node?):
+            "the database \(address) already has a node called \(node) (\(holder)); give each node a name of its own"
+        case .inUse(let address, let holder, nil):
+            "the database \(address) is in use by \(holder); one parley serve per database, or give every server --node-name to run them as nodes sharing it"
         case .failed(let address, let reason): "the database \(address) failed: \(reason)"
         }
     }

@@ -3,16 +3,18 @@ import Logging
 import NIOCore
 import PostgresNIO
 
-/// One `parley serve` per database, as one per data folder with SQLite (`ServerLock`): until several nodes can
-/// share one database (issue 17, part 3: docs/ARCHITECTURE.md), a second server on it would hand out the same
-/// message ids as the first and neither would see the other's users. A session-level advisory lock, held on a
-/// connection of its own for as long as the server runs, refuses the second at start, naming the first (its
-/// `application_name`).
+/// One `parley serve` per database, as one per data folder with SQLite (`ServerLock`), unless every server on it
+/// is a named node (`--node-name`, docs/ARCHITECTURE.md, "Several nodes on one PostgreSQL"): a server without a
+/// name assumes it has the chat to itself (its users are nobody else's), so it must not share. Session-level
+/// advisory locks, held on a connection of their own for as long as the server runs, refuse the wrong second
+/// server at start, naming the first (its `application_name`): a server without a name holds the database's
+/// lock alone; a node holds it shared with the other nodes, and a lock of its own name alone, so two nodes of
+/// one name are refused too.
 ///
 /// PostgreSQL lets the lock go with the connection. The owner asks over it every few seconds (so a half-open
 /// connection is noticed too) and, once it is gone, takes the lock again as soon as the database answers.
-/// Should another server have taken it meanwhile, that is logged as critical (once a minute), and the ids the
-/// two hand out clash in the primary key, so the second's messages get `not_stored` rather than mixing.
+/// Should another server have taken it meanwhile, that is logged as critical (once a minute): both then write
+/// to the one log (`log_head` keeps every id unique), each serving only its own users, until one is stopped.
 final class DatabaseOwner: Sendable {
     /// Any 64-bit number, the same in every Parley.
     static let lock: Int64 = 0x7061_726C_6579_0002
@@ -30,14 +32,14 @@ final class DatabaseOwner: Sendable {
     static let patience: Duration = .seconds(5)
 
     /// Takes the lock, waiting up to `patience` for a holder to go, or throws `DatabaseError.inUse`.
-    static func acquire(_ address: PostgresAddress, timeout: Duration, logger: Logger) async throws -> DatabaseOwner {
+    static func acquire(_ address: PostgresAddress, node: String? = nil, timeout: Duration, logger: Logger) async throws -> DatabaseOwner {
         let started = ContinuousClock.now
         var first: PostgresConnection
         while true {
             do {
-                first = try await take(address, timeout: timeout, logger: logger)
+                first = try await take(address, node: node, timeout: timeout, logger: logger)
                 break
-            } catch DatabaseError.inUse(let at, let holder) where started.duration(to: .now) < patience {
+            } catch DatabaseError.inUse(let at, let holder, _) where started.duration(to: .now) < patience {
                 logger.notice("the database is in use; waiting for it", metadata: ["database": "\(at)", "by": "\(holder)"])
                 try await Task.sleep(for: .milliseconds(500))
             }
@@ -63,7 +65,7 @@ final class DatabaseOwner: Sendable {
                 failures += 1
                 guard (try? await Task.sleep(for: .milliseconds(min(5000, 250 * failures)))) != nil else { break }
                 do {
-                    held = try await take(address, timeout: timeout, logger: logger)
+                    held = try await take(address, node: node, timeout: timeout, logger: logger)
                     failures = 0
                 } catch let error as DatabaseError {
                     guard case .inUse = error else { continue }
@@ -79,7 +81,7 @@ final class DatabaseOwner: Sendable {
                 // which this one's cancellation does not reach, and bounded, in case the database stopped answering.
                 let unlocking = Task {
                     _ = try? await PostgresStore.withDeadline(timeout, address: address) {
-                        try await connection.query("SELECT pg_advisory_unlock(\(lock))", logger: logger).collect()
+                        try await connection.query("SELECT pg_advisory_unlock_all()", logger: logger).collect()
                     }
                 }
                 await unlocking.value
@@ -94,11 +96,42 @@ final class DatabaseOwner: Sendable {
         await keeper.value
     }
 
-    private static func take(_ address: PostgresAddress, timeout: Duration, logger: Logger) async throws -> PostgresConnection {
+    /// The lock of one node's name: the name's FNV-1a hash, so that every Parley computes the same.
+    static func lock(ofNode node: String) -> Int64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in "parley node \(node)".utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return Int64(bitPattern: hash)
+    }
+
+    private static func take(_ address: PostgresAddress, node: String?, timeout: Duration, logger: Logger) async throws -> PostgresConnection {
         let connection = try await PostgresStore.connect(address, timeout: timeout, id: 2, applicationName: applicationName, logger: logger)
+        // The database's lock, alone or shared by the nodes, then the node's own. The connection's close lets go
+        // of any taken before a refusal.
+        let locks: [(key: Int64, function: String)] =
+            if let node { [(lock, "pg_try_advisory_lock_shared"), (lock(ofNode: node), "pg_try_advisory_lock")] } else { [(lock, "pg_try_advisory_lock")] }
+        do {
+            for (lock, function) in locks {
+                try await take(lock, with: function, on: connection, address: address, node: node, logger: logger)
+            }
+            return connection
+        } catch let error as DatabaseError {
+            try? await connection.close()
+            throw error
+        } catch {
+            try? await connection.close()
+            throw DatabaseError.describe(error, address: address)
+        }
+    }
+
+    /// Takes one lock on `connection`, or throws `inUse`, naming the holder.
+    private static func take(
+        _ lock: Int64, with function: String, on connection: PostgresConnection, address: PostgresAddress, node: String?, logger: Logger
+    ) async throws {
         do {
             var taken = false
-            for try await (ok) in try await connection.query("SELECT pg_try_advisory_lock(\(lock))", logger: logger).decode(Bool.self) { taken = ok }
+            for try await (ok) in try await connection.query(PostgresQuery(unsafeSQL: "SELECT \(function)(\(lock))"), logger: logger).decode(Bool.self) {
+                taken = ok
+            }
             guard taken else {
                 // Advisory locks show in pg_locks with the key's high and low halves as classid and objid.
                 let (high, low) = (Int64(UInt64(bitPattern: lock) >> 32), Int64(UInt64(bitPattern: lock) & 0xFFFF_FFFF))
@@ -112,15 +145,9 @@ final class DatabaseOwner: Sendable {
                     logger: logger
                 )
                 for try await (name) in rows.decode(String?.self) { holder = name.flatMap { $0.isEmpty ? nil : $0 } ?? holder }
-                try? await connection.close()
-                throw DatabaseError.inUse(address: address.description, by: holder)
+                // Only the node's own lock is about its name; the database's is held by a server without one.
+                throw DatabaseError.inUse(address: address.description, by: holder, node: function.hasSuffix("_shared") ? nil : node)
             }
-            return connection
-        } catch let error as DatabaseError {
-            throw error
-        } catch {
-            try? await connection.close()
-            throw DatabaseError.describe(error, address: address)
         }
     }
 

@@ -97,6 +97,15 @@ enum PostgresSchema {
             CREATE TRIGGER accounts_changed AFTER INSERT OR UPDATE OR DELETE ON accounts
             FOR EACH ROW EXECUTE FUNCTION parley_accounts_changed()
             """,
-        ]
+        ],
+        // Version 2: the log's order (docs/ARCHITECTURE.md, "Several nodes on one PostgreSQL"). Message ids are
+        // handed out in blocks from one row, whose lock is held until the block's transaction commits: so ids
+        // are committed in increasing order, and a reader that has seen id n has seen every id below it. `node`:
+        // the node that wrote the message (NULL: a server without --node-name).
+        [
+            "CREATE TABLE log_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL)",
+            "INSERT INTO log_head (id, seq) SELECT 1, COALESCE(MAX(id), 0) FROM messages",
+            "ALTER TABLE messages ADD COLUMN node TEXT",
+        ],
     ]
 }

@@ -3,23 +3,30 @@ import ParleyCore
 import PostgresNIO
 
 extension PostgresStore {
-    /// PostgreSQL takes at most 65,535 binds in one statement: 5,957 rows of 11 columns.
-    static let rowsPerInsert = 65_535 / 11
+    /// PostgreSQL takes at most 65,535 binds in one statement: 5,461 rows of 12 columns.
+    static let rowsPerInsert = 65_535 / 12
 
+    /// Messages numbered elsewhere (tests, imports): stored through the log like a batch (`commit`), so the
+    /// log's head stays above every id; ids at or above the head are kept as they are.
     public func append(_ messages: [ChatMessage]) async throws {
-        guard !messages.isEmpty else { return }
-        // One transaction for the whole batch, however many statements it takes: one commit, one flush of the
-        // write-ahead log (group commit), and all or none.
-        let statements = stride(from: 0, to: messages.count, by: Self.rowsPerInsert).map { start in
-            var statement = Statement()
-            let rows = messages[start..<min(start + Self.rowsPerInsert, messages.count)].map { Self.row(for: $0, in: &statement) }
-            statement.sql =
-                "INSERT INTO messages (id, room, room_name, recipient, sender, kind, text, time_ms, sender_account, recipient_account, tags) VALUES "
-                + rows.joined(separator: ",")
-            return statement.query
-        }
-        try await transaction { [logger] connection in
-            for statement in statements { try await connection.query(statement, logger: logger) }
+        guard let low = messages.map(\.id).min(), let high = messages.map(\.id).max() else { return }
+        _ = try await commit(messages, ids: low..<(high + 1), readingOthers: false)
+    }
+
+    /// The INSERTs that store `messages` with their ids moved by the offset given: one per `rowsPerInsert` rows.
+    func insertStatements(for messages: [ChatMessage]) -> @Sendable (Int64) -> [PostgresQuery] {
+        let node = node
+        return { offset in
+            stride(from: 0, to: messages.count, by: Self.rowsPerInsert).map { start in
+                var statement = Statement()
+                let rows = messages[start..<min(start + Self.rowsPerInsert, messages.count)].map {
+                    Self.row(for: $0, offset: offset, node: node, in: &statement)
+                }
+                statement.sql =
+                    "INSERT INTO messages (id, room, room_name, recipient, sender, kind, text, time_ms, sender_account, recipient_account, tags, node) VALUES "
+                    + rows.joined(separator: ",")
+                return statement.query
+            }
         }
     }
 
@@ -75,14 +82,15 @@ extension PostgresStore {
         return Array(newest ? sorted.suffix(count) : sorted.prefix(count))
     }
 
+    /// The log's head: above every id stored, and every id a failed batch gave up.
     public func lastMessageID() async throws -> Int64 {
-        try await rows("SELECT COALESCE(MAX(id), 0)::BIGINT FROM messages").first?.decode(Int64.self) ?? 0
+        try await rows("SELECT seq FROM log_head").first?.decode(Int64.self) ?? 0
     }
 
     /// The messages of one room or conversation (`scope`, with its binds already in `statement`) that `query`
     /// selects, oldest first.
     private func read(_ scope: String, _ statement: Statement, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] {
-        let select = "SELECT id, room_name, recipient, sender, kind, text, time_ms, tags FROM messages WHERE \(scope)"
+        let select = "\(Self.selectMessage) WHERE \(scope)"
         var statement = statement
         switch query {
         case .latest(let count):
@@ -121,16 +129,21 @@ extension PostgresStore {
     }
 
     private func messages(_ statement: Statement) async throws -> [ChatMessage] {
-        try await rows(statement.query).map { row in
-            let (id, roomName, recipient, sender, kind, text, time, tags) = try row.decode(
-                (Int64, String?, String?, String?, String, String, Int64, String?).self
-            )
-            let target: ChatMessage.Target = if let roomName { .room(roomName) } else if let recipient { .user(recipient) } else { .everyone }
-            return ChatMessage(
-                id: id, time: Self.date(time), from: sender, target: target, kind: ChatMessage.Kind(rawValue: kind) ?? .normal, text: text,
-                tags: tags.flatMap(Self.decode) ?? [:]
-            )
-        }
+        try await rows(statement.query).map(Self.message)
+    }
+
+    static let selectMessage = "SELECT id, room_name, recipient, sender, kind, text, time_ms, tags FROM messages"
+
+    /// A row of `selectMessage`.
+    static func message(_ row: PostgresRow) throws -> ChatMessage {
+        let (id, roomName, recipient, sender, kind, text, time, tags) = try row.decode(
+            (Int64, String?, String?, String?, String, String, Int64, String?).self
+        )
+        let target: ChatMessage.Target = if let roomName { .room(roomName) } else if let recipient { .user(recipient) } else { .everyone }
+        return ChatMessage(
+            id: id, time: Self.date(time), from: sender, target: target, kind: ChatMessage.Kind(rawValue: kind) ?? .normal, text: text,
+            tags: tags.flatMap(Self.decode) ?? [:]
+        )
     }
 
     /// Kept TAGMSGs are left out unless asked for (only IRC's event playback shows them).
@@ -156,7 +169,7 @@ extension PostgresStore {
     }
 
     /// One `(…)` of the multi-row INSERT, its values bound in `statement`.
-    private static func row(for message: ChatMessage, in statement: inout Statement) -> String {
+    private static func row(for message: ChatMessage, offset: Int64, node: String?, in statement: inout Statement) -> String {
         let (room, roomName, recipient): (String?, String?, String?) =
             switch message.target {
             case .room(let name): (name.lowercased(), name, nil)
@@ -167,9 +180,9 @@ extension PostgresStore {
         let (senderAccount, recipientAccount): (String?, String?) =
             if case .user = message.target { (message.account?.lowercased(), message.recipientAccount?.lowercased()) } else { (nil, nil) }
         let values = [
-            statement.bind(message.id), statement.bind(room), statement.bind(roomName), statement.bind(recipient), statement.bind(message.from),
+            statement.bind(message.id + offset), statement.bind(room), statement.bind(roomName), statement.bind(recipient), statement.bind(message.from),
             statement.bind(message.kind.rawValue), statement.bind(message.text), statement.bind(milliseconds(message.time)),
-            statement.bind(senderAccount), statement.bind(recipientAccount), statement.bind(encode(message.tags)),
+            statement.bind(senderAccount), statement.bind(recipientAccount), statement.bind(encode(message.tags)), statement.bind(node),
         ]
         return "(" + values.joined(separator: ",") + ")"
     }

@@ -27,23 +27,32 @@ public final class PostgresStore: ChatStorage {
     /// The database's owner, when a server opened the store.
     private let owner: DatabaseOwner?
     /// Set by `close()`: the `changes()` sequences end.
-    private let closed = Atomic<Bool>(false)
+    let closed = Atomic<Bool>(false)
+    /// This node's name when several share the database (`--node-name`); nil for a server that owns it alone.
+    let node: String?
+    /// The highest id of the log this node has read: its own batches and what it read of other nodes'.
+    let log: Mutex<Int64>
 
     public var location: String { address.description }
+    public var sharesLog: Bool { node != nil }
 
     /// Connects once directly, so that a wrong address, password or database fails at once with words an
     /// operator can act on (the pool would only queue requests and retry), brings the schema up to date (makes
     /// it only when `creating`: a command that reads must not fill a mistyped database with tables), then
     /// starts the pool. A server opens it `serving`: it then owns the database (`DatabaseOwner`) until
     /// `close()`, and a second server on it is refused, naming the first.
+    ///
+    /// `node`: this server's name among several serving the same database (docs/ARCHITECTURE.md, "Several nodes
+    /// on one PostgreSQL"); it then reads the messages the others commit (`catchUp`, and `LogCommit.others`) and
+    /// is woken by them (`changes()` yields `.log`). Without it, a server owns the database alone.
     public static func open(
-        _ address: PostgresAddress, creating: Bool = true, serving: Bool = false, timeout: Duration = .seconds(5),
+        _ address: PostgresAddress, creating: Bool = true, serving: Bool = false, node: String? = nil, timeout: Duration = .seconds(5),
         logger: Logger = Logger(label: "parley.postgres")
     ) async throws -> PostgresStore {
-        let owner = serving ? try await DatabaseOwner.acquire(address, timeout: max(timeout, .seconds(10)), logger: logger) : nil
-        let version: Int
+        let owner = serving ? try await DatabaseOwner.acquire(address, node: node, timeout: max(timeout, .seconds(10)), logger: logger) : nil
+        let (version, head): (Int, Int64)
         do {
-            version = try await migrate(address, creating: creating, timeout: max(timeout, .seconds(10)), logger: logger)
+            (version, head) = try await migrate(address, creating: creating, timeout: max(timeout, .seconds(10)), logger: logger)
         } catch {
             await owner?.release()
             throw error
@@ -59,14 +68,17 @@ public final class PostgresStore: ChatStorage {
         // command, closes it); `close()` cancels it, which shuts the pool down.
         let running = Task { await client.run() }
         return PostgresStore(
-            client: client, address: address, logger: logger, timeout: timeout, running: running, accountVersion: version, owner: owner
+            client: client, address: address, logger: logger, timeout: timeout, running: running, accountVersion: version, owner: owner,
+            node: node, head: head
         )
     }
 
     private init(
         client: PostgresClient, address: PostgresAddress, logger: Logger, timeout: Duration, running: Task<Void, Never>, accountVersion: Int,
-        owner: DatabaseOwner?
+        owner: DatabaseOwner?, node: String?, head: Int64
     ) {
+        self.node = node
+        self.log = Mutex(head)
         self.accountVersionAtOpen = accountVersion
         self.owner = owner
         self.client = client
@@ -84,19 +96,20 @@ public final class PostgresStore: ChatStorage {
     }
 
     /// Applies the migrations this database lacks, in one transaction holding the advisory lock: nodes that
-    /// start together each wait for the lock, then find the schema up to date. Gives the accounts' version.
-    /// Only the connecting has a deadline: a migration under way is left to finish (stopping it half-way would
-    /// only roll it back, and the next start would do it again).
-    static func migrate(_ address: PostgresAddress, creating: Bool, timeout: Duration, logger: Logger) async throws -> Int {
+    /// start together each wait for the lock, then find the schema up to date. Gives the accounts' version and
+    /// the log's head. Only the connecting has a deadline: a migration under way is left to finish (stopping it
+    /// half-way would only roll it back, and the next start would do it again).
+    static func migrate(_ address: PostgresAddress, creating: Bool, timeout: Duration, logger: Logger) async throws -> (Int, Int64) {
         let connection = try await connect(address, timeout: timeout, id: 1, limited: false, logger: logger)
         do {
             try await upgrade(connection, address: address, creating: creating, logger: logger)
-            var version = 0
+            var (version, head): (Int, Int64) = (0, 0)
             for try await (found) in try await connection.query("SELECT version FROM account_version", logger: logger).decode(Int.self) {
                 version = found
             }
+            for try await (seq) in try await connection.query("SELECT seq FROM log_head", logger: logger).decode(Int64.self) { head = seq }
             try await connection.close()
-            return version
+            return (version, head)
         } catch {
             try? await connection.close()
             throw DatabaseError.describe(error, address: address)
@@ -271,12 +284,15 @@ public final class PostgresStore: ChatStorage {
     // MARK: - Changes made elsewhere
 
     /// Another process's or node's account changes, noticed by asking for the version the accounts' trigger
-    /// moves, once a second (the same as the SQLite store does; one cheap query, no connection held).
+    /// moves, once a second (the same as the SQLite store does; one cheap query, no connection held); and on a
+    /// node, other nodes' batches (`logWakeUps`).
     public func changes() -> AsyncStream<StorageChange> {
-        StorageChange.polling(every: .seconds(1), from: accountVersionAtOpen) { [weak self] in
+        let accounts = StorageChange.polling(every: .seconds(1), from: accountVersionAtOpen) { [weak self] in
             guard let self, !self.closed.load(ordering: .relaxed) else { throw CancellationError() }
             return try await self.accountVersion()
         }
+        guard node != nil else { return accounts }
+        return Self.merging(accounts, logWakeUps())
     }
 
     func accountVersion() async throws -> Int {

@@ -65,7 +65,7 @@ public struct ParleyApplication: Sendable {
         self.storage = storage
         self.hub = ChatHub(
             serverName: configuration.serverName, sink: Fanout(flushInterval: configuration.flushInterval, metrics: metrics), firstMessageID: lastID + 1,
-            historyOnJoin: configuration.historyOnJoin, roomLimits: configuration.roomLimits
+            historyOnJoin: configuration.historyOnJoin, roomLimits: configuration.roomLimits, sharedLog: storage.sharesLog
         )
     }
 
@@ -92,7 +92,7 @@ public struct ParleyApplication: Sendable {
             .init(service: PublisherService(publisher: Publisher(hub: hub, store: MeasuredStore(store: storage, metrics: metrics), rooms: storage) { [logger] error in
                 operatorLog.log(.storeFailure, .error, "storing failed; nothing that needed it was delivered", metadata: ["error": "\(error)"], to: logger)
             })),
-            .init(service: AccountWatcher(storage: storage, hub: hub, logger: logger)),
+            .init(service: ChangeWatcher(storage: storage, hub: hub, logger: logger)),
             .init(service: RestrictionTimer(hub: hub)),
             .init(service: MemoryTrimmer(hub: hub, logger: logger)),
         ]
@@ -185,19 +185,25 @@ struct StoreService: Service {
     }
 }
 
-/// Notices account changes made by someone else (`parley account …` in another process) and tells the hub, so a
-/// running server needs no restart. How the change is noticed is the storage's business.
-struct AccountWatcher: Service {
+/// Notices changes made by someone else and tells the hub: account changes (`parley account …` in another
+/// process), so a running server needs no restart, and other nodes' entries in the log, which the publisher then
+/// reads and delivers. How a change is noticed is the storage's business.
+struct ChangeWatcher: Service {
     let storage: any ChatStorage
     let hub: ChatHub<Fanout>
     let logger: Logger
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
-            for await _ in storage.changes() {
-                guard let accounts = try? await storage.accounts() else { continue }
-                hub.setAccounts(accounts)
-                logger.info("accounts reloaded", metadata: ["count": "\(accounts.count)"])
+            for await change in storage.changes() {
+                switch change {
+                case .log:
+                    hub.wake()
+                case .accounts:
+                    guard let accounts = try? await storage.accounts() else { continue }
+                    hub.setAccounts(accounts)
+                    logger.info("accounts reloaded", metadata: ["count": "\(accounts.count)"])
+                }
             }
         }
         // A storage that nobody else can change (memory) ends its sequence at once; a service that returns

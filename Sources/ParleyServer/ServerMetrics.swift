@@ -112,6 +112,17 @@ struct MeasuredStore: MessageStore {
         metrics.committed(messages.count, since: start)
     }
 
+    func commit(_ messages: [ChatMessage], ids: Range<Int64>) async throws -> LogCommit {
+        let start = ContinuousClock.now
+        let commit = try await store.commit(messages, ids: ids)
+        if !messages.isEmpty { metrics.committed(messages.count, since: start) }
+        return commit
+    }
+
+    func catchUp() async throws -> [ChatMessage] {
+        try await store.catchUp()
+    }
+
     func history(room: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] {
         metrics.historyRead()
         return try await store.history(room: room, query, below: below)

@@ -23,8 +23,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "The server's address.")
     var host = "127.0.0.1"
 
-    @Option(help: "The server's port.")
-    var port = 5000
+    @Option(help: "The server's port (5000 if none). Give it again for each node of one chat (--store postgres --node-name): clients are spread over them in turn.")
+    var port: [Int] = []
 
     @Option(name: .customLong("protocol"), help: "text, json or irc.")
     var wire: WireOption = .text
@@ -56,8 +56,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Seconds to wait for the last deliveries after sending stops.")
     var drain = 5.0
 
-    @Option(help: "The server's process id, to report its CPU time and memory (Linux).")
-    var pid: Int32?
+    @Option(help: "The server's process id, to report its CPU time and memory (Linux); give it again for each node: they are added up.")
+    var pid: [Int32] = []
 
     @Option(help: "A hostile client to run alongside the load: mode, targets, history or slow.")
     var attack: AttackOption?
@@ -88,7 +88,7 @@ struct BenchCommand: AsyncParsableCommand {
         }
         var configuration = BenchConfiguration()
         configuration.host = host
-        configuration.port = port
+        configuration.ports = port.isEmpty ? [5000] : port
         configuration.wire = BenchProtocol(rawValue: wire.rawValue)!
         configuration.clients = clients
         configuration.rooms = rooms
@@ -99,7 +99,7 @@ struct BenchCommand: AsyncParsableCommand {
         configuration.payloadBytes = payload
         configuration.connectRate = connectRate
         configuration.drain = .milliseconds(Int64(drain * 1000))
-        configuration.serverPID = pid
+        configuration.serverPIDs = pid
         configuration.attack = attack.map { BenchAttack(rawValue: $0.rawValue)! }
         configuration.attackPort = attackPort
         do {

@@ -62,12 +62,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: .init(ServeKey.floodBurst.help)) var floodBurst: Int?
     @Option(help: .init(ServeKey.floodRate.help)) var floodRate: Double?
     @Option(help: .init(ServeKey.sendQueueBytes.help)) var sendQueueBytes: Int?
+    @Option(help: .init(ServeKey.roomsPerMinute.help)) var roomsPerMinute: Int?
     @Option(help: .init(ServeKey.registrationTimeout.help)) var registrationTimeout: Double?
     @Option(help: .init(ServeKey.shutdownGrace.help)) var shutdownGrace: Double?
     @Option(help: .init(ServeKey.history.help)) var history: Int?
     @Option(help: .init(ServeKey.store.help)) var store: String?
     @Option(name: .customLong("database-url"), help: .init(ServeKey.databaseURL.help)) var databaseURL: String?
     @Option(help: .init(ServeKey.databaseTimeout.help)) var databaseTimeout: Double?
+    @Option(help: .init(ServeKey.nodeName.help)) var nodeName: String?
     @Option(help: .init(ServeKey.console.help)) var console: String?
 
     /// The flags given on the command line, as the settings' top layer.
@@ -91,6 +93,7 @@ struct Serve: AsyncParsableCommand {
             .shutdownGrace: shutdownGrace.map(SettingValue.double), .history: history.map(SettingValue.int),
             .store: store.map(SettingValue.string), .databaseURL: databaseURL.map(SettingValue.string),
             .databaseTimeout: databaseTimeout.map(SettingValue.double), .console: console.map(SettingValue.string),
+            .roomsPerMinute: roomsPerMinute.map(SettingValue.int), .nodeName: nodeName.map(SettingValue.string),
         ]
         return given.compactMapValues { $0 }
     }

@@ -17,7 +17,8 @@ enum ServeKey: String, CaseIterable {
     case dataDir = "data-dir", serverName = "server-name", serverPassword = "server-password"
     case pingInterval = "ping-interval", flushInterval = "flush-interval", logLevel = "log-level", logFormat = "log-format"
     case maxLineBytes = "max-line-bytes", floodBurst = "flood-burst", floodRate = "flood-rate", sendQueueBytes = "send-queue-bytes"
-    case registrationTimeout = "registration-timeout", shutdownGrace = "shutdown-grace", history, store, databaseURL = "database-url", databaseTimeout = "database-timeout", console
+    case roomsPerMinute = "rooms-per-minute"
+    case registrationTimeout = "registration-timeout", shutdownGrace = "shutdown-grace", history, store, databaseURL = "database-url", databaseTimeout = "database-timeout", nodeName = "node-name", console
 
     static let schema = allCases.map(\.setting)
 
@@ -74,6 +75,8 @@ enum ServeKey: String, CaseIterable {
         case .maxLineBytes: Setting(key, .int(64...1 << 20), default: .int(4096), live: true, "The longest line a client may send, in bytes; longer lines are refused with an error.")
         case .floodBurst: Setting(key, .int(1...1_000_000), default: .int(15), live: true, "Lines a client may send at once before flood control paces it.")
         case .floodRate: Setting(key, .double(0.001...1_000_000), default: .double(2), live: true, "Lines per second a client is paced to once its burst is spent.")
+        case .roomsPerMinute:
+            Setting(key, .int(1...1_000_000), default: .int(20), "New rooms one address may create a minute (everyone behind one NAT shares it; raise it for a class or a LAN).")
         case .sendQueueBytes: Setting(key, .int(4096...1 << 30), default: .int(128 * 1024), live: true, "Bytes queued for one client before it is disconnected as too slow.")
         case .registrationTimeout: Setting(key, .double(0.001...86_400), default: .double(60), live: true, "Seconds a new connection has to choose a nickname.")
         case .shutdownGrace: Setting(key, .double(0...3600), default: .double(3), "Seconds clients get to receive their last messages at shutdown.")
@@ -84,6 +87,8 @@ enum ServeKey: String, CaseIterable {
             Setting(key, .string, secret: true, "The database for --store postgres: postgres://USER:PASSWORD@HOST:PORT/DATABASE (?sslmode=disable|prefer|require|verify-full), or postgres://USER@/DATABASE?host=/run/postgresql for a Unix socket. Better set PARLEY_DATABASE_URL, which other users cannot see in ps.")
         case .databaseTimeout:
             Setting(key, .double(0.1...600), default: .double(5), "Seconds one PostgreSQL operation may take (--store postgres); past it, it is given up: messages get not_stored, and the chat goes on without the database until it answers again.")
+        case .nodeName:
+            Setting(key, .string, "This server's name among several serving one chat from the same --store postgres database (a, b, or the host's name): each node delivers the messages the others store. Messages and history only so far (docs/ARCHITECTURE.md, \"Several nodes on one PostgreSQL\").")
         case .console: Setting(key, .choice(["auto", "on", "off"]), default: .string("auto"), "The operator console on standard input: auto (on when it is a terminal), on or off.")
         }
     }
@@ -145,6 +150,12 @@ extension Settings {
         case (_, _?): throw SettingsError("\(origin(.databaseURL)) is for --store postgres.")
         default: break
         }
+        if let node = string(.nodeName) {
+            guard string(.store) == "postgres" else { throw SettingsError("\(origin(.nodeName)) is for --store postgres: nodes share one PostgreSQL database.") }
+            guard !node.isEmpty, node.count <= 64, node.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+                throw SettingsError("\(origin(.nodeName)) \(node): a node's name is 1–64 letters, digits, '-', '_' or '.'.")
+            }
+        }
         guard string(.serverPassword).map({ !$0.isEmpty && !$0.contains(" ") }) ?? true else {
             throw SettingsError("\(origin(.serverPassword)) must be one word (IRC's PASS takes no spaces).")
         }
@@ -179,6 +190,7 @@ extension Settings {
         configuration.limits.line = .init(maximumLineBytes: int(.maxLineBytes)!)
         configuration.limits.flood = .init(burst: int(.floodBurst)!, perSecond: double(.floodRate)!)
         configuration.limits.sendQueueBytes = int(.sendQueueBytes)!
+        configuration.roomLimits.createdPerMinute = int(.roomsPerMinute)!
         configuration.limits.registrationTimeout = .milliseconds(Int64(double(.registrationTimeout)! * 1000))
         configuration.limits.shutdownGrace = .milliseconds(Int64(double(.shutdownGrace)! * 1000))
         configuration.historyOnJoin = int(.history)!
@@ -190,7 +202,9 @@ extension Settings {
         switch string(.store) {
         case "postgres":
             do throws(DatabaseError) {
-                return .postgres(try PostgresAddress(string(.databaseURL) ?? ""), timeout: .milliseconds(Int64(double(.databaseTimeout)! * 1000)))
+                return .postgres(
+                    try PostgresAddress(string(.databaseURL) ?? ""), timeout: .milliseconds(Int64(double(.databaseTimeout)! * 1000)), node: string(.nodeName)
+                )
             } catch {
                 throw SettingsError("\(origin(.databaseURL)): \(error)")
             }

@@ -9,8 +9,9 @@ import ParleySQLite
 enum StorageChoice: Sendable, Equatable {
     /// One SQLite file in the data folder: the embedded default.
     case sqlite(directory: String)
-    /// A PostgreSQL database, and how long one operation on it may take.
-    case postgres(PostgresAddress, timeout: Duration = .seconds(5))
+    /// A PostgreSQL database, how long one operation on it may take, and this server's name when it is one of
+    /// several nodes serving it.
+    case postgres(PostgresAddress, timeout: Duration = .seconds(5), node: String? = nil)
     /// Nothing kept (`--store none`).
     case memory
 
@@ -19,8 +20,8 @@ enum StorageChoice: Sendable, Equatable {
     func open(serving: Bool, creating: Bool = true, logger: Logger) async throws -> any ChatStorage {
         switch self {
         case .sqlite(let directory): try await SQLiteStore.open(directory: directory, creating: creating, serving: serving, logger: logger)
-        case .postgres(let address, let timeout):
-            try await PostgresStore.open(address, creating: creating, serving: serving, timeout: timeout, logger: logger)
+        case .postgres(let address, let timeout, let node):
+            try await PostgresStore.open(address, creating: creating, serving: serving, node: node, timeout: timeout, logger: logger)
         case .memory: MemoryStorage()
         }
     }

@@ -283,7 +283,8 @@ struct PublisherTests {
             }
             // The publisher is stuck in the write of "one": the reader must not have gone on.
             try await store.changes.wait("the write to start") { store.writesStarted == 1 }
-            #expect(!reached.raised.withLock { $0 })
+            let readerWentOn = reached.raised.withLock { $0 }
+            #expect(!readerWentOn)
             // A reader waiting for a place that never comes gives up when cancelled.
             hub.handle(.say(room: nil, text: "two", kind: .normal), from: alice)
             let never = Task { await hub.carriedOut(through: hub.queuePosition + 100) }
@@ -314,4 +315,98 @@ struct PublisherTests {
         #expect(sink.messageIDs(for: 2).isEmpty)
         #expect(sink.steps.contains { if case .deliver(.error(let error, "late"), [1]) = $0 { error.code == .notStored } else { false } })
     }
+
+    @Test("a batch that lands higher in a shared log: its ids move by the offset everywhere, other nodes' messages come first, and the next ids start above")
+    func sharedLog() async throws {
+        let sink = RecordingSink()
+        let other = ChatMessage(id: 7, time: Self.now, from: "zed", target: .room("#general"), kind: .normal, text: "from node b")
+        let store = ShiftedStore(offset: 10, others: [other])
+        let hub = ChatHub(serverName: "t", sink: sink, historyOnJoin: 0, sharedLog: true, now: { Self.now })
+        let alice = try hub.register(nick: "alice", peer: 1)
+        _ = try hub.register(nick: "bob", peer: 2)
+        let publisher = Publisher(hub: hub, store: store)
+        await publisher.publish(hub.takeEffects())
+        let before = sink.steps.count
+        hub.handle(.say(room: nil, text: "hi", kind: .normal), ref: "r", from: alice)
+        let batch = hub.takeEffects()
+        #expect(batch.ids == 1..<2)
+        await publisher.publish(batch)
+        let after = Array(sink.steps.dropFirst(before))
+        guard after.count == 3,
+            case .deliver(.message(let theirs), [1, 2]) = after[0],
+            case .deliver(.message(let relayed), [2]) = after[1],
+            case .deliver(.ack("r", let acked), [1]) = after[2]
+        else {
+            Issue.record("expected node b's message to both, then alice's to bob and her ack, got \(after)")
+            return
+        }
+        #expect(theirs == other)
+        #expect(relayed.id == 11 && acked.id == 11 && relayed.text == "hi")
+        #expect(store.stored.map(\.id) == [1], "the store is handed the provisional ids, and moves them itself")
+        hub.handle(.say(room: nil, text: "next", kind: .normal), ref: "s", from: alice)
+        #expect(hub.takeEffects().ids == 12..<13, "the next batch is numbered above what was carried out")
+    }
+
+    @Test("on a node: another node's messages reach those who were in the room before the batch; one who joined in it gets them in its replay; private ones are not delivered")
+    func othersBeforeTheBatch() async throws {
+        let sink = RecordingSink()
+        let fromB = ChatMessage(id: 7, time: Self.now, from: "zed", target: .room("#general"), kind: .normal, text: "from node b")
+        let privately = ChatMessage(id: 8, time: Self.now, from: "yan", target: .user("bob"), kind: .normal, text: "to b's bob")
+        let store = ShiftedStore(offset: 0, others: [fromB, privately])
+        let hub = ChatHub(serverName: "t", sink: sink, historyOnJoin: 50, sharedLog: true, now: { Self.now })
+        _ = try hub.register(nick: "alice", peer: 1)
+        let publisher = Publisher(hub: hub, store: store)
+        await publisher.publish(hub.takeEffects())
+        await publisher.settle()
+        let before = sink.steps.count
+        // Bob comes while node b's messages are on their way: the batch that has his join writes nothing, and
+        // reads them because node b said so.
+        _ = try hub.register(nick: "bob", peer: 2)
+        hub.wake()
+        await publisher.publish(hub.takeEffects())
+        await publisher.settle()
+        let after = Array(sink.steps.dropFirst(before))
+        let relayed = after.filter { if case .deliver(.message, _) = $0 { true } else { false } }
+        #expect(relayed == [.deliver(.message(fromB), to: [1])], "alice, who was in the room, gets it live; bob, not yet in it, does not")
+        #expect(store.replayBounds == [1, 9], "bob's replay reaches past node b's messages (alice's, before them, did not)")
+    }
+}
+
+/// A store whose batches land `offset` higher in the log, after `others` (another node's), once: handed back by
+/// the first commit or catch-up. Records the bounds it was asked to read history below.
+final class ShiftedStore: MessageStore {
+    private let state: Mutex<(stored: [ChatMessage], others: [ChatMessage], bounds: [Int64])>
+    let offset: Int64
+
+    init(offset: Int64, others: [ChatMessage]) {
+        self.offset = offset
+        self.state = Mutex(([], others, []))
+    }
+
+    var stored: [ChatMessage] { state.withLock { $0.stored } }
+    var replayBounds: [Int64] { state.withLock { $0.bounds } }
+
+    func append(_ messages: [ChatMessage]) async throws { state.withLock { $0.stored += messages } }
+
+    func commit(_ messages: [ChatMessage], ids: Range<Int64>) async throws -> LogCommit {
+        state.withLock { state in
+            state.stored += messages
+            defer { state.others = [] }
+            return LogCommit(offset: offset, others: state.others)
+        }
+    }
+
+    func catchUp() async throws -> [ChatMessage] {
+        state.withLock { state in
+            defer { state.others = [] }
+            return state.others
+        }
+    }
+
+    func history(room: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] {
+        state.withLock { $0.bounds.append(below) }
+        return []
+    }
+
+    func lastMessageID() async throws -> Int64 { 0 }
 }

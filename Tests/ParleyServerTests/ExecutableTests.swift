@@ -28,7 +28,8 @@ struct ExecutableTests {
         try await text.waitFor { $0 == "*** The server is shutting down. Goodbye!" }
         let said = try await text.waitForClose()
         // Nobody is told that everyone else is leaving too.
-        #expect(!said.contains { $0.contains(" left #general") }, "\(said.suffix(5))")
+        let toldOfLeaving = said.contains { $0.contains(" left #general") }
+        #expect(!toldOfLeaving, "\(said.suffix(5))")
         try await json.waitFor(isEvent("shutdown", ["reason": "server shutting down"]))
         try await json.waitForClose()
         #expect(try await server.waitForExit(timeout: .seconds(10)) == 0)
@@ -111,7 +112,8 @@ struct ExecutableTests {
             for setting in ["icanon", "echo"] {
                 #expect(stty.range(of: "(^|\\s)\(setting)(\\s|$)", options: .regularExpression) != nil, "\(setting) not restored")
             }
-            #expect(!(try await alice.lines).contains { $0.contains("kick alice") })
+            let aliceSawKick = try await alice.lines.contains { $0.contains("kick alice") }
+            #expect(!aliceSawKick)
         } catch {
             await tmux.kill()
             throw error
@@ -208,6 +210,23 @@ struct ExecutableTests {
         var isDirectory: ObjCBool = false
         #expect(FileManager.default.fileExists(atPath: server.dataDirectory.path, isDirectory: &isDirectory))
         #expect(isDirectory.boolValue, "serve creates its --data-dir")
+    }
+
+    @Test("--rooms-per-minute: past it, a new room from the same address is refused in words; joining one that exists is not")
+    func roomsPerMinute() async throws {
+        let (server, port) = try await ParleyProcess.serve(["--console", "off", "--rooms-per-minute", "1"])
+        let alice = try await TestServer.textUser("alice", port: port)
+        try await alice.send("/join #first")
+        try await alice.waitFor { $0.contains("#first") }
+        try await alice.send("/join #second")
+        try await alice.waitFor { $0.contains("You are creating rooms too fast") }
+        try await alice.send("/rooms")
+        try await alice.waitFor { $0 == "*** Rooms (2):" }
+        let first = try await alice.waitFor { $0.hasPrefix("***   ") }
+        let second = try await alice.waitFor { $0.hasPrefix("***   ") }
+        #expect([first, second].sorted() == ["***   #first (1 member)", "***   #general (1 member)"])
+        server.signal(SIGTERM)
+        #expect(try await server.waitForExit() == 0)
     }
 
     @Test("one log line per connect, registration and disconnect with the peer address, nick and reason; no message bodies")
