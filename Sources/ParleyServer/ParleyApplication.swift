@@ -108,8 +108,8 @@ public struct ParleyApplication: Sendable {
         var listeners: [ChatListener] = []
         let site = WebSite(
             serverName: configuration.serverName, metrics: metrics, metricsAllowed: configuration.metricsAllowed,
-            allowedOrigins: Set(configuration.allowedOrigins.map(WebSite.normalizedOrigin)),
-            trustedProxies: configuration.trustedProxies, health: HealthProbe(store: storage)
+            allowedOrigins: Set(configuration.allowedOrigins.map(WebSite.normalizedOrigin) + configuration.nodeURLs.compactMap(WebSite.pageOrigin)),
+            trustedProxies: configuration.trustedProxies, health: HealthProbe(store: storage), nodeURLs: configuration.nodeURLs
         )
         for (endpoint, port) in configuration.endpoints {
             let door: any FrontDoor =

@@ -20,6 +20,9 @@ public struct ServerConfiguration: Sendable {
     public var httpsPort: Int?
     /// Origins besides the server's own whose pages may open its WebSockets (`https://chat.example.org`).
     public var allowedOrigins: [String] = []
+    /// The WebSocket addresses of the other nodes of this chat (`--node-url`): the web client fails over to them,
+    /// and pages they serve may connect here.
+    public var nodeURLs: [String] = []
     /// Who may read `/metrics`.
     public var metricsAllowed = Network.loopback
     /// A text file whose lines every client is shown after its welcome (the message of the day); SIGHUP reads

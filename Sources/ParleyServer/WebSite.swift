@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOHTTP1
 import ParleyCore
@@ -34,6 +35,8 @@ struct WebSite: Sendable {
     let trustedProxies: [Network]
     /// Whether the store answers.
     let health: HealthProbe
+    /// The WebSocket addresses of the other nodes of this chat (`--node-url`), for the web client to fail over to.
+    var nodeURLs: [String] = []
 
     /// Sent with everything: the page runs only its own script and style, loads nothing from elsewhere,
     /// connects only back here, and cannot be framed.
@@ -78,11 +81,23 @@ struct WebSite: Sendable {
             var response = Self.text(.upgradeRequired, "This address is a WebSocket endpoint: connect with a WebSocket client.")
             response.headers.add(name: "upgrade", value: "websocket")
             return .now(response)
+        case "/nodes":
+            // The other nodes the page may move to when this one goes (docs/PROTOCOL.md, "The web client").
+            let list = nodeURLs.map { #""\#(ParleyLogHandler.jsonEscaped($0))""# }.joined(separator: ",")
+            return .now(Self.response(.ok, type: "application/json", body: ByteBuffer(string: #"{"nodes":[\#(list)]}"# + "\n")))
         default:
             guard let asset = Self.assets[path == "/" ? "/index.html" : path] else {
                 return .now(Self.text(.notFound, "Nothing here. The chat is at /."))
             }
-            return .now(Self.response(.ok, type: asset.type, body: asset.body))
+            var response = Self.response(.ok, type: asset.type, body: asset.body)
+            if !nodeURLs.isEmpty, asset.type.hasPrefix("text/html") {
+                // The page may connect back here and to the other nodes, nowhere else.
+                let policy = Self.securityHeaders[0].1.replacingOccurrences(
+                    of: "connect-src 'self'", with: "connect-src 'self' " + nodeURLs.joined(separator: " ")
+                )
+                response.headers.replaceOrAdd(name: "content-security-policy", value: policy)
+            }
+            return .now(response)
         }
     }
 
@@ -155,6 +170,16 @@ struct WebSite: Sendable {
         "/style.css": ("text/css; charset=utf-8", ByteBuffer(bytes: PackageResources.style_css)),
         "/favicon.svg": ("image/svg+xml", ByteBuffer(bytes: PackageResources.favicon_svg)),
     ]
+
+    /// The origin of the pages a node at WebSocket address `url` serves (`ws://b.lan:8080/ws` → `http://b.lan:8080`):
+    /// their web client may connect here when it fails over. Nil when `url` is no WebSocket address.
+    static func pageOrigin(ofNode url: String) -> String? {
+        guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), scheme == "ws" || scheme == "wss",
+            let host = parsed.host
+        else { return nil }
+        let shownHost = host.contains(":") ? "[\(host)]" : host
+        return normalizedOrigin((scheme == "wss" ? "https://" : "http://") + shownHost + (parsed.port.map { ":\($0)" } ?? ""))
+    }
 
     /// An origin as browsers send it: lowercased, no trailing slash, no default port.
     static func normalizedOrigin(_ origin: String) -> String {

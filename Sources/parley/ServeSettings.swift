@@ -18,7 +18,7 @@ enum ServeKey: String, CaseIterable {
     case pingInterval = "ping-interval", flushInterval = "flush-interval", logLevel = "log-level", logFormat = "log-format"
     case maxLineBytes = "max-line-bytes", floodBurst = "flood-burst", floodRate = "flood-rate", sendQueueBytes = "send-queue-bytes"
     case roomsPerMinute = "rooms-per-minute"
-    case registrationTimeout = "registration-timeout", shutdownGrace = "shutdown-grace", history, store, databaseURL = "database-url", databaseTimeout = "database-timeout", nodeName = "node-name", console
+    case registrationTimeout = "registration-timeout", shutdownGrace = "shutdown-grace", history, store, databaseURL = "database-url", databaseTimeout = "database-timeout", nodeName = "node-name", nodeURL = "node-url", console
 
     static let schema = allCases.map(\.setting)
 
@@ -89,6 +89,8 @@ enum ServeKey: String, CaseIterable {
             Setting(key, .double(0.1...600), default: .double(5), "Seconds one PostgreSQL operation may take (--store postgres); past it, it is given up: messages get not_stored, and the chat goes on without the database until it answers again.")
         case .nodeName:
             Setting(key, .string, "This server's name among several serving one chat from the same --store postgres database (a, b, or the host's name): each node delivers the messages the others store. Messages and history only so far (docs/ARCHITECTURE.md, \"Several nodes on one PostgreSQL\").")
+        case .nodeURL:
+            Setting(key, .strings, default: .strings([]), "The WebSocket address of another node of this chat (wss://b.lan:8443/ws), repeatable: the web client moves to it when this node goes, and pages it serves may connect here.")
         case .console: Setting(key, .choice(["auto", "on", "off"]), default: .string("auto"), "The operator console on standard input: auto (on when it is a terminal), on or off.")
         }
     }
@@ -150,6 +152,9 @@ extension Settings {
         case (_, _?): throw SettingsError("\(origin(.databaseURL)) is for --store postgres.")
         default: break
         }
+        for url in strings(.nodeURL) where !(URL(string: url).map { ["ws", "wss"].contains($0.scheme?.lowercased() ?? "") && $0.host != nil } ?? false) {
+            throw SettingsError("\(origin(.nodeURL)) \(url): a node's address is a WebSocket URL, like wss://b.example.org:8443/ws.")
+        }
         if let node = string(.nodeName) {
             guard string(.store) == "postgres" else { throw SettingsError("\(origin(.nodeName)) is for --store postgres: nodes share one PostgreSQL database.") }
             guard !node.isEmpty, node.count <= 64, node.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
@@ -173,6 +178,7 @@ extension Settings {
         configuration.httpPort = bool(.noHTTP) ? nil : int(.httpPort)
         configuration.httpsPort = int(.httpsPort) ?? (tls && !bool(.noHTTP) ? 8443 : nil)
         configuration.allowedOrigins = strings(.allowedOrigin)
+        configuration.nodeURLs = strings(.nodeURL)
         if !strings(.metricsAllow).isEmpty { configuration.metricsAllowed = strings(.metricsAllow).compactMap(Network.init) }
         configuration.trustedProxies = strings(.trustedProxy).compactMap(Network.init)
         configuration.motdFile = string(.motd)

@@ -1,6 +1,7 @@
 import Foundation
 import NIOConcurrencyHelpers
 import ParleyCore
+import ParleyPostgres
 import ParleyServer
 import Testing
 
@@ -134,6 +135,42 @@ struct BrowserTests {
                 let text = try await server.textUser("nc_user")
                 try await text.send("and now live again")
                 try await tab.waitUntil(Self.logContains("and now live again"), "live messages after the reconnect")
+            }
+        }
+    }
+
+    @Test("two nodes on one database: the page moves to the other node when its own goes, and misses nothing said meanwhile")
+    func failover() async throws {
+        let database = try await PostgresCluster.newDatabase()
+        // Each node's configuration names the other's address, so both ports are chosen first (bound at port 0 by
+        // a server that then stops) and the nodes are started on them.
+        var ports: [Int] = []
+        for _ in 0..<2 {
+            try await TestServer.run { ports.append($0.httpPort) }
+        }
+        let (portA, portB) = (ports[0], ports[1])
+        func node(_ name: String, http: Int, other: Int) -> (inout ServerConfiguration) -> Void {
+            { configuration in
+                configuration.httpPort = http
+                configuration.nodeURLs = ["ws://127.0.0.1:\(other)/ws"]
+            }
+        }
+        try await Self.withTab("failover") { tab in
+            try await TestServer.run(configure: node("b", http: portB, other: portA), storage: NodeTests.node("b", of: database)) { b in
+                let witness = try await b.textUser("nc_user")
+                try await TestServer.run(configure: node("a", http: portA, other: portB), storage: NodeTests.node("a", of: database)) { _ in
+                    try await Self.signIn(tab, port: portA, nick: "grace")
+                    try await tab.waitUntil("state.nodes.length === 2", "the other node listed")
+                    try await witness.send("said on node b")
+                    try await tab.waitUntil(Self.logContains("said on node b"), "a message from the other node")
+                }
+                try await tab.waitUntil(Self.logContains("Disconnected from the server"), "the drop said")
+                try await witness.send("said while you moved")
+                try await tab.waitUntil(Self.logContains("said while you moved"), timeout: .seconds(30), "the message missed while moving")
+                #expect(try await tab.text("document.getElementById('log').innerText.split('said on node b').length - 1") == "1")
+                try await witness.send("live on node b")
+                try await tab.waitUntil(Self.logContains("live on node b"), "live messages on the other node")
+                try await witness.waitFor { $0.contains("grace") && $0.contains("joined") }
             }
         }
     }

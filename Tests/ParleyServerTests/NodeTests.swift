@@ -172,5 +172,8 @@ struct NodeTests {
         let odd = try ParleyProcess(["serve", "--store", "postgres", "--node-name", "a b", "--print-config"], input: .nullDevice, environment: environment)
         #expect(try await odd.waitForExit() == 64)
         #expect(odd.log.text.contains("a node's name is 1–64 letters"), "\(odd.log.text)")
+        let notWebSocket = try ParleyProcess(["serve", "--node-url", "http://b.lan:8080/", "--print-config"], input: .nullDevice)
+        #expect(try await notWebSocket.waitForExit() == 64)
+        #expect(notWebSocket.log.text.contains("a node's address is a WebSocket URL"), "\(notWebSocket.log.text)")
     }
 }

@@ -94,7 +94,20 @@ const state = {
   pingSent: 0,
   candidatePassword: null, // a password sent with /login, /register or /passwd, kept once the server agrees
   server: location.host,
+  // Where the chat is: this page's node first, then the other nodes of the chat (`GET /nodes`), tried in
+  // turn when one cannot be reached.
+  nodes: [(location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws"],
+  node: 0,
+  triedInRound: 0, // nodes that could not be reached since the last that could
 };
+
+/** The other nodes this page may move to, as its own node lists them; none when it lists none. */
+fetch("/nodes")
+  .then((response) => (response.ok ? response.json() : { nodes: [] }))
+  .then((found) => {
+    for (const url of found.nodes || []) if (!state.nodes.includes(url)) state.nodes.push(url);
+  })
+  .catch(() => {});
 
 function conversation(name, create = true) {
   const key = name.toLowerCase();
@@ -119,10 +132,11 @@ function connect() {
   state.socket = null;
   if (previous) previous.close();
   setStatus("connecting", "Connecting…");
-  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-  const socket = new WebSocket(scheme + location.host + "/ws");
+  const socket = new WebSocket(state.nodes[state.node % state.nodes.length]);
   state.socket = socket;
   socket.addEventListener("open", () => {
+    socket.opened = true;
+    state.triedInRound = 0;
     if (state.socket === socket) sendHello();
   });
   socket.addEventListener("message", (event) => {
@@ -153,6 +167,14 @@ function dropped(socket) {
   }
   // Refused at sign-in (a wrong password, a taken nick): the user decides what to try next.
   if (state.refused) return setStatus("offline", "Not connected");
+  // A node that could not be reached: the next at once, until every node was tried; then wait and start over
+  // (a node that was reached and then lost is tried again first: it may be restarting).
+  if (!socket.opened && state.nodes.length > 1) {
+    state.node = (state.node + 1) % state.nodes.length;
+    state.triedInRound += 1;
+    if (state.triedInRound < state.nodes.length) return connect();
+    state.triedInRound = 0;
+  }
   if (!state.everWelcomed) {
     showSignin("Cannot reach the chat server. Trying again…");
   } else if (wasWelcomed) {
