@@ -27,6 +27,15 @@ extension PostgresStore {
     func commit(_ messages: [ChatMessage], ids: Range<Int64>, readingOthers: Bool) async throws -> LogCommit {
         // Nothing to store and nobody else to make room for: the next batch's GREATEST keeps its ids above these.
         guard !ids.isEmpty, !messages.isEmpty || node != nil else { return .asNumbered }
+        guard node != nil else {
+            // A server that owns the database alone (`DatabaseOwner`) is the log's only writer: its ids stand, and
+            // `log_head` is brought up to them when a node next opens the database (`migrate`), not per batch.
+            let statements = insertStatements(for: messages)(0)
+            try await transaction { [logger] connection in
+                for statement in statements { try await connection.query(statement, logger: logger) }
+            }
+            return .asNumbered
+        }
         let count = Int64(ids.count)
         let (node, logger) = (node, logger)
         // What others committed up to now, read before the lock (a node back from a long absence may have much

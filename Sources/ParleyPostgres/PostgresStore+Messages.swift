@@ -82,9 +82,9 @@ extension PostgresStore {
         return Array(newest ? sorted.suffix(count) : sorted.prefix(count))
     }
 
-    /// The log's head: above every id stored, and every id a failed batch gave up.
+    /// The log's head: above every id stored, and every id a failed batch of a node gave up.
     public func lastMessageID() async throws -> Int64 {
-        try await rows("SELECT seq FROM log_head").first?.decode(Int64.self) ?? 0
+        try await rows("SELECT GREATEST((SELECT seq FROM log_head), (SELECT COALESCE(MAX(id), 0) FROM messages))").first?.decode(Int64.self) ?? 0
     }
 
     /// The messages of one room or conversation (`scope`, with its binds already in `statement`) that `query`

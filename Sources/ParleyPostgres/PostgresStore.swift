@@ -107,7 +107,9 @@ public final class PostgresStore: ChatStorage {
             for try await (found) in try await connection.query("SELECT version FROM account_version", logger: logger).decode(Int.self) {
                 version = found
             }
-            for try await (seq) in try await connection.query("SELECT seq FROM log_head", logger: logger).decode(Int64.self) { head = seq }
+            // A server without a node name writes no head (its ids are the only ones): bring it up to them.
+            let catchUp: PostgresQuery = "UPDATE log_head SET seq = GREATEST(seq, (SELECT COALESCE(MAX(id), 0) FROM messages)) RETURNING seq"
+            for try await (seq) in try await connection.query(catchUp, logger: logger).decode(Int64.self) { head = seq }
             try await connection.close()
             return (version, head)
         } catch {
