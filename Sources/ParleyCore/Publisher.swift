@@ -51,20 +51,27 @@ public struct Publisher<Sink: EventSink>: Sendable {
     /// nodes committed to the log before it, with the ids it was given there.
     public func publish(_ batch: EffectBatch<Sink.Peer>) async {
         let refusing = hub.isPastShutdownDeadline
-        let (commit, notStored) = await storeMessages(of: batch, refusing: refusing)
-        let roomsStored = await storeRoomChanges(of: batch.effects, refusing: refusing)
         let sink = hub.sink
-        if !commit.others.isEmpty, var before = batch.stateBefore {
-            // Earlier in the log than the batch: to those who were members before it.
-            for case .deliver(let event, let recipients) in before.deliveries(ofOthers: commit.others) where !recipients.isEmpty {
+        // Other nodes' messages, earlier in the log than the batch: to those who were members before it.
+        var before = batch.stateBefore
+        func deliver(others: [ChatMessage]) {
+            guard !others.isEmpty, before != nil else { return }
+            for case .deliver(let event, let recipients) in before!.deliveries(ofOthers: others) where !recipients.isEmpty {
                 sink.deliver(event, to: recipients)
             }
         }
+        // Woken by another node: what it committed goes out now, before this batch's own commit (which would
+        // otherwise hold it up), and is read outside the log's lock, however much there is.
+        let earlier = batch.woken && !refusing ? await catchUp() : []
+        deliver(others: earlier)
+        let (commit, notStored) = await storeMessages(of: batch, refusing: refusing)
+        let roomsStored = await storeRoomChanges(of: batch.effects, refusing: refusing)
+        deliver(others: commit.others)
+        let othersLast = commit.others.last?.id ?? earlier.last?.id
         // `notStored` holds provisional ids: moved by the same offset as the effects.
         let unstored = commit.offset == 0 ? notStored : Set(notStored.map { $0 + commit.offset })
-        let floor = (commit.others.last?.id).map { max($0, batch.logHead) + 1 } ?? batch.logHead + 1
-        let effects =
-            commit.offset == 0 && commit.others.isEmpty ? batch.effects : batch.effects.map { $0.shiftingIDs(by: commit.offset, floor: floor) }
+        let floor = othersLast.map { max($0, batch.logHead) + 1 } ?? batch.logHead + 1
+        let effects = commit.offset == 0 && othersLast == nil ? batch.effects : batch.effects.map { $0.shiftingIDs(by: commit.offset, floor: floor) }
         for effect in effects {
             switch effect {
             case .record(let message, let sender?, let ref) where unstored.contains(message.id):
@@ -99,8 +106,19 @@ public struct Publisher<Sink: EventSink>: Sendable {
         sink.endOfBatch()
         // Where the log now is, for the hub's next ids; a batch numbered as it was given changes nothing there (the
         // single server's case: no lock taken).
-        guard commit.offset != 0 || !commit.others.isEmpty else { return }
-        hub.logReached(max(commit.others.last?.id ?? .min, batch.ids.isEmpty || !unstored.isEmpty ? .min : batch.ids.upperBound - 1 + commit.offset))
+        guard commit.offset != 0 || othersLast != nil else { return }
+        hub.logReached(max(othersLast ?? .min, batch.ids.isEmpty || !unstored.isEmpty ? .min : batch.ids.upperBound - 1 + commit.offset))
+    }
+
+    /// What other nodes committed since this node last read (`MessageStore.catchUp`); nothing when that fails (the
+    /// next wake-up, or the next commit, reads it).
+    private func catchUp() async -> [ChatMessage] {
+        do {
+            return try await store.catchUp()
+        } catch {
+            onStoreFailure(error)
+            return []
+        }
     }
 
     /// Reserves `peer`'s place for a history read and queues it (`HistoryReads`); refused, the place gets an error.
@@ -116,7 +134,7 @@ public struct Publisher<Sink: EventSink>: Sendable {
 
     /// Where the batch landed in the log, and the (provisional) ids of its messages that were not stored: all of
     /// them when the write failed, or when the server is past its shutdown deadline. A batch that gave out no
-    /// ids writes nothing, and reads what other nodes committed only when they said so (woken).
+    /// ids writes nothing.
     private func storeMessages(of batch: EffectBatch<Sink.Peer>, refusing: Bool) async -> (LogCommit, unstored: Set<Int64>) {
         let messages = batch.effects.compactMap { effect -> ChatMessage? in
             if case .record(let message, _, _) = effect { return message }
@@ -124,7 +142,7 @@ public struct Publisher<Sink: EventSink>: Sendable {
         }
         guard !refusing else { return (.asNumbered, Set(messages.map(\.id))) }
         do {
-            guard !batch.ids.isEmpty else { return (LogCommit(others: batch.woken ? try await store.catchUp() : []), []) }
+            guard !batch.ids.isEmpty else { return (.asNumbered, []) }
             return (try await store.commit(messages, ids: batch.ids), [])
         } catch {
             onStoreFailure(error)

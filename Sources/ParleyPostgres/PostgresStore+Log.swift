@@ -38,18 +38,18 @@ extension PostgresStore {
         }
         let count = Int64(ids.count)
         let (node, logger) = (node, logger)
-        // What others committed up to now, read before the lock (a node back from a long absence may have much
-        // to read, and every node waits for the lock while it is held); inside it, only what came since.
-        let earlier = readingOthers ? try await unreadMessages(after: log.withLock { $0 }) : []
-        let applied = max(log.withLock { $0 }, earlier.last?.id ?? .min)
+        // Inside the lock, only what came since this node last read: a publisher woken by other nodes reads first,
+        // outside it (`catchUp`, at least once a second), so a node back from a long absence does not hold every
+        // node's commits up while it reads.
+        let applied = log.withLock { $0 }
         let statements = insertStatements(for: messages)
         let database = address.description
         let (end, later) = try await transaction { connection -> (Int64, [ChatMessage]) in
-            // READ COMMITTED, whatever the database's default: the UPDATE below waits for the lock and then reads
-            // the row as the previous holder committed it (under REPEATABLE READ it would fail instead), and the
-            // read after it, a statement of its own, sees every block committed before (one statement with both
-            // would read with a snapshot taken before the wait, and miss the last holder's rows).
-            try await connection.query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", logger: logger)
+            // READ COMMITTED, whatever the database's default (every connection asks for it at login,
+            // `startupParameters`): the UPDATE below waits for the lock and then reads the row as the previous holder
+            // committed it (under REPEATABLE READ it would fail instead), and the read after it, a statement of its
+            // own, sees every block committed before (one statement with both would read with a snapshot taken
+            // before the wait, and miss the last holder's rows).
             var end: Int64?
             let reserve: PostgresQuery = "UPDATE log_head SET seq = GREATEST(seq, \(ids.lowerBound - 1)) + \(count) RETURNING seq"
             for try await (last) in try await connection.query(reserve, logger: logger).decode(Int64.self) { end = last }
@@ -67,7 +67,7 @@ extension PostgresStore {
         }
         // Read up to the block's end, unless others' messages were left unread below it.
         if readingOthers || node == nil { log.withLock { $0 = max($0, end) } }
-        return LogCommit(offset: end - (ids.upperBound - 1), others: earlier + later)
+        return LogCommit(offset: end - (ids.upperBound - 1), others: later)
     }
 
     /// What other nodes committed since this node last read the log, oldest first.

@@ -145,7 +145,12 @@ public final class PostgresStore: ChatStorage {
             let milliseconds = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
             parameters += [("statement_timeout", "\(milliseconds)"), ("idle_in_transaction_session_timeout", "\(2 * milliseconds)")]
         }
-        return parameters + [("tcp_keepalives_idle", "10"), ("tcp_keepalives_interval", "5"), ("tcp_keepalives_count", "3")]
+        // READ COMMITTED, whatever the database's default: the log's counter relies on it (`commit`), and asking
+        // here costs no statement per transaction.
+        return parameters + [
+            ("tcp_keepalives_idle", "10"), ("tcp_keepalives_interval", "5"), ("tcp_keepalives_count", "3"),
+            ("default_transaction_isolation", "read committed"),
+        ]
     }
 
     private static func upgrade(_ connection: PostgresConnection, address: PostgresAddress, creating: Bool, logger: Logger) async throws {

@@ -82,7 +82,7 @@ struct WebSite: Sendable {
             response.headers.add(name: "upgrade", value: "websocket")
             return .now(response)
         case "/nodes":
-            // The other nodes the page may move to when this one goes (docs/PROTOCOL.md, "The web client").
+            // The other nodes the page may move to when this one goes (docs/PROTOCOL.md, "Browser port").
             let list = nodeURLs.map { #""\#(ParleyLogHandler.jsonEscaped($0))""# }.joined(separator: ",")
             return .now(Self.response(.ok, type: "application/json", body: ByteBuffer(string: #"{"nodes":[\#(list)]}"# + "\n")))
         default:

@@ -88,7 +88,7 @@ enum ServeKey: String, CaseIterable {
         case .databaseTimeout:
             Setting(key, .double(0.1...600), default: .double(5), "Seconds one PostgreSQL operation may take (--store postgres); past it, it is given up: messages get not_stored, and the chat goes on without the database until it answers again.")
         case .nodeName:
-            Setting(key, .string, "This server's name among several serving one chat from the same --store postgres database (a, b, or the host's name): each node delivers the messages the others store. Messages and history only so far (docs/ARCHITECTURE.md, \"Several nodes on one PostgreSQL\").")
+            Setting(key, .string, "This server's name among several serving one chat from the same --store postgres database (a, b, or the host's name): each node delivers the room messages the others store. Room messages and history only so far (docs/ARCHITECTURE.md, \"Several nodes on one PostgreSQL\").")
         case .nodeURL:
             Setting(key, .strings, default: .strings([]), "The WebSocket address of another node of this chat (wss://b.lan:8443/ws), repeatable: the web client moves to it when this node goes, and pages it serves may connect here.")
         case .console: Setting(key, .choice(["auto", "on", "off"]), default: .string("auto"), "The operator console on standard input: auto (on when it is a terminal), on or off.")
