@@ -62,10 +62,13 @@ final class ParleyProcess: Sendable {
         process.executableURL = executable
         process.arguments = arguments
         if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        let stderr = Pipe()
-        let stdout = Pipe()
-        process.standardError = stderr
-        process.standardOutput = stdout
+        // Pipes whose descriptors close on exec: Foundation's `Pipe`'s do not, and a tmux
+        // server spawned by another test at that moment inherited a write end and kept it for its whole life, so
+        // this process's output never reached end of file (found by `OutputCollector.writersHolding`).
+        let stderr = try ClosingPipe()
+        let stdout = try ClosingPipe()
+        process.standardError = stderr.writing
+        process.standardOutput = stdout.writing
         switch input {
         case .terminal:
             var master: Int32 = 0
@@ -89,14 +92,14 @@ final class ParleyProcess: Sendable {
             process.standardOutput = end
             process.standardError = end
             terminal = FileHandle(fileDescriptor: master, closeOnDealloc: true)
-            // Nothing comes through the pipes: let them end at once.
-            try stderr.fileHandleForWriting.close()
-            try stdout.fileHandleForWriting.close()
         }
-        log = OutputCollector(stderr.fileHandleForReading)
-        output = OutputCollector(stdout.fileHandleForReading)
+        log = OutputCollector(stderr.reading)
+        output = OutputCollector(stdout.reading)
         self.process = process
         try process.run()
+        // The child has its copies; with ours closed, end of file comes when the child's go.
+        try stderr.writing.close()
+        try stdout.writing.close()
         exit = ChildExit.of(process)
         exit.whenComplete { [ended] _ in ended.withLockedValue { $0 = true } }
     }
@@ -313,5 +316,21 @@ final class OutputCollector: Sendable {
             return ready
         }
         for (promise, line) in ready { promise.succeed(line) }
+    }
+}
+
+/// A pipe whose ends close on exec: no other child spawned later inherits it (`posix_spawn`'s `dup2` gives the
+/// child its own copy, without the flag). `pipe2(O_CLOEXEC)` would leave no moment without the flag, but Swift's
+/// Glibc does not show it; the flag is set at once instead.
+struct ClosingPipe {
+    let reading: FileHandle
+    let writing: FileHandle
+
+    init() throws {
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else { throw TestFailure("pipe failed: \(errno)") }
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        reading = FileHandle(fileDescriptor: ends[0], closeOnDealloc: true)
+        writing = FileHandle(fileDescriptor: ends[1], closeOnDealloc: true)
     }
 }
