@@ -12,7 +12,7 @@ struct BenchSmokeTests {
         let (server, port) = try await ParleyProcess.serve(["--console", "off", "--flood-burst", "100000", "--flood-rate", "100000"])
         let bench = try ParleyProcess(
             ["bench", "--port", "\(port)", "--clients", "6", "--rooms", "2", "--senders", "2", "--duration", "1", "--drain", "5",
-             "--pid", "\(server.process.processIdentifier)", "--json"] + load,
+             "--pid", "\(server.pid)", "--json"] + load,
             input: .nullDevice
         )
         #expect(try await bench.waitForExit(timeout: .seconds(30)) == 0, "\(bench.log.text)")

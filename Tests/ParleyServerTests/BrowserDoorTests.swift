@@ -282,7 +282,9 @@ struct BrowserDoorTests {
             // Headers that never end, and a body that never comes: closed after the deadline, nothing answered.
             for slow in ["GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc"] {
                 let client = try await TestClient.connect(port: server.httpPort)
-                try await client.sendRaw(Array(slow.utf8))
+                // A loaded machine can take the whole second between the connect and the write: the server has
+                // then closed first, and the write fails. Either way nothing may be answered.
+                try? await client.sendRaw(Array(slow.utf8))
                 #expect(try await client.waitForClose().isEmpty)
             }
         }

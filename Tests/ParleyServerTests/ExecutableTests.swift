@@ -158,7 +158,7 @@ struct ExecutableTests {
     func memoryAfterStorm() async throws {
         let (server, port) = try await ParleyProcess.serve(["--console", "off", "--history", "0", "--log-level", "debug"])
         func rss() throws -> Int {
-            let status = try String(contentsOfFile: "/proc/\(server.process.processIdentifier)/status", encoding: .utf8)
+            let status = try String(contentsOfFile: "/proc/\(server.pid)/status", encoding: .utf8)
             let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") })
             return try #require(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]))
         }

@@ -160,7 +160,7 @@ struct HistoryTests {
         if store == "postgres" {
             // PostgreSQL lets the killed server's hold on the database go once its backends see their sockets
             // close; a restart before that would be refused as a second server.
-            let pid = server.process.processIdentifier
+            let pid = server.pid
             try await eventually("the killed server's sessions are gone", timeout: .seconds(30)) {
                 try await PostgresCluster.shared.value.number(
                     "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'parley serve (pid \(pid) %'"

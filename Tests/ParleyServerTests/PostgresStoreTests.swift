@@ -324,7 +324,7 @@ struct PostgresStoreTests {
             environment: ["PARLEY_DATABASE_URL": url]
         )
         #expect(try await second.waitForExit() == 3)
-        #expect(second.log.text.contains("is in use by parley serve (pid \(server.process.processIdentifier) on "), "\(second.log.text)")
+        #expect(second.log.text.contains("is in use by parley serve (pid \(server.pid) on "), "\(second.log.text)")
         server.signal(SIGTERM)
         #expect(try await server.waitForExit() == 0)
         #expect(server.log.text.contains("storage opened") && server.log.text.contains("at=\(database)"), "\(server.log.text)")

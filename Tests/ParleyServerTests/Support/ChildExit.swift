@@ -9,22 +9,15 @@ struct ChildExit: Sendable, Equatable {
     /// Ended by a signal (`status` is then 128 + the signal, as a shell reports it).
     let signaled: Bool
 
-    /// Waits for `process`, already running, to end: with `waitpid` on a thread of its own, because Foundation's
-    /// termination handler is driven by SIGCHLD, which a busy test process can miss. Seen twice: `pg_ctl start`,
-    /// and a `parley` an executable test ran, each left a zombie that nobody reaped and a wait with no end (the
-    /// whole suite hung, its event loops with no timer left). When Foundation reaps the child first, its status
-    /// comes from Foundation.
-    static func of(_ process: Process) -> EventLoopFuture<ChildExit> {
+    /// Waits for child `pid` (`Spawned`) to end, with `waitpid` on a thread of its own: nothing else reaps it,
+    /// and a thread cannot miss the end the way a SIGCHLD handler on a busy process can.
+    static func of(pid: pid_t) -> EventLoopFuture<ChildExit> {
         let promise = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: ChildExit.self)
-        let pid = process.processIdentifier
         Thread.detachNewThread {
             var status: Int32 = 0
             var reaped: pid_t
             repeat { reaped = waitpid(pid, &status, 0) } while reaped < 0 && errno == EINTR
-            guard reaped == pid else {
-                process.waitUntilExit()
-                return promise.succeed(ChildExit(status: process.terminationStatus, signaled: process.terminationReason == .uncaughtSignal))
-            }
+            guard reaped == pid else { return promise.fail(TestFailure("waitpid(\(pid)) failed: \(String(cString: strerror(errno)))")) }
             let signal = status & 0x7f
             promise.succeed(signal == 0 ? ChildExit(status: (status >> 8) & 0xff, signaled: false) : ChildExit(status: 128 + signal, signaled: true))
         }

@@ -18,13 +18,13 @@ final class ParleyProcess: Sendable {
         case sharedTerminal
     }
 
-    let process: Process
+    let child: Spawned
     /// The `--data-dir` of a server started with `serve`.
     let dataDirectory: URL
     let log: OutputCollector
     let output: OutputCollector
     private let terminal: FileHandle?
-    /// Set once the process has ended (reaped by `ChildExit`, so Foundation's `isRunning` may never know).
+    /// Set once the process has ended (reaped by `ChildExit`).
     private let exit: EventLoopFuture<ChildExit>
     private let ended = NIOLockedValueBox(false)
 
@@ -54,53 +54,52 @@ final class ParleyProcess: Sendable {
     }
 
     init(
-        _ arguments: [String], input: Input, dataDirectory: URL = FileManager.default.temporaryDirectory,
+        _ arguments: [String], input inputKind: Input, dataDirectory: URL = FileManager.default.temporaryDirectory,
         executable: URL = ParleyProcess.executable, environment: [String: String] = [:]
     ) throws {
+        var inputPipe: FileHandle?
         self.dataDirectory = dataDirectory
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        // Pipes whose descriptors close on exec: Foundation's `Pipe`'s do not, and a tmux
-        // server spawned by another test at that moment inherited a write end and kept it for its whole life, so
-        // this process's output never reached end of file (found by `OutputCollector.writersHolding`).
+        // Pipes whose descriptors close on exec: a tmux server spawned by another test at that moment would
+        // otherwise inherit a write end and keep it for its whole life, so this process's output would never
+        // reach end of file (found by `OutputCollector.writersHolding`).
         let stderr = try ClosingPipe()
         let stdout = try ClosingPipe()
-        process.standardError = stderr.writing
-        process.standardOutput = stdout.writing
-        switch input {
+        /// The child's standard input, and whether this process's copy closes once the child has it.
+        let input: (descriptor: CInt, owned: Bool)
+        var (output, error) = (stdout.writing.fileDescriptor, stderr.writing.fileDescriptor)
+        switch inputKind {
         case .terminal:
-            var master: Int32 = 0
-            var slave: Int32 = 0
+            var (master, slave): (Int32, Int32) = (0, 0)
             guard openpty(&master, &slave, nil, nil, nil) == 0 else { throw TestFailure("openpty failed") }
-            process.standardInput = FileHandle(fileDescriptor: slave, closeOnDealloc: true)
+            input = (slave, true)
             terminal = FileHandle(fileDescriptor: master, closeOnDealloc: true)
         case .pipe:
-            let pipe = Pipe()
-            process.standardInput = pipe
-            terminal = pipe.fileHandleForWriting
+            let pipe = try ClosingPipe()
+            input = (pipe.reading.fileDescriptor, false)
+            inputPipe = pipe.reading
+            terminal = pipe.writing
         case .nullDevice:
-            process.standardInput = FileHandle.nullDevice
+            input = (open("/dev/null", O_RDONLY | O_CLOEXEC), true)
             terminal = nil
         case .sharedTerminal:
-            var master: Int32 = 0
-            var slave: Int32 = 0
+            var (master, slave): (Int32, Int32) = (0, 0)
             guard openpty(&master, &slave, nil, nil, nil) == 0 else { throw TestFailure("openpty failed") }
-            let end = FileHandle(fileDescriptor: slave, closeOnDealloc: true)
-            process.standardInput = end
-            process.standardOutput = end
-            process.standardError = end
+            input = (slave, true)
+            (output, error) = (slave, slave)
             terminal = FileHandle(fileDescriptor: master, closeOnDealloc: true)
         }
         log = OutputCollector(stderr.reading)
-        output = OutputCollector(stdout.reading)
-        self.process = process
-        try process.run()
+        self.output = OutputCollector(stdout.reading)
+        defer { if input.owned { close(input.descriptor) } }
+        child = try Spawned.start(
+            executable.path, arguments, environment: environment.isEmpty ? nil : ProcessInfo.processInfo.environment.merging(environment) { $1 },
+            input: input.descriptor, output: output, error: error
+        )
         // The child has its copies; with ours closed, end of file comes when the child's go.
         try stderr.writing.close()
         try stdout.writing.close()
-        exit = ChildExit.of(process)
+        try inputPipe?.close()
+        exit = child.exit()
         exit.whenComplete { [ended] _ in ended.withLockedValue { $0 = true } }
     }
 
@@ -128,7 +127,7 @@ final class ParleyProcess: Sendable {
 
     /// A test that fails before it stops its server must not leave the server running.
     deinit {
-        if !hasEnded { kill(process.processIdentifier, SIGKILL) }
+        if !hasEnded { kill(child.pid, SIGKILL) }
     }
 
     /// Types a line at the process's terminal or into its input pipe.
@@ -138,9 +137,9 @@ final class ParleyProcess: Sendable {
     }
 
     /// The process id.
-    var pid: Int32 { process.processIdentifier }
+    var pid: Int32 { child.pid }
 
-    /// Whether the process has ended (use this, not `process.isRunning`: Foundation may never learn of it).
+    /// Whether the process has ended.
     var hasEnded: Bool { ended.withLockedValue { $0 } }
 
     /// Ends the input pipe (end of input for the process).
@@ -149,14 +148,14 @@ final class ParleyProcess: Sendable {
     }
 
     func signal(_ signal: Int32) {
-        kill(process.processIdentifier, signal)
+        kill(child.pid, signal)
     }
 
     /// Waits for the process to exit and returns its status; kills it and fails after the deadline (generous: a
     /// loaded machine running the whole suite has taken over 15 s to see a client exit).
     func waitForExit(timeout: TimeAmount = .seconds(40)) async throws -> Int32 {
-        let process = self.process
-        let deadline = exit.eventLoop.scheduleTask(in: timeout) { kill(process.processIdentifier, SIGKILL) }
+        let pid = child.pid
+        let deadline = exit.eventLoop.scheduleTask(in: timeout) { kill(pid, SIGKILL) }
         let ending = try await exit.get()
         deadline.cancel()
         guard !ending.signaled else {

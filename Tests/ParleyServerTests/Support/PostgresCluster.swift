@@ -16,7 +16,7 @@ final class PostgresCluster: Sendable {
     private let binaries: URL
     /// Runs a command as the cluster's owner: `runuser -u nobody --` under root, nothing otherwise.
     private let asOwner: [String]
-    private let watchdog = Mutex<Process?>(nil)
+    private let watchdog = Mutex<Spawned?>(nil)
     private let databases = Atomic<Int>(0)
 
     var data: String { folder.appendingPathComponent("data").path }
@@ -98,21 +98,19 @@ final class PostgresCluster: Sendable {
     /// A process holding a pipe from this one: when the test process ends, the pipe closes, `read` returns, and
     /// it stops the server and removes the folder, so no PostgreSQL and no data outlive the tests.
     private func startWatchdog() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
         let stop = "\(binaries.appendingPathComponent("pg_ctl").path) -D \(data) -m immediate stop >/dev/null 2>&1"
-        process.arguments = ["-c", "read _; " + (asOwner.isEmpty ? stop : "\(asOwner.joined(separator: " ")) sh -c '\(stop)'") + "; rm -rf \(folder.path)"]
-        let pipe = Pipe()
-        process.standardInput = pipe
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let script = "read _; " + (asOwner.isEmpty ? stop : "\(asOwner.joined(separator: " ")) sh -c '\(stop)'") + "; rm -rf \(folder.path)"
+        let pipe = try ClosingPipe()
+        let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        defer { close(null) }
+        let process = try Spawned.start("/bin/sh", ["-c", script], input: pipe.reading.fileDescriptor, output: null, error: null)
+        try pipe.reading.close()
         // The write end stays open in this process for as long as the cluster runs.
         watchdog.withLock { $0 = process }
-        Self.pipes.withLock { $0.append(pipe) }
+        Self.pipes.withLock { $0.append(pipe.writing) }
     }
 
-    private static let pipes = Mutex<[Pipe]>([])
+    private static let pipes = Mutex<[FileHandle]>([])
 
     /// The URL of database `name` on this cluster, over its socket.
     func address(database name: String) throws -> PostgresAddress {
@@ -162,18 +160,17 @@ final class PostgresCluster: Sendable {
     /// Runs a command as the cluster's owner and gives its exit status; what it says goes to `commands.log` in
     /// the folder.
     private func run(_ command: [String]) async throws -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: (asOwner + command)[0])
-        process.arguments = Array((asOwner + command).dropFirst())
-        process.currentDirectoryURL = folder
         let log = folder.appendingPathComponent("commands.log")
         if !FileManager.default.fileExists(atPath: log.path) { FileManager.default.createFile(atPath: log.path, contents: nil) }
         let output = try FileHandle(forWritingTo: log)
         defer { try? output.close() }
         output.seekToEndOfFile()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        return try await ChildExit.of(process).get().status
+        let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(null) }
+        let command = asOwner + command
+        let process = try Spawned.start(
+            command[0], Array(command.dropFirst()), directory: folder.path, input: null, output: output.fileDescriptor, error: output.fileDescriptor
+        )
+        return try await process.exit().get().status
     }
 }
