@@ -127,9 +127,9 @@ public struct ChatListener: Service {
             .serverChannelInitializer { server in
                 server.eventLoop.makeCompletedFuture {
                     // Out of descriptors (EMFILE), accepting again at once would spin: wait a second, say so
-                    // at most once a minute.
+                    // at most once a minute, and leave the process the descriptors held in reserve.
                     try server.pipeline.syncOperations.addHandlers(
-                        AcceptFailureLog(logger: logger), AcceptBackoffHandler(backoffProvider: Self.acceptBackoff)
+                        ReserveGate(), AcceptFailureLog(logger: logger), AcceptBackoffHandler(backoffProvider: Self.acceptBackoff)
                     )
                 }
             }

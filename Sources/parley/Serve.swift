@@ -125,6 +125,7 @@ struct Serve: AsyncParsableCommand {
         LoggingSystem.bootstrap { label in ParleyLogHandler(label: label, dial: dial, format: format, write: write) }
         let logger = Logger(label: "parley")
         if let file { logger.notice("settings read", metadata: ["file": "\(file)"]) }
+        if let descriptors = DescriptorLimit.raise() { logger.info("file descriptors", metadata: ["limit": "\(descriptors)"]) }
         let configuration = settings.serverConfiguration
         // SIGHUP: the file read again under the same flags and environment. What changed is logged; what only
         // a restart changes is named each time, until it is restarted or the file says the old value again.

@@ -161,18 +161,20 @@ struct DescriptorExhaustionTests {
     @Test("with a low ulimit -n the server backs off instead of spinning, logs it once, chats on, and accepts again once descriptors free up")
     func exhaustion() async throws {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("parley-fd-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        try "Before the crowd.\n".write(toFile: data + "/motd", atomically: true, encoding: .utf8)
         let server = try ParleyProcess(
             [
                 "-c",
                 "ulimit -n 64 && exec '\(ParleyProcess.executable.path)' serve --host 127.0.0.1 --port 0 --no-irc --no-http --console off "
-                    + "--data-dir '\(data)' --server-name fd.parley",
+                    + "--data-dir '\(data)' --server-name fd.parley --motd '\(data)/motd'",
             ],
             input: .nullDevice, executable: URL(fileURLWithPath: "/bin/sh")
         )
         let line = try await server.log.waitFor { $0.contains("listening") && $0.contains("door=lines ") }
         let port = try #require(line.split(separator: ":").last.flatMap { Int($0.prefix(while: \.isNumber)) })
         do {
-            try await exhaust(server, port: port)
+            try await exhaust(server, port: port, motd: data + "/motd")
         } catch {
             Issue.record("\(error); the server's log: \(server.log.text.suffix(3000))")
         }
@@ -180,7 +182,7 @@ struct DescriptorExhaustionTests {
         #expect(try await server.waitForExit() == 0)
     }
 
-    private func exhaust(_ server: ParleyProcess, port: Int) async throws {
+    private func exhaust(_ server: ParleyProcess, port: Int, motd: String) async throws {
         let alice = try await TestServer.textUser("alice", port: port)
         let bob = try await TestServer.textUser("bob", port: port)
         // More connections than descriptors: the kernel completes them all, the server cannot accept the rest.
@@ -188,6 +190,18 @@ struct DescriptorExhaustionTests {
         // (A connect may fail when the kernel's queue overflows: those are not what is tested.)
         for _ in 0..<80 { if let client = try? await TestClient.connect(port: port) { crowd.append(client) } }
         try await server.log.waitFor { $0.contains("accepting a connection failed") }
+        // While connections hold every other descriptor, the server can still open a file: the reserve was let go
+        // for it. (It is taken back for a moment each second, to try accepting again: a reread that falls in that
+        // moment fails, so a second SIGHUP is allowed; without the reserve both would.)
+        try "After the crowd.\n".write(toFile: motd, atomically: false, encoding: .utf8)
+        var reloaded = false
+        for attempt in 1...2 where !reloaded {
+            server.signal(SIGHUP)
+            let rereads = { ["message of the day reloaded", "message of the day not reloaded"].map { server.log.text.components(separatedBy: $0).count - 1 }.reduce(0, +) }
+            try await eventually("the reread is logged") { rereads() >= attempt }
+            reloaded = server.log.text.contains("message of the day reloaded")
+        }
+        #expect(reloaded, "\(server.log.text.suffix(2000))")
         // Those already in chat on.
         try await alice.send("still here")
         try await bob.waitFor { $0.hasSuffix("<alice> still here") }

@@ -1,0 +1,133 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOCore
+import Synchronization
+
+/// A few file descriptors held back from connections, so that a server that runs out of them (`ulimit -n`,
+/// a crowd of connections) keeps some for everything else a process opens now and then: SQLite's temporary
+/// files, a PostgreSQL reconnection, a certificate reread, and the threads' own bookkeeping. Without them a
+/// server at its limit was seen to crash: libdispatch, which runs Swift's tasks, opens `/proc/self/task/…/stat`
+/// to watch its worker threads, and stops the process when it cannot.
+///
+/// The reserve is descriptors of `/dev/null`. When an accept fails for want of descriptors the reserve is let
+/// go (`release`), and the listeners accept again only once it could be taken back whole (`refill`): so while
+/// connections hold every other descriptor, the reserve's are free for the rest of the process.
+final class DescriptorReserve: Sendable {
+    /// One per process: descriptors are the process's.
+    static let shared = DescriptorReserve(count: 16)
+
+    private let count: Int
+    private let held: Mutex<[CInt]>
+
+    init(count: Int) {
+        self.count = count
+        self.held = Mutex([])
+        _ = refill()
+    }
+
+    /// Takes the reserve back, all or nothing (part of it would only take the last free descriptors from the
+    /// others); true when it is whole.
+    func refill() -> Bool {
+        held.withLock { held in
+            guard held.count < count else { return true }
+            var opened: [CInt] = []
+            for _ in held.count..<count {
+                let descriptor = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                guard descriptor >= 0 else {
+                    for descriptor in opened { close(descriptor) }
+                    return false
+                }
+                opened.append(descriptor)
+            }
+            held += opened
+            return true
+        }
+    }
+
+    /// Frees the reserve for the rest of the process.
+    func release() {
+        held.withLock { held in
+            for descriptor in held { close(descriptor) }
+            held.removeAll()
+        }
+    }
+
+    /// Whether an accept failed for want of descriptors (the process's or the system's).
+    static func isExhaustion(_ error: any Error) -> Bool {
+        guard let error = error as? IOError else { return false }
+        return error.errnoCode == EMFILE || error.errnoCode == ENFILE
+    }
+}
+
+/// On a listening socket, between the socket and `AcceptBackoffHandler`: lets the reserve go when an accept
+/// fails for want of descriptors, and holds the next accept back until the reserve is whole again, trying once
+/// a second.
+final class ReserveGate: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = any Channel
+    typealias OutboundIn = any Channel
+
+    private let reserve: DescriptorReserve
+    private var retry: Scheduled<Void>?
+
+    init(reserve: DescriptorReserve = .shared) {
+        self.reserve = reserve
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if DescriptorReserve.isExhaustion(error) { reserve.release() }
+        context.fireErrorCaught(error)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        guard retry == nil else { return }
+        if reserve.refill() {
+            context.read()
+        } else {
+            retry = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) {
+                self.retry = nil
+                self.read(context: context)
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        retry?.cancel()
+        retry = nil
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        if let retry {
+            retry.cancel()
+            self.retry = nil
+            context.read()
+        }
+    }
+}
+
+/// The process's descriptor limit. A server started from a shell or by systemd gets a soft limit of 1,024
+/// (kept low for programs that still use `select`), far under what a chat of a few thousand needs; the hard
+/// limit is what the administrator allows. Parley uses epoll, so it takes the hard limit, as Go programs do.
+public enum DescriptorLimit {
+    /// Raises the soft limit to the hard one; returns the limit now in force (nil when it cannot be read).
+    @discardableResult
+    public static func raise() -> UInt64? {
+        var limit = rlimit()
+        guard getrlimit(RLIMIT_NOFILE_VALUE, &limit) == 0 else { return nil }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(RLIMIT_NOFILE_VALUE, &raised) == 0 { limit = raised }
+        }
+        return UInt64(limit.rlim_cur)
+    }
+
+    #if canImport(Glibc)
+    private static let RLIMIT_NOFILE_VALUE = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+    #else
+    private static let RLIMIT_NOFILE_VALUE = RLIMIT_NOFILE
+    #endif
+}
