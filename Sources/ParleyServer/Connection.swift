@@ -210,6 +210,9 @@ final class Connection: Sendable {
 
     /// A frame from the framing, on the event loop: queued, and a burst started when none is running.
     private func receive(_ frame: InboundFrame) {
+        // Counted as it arrives, not as it is read: a client is alive when its PONG reaches the server, however
+        // long a loaded machine takes to run the task that reads it.
+        state.framesHeard.add(1, ordering: .relaxed)
         let reader = inbox.withLock { inbox -> Reader? in
             switch inbox.reading {
             case .over:
@@ -421,7 +424,6 @@ private struct Reader: Sendable {
     mutating func handle(_ frame: InboundFrame, in connection: Connection) async -> Flow {
         let state = connection.state
         guard state.isOpen else { return .stop }
-        state.framesHeard.add(1, ordering: .relaxed)
         switch frame {
         case .greet, .json:
             session.signal(frame)

@@ -23,7 +23,7 @@ final class ConnectionState: Sendable {
 
     let outbox: Outbox
     private let shared = Mutex(Shared())
-    /// Lines (and other frames) received so far: the IRC keep-alive watches it move.
+    /// Lines (and other frames) arrived so far, counted on the event loop: the IRC keep-alive watches it move.
     let framesHeard = Atomic<UInt64>(0)
     /// Flood-control tokens the last line costs beyond its own: one a target, a mode change, a channel, or a
     /// page of history. Only the reader task touches it.
