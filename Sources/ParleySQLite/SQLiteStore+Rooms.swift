@@ -17,6 +17,7 @@ extension SQLiteStore {
                     )
                 }
                 _ = try await roomWriter.query("COMMIT")
+                checkpointer.committed(pages: 2 + changes.count + audits.count)
             } catch {
                 _ = try? await roomWriter.query("ROLLBACK")
                 throw error

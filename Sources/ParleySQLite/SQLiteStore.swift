@@ -133,6 +133,8 @@ public final class SQLiteStore: ChatStorage {
     /// History reads, beside the writers (WAL lets readers and a writer work at once), on threads of their own,
     /// so a long read never holds up a write.
     let readers: [SQLiteConnection]
+    /// Moves the write-ahead log into the database (`Checkpointer`), on a thread of its own.
+    let checkpointer: Checkpointer
     static let readerCount = 2
     public var concurrentReads: Int { readers.count }
     private let nextReader = Atomic<Int>(0)
@@ -148,9 +150,10 @@ public final class SQLiteStore: ChatStorage {
     public var location: String { path }
 
     private init(
-        connection: SQLiteConnection, roomWriter: SQLiteConnection, readers: [SQLiteConnection], pools: [NIOThreadPool], path: String, lock: ServerLock?,
-        accountVersion: Int?
+        connection: SQLiteConnection, roomWriter: SQLiteConnection, readers: [SQLiteConnection], checkpointer: Checkpointer, pools: [NIOThreadPool],
+        path: String, lock: ServerLock?, accountVersion: Int?
     ) {
+        self.checkpointer = checkpointer
         self.accountVersionAtOpen = accountVersion
         self.connection = connection
         self.roomWriter = roomWriter
@@ -180,8 +183,10 @@ public final class SQLiteStore: ChatStorage {
         // thread (NIO's shared pool has one per core).
         let writing = NIOThreadPool(numberOfThreads: 2)
         let reading = NIOThreadPool(numberOfThreads: Self.readerCount)
+        let checkpointing = NIOThreadPool(numberOfThreads: 1)
         writing.start()
         reading.start()
+        checkpointing.start()
         var opened: [SQLiteConnection] = []
         do {
             // Held until the schema is up to date; see `SetupLock`.
@@ -197,14 +202,20 @@ public final class SQLiteStore: ChatStorage {
                 readers.append(try await connect(path, pool: reading, logger: logger, readOnly: true))
                 opened.append(readers[readers.count - 1])
             }
+            let checkpoints = try await connect(path, pool: checkpointing, logger: logger)
+            opened.append(checkpoints)
+            // The writers leave checkpoints to the checkpointer, unless it falls far behind.
+            for writer in [connection, roomWriter] { _ = try await writer.query("PRAGMA wal_autocheckpoint = \(Checkpointer.writersTakeOverPages)") }
             let version = try? await connection.query("SELECT version FROM account_version").first?.column("version")?.integer
             return SQLiteStore(
-                connection: connection, roomWriter: roomWriter, readers: readers, pools: [writing, reading], path: path, lock: lock, accountVersion: version
+                connection: connection, roomWriter: roomWriter, readers: readers, checkpointer: Checkpointer(connection: checkpoints, logger: logger),
+                pools: [writing, reading, checkpointing], path: path, lock: lock, accountVersion: version
             )
         } catch {
             for connection in opened { try? await connection.close().get() }
             try? await writing.shutdownGracefully()
             try? await reading.shutdownGracefully()
+            try? await checkpointing.shutdownGracefully()
             lock?.release()
             throw error
         }
@@ -284,6 +295,7 @@ public final class SQLiteStore: ChatStorage {
 
     public func close() async {
         closed.store(true, ordering: .relaxed)
+        await checkpointer.stop()
         for connection in [connection, roomWriter] + readers { try? await connection.close().get() }
         for pool in pools { try? await pool.shutdownGracefully() }
         lock?.release()
@@ -322,6 +334,7 @@ public final class SQLiteStore: ChatStorage {
         } catch {
             throw Self.describe(error, path: path)
         }
+        checkpointer.committed(pages: Checkpointer.pages(for: messages))
     }
 
     public func history(room: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] {

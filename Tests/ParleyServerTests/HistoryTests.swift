@@ -266,4 +266,28 @@ struct HistoryTests {
         #expect(broken.log.text.contains("cannot start"))
         #expect(broken.log.text.contains(damaged.path))
     }
+
+    @Test("the write-ahead log is copied into the database beside the writers, by the checkpointer, not in a commit")
+    func checkpointsBesideTheWriters() async throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("parley-checkpoint-\(UUID().uuidString)").path
+        let store = try await SQLiteStore.open(directory: data)
+        let file = URL(fileURLWithPath: data).appendingPathComponent(SQLiteStore.fileName).path
+        @Sendable func size(_ path: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
+        let before = size(file)
+        // About 2 MiB of log, in commits of one batch each, as the publisher writes them.
+        let text = String(repeating: "x", count: 1000)
+        for batch in 0..<40 {
+            let messages = (0..<50).map { ChatMessage(id: Int64(batch * 50 + $0 + 1), time: Date(), from: "w", target: .room("#general"), kind: .normal, text: text) }
+            try await store.append(messages)
+        }
+        // About 650 pages (the writers ring the checkpointer every 256): SQLite's own checkpoint (at 1,000) would
+        // not have come yet, and the writers' comes only past 64 MiB, so the file grows only by the checkpointer's hand.
+        // (No event announces a checkpoint: the file's size is asked until it moves, within the deadline.)
+        try await answer(within: .seconds(30)) {
+            while size(file) <= before + (1 << 20) { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(try await store.history(room: "#general", .latest(5), below: .max).count == 5)
+        await store.close()
+        try? FileManager.default.removeItem(atPath: data)
+    }
 }
