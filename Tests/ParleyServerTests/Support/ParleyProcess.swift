@@ -71,6 +71,7 @@ final class ParleyProcess: Sendable {
         case .terminal:
             var (master, slave): (Int32, Int32) = (0, 0)
             guard openpty(&master, &slave, nil, nil, nil) == 0 else { throw TestFailure("openpty failed") }
+            for end in [master, slave] { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
             input = (slave, true)
             terminal = FileHandle(fileDescriptor: master, closeOnDealloc: true)
         case .pipe:
@@ -79,11 +80,14 @@ final class ParleyProcess: Sendable {
             inputPipe = pipe.reading
             terminal = pipe.writing
         case .nullDevice:
-            input = (open("/dev/null", O_RDONLY | O_CLOEXEC), true)
+            let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+            guard null >= 0 else { throw TestFailure("cannot open /dev/null: \(String(cString: strerror(errno)))") }
+            input = (null, true)
             terminal = nil
         case .sharedTerminal:
             var (master, slave): (Int32, Int32) = (0, 0)
             guard openpty(&master, &slave, nil, nil, nil) == 0 else { throw TestFailure("openpty failed") }
+            for end in [master, slave] { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
             input = (slave, true)
             (output, error) = (slave, slave)
             terminal = FileHandle(fileDescriptor: master, closeOnDealloc: true)

@@ -16,8 +16,9 @@ import NIOCore
 struct Spawned: Sendable {
     let pid: pid_t
 
-    /// Starts `executable` with `arguments`; `environment` replaces this process's when given. `input`, `output`
-    /// and `error` are descriptors of this process, left open here (the caller closes its copies).
+    /// Starts `executable` (a path, or a name looked up in `PATH`) with `arguments`; `environment` replaces this
+    /// process's when given. `input`, `output` and `error` are descriptors of this process, left open here (the
+    /// caller closes its copies).
     static func start(
         _ executable: String, _ arguments: [String], environment: [String: String]? = nil, directory: String? = nil,
         input: CInt, output: CInt, error: CInt
@@ -50,12 +51,12 @@ struct Spawned: Sendable {
         let envp = pairs.map { strdup($0) } + [nil]
         defer { for pair in envp { free(pair) } }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        let result = posix_spawnp(&pid, executable, &actions, &attributes, argv, envp)
         guard result == 0 else { throw TestFailure("cannot start \(executable): \(String(cString: strerror(result)))") }
         return Spawned(pid: pid)
     }
 
-    /// The exit, reaped on a thread of its own.
+    /// The exit, reaped on a thread of its own. Once per child: the reaping is what tells it.
     func exit() -> EventLoopFuture<ChildExit> {
         ChildExit.of(pid: pid)
     }

@@ -81,44 +81,16 @@ struct Tmux: Sendable {
 
 /// Runs a program with stdin and stderr on /dev/null and stdout to a file, and waits for it to exit.
 ///
-/// Not Foundation's `Process`: `tmux new-session` forks the tmux server, which inherits whatever Process uses
-/// to watch its child, so Process never reports the exit. `waitpid` on a thread of its own does.
+/// `Spawned`, not Foundation's `Process`: `tmux new-session` forks the tmux server, which inherits whatever
+/// Process uses to watch its child, so Process never reports the exit; and the server outlives the call, so it
+/// must inherit no other descriptor (another process's pipe would then never reach end of file), which
+/// `Spawned` makes sure of.
 private func spawn(_ arguments: [String], output: String) async throws -> Int32 {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-    // The tmux server outlives this call, so it must not inherit other processes' pipes (which would then
-    // never reach end of file): every descriptor above 2 open now is closed in the child.
-    let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-    for descriptor in open.compactMap({ Int32($0) }) where descriptor > 2 {
-        posix_spawn_file_actions_addclose(&actions, descriptor)
-    }
-    // Nor the signal mask of the test thread (the runtime blocks most signals on its threads): a tmux server
-    // that blocks SIGTERM outlives `kill-server` and every test run.
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var none = sigset_t()
-    sigemptyset(&none)
-    posix_spawnattr_setsigmask(&attributes, &none)
-    var defaults = sigset_t()
-    sigfillset(&defaults)
-    posix_spawnattr_setsigdefault(&attributes, &defaults)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    var pid: pid_t = 0
-    let argv = arguments.map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    let result = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, environ)
-    guard result == 0 else { throw TestFailure("cannot run \(arguments[0]): \(result)") }
-    let promise = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Int32.self)
-    let child = pid
-    Thread.detachNewThread {
-        var status: Int32 = 0
-        while waitpid(child, &status, 0) < 0 && errno == EINTR {}
-        promise.succeed((status >> 8) & 0xFF)
-    }
-    return try await promise.futureResult.get()
+    let input = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    let errors = open("/dev/null", O_WRONLY | O_CLOEXEC)
+    let written = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    defer { for descriptor in [input, errors, written] where descriptor >= 0 { close(descriptor) } }
+    guard input >= 0, errors >= 0, written >= 0 else { throw TestFailure("cannot open \(output) or /dev/null: \(String(cString: strerror(errno)))") }
+    let child = try Spawned.start(arguments[0], Array(arguments.dropFirst()), input: input, output: written, error: errors)
+    return try await child.exit().get().status
 }
