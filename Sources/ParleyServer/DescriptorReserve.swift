@@ -28,11 +28,12 @@ final class DescriptorReserve: Sendable {
         _ = refill()
     }
 
-    /// Takes the reserve back, all or nothing (part of it would only take the last free descriptors from the
-    /// others); true when it is whole.
+    /// Takes the reserve back, all or nothing, and only when that leaves `slack` descriptors free besides (taking
+    /// the last free ones, even for a moment, is what the reserve is there to prevent); true when it is whole.
     func refill() -> Bool {
         held.withLock { held in
             guard held.count < count else { return true }
+            if let free = Self.freeDescriptors(), free < count - held.count + Self.slack { return false }
             var opened: [CInt] = []
             for _ in held.count..<count {
                 let descriptor = open("/dev/null", O_RDONLY | O_CLOEXEC)
@@ -47,12 +48,39 @@ final class DescriptorReserve: Sendable {
         }
     }
 
+    /// Whether the reserve is held whole (else the process is, or was a moment ago, out of descriptors).
+    var isWhole: Bool {
+        held.withLock { $0.count == count }
+    }
+
+    /// Descriptors left free besides the reserve's when it is taken back.
+    static let slack = 4
+
+    /// How many more descriptors this process may open: its limit less the entries of `/proc/self/fd` (nil where
+    /// there is no such folder). Read only while the reserve is out, so its cost (a walk of every open descriptor)
+    /// is paid only at the limit.
+    private static func freeDescriptors() -> Int? {
+        guard let limit = DescriptorLimit.current(), let directory = opendir("/proc/self/fd") else { return nil }
+        var open = 0
+        while let entry = readdir(directory) {
+            if entry.pointee.d_type == UInt8(DT_LNK) { open += 1 }
+        }
+        closedir(directory)
+        // The walk's own descriptor was among them, and is free again.
+        return Int(clamping: limit) - open + 1
+    }
+
     /// Frees the reserve for the rest of the process.
     func release() {
         held.withLock { held in
             for descriptor in held { close(descriptor) }
             held.removeAll()
         }
+    }
+
+    /// Whether a connection just accepted may stay: the reserve is whole, or could be taken back whole now.
+    func admitsConnections() -> Bool {
+        isWhole || refill()
     }
 
     /// Whether an accept failed for want of descriptors (the process's or the system's).
@@ -64,7 +92,8 @@ final class DescriptorReserve: Sendable {
 
 /// On a listening socket, between the socket and `AcceptBackoffHandler`: lets the reserve go when an accept
 /// fails for want of descriptors, and holds the next accept back until the reserve is whole again, trying once
-/// a second.
+/// a second. The other listeners, which may be waiting for connections meanwhile, refuse what they accept until
+/// then (`ChatListener`'s child initializer asks `admitsConnections`), so none of them takes the freed descriptors.
 final class ReserveGate: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = any Channel
     typealias OutboundIn = any Channel
@@ -112,6 +141,13 @@ final class ReserveGate: ChannelDuplexHandler, RemovableChannelHandler {
 /// (kept low for programs that still use `select`), far under what a chat of a few thousand needs; the hard
 /// limit is what the administrator allows. Parley uses epoll, so it takes the hard limit, as Go programs do.
 public enum DescriptorLimit {
+    /// The soft limit in force.
+    static func current() -> UInt64? {
+        var limit = rlimit()
+        guard getrlimit(RLIMIT_NOFILE_VALUE, &limit) == 0 else { return nil }
+        return UInt64(limit.rlim_cur)
+    }
+
     /// Raises the soft limit to the hard one; returns the limit now in force (nil when it cannot be read).
     @discardableResult
     public static func raise() -> UInt64? {
