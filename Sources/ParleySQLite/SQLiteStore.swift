@@ -205,7 +205,11 @@ public final class SQLiteStore: ChatStorage {
             let checkpoints = try await connect(path, pool: checkpointing, logger: logger)
             opened.append(checkpoints)
             // The writers leave checkpoints to the checkpointer, unless it falls far behind.
-            for writer in [connection, roomWriter] { _ = try await writer.query("PRAGMA wal_autocheckpoint = \(Checkpointer.writersTakeOverPages)") }
+            // And a log grown past 8 MiB (a burst the checkpointer fell behind on) is cut back to that when it starts over.
+            for writer in [connection, roomWriter] {
+                _ = try await writer.query("PRAGMA wal_autocheckpoint = \(Checkpointer.writersTakeOverPages)")
+                _ = try await writer.query("PRAGMA journal_size_limit = \(Checkpointer.logSizeLimit)")
+            }
             let version = try? await connection.query("SELECT version FROM account_version").first?.column("version")?.integer
             return SQLiteStore(
                 connection: connection, roomWriter: roomWriter, readers: readers, checkpointer: Checkpointer(connection: checkpoints, logger: logger),
