@@ -210,8 +210,9 @@ final class Connection: Sendable {
 
     /// A frame from the framing, on the event loop: queued, and a burst started when none is running.
     private func receive(_ frame: InboundFrame) {
-        // Counted as it arrives, not as it is read: a client is alive when its PONG reaches the server, however
-        // long a loaded machine takes to run the task that reads it.
+        // Counted as the framing hands it over, not as the session reads it: a client is alive when its PONG
+        // reaches the server, however long a loaded machine takes to run the task that reads it. (While the inbox
+        // is full the socket is not read at all, so a client that far ahead is heard again once it drains.)
         state.framesHeard.add(1, ordering: .relaxed)
         let reader = inbox.withLock { inbox -> Reader? in
             switch inbox.reading {
