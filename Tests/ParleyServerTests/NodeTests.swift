@@ -3,6 +3,7 @@ import NIOCore
 import ParleyCore
 import ParleyPostgres
 import ParleyServer
+import Synchronization
 import Testing
 
 /// Several `parley serve` nodes on one PostgreSQL database (docs/ARCHITECTURE.md, "Several nodes on one
@@ -138,14 +139,24 @@ struct NodeTests {
         await alone.close()
     }
 
-    @Test("parley serve --node-name: two executables on one database serve one chat's messages; the flag needs --store postgres and a plain name")
-    func executables() async throws {
+    /// A database of its own on the shared cluster, and the environment that points `parley serve` at it.
+    static func newDatabase() async throws -> (PostgresCluster, PostgresAddress, environment: [String: String]) {
         let cluster = try await PostgresCluster.shared.value
         let database = try await cluster.newDatabase()
-        let environment = ["PARLEY_DATABASE_URL": "postgres://parley@/\(database.database)?host=\(cluster.folder.path)"]
+        return (cluster, database, ["PARLEY_DATABASE_URL": "postgres://parley@/\(database.database)?host=\(cluster.folder.path)"])
+    }
+
+    /// `parley serve --node-name NAME` on that database, flood control relaxed.
+    static func serve(_ name: String, environment: [String: String]) async throws -> (ParleyProcess, port: Int) {
         let flags = ["--console", "off", "--store", "postgres", "--database-timeout", "30", "--flood-burst", "100000", "--flood-rate", "100000"]
-        let (a, portA) = try await ParleyProcess.serve(flags + ["--node-name", "a"], environment: environment)
-        let (b, portB) = try await ParleyProcess.serve(flags + ["--node-name", "b"], environment: environment)
+        return try await ParleyProcess.serve(flags + ["--node-name", name], environment: environment)
+    }
+
+    @Test("parley serve --node-name: two executables on one database serve one chat's messages; the flag needs --store postgres and a plain name")
+    func executables() async throws {
+        let (_, _, environment) = try await Self.newDatabase()
+        let (a, portA) = try await Self.serve("a", environment: environment)
+        let (b, portB) = try await Self.serve("b", environment: environment)
         let alice = try await TestServer.jsonUser("alice", port: portA)
         let bob = try await TestServer.jsonUser("bob", port: portB)
         try await alice.send(##"{"type":"send","room":"#general","text":"across the nodes","ref":"x"}"##)
@@ -175,5 +186,82 @@ struct NodeTests {
         let notWebSocket = try ParleyProcess(["serve", "--node-url", "http://b.lan:8080/", "--print-config"], input: .nullDevice)
         #expect(try await notWebSocket.waitForExit() == 64)
         #expect(notWebSocket.log.text.contains("a node's address is a WebSocket URL"), "\(notWebSocket.log.text)")
+    }
+
+    @Test("kill -9 of a node under load: every message either node acknowledged is in the log and reaches the other node's user once; the other node chats on")
+    func nodeKilledUnderLoad() async throws {
+        let (cluster, database, environment) = try await Self.newDatabase()
+        let (a, portA) = try await Self.serve("a", environment: environment)
+        let (b, portB) = try await Self.serve("b", environment: environment)
+        let receiver = try await TestServer.jsonUser("receiver", port: portB)
+        var senders: [(name: String, client: TestClient, onA: Bool)] = []
+        for (name, port) in [("a0", portA), ("a1", portA), ("b0", portB)] {
+            senders.append((name, try await TestServer.jsonUser(name, port: port), port == portA))
+        }
+        /// Shared by the senders' tasks (a Mutex alone cannot be captured: it is not copyable).
+        final class Acks: Sendable {
+            struct State {
+                var texts: [Int: String] = [:]
+                var fromA = 0
+                var fromBAfterKill = 0
+                var killed = false
+                var done = false
+            }
+            let state = Mutex(State())
+        }
+        let acks = Acks()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            // Each sender in a closed loop: a message, its answer, the next.
+            for sender in senders {
+                group.addTask {
+                    var count = 0
+                    do {
+                        while !acks.state.withLock({ $0.done }) {
+                            count += 1
+                            let ref = "\(sender.name)-\(count)"
+                            try await sender.client.send(##"{"type":"send","room":"#general","text":"\##(ref)","ref":"\##(ref)"}"##)
+                            let reply = try json(try await sender.client.waitFor(timeout: .seconds(60)) { $0.contains(#""ref":"\#(ref)""#) })
+                            #expect(reply["type"] as? String == "ack", "\(reply)")
+                            guard let id = reply["id"] as? Int else { continue }
+                            acks.state.withLock { state in
+                                state.texts[id] = ref
+                                if sender.onA { state.fromA += 1 } else if state.killed { state.fromBAfterKill += 1 }
+                            }
+                        }
+                    } catch where sender.onA && acks.state.withLock({ $0.killed }) {
+                        // Its node is gone, and with it the connection: what it acknowledged before is what counts.
+                    }
+                }
+            }
+            group.addTask {
+                try await eventually("node a acknowledges traffic", timeout: .seconds(60)) { acks.state.withLock { $0.fromA >= 100 } }
+                acks.state.withLock { $0.killed = true }
+                a.signal(SIGKILL)
+                try await eventually("node b chats on", timeout: .seconds(60)) { acks.state.withLock { $0.fromBAfterKill >= 50 } }
+                acks.state.withLock { $0.done = true }
+            }
+            try await group.waitForAll()
+        }
+        _ = try? await a.waitForExit()  // killed: it reports the signal as a failure to exit
+        let acknowledged = acks.state.withLock { $0.texts }
+        // In the log, each under the id its node acknowledged, with its text.
+        let ids = acknowledged.keys.map(String.init).joined(separator: ",")
+        let kept = try await cluster.number(
+            database: database.database,
+            "SELECT count(*)::int8 FROM messages WHERE id IN (\(ids)) AND (id, text) IN (\(acknowledged.map { "(\($0.key), '\($0.value)')" }.joined(separator: ",")))"
+        )
+        #expect(kept == acknowledged.count)
+        // Delivered to node b's user once each, node a's included (those committed before the kill, acknowledged
+        // or not, are in the log too; a message never acknowledged may or may not have been).
+        let heard = { () async throws -> [String] in
+            try await receiver.lines.compactMap { try? json($0) }.filter { $0["type"] as? String == "message" }.compactMap { $0["text"] as? String }
+        }
+        try await eventually("node b's user has every acknowledged message", timeout: .seconds(60)) {
+            Set(try await heard()).isSuperset(of: acknowledged.values)
+        }
+        let texts = try await heard()
+        #expect(texts.count == Set(texts).count, "a message was delivered twice")
+        b.signal(SIGTERM)
+        #expect(try await b.waitForExit() == 0)
     }
 }

@@ -102,6 +102,7 @@ final class PostgresCluster: Sendable {
         let script = "read _; " + (asOwner.isEmpty ? stop : "\(asOwner.joined(separator: " ")) sh -c '\(stop)'") + "; rm -rf \(folder.path)"
         let pipe = try ClosingPipe()
         let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        guard null >= 0 else { throw TestFailure("cannot open /dev/null") }
         defer { close(null) }
         let process = try Spawned.start("/bin/sh", ["-c", script], input: pipe.reading.fileDescriptor, output: null, error: null)
         try pipe.reading.close()
@@ -123,11 +124,11 @@ final class PostgresCluster: Sendable {
         return try address(database: name)
     }
 
-    /// The number the query gives (its first row's first column), as the superuser.
-    func number(_ sql: String) async throws -> Int {
+    /// The number the query gives (its first row's first column), as the superuser, in `database`.
+    func number(database: String = "postgres", _ sql: String) async throws -> Int {
         let logger = Self.quiet
         let connection = try await PostgresConnection.connect(
-            configuration: .init(unixSocketPath: "\(folder.path)/.s.PGSQL.5432", username: "parley", password: nil, database: "postgres"),
+            configuration: .init(unixSocketPath: "\(folder.path)/.s.PGSQL.5432", username: "parley", password: nil, database: database),
             id: 1, logger: logger
         )
         var found = 0
@@ -161,11 +162,12 @@ final class PostgresCluster: Sendable {
     /// the folder.
     private func run(_ command: [String]) async throws -> Int32 {
         let log = folder.appendingPathComponent("commands.log")
-        if !FileManager.default.fileExists(atPath: log.path) { FileManager.default.createFile(atPath: log.path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
         let output = try FileHandle(forWritingTo: log)
         defer { try? output.close() }
         output.seekToEndOfFile()
         let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        guard null >= 0 else { throw TestFailure("cannot open /dev/null") }
         defer { close(null) }
         let command = asOwner + command
         let process = try Spawned.start(
