@@ -147,8 +147,8 @@ struct NodeTests {
     }
 
     /// `parley serve --node-name NAME` on that database, flood control relaxed.
-    static func serve(_ name: String, environment: [String: String]) async throws -> (ParleyProcess, port: Int) {
-        let flags = ["--console", "off", "--store", "postgres", "--database-timeout", "30", "--flood-burst", "100000", "--flood-rate", "100000"]
+    static func serve(_ name: String, environment: [String: String], timeout: Int = 30) async throws -> (ParleyProcess, port: Int) {
+        let flags = ["--console", "off", "--store", "postgres", "--database-timeout", "\(timeout)", "--flood-burst", "100000", "--flood-rate", "100000"]
         return try await ParleyProcess.serve(flags + ["--node-name", name], environment: environment)
     }
 
@@ -194,74 +194,160 @@ struct NodeTests {
         let (a, portA) = try await Self.serve("a", environment: environment)
         let (b, portB) = try await Self.serve("b", environment: environment)
         let receiver = try await TestServer.jsonUser("receiver", port: portB)
-        var senders: [(name: String, client: TestClient, onA: Bool)] = []
-        for (name, port) in [("a0", portA), ("a1", portA), ("b0", portB)] {
-            senders.append((name, try await TestServer.jsonUser(name, port: port), port == portA))
+        let load = try await ClosedLoop.start([("a0", portA), ("a1", portA), ("b0", portB)])
+        try await load.run {
+            try await load.waitUntil("node a acknowledges traffic") { $0.acked(by: "a") >= 100 }
+            load.mark("killed")
+            a.signal(SIGKILL)
+            try await load.waitUntil("node b chats on") { $0.acked(by: "b", after: "killed") >= 50 }
+        } tolerating: { sender in
+            // Its node is gone, and with it the connection: what it acknowledged before is what counts.
+            sender.hasPrefix("a") && load.marked("killed")
         }
-        /// Shared by the senders' tasks (a Mutex alone cannot be captured: it is not copyable).
-        final class Acks: Sendable {
-            struct State {
-                var texts: [Int: String] = [:]
-                var fromA = 0
-                var fromBAfterKill = 0
-                var killed = false
-                var done = false
+        _ = try? await a.waitForExit()  // killed: it reports the signal as a failure to exit
+        try await load.expectKept(in: cluster, database: database.database)
+        // Delivered to node b's user once each, node a's included (those committed before the kill, acknowledged
+        // or not, are in the log too; a message never acknowledged may or may not have been).
+        try await load.expectHeard(by: receiver, from: ["a0", "a1", "b0"])
+        b.signal(SIGTERM)
+        #expect(try await b.waitForExit() == 0)
+    }
+
+    @Test("PostgreSQL restarted under load with two nodes: not_stored on both while it is down, both store again after, every acknowledged message kept and delivered across once")
+    func databaseRestartedUnderTwoNodes() async throws {
+        let (cluster, address) = try await PostgresStoreTests.privateDatabase()
+        let environment = ["PARLEY_DATABASE_URL": "postgres://parley@/\(address.database)?host=\(cluster.folder.path)"]
+        let (a, portA) = try await Self.serve("a", environment: environment, timeout: 5)
+        let (b, portB) = try await Self.serve("b", environment: environment, timeout: 5)
+        let (onA, onB) = (try await TestServer.jsonUser("reader-a", port: portA), try await TestServer.jsonUser("reader-b", port: portB))
+        let load = try await ClosedLoop.start([("a0", portA), ("b0", portB)])
+        try await load.run {
+            try await load.waitUntil("both nodes store") { $0.acked(by: "a") >= 50 && $0.acked(by: "b") >= 50 }
+            try await cluster.stopServer()
+            try await load.waitUntil("both nodes refuse", timeout: .seconds(60)) { $0.refused(by: "a") >= 1 && $0.refused(by: "b") >= 1 }
+            try await cluster.startServer()
+            load.mark("restarted")
+            try await load.waitUntil("both nodes store again", timeout: .seconds(90)) {
+                $0.acked(by: "a", after: "restarted") >= 50 && $0.acked(by: "b", after: "restarted") >= 50
             }
-            let state = Mutex(State())
+        } tolerating: { _ in false }
+        try await load.expectKept(in: cluster, database: address.database)
+        // Not asserted: that nothing refused is kept. A batch whose COMMIT reached the disk just as the server was
+        // stopped is kept by recovery though its sender was told not_stored (docs/ARCHITECTURE.md); the other node
+        // then reads it from the log like any entry.
+        try await load.expectHeard(by: onB, from: ["a0"])
+        try await load.expectHeard(by: onA, from: ["b0"])
+        for node in [a, b] {
+            node.signal(SIGTERM)
+            #expect(try await node.waitForExit() == 0)
         }
-        let acks = Acks()
+        try await cluster.stopServer()
+    }
+}
+
+/// Users that each send a message to #general, wait for its answer, and send the next, until the scenario given
+/// to `run` ends: what each node acknowledged (by id) and refused, and when, for tests that break a node or the
+/// database under them. A user's name starts with its node's.
+final class ClosedLoop: Sendable {
+    struct Tally {
+        /// Acknowledged messages: the id each was acknowledged with, and its text (`name-count`).
+        var acked: [Int: String] = [:]
+        var ackedOrder: [(sender: String, marks: Set<String>)] = []
+        var refused: [String] = []
+        var refusedBy: [String] = []
+        /// Moments the scenario marked ("killed", "restarted"): what is acknowledged after them counts apart.
+        var marks: Set<String> = []
+        var done = false
+
+        func acked(by node: String, after mark: String? = nil) -> Int {
+            ackedOrder.count { $0.sender.hasPrefix(node) && (mark.map($0.marks.contains) ?? true) }
+        }
+
+        func refused(by node: String) -> Int {
+            refusedBy.count { $0.hasPrefix(node) }
+        }
+    }
+
+    let senders: [(name: String, client: TestClient)]
+    let tally = Mutex(Tally())
+
+    private init(_ senders: [(name: String, client: TestClient)]) {
+        self.senders = senders
+    }
+
+    static func start(_ users: [(name: String, port: Int)]) async throws -> ClosedLoop {
+        var senders: [(name: String, client: TestClient)] = []
+        for (name, port) in users { senders.append((name, try await TestServer.jsonUser(name, port: port))) }
+        return ClosedLoop(senders)
+    }
+
+    func mark(_ moment: String) {
+        tally.withLock { _ = $0.marks.insert(moment) }
+    }
+
+    func marked(_ moment: String) -> Bool {
+        tally.withLock { $0.marks.contains(moment) }
+    }
+
+    func waitUntil(_ what: String, timeout: TimeAmount = .seconds(60), _ condition: @escaping @Sendable (Tally) -> Bool) async throws {
+        try await eventually(what, timeout: timeout) { tally.withLock { condition($0) } }
+    }
+
+    /// Sends until `scenario` returns; a sender's error ends only that sender, and only when `tolerating` says
+    /// so (its node was killed); any other fails the test.
+    func run(_ scenario: @escaping @Sendable () async throws -> Void, tolerating: @escaping @Sendable (String) -> Bool) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
-            // Each sender in a closed loop: a message, its answer, the next.
             for sender in senders {
                 group.addTask {
-                    var count = 0
                     do {
-                        while !acks.state.withLock({ $0.done }) {
-                            count += 1
-                            let ref = "\(sender.name)-\(count)"
-                            try await sender.client.send(##"{"type":"send","room":"#general","text":"\##(ref)","ref":"\##(ref)"}"##)
-                            let reply = try json(try await sender.client.waitFor(timeout: .seconds(60)) { $0.contains(#""ref":"\#(ref)""#) })
-                            #expect(reply["type"] as? String == "ack", "\(reply)")
-                            guard let id = reply["id"] as? Int else { continue }
-                            acks.state.withLock { state in
-                                state.texts[id] = ref
-                                if sender.onA { state.fromA += 1 } else if state.killed { state.fromBAfterKill += 1 }
-                            }
-                        }
-                    } catch where sender.onA && acks.state.withLock({ $0.killed }) {
-                        // Its node is gone, and with it the connection: what it acknowledged before is what counts.
-                    }
+                        try await self.send(as: sender)
+                    } catch where tolerating(sender.name) {}
                 }
             }
             group.addTask {
-                try await eventually("node a acknowledges traffic", timeout: .seconds(60)) { acks.state.withLock { $0.fromA >= 100 } }
-                acks.state.withLock { $0.killed = true }
-                a.signal(SIGKILL)
-                try await eventually("node b chats on", timeout: .seconds(60)) { acks.state.withLock { $0.fromBAfterKill >= 50 } }
-                acks.state.withLock { $0.done = true }
+                defer { self.tally.withLock { $0.done = true } }
+                try await scenario()
             }
             try await group.waitForAll()
         }
-        _ = try? await a.waitForExit()  // killed: it reports the signal as a failure to exit
-        let acknowledged = acks.state.withLock { $0.texts }
-        // In the log, each under the id its node acknowledged, with its text.
-        let ids = acknowledged.keys.map(String.init).joined(separator: ",")
-        let kept = try await cluster.number(
-            database: database.database,
-            "SELECT count(*)::int8 FROM messages WHERE id IN (\(ids)) AND (id, text) IN (\(acknowledged.map { "(\($0.key), '\($0.value)')" }.joined(separator: ",")))"
-        )
+    }
+
+    private func send(as sender: (name: String, client: TestClient)) async throws {
+        var count = 0
+        while !tally.withLock({ $0.done }) {
+            count += 1
+            let ref = "\(sender.name)-\(count)"
+            try await sender.client.send(##"{"type":"send","room":"#general","text":"\##(ref)","ref":"\##(ref)"}"##)
+            let reply = try json(try await sender.client.waitFor(timeout: .seconds(60)) { $0.contains(#""ref":"\#(ref)""#) })
+            tally.withLock { tally in
+                if reply["type"] as? String == "ack", let id = reply["id"] as? Int {
+                    tally.acked[id] = ref
+                    tally.ackedOrder.append((sender.name, tally.marks))
+                } else {
+                    #expect(reply["code"] as? String == "not_stored", "\(reply)")
+                    tally.refused.append(ref)
+                    tally.refusedBy.append(sender.name)
+                }
+            }
+        }
+    }
+
+    /// Every acknowledged message is in the log under the id it was acknowledged with, with its text.
+    func expectKept(in cluster: PostgresCluster, database: String) async throws {
+        let acknowledged = tally.withLock { $0.acked }
+        let pairs = acknowledged.map { "(\($0.key), '\($0.value)')" }.joined(separator: ",")
+        let kept = try await cluster.number(database: database, "SELECT count(*)::int8 FROM messages WHERE (id, text) IN (\(pairs))")
         #expect(kept == acknowledged.count)
-        // Delivered to node b's user once each, node a's included (those committed before the kill, acknowledged
-        // or not, are in the log too; a message never acknowledged may or may not have been).
+    }
+
+    /// `reader` has every message `senders` had acknowledged, each once.
+    func expectHeard(by reader: TestClient, from senders: [String]) async throws {
+        let wanted = Set(tally.withLock { $0.acked.values }.filter { text in senders.contains { text.hasPrefix($0 + "-") } })
         let heard = { () async throws -> [String] in
-            try await receiver.lines.compactMap { try? json($0) }.filter { $0["type"] as? String == "message" }.compactMap { $0["text"] as? String }
+            try await reader.lines.compactMap { try? json($0) }.filter { $0["type"] as? String == "message" }.compactMap { $0["text"] as? String }
         }
-        try await eventually("node b's user has every acknowledged message", timeout: .seconds(60)) {
-            Set(try await heard()).isSuperset(of: acknowledged.values)
-        }
+        try await eventually("every acknowledged message is heard", timeout: .seconds(60)) { Set(try await heard()).isSuperset(of: wanted) }
         let texts = try await heard()
         #expect(texts.count == Set(texts).count, "a message was delivered twice")
-        b.signal(SIGTERM)
-        #expect(try await b.waitForExit() == 0)
     }
 }
