@@ -20,6 +20,8 @@ final class Checkpointer: Sendable {
     static let writersTakeOverPages = 16_384
     /// What the log file is cut back to when it starts over, in bytes.
     static let logSizeLimit = 8 << 20
+    /// A gap small enough to copy again at once, in pages.
+    static let catchUpFrames = 64
     /// About a megabyte of log between two checkpoints.
     static let pagesBetween = 256
 
@@ -38,12 +40,15 @@ final class Checkpointer: Sendable {
         self.running = Task { [connection] in
             for await _ in rings {
                 do {
-                    // Again while commits came in meanwhile (a few times at most): the log starts over from its
-                    // beginning only once a checkpoint has copied all of it, so a log always a little ahead would
-                    // grow until the writers' own checkpoints took over.
+                    // Once more, at most twice, when only a few commits came in meanwhile: the log starts over from
+                    // its beginning only once a checkpoint has copied all of it, so a log always a little ahead
+                    // would grow until the writers' own checkpoints took over. A larger gap waits for the next
+                    // ring (each pass costs an fsync, which shares the disk with the commits).
                     for _ in 0..<3 {
                         let row = try await connection.query("PRAGMA wal_checkpoint(PASSIVE)").first
-                        guard let log = row?.column("log")?.integer, let copied = row?.column("checkpointed")?.integer, copied < log else { break }
+                        guard let log = row?.column("log")?.integer, let copied = row?.column("checkpointed")?.integer,
+                            copied < log, log - copied <= Self.catchUpFrames
+                        else { break }
                     }
                 } catch {
                     logger.warning("checkpoint failed; the writers will checkpoint by themselves", metadata: ["error": "\(error)"])

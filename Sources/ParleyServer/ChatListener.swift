@@ -135,12 +135,6 @@ public struct ChatListener: Service {
             }
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Out of descriptors, another listener gave up the reserve: this one, still waiting for
-                    // connections then, must not take the freed descriptors either (`DescriptorReserve`).
-                    guard DescriptorReserve.shared.admitsConnections() else {
-                        channel.close(promise: nil)
-                        return
-                    }
                     let peer = channel.remoteAddress?.ipAddress ?? "unknown"
                     switch addressLimits.admit(peer) {
                     case .refused(let reason, let key, let log):

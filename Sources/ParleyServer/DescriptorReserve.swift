@@ -92,8 +92,8 @@ final class DescriptorReserve: Sendable {
 
 /// On a listening socket, between the socket and `AcceptBackoffHandler`: lets the reserve go when an accept
 /// fails for want of descriptors, and holds the next accept back until the reserve is whole again, trying once
-/// a second. The other listeners, which may be waiting for connections meanwhile, refuse what they accept until
-/// then (`ChatListener`'s child initializer asks `admitsConnections`), so none of them takes the freed descriptors.
+/// a second. Every listener's gate, this one's and those waiting for connections meanwhile, closes what it accepts
+/// while the reserve is out (`channelRead`), so none of them takes the freed descriptors.
 final class ReserveGate: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = any Channel
     typealias OutboundIn = any Channel
@@ -108,6 +108,17 @@ final class ReserveGate: ChannelDuplexHandler, RemovableChannelHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if DescriptorReserve.isExhaustion(error) { reserve.release() }
         context.fireErrorCaught(error)
+    }
+
+    /// A connection just accepted, on the listener's own loop and in order with its errors: while the reserve is
+    /// out it is closed at once (as NIO's own accept handler closes what it cannot take), so that no listener
+    /// takes the freed descriptors, this one's accepts of the same wake-up included.
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard reserve.admitsConnections() else {
+            unwrapInboundIn(data).close(promise: nil)
+            return
+        }
+        context.fireChannelRead(data)
     }
 
     func read(context: ChannelHandlerContext) {
