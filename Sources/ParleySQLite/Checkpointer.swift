@@ -25,6 +25,10 @@ final class Checkpointer: Sendable {
     /// About a megabyte of log between two checkpoints.
     static let pagesBetween = 256
 
+    /// Each finished checkpoint: the log's frames, and how many of them are in the database now. Kept for whoever
+    /// reads it (a test waiting for a checkpoint; nobody in a server: only the newest few are kept).
+    let passes: AsyncStream<(log: Int, copied: Int)>
+    private let passed: AsyncStream<(log: Int, copied: Int)>.Continuation
     private let connection: SQLiteConnection
     /// Pages written since the last ring, as the writers estimate them.
     private let written = Atomic<Int>(0)
@@ -36,8 +40,10 @@ final class Checkpointer: Sendable {
         // One ring waiting is enough: a checkpoint copies whatever the log holds when it runs.
         let (rings, doorbell) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         self.doorbell = doorbell
+        let (passes, passed) = AsyncStream.makeStream(of: (log: Int, copied: Int).self, bufferingPolicy: .bufferingNewest(4))
+        (self.passes, self.passed) = (passes, passed)
         // Unstructured: it runs as long as the store is open; `stop()` ends its sequence and waits for it.
-        self.running = Task { [connection] in
+        self.running = Task { [connection, passed] in
             for await _ in rings {
                 do {
                     // Once more, at most twice, when only a few commits came in meanwhile: the log starts over from
@@ -46,9 +52,9 @@ final class Checkpointer: Sendable {
                     // ring (each pass costs an fsync, which shares the disk with the commits).
                     for _ in 0..<3 {
                         let row = try await connection.query("PRAGMA wal_checkpoint(PASSIVE)").first
-                        guard let log = row?.column("log")?.integer, let copied = row?.column("checkpointed")?.integer,
-                            copied < log, log - copied <= Self.catchUpFrames
-                        else { break }
+                        guard let log = row?.column("log")?.integer, let copied = row?.column("checkpointed")?.integer else { break }
+                        passed.yield((log, copied))
+                        guard copied < log, log - copied <= Self.catchUpFrames else { break }
                     }
                 } catch {
                     logger.warning("checkpoint failed; the writers will checkpoint by themselves", metadata: ["error": "\(error)"])
@@ -72,6 +78,7 @@ final class Checkpointer: Sendable {
     func stop() async {
         doorbell.finish()
         await running.value
+        passed.finish()
         try? await connection.close().get()
     }
 }

@@ -135,6 +135,9 @@ public final class SQLiteStore: ChatStorage {
     let readers: [SQLiteConnection]
     /// Moves the write-ahead log into the database (`Checkpointer`), on a thread of its own.
     let checkpointer: Checkpointer
+    /// Each checkpoint as it finishes (the log's frames, and how many are in the database now): what a test waits
+    /// for. One reader; only the newest few are kept.
+    public var checkpoints: AsyncStream<(log: Int, copied: Int)> { checkpointer.passes }
     static let readerCount = 2
     public var concurrentReads: Int { readers.count }
     private let nextReader = Atomic<Int>(0)

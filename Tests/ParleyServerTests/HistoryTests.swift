@@ -282,10 +282,11 @@ struct HistoryTests {
         }
         // About 650 pages (the writers ring the checkpointer every 256): SQLite's own checkpoint (at 1,000) would
         // not have come yet, and the writers' comes only past 64 MiB, so the file grows only by the checkpointer's hand.
-        // (No event announces a checkpoint: the file's size is asked until it moves, within the deadline.)
+        // Each checkpoint is announced (`checkpoints`): wait for one that copied frames, then for the file to have grown.
         try await answer(within: .seconds(30)) {
-            while size(file) <= before + (1 << 20) { try await Task.sleep(for: .milliseconds(50)) }
+            for await pass in store.checkpoints where pass.copied > 0 && size(file) > before + (1 << 20) { break }
         }
+        #expect(size(file) > before + (1 << 20))
         #expect(try await store.history(room: "#general", .latest(5), below: .max).count == 5)
         await store.close()
         try? FileManager.default.removeItem(atPath: data)
