@@ -26,8 +26,3 @@ extension ChatState {
         return effects
     }
 }
-
-/// The state is a value: its one class, a session's details, is copied before it is written whenever it is
-/// shared (`isKnownUniquelyReferenced`, as `Array` does), so a copy handed to the publisher (`EffectBatch`) and
-/// the hub's own never see each other's writes.
-extension ChatState: @unchecked Sendable where Peer: Sendable {}

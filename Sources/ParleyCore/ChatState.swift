@@ -39,8 +39,10 @@ public enum Effect<Peer: Sendable>: Sendable {
 
 /// The whole chat as a value: sessions, nicknames, rooms and membership. Every operation validates its input,
 /// changes the state and returns the events to deliver, so the rules are tested without sockets or clocks.
-/// `Peer` is whatever the server uses to reach a client; the state only hands it back inside effects.
-public struct ChatState<Peer: Sendable> {
+/// `Peer` is whatever the server uses to reach a client; the state only hands it back inside effects. Sendable: a
+/// copy goes to the publisher with each batch (`EffectBatch`); its one class is a copy-on-write box
+/// (`Session.Details`).
+public struct ChatState<Peer: Sendable>: Sendable {
     struct Session {
         let id: SessionID
         var nick: Nick
@@ -57,7 +59,10 @@ public struct ChatState<Peer: Sendable> {
             (self.id, self.nick, self.peer, self.rooms) = (id, nick, peer, rooms)
         }
 
-        final class Details {
+        /// Unchecked, and safe as `Array`'s buffer is: a box is written only while nothing else holds it (`writable`
+        /// copies it first whenever it is shared, `isKnownUniquelyReferenced`), so the copy of the state handed to the
+        /// publisher (`EffectBatch`) and the hub's own only ever read a box they share.
+        final class Details: @unchecked Sendable {
             var resume: [String: Int64] = [:]
             var account: String?
             var accountName: String?
