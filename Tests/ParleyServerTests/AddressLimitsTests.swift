@@ -187,6 +187,25 @@ struct DescriptorExhaustionTests {
         #expect(try await server.waitForExit() == 0)
     }
 
+    @Test("parley serve raises its soft descriptor limit to the hard one, and says so")
+    func limitRaised() async throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("parley-fd-\(UUID().uuidString)").path
+        let server = try ParleyProcess(
+            ["-c", "ulimit -S -n 256 && exec '\(ParleyProcess.executable.path)' serve --host 127.0.0.1 --port 0 --no-irc --no-http --console off --data-dir '\(data)'"],
+            input: .nullDevice, executable: URL(fileURLWithPath: "/bin/sh")
+        )
+        _ = try await server.log.waitFor { $0.contains("listening") }
+        var hard = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &hard)
+        let limits = try String(contentsOfFile: "/proc/\(server.pid)/limits", encoding: .utf8)
+        let line = try #require(limits.split(separator: "\n").first { $0.hasPrefix("Max open files") })
+        let numbers = line.split(separator: " ").compactMap { UInt64($0) }
+        #expect(numbers.first == UInt64(hard.rlim_max) && hard.rlim_max > 256, "\(line)")
+        #expect(server.log.text.contains("limit=\(hard.rlim_max)"), "\(server.log.text)")
+        server.signal(SIGTERM)
+        #expect(try await server.waitForExit() == 0)
+    }
+
     private func exhaust(_ server: ParleyProcess, text port: Int, irc: Int, motd: String) async throws {
         let alice = try await TestServer.textUser("alice", port: port)
         let bob = try await TestServer.textUser("bob", port: port)
