@@ -123,7 +123,8 @@ public final class ChatHub<Sink: EventSink>: Sendable {
         serverName: String, sink: Sink, firstMessageID: Int64 = 1, historyOnJoin: Int = 50, roomLimits: ChatState<Sink.Peer>.RoomLimits = .init(),
         sharedLog: Bool = false, now: @escaping @Sendable () -> Date = Date.init
     ) {
-        let state = ChatState<Peer>(serverName: serverName, firstMessageID: firstMessageID, historyOnJoin: historyOnJoin, roomLimits: roomLimits)
+        var state = ChatState<Peer>(serverName: serverName, firstMessageID: firstMessageID, historyOnJoin: historyOnJoin, roomLimits: roomLimits)
+        state.replicating = sharedLog
         self.shared = Mutex(Shared(state: state, batchFirstID: firstMessageID, logHead: firstMessageID - 1, stateAtHandOut: sharedLog ? state : nil))
         self.sink = sink
         self.now = now
@@ -223,6 +224,35 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     }
 
     /// Tells one session something, in order with everything else it receives.
+    /// Applies what other nodes committed to the log and this node has not applied: presence changes
+    /// (`ChatState.apply`) and topics. Returns what this node's users are to be told of them, for the caller to
+    /// deliver at once, in log order with the messages around them; what is to be told to the other nodes (a
+    /// user here renamed after losing a race for a nick) is queued like any change.
+    public func apply(others entries: [PresenceEntry], topics: [ChatMessage] = []) -> [(ChatEvent, Recipients<Peer>)] {
+        mutate { state in
+            var effects: [Effect<Peer>] = []
+            for entry in entries { effects += state.apply(entry) }
+            for topic in topics { effects += state.applyTopic(topic) }
+            var told: [(ChatEvent, Recipients<Peer>)] = []
+            var queued: [Effect<Peer>] = []
+            for effect in effects {
+                switch effect {
+                case .deliver(let event, let recipients): told.append((event, recipients))
+                case .replicate: queued.append(effect)
+                // Applying another node's change stores nothing here and closes nothing: its node did what it needed.
+                case .record, .replay, .lookUp, .close, .persist: continue
+                }
+            }
+            return (told, queued)
+        }
+    }
+
+    /// Every session of this node told again to the others (`ChatState.presenceSnapshot`): after the database was
+    /// unreachable, what changed meanwhile was not.
+    public func tellPresenceAgain() {
+        mutate { ((), $0.presenceSnapshot()) }
+    }
+
     public func tell(_ id: SessionID, _ event: ChatEvent) {
         mutate { state in ((), state.peer(of: id).map { [.deliver(event, to: [Recipient(peer: $0, focused: true)])] } ?? []) }
     }

@@ -330,6 +330,8 @@ extension ChatState {
     private func member(_ raw: String, of room: RoomName) throws(ChatError) -> Session {
         let target = try session(named: raw)
         guard target.rooms.contains(room) else { throw ChatError(.userNotInRoom, "\(target.nick) is not in \(room).") }
+        // Moderation is not replicated yet: a kick or voice here would hold on this node only.
+        guard target.peer != nil else { throw onAnotherNode(target) }
         return target
     }
 

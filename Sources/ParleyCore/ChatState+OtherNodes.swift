@@ -1,11 +1,19 @@
+import Foundation
+
 /// What other nodes of a shared database said, told to the users of this one (docs/ARCHITECTURE.md, "Several
 /// nodes on one PostgreSQL").
 extension ChatState {
+    /// Where a session of another node lives.
+    struct Origin: Equatable {
+        let node: String
+        /// Its `SessionID.raw` there.
+        let session: UInt64
+    }
+
     /// The deliveries of messages another node committed to the log: a room's message to the room's members
-    /// here, a notice to everyone to everyone here. The sender is elsewhere, so nobody here is left out. Not
-    /// yet, until nodes share who is online: a private message (its sender and recipient are on the other node:
-    /// nicks are not unique across nodes yet, so one here of the same name is someone else), and a topic change
-    /// live (it is in the history; the room's topic itself is not replicated).
+    /// here, a notice to everyone to everyone here, a private message to its recipient if they are here (nicks
+    /// are unique across nodes: a user here of that name is the one it was sent to). Nobody here is the sender,
+    /// so nobody is left out. A topic change is not here: it changes the room (`applyTopic`).
     public mutating func deliveries(ofOthers messages: [ChatMessage]) -> [Effect<Peer>] {
         var effects: [Effect<Peer>] = []
         for message in messages where message.kind != .topic {
@@ -13,16 +21,176 @@ extension ChatState {
             case .room(let raw):
                 guard let name = try? RoomName(validating: raw), rooms[name.key] != nil else { continue }
                 effects.append(.deliver(.message(message), to: recipients(in: name)))
-            case .user:
-                continue
+            case .user(let raw):
+                guard let nick = try? Nick(validating: raw), let id = nicks[nick.key], let peer = sessions[id]?.peer else { continue }
+                effects.append(.deliver(.message(message), to: [Recipient(peer: peer, focused: true)]))
             case .everyone:
                 var audiences: [[String]: [Recipient<Peer>]] = [:]
                 for session in sessions.values {
-                    audiences[session.rooms.map(\.display), default: []].append(Recipient(peer: session.peer, focused: true))
+                    guard let peer = session.peer else { continue }
+                    audiences[session.rooms.map(\.display), default: []].append(Recipient(peer: peer, focused: true))
                 }
                 effects += audiences.map { .deliver(.announcement(message, rooms: $0.key), to: Recipients($0.value)) }
             }
         }
         return effects
+    }
+
+    /// A topic another node set: the room's topic here too, told to its members here.
+    public mutating func applyTopic(_ change: ChatMessage) -> [Effect<Peer>] {
+        guard change.kind == .topic, case .room(let raw) = change.target, let name = try? RoomName(validating: raw) else { return [] }
+        let actor: Actor = change.from.map { .user($0) } ?? .server
+        var policy = policies[name.key] ?? RoomPolicy(name: rooms[name.key]?.name.display ?? name.display)
+        (policy.topic, policy.topicSetBy, policy.topicSetAt) = (change.text, actor.description, change.time)
+        policies[name.key] = policy
+        guard rooms[name.key] != nil else { return [] }
+        let shown = rooms[name.key]!.name.display
+        return [.deliver(.topicChanged(room: shown, text: change.text, by: actor, at: change.time, id: change.id), to: recipients(in: name))]
+    }
+
+    /// Applies a presence change another node committed (`entry.node`): its session comes, joins, parts, changes or
+    /// goes here as a session without a connection, and this node's users who share a room with it are told as
+    /// they would be of one of their own. Nothing is replicated back, but for a user of this node who lost a
+    /// race for a nick (below).
+    public mutating func apply(_ entry: PresenceEntry) -> [Effect<Peer>] {
+        guard let node = entry.node else { return [] }
+        var effects: [Effect<Peer>] = []
+        let known = remote[node]?[entry.session]
+        switch entry.kind {
+        case .nodeGone:
+            for id in (remote[node] ?? [:]).values.sorted(by: { $0.raw < $1.raw }) {
+                remove(id, reason: entry.leaveReason, tellingSelf: false, into: &effects)
+            }
+            remote[node] = nil
+        case .online, .updated:
+            guard let profile = entry.profile, let nick = try? Nick(validating: profile.nick) else { break }
+            let id = known ?? admit(Origin(node: node, session: entry.session), as: nick, into: &effects)
+            update(id, to: profile, nick: nick, into: &effects)
+            // The rooms it is in at this point of the log: from a snapshot (a node that started later, or one back
+            // from losing its database) they are news; otherwise they are where it is already.
+            let staying = Set(profile.rooms.compactMap { try? RoomName(validating: $0) })
+            for room in sessions[id]!.rooms where !staying.contains(room) {
+                var told: Set<SessionID> = []
+                leave(room, session: id, reason: .received(cause: "part", text: LeaveReason.parted(nil).text), alreadyTold: &told, into: &effects)
+            }
+            for room in profile.rooms { join(remote: id, room, into: &effects) }
+        case .joined:
+            guard let known, let room = entry.room else { break }
+            join(remote: known, room, into: &effects)
+        case .parted:
+            guard let known, let room = entry.room.flatMap({ try? RoomName(validating: $0) }), sessions[known]?.rooms.contains(room) == true else { break }
+            var told: Set<SessionID> = []
+            leave(room, session: known, reason: entry.leaveReason, alreadyTold: &told, into: &effects)
+        case .offline:
+            guard let known else { break }
+            remove(known, reason: entry.leaveReason, tellingSelf: false, into: &effects)
+        }
+        return effects
+    }
+
+    /// A session of another node, new here under `nick`.
+    private mutating func admit(_ origin: Origin, as nick: Nick, into effects: inout [Effect<Peer>]) -> SessionID {
+        let id = SessionID(raw: takeSessionNumber())
+        var session = Session(id: id, nick: nick, peer: nil, rooms: [])
+        session.origin = origin
+        sessions[id] = session
+        remote[origin.node, default: [:]][origin.session] = id
+        claim(nick, for: id, into: &effects)
+        mostOnline = max(mostOnline, sessions.count)
+        return id
+    }
+
+    /// Gives `nick` to a session of another node. Its node checked that nobody held it as far as it knew; only a
+    /// race (two nodes admitting one nick within the moment an entry takes to travel) gets here with it held.
+    /// Then both lose, as with IRC's nick collision but without the kill: a holder of this node is renamed to a
+    /// guest nick (and says so to the others), and each node does the same with its own, so every node ends with
+    /// the same nicks whatever the order of the two claims. A holder of a third node keeps the nick here until
+    /// its own node renames it.
+    private mutating func claim(_ nick: Nick, for id: SessionID, into effects: inout [Effect<Peer>]) {
+        guard let holder = nicks[nick.key], holder != id else {
+            nicks[nick.key] = id
+            return
+        }
+        guard let peer = sessions[holder]?.peer else { return }
+        if let guest = try? Nick(validating: guestNick(for: holder)) { rename(holder, to: guest, into: &effects) }
+        let notice = ChatEvent.notice("Someone on another server of this chat took the nickname \(nick) at the same moment; you were renamed.")
+        effects.append(.deliver(notice, to: [Recipient(peer: peer, focused: true)]))
+        nicks[nick.key] = id
+    }
+
+    /// A session of another node as it now is: nick, away message, account, identity.
+    private mutating func update(_ id: SessionID, to profile: PresenceProfile, nick: Nick, into effects: inout [Effect<Peer>]) {
+        guard var session = sessions[id] else { return }
+        if session.nick.display != nick.display {
+            let old = session.nick
+            session.nick = nick
+            sessions[id] = session
+            if nicks[old.key] == id { nicks[old.key] = nil }
+            claim(nick, for: id, into: &effects)
+            effects.append(.deliver(.nickChanged(from: old.display, to: nick.display), to: audience(of: session)))
+        }
+        if session.away != profile.away {
+            sessions[id]!.away = profile.away
+            effects.append(.deliver(.awayChanged(nick: nick.display, message: profile.away), to: audience(of: sessions[id]!)))
+        }
+        sessions[id]!.account = profile.account
+        sessions[id]!.accountName = profile.accountName
+        sessions[id]!.identity = Identity(username: profile.username, realName: profile.realName)
+        sessions[id]!.invisible = profile.invisible
+    }
+
+    /// A session of another node enters a room here: its members here are told, as of a join of their own node.
+    /// Its node checked bans, keys and limits; what only the joiner is told (topic, names, history) it told there.
+    private mutating func join(remote id: SessionID, _ raw: String, into effects: inout [Effect<Peer>]) {
+        guard let name = try? RoomName(validating: raw), let session = sessions[id], !session.rooms.contains(name) else { return }
+        let spelling = policies[name.key].flatMap { try? RoomName(validating: $0.name) } ?? name
+        var room = rooms[name.key] ?? Room(name: spelling)
+        let policy = policies[name.key] ?? RoomPolicy(name: room.name.display)
+        // A room new here is new there too (or close to it): its creator operates it while it stays, as there.
+        if rooms[name.key] == nil && name != .general && policy.operators.isEmpty { room.operators.insert(id) }
+        room.members.append(id)
+        room.audience = nil
+        rooms[name.key] = room
+        policies[name.key] = policy
+        sessions[id]!.rooms.append(room.name)
+        forgetAudiences(of: id)
+        let joined = ChatEvent.joined(room: room.name.display, nick: session.nick.display, account: session.shownAccount, realName: session.identity.realName)
+        effects.append(.deliver(joined, to: recipients(in: name)))
+        if let away = session.away {
+            effects.append(.deliver(.awayChanged(nick: session.nick.display, message: away), to: recipients(in: name)))
+        }
+    }
+
+    /// On a node, a presence change of a session of this node, for the others (`replicating`); its place in the
+    /// log is an id of the batch, like a message's.
+    mutating func replicate(
+        _ kind: PresenceEntry.Kind, session id: SessionID, room: String? = nil, reason: LeaveReason? = nil, into effects: inout [Effect<Peer>]
+    ) {
+        guard replicating, let session = sessions[id], session.peer != nil else { return }
+        let entry = PresenceEntry(
+            id: nextMessageID, session: id.raw, kind: kind, room: room, cause: reason?.cause, reason: reason?.text,
+            profile: kind == .offline ? nil : presence(of: session)
+        )
+        nextMessageID += 1
+        effects.append(.replicate(entry))
+    }
+
+    /// Every session of this node as it is now, for a node that lost its database for a while (what it
+    /// changed meanwhile was not told): applied elsewhere, each brings the session up to date.
+    public mutating func presenceSnapshot() -> [Effect<Peer>] {
+        var effects: [Effect<Peer>] = []
+        for id in sessions.keys.sorted(by: { $0.raw < $1.raw }) { replicate(.updated, session: id, into: &effects) }
+        return effects
+    }
+
+    func presence(of session: Session) -> PresenceProfile {
+        PresenceProfile(
+            nick: session.nick.display, account: session.account, accountName: session.accountName, username: session.identity.username,
+            realName: session.identity.realName, away: session.away, invisible: session.invisible, rooms: session.rooms.map(\.display)
+        )
+    }
+
+    func onAnotherNode(_ session: Session) -> ChatError {
+        ChatError(.noSuchNick, "\(session.nick) is connected to another server of this chat; do that there.")
     }
 }

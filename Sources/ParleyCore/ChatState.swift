@@ -35,6 +35,9 @@ public enum Effect<Peer: Sendable>: Sendable {
     /// Store these room changes (and the audit entry) before anything after it is delivered; if that fails,
     /// tell `actor`.
     case persist([RoomChange], audit: AuditEntry?, actor: Peer?)
+    /// Tell the other nodes of a shared database (`ChatState.replicating`): written to the log with the batch's
+    /// messages; a single server has none.
+    case replicate(PresenceEntry)
 }
 
 /// The whole chat as a value: sessions, nicknames, rooms and membership. Every operation validates its input,
@@ -46,7 +49,8 @@ public struct ChatState<Peer: Sendable>: Sendable {
     struct Session {
         let id: SessionID
         var nick: Nick
-        let peer: Peer
+        /// Nil for a session of another node (`origin`): a member here, holding its nick, reached there.
+        let peer: Peer?
         /// Rooms in the order joined; the last is the current room of a text-mode user.
         var rooms: [RoomName]
         /// What delivery does not need, in one copy-on-write box: a session is copied wherever it is read (the
@@ -55,7 +59,7 @@ public struct ChatState<Peer: Sendable>: Sendable {
         private var details = Details()
         var currentRoom: RoomName? { rooms.last }
 
-        init(id: SessionID, nick: Nick, peer: Peer, rooms: [RoomName]) {
+        init(id: SessionID, nick: Nick, peer: Peer?, rooms: [RoomName]) {
             (self.id, self.nick, self.peer, self.rooms) = (id, nick, peer, rooms)
         }
 
@@ -71,11 +75,13 @@ public struct ChatState<Peer: Sendable>: Sendable {
             var identity = Identity()
             var invisible = false
             var invitations: [String] = []
+            var origin: Origin?
 
             func copy() -> Details {
                 let copy = Details()
                 (copy.resume, copy.account, copy.accountName, copy.address) = (resume, account, accountName, address)
                 (copy.away, copy.identity, copy.invisible, copy.invitations) = (away, identity, invisible, invitations)
+                copy.origin = origin
                 return copy
             }
         }
@@ -128,6 +134,13 @@ public struct ChatState<Peer: Sendable>: Sendable {
             get { details.invisible }
             set { writable.invisible = newValue }
         }
+        /// Where a session of another node lives: that node, and the session's number there.
+        var origin: Origin? {
+            get { details.origin }
+            set { writable.origin = newValue }
+        }
+        /// Those to tell when only the session itself is told: nobody for a session of another node.
+        var me: Recipients<Peer> { peer.map { [Recipient(peer: $0, focused: true)] } ?? [] }
         /// Keys of the invite-only rooms an operator invited this user to, until they join (at most
         /// `maximumInvitations`: the oldest go).
         var invitations: [String] {
@@ -160,6 +173,9 @@ public struct ChatState<Peer: Sendable>: Sendable {
         /// change. Building it per message copied each member's whole session (a dozen retains and releases per
         /// recipient, the server's largest cost at its fan-out ceiling).
         var audience: [Recipient<Peer>]?
+        /// Whose each entry of `audience` is, when some members are other nodes' (who are not in it); nil when it
+        /// is `members` itself.
+        var audienceIDs: [SessionID]?
     }
 
     public static var maximumTopicLength: Int { 300 }
@@ -175,8 +191,13 @@ public struct ChatState<Peer: Sendable>: Sendable {
     public let serverName: String
     /// How many messages are replayed on join (0: none).
     public let historyOnJoin: Int
-    public private(set) var nextMessageID: Int64
+    public internal(set) var nextMessageID: Int64
     private var nextSessionID: UInt64 = 1
+    /// On a node of a shared database: changes of presence become `replicate` effects (`PresenceEntry`), and
+    /// other nodes' sessions are kept here (`remote`).
+    public var replicating = false
+    /// Other nodes' sessions: by node, by their number there.
+    var remote: [String: [UInt64: SessionID]] = [:]
     var sessions: [SessionID: Session] = [:]
     var nicks: [String: SessionID] = [:]
     var rooms: [String: Room] = [:]
@@ -223,12 +244,18 @@ public struct ChatState<Peer: Sendable>: Sendable {
     }
 
     public var sessionCount: Int { sessions.count }
+
+    /// A new session's number: never given twice.
+    mutating func takeSessionNumber() -> UInt64 {
+        defer { nextSessionID += 1 }
+        return nextSessionID
+    }
     /// The most sessions at once since `resetPeak` (the memory trimmer's measure of a crowd come and gone).
     public private(set) var peakSessionCount = 0
 
     public mutating func resetPeak() { peakSessionCount = sessions.count }
     /// The most users online at once since the server started (LUSERS), never reset.
-    public private(set) var mostOnline = 0
+    public internal(set) var mostOnline = 0
     /// The message of the day, given to everyone right after the welcome (empty: none).
     public var motd: [String] = []
     public var roomCount: Int { rooms.count }
@@ -255,8 +282,7 @@ public struct ChatState<Peer: Sendable>: Sendable {
             throw ChatError(.nickTaken, "The nickname \(nick) is taken; choose another.")
         }
         try checkOwnership(of: nick, account: account)
-        let id = SessionID(raw: nextSessionID)
-        nextSessionID += 1
+        let id = SessionID(raw: takeSessionNumber())
         var session = Session(id: id, nick: nick, peer: peer, rooms: [])
         session.account = account
         session.accountName = accountName
@@ -267,6 +293,7 @@ public struct ChatState<Peer: Sendable>: Sendable {
         }
         sessions[id] = session
         nicks[nick.key] = id
+        replicate(.online, session: id, into: &effects)
         peakSessionCount = max(peakSessionCount, sessions.count)
         mostOnline = max(mostOnline, sessions.count)
         let welcome = ChatEvent.welcome(
@@ -300,27 +327,27 @@ public struct ChatState<Peer: Sendable>: Sendable {
     /// Carries out one request of a registered user. Refusals come back as an `error` event to the sender,
     /// carrying `ref` so a JSON client can match it to its request.
     public mutating func handle(_ request: Request, ref: String?, from id: SessionID, now: Date) -> [Effect<Peer>] {
-        guard let session = sessions[id] else { return [] }
+        guard let session = sessions[id], let peer = session.peer else { return [] }
         var effects: [Effect<Peer>] = []
         do throws(ChatError) {
-            try perform(request, ref: ref, session: session, now: now, into: &effects)
+            try perform(request, ref: ref, session: session, peer: peer, now: now, into: &effects)
         } catch {
-            effects.append(.deliver(.error(error, ref: ref), to: [.init(peer: session.peer, focused: true)]))
+            effects.append(.deliver(.error(error, ref: ref), to: [.init(peer: peer, focused: true)]))
         }
         return effects
     }
 
     private mutating func perform(
-        _ request: Request, ref: String?, session: Session, now: Date, into effects: inout [Effect<Peer>]
+        _ request: Request, ref: String?, session: Session, peer: Peer, now: Date, into effects: inout [Effect<Peer>]
     ) throws(ChatError) {
-        let me: Recipients<Peer> = [Recipient(peer: session.peer, focused: true)]
+        let me: Recipients<Peer> = [Recipient(peer: peer, focused: true)]
         switch request {
         case .say(let room, let text, let kind, let tags):
             let text = kind == .tags ? "" : Sanitizer.text(text)
             guard kind == .tags ? !tags.isEmpty : !Sanitizer.isBlank(text) else { return }
             let room = try speakingRoom(room, of: session, now: now)
             let message = newMessage(from: session, to: .room(room.display), kind: kind, text: text, tags: tags, now: now)
-            if message.isKept { effects.append(.record(message, sender: session.peer, ref: ref)) }
+            if message.isKept { effects.append(.record(message, sender: peer, ref: ref)) }
             effects.append(.deliver(.message(message), to: recipients(in: room, except: session.id)))
             effects.append(.deliver(.ack(ref: ref, message: message), to: me))
 
@@ -331,8 +358,9 @@ public struct ChatState<Peer: Sendable>: Sendable {
             let message = newMessage(
                 from: session, to: .user(other.nick.display), kind: kind, text: text, tags: tags, recipientAccount: other.account, now: now
             )
-            if message.isKept { effects.append(.record(message, sender: session.peer, ref: ref)) }
-            effects.append(.deliver(.message(message), to: [.init(peer: other.peer, focused: true)]))
+            if message.isKept { effects.append(.record(message, sender: peer, ref: ref)) }
+            // To a user of another node, through the log (kept messages only: a TAGMSG that is not kept does not go).
+            effects.append(.deliver(.message(message), to: other.me))
             effects.append(.deliver(.ack(ref: ref, message: message), to: me))
             if let away = other.away, kind != .notice, kind != .tags {
                 effects.append(.deliver(.isAway(nick: other.nick.display, message: away), to: me))
@@ -418,7 +446,7 @@ public struct ChatState<Peer: Sendable>: Sendable {
             guard !policy.topicLocked || isRoomOperator(session.id, in: name.key) else {
                 throw ChatError(.notOperator, "The topic of \(room.name) is locked: only its operators can change it.")
             }
-            setTopic(text, of: room.name, by: .user(session.nick.display), actor: session.peer, now: now, into: &effects)
+            setTopic(text, of: room.name, by: .user(session.nick.display), actor: peer, now: now, into: &effects)
 
         case .ping:
             effects.append(.deliver(.pong(ref: ref), to: me))
@@ -426,7 +454,7 @@ public struct ChatState<Peer: Sendable>: Sendable {
         case .quit(let reason):
             let reason = LeaveReason.quit(cleanReason(reason))
             remove(session.id, reason: reason, tellingSelf: true, into: &effects)
-            effects.append(.close(session.peer, reason))
+            effects.append(.close(peer, reason))
 
         case .help:
             effects.append(.deliver(.help(TextCommands.table.map(\.help)), to: me))
@@ -436,6 +464,7 @@ public struct ChatState<Peer: Sendable>: Sendable {
             let message = cleanReason(raw)
             sessions[session.id]!.away = message
             effects.append(.deliver(.awayChanged(nick: session.nick.display, message: message), to: audience(of: session)))
+            replicate(.updated, session: session.id, into: &effects)
 
         case .history(let raw?, let query, let withTags) where !raw.hasPrefix("#"):
             // A private conversation, as the asker's account kept it: without an account nothing was kept.
@@ -445,16 +474,16 @@ public struct ChatState<Peer: Sendable>: Sendable {
                 return
             }
             let lookup = HistoryLookup.conversation(account: account, with: nick, query, below: nextMessageID, withTags: withTags)
-            effects.append(.lookUp(session.peer, lookup, ref: ref))
+            effects.append(.lookUp(peer, lookup, ref: ref))
 
         case .historyTargets(let after, let before, let count, let newest):
             let rooms = session.rooms.map(\.display)
             let lookup = HistoryLookup.targets(rooms: rooms, account: session.account, after: after, before: before, count: count, newest: newest)
-            effects.append(.lookUp(session.peer, lookup, ref: ref))
+            effects.append(.lookUp(peer, lookup, ref: ref))
 
         case .history(let raw, let query, let withTags):
             let room = try memberRoom(raw, of: session)
-            effects.append(.replay(session.peer, room: room.display, query, below: nextMessageID, ref: ref, asked: true, withTags: withTags))
+            effects.append(.replay(peer, room: room.display, query, below: nextMessageID, ref: ref, asked: true, withTags: withTags))
 
         case .moderate(let raw, let action):
             let room = try memberRoom(raw, of: session)
@@ -503,12 +532,13 @@ public struct ChatState<Peer: Sendable>: Sendable {
                 if invitations.count > Self.maximumInvitations { invitations.removeFirst() }
                 sessions[other.id]!.invitations = invitations
             }
-            effects.append(.deliver(.invited(room: room.display, nick: other.nick.display, by: session.nick.display, account: session.shownAccount), to: [.init(peer: other.peer, focused: true)]))
+            effects.append(.deliver(.invited(room: room.display, nick: other.nick.display, by: session.nick.display, account: session.shownAccount), to: other.me))
             effects.append(.deliver(.inviting(room: room.display, nick: other.nick.display), to: me))
 
         case .invisible(let on):
             guard session.invisible != on else { return }
             sessions[session.id]!.invisible = on
+            replicate(.updated, session: session.id, into: &effects)
             effects.append(.deliver(.invisible(on), to: me))
 
         case .register, .login, .changePassword:
@@ -546,13 +576,14 @@ public struct ChatState<Peer: Sendable>: Sendable {
     /// nick stays, and nothing is said.
     public mutating func authenticate(_ id: SessionID, as account: Account, takingNick: Bool = true, now: Date = Date()) -> [Effect<Peer>] {
         guard var session = sessions[id] else { return [] }
-        let me: Recipients<Peer> = [Recipient(peer: session.peer, focused: true)]
+        let me = session.me
         registered.insert(account.key)
         if account.isOperator { serverOperators.insert(account.key) }
         session.account = account.key
         session.accountName = account.name
         sessions[id] = session
         var effects = takingNick ? moveAside(holderOf: account.key, for: account.name, except: id) : []
+        replicate(.updated, session: id, into: &effects)
         if takingNick, session.nick.key != account.key, let nick = try? Nick(validating: account.name), !Self.reservedNicks.contains(nick.key) {
             if nicks[nick.key] == nil {
                 rename(id, to: nick, into: &effects)
@@ -571,22 +602,25 @@ public struct ChatState<Peer: Sendable>: Sendable {
     /// Gives the session a new nick (already checked to be free) and tells everyone who shares a room with it.
     mutating func rename(_ id: SessionID, to nick: Nick, into effects: inout [Effect<Peer>]) {
         guard let session = sessions[id] else { return }
-        nicks[session.nick.key] = nil
+        // Only its own claim: after a race between nodes, another session may hold the old nick (`apply`).
+        if nicks[session.nick.key] == id { nicks[session.nick.key] = nil }
         nicks[nick.key] = id
         sessions[id]!.nick = nick
         effects.append(.deliver(.nickChanged(from: session.nick.display, to: nick.display), to: audience(of: session)))
+        replicate(.updated, session: id, into: &effects)
     }
 
     /// The session and everyone who shares a room with it, each once: who hears of its nick or away changes.
     func audience(of session: Session) -> Recipients<Peer> {
         let ids = session.rooms.reduce(into: Set([session.id])) { $0.formUnion(rooms[$1.key]!.members) }
-        return Recipients(ids.map { Recipient(peer: sessions[$0]!.peer, focused: true) })
+        return Recipients(ids.compactMap { id in sessions[id]!.peer.map { Recipient(peer: $0, focused: true) } })
     }
 
     /// Someone not logged in may hold a nick that has since been registered: when its owner logs in, they
     /// are renamed to a guest nick and told why.
     private mutating func moveAside(holderOf key: String, for name: String, except owner: SessionID? = nil) -> [Effect<Peer>] {
-        guard let holder = nicks[key], holder != owner, sessions[holder]?.account != key else { return [] }
+        // A holder on another node is moved aside there, not here: the nick stays taken meanwhile.
+        guard let holder = nicks[key], holder != owner, sessions[holder]?.account != key, sessions[holder]?.peer != nil else { return [] }
         var effects: [Effect<Peer>] = []
         if let guest = try? Nick(validating: guestNick(for: holder)) { rename(holder, to: guest, into: &effects) }
         if let peer = sessions[holder]?.peer {
@@ -596,7 +630,7 @@ public struct ChatState<Peer: Sendable>: Sendable {
         return effects
     }
 
-    private func guestNick(for id: SessionID) -> String {
+    func guestNick(for id: SessionID) -> String {
         var number = id.raw % 100_000
         while nicks["guest\(number)"] != nil { number += 1 }
         return "Guest\(number)"
@@ -621,7 +655,8 @@ public struct ChatState<Peer: Sendable>: Sendable {
         let message = newMessage(from: nil, to: .everyone, kind: .notice, text: text, now: now)
         var audiences: [[String]: [Recipient<Peer>]] = [:]
         for session in sessions.values {
-            audiences[session.rooms.map(\.display), default: []].append(Recipient(peer: session.peer, focused: true))
+            guard let peer = session.peer else { continue }
+            audiences[session.rooms.map(\.display), default: []].append(Recipient(peer: peer, focused: true))
         }
         return [.record(message, sender: nil, ref: nil)] + audiences.map { .deliver(.announcement(message, rooms: $0.key), to: Recipients($0.value)) }
     }
@@ -671,13 +706,14 @@ public struct ChatState<Peer: Sendable>: Sendable {
     /// Disconnects a user, telling them why and telling their rooms.
     public mutating func kick(_ raw: String, reason: String?, by operator: Actor) throws(ChatError) -> [Effect<Peer>] {
         let victim = try session(named: raw)
+        guard let peer = victim.peer else { throw onAnotherNode(victim) }
         let reason = cleanReason(reason)
         var effects: [Effect<Peer>] = []
         let text = "You were disconnected by \(`operator`)" + (reason.map { ": \($0)" } ?? ".")
-        effects.append(.deliver(.error(ChatError(.kicked, text), ref: nil), to: [.init(peer: victim.peer, focused: true)]))
+        effects.append(.deliver(.error(ChatError(.kicked, text), ref: nil), to: [.init(peer: peer, focused: true)]))
         let leaveReason = LeaveReason.kicked(by: `operator`, reason: reason)
         remove(victim.id, reason: leaveReason, tellingSelf: false, into: &effects)
-        effects.append(.close(victim.peer, leaveReason))
+        effects.append(.close(peer, leaveReason))
         return effects
     }
 
@@ -795,13 +831,13 @@ public struct ChatState<Peer: Sendable>: Sendable {
                 room.operators.insert(id)
                 if session.account != nil {
                     let notice = "You own \(roomLimits.ownedPerAccount) rooms already: you operate \(room.name) only while you stay in it."
-                    effects.append(.deliver(.notice(notice), to: [Recipient(peer: session.peer, focused: true)]))
+                    effects.append(.deliver(.notice(notice), to: session.me))
                 }
             }
         }
         rooms[name.key] = room
         policies[name.key] = policy
-        let me: Recipients<Peer> = [Recipient(peer: session.peer, focused: true)]
+        replicate(.joined, session: id, room: room.name.display, into: &effects)
         effects.append(
             .deliver(
                 .joined(room: room.name.display, nick: session.nick.display, account: session.shownAccount, realName: session.identity.realName),
@@ -812,6 +848,9 @@ public struct ChatState<Peer: Sendable>: Sendable {
         if let away = session.away {
             effects.append(.deliver(.awayChanged(nick: session.nick.display, message: away), to: recipients(in: name, except: id)))
         }
+        // What follows is for the joiner only: a session of another node got it there.
+        guard let peer = session.peer else { return }
+        let me: Recipients<Peer> = [Recipient(peer: peer, focused: true)]
         if !policy.topic.isEmpty {
             effects.append(.deliver(.topic(room: room.name.display, text: policy.topic, setBy: policy.topicSetBy, setAt: policy.topicSetAt), to: me))
         }
@@ -820,12 +859,12 @@ public struct ChatState<Peer: Sendable>: Sendable {
         // (at most the usual count); anyone else the latest messages.
         if let last = session.resume[name.key] {
             sessions[id]!.resume[name.key] = nil
-            effects.append(.replay(session.peer, room: room.name.display, .after(last, count: Self.maximumResume), below: nextMessageID, ref: nil))
+            effects.append(.replay(peer, room: room.name.display, .after(last, count: Self.maximumResume), below: nextMessageID, ref: nil))
         } else if historyOnJoin > 0, let account = session.account, let last = seen[account]?[name.key] {
             let missed = HistoryQuery.range(after: .id(last), before: .id(.max), count: historyOnJoin, newest: true)
-            effects.append(.replay(session.peer, room: room.name.display, missed, below: nextMessageID, ref: nil))
+            effects.append(.replay(peer, room: room.name.display, missed, below: nextMessageID, ref: nil))
         } else if historyOnJoin > 0 {
-            effects.append(.replay(session.peer, room: room.name.display, .latest(historyOnJoin), below: nextMessageID, ref: nil))
+            effects.append(.replay(peer, room: room.name.display, .latest(historyOnJoin), below: nextMessageID, ref: nil))
         }
     }
 
@@ -842,9 +881,10 @@ public struct ChatState<Peer: Sendable>: Sendable {
         let telling = reason == .serverShutdown ? [] : room.members
         for member in telling where tellingSelf || member != id {
             let other = sessions[member]!
+            guard let peer = other.peer else { continue }
             // A part or kick is said per room on IRC too; only a departure from the server is said once.
             let repeated = !alreadyTold.insert(member).inserted && reason.isDeparture
-            recipients.append(Recipient(peer: other.peer, focused: other.currentRoom == name, repeated: repeated))
+            recipients.append(Recipient(peer: peer, focused: other.currentRoom == name, repeated: repeated))
         }
         effects.append(.deliver(event, to: Recipients(recipients)))
         // Only a leaving in order proves everything before it was sent: a connection that was lost, timed out or
@@ -856,6 +896,8 @@ public struct ChatState<Peer: Sendable>: Sendable {
         room.operators.remove(id)
         room.voiced.remove(id)
         sessions[id]!.rooms.removeAll { $0 == name }
+        // Leaving the server is one `offline` for all its rooms (`remove`).
+        if !reason.isDeparture { replicate(.parted, session: id, room: room.name.display, reason: reason, into: &effects) }
         room.audience = nil
         forgetAudiences(of: id)
         if room.members.isEmpty && name != .general {
@@ -875,7 +917,7 @@ public struct ChatState<Peer: Sendable>: Sendable {
         var told: Set<SessionID> = []
         leave(name, session: id, reason: reason, alreadyTold: &told, into: &effects)
         if wasCurrent, let session = sessions[id] {
-            effects.append(.deliver(.currentRoom(session.currentRoom?.display), to: [Recipient(peer: session.peer, focused: true)]))
+            effects.append(.deliver(.currentRoom(session.currentRoom?.display), to: session.me))
         }
     }
 
@@ -930,8 +972,10 @@ public struct ChatState<Peer: Sendable>: Sendable {
         for room in session.rooms {
             leave(room, session: id, reason: reason, tellingSelf: tellingSelf, alreadyTold: &told, into: &effects)
         }
-        nicks[session.nick.key] = nil
+        if nicks[session.nick.key] == id { nicks[session.nick.key] = nil }
+        replicate(.offline, session: id, reason: reason, into: &effects)
         sessions[id] = nil
+        if let origin = session.origin { remote[origin.node]?[origin.session] = nil }
         gone.append(Profile(
             nick: session.nick.display, username: session.username, realName: session.realName, account: session.shownAccount,
             away: nil, rooms: [], isServerOperator: false
@@ -1000,24 +1044,33 @@ public struct ChatState<Peer: Sendable>: Sendable {
     mutating func recipients(in name: RoomName, except excluded: SessionID? = nil) -> Recipients<Peer> {
         guard let room = rooms[name.key] else { return [] }
         let audience: [Recipient<Peer>]
+        let owners: [SessionID]?
         if let built = room.audience {
-            audience = built
+            (audience, owners) = (built, room.audienceIDs)
         } else {
             var built: [Recipient<Peer>] = []
+            var ids: [SessionID]?
             built.reserveCapacity(room.members.count)
-            for member in room.members {
+            for (index, member) in room.members.enumerated() {
                 let session = sessions[member]!
-                built.append(Recipient(peer: session.peer, focused: session.rooms.last == name))
+                guard let peer = session.peer else {
+                    // Another node's member: left out, so positions in the audience are no longer the members'.
+                    if ids == nil { ids = Array(room.members[..<index]) }
+                    continue
+                }
+                ids?.append(member)
+                built.append(Recipient(peer: peer, focused: session.rooms.last == name))
             }
             rooms[name.key]!.audience = built
-            audience = built
+            rooms[name.key]!.audienceIDs = ids
+            (audience, owners) = (built, ids)
         }
-        return Recipients(audience, skipping: excluded.flatMap { room.members.firstIndex(of: $0) })
+        return Recipients(audience, skipping: excluded.flatMap { (owners ?? room.members).firstIndex(of: $0) })
     }
 
     /// A member joined, left or switched rooms, so its current room may have changed: the focus that each of its
     /// rooms' audiences records for it is stale.
-    private mutating func forgetAudiences(of id: SessionID) {
+    mutating func forgetAudiences(of id: SessionID) {
         for name in sessions[id]?.rooms ?? [] { rooms[name.key]?.audience = nil }
     }
 

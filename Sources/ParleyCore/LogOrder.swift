@@ -30,9 +30,19 @@ public struct LogCommit: Sendable, Equatable {
     /// The messages other nodes committed after what this node last read and before this batch, in log order.
     /// They are delivered before the batch, so every client receives ids in increasing order.
     public var others: [ChatMessage]
+    /// The presence changes other nodes committed in the same span (their `node` set), in log order.
+    public var presence: [PresenceEntry]
 
-    public init(offset: Int64 = 0, others: [ChatMessage] = []) {
-        (self.offset, self.others) = (offset, others)
+    public init(offset: Int64 = 0, others: [ChatMessage] = [], presence: [PresenceEntry] = []) {
+        (self.offset, self.others, self.presence) = (offset, others, presence)
+    }
+
+    /// The highest id it read of other nodes' entries.
+    public var lastRead: Int64? {
+        switch (others.last?.id, presence.last?.id) {
+        case (let message?, let entry?): max(message, entry)
+        case (let message, let entry): message ?? entry
+        }
     }
 
     /// A store that is the only writer: the hub's ids are the log's.
@@ -67,6 +77,8 @@ extension Effect {
             .lookUp(peer, .conversation(account: account, with: nick, query, below: max(below + offset, floor), withTags: withTags), ref: ref)
         case .lookUp(let peer, .room(let room, let query, let below, let withTags), let ref):
             .lookUp(peer, .room(room, query, below: max(below + offset, floor), withTags: withTags), ref: ref)
+        case .replicate(var entry):
+            { entry.id += offset; return .replicate(entry) }()
         case .lookUp, .close, .persist:
             self
         }

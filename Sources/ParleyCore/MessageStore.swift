@@ -74,9 +74,16 @@ public protocol MessageStore: Sendable {
     /// is the only writer keeps the ids as they are (`LogCommit.asNumbered`); the publisher calls this, not
     /// `append`. `ids` may hold ids of messages that are not kept, and be non-empty with `messages` empty.
     func commit(_ messages: [ChatMessage], ids: Range<Int64>) async throws -> LogCommit
-    /// The messages other nodes committed since this node last read the log, in log order: what a node with
-    /// nothing of its own to write delivers when woken. None for a store that is the only writer.
-    func catchUp() async throws -> [ChatMessage]
+    /// `commit`, with the presence changes of the batch (ids within `ids` too) written to the log beside its
+    /// messages: only a node of a shared database has any.
+    func commit(_ messages: [ChatMessage], presence: [PresenceEntry], ids: Range<Int64>) async throws -> LogCommit
+    /// What other nodes committed since this node last read the log (`LogCommit.others` and `.presence`), in log
+    /// order: what a node with nothing of its own to write delivers when woken. None for a store that is the only
+    /// writer.
+    func catchUp() async throws -> LogCommit
+    /// Who is online on the other nodes of a shared database, each an `online` entry, read at a point of the log
+    /// that `catchUp` then goes on from: what a node applies before it serves. None for a store not shared.
+    func presence() async throws -> [PresenceEntry]
     /// A room's messages with ids below `below`, oldest first. The bound is the next id at the moment the
     /// replay was asked for, so a replay never includes a message that is also delivered live after it.
     func history(room: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage]
@@ -103,7 +110,12 @@ extension MessageStore {
         if !messages.isEmpty { try await append(messages) }
         return .asNumbered
     }
-    public func catchUp() async throws -> [ChatMessage] { [] }
+    /// A store that is not shared has nobody to tell.
+    public func commit(_ messages: [ChatMessage], presence: [PresenceEntry], ids: Range<Int64>) async throws -> LogCommit {
+        try await commit(messages, ids: ids)
+    }
+    public func catchUp() async throws -> LogCommit { .asNumbered }
+    public func presence() async throws -> [PresenceEntry] { [] }
     public func history(room: String, _ query: HistoryQuery, below: Int64, withTags: Bool) async throws -> [ChatMessage] {
         try await history(room: room, query, below: below).filter { withTags || $0.kind != .tags }
     }

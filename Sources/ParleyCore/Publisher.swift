@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Carries out the hub's effects in order, one batch at a time: first every message of the batch is stored
 /// in one write (group commit) and every room change of the batch in another, then deliveries, replays and
 /// closes follow in hub order. A message whose write failed is neither acknowledged nor delivered; its sender
@@ -16,6 +18,9 @@ public struct Publisher<Sink: EventSink>: Sendable {
     /// Called when a write fails (for the log); the chat goes on.
     let onStoreFailure: @Sendable (any Error) -> Void
     let reads: HistoryReads<Sink>
+    /// A batch's presence changes could not be written, so other nodes did not learn them: once a write works
+    /// again, every session of this node is told anew (`ChatHub.tellPresenceAgain`).
+    private let presenceLost = Flag()
 
     /// History reads run at once beside the writes as many as the store serves (`concurrentReads`).
     public init(
@@ -52,22 +57,36 @@ public struct Publisher<Sink: EventSink>: Sendable {
     public func publish(_ batch: EffectBatch<Sink.Peer>) async {
         let refusing = hub.isPastShutdownDeadline
         let sink = hub.sink
-        // Other nodes' messages, earlier in the log than the batch: to those who were members before it.
+        // Other nodes' entries, earlier in the log than the batch. Their messages go to those who were members
+        // before it; their presence changes and topics change the chat, and are told to who is there now.
         var before = batch.stateBefore
-        func deliver(others: [ChatMessage]) {
-            guard !others.isEmpty, before != nil else { return }
-            for case .deliver(let event, let recipients) in before!.deliveries(ofOthers: others) where !recipients.isEmpty {
-                sink.deliver(event, to: recipients)
+        func deliver(others read: LogCommit) {
+            guard before != nil else { return }
+            var (messages, entries) = (read.others[...], read.presence[...])
+            while !messages.isEmpty || !entries.isEmpty {
+                if let entry = entries.first, entry.id < messages.first?.id ?? .max {
+                    entries.removeFirst()
+                    for (event, recipients) in hub.apply(others: [entry]) where !recipients.isEmpty { sink.deliver(event, to: recipients) }
+                    continue
+                }
+                let message = messages.removeFirst()
+                let told = message.kind == .topic
+                    ? hub.apply(others: [], topics: [message])
+                    : before!.deliveries(ofOthers: [message]).compactMap { effect -> (ChatEvent, Recipients<Sink.Peer>)? in
+                        guard case .deliver(let event, let recipients) = effect else { return nil }
+                        return (event, recipients)
+                    }
+                for (event, recipients) in told where !recipients.isEmpty { sink.deliver(event, to: recipients) }
             }
         }
         // Woken by another node: what it committed goes out now, before this batch's own commit (which would
         // otherwise hold it up), and is read outside the log's lock, however much there is.
-        let earlier = batch.woken && !refusing ? await catchUp() : []
+        let earlier = batch.woken && !refusing ? await catchUp() : .asNumbered
         deliver(others: earlier)
         let (commit, notStored) = await storeMessages(of: batch, refusing: refusing)
         let roomsStored = await storeRoomChanges(of: batch.effects, refusing: refusing)
-        deliver(others: commit.others)
-        let othersLast = commit.others.last?.id ?? earlier.last?.id
+        deliver(others: commit)
+        let othersLast = commit.lastRead ?? earlier.lastRead
         // `notStored` holds provisional ids: moved by the same offset as the effects.
         let unstored = commit.offset == 0 ? notStored : Set(notStored.map { $0 + commit.offset })
         let floor = othersLast.map { max($0, batch.logHead) + 1 } ?? batch.logHead + 1
@@ -99,7 +118,7 @@ public struct Publisher<Sink: EventSink>: Sendable {
                 // The change holds in the running server; only a restart would lose it, so say so.
                 let failure = ChatError(.notStored, "The server could not store that change; it holds until the server restarts.")
                 sink.deliver(.error(failure, ref: nil), to: [Recipient(peer: actor, focused: true)])
-            case .persist:
+            case .persist, .replicate:
                 continue
             }
         }
@@ -112,12 +131,12 @@ public struct Publisher<Sink: EventSink>: Sendable {
 
     /// What other nodes committed since this node last read (`MessageStore.catchUp`); nothing when that fails (the
     /// next wake-up, or the next commit, reads it).
-    private func catchUp() async -> [ChatMessage] {
+    private func catchUp() async -> LogCommit {
         do {
             return try await store.catchUp()
         } catch {
             onStoreFailure(error)
-            return []
+            return .asNumbered
         }
     }
 
@@ -136,16 +155,25 @@ public struct Publisher<Sink: EventSink>: Sendable {
     /// them when the write failed, or when the server is past its shutdown deadline. A batch that gave out no
     /// ids writes nothing.
     private func storeMessages(of batch: EffectBatch<Sink.Peer>, refusing: Bool) async -> (LogCommit, unstored: Set<Int64>) {
-        let messages = batch.effects.compactMap { effect -> ChatMessage? in
-            if case .record(let message, _, _) = effect { return message }
-            return nil
+        var messages: [ChatMessage] = []
+        var presence: [PresenceEntry] = []
+        for effect in batch.effects {
+            switch effect {
+            case .record(let message, _, _): messages.append(message)
+            case .replicate(let entry): presence.append(entry)
+            default: continue
+            }
         }
         guard !refusing else { return (.asNumbered, Set(messages.map(\.id))) }
         do {
             guard !batch.ids.isEmpty else { return (.asNumbered, []) }
-            return (try await store.commit(messages, ids: batch.ids), [])
+            let commit = try await store.commit(messages, presence: presence, ids: batch.ids)
+            // Back from a failure that lost presence changes: every session here is told again.
+            if presenceLost.take() { hub.tellPresenceAgain() }
+            return (commit, [])
         } catch {
             onStoreFailure(error)
+            if !presence.isEmpty { presenceLost.raise() }
             guard batch.stateBefore != nil else { return (.asNumbered, Set(messages.map(\.id))) }
             // On a node, the batch's ids were not reserved: another node may give them out. What is not kept is
             // not sent either (live-only tags, a typing indicator), so no client sees an id twice.
@@ -175,4 +203,12 @@ public struct Publisher<Sink: EventSink>: Sendable {
             return false
         }
     }
+}
+
+/// A flag that copies of a publisher share.
+private final class Flag: Sendable {
+    private let raised = Atomic(false)
+    func raise() { raised.store(true, ordering: .relaxed) }
+    /// Whether it was raised, lowering it.
+    func take() -> Bool { raised.exchange(false, ordering: .relaxed) }
 }

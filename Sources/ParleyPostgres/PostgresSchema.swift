@@ -107,5 +107,13 @@ enum PostgresSchema {
             "INSERT INTO log_head (id, seq) SELECT 1, COALESCE(MAX(id), 0) FROM messages",
             "ALTER TABLE messages ADD COLUMN node TEXT",
         ],
+        // Version 3: who is online on which node (`PostgresStore+Presence`). `presence_log` holds the nodes'
+        // presence changes at their places in the log (ids from `log_head`, like messages'); `presence` what they
+        // add up to now; `node_leases` when each node's claim to its sessions runs out unless renewed.
+        [
+            "CREATE TABLE presence_log (id BIGINT PRIMARY KEY, node TEXT NOT NULL, entry TEXT NOT NULL)",
+            "CREATE TABLE presence (node TEXT NOT NULL, session BIGINT NOT NULL, profile TEXT NOT NULL, PRIMARY KEY (node, session))",
+            "CREATE TABLE node_leases (node TEXT PRIMARY KEY, expires TIMESTAMPTZ NOT NULL)",
+        ],
     ]
 }

@@ -22,9 +22,14 @@ extension PostgresStore {
         try await commit(messages, ids: ids, readingOthers: node != nil)
     }
 
+    /// `commit`, with the batch's presence changes (`PostgresStore+Presence`) in the same transaction.
+    public func commit(_ messages: [ChatMessage], presence: [PresenceEntry], ids: Range<Int64>) async throws -> LogCommit {
+        try await commit(messages, presence: presence, ids: ids, readingOthers: node != nil)
+    }
+
     /// `commit`; `readingOthers` false: what other nodes committed is left for `catchUp` (messages stored by a
     /// command, not delivered by a server).
-    func commit(_ messages: [ChatMessage], ids: Range<Int64>, readingOthers: Bool) async throws -> LogCommit {
+    func commit(_ messages: [ChatMessage], presence: [PresenceEntry] = [], ids: Range<Int64>, readingOthers: Bool) async throws -> LogCommit {
         // Nothing to store and nobody else to make room for: the next batch's GREATEST keeps its ids above these.
         guard !ids.isEmpty, !messages.isEmpty || node != nil else { return .asNumbered }
         guard node != nil else {
@@ -43,8 +48,9 @@ extension PostgresStore {
         // node's commits up while it reads.
         let applied = log.withLock { $0 }
         let statements = insertStatements(for: messages)
+        let presenceStatements = try presenceStatements(for: presence)
         let database = address.description
-        let (end, later) = try await transaction { connection -> (Int64, [ChatMessage]) in
+        let (end, later, laterPresence) = try await transaction { connection -> (Int64, [ChatMessage], [PresenceEntry]) in
             // READ COMMITTED, whatever the database's default (every connection asks for it at login,
             // `startupParameters`): the UPDATE below waits for the lock and then reads the row as the previous holder
             // committed it (under REPEATABLE READ it would fail instead), and the read after it, a statement of its
@@ -56,39 +62,42 @@ extension PostgresStore {
             guard let end else { throw DatabaseError.failed(address: database, reason: "the log's head (table log_head) has no row") }
             let offset = end - (ids.upperBound - 1)
             var later: [ChatMessage] = []
+            var laterPresence: [PresenceEntry] = []
             if readingOthers {
                 // Everything below this block that this node has not read yet is another node's, committed before
                 // the lock was ours: delivered before this batch.
                 later = try await Self.othersMessages(after: applied, below: end - count + 1, node: node, in: connection, logger: logger)
+                laterPresence = try await Self.othersPresence(after: applied, below: end - count + 1, node: node, in: connection, logger: logger)
             }
             for statement in statements(offset) { try await connection.query(statement, logger: logger) }
-            if let node, !messages.isEmpty { try await connection.query("SELECT pg_notify(\(Self.logChannel), \(node))", logger: logger) }
-            return (end, later)
+            for statement in presenceStatements(offset) { try await connection.query(statement, logger: logger) }
+            if let node, !messages.isEmpty || !presence.isEmpty {
+                try await connection.query("SELECT pg_notify(\(Self.logChannel), \(node))", logger: logger)
+            }
+            return (end, later, laterPresence)
         }
         // Read up to the block's end, unless others' messages were left unread below it.
         if readingOthers || node == nil { log.withLock { $0 = max($0, end) } }
-        return LogCommit(offset: end - (ids.upperBound - 1), others: later)
+        return LogCommit(offset: end - (ids.upperBound - 1), others: later, presence: laterPresence)
     }
 
     /// What other nodes committed since this node last read the log, oldest first.
-    public func catchUp() async throws -> [ChatMessage] {
-        guard node != nil else { return [] }
-        let found = try await unreadMessages(after: log.withLock { $0 })
-        if let last = found.last?.id { log.withLock { $0 = max($0, last) } }
+    public func catchUp() async throws -> LogCommit {
+        guard node != nil else { return .asNumbered }
+        let found = try await unread(after: log.withLock { $0 })
+        if let last = found.lastRead { log.withLock { $0 = max($0, last) } }
         return found
     }
 
-    /// Other nodes' messages above `after`, on a pooled connection, outside any transaction.
-    private func unreadMessages(after: Int64) async throws -> [ChatMessage] {
+    /// Other nodes' messages and presence changes above `after`, in one snapshot (one transaction, REPEATABLE
+    /// READ), so that what the two reads see ends at the same commit.
+    private func unread(after: Int64) async throws -> LogCommit {
         let node = node
-        do {
-            return try await Self.withDeadline(timeout, address: address) { [client, logger] in
-                try await client.withConnection { connection in
-                    try await Self.othersMessages(after: after, below: nil, node: node, in: connection, logger: logger)
-                }
-            }
-        } catch {
-            throw DatabaseError.describe(error, address: address)
+        return try await transaction { [logger] connection in
+            try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", logger: logger)
+            let messages = try await Self.othersMessages(after: after, below: nil, node: node, in: connection, logger: logger)
+            let presence = try await Self.othersPresence(after: after, below: nil, node: node, in: connection, logger: logger)
+            return LogCommit(others: messages, presence: presence)
         }
     }
 
@@ -120,6 +129,8 @@ extension PostgresStore {
                         address, timeout: timeout, id: 3, applicationName: DatabaseOwner.applicationName, limited: false, logger: logger
                     )
                     held = connection
+                    // Held while this connection is: the loop ends within a second of `close()` (`open`).
+                    let store = self
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask {
                             for try await notification in try await connection.listen(Self.logChannel) where notification.payload != node {
@@ -129,6 +140,8 @@ extension PostgresStore {
                         group.addTask {
                             while open() {
                                 try await Task.sleep(for: .seconds(1))
+                                // The lease, on this connection (a node that cannot renew it cannot listen either).
+                                try await Self.withDeadline(timeout, address: address) { try await store?.keepLease(on: connection) }
                                 continuation.yield(.log)
                                 // A connection that went half-open would wait for notifications for ever: ask.
                                 _ = try await Self.withDeadline(timeout, address: address) {

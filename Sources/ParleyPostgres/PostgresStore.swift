@@ -30,6 +30,8 @@ public final class PostgresStore: ChatStorage {
     let closed = Atomic<Bool>(false)
     /// This node's name when several share the database (`--node-name`); nil for a server that owns it alone.
     let node: String?
+    /// How long a node's lease lasts unrenewed (`--node-timeout`): past it, another node ends its sessions.
+    let nodeTimeout: Duration
     /// The highest id of the log this node has read: its own batches and what it read of other nodes'.
     let log: Mutex<Int64>
 
@@ -47,7 +49,7 @@ public final class PostgresStore: ChatStorage {
     /// is woken by them (`changes()` yields `.log`). Without it, a server owns the database alone.
     public static func open(
         _ address: PostgresAddress, creating: Bool = true, serving: Bool = false, node: String? = nil, timeout: Duration = .seconds(5),
-        logger: Logger = Logger(label: "parley.postgres")
+        nodeTimeout: Duration = .seconds(15), logger: Logger = Logger(label: "parley.postgres")
     ) async throws -> PostgresStore {
         let owner = serving ? try await DatabaseOwner.acquire(address, node: node, timeout: max(timeout, .seconds(10)), logger: logger) : nil
         let (version, head): (Int, Int64)
@@ -67,17 +69,27 @@ public final class PostgresStore: ChatStorage {
         // Unstructured because the store outlives this call (the server's StoreService, or a `parley account`
         // command, closes it); `close()` cancels it, which shuts the pool down.
         let running = Task { await client.run() }
-        return PostgresStore(
+        let store = PostgresStore(
             client: client, address: address, logger: logger, timeout: timeout, running: running, accountVersion: version, owner: owner,
-            node: node, head: head
+            node: node, nodeTimeout: nodeTimeout, head: head
         )
+        if serving && node != nil {
+            do {
+                try await store.beginNode()
+            } catch {
+                await store.close()
+                throw error
+            }
+        }
+        return store
     }
 
     private init(
         client: PostgresClient, address: PostgresAddress, logger: Logger, timeout: Duration, running: Task<Void, Never>, accountVersion: Int,
-        owner: DatabaseOwner?, node: String?, head: Int64
+        owner: DatabaseOwner?, node: String?, nodeTimeout: Duration, head: Int64
     ) {
         self.node = node
+        self.nodeTimeout = nodeTimeout
         self.log = Mutex(head)
         self.accountVersionAtOpen = accountVersion
         self.owner = owner

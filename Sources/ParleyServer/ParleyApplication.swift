@@ -31,6 +31,7 @@ public struct ParleyApplication: Sendable {
         let lastID: Int64
         let accounts: [Account]
         let policies: [RoomPolicy]
+        let present: [PresenceEntry]
         do {
             tls = try configuration.usesTLS ? TLSProvider(
                 source: configuration.certificate, dataDirectory: configuration.dataDirectory, serverName: configuration.serverName
@@ -39,6 +40,7 @@ public struct ParleyApplication: Sendable {
             lastID = try await storage.lastMessageID()
             accounts = try await storage.accounts()
             policies = try await storage.roomPolicies()
+            present = try await storage.presence()
         } catch {
             await storage.close()
             throw error
@@ -53,6 +55,8 @@ public struct ParleyApplication: Sendable {
         application.hub.setAccounts(accounts)
         application.hub.setRoomPolicies(policies)
         application.hub.motd = motd
+        // The other nodes' users, before anyone here is there to be told of them.
+        _ = application.hub.apply(others: present)
         return application
     }
 

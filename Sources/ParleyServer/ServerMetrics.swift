@@ -113,13 +113,21 @@ struct MeasuredStore: MessageStore {
     }
 
     func commit(_ messages: [ChatMessage], ids: Range<Int64>) async throws -> LogCommit {
+        try await commit(messages, presence: [], ids: ids)
+    }
+
+    func commit(_ messages: [ChatMessage], presence: [PresenceEntry], ids: Range<Int64>) async throws -> LogCommit {
         let start = ContinuousClock.now
-        let commit = try await store.commit(messages, ids: ids)
+        let commit = try await store.commit(messages, presence: presence, ids: ids)
         if !messages.isEmpty { metrics.committed(messages.count, since: start) }
         return commit
     }
 
-    func catchUp() async throws -> [ChatMessage] {
+    func presence() async throws -> [PresenceEntry] {
+        try await store.presence()
+    }
+
+    func catchUp() async throws -> LogCommit {
         try await store.catchUp()
     }
 

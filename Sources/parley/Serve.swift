@@ -70,6 +70,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("database-url"), help: .init(ServeKey.databaseURL.help)) var databaseURL: String?
     @Option(help: .init(ServeKey.databaseTimeout.help)) var databaseTimeout: Double?
     @Option(help: .init(ServeKey.nodeName.help)) var nodeName: String?
+    @Option(help: .init(ServeKey.nodeTimeout.help)) var nodeTimeout: Double?
     @Option(help: .init(ServeKey.nodeURL.help)) var nodeURL: [String] = []
     @Option(help: .init(ServeKey.console.help)) var console: String?
 
@@ -94,7 +95,7 @@ struct Serve: AsyncParsableCommand {
             .shutdownGrace: shutdownGrace.map(SettingValue.double), .history: history.map(SettingValue.int),
             .store: store.map(SettingValue.string), .databaseURL: databaseURL.map(SettingValue.string),
             .databaseTimeout: databaseTimeout.map(SettingValue.double), .console: console.map(SettingValue.string),
-            .roomsPerMinute: roomsPerMinute.map(SettingValue.int), .nodeName: nodeName.map(SettingValue.string), .nodeURL: list(nodeURL),
+            .roomsPerMinute: roomsPerMinute.map(SettingValue.int), .nodeName: nodeName.map(SettingValue.string), .nodeTimeout: nodeTimeout.map(SettingValue.double), .nodeURL: list(nodeURL),
         ]
         return given.compactMapValues { $0 }
     }

@@ -18,7 +18,7 @@ enum ServeKey: String, CaseIterable {
     case pingInterval = "ping-interval", flushInterval = "flush-interval", logLevel = "log-level", logFormat = "log-format"
     case maxLineBytes = "max-line-bytes", floodBurst = "flood-burst", floodRate = "flood-rate", sendQueueBytes = "send-queue-bytes"
     case roomsPerMinute = "rooms-per-minute"
-    case registrationTimeout = "registration-timeout", shutdownGrace = "shutdown-grace", history, store, databaseURL = "database-url", databaseTimeout = "database-timeout", nodeName = "node-name", nodeURL = "node-url", console
+    case registrationTimeout = "registration-timeout", shutdownGrace = "shutdown-grace", history, store, databaseURL = "database-url", databaseTimeout = "database-timeout", nodeName = "node-name", nodeTimeout = "node-timeout", nodeURL = "node-url", console
 
     static let schema = allCases.map(\.setting)
 
@@ -88,7 +88,9 @@ enum ServeKey: String, CaseIterable {
         case .databaseTimeout:
             Setting(key, .double(0.1...600), default: .double(5), "Seconds one PostgreSQL operation may take (--store postgres); past it, it is given up: messages get not_stored, and the chat goes on without the database until it answers again.")
         case .nodeName:
-            Setting(key, .string, "This server's name among several serving one chat from the same --store postgres database (a, b, or the host's name): each node delivers the room messages the others store. Room messages and history only so far (docs/ARCHITECTURE.md, \"Several nodes on one PostgreSQL\").")
+            Setting(key, .string, "This server's name among several serving one chat from the same --store postgres database (a, b, or the host's name): users of every node share rooms, messages, history, private messages, nicknames and who is online (docs/ARCHITECTURE.md, \"Several nodes on one PostgreSQL\").")
+        case .nodeTimeout:
+            Setting(key, .double(1...3600), default: .double(15), "Seconds a node (--node-name) may go without renewing its lease in the database; past it, another node tells its users that the node's users left, and frees their nicknames.")
         case .nodeURL:
             Setting(key, .strings, default: .strings([]), "The WebSocket address of another node of this chat (wss://b.lan:8443/ws), repeatable: the web client moves to it when this node goes, and pages it serves may connect here.")
         case .console: Setting(key, .choice(["auto", "on", "off"]), default: .string("auto"), "The operator console on standard input: auto (on when it is a terminal), on or off.")
@@ -209,7 +211,8 @@ extension Settings {
         case "postgres":
             do throws(DatabaseError) {
                 return .postgres(
-                    try PostgresAddress(string(.databaseURL) ?? ""), timeout: .milliseconds(Int64(double(.databaseTimeout)! * 1000)), node: string(.nodeName)
+                    try PostgresAddress(string(.databaseURL) ?? ""), timeout: .milliseconds(Int64(double(.databaseTimeout)! * 1000)), node: string(.nodeName),
+                    nodeTimeout: .milliseconds(Int64(double(.nodeTimeout)! * 1000))
                 )
             } catch {
                 throw SettingsError("\(origin(.databaseURL)): \(error)")

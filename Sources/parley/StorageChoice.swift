@@ -11,7 +11,7 @@ enum StorageChoice: Sendable, Equatable {
     case sqlite(directory: String)
     /// A PostgreSQL database, how long one operation on it may take, and this server's name when it is one of
     /// several nodes serving it.
-    case postgres(PostgresAddress, timeout: Duration = .seconds(5), node: String? = nil)
+    case postgres(PostgresAddress, timeout: Duration = .seconds(5), node: String? = nil, nodeTimeout: Duration = .seconds(15))
     /// Nothing kept (`--store none`).
     case memory
 
@@ -20,8 +20,10 @@ enum StorageChoice: Sendable, Equatable {
     func open(serving: Bool, creating: Bool = true, logger: Logger) async throws -> any ChatStorage {
         switch self {
         case .sqlite(let directory): try await SQLiteStore.open(directory: directory, creating: creating, serving: serving, logger: logger)
-        case .postgres(let address, let timeout, let node):
-            try await PostgresStore.open(address, creating: creating, serving: serving, node: node, timeout: timeout, logger: logger)
+        case .postgres(let address, let timeout, let node, let nodeTimeout):
+            try await PostgresStore.open(
+                address, creating: creating, serving: serving, node: node, timeout: timeout, nodeTimeout: nodeTimeout, logger: logger
+            )
         case .memory: MemoryStorage()
         }
     }

@@ -15,7 +15,7 @@ extension Array where Element == Effect<Int> {
     var steps: [Step] {
         compactMap { effect in
             switch effect {
-            case .record, .persist: nil
+            case .record, .persist, .replicate: nil
             case .deliver(let event, let recipients): .deliver(event, to: recipients.map(\.peer))
             case .replay(let peer, let room, let query, _, _, _, _): .replay(peer, room: room, query)
             case .lookUp(let peer, let lookup, _): .lookUp(peer, lookup)

@@ -1,0 +1,70 @@
+/// A change of who is online, or where, as a node tells the other nodes of its database through the log
+/// (docs/ARCHITECTURE.md, "Several nodes on one PostgreSQL"). Each entry carries the session as it is after the
+/// change (`profile`), so applying one never depends on having seen every earlier one: a node that starts late
+/// begins from the database's present (`PresenceEntry.online` for each session), and an entry that finds the
+/// session already so changes nothing.
+///
+/// Flat and `Codable`: a store keeps it as one JSON document beside its place in the log.
+public struct PresenceEntry: Sendable, Equatable, Codable {
+    public enum Kind: String, Sendable, Codable {
+        /// The session came online (its rooms come as `joined` entries, or in `profile` from a snapshot).
+        case online
+        case joined
+        case parted
+        /// Nick, away message, account or mode +i changed: `profile` says to what.
+        case updated
+        case offline
+        /// Every session of the node the entry is filed under is gone: its lease ran out (or it started again).
+        case nodeGone
+    }
+
+    /// Its place in the log: provisional (the hub's) until committed, like a message's id.
+    public var id: Int64
+    /// The node that wrote it, as the store read it back (nil while it is this node's own).
+    public var node: String?
+    /// The session on its own node (`SessionID.raw` there).
+    public var session: UInt64
+    public var kind: Kind
+    /// The room joined or parted.
+    public var room: String?
+    /// Why it parted or went offline (`LeaveReason.cause` and `.text`): shown as it was given.
+    public var cause: String?
+    public var reason: String?
+    /// The session after the change; nil for `offline` and `nodeGone`.
+    public var profile: PresenceProfile?
+
+    public init(
+        id: Int64, node: String? = nil, session: UInt64, kind: Kind, room: String? = nil, cause: String? = nil, reason: String? = nil,
+        profile: PresenceProfile? = nil
+    ) {
+        self.node = node
+        (self.id, self.session, self.kind, self.room, self.cause, self.reason, self.profile) = (id, session, kind, room, cause, reason, profile)
+    }
+
+    /// The reason as the leaving is told here.
+    var leaveReason: LeaveReason {
+        .received(cause: cause ?? "lost", text: reason ?? LeaveReason.connectionLost.text)
+    }
+}
+
+/// What other nodes know of a session: what `NAMES`, `WHO` and `WHOIS` show.
+public struct PresenceProfile: Sendable, Equatable, Codable {
+    public var nick: String
+    /// The account's key, and its name as registered.
+    public var account: String?
+    public var accountName: String?
+    public var username: String?
+    public var realName: String?
+    public var away: String?
+    public var invisible: Bool
+    /// In the order joined.
+    public var rooms: [String]
+
+    public init(
+        nick: String, account: String? = nil, accountName: String? = nil, username: String? = nil, realName: String? = nil, away: String? = nil,
+        invisible: Bool = false, rooms: [String] = []
+    ) {
+        (self.nick, self.account, self.accountName, self.username, self.realName) = (nick, account, accountName, username, realName)
+        (self.away, self.invisible, self.rooms) = (away, invisible, rooms)
+    }
+}

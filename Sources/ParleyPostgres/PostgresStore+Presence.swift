@@ -1,0 +1,167 @@
+import Foundation
+import Logging
+import ParleyCore
+import PostgresNIO
+import Synchronization
+
+/// Who is online on which node (docs/ARCHITECTURE.md, "Several nodes on one PostgreSQL"): each node's presence
+/// changes go into the log (`presence_log`, ids from the same blocks as messages) in the transaction of their
+/// batch, and `presence` keeps the present that they add up to, for a node that starts later. Each node holds a
+/// lease (`node_leases`); when one runs out, exactly one other node ends its sessions with one `nodeGone` entry.
+extension PostgresStore {
+    /// Entries per INSERT: 3 binds a row, well under PostgreSQL's 65,535.
+    static let presenceRowsPerInsert = 10_000
+
+    /// The statements that write a batch's presence changes with their ids moved by the offset given: the entries
+    /// into the log, and the last state of each session into `presence`.
+    func presenceStatements(for entries: [PresenceEntry]) throws -> @Sendable (Int64) -> [PostgresQuery] {
+        guard let node, !entries.isEmpty else { return { _ in [] } }
+        let encoder = JSONEncoder()
+        let documents = try entries.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
+        // The batch's last word on each session decides what `presence` holds for it.
+        var last: [UInt64: PresenceEntry] = [:]
+        for entry in entries { last[entry.session] = entry }
+        let gone = last.values.filter { $0.kind == .offline }.map { Int64(bitPattern: $0.session) }
+        let present = try last.values.filter { $0.kind != .offline }.sorted { $0.session < $1.session }.map { entry in
+            (Int64(bitPattern: entry.session), String(decoding: try encoder.encode(entry.profile), as: UTF8.self))
+        }
+        return { offset in
+            var queries: [PostgresQuery] = []
+            for start in stride(from: 0, to: entries.count, by: Self.presenceRowsPerInsert) {
+                var statement = Statement()
+                let rows = (start..<min(start + Self.presenceRowsPerInsert, entries.count)).map { index in
+                    "(\(statement.bind(entries[index].id + offset)), \(statement.bind(node)), \(statement.bind(documents[index])))"
+                }
+                statement.sql = "INSERT INTO presence_log (id, node, entry) VALUES " + rows.joined(separator: ",")
+                queries.append(statement.query)
+            }
+            if !gone.isEmpty {
+                var statement = Statement()
+                statement.sql = "DELETE FROM presence WHERE node = \(statement.bind(node)) AND session = ANY(\(statement.bind(gone)))"
+                queries.append(statement.query)
+            }
+            for start in stride(from: 0, to: present.count, by: Self.presenceRowsPerInsert) {
+                var statement = Statement()
+                let rows = present[start..<min(start + Self.presenceRowsPerInsert, present.count)].map { session, profile in
+                    "(\(statement.bind(node)), \(statement.bind(session)), \(statement.bind(profile)))"
+                }
+                statement.sql = "INSERT INTO presence (node, session, profile) VALUES " + rows.joined(separator: ",")
+                    + " ON CONFLICT (node, session) DO UPDATE SET profile = EXCLUDED.profile"
+                queries.append(statement.query)
+            }
+            return queries
+        }
+    }
+
+    /// The presence changes other nodes than `node` committed above `after` (and below `below`), oldest first.
+    static func othersPresence(
+        after: Int64, below: Int64?, node: String?, in connection: PostgresConnection, logger: Logger
+    ) async throws -> [PresenceEntry] {
+        var statement = Statement()
+        let upper = below.map { " AND id < \(statement.bind($0))" } ?? ""
+        statement.sql = "SELECT id, node, entry FROM presence_log WHERE id > \(statement.bind(after))\(upper) AND node <> \(statement.bind(node ?? ""))"
+            + " ORDER BY id"
+        let decoder = JSONDecoder()
+        return try await connection.query(statement.query, logger: logger).collect().map { row in
+            let (id, writer, document) = try row.decode((Int64, String, String).self)
+            var entry = try decoder.decode(PresenceEntry.self, from: Data(document.utf8))
+            (entry.id, entry.node) = (id, writer)
+            return entry
+        }
+    }
+
+    /// Who is online on the other nodes now, each as an `online` entry with its rooms; from here on this node
+    /// reads the log from the point that present was read at (one snapshot: nothing is missed, and an entry
+    /// applied twice changes nothing the second time).
+    public func presence() async throws -> [PresenceEntry] {
+        guard let node else { return [] }
+        let (head, entries) = try await transaction { [logger] connection -> (Int64, [PresenceEntry]) in
+            try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", logger: logger)
+            var head: Int64 = 0
+            for try await (seq) in try await connection.query("SELECT seq FROM log_head", logger: logger).decode(Int64.self) { head = seq }
+            let decoder = JSONDecoder()
+            var entries: [PresenceEntry] = []
+            let rows = try await connection.query("SELECT node, session, profile FROM presence WHERE node <> \(node) ORDER BY node, session", logger: logger)
+            for try await (writer, session, profile) in rows.decode((String, Int64, String).self) {
+                let profile = try decoder.decode(PresenceProfile.self, from: Data(profile.utf8))
+                entries.append(PresenceEntry(id: 0, node: writer, session: UInt64(bitPattern: session), kind: .online, profile: profile))
+            }
+            return (head, entries)
+        }
+        log.withLock { $0 = max($0, head) }
+        return entries
+    }
+
+    /// This node starts: what an earlier run under its name left (sessions it did not end, having stopped without
+    /// a word) is ended for the other nodes with one `nodeGone`, and its lease is taken.
+    func beginNode() async throws {
+        guard let node else { return }
+        let seconds = nodeTimeout.seconds
+        try await transaction { [logger] connection in
+            var left = 0
+            for try await (count) in try await connection.query("SELECT count(*) FROM presence WHERE node = \(node)", logger: logger).decode(Int.self) {
+                left = count
+            }
+            if left > 0 {
+                try await Self.endNode(node, reason: "its server restarted", in: connection, logger: logger)
+            }
+            try await connection.query(
+                """
+                INSERT INTO node_leases (node, expires) VALUES (\(node), now() + make_interval(secs => \(seconds)))
+                ON CONFLICT (node) DO UPDATE SET expires = EXCLUDED.expires
+                """,
+                logger: logger
+            )
+        }
+    }
+
+    /// Renews this node's lease, then ends any other node whose lease ran out: the DELETE of its lease is what
+    /// makes exactly one node do it, whichever many try at once.
+    func keepLease(on connection: PostgresConnection) async throws {
+        guard let node else { return }
+        let logger = logger
+        let seconds = nodeTimeout.seconds
+        try await connection.query(
+            """
+            INSERT INTO node_leases (node, expires) VALUES (\(node), now() + make_interval(secs => \(seconds)))
+            ON CONFLICT (node) DO UPDATE SET expires = EXCLUDED.expires
+            """,
+            logger: logger
+        )
+        var expired: [String] = []
+        let query: PostgresQuery = "SELECT node FROM node_leases WHERE expires < now() AND node <> \(node)"
+        for try await (name) in try await connection.query(query, logger: logger).decode(String.self) { expired.append(name) }
+        for name in expired {
+            try await transaction { connection in
+                var won = false
+                let claim: PostgresQuery = "DELETE FROM node_leases WHERE node = \(name) AND expires < now() RETURNING node"
+                for try await _ in try await connection.query(claim, logger: logger).decode(String.self) { won = true }
+                guard won else { return }
+                logger.notice("node ended: its lease ran out", metadata: ["node": "\(name)"])
+                try await Self.endNode(name, reason: "its server stopped answering", in: connection, logger: logger)
+            }
+        }
+    }
+
+    /// Writes one `nodeGone` for `node` into the log (under its name, so every other node reads it) and forgets its
+    /// present, in the caller's transaction.
+    private static func endNode(_ node: String, reason: String, in connection: PostgresConnection, logger: Logger) async throws {
+        var id: Int64 = 0
+        for try await (seq) in try await connection.query("UPDATE log_head SET seq = seq + 1 RETURNING seq", logger: logger).decode(Int64.self) {
+            id = seq
+        }
+        let entry = PresenceEntry(id: id, session: 0, kind: .nodeGone, cause: "lost", reason: "connection lost (\(reason))")
+        let document = String(decoding: try JSONEncoder().encode(entry), as: UTF8.self)
+        try await connection.query("INSERT INTO presence_log (id, node, entry) VALUES (\(id), \(node), \(document))", logger: logger)
+        try await connection.query("DELETE FROM presence WHERE node = \(node)", logger: logger)
+        // Every node, the one writing this included, reads it (it is filed under the ended node's name).
+        try await connection.query("SELECT pg_notify(\(logChannel), '')", logger: logger)
+    }
+}
+
+extension Duration {
+    /// Whole and fractional seconds.
+    var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) * 1e-18
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import NIOCore
+import ParleyCore
+import ParleyPostgres
+import ParleyServer
+import Testing
+
+/// Several nodes as one chat's presence (docs/ARCHITECTURE.md, "Several nodes on one PostgreSQL"): who is online
+/// where, nicknames across nodes, private messages, late starters, and a dead node's users leaving. Against a real
+/// PostgreSQL server (`PostgresCluster`).
+@Suite("Several nodes: who is online")
+struct NodePresenceTests {
+    /// The line `/who #room` answers with, once it names everyone in `nicks`.
+    static func members(of room: String, seenBy user: TestClient, including nicks: [String]) async throws -> String {
+        var found = ""
+        try await eventually("\(nicks) in \(room) as /who \(room) lists it", timeout: .seconds(20)) {
+            try await user.send("/who \(room)")
+            found = try await user.waitFor { $0.hasPrefix("*** In \(room)") }
+            return nicks.allSatisfy { nick in found.components(separatedBy: CharacterSet(charactersIn: " :@+,")).contains(nick) }
+        }
+        return found
+    }
+
+    @Test("two nodes are one chat: joins, nick changes, parts and quits cross; /who and /whois show everyone; a nick is taken on every node; private messages cross; a node started later knows who is there")
+    func presenceCrosses() async throws {
+        let database = try await PostgresCluster.newDatabase()
+        try await TestServer.run(storage: NodeTests.node("a", of: database)) { a in
+            try await TestServer.run(storage: NodeTests.node("b", of: database)) { b in
+                let alice = try await a.textUser("alice")
+                let bob = try await b.textUser("bob")
+                try await alice.waitFor { $0 == "*** bob joined #general" }
+                _ = try await Self.members(of: "#general", seenBy: bob, including: ["alice", "bob"])
+
+                // A nick held on node a is taken on node b, at registration and by /nick.
+                let clash = try await TestClient.connect(port: b.port)
+                try await clash.waitFor { $0 == "*** Choose a nickname:" }
+                try await clash.send("alice")
+                try await clash.waitFor { $0.contains("The nickname alice is taken") }
+                try await bob.send("/nick alice")
+                try await bob.waitFor { $0 == "!!! The nickname alice is taken; choose another." }
+
+                try await alice.send("/nick alicia")
+                try await bob.waitFor { $0 == "*** alice is now known as alicia" }
+                try await bob.send("/join #side")
+                try await bob.waitFor { $0.hasPrefix("*** In #side") }
+                try await alice.send("/join #side")
+                try await bob.waitFor { $0 == "*** alicia joined #side" }
+                try await alice.send("hello side")
+                try await bob.waitFor { $0.hasSuffix("<alicia> hello side") }
+                try await bob.send("/whois alicia")
+                try await bob.waitFor { $0.contains(" in ") && $0.contains("#general") && $0.contains("#side") }
+
+                // Private messages, both ways.
+                try await alice.send("/msg bob psst")
+                try await bob.waitFor { $0.hasSuffix("] -> (private) <alicia> psst") }
+                try await alice.waitFor { $0.hasSuffix("] <- (private to bob) psst") }
+                try await bob.send("/msg alicia and back")
+                try await alice.waitFor { $0.hasSuffix("] -> (private) <bob> and back") }
+
+                // A node that starts now learns who is online from the database before it serves.
+                try await TestServer.run(storage: NodeTests.node("c", of: database)) { c in
+                    let carol = try await c.textUser("carol")
+                    try await carol.send("/who #side")
+                    let side = try await carol.waitFor { $0.hasPrefix("*** In #side") }
+                    #expect(side.contains("alicia") && side.contains("bob"), "\(side)")
+                    try await bob.waitFor { $0 == "*** carol joined #general" }
+                    try await alice.waitFor { $0 == "*** carol joined #general" }
+
+                    try await alice.send("/part #side off")
+                    try await bob.waitFor { $0 == "*** alicia left #side (off)" }
+                    try await alice.send("/quit bye")
+                    try await bob.waitFor { $0 == "*** alicia left #general (quit: bye)" }
+                    try await carol.waitFor { $0 == "*** alicia left #general (quit: bye)" }
+                    // Her nick is free everywhere again.
+                    try await carol.send("/nick alicia")
+                    try await bob.waitFor { $0 == "*** carol is now known as alicia" }
+                }
+                // Node c stopped in order: its user's departure was told.
+                try await bob.waitFor { $0.hasPrefix("*** alicia left #general") }
+                let general = try await Self.members(of: "#general", seenBy: bob, including: ["bob"])
+                #expect(!general.contains("alicia") && !general.contains("alice"), "\(general)")
+            }
+        }
+    }
+
+    @Test("kill -9 of a node: its users leave every other node within --node-timeout, told once on each, and their nicks are free again")
+    func deadNodesUsersLeave() async throws {
+        let (cluster, database, environment) = try await NodeTests.newDatabase()
+        var nodes: [(ParleyProcess, port: Int)] = []
+        for name in ["a", "b", "c"] { nodes.append(try await NodeTests.serve(name, environment: environment, extra: ["--node-timeout", "3"])) }
+        let alice = try await TestServer.textUser("alice", port: nodes[0].port)
+        let bob = try await TestServer.textUser("bob", port: nodes[1].port)
+        let carol = try await TestServer.textUser("carol", port: nodes[2].port)
+        for user in [bob, carol] { _ = try await Self.members(of: "#general", seenBy: user, including: ["alice", "bob", "carol"]) }
+        try await alice.send("/join #side")
+        try await bob.send("/join #side")
+        _ = try await Self.members(of: "#side", seenBy: bob, including: ["alice", "bob"])
+
+        let killed = ContinuousClock.now
+        nodes[0].0.signal(SIGKILL)
+        _ = try? await nodes[0].0.waitForExit()
+        let departure = "*** alice left #general (connection lost (its server stopped answering))"
+        try await bob.waitFor(timeout: .seconds(30)) { $0 == departure }
+        try await carol.waitFor(timeout: .seconds(30)) { $0 == departure }
+        let waited = ContinuousClock.now - killed
+        // The lease lasts 3 s; renewals and checks come once a second: well inside 3 s and a few checks.
+        #expect(waited < .seconds(10), "\(waited)")
+        try await bob.waitFor { $0 == "*** alice left #side (connection lost (its server stopped answering))" }
+
+        // Told once on each node: exactly one node ended node a, with one entry in the log.
+        #expect(try await cluster.number(database: database.database, "SELECT count(*) FROM presence_log WHERE node = 'a' AND entry LIKE '%nodeGone%'") == 1)
+        #expect(try await cluster.number(database: database.database, "SELECT count(*) FROM presence WHERE node = 'a'") == 0)
+        try await carol.send("/nick alice")
+        try await bob.waitFor { $0 == "*** carol is now known as alice" }
+        for user in [bob, carol] {
+            let general = try await Self.members(of: "#general", seenBy: user, including: ["alice", "bob"])
+            #expect(general == "*** In #general (2): alice, bob", "\(general)")
+            #expect(try await user.lines.count { $0.hasPrefix("*** alice left #general") } == 1)
+        }
+        for node in nodes.dropFirst() {
+            node.0.signal(SIGTERM)
+            #expect(try await node.0.waitForExit() == 0)
+        }
+    }
+}
