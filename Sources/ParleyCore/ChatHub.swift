@@ -223,7 +223,6 @@ public final class ChatHub<Sink: EventSink>: Sendable {
         mutate { ((), $0.authenticate(id, as: account, takingNick: takingNick, now: now)) }
     }
 
-    /// Tells one session something, in order with everything else it receives.
     /// Applies what other nodes committed to the log and this node has not applied: presence changes
     /// (`ChatState.apply`) and topics. Returns what this node's users are to be told of them, for the caller to
     /// deliver at once, in log order with the messages around them; what is to be told to the other nodes (a
@@ -253,6 +252,7 @@ public final class ChatHub<Sink: EventSink>: Sendable {
         mutate { ((), $0.presenceSnapshot()) }
     }
 
+    /// Tells one session something, in order with everything else it receives.
     public func tell(_ id: SessionID, _ event: ChatEvent) {
         mutate { state in ((), state.peer(of: id).map { [.deliver(event, to: [Recipient(peer: $0, focused: true)])] } ?? []) }
     }

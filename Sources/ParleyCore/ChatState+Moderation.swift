@@ -149,7 +149,8 @@ extension ChatState {
             persist([.restrict(room: room, restriction)], kind.imposed.rawValue, mask.text, duration + (reason.map { ": \($0)" } ?? ""))
             announce(ModerationNotice(room: room, action: kind.imposed, target: mask.text, by: by, reason: reason, until: restriction.until))
             if kind == .ban, let members = rooms[name.key]?.members {
-                for id in members where activeRestriction(.ban, in: name.key, on: id, now: now) != nil {
+                // Another node's members are its to remove (moderation is not replicated yet).
+                for id in members where sessions[id]?.peer != nil && activeRestriction(.ban, in: name.key, on: id, now: now) != nil {
                     leave(name, session: id, reason: .kicked(by: by, reason: "banned" + (reason.map { ": \($0)" } ?? "")), into: &effects)
                 }
             }
@@ -197,6 +198,7 @@ extension ChatState {
         case .op(let nick):
             let target = try Nick(validating: nick)
             if let id = nicks[target.key], let session = sessions[id], session.rooms.contains(name) {
+                guard session.peer != nil else { throw onAnotherNode(session) }
                 guard !isRoomOperator(id, in: name.key) else { throw ChatError(.usage, "\(session.nick) is an operator of \(room) already.") }
                 if let account = session.account {
                     policy.operators.insert(account)

@@ -71,7 +71,7 @@ extension ChatState {
             let staying = Set(profile.rooms.compactMap { try? RoomName(validating: $0) })
             for room in sessions[id]!.rooms where !staying.contains(room) {
                 var told: Set<SessionID> = []
-                leave(room, session: id, reason: .received(cause: "part", text: LeaveReason.parted(nil).text), alreadyTold: &told, into: &effects)
+                leave(room, session: id, reason: .parted(nil), alreadyTold: &told, into: &effects)
             }
             for room in profile.rooms { join(remote: id, room, into: &effects) }
         case .joined:
@@ -105,13 +105,18 @@ extension ChatState {
     /// Then both lose, as with IRC's nick collision but without the kill: a holder of this node is renamed to a
     /// guest nick (and says so to the others), and each node does the same with its own, so every node ends with
     /// the same nicks whatever the order of the two claims. A holder of a third node keeps the nick here until
-    /// its own node renames it.
+    /// its own node renames it (the map points at the newer claim meanwhile).
     private mutating func claim(_ nick: Nick, for id: SessionID, into effects: inout [Effect<Peer>]) {
         guard let holder = nicks[nick.key], holder != id else {
             nicks[nick.key] = id
             return
         }
-        guard let peer = sessions[holder]?.peer else { return }
+        guard let peer = sessions[holder]?.peer else {
+            // Another node's holder, about to be renamed by its own node: the map follows the newest claim, and
+            // the holder's rename, finding the key not its own, leaves it.
+            nicks[nick.key] = id
+            return
+        }
         if let guest = try? Nick(validating: guestNick(for: holder)) { rename(holder, to: guest, into: &effects) }
         let notice = ChatEvent.notice("Someone on another server of this chat took the nickname \(nick) at the same moment; you were renamed.")
         effects.append(.deliver(notice, to: [Recipient(peer: peer, focused: true)]))
@@ -167,8 +172,15 @@ extension ChatState {
         _ kind: PresenceEntry.Kind, session id: SessionID, room: String? = nil, reason: LeaveReason? = nil, into effects: inout [Effect<Peer>]
     ) {
         guard replicating, let session = sessions[id], session.peer != nil else { return }
+        // A part's or quit's own words (nil: none given), so that they are told as the same kind of leaving there;
+        // any other reason as it reads.
+        let words: String? = switch reason {
+        case .parted(let words), .quit(let words): words
+        case let reason?: reason.text
+        case nil: nil
+        }
         let entry = PresenceEntry(
-            id: nextMessageID, session: id.raw, kind: kind, room: room, cause: reason?.cause, reason: reason?.text,
+            id: nextMessageID, session: id.raw, kind: kind, room: room, cause: reason?.cause, reason: words,
             profile: kind == .offline ? nil : presence(of: session)
         )
         nextMessageID += 1

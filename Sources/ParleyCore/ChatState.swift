@@ -520,6 +520,8 @@ public struct ChatState<Peer: Sendable>: Sendable {
         case .invite(let nick, let raw):
             let room = try memberRoom(raw, of: session)
             let other = try self.session(named: nick)
+            // Invitations are not replicated yet: one here would never reach them.
+            guard other.peer != nil else { throw onAnotherNode(other) }
             guard !other.rooms.contains(room) else {
                 throw ChatError(.alreadyInRoom, "\(other.nick) is in \(room) already.")
             }

@@ -27,7 +27,8 @@ public struct PresenceEntry: Sendable, Equatable, Codable {
     public var kind: Kind
     /// The room joined or parted.
     public var room: String?
-    /// Why it parted or went offline (`LeaveReason.cause` and `.text`): shown as it was given.
+    /// Why it parted or went offline: `LeaveReason.cause`, and the user's own words for a part or quit (nil: none),
+    /// or the reason as it reads for anything else.
     public var cause: String?
     public var reason: String?
     /// The session after the change; nil for `offline` and `nodeGone`.
@@ -41,9 +42,16 @@ public struct PresenceEntry: Sendable, Equatable, Codable {
         (self.id, self.session, self.kind, self.room, self.cause, self.reason, self.profile) = (id, session, kind, room, cause, reason, profile)
     }
 
-    /// The reason as the leaving is told here.
+    /// The reason as the leaving is told here: a part as a part and a quit as a quit (IRC says PART for one room,
+    /// QUIT once for all), a kick from a room as a part with the kick's words (who kicked is in them); anything
+    /// else as a departure in the words it was given.
     var leaveReason: LeaveReason {
-        .received(cause: cause ?? "lost", text: reason ?? LeaveReason.connectionLost.text)
+        switch cause {
+        case "part": .parted(reason)
+        case "quit": .quit(reason)
+        case "kicked": .parted(reason)
+        default: .received(cause: cause ?? "lost", text: reason ?? LeaveReason.connectionLost.text)
+        }
     }
 }
 
