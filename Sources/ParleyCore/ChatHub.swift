@@ -121,10 +121,11 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     /// to those who were members before it (`EffectBatch.stateBefore`).
     public init(
         serverName: String, sink: Sink, firstMessageID: Int64 = 1, historyOnJoin: Int = 50, roomLimits: ChatState<Sink.Peer>.RoomLimits = .init(),
-        sharedLog: Bool = false, now: @escaping @Sendable () -> Date = Date.init
+        sharedLog: Bool = false, nodeName: String? = nil, now: @escaping @Sendable () -> Date = Date.init
     ) {
         var state = ChatState<Peer>(serverName: serverName, firstMessageID: firstMessageID, historyOnJoin: historyOnJoin, roomLimits: roomLimits)
         state.replicating = sharedLog
+        state.nodeName = nodeName
         self.shared = Mutex(Shared(state: state, batchFirstID: firstMessageID, logHead: firstMessageID - 1, stateAtHandOut: sharedLog ? state : nil))
         self.sink = sink
         self.now = now
@@ -224,25 +225,29 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     }
 
     /// Applies what other nodes committed to the log and this node has not applied: presence changes
-    /// (`ChatState.apply`) and topics. Returns what this node's users are to be told of them, for the caller to
-    /// deliver at once, in log order with the messages around them; what is to be told to the other nodes (a
-    /// user here renamed after losing a race for a nick) is queued like any change.
-    public func apply(others entries: [PresenceEntry], topics: [ChatMessage] = []) -> [(ChatEvent, Recipients<Peer>)] {
+    /// (`ChatState.apply`) and topics. The publisher has told those who were here before the batch it carries
+    /// out (`toldAlready`, from its copy of the state then, in log order with the messages around them); what the
+    /// others here are to be told — whoever came or joined since, whose own welcome or join is still on its way —
+    /// is queued behind it, like what is to be told to the other nodes (a user here renamed after losing a race
+    /// for a nick).
+    public func apply(others entries: [PresenceEntry], topics: [ChatMessage] = [], toldAlready: [(ChatEvent, Recipients<Peer>)] = []) {
         mutate { state in
             var effects: [Effect<Peer>] = []
             for entry in entries { effects += state.apply(entry) }
             for topic in topics { effects += state.applyTopic(topic) }
-            var told: [(ChatEvent, Recipients<Peer>)] = []
             var queued: [Effect<Peer>] = []
             for effect in effects {
                 switch effect {
-                case .deliver(let event, let recipients): told.append((event, recipients))
+                case .deliver(let event, let recipients):
+                    let told = Set(toldAlready.filter { $0.0 == event }.flatMap { $0.1.map(\.peer) })
+                    let rest = told.isEmpty ? recipients : Recipients(recipients.filter { !told.contains($0.peer) })
+                    if !rest.isEmpty { queued.append(.deliver(event, to: rest)) }
                 case .replicate: queued.append(effect)
                 // Applying another node's change stores nothing here and closes nothing: its node did what it needed.
                 case .record, .replay, .lookUp, .close, .persist: continue
                 }
             }
-            return (told, queued)
+            return ((), queued)
         }
     }
 

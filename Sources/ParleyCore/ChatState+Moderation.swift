@@ -116,6 +116,7 @@ extension ChatState {
         }
         func announce(_ notice: ModerationNotice) {
             effects.append(.deliver(.moderation(notice), to: recipients(in: name)))
+            replicate(moderation: notice, in: name, into: &effects)
         }
 
         /// Imposes a ban, a mute or a ban exception on `raw` (a nick, aimed at its account when logged in, or a mask).
@@ -161,11 +162,16 @@ extension ChatState {
             return nil
 
         case .kick(let nick, let reason):
-            let target = try member(nick, of: name)
+            let target = try member(nick, of: name, anyNode: true)
             try checkPower(over: target, actor: actor, room: name)
             let reason = cleanReason(reason)
             persist([], "kick", target.nick.display, reason ?? "")
-            leave(name, session: target.id, reason: .kicked(by: by, reason: reason), into: &effects)
+            if target.peer == nil {
+                // Another node's user: their node removes them, and everyone hears it from there.
+                replicate(kick: target, from: name, by: by, reason: reason, into: &effects)
+            } else {
+                leave(name, session: target.id, reason: .kicked(by: by, reason: reason), into: &effects)
+            }
 
         case .ban(let raw, let seconds, let reason), .mute(let raw, let seconds, let reason):
             let kind: Restriction.Kind = if case .ban = action { .ban } else { .mute }
@@ -329,11 +335,11 @@ extension ChatState {
 
     // MARK: - Building blocks
 
-    private func member(_ raw: String, of room: RoomName) throws(ChatError) -> Session {
+    /// A member of the room; of this node only, unless `anyNode` (a voice is held where its user speaks).
+    private func member(_ raw: String, of room: RoomName, anyNode: Bool = false) throws(ChatError) -> Session {
         let target = try session(named: raw)
         guard target.rooms.contains(room) else { throw ChatError(.userNotInRoom, "\(target.nick) is not in \(room).") }
-        // Moderation is not replicated yet: a kick or voice here would hold on this node only.
-        guard target.peer != nil else { throw onAnotherNode(target) }
+        guard anyNode || target.peer != nil else { throw onAnotherNode(target) }
         return target
     }
 

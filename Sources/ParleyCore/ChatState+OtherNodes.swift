@@ -62,9 +62,14 @@ extension ChatState {
                 remove(id, reason: entry.leaveReason, tellingSelf: false, into: &effects)
             }
             remote[node] = nil
+        case .roster:
+            let live = Set(entry.sessions ?? [])
+            for (number, id) in (remote[node] ?? [:]).sorted(by: { $0.key < $1.key }) where !live.contains(number) {
+                remove(id, reason: entry.leaveReason, tellingSelf: false, into: &effects)
+            }
         case .online, .updated:
             guard let profile = entry.profile, let nick = try? Nick(validating: profile.nick) else { break }
-            let id = known ?? admit(Origin(node: node, session: entry.session), as: nick, into: &effects)
+            let id = known ?? admit(Origin(node: node, session: entry.session), as: nick, account: profile.account, into: &effects)
             update(id, to: profile, nick: nick, into: &effects)
             // The rooms it is in at this point of the log: from a snapshot (a node that started later, or one back
             // from losing its database) they are news; otherwise they are where it is already.
@@ -84,15 +89,66 @@ extension ChatState {
         case .offline:
             guard let known else { break }
             remove(known, reason: entry.leaveReason, tellingSelf: false, into: &effects)
+        case .room:
+            guard let raw = entry.room, let name = try? RoomName(validating: raw) else { break }
+            applyModeration(in: name, policy: entry.policy?.policy, notice: entry.notice, into: &effects)
+        case .kick:
+            // Only the kicked user's node carries it out; everyone hears of it from that node's `parted`.
+            guard entry.targetNode == nodeName, nodeName != nil, let raw = entry.room, let room = try? RoomName(validating: raw) else { break }
+            let id = SessionID(raw: entry.session)
+            guard let session = sessions[id], session.peer != nil, session.rooms.contains(room) else { break }
+            let actor = entry.notice?.actor ?? .server
+            leave(room, session: id, reason: .kicked(by: actor, reason: entry.notice?.reason), into: &effects)
         }
         return effects
     }
 
+    /// Another node's moderation in a room: its policy as it is now there (and in the shared database), told to its
+    /// members here; a ban removes the members of this node it now holds, as a ban given here does.
+    private mutating func applyModeration(in name: RoomName, policy: RoomPolicy?, notice: ReplicatedNotice?, into effects: inout [Effect<Peer>]) {
+        if let policy {
+            policies[name.key] = policy
+        } else if rooms[name.key] == nil, name != .general {
+            policies[name.key] = nil
+        }
+        let shown = rooms[name.key]?.name.display ?? policy?.name ?? name.display
+        if let told = notice?.notice(in: shown), rooms[name.key] != nil {
+            effects.append(.deliver(.moderation(told), to: recipients(in: name)))
+        }
+        guard notice?.action == ModerationNotice.Action.ban.rawValue, let members = rooms[name.key]?.members else { return }
+        let now = Date()
+        let by = notice?.actor ?? .server
+        for id in members where sessions[id]?.peer != nil && activeRestriction(.ban, in: name.key, on: id, now: now) != nil {
+            leave(name, session: id, reason: .kicked(by: by, reason: "banned" + (notice?.reason.map { ": \($0)" } ?? "")), into: &effects)
+        }
+    }
+
+    /// On a node, a moderation change in a room, for the others: the room's policy now, and what is told.
+    mutating func replicate(moderation notice: ModerationNotice, in name: RoomName, into effects: inout [Effect<Peer>]) {
+        guard replicating else { return }
+        var entry = PresenceEntry(id: nextMessageID, session: 0, kind: .room, room: name.display)
+        entry.policy = policies[name.key].map(ReplicatedPolicy.init)
+        entry.notice = ReplicatedNotice(notice)
+        nextMessageID += 1
+        effects.append(.replicate(entry))
+    }
+
+    /// On a node, a kick of another node's user, for that node to carry out.
+    mutating func replicate(kick target: Session, from name: RoomName, by actor: Actor, reason: String?, into effects: inout [Effect<Peer>]) {
+        guard replicating, let origin = target.origin else { return }
+        var entry = PresenceEntry(id: nextMessageID, session: origin.session, kind: .kick, room: name.display)
+        entry.targetNode = origin.node
+        entry.notice = ReplicatedNotice(kickBy: actor, reason: reason)
+        nextMessageID += 1
+        effects.append(.replicate(entry))
+    }
+
     /// A session of another node, new here under `nick`.
-    private mutating func admit(_ origin: Origin, as nick: Nick, into effects: inout [Effect<Peer>]) -> SessionID {
+    private mutating func admit(_ origin: Origin, as nick: Nick, account: String?, into effects: inout [Effect<Peer>]) -> SessionID {
         let id = SessionID(raw: takeSessionNumber())
         var session = Session(id: id, nick: nick, peer: nil, rooms: [])
         session.origin = origin
+        session.account = account
         sessions[id] = session
         remote[origin.node, default: [:]][origin.session] = id
         claim(nick, for: id, into: &effects)
@@ -117,6 +173,15 @@ extension ChatState {
             nicks[nick.key] = id
             return
         }
+        // The nick's owner logged in elsewhere: whoever holds it here without owning it is moved aside, as when
+        // the owner logs in here (their node let them take it from a user of another node: `ownerMayTake`).
+        if sessions[id]?.account == nick.key, sessions[holder]?.account != nick.key {
+            if let guest = try? Nick(validating: guestNick(for: holder)) { rename(holder, to: guest, into: &effects) }
+            let notice = ChatEvent.notice("\(nick) is a registered nickname and its owner logged in; you were renamed.")
+            effects.append(.deliver(notice, to: [Recipient(peer: peer, focused: true)]))
+            nicks[nick.key] = id
+            return
+        }
         if let guest = try? Nick(validating: guestNick(for: holder)) { rename(holder, to: guest, into: &effects) }
         let notice = ChatEvent.notice("Someone on another server of this chat took the nickname \(nick) at the same moment; you were renamed.")
         effects.append(.deliver(notice, to: [Recipient(peer: peer, focused: true)]))
@@ -125,7 +190,11 @@ extension ChatState {
 
     /// A session of another node as it now is: nick, away message, account, identity.
     private mutating func update(_ id: SessionID, to profile: PresenceProfile, nick: Nick, into effects: inout [Effect<Peer>]) {
-        guard var session = sessions[id] else { return }
+        guard sessions[id] != nil else { return }
+        // Who it is first: a nick it claims below may be its account's.
+        sessions[id]!.account = profile.account
+        sessions[id]!.accountName = profile.accountName
+        var session = sessions[id]!
         if session.nick.display != nick.display {
             let old = session.nick
             session.nick = nick
@@ -138,8 +207,6 @@ extension ChatState {
             sessions[id]!.away = profile.away
             effects.append(.deliver(.awayChanged(nick: nick.display, message: profile.away), to: audience(of: sessions[id]!)))
         }
-        sessions[id]!.account = profile.account
-        sessions[id]!.accountName = profile.accountName
         sessions[id]!.identity = Identity(username: profile.username, realName: profile.realName)
         sessions[id]!.invisible = profile.invisible
     }
@@ -190,8 +257,14 @@ extension ChatState {
     /// Every session of this node as it is now, for a node that lost its database for a while (what it
     /// changed meanwhile was not told): applied elsewhere, each brings the session up to date.
     public mutating func presenceSnapshot() -> [Effect<Peer>] {
-        var effects: [Effect<Peer>] = []
-        for id in sessions.keys.sorted(by: { $0.raw < $1.raw }) { replicate(.updated, session: id, into: &effects) }
+        guard replicating else { return [] }
+        let here = sessions.values.filter { $0.peer != nil }.map(\.id.raw).sorted()
+        // First who is here, so that whoever went meanwhile goes there too; then each as it is.
+        var effects: [Effect<Peer>] = [
+            .replicate(PresenceEntry(id: nextMessageID, session: 0, kind: .roster, cause: "lost", reason: LeaveReason.connectionLost.text, sessions: here))
+        ]
+        nextMessageID += 1
+        for raw in here { replicate(.updated, session: SessionID(raw: raw), into: &effects) }
         return effects
     }
 
@@ -200,6 +273,13 @@ extension ChatState {
             nick: session.nick.display, account: session.account, accountName: session.accountName, username: session.identity.username,
             realName: session.identity.realName, away: session.away, invisible: session.invisible, rooms: session.rooms.map(\.display)
         )
+    }
+
+    /// A nick's owner (`account`) may take it from a user of another node who does not own it: that node moves its
+    /// user aside when it learns of the claim (`claim`), as this one would its own.
+    func ownerMayTake(_ key: String, account: String?) -> Bool {
+        guard account == key, let holder = nicks[key], let session = sessions[holder] else { return false }
+        return session.peer == nil && session.account != key
     }
 
     func onAnotherNode(_ session: Session) -> ChatError {

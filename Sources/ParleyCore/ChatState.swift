@@ -196,6 +196,8 @@ public struct ChatState<Peer: Sendable>: Sendable {
     /// On a node of a shared database: changes of presence become `replicate` effects (`PresenceEntry`), and
     /// other nodes' sessions are kept here (`remote`).
     public var replicating = false
+    /// This node's name (`--node-name`): what another node's `kick` of one of its users names.
+    public var nodeName: String?
     /// Other nodes' sessions: by node, by their number there.
     var remote: [String: [UInt64: SessionID]] = [:]
     var sessions: [SessionID: Session] = [:]
@@ -278,7 +280,7 @@ public struct ChatState<Peer: Sendable>: Sendable {
         let accountName = account
         let account = account.map { $0.lowercased() }
         if account == nick.key { effects += moveAside(holderOf: nick.key, for: nick.display) }
-        guard nicks[nick.key] == nil else {
+        guard nicks[nick.key] == nil || ownerMayTake(nick.key, account: account) else {
             throw ChatError(.nickTaken, "The nickname \(nick) is taken; choose another.")
         }
         try checkOwnership(of: nick, account: account)
@@ -587,7 +589,7 @@ public struct ChatState<Peer: Sendable>: Sendable {
         var effects = takingNick ? moveAside(holderOf: account.key, for: account.name, except: id) : []
         replicate(.updated, session: id, into: &effects)
         if takingNick, session.nick.key != account.key, let nick = try? Nick(validating: account.name), !Self.reservedNicks.contains(nick.key) {
-            if nicks[nick.key] == nil {
+            if nicks[nick.key] == nil || ownerMayTake(nick.key, account: account.key) {
                 rename(id, to: nick, into: &effects)
             } else {
                 // Only another connection logged in to the same account can hold it now.

@@ -12,6 +12,8 @@ public protocol ChatStorage: MessageStore, AccountStore, RoomStore {
     /// Other servers write to the same log (nodes of one chat, docs/ARCHITECTURE.md): the hub then keeps what the
     /// publisher needs to deliver their messages in order (`ChatHub(sharedLog:)`).
     var sharesLog: Bool { get }
+    /// This server's name among the nodes (`--node-name`); nil when it shares nothing.
+    var nodeName: String? { get }
     /// The audit trail, oldest first (account and moderation actions).
     func auditTrail() async throws -> [AuditEntry]
     /// Ends every connection; nothing may be called after.
@@ -25,10 +27,14 @@ public enum StorageChange: Sendable, Equatable {
     /// Other nodes may have committed entries to the log (`MessageStore.catchUp` reads them). Said after each of
     /// their batches and once a second besides, so a lost wake-up only delays them.
     case log
+    /// The other nodes ended this node's sessions (its lease ran out while it lived: a stall, a partition): they
+    /// are to be told again who is here (`ChatHub.tellPresenceAgain`).
+    case presenceLost
 }
 
 extension ChatStorage {
     public var sharesLog: Bool { false }
+    public var nodeName: String? { nil }
 }
 
 extension StorageChange {

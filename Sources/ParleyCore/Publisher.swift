@@ -57,26 +57,29 @@ public struct Publisher<Sink: EventSink>: Sendable {
     public func publish(_ batch: EffectBatch<Sink.Peer>) async {
         let refusing = hub.isPastShutdownDeadline
         let sink = hub.sink
-        // Other nodes' entries, earlier in the log than the batch. Their messages go to those who were members
-        // before it; their presence changes and topics change the chat, and are told to who is there now.
+        // Other nodes' entries, earlier in the log than the batch, go to those who were here before it, in log
+        // order: the copy of the chat as it was then (`before`) takes each presence change and topic in turn, and
+        // says who is told. The hub's chat takes them too, and tells whoever came since after their own news.
         var before = batch.stateBefore
         func deliver(others read: LogCommit) {
             guard before != nil else { return }
             var (messages, entries) = (read.others[...], read.presence[...])
             while !messages.isEmpty || !entries.isEmpty {
+                let changes: [Effect<Sink.Peer>]
                 if let entry = entries.first, entry.id < messages.first?.id ?? .max {
                     entries.removeFirst()
-                    for (event, recipients) in hub.apply(others: [entry]) where !recipients.isEmpty { sink.deliver(event, to: recipients) }
-                    continue
-                }
-                let message = messages.removeFirst()
-                let told = message.kind == .topic
-                    ? hub.apply(others: [], topics: [message])
-                    : before!.deliveries(ofOthers: [message]).compactMap { effect -> (ChatEvent, Recipients<Sink.Peer>)? in
-                        guard case .deliver(let event, let recipients) = effect else { return nil }
-                        return (event, recipients)
+                    changes = before!.apply(entry)
+                    hub.apply(others: [entry], toldAlready: Self.deliveries(changes))
+                } else {
+                    let message = messages.removeFirst()
+                    if message.kind == .topic {
+                        changes = before!.applyTopic(message)
+                        hub.apply(others: [], topics: [message], toldAlready: Self.deliveries(changes))
+                    } else {
+                        changes = before!.deliveries(ofOthers: [message])
                     }
-                for (event, recipients) in told where !recipients.isEmpty { sink.deliver(event, to: recipients) }
+                }
+                for (event, recipients) in Self.deliveries(changes) where !recipients.isEmpty { sink.deliver(event, to: recipients) }
             }
         }
         // Woken by another node: what it committed goes out now, before this batch's own commit (which would
@@ -127,6 +130,14 @@ public struct Publisher<Sink: EventSink>: Sendable {
         // single server's case: no lock taken).
         guard commit.offset != 0 || othersLast != nil else { return }
         hub.logReached(max(othersLast ?? .min, batch.ids.isEmpty || !unstored.isEmpty ? .min : batch.ids.upperBound - 1 + commit.offset))
+    }
+
+    /// The deliveries among `effects`.
+    static func deliveries(_ effects: [Effect<Sink.Peer>]) -> [(ChatEvent, Recipients<Sink.Peer>)] {
+        effects.compactMap { effect in
+            guard case .deliver(let event, let recipients) = effect else { return nil }
+            return (event, recipients)
+        }
     }
 
     /// What other nodes committed since this node last read (`MessageStore.catchUp`); nothing when that fails (the

@@ -117,7 +117,7 @@ extension PostgresStore {
     /// after it is lost), and once a second besides: a wake-up lost with a connection only delays what it
     /// announced. Ends when the store closes or the consumer stops reading.
     func logWakeUps() -> AsyncStream<StorageChange> {
-        let (stream, continuation) = AsyncStream.makeStream(of: StorageChange.self, bufferingPolicy: .bufferingNewest(1))
+        let (stream, continuation) = AsyncStream.makeStream(of: StorageChange.self, bufferingPolicy: .bufferingNewest(4))
         // Unstructured, like the accounts' poller: the stream outlives this call; cancelled when its consumer
         // stops reading (onTermination).
         let listener = Task { [address, timeout, logger, node, weak self] in
@@ -141,8 +141,8 @@ extension PostgresStore {
                             while open() {
                                 try await Task.sleep(for: .seconds(1))
                                 // The lease, on this connection (a node that cannot renew it cannot listen either).
-                                try await Self.withDeadline(timeout, address: address) { try await store?.keepLease(on: connection) }
-                                continuation.yield(.log)
+                                let ended = try await Self.withDeadline(timeout, address: address) { try await store?.keepLease(on: connection) ?? false }
+                                continuation.yield(ended ? .presenceLost : .log)
                                 // A connection that went half-open would wait for notifications for ever: ask.
                                 _ = try await Self.withDeadline(timeout, address: address) {
                                     try await connection.query("SELECT 1", logger: logger).collect()
@@ -176,8 +176,12 @@ extension PostgresStore {
                     group.addTask {
                         for await change in source {
                             // A burst of wake-ups may push out older ones (one is as good as many), but never an
-                            // account change: put back, it pushes out a wake-up instead.
-                            if case .dropped(.accounts) = continuation.yield(change) { continuation.yield(.accounts) }
+                            // account change or a lost presence: put back, it pushes out a wake-up instead.
+                            switch continuation.yield(change) {
+                            case .dropped(.accounts): continuation.yield(.accounts)
+                            case .dropped(.presenceLost): continuation.yield(.presenceLost)
+                            default: break
+                            }
                         }
                     }
                 }

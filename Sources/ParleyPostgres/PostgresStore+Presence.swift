@@ -20,7 +20,10 @@ extension PostgresStore {
         let documents = try entries.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
         // The batch's last word on each session decides what `presence` holds for it.
         var last: [UInt64: PresenceEntry] = [:]
-        for entry in entries { last[entry.session] = entry }
+        // What `presence` holds: sessions. (A roster, a room's moderation or a kick is news only.)
+        for entry in entries where [.online, .joined, .parted, .updated, .offline].contains(entry.kind) { last[entry.session] = entry }
+        // A roster (the node's sessions, after it lost the database) drops the others, before what follows it.
+        let roster = entries.last { $0.kind == .roster }?.sessions.map { $0.map { Int64(bitPattern: $0) } }
         let gone = last.values.filter { $0.kind == .offline }.map { Int64(bitPattern: $0.session) }
         let present = try last.values.filter { $0.kind != .offline }.sorted { $0.session < $1.session }.map { entry in
             (Int64(bitPattern: entry.session), String(decoding: try encoder.encode(entry.profile), as: UTF8.self))
@@ -33,6 +36,11 @@ extension PostgresStore {
                     "(\(statement.bind(entries[index].id + offset)), \(statement.bind(node)), \(statement.bind(documents[index])))"
                 }
                 statement.sql = "INSERT INTO presence_log (id, node, entry) VALUES " + rows.joined(separator: ",")
+                queries.append(statement.query)
+            }
+            if let roster {
+                var statement = Statement()
+                statement.sql = "DELETE FROM presence WHERE node = \(statement.bind(node)) AND NOT (session = ANY(\(statement.bind(roster))))"
                 queries.append(statement.query)
             }
             if !gone.isEmpty {
@@ -116,18 +124,19 @@ extension PostgresStore {
     }
 
     /// Renews this node's lease, then ends any other node whose lease ran out: the DELETE of its lease is what
-    /// makes exactly one node do it, whichever many try at once.
-    func keepLease(on connection: PostgresConnection) async throws {
-        guard let node else { return }
+    /// makes exactly one node do it, whichever many try at once. True when this node's own lease had to be made
+    /// anew: another node ended it (it went unrenewed too long: a stall, a lost database), and the others are to
+    /// be told again who is here.
+    func keepLease(on connection: PostgresConnection) async throws -> Bool {
+        guard let node else { return false }
         let logger = logger
         let seconds = nodeTimeout.seconds
-        try await connection.query(
-            """
+        var made = false
+        let renew: PostgresQuery = """
             INSERT INTO node_leases (node, expires) VALUES (\(node), now() + make_interval(secs => \(seconds)))
-            ON CONFLICT (node) DO UPDATE SET expires = EXCLUDED.expires
-            """,
-            logger: logger
-        )
+            ON CONFLICT (node) DO UPDATE SET expires = EXCLUDED.expires RETURNING (xmax = 0)
+            """
+        for try await (inserted) in try await connection.query(renew, logger: logger).decode(Bool.self) { made = inserted }
         var expired: [String] = []
         let query: PostgresQuery = "SELECT node FROM node_leases WHERE expires < now() AND node <> \(node)"
         for try await (name) in try await connection.query(query, logger: logger).decode(String.self) { expired.append(name) }
@@ -141,6 +150,7 @@ extension PostgresStore {
                 try await Self.endNode(name, reason: "its server stopped answering", in: connection, logger: logger)
             }
         }
+        return made
     }
 
     /// Writes one `nodeGone` for `node` into the log (under its name, so every other node reads it) and forgets its

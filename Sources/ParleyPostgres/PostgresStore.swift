@@ -37,6 +37,7 @@ public final class PostgresStore: ChatStorage {
 
     public var location: String { address.description }
     public var sharesLog: Bool { node != nil }
+    public var nodeName: String? { node }
 
     /// Connects once directly, so that a wrong address, password or database fails at once with words an
     /// operator can act on (the pool would only queue requests and retry), brings the schema up to date (makes

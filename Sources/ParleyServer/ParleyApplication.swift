@@ -56,7 +56,7 @@ public struct ParleyApplication: Sendable {
         application.hub.setRoomPolicies(policies)
         application.hub.motd = motd
         // The other nodes' users, before anyone here is there to be told of them.
-        _ = application.hub.apply(others: present)
+        application.hub.apply(others: present)
         return application
     }
 
@@ -69,7 +69,8 @@ public struct ParleyApplication: Sendable {
         self.storage = storage
         self.hub = ChatHub(
             serverName: configuration.serverName, sink: Fanout(flushInterval: configuration.flushInterval, metrics: metrics), firstMessageID: lastID + 1,
-            historyOnJoin: configuration.historyOnJoin, roomLimits: configuration.roomLimits, sharedLog: storage.sharesLog
+            historyOnJoin: configuration.historyOnJoin, roomLimits: configuration.roomLimits, sharedLog: storage.sharesLog,
+            nodeName: storage.nodeName
         )
     }
 
@@ -203,6 +204,9 @@ struct ChangeWatcher: Service {
                 switch change {
                 case .log:
                     hub.wake()
+                case .presenceLost:
+                    logger.warning("the other nodes ended this node's sessions (its lease ran out); telling them again who is here")
+                    hub.tellPresenceAgain()
                 case .accounts:
                     guard let accounts = try? await storage.accounts() else { continue }
                     hub.setAccounts(accounts)

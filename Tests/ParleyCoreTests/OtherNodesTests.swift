@@ -100,6 +100,55 @@ struct OtherNodesTests {
     }
 }
 
+@Suite("Other nodes' users: owners and lost news")
+struct OtherNodesRecoveryTests {
+    typealias Node = OtherNodesTests.Node
+
+    @Test("a registered nick's owner logs in on one node while a guest holds it on another: the owner gets it, the guest is renamed on its own node")
+    func ownerTakesNick() throws {
+        var a = Node("a")
+        var b = Node("b")
+        let dana = Account(name: "Dana", credential: Credential(hash: [], salt: [], parameters: ""))
+        // A guest took "dana" on node b before the account was made.
+        let (guest, first) = try b.state.register(nick: "dana", peer: 2)
+        _ = b.keep(first)
+        a.state.setAccounts([dana])
+        b.state.setAccounts([dana])
+        _ = a.hear(&b)
+        let (owner, second) = try a.state.register(nick: "Dana", peer: 1, account: "Dana")
+        _ = a.keep(second)
+        #expect(a.state.nick(of: owner) == "Dana")
+        let told = b.hear(&a)
+        #expect(told.contains { if case .deliver(.notice(let text), [2]) = $0 { text.contains("its owner logged in") } else { false } })
+        #expect(b.state.nick(of: guest)?.hasPrefix("Guest") == true)
+        _ = a.hear(&b)
+        #expect(try a.state.nicks(in: nil) == b.state.nicks(in: nil))
+        #expect(try a.state.nicks(in: nil).contains("Dana"))
+    }
+
+    @Test("a roster (a node back from losing its database) ends here whoever it no longer has, and keeps the rest")
+    func roster() throws {
+        var a = Node("a")
+        var b = Node("b")
+        let (stays, _) = try a.state.register(nick: "stays", peer: 1)
+        let (goes, _) = try a.state.register(nick: "goes", peer: 2)
+        a.said = []
+        _ = a.keep(a.state.presenceSnapshot())
+        #expect(a.said.map(\.kind) == [.roster, .updated, .updated])
+        _ = b.keep(try b.state.register(nick: "bea", peer: 9).1)
+        _ = b.hear(&a)
+        #expect(try b.state.nicks(in: "#general") == ["bea", "goes", "stays"])
+        // "goes" left while node a could not write: its offline never reached node b.
+        _ = a.state.disconnect(goes, reason: .connectionLost)
+        a.said = []
+        _ = a.keep(a.state.presenceSnapshot())
+        let told = b.hear(&a)
+        #expect(told == [.deliver(.left(room: "#general", nick: "goes", reason: .received(cause: "lost", text: "connection lost")), to: [9])], "\(told)")
+        #expect(try b.state.nicks(in: nil) == ["bea", "stays"])
+        _ = stays
+    }
+}
+
 extension Step {
     /// The same step, its recipients in order (a set of sessions comes in no particular order).
     var sortedPeers: Step {

@@ -83,6 +83,54 @@ struct NodePresenceTests {
         }
     }
 
+    @Test("moderation holds on every node: a ban, a kick and a mute given on node a hold for users of node b, told to both; a topic lock too")
+    func moderationCrosses() async throws {
+        let database = try await PostgresCluster.newDatabase()
+        try await TestServer.run(storage: NodeTests.node("a", of: database)) { a in
+            try await TestServer.run(storage: NodeTests.node("b", of: database)) { b in
+                let alice = try await a.textUser("alice")
+                try await alice.send("/join #mod")
+                try await alice.waitFor { $0.hasPrefix("*** In #mod") }
+                let bob = try await b.textUser("bob")
+                let carol = try await b.textUser("carol")
+                let dave = try await b.textUser("dave")
+                for user in [bob, carol, dave] {
+                    try await user.send("/join #mod")
+                    try await user.waitFor { $0.hasPrefix("*** In #mod") }
+                }
+                _ = try await Self.members(of: "#mod", seenBy: alice, including: ["alice", "bob", "carol", "dave"])
+
+                // A ban: node b removes its banned user, and keeps them out.
+                try await alice.send("/ban bob 1h spam")
+                try await bob.waitFor { $0.hasPrefix("*** alice banned bob from #mod until ") && $0.hasSuffix(": spam") }
+                try await bob.waitFor { $0 == "*** bob left #mod (kicked by alice: banned: spam)" }
+                try await alice.waitFor { $0 == "*** bob left #mod (kicked by alice: banned: spam)" }
+                try await bob.send("/join #mod")
+                try await bob.waitFor { $0.hasPrefix("!!! You are banned from #mod for ") }
+
+                // A kick of a user of node b: carried out there, told everywhere.
+                try await alice.send("/kick carol out")
+                try await carol.waitFor { $0 == "*** carol left #mod (kicked by alice: out)" }
+                try await alice.waitFor { $0 == "*** carol left #mod (kicked by alice: out)" }
+                try await dave.waitFor { $0 == "*** carol left #mod (kicked by alice: out)" }
+
+                // A mute holds where its user speaks; so does a topic lock.
+                try await alice.send("/mute dave 1h")
+                try await dave.waitFor { $0.hasPrefix("*** alice muted dave in #mod until ") }
+                try await dave.send("can I still talk?")
+                try await dave.waitFor { $0.hasPrefix("!!! You are muted in #mod for ") }
+                try await alice.send("/unmute dave")
+                try await dave.waitFor { $0.hasPrefix("*** alice unmuted dave in #mod") }
+                try await alice.send("/topiclock on")
+                try await dave.waitFor { $0 == "*** alice locked the topic of #mod: only operators can change it" }
+                try await dave.send("/topic mine now")
+                try await dave.waitFor { $0 == "!!! The topic of #mod is locked: only its operators can change it." }
+                try await alice.send("/topic set by alice")
+                try await dave.waitFor { $0 == "*** Topic of #mod: set by alice (set by alice)" }
+            }
+        }
+    }
+
     @Test("kill -9 of a node: its users leave every other node within --node-timeout, told once on each, and their nicks are free again")
     func deadNodesUsersLeave() async throws {
         let (cluster, database, environment) = try await NodeTests.newDatabase()
@@ -120,6 +168,27 @@ struct NodePresenceTests {
         for node in nodes.dropFirst() {
             node.0.signal(SIGTERM)
             #expect(try await node.0.waitForExit() == 0)
+        }
+    }
+
+    @Test("a node stalled past its --node-timeout: the others end its users; woken, it finds its lease was ended and tells them again who is there")
+    func stalledNodeComesBack() async throws {
+        let (_, _, environment) = try await NodeTests.newDatabase()
+        let (a, portA) = try await NodeTests.serve("a", environment: environment, extra: ["--node-timeout", "2"])
+        let (b, portB) = try await NodeTests.serve("b", environment: environment)
+        let alice = try await TestServer.textUser("alice", port: portA)
+        let bob = try await TestServer.textUser("bob", port: portB)
+        _ = try await Self.members(of: "#general", seenBy: bob, including: ["alice", "bob"])
+        a.signal(SIGSTOP)
+        try await bob.waitFor(timeout: .seconds(30)) { $0.hasPrefix("*** alice left #general (connection lost") }
+        a.signal(SIGCONT)
+        try await bob.waitFor(timeout: .seconds(30)) { $0 == "*** alice joined #general" }
+        _ = try await Self.members(of: "#general", seenBy: bob, including: ["alice", "bob"])
+        try await alice.send("still here")
+        try await bob.waitFor { $0.hasSuffix("<alice> still here") }
+        for node in [a, b] {
+            node.signal(SIGTERM)
+            #expect(try await node.waitForExit() == 0)
         }
     }
 }
