@@ -77,6 +77,12 @@ public protocol MessageStore: Sendable {
     /// `commit`, with the presence changes of the batch (ids within `ids` too) written to the log beside its
     /// messages: only a node of a shared database has any.
     func commit(_ messages: [ChatMessage], presence: [PresenceEntry], ids: Range<Int64>) async throws -> LogCommit
+    /// `commit`, handing what other nodes wrote before the batch (`LogCommit.others` and `.presence`) to `whenRead`
+    /// as soon as it is read: a node's publisher delivers it then, while its own batch is still being flushed.
+    /// Called at most once, and only with entries that stay read whether the commit then succeeds or fails.
+    func commit(
+        _ messages: [ChatMessage], presence: [PresenceEntry], ids: Range<Int64>, whenRead: @escaping @Sendable (LogCommit) -> Void
+    ) async throws -> LogCommit
     /// What other nodes committed since this node last read the log (`LogCommit.others` and `.presence`), in log
     /// order: what a node with nothing of its own to write delivers when woken. None for a store that is the only
     /// writer.
@@ -113,6 +119,14 @@ extension MessageStore {
     /// A store that is not shared has nobody to tell.
     public func commit(_ messages: [ChatMessage], presence: [PresenceEntry], ids: Range<Int64>) async throws -> LogCommit {
         try await commit(messages, ids: ids)
+    }
+    /// Hands over what was read once the commit is done.
+    public func commit(
+        _ messages: [ChatMessage], presence: [PresenceEntry], ids: Range<Int64>, whenRead: @escaping @Sendable (LogCommit) -> Void
+    ) async throws -> LogCommit {
+        let commit = try await commit(messages, presence: presence, ids: ids)
+        whenRead(commit)
+        return commit
     }
     public func catchUp() async throws -> LogCommit { .asNumbered }
     public func presence() async throws -> [PresenceEntry] { [] }

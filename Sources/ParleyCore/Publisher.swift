@@ -58,38 +58,14 @@ public struct Publisher<Sink: EventSink>: Sendable {
         let refusing = hub.isPastShutdownDeadline
         let sink = hub.sink
         // Other nodes' entries, earlier in the log than the batch, go to those who were here before it, in log
-        // order: the copy of the chat as it was then (`before`) takes each presence change and topic in turn, and
-        // says who is told. The hub's chat takes them too, and tells whoever came since after their own news.
-        var before = batch.stateBefore
-        func deliver(others read: LogCommit) {
-            guard before != nil else { return }
-            var (messages, entries) = (read.others[...], read.presence[...])
-            while !messages.isEmpty || !entries.isEmpty {
-                let changes: [Effect<Sink.Peer>]
-                if let entry = entries.first, entry.id < messages.first?.id ?? .max {
-                    entries.removeFirst()
-                    changes = before!.apply(entry)
-                    hub.apply(others: [entry], toldAlready: Self.deliveries(changes))
-                } else {
-                    let message = messages.removeFirst()
-                    if message.kind == .topic {
-                        changes = before!.applyTopic(message)
-                        hub.apply(others: [], topics: [message], toldAlready: Self.deliveries(changes))
-                    } else {
-                        changes = before!.deliveries(ofOthers: [message])
-                    }
-                }
-                for (event, recipients) in Self.deliveries(changes) where !recipients.isEmpty { sink.deliver(event, to: recipients) }
-            }
-        }
-        // Woken by another node: what it committed goes out now, before this batch's own commit (which would
-        // otherwise hold it up), and is read outside the log's lock, however much there is.
-        let earlier = batch.woken && !refusing ? await catchUp() : .asNumbered
-        deliver(others: earlier)
-        let (commit, notStored) = await storeMessages(of: batch, refusing: refusing)
+        // order (`OthersRelay`). Woken by another node: what it committed goes out now, before this batch's own
+        // commit (which would otherwise hold it up), and is read outside the log's lock, however much there is.
+        // What the commit reads goes out as soon as it is read, before the commit is flushed (`whenRead`).
+        let relay = OthersRelay(before: batch.stateBefore, hub: hub)
+        if batch.woken && !refusing { relay.deliver(await catchUp()) }
+        let (commit, notStored) = await storeMessages(of: batch, refusing: refusing) { relay.deliver($0) }
         let roomsStored = await storeRoomChanges(of: batch.effects, refusing: refusing)
-        deliver(others: commit)
-        let othersLast = commit.lastRead ?? earlier.lastRead
+        let othersLast = relay.lastDelivered
         // `notStored` holds provisional ids: moved by the same offset as the effects.
         let unstored = commit.offset == 0 ? notStored : Set(notStored.map { $0 + commit.offset })
         let floor = othersLast.map { max($0, batch.logHead) + 1 } ?? batch.logHead + 1
@@ -132,14 +108,6 @@ public struct Publisher<Sink: EventSink>: Sendable {
         hub.logReached(max(othersLast ?? .min, batch.ids.isEmpty || !unstored.isEmpty ? .min : batch.ids.upperBound - 1 + commit.offset))
     }
 
-    /// The deliveries among `effects`.
-    static func deliveries(_ effects: [Effect<Sink.Peer>]) -> [(ChatEvent, Recipients<Sink.Peer>)] {
-        effects.compactMap { effect in
-            guard case .deliver(let event, let recipients) = effect else { return nil }
-            return (event, recipients)
-        }
-    }
-
     /// What other nodes committed since this node last read (`MessageStore.catchUp`); nothing when that fails (the
     /// next wake-up, or the next commit, reads it).
     private func catchUp() async -> LogCommit {
@@ -165,7 +133,9 @@ public struct Publisher<Sink: EventSink>: Sendable {
     /// Where the batch landed in the log, and the (provisional) ids of its messages that were not stored: all of
     /// them when the write failed, or when the server is past its shutdown deadline. A batch that gave out no
     /// ids writes nothing.
-    private func storeMessages(of batch: EffectBatch<Sink.Peer>, refusing: Bool) async -> (LogCommit, unstored: Set<Int64>) {
+    private func storeMessages(
+        of batch: EffectBatch<Sink.Peer>, refusing: Bool, whenRead: @escaping @Sendable (LogCommit) -> Void
+    ) async -> (LogCommit, unstored: Set<Int64>) {
         var messages: [ChatMessage] = []
         var presence: [PresenceEntry] = []
         for effect in batch.effects {
@@ -178,7 +148,7 @@ public struct Publisher<Sink: EventSink>: Sendable {
         guard !refusing else { return (.asNumbered, Set(messages.map(\.id))) }
         do {
             guard !batch.ids.isEmpty else { return (.asNumbered, []) }
-            let commit = try await store.commit(messages, presence: presence, ids: batch.ids)
+            let commit = try await store.commit(messages, presence: presence, ids: batch.ids, whenRead: whenRead)
             // Back from a failure that lost presence changes: every session here is told again.
             if presenceLost.take() { hub.tellPresenceAgain() }
             return (commit, [])
@@ -222,4 +192,56 @@ private final class Flag: Sendable {
     func raise() { raised.store(true, ordering: .relaxed) }
     /// Whether it was raised, lowering it.
     func take() -> Bool { raised.exchange(false, ordering: .relaxed) }
+}
+
+/// Delivers what other nodes wrote to the log before a batch, in log order, to those who were here before it:
+/// the copy of the chat as it was then (`before`) takes each presence change and topic in turn, and says who is
+/// told; the hub's chat takes them too, and tells whoever came since after their own news. A class, because the
+/// store hands it what it read from inside its transaction (`MessageStore.commit(_:presence:ids:whenRead:)`).
+final class OthersRelay<Sink: EventSink>: Sendable {
+    private let state: Mutex<(before: ChatState<Sink.Peer>?, last: Int64?)>
+    private let hub: ChatHub<Sink>
+
+    init(before: ChatState<Sink.Peer>?, hub: ChatHub<Sink>) {
+        self.state = Mutex((before, nil))
+        self.hub = hub
+    }
+
+    /// The highest id delivered so far.
+    var lastDelivered: Int64? { state.withLock { $0.last } }
+
+    func deliver(_ read: LogCommit) {
+        guard read.lastRead != nil else { return }
+        let sink = hub.sink
+        state.withLock { state in
+            guard state.before != nil else { return }
+            var (messages, entries) = (read.others[...], read.presence[...])
+            while !messages.isEmpty || !entries.isEmpty {
+                let changes: [Effect<Sink.Peer>]
+                if let entry = entries.first, entry.id < messages.first?.id ?? .max {
+                    entries.removeFirst()
+                    changes = state.before!.apply(entry)
+                    hub.apply(others: [entry], toldAlready: Self.deliveries(changes))
+                } else {
+                    let message = messages.removeFirst()
+                    if message.kind == .topic {
+                        changes = state.before!.applyTopic(message)
+                        hub.apply(others: [], topics: [message], toldAlready: Self.deliveries(changes))
+                    } else {
+                        changes = state.before!.deliveries(ofOthers: [message])
+                    }
+                }
+                for (event, recipients) in Self.deliveries(changes) where !recipients.isEmpty { sink.deliver(event, to: recipients) }
+            }
+            state.last = max(state.last ?? .min, read.lastRead!)
+        }
+    }
+
+    /// The deliveries among `effects`.
+    static func deliveries(_ effects: [Effect<Sink.Peer>]) -> [(ChatEvent, Recipients<Sink.Peer>)] {
+        effects.compactMap { effect in
+            guard case .deliver(let event, let recipients) = effect else { return nil }
+            return (event, recipients)
+        }
+    }
 }

@@ -27,9 +27,21 @@ extension PostgresStore {
         try await commit(messages, presence: presence, ids: ids, readingOthers: node != nil)
     }
 
+    /// `commit`, handing what it read of the others to `whenRead` before its own commit is flushed: they are
+    /// committed already, and marked read at once, so a commit of this batch that then fails does not read them
+    /// again.
+    public func commit(
+        _ messages: [ChatMessage], presence: [PresenceEntry], ids: Range<Int64>, whenRead: @escaping @Sendable (LogCommit) -> Void
+    ) async throws -> LogCommit {
+        try await commit(messages, presence: presence, ids: ids, readingOthers: node != nil, whenRead: whenRead)
+    }
+
     /// `commit`; `readingOthers` false: what other nodes committed is left for `catchUp` (messages stored by a
     /// command, not delivered by a server).
-    func commit(_ messages: [ChatMessage], presence: [PresenceEntry] = [], ids: Range<Int64>, readingOthers: Bool) async throws -> LogCommit {
+    func commit(
+        _ messages: [ChatMessage], presence: [PresenceEntry] = [], ids: Range<Int64>, readingOthers: Bool,
+        whenRead: (@Sendable (LogCommit) -> Void)? = nil
+    ) async throws -> LogCommit {
         // Nothing to store and nobody else to make room for: the next batch's GREATEST keeps its ids above these.
         guard !ids.isEmpty, !messages.isEmpty || node != nil else { return .asNumbered }
         guard node != nil else {
@@ -48,7 +60,13 @@ extension PostgresStore {
         // node's commits up while it reads.
         let applied = log.withLock { $0 }
         let statements = insertStatements(for: messages)
-        let presenceStatements = try presenceStatements(for: presence)
+        let writes = try PresenceWrites(presence, node: node)
+        // Few round trips while the lock is held, since every node waits for them: the counter's UPDATE with the
+        // NOTIFY (held back to the commit anyway), then the batch's writes and the read of the others' entries as
+        // one statement (its snapshot is taken after the UPDATE's wait, so it sees the last holder's rows), then
+        // the commit. A batch too large for one statement's binds takes one statement per part instead.
+        let combined = readingOthers && messages.count * 12 + (writes?.binds ?? 0) + 8 < 60_000
+        let notifying = node != nil && (!messages.isEmpty || !presence.isEmpty)
         let database = address.description
         let (end, later, laterPresence) = try await transaction { connection -> (Int64, [ChatMessage], [PresenceEntry]) in
             // READ COMMITTED, whatever the database's default (every connection asks for it at login,
@@ -57,28 +75,52 @@ extension PostgresStore {
             // own, sees every block committed before (one statement with both would read with a snapshot taken
             // before the wait, and miss the last holder's rows).
             var end: Int64?
-            let reserve: PostgresQuery = "UPDATE log_head SET seq = GREATEST(seq, \(ids.lowerBound - 1)) + \(count) RETURNING seq"
-            for try await (last) in try await connection.query(reserve, logger: logger).decode(Int64.self) { end = last }
+            let reserve: PostgresQuery = notifying
+                ? """
+                    WITH head AS (UPDATE log_head SET seq = GREATEST(seq, \(ids.lowerBound - 1)) + \(count) RETURNING seq)
+                    SELECT seq, pg_notify(\(Self.logChannel), \(node ?? ""))::text FROM head
+                    """
+                : "UPDATE log_head SET seq = GREATEST(seq, \(ids.lowerBound - 1)) + \(count) RETURNING seq, ''::text"
+            for try await (last, _) in try await connection.query(reserve, logger: logger).decode((Int64, String).self) { end = last }
             guard let end else { throw DatabaseError.failed(address: database, reason: "the log's head (table log_head) has no row") }
             let offset = end - (ids.upperBound - 1)
-            var later: [ChatMessage] = []
-            var laterPresence: [PresenceEntry] = []
+            // Everything below this block that this node has not read yet is another node's, committed before the
+            // lock was ours: delivered before this batch.
+            let below = end - count + 1
+            if combined {
+                var statement = Statement()
+                var parts: [String] = []
+                if !messages.isEmpty {
+                    let rows = messages.map { Self.row(for: $0, offset: offset, node: node, in: &statement) }
+                    parts.append("INSERT INTO messages (\(Self.messageColumns)) VALUES " + rows.joined(separator: ","))
+                }
+                if let writes { parts += writes.fragments(offset: offset, in: &statement) }
+                // Each part runs exactly once (PostgreSQL runs every data-modifying WITH), none sees the others' rows.
+                let with = parts.isEmpty ? "" : "WITH " + parts.enumerated().map { "w\($0.offset) AS (\($0.element))" }.joined(separator: ", ") + " "
+                statement.sql = with + Self.othersSQL(after: applied, below: below, node: node, in: &statement)
+                let read = try Self.decodeOthers(try await connection.query(statement.query, logger: logger).collect())
+                self.read(through: below - 1, handing: read, to: whenRead)
+                return (end, read.others, read.presence)
+            }
+            var read = LogCommit()
             if readingOthers {
-                // Everything below this block that this node has not read yet is another node's, committed before
-                // the lock was ours: delivered before this batch.
-                later = try await Self.othersMessages(after: applied, below: end - count + 1, node: node, in: connection, logger: logger)
-                laterPresence = try await Self.othersPresence(after: applied, below: end - count + 1, node: node, in: connection, logger: logger)
+                read = try await Self.others(after: applied, below: below, node: node, in: connection, logger: logger)
+                self.read(through: below - 1, handing: read, to: whenRead)
             }
             for statement in statements(offset) { try await connection.query(statement, logger: logger) }
-            for statement in presenceStatements(offset) { try await connection.query(statement, logger: logger) }
-            if let node, !messages.isEmpty || !presence.isEmpty {
-                try await connection.query("SELECT pg_notify(\(Self.logChannel), \(node))", logger: logger)
-            }
-            return (end, later, laterPresence)
+            for query in writes?.queries(offset: offset) ?? [] { try await connection.query(query, logger: logger) }
+            return (end, read.others, read.presence)
         }
         // Read up to the block's end, unless others' messages were left unread below it.
         if readingOthers || node == nil { log.withLock { $0 = max($0, end) } }
         return LogCommit(offset: end - (ids.upperBound - 1), others: later, presence: laterPresence)
+    }
+
+    /// Everything up to `id` is read: handed to `whenRead`, it is never read again.
+    private func read(through id: Int64, handing read: LogCommit, to whenRead: (@Sendable (LogCommit) -> Void)?) {
+        guard let whenRead else { return }
+        log.withLock { $0 = max($0, id) }
+        whenRead(read)
     }
 
     /// What other nodes committed since this node last read the log, oldest first.
@@ -89,26 +131,66 @@ extension PostgresStore {
         return found
     }
 
-    /// Other nodes' messages and presence changes above `after`, in one snapshot (one transaction, REPEATABLE
-    /// READ), so that what the two reads see ends at the same commit.
+    /// Other nodes' messages and presence changes above `after`, on a pooled connection, outside any transaction.
     private func unread(after: Int64) async throws -> LogCommit {
         let node = node
-        return try await transaction { [logger] connection in
-            try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", logger: logger)
-            let messages = try await Self.othersMessages(after: after, below: nil, node: node, in: connection, logger: logger)
-            let presence = try await Self.othersPresence(after: after, below: nil, node: node, in: connection, logger: logger)
-            return LogCommit(others: messages, presence: presence)
+        do {
+            return try await Self.withDeadline(timeout, address: address) { [client, logger] in
+                try await client.withConnection { connection in
+                    try await Self.others(after: after, below: nil, node: node, in: connection, logger: logger)
+                }
+            }
+        } catch {
+            throw DatabaseError.describe(error, address: address)
         }
     }
 
-    /// The messages other nodes than `node` stored above `after` (and below `below`), oldest first.
-    static func othersMessages(
+    /// What nodes other than `node` wrote above `after` (and below `below`): their messages and their presence
+    /// changes, oldest first. One statement, so one round trip (this runs under the log's lock) and one snapshot:
+    /// the two lists end at the same commit.
+    static func others(
         after: Int64, below: Int64?, node: String?, in connection: PostgresConnection, logger: Logger
-    ) async throws -> [ChatMessage] {
+    ) async throws -> LogCommit {
         var statement = Statement()
+        statement.sql = othersSQL(after: after, below: below, node: node, in: &statement)
+        return try decodeOthers(try await connection.query(statement.query, logger: logger).collect())
+    }
+
+    /// The SELECT of `others`, its values bound in `statement`.
+    static func othersSQL(after: Int64, below: Int64?, node: String?, in statement: inout Statement) -> String {
+        let (from, writer) = (statement.bind(after), statement.bind(node ?? ""))
         let upper = below.map { " AND id < \(statement.bind($0))" } ?? ""
-        statement.sql = "\(selectMessage) WHERE id > \(statement.bind(after))\(upper) AND node IS DISTINCT FROM \(statement.bind(node)) ORDER BY id"
-        return try await connection.query(statement.query, logger: logger).collect().map(message)
+        return """
+            SELECT false, id, room_name, recipient, sender, kind, text, time_ms, tags FROM messages
+                WHERE id > \(from)\(upper) AND node IS DISTINCT FROM NULLIF(\(writer), '')
+            UNION ALL
+            SELECT true, id, NULL, NULL, node, '', entry, 0, NULL FROM presence_log
+                WHERE id > \(from)\(upper) AND node <> \(writer)
+            ORDER BY 2
+            """
+    }
+
+    /// The rows of `othersSQL`, as messages and presence changes.
+    static func decodeOthers(_ rows: [PostgresRow]) throws -> LogCommit {
+        var read = LogCommit()
+        let decoder = JSONDecoder()
+        for row in rows {
+            let columns = row.makeRandomAccess()
+            if try columns[0].decode(Bool.self) {
+                let (id, writer, document) = (try columns[1].decode(Int64.self), try columns[4].decode(String.self), try columns[6].decode(String.self))
+                var entry = try decoder.decode(PresenceEntry.self, from: Data(document.utf8))
+                (entry.id, entry.node) = (id, writer)
+                read.presence.append(entry)
+            } else {
+                let (id, roomName, recipient, sender, kind, text, time, tags) = try (
+                    columns[1].decode(Int64.self), columns[2].decode(String?.self), columns[3].decode(String?.self),
+                    columns[4].decode(String?.self), columns[5].decode(String.self), columns[6].decode(String.self),
+                    columns[7].decode(Int64.self), columns[8].decode(String?.self)
+                )
+                read.others.append(message(id: id, roomName: roomName, recipient: recipient, sender: sender, kind: kind, text: text, time: time, tags: tags))
+            }
+        }
+        return read
     }
 }
 

@@ -14,6 +14,9 @@ extension PostgresStore {
     }
 
     /// The INSERTs that store `messages` with their ids moved by the offset given: one per `rowsPerInsert` rows.
+    /// The columns `row(for:offset:node:in:)` gives values for.
+    static let messageColumns = "id, room, room_name, recipient, sender, kind, text, time_ms, sender_account, recipient_account, tags, node"
+
     func insertStatements(for messages: [ChatMessage]) -> @Sendable (Int64) -> [PostgresQuery] {
         let node = node
         return { offset in
@@ -22,9 +25,7 @@ extension PostgresStore {
                 let rows = messages[start..<min(start + Self.rowsPerInsert, messages.count)].map {
                     Self.row(for: $0, offset: offset, node: node, in: &statement)
                 }
-                statement.sql =
-                    "INSERT INTO messages (id, room, room_name, recipient, sender, kind, text, time_ms, sender_account, recipient_account, tags, node) VALUES "
-                    + rows.joined(separator: ",")
+                statement.sql = "INSERT INTO messages (\(Self.messageColumns)) VALUES " + rows.joined(separator: ",")
                 return statement.query
             }
         }
@@ -139,6 +140,13 @@ extension PostgresStore {
         let (id, roomName, recipient, sender, kind, text, time, tags) = try row.decode(
             (Int64, String?, String?, String?, String, String, Int64, String?).self
         )
+        return message(id: id, roomName: roomName, recipient: recipient, sender: sender, kind: kind, text: text, time: time, tags: tags)
+    }
+
+    /// A message from its columns.
+    static func message(
+        id: Int64, roomName: String?, recipient: String?, sender: String?, kind: String, text: String, time: Int64, tags: String?
+    ) -> ChatMessage {
         let target: ChatMessage.Target = if let roomName { .room(roomName) } else if let recipient { .user(recipient) } else { .everyone }
         return ChatMessage(
             id: id, time: Self.date(time), from: sender, target: target, kind: ChatMessage.Kind(rawValue: kind) ?? .normal, text: text,
@@ -169,7 +177,7 @@ extension PostgresStore {
     }
 
     /// One `(…)` of the multi-row INSERT, its values bound in `statement`.
-    private static func row(for message: ChatMessage, offset: Int64, node: String?, in statement: inout Statement) -> String {
+    static func row(for message: ChatMessage, offset: Int64, node: String?, in statement: inout Statement) -> String {
         let (room, roomName, recipient): (String?, String?, String?) =
             switch message.target {
             case .room(let name): (name.lowercased(), name, nil)

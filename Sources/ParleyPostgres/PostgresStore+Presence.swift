@@ -9,72 +9,76 @@ import Synchronization
 /// batch, and `presence` keeps the present that they add up to, for a node that starts later. Each node holds a
 /// lease (`node_leases`); when one runs out, exactly one other node ends its sessions with one `nodeGone` entry.
 extension PostgresStore {
-    /// Entries per INSERT: 3 binds a row, well under PostgreSQL's 65,535.
-    static let presenceRowsPerInsert = 10_000
+    /// What a batch's presence changes write: the entries into the log, and the last state of each session into
+    /// `presence`. Worked out once; written with the ids the log gave (`fragments`).
+    struct PresenceWrites: Sendable {
+        let node: String
+        let entries: [PresenceEntry]
+        let documents: [String]
+        /// A roster (the node's sessions, after it lost the database) drops the others' rows.
+        let roster: [Int64]?
+        let gone: [Int64]
+        let present: [(session: Int64, profile: String)]
 
-    /// The statements that write a batch's presence changes with their ids moved by the offset given: the entries
-    /// into the log, and the last state of each session into `presence`.
-    func presenceStatements(for entries: [PresenceEntry]) throws -> @Sendable (Int64) -> [PostgresQuery] {
-        guard let node, !entries.isEmpty else { return { _ in [] } }
-        let encoder = JSONEncoder()
-        let documents = try entries.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
-        // The batch's last word on each session decides what `presence` holds for it.
-        var last: [UInt64: PresenceEntry] = [:]
-        // What `presence` holds: sessions. (A roster, a room's moderation or a kick is news only.)
-        for entry in entries where [.online, .joined, .parted, .updated, .offline].contains(entry.kind) { last[entry.session] = entry }
-        // A roster (the node's sessions, after it lost the database) drops the others, before what follows it.
-        let roster = entries.last { $0.kind == .roster }?.sessions.map { $0.map { Int64(bitPattern: $0) } }
-        let gone = last.values.filter { $0.kind == .offline }.map { Int64(bitPattern: $0.session) }
-        let present = try last.values.filter { $0.kind != .offline }.sorted { $0.session < $1.session }.map { entry in
-            (Int64(bitPattern: entry.session), String(decoding: try encoder.encode(entry.profile), as: UTF8.self))
-        }
-        return { offset in
-            var queries: [PostgresQuery] = []
-            for start in stride(from: 0, to: entries.count, by: Self.presenceRowsPerInsert) {
-                var statement = Statement()
-                let rows = (start..<min(start + Self.presenceRowsPerInsert, entries.count)).map { index in
-                    "(\(statement.bind(entries[index].id + offset)), \(statement.bind(node)), \(statement.bind(documents[index])))"
-                }
-                statement.sql = "INSERT INTO presence_log (id, node, entry) VALUES " + rows.joined(separator: ",")
-                queries.append(statement.query)
+        init?(_ entries: [PresenceEntry], node: String?) throws {
+            guard let node, !entries.isEmpty else { return nil }
+            let encoder = JSONEncoder()
+            self.node = node
+            self.entries = entries
+            documents = try entries.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
+            // The batch's last word on each session decides what `presence` holds for it. (A roster, a room's
+            // moderation or a kick is news only.)
+            var last: [UInt64: PresenceEntry] = [:]
+            for entry in entries where [.online, .joined, .parted, .updated, .offline].contains(entry.kind) { last[entry.session] = entry }
+            roster = entries.last { $0.kind == .roster }?.sessions.map { $0.map { Int64(bitPattern: $0) } }
+            gone = last.values.filter { $0.kind == .offline }.map { Int64(bitPattern: $0.session) }
+            present = try last.values.filter { $0.kind != .offline }.sorted { $0.session < $1.session }.map { entry in
+                (Int64(bitPattern: entry.session), String(decoding: try encoder.encode(entry.profile), as: UTF8.self))
             }
-            if let roster {
+        }
+
+        /// How many values the fragments bind.
+        var binds: Int { entries.count * 3 + present.count * 3 + 4 }
+
+        /// The statements, each an INSERT or DELETE without a terminator, their values bound in `statement`, ids moved
+        /// by `offset`. The rows they touch are distinct (a roster keeps the present, a session is gone or present),
+        /// so they may run as parts of one statement.
+        func fragments(offset: Int64, in statement: inout Statement) -> [String] {
+            parts(offset: offset).map { $0(&statement) }
+        }
+
+        /// The same, each a statement of its own.
+        func queries(offset: Int64) -> [PostgresQuery] {
+            parts(offset: offset).map { part in
                 var statement = Statement()
-                statement.sql = "DELETE FROM presence WHERE node = \(statement.bind(node)) AND NOT (session = ANY(\(statement.bind(roster))))"
-                queries.append(statement.query)
+                statement.sql = part(&statement)
+                return statement.query
+            }
+        }
+
+        private func parts(offset: Int64) -> [(inout Statement) -> String] {
+            var parts: [(inout Statement) -> String] = [
+                { statement in
+                    let rows = entries.indices.map { index in
+                        "(\(statement.bind(entries[index].id + offset)), \(statement.bind(node)), \(statement.bind(documents[index])))"
+                    }
+                    return "INSERT INTO presence_log (id, node, entry) VALUES " + rows.joined(separator: ",")
+                }
+            ]
+            if let roster {
+                parts.append { "DELETE FROM presence WHERE node = \($0.bind(node)) AND NOT (session = ANY(\($0.bind(roster))))" }
             }
             if !gone.isEmpty {
-                var statement = Statement()
-                statement.sql = "DELETE FROM presence WHERE node = \(statement.bind(node)) AND session = ANY(\(statement.bind(gone)))"
-                queries.append(statement.query)
+                parts.append { "DELETE FROM presence WHERE node = \($0.bind(node)) AND session = ANY(\($0.bind(gone)))" }
             }
-            for start in stride(from: 0, to: present.count, by: Self.presenceRowsPerInsert) {
-                var statement = Statement()
-                let rows = present[start..<min(start + Self.presenceRowsPerInsert, present.count)].map { session, profile in
-                    "(\(statement.bind(node)), \(statement.bind(session)), \(statement.bind(profile)))"
+            if !present.isEmpty {
+                parts.append { statement in
+                    let rows = present.map { "(\(statement.bind(node)), \(statement.bind($0.session)), \(statement.bind($0.profile)))" }
+                    return "INSERT INTO presence (node, session, profile) VALUES " + rows.joined(separator: ",")
+                        + " ON CONFLICT (node, session) DO UPDATE SET profile = EXCLUDED.profile"
                 }
-                statement.sql = "INSERT INTO presence (node, session, profile) VALUES " + rows.joined(separator: ",")
-                    + " ON CONFLICT (node, session) DO UPDATE SET profile = EXCLUDED.profile"
-                queries.append(statement.query)
             }
-            return queries
-        }
-    }
-
-    /// The presence changes other nodes than `node` committed above `after` (and below `below`), oldest first.
-    static func othersPresence(
-        after: Int64, below: Int64?, node: String?, in connection: PostgresConnection, logger: Logger
-    ) async throws -> [PresenceEntry] {
-        var statement = Statement()
-        let upper = below.map { " AND id < \(statement.bind($0))" } ?? ""
-        statement.sql = "SELECT id, node, entry FROM presence_log WHERE id > \(statement.bind(after))\(upper) AND node <> \(statement.bind(node ?? ""))"
-            + " ORDER BY id"
-        let decoder = JSONDecoder()
-        return try await connection.query(statement.query, logger: logger).collect().map { row in
-            let (id, writer, document) = try row.decode((Int64, String, String).self)
-            var entry = try decoder.decode(PresenceEntry.self, from: Data(document.utf8))
-            (entry.id, entry.node) = (id, writer)
-            return entry
+            return parts
         }
     }
 

@@ -117,8 +117,14 @@ struct MeasuredStore: MessageStore {
     }
 
     func commit(_ messages: [ChatMessage], presence: [PresenceEntry], ids: Range<Int64>) async throws -> LogCommit {
+        try await commit(messages, presence: presence, ids: ids) { _ in }
+    }
+
+    func commit(
+        _ messages: [ChatMessage], presence: [PresenceEntry], ids: Range<Int64>, whenRead: @escaping @Sendable (LogCommit) -> Void
+    ) async throws -> LogCommit {
         let start = ContinuousClock.now
-        let commit = try await store.commit(messages, presence: presence, ids: ids)
+        let commit = try await store.commit(messages, presence: presence, ids: ids, whenRead: whenRead)
         if !messages.isEmpty { metrics.committed(messages.count, since: start) }
         return commit
     }
