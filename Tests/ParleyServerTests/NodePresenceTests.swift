@@ -47,6 +47,8 @@ struct NodePresenceTests {
                 try await bob.waitFor { $0 == "*** alicia joined #side" }
                 try await alice.send("hello side")
                 try await bob.waitFor { $0.hasSuffix("<alicia> hello side") }
+                try await bob.send("/rooms")
+                try await bob.waitFor { $0 == "***   #side (2 members)" }
                 try await bob.send("/whois alicia")
                 try await bob.waitFor { $0.contains(" in ") && $0.contains("#general") && $0.contains("#side") }
 
