@@ -114,9 +114,11 @@ extension ChatState {
         func persist(_ changes: [RoomChange], _ action: String, _ target: String, _ detail: String) {
             effects.append(.persist(changes, audit: AuditEntry(actor: auditActor, action: action, target: target, detail: "\(room) \(detail)"), actor: actorPeer))
         }
-        func announce(_ notice: ModerationNotice) {
+        /// `about`: the session it changes in the room alone (a voice, an operator without an account), which the
+        /// other nodes change too.
+        func announce(_ notice: ModerationNotice, about target: SessionID? = nil) {
             effects.append(.deliver(.moderation(notice), to: recipients(in: name)))
-            replicate(moderation: notice, in: name, into: &effects)
+            replicate(moderation: notice, in: name, about: target.flatMap { sessions[$0] }, into: &effects)
         }
 
         /// Imposes a ban, a mute or a ban exception on `raw` (a nick, aimed at its account when logged in, or a mask).
@@ -204,7 +206,6 @@ extension ChatState {
         case .op(let nick):
             let target = try Nick(validating: nick)
             if let id = nicks[target.key], let session = sessions[id], session.rooms.contains(name) {
-                guard session.peer != nil else { throw onAnotherNode(session) }
                 guard !isRoomOperator(id, in: name.key) else { throw ChatError(.usage, "\(session.nick) is an operator of \(room) already.") }
                 if let account = session.account {
                     policy.operators.insert(account)
@@ -214,7 +215,7 @@ extension ChatState {
                     rooms[name.key]!.operators.insert(id)
                     persist([], "op", session.nick.display, "while in the room")
                 }
-                announce(ModerationNotice(room: room, action: .op, target: session.nick.display, by: by))
+                announce(ModerationNotice(room: room, action: .op, target: session.nick.display, by: by), about: session.account == nil ? id : nil)
             } else if registered.contains(target.key) {
                 // An account can be made an operator while away; it takes effect when they come.
                 guard policy.operators.insert(target.key).inserted else { throw ChatError(.usage, "\(target) is an operator of \(room) already.") }
@@ -240,7 +241,7 @@ extension ChatState {
             guard wasSessionOperator || wasAccountOperator else { throw ChatError(.usage, "\(shown) is not an operator of \(room).") }
             policies[name.key] = policy
             persist(wasAccountOperator ? [.removeOperator(room: room, account: account)] : [], "deop", shown, "")
-            announce(ModerationNotice(room: room, action: .deop, target: shown, by: by))
+            announce(ModerationNotice(room: room, action: .deop, target: shown, by: by), about: wasSessionOperator ? id : nil)
             forgetPolicyIfUnused(name.key, into: &effects)
 
         case .topicLock(let locked):
@@ -282,14 +283,14 @@ extension ChatState {
             forgetPolicyIfUnused(name.key, into: &effects)
 
         case .voice(let nick), .devoice(let nick):
-            let target = try member(nick, of: name)
+            let target = try member(nick, of: name, anyNode: true)
             let voicing = if case .voice = action { true } else { false }
             guard rooms[name.key]?.voiced.contains(target.id) != voicing else {
                 throw ChatError(.usage, "\(target.nick) \(voicing ? "has a voice" : "has no voice") in \(room) already.")
             }
             if voicing { rooms[name.key]?.voiced.insert(target.id) } else { rooms[name.key]?.voiced.remove(target.id) }
             persist([], voicing ? "voice" : "devoice", target.nick.display, "")
-            announce(ModerationNotice(room: room, action: voicing ? .voice : .devoice, target: target.nick.display, by: by))
+            announce(ModerationNotice(room: room, action: voicing ? .voice : .devoice, target: target.nick.display, by: by), about: target.id)
 
         case .key(let raw):
             let key = raw.map { String(Sanitizer.trimmed(Sanitizer.text($0))) }.flatMap { $0.isEmpty ? nil : $0 }
@@ -335,7 +336,7 @@ extension ChatState {
 
     // MARK: - Building blocks
 
-    /// A member of the room; of this node only, unless `anyNode` (a voice is held where its user speaks).
+    /// A member of the room; of this node only, unless `anyNode`.
     private func member(_ raw: String, of room: RoomName, anyNode: Bool = false) throws(ChatError) -> Session {
         let target = try session(named: raw)
         guard target.rooms.contains(room) else { throw ChatError(.userNotInRoom, "\(target.nick) is not in \(room).") }

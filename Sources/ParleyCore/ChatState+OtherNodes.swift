@@ -92,6 +92,29 @@ extension ChatState {
         case .room:
             guard let raw = entry.room, let name = try? RoomName(validating: raw) else { break }
             applyModeration(in: name, policy: entry.policy?.policy, notice: entry.notice, into: &effects)
+            // A voice, or an operator without an account: held by the session in the room, on every node.
+            if let target = session(on: entry.targetNode, number: entry.session), rooms[name.key]?.members.contains(target) == true {
+                switch entry.notice?.action {
+                case ModerationNotice.Action.voice.rawValue: rooms[name.key]!.voiced.insert(target)
+                case ModerationNotice.Action.devoice.rawValue: rooms[name.key]!.voiced.remove(target)
+                case ModerationNotice.Action.op.rawValue: rooms[name.key]!.operators.insert(target)
+                case ModerationNotice.Action.deop.rawValue: rooms[name.key]!.operators.remove(target)
+                default: break
+                }
+            }
+        case .invite:
+            // Only the invited user's node tells them, and lets them past the room's locks if an operator asked.
+            guard entry.targetNode == nodeName, nodeName != nil, let raw = entry.room, let room = try? RoomName(validating: raw) else { break }
+            let id = SessionID(raw: entry.session)
+            guard let session = sessions[id], let peer = session.peer, !session.rooms.contains(room) else { break }
+            if entry.cause == "operator" {
+                var invitations = session.invitations.filter { $0 != room.key } + [room.key]
+                if invitations.count > Self.maximumInvitations { invitations.removeFirst() }
+                sessions[id]!.invitations = invitations
+            }
+            let by = entry.notice?.by ?? Moderator.consoleName
+            let invited = ChatEvent.invited(room: raw, nick: session.nick.display, by: by, account: entry.reason)
+            effects.append(.deliver(invited, to: [Recipient(peer: peer, focused: true)]))
         case .kick:
             // Only the kicked user's node carries it out; everyone hears of it from that node's `parted`.
             guard entry.targetNode == nodeName, nodeName != nil, let raw = entry.room, let room = try? RoomName(validating: raw) else { break }
@@ -123,14 +146,43 @@ extension ChatState {
         }
     }
 
-    /// On a node, a moderation change in a room, for the others: the room's policy now, and what is told.
-    mutating func replicate(moderation notice: ModerationNotice, in name: RoomName, into effects: inout [Effect<Peer>]) {
+    /// On a node, a moderation change in a room, for the others: the room's policy now, what is told, and the
+    /// session it changes in the room alone (`about`), if any.
+    mutating func replicate(moderation notice: ModerationNotice, in name: RoomName, about target: Session?, into effects: inout [Effect<Peer>]) {
         guard replicating else { return }
         var entry = PresenceEntry(id: nextMessageID, session: 0, kind: .room, room: name.display)
         entry.policy = policies[name.key].map(ReplicatedPolicy.init)
         entry.notice = ReplicatedNotice(notice)
+        if let target { (entry.targetNode, entry.session) = reference(to: target) }
         nextMessageID += 1
         effects.append(.replicate(entry))
+    }
+
+    /// On a node, an invitation of another node's user, for that node to tell them. `operator`: it lets them past
+    /// the room's mode i, key and limit, once.
+    mutating func replicate(
+        invitationOf target: Session, to room: RoomName, by inviter: Session, operator: Bool, into effects: inout [Effect<Peer>]
+    ) {
+        guard replicating, let origin = target.origin else { return }
+        var entry = PresenceEntry(id: nextMessageID, session: origin.session, kind: .invite, room: room.display)
+        entry.targetNode = origin.node
+        entry.cause = `operator` ? "operator" : nil
+        entry.reason = inviter.shownAccount
+        entry.notice = ReplicatedNotice(kickBy: .user(inviter.nick.display), reason: nil)
+        nextMessageID += 1
+        effects.append(.replicate(entry))
+    }
+
+    /// How other nodes name a session: its node and its number there.
+    func reference(to session: Session) -> (node: String?, session: UInt64) {
+        session.origin.map { ($0.node, $0.session) } ?? (nodeName, session.id.raw)
+    }
+
+    /// The session a reference names, here: this node's own, or another's.
+    func session(on node: String?, number: UInt64) -> SessionID? {
+        guard let node else { return nil }
+        if node == nodeName { return sessions[SessionID(raw: number)]?.peer != nil ? SessionID(raw: number) : nil }
+        return remote[node]?[number]
     }
 
     /// On a node, a kick of another node's user, for that node to carry out.

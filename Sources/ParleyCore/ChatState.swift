@@ -522,8 +522,6 @@ public struct ChatState<Peer: Sendable>: Sendable {
         case .invite(let nick, let raw):
             let room = try memberRoom(raw, of: session)
             let other = try self.session(named: nick)
-            // Invitations are not replicated yet: one here would never reach them.
-            guard other.peer != nil else { throw onAnotherNode(other) }
             guard !other.rooms.contains(room) else {
                 throw ChatError(.alreadyInRoom, "\(other.nick) is in \(room) already.")
             }
@@ -537,6 +535,10 @@ public struct ChatState<Peer: Sendable>: Sendable {
                 sessions[other.id]!.invitations = invitations
             }
             effects.append(.deliver(.invited(room: room.display, nick: other.nick.display, by: session.nick.display, account: session.shownAccount), to: other.me))
+            // Another node's user is told by their node, which also keeps the invitation.
+            if other.peer == nil {
+                replicate(invitationOf: other, to: room, by: session, operator: isRoomOperator(session.id, in: room.key), into: &effects)
+            }
             effects.append(.deliver(.inviting(room: room.display, nick: other.nick.display), to: me))
 
         case .invisible(let on):

@@ -26,6 +26,9 @@ public struct PresenceEntry: Sendable, Equatable, Codable {
         /// A kick from `room` of the session `session` of the node `targetNode`, by `notice.by`: carried out by that
         /// node, whose user's leaving then comes as a `parted`.
         case kick
+        /// An invitation to `room` of the session `session` of the node `targetNode`, by `notice.by` (account in
+        /// `reason`; `cause` "operator" when it lets them past the room's locks): told by that node.
+        case invite
     }
 
     /// Its place in the log: provisional (the hub's) until committed, like a message's id.
@@ -48,7 +51,8 @@ public struct PresenceEntry: Sendable, Equatable, Codable {
     /// A `room` change's policy after it, and (`room`, `kick`) what is told.
     public var policy: ReplicatedPolicy?
     public var notice: ReplicatedNotice?
-    /// Whose session a `kick` removes.
+    /// Whose session a `kick` removes, an `invite` invites, or a `room` change (a voice, an operator without an
+    /// account) is about, with `session`.
     public var targetNode: String?
 
     public init(

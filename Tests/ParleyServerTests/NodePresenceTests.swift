@@ -129,6 +129,31 @@ struct NodePresenceTests {
                 try await dave.waitFor { $0 == "!!! The topic of #mod is locked: only its operators can change it." }
                 try await alice.send("/topic set by alice")
                 try await dave.waitFor { $0 == "*** Topic of #mod: set by alice (set by alice)" }
+
+                // A moderated room: a voice given on node a lets dave speak on node b.
+                try await alice.send("/mode +m")
+                try await dave.waitFor { $0.hasPrefix("*** alice made #mod moderated") }
+                try await dave.send("quiet in here")
+                try await dave.waitFor { $0 == "!!! #mod is moderated: only its operators and those they give a voice speak." }
+                try await alice.send("/voice dave")
+                try await dave.waitFor { $0 == "*** alice gave dave a voice in #mod" }
+                try await dave.send("/who #mod")
+                let voiced = try await dave.waitFor { $0.hasPrefix("*** In #mod") }
+                #expect(voiced.contains("+dave"), "\(voiced)")
+                try await dave.send("may I?")
+                try await alice.waitFor { $0.hasSuffix("<dave> may I?") }
+
+                // An invitation from node a reaches a user of node b, and lets them into an invite-only room.
+                let erin = try await b.textUser("erin")
+                try await alice.send("/mode +i")
+                try await dave.waitFor { $0 == "*** alice made #mod invite only" }
+                try await erin.send("/join #mod")
+                try await erin.waitFor { $0.hasPrefix("!!! #mod is invite only") }
+                try await alice.send("/invite erin #mod")
+                try await alice.waitFor { $0 == "*** You invited erin to #mod." }
+                try await erin.waitFor { $0 == "*** alice invites you to #mod: /join #mod" }
+                try await erin.send("/join #mod")
+                try await erin.waitFor { $0.hasPrefix("*** In #mod") }
             }
         }
     }
