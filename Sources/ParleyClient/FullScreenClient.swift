@@ -339,12 +339,12 @@ public enum FullScreenClient {
                 return
             case .error(let error, _) where registration == .waiting:
                 switch error.code {
-                case .nickTaken where everRegistered && heldNickRetries < 10:
+                case .nickTaken where everRegistered && heldNickRetries < (error.message.contains("another server") ? 12 : 3):
                     // Reconnecting at once (/reconnect), the server may not yet have seen the old connection go;
                     // a moment later the nick is free. After a node of a chat of several died, the others hold its
-                    // users' nicks until its lease runs out (`--node-timeout`, 15 s by default): ten tries of the
-                    // backoff (capped at 3 s early in an outage) wait that out. Someone else holding it is asked
-                    // about after them.
+                    // users' nicks until its lease runs out (`--node-timeout`, 15 s by default; the refusal says
+                    // "another server"): twelve tries of the backoff (capped at 3 s early in an outage) wait that
+                    // out. Someone else holding it is asked about after them.
                     heldNickRetries += 1
                     view.system("\(connector.nick.withLock { $0 }) is still held by the connection that just closed; trying again.")
                     connector.retry()

@@ -225,30 +225,47 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     }
 
     /// Applies what other nodes committed to the log and this node has not applied: presence changes
-    /// (`ChatState.apply`) and topics. The publisher has told those who were here before the batch it carries
-    /// out (`toldAlready`, from its copy of the state then, in log order with the messages around them); what the
-    /// others here are to be told — whoever came or joined since, whose own welcome or join is still on its way —
-    /// is queued behind it, like what is to be told to the other nodes (a user here renamed after losing a race
-    /// for a nick).
-    public func apply(others entries: [PresenceEntry], topics: [ChatMessage] = [], toldAlready: [(ChatEvent, Recipients<Peer>)] = []) {
-        mutate { state in
-            var effects: [Effect<Peer>] = []
-            for entry in entries { effects += state.apply(entry) }
-            for topic in topics { effects += state.applyTopic(topic) }
+    /// (`ChatState.apply`) and topics, to the chat as it is and to the copy the next batch will take as its state
+    /// before (`stateAtHandOut`). The publisher has told those who were here before the batch it carries out
+    /// (`toldAlready`, from its own copy, in log order with the messages around them). Returned: what those who
+    /// came with that batch are to be told, for the publisher to deliver after the batch's own news. Queued behind
+    /// everything queued since: what is to be told to whoever came after it, whose welcome or join is still on its
+    /// way, and to the other nodes (a user here renamed after losing a race for a nick).
+    public func apply(
+        others entries: [PresenceEntry], topics: [ChatMessage] = [], toldAlready: [(ChatEvent, Recipients<Peer>)] = []
+    ) -> [(ChatEvent, Recipients<Peer>)] {
+        mutateShared { shared in
+            func changes(_ state: inout ChatState<Peer>) -> [Effect<Peer>] {
+                entries.flatMap { state.apply($0) } + topics.flatMap { state.applyTopic($0) }
+            }
+            var told = toldAlready
+            var afterBatch: [(ChatEvent, Recipients<Peer>)] = []
+            if shared.stateAtHandOut != nil {
+                for case .deliver(let event, let recipients) in changes(&shared.stateAtHandOut!) {
+                    let rest = Self.leavingOut(told, from: event, recipients)
+                    if !rest.isEmpty { afterBatch.append((event, rest)) }
+                }
+                told += afterBatch
+            }
             var queued: [Effect<Peer>] = []
-            for effect in effects {
+            for effect in changes(&shared.state) {
                 switch effect {
                 case .deliver(let event, let recipients):
-                    let told = Set(toldAlready.filter { $0.0 == event }.flatMap { $0.1.map(\.peer) })
-                    let rest = told.isEmpty ? recipients : Recipients(recipients.filter { !told.contains($0.peer) })
+                    let rest = Self.leavingOut(told, from: event, recipients)
                     if !rest.isEmpty { queued.append(.deliver(event, to: rest)) }
                 case .replicate: queued.append(effect)
                 // Applying another node's change stores nothing here and closes nothing: its node did what it needed.
                 case .record, .replay, .lookUp, .close, .persist: continue
                 }
             }
-            return ((), queued)
+            return (afterBatch, queued)
         }
+    }
+
+    /// `recipients` but those `told` the same event already.
+    private static func leavingOut(_ told: [(ChatEvent, Recipients<Peer>)], from event: ChatEvent, _ recipients: Recipients<Peer>) -> Recipients<Peer> {
+        let peers = Set(told.filter { $0.0 == event }.flatMap { $0.1.map(\.peer) })
+        return peers.isEmpty ? recipients : Recipients(recipients.filter { !peers.contains($0.peer) })
     }
 
     /// Every session of this node told again to the others (`ChatState.presenceSnapshot`): after the database was
@@ -409,9 +426,16 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     private func mutate<Result: Sendable, Failure: Error>(
         _ change: @Sendable (inout ChatState<Peer>) throws(Failure) -> (Result, [Effect<Peer>])
     ) throws(Failure) -> Result {
+        try mutateShared { (shared) throws(Failure) in try change(&shared.state) }
+    }
+
+    /// `mutate`, with everything the lock holds.
+    private func mutateShared<Result: Sendable, Failure: Error>(
+        _ change: (inout Shared) throws(Failure) -> (Result, [Effect<Peer>])
+    ) throws(Failure) -> Result {
         let (result, waiter, batch) = try shared.withLock {
             (shared) throws(Failure) -> (Result, CheckedContinuation<EffectBatch<Peer>?, Never>?, EffectBatch<Peer>?) in
-            let (result, effects) = try change(&shared.state)
+            let (result, effects) = try change(&shared)
             guard !effects.isEmpty else { return (result, nil, nil) }
             shared.pending.append(contentsOf: effects)
             shared.queued += 1

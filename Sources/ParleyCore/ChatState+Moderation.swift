@@ -111,14 +111,17 @@ extension ChatState {
         let actorName = by.description
         let auditActor = if case .console = actor { "console" } else { actorName }
         var policy = policies[name.key] ?? RoomPolicy(name: room)
+        // What the action changed of the room's policy: stored, and told to the other nodes with its notice.
+        var persisted: [RoomChange] = []
         func persist(_ changes: [RoomChange], _ action: String, _ target: String, _ detail: String) {
+            persisted = changes
             effects.append(.persist(changes, audit: AuditEntry(actor: auditActor, action: action, target: target, detail: "\(room) \(detail)"), actor: actorPeer))
         }
         /// `about`: the session it changes in the room alone (a voice, an operator without an account), which the
         /// other nodes change too.
         func announce(_ notice: ModerationNotice, about target: SessionID? = nil) {
             effects.append(.deliver(.moderation(notice), to: recipients(in: name)))
-            replicate(moderation: notice, in: name, about: target.flatMap { sessions[$0] }, into: &effects)
+            replicate(moderation: notice, changes: persisted, in: name, about: target.flatMap { sessions[$0] }, into: &effects)
         }
 
         /// Imposes a ban, a mute or a ban exception on `raw` (a nick, aimed at its account when logged in, or a mask).

@@ -91,7 +91,7 @@ extension ChatState {
             remove(known, reason: entry.leaveReason, tellingSelf: false, into: &effects)
         case .room:
             guard let raw = entry.room, let name = try? RoomName(validating: raw) else { break }
-            applyModeration(in: name, policy: entry.policy?.policy, notice: entry.notice, into: &effects)
+            applyModeration(in: name, changes: (entry.changes ?? []).compactMap { $0.change(in: name.display) }, notice: entry.notice, into: &effects)
             // A voice, or an operator without an account: held by the session in the room, on every node.
             if let target = session(on: entry.targetNode, number: entry.session), rooms[name.key]?.members.contains(target) == true {
                 switch entry.notice?.action {
@@ -126,15 +126,23 @@ extension ChatState {
         return effects
     }
 
-    /// Another node's moderation in a room: its policy as it is now there (and in the shared database), told to its
-    /// members here; a ban removes the members of this node it now holds, as a ban given here does.
-    private mutating func applyModeration(in name: RoomName, policy: RoomPolicy?, notice: ReplicatedNotice?, into effects: inout [Effect<Peer>]) {
-        if let policy {
+    /// Another node's moderation in a room: what it changed of the room's policy (in log order on every node, so
+    /// two changes at once end the same everywhere), told to its members here; a ban removes the members of this
+    /// node it now holds, as a ban given here does. (The other node stored the changes.)
+    private mutating func applyModeration(in name: RoomName, changes: [RoomChange], notice: ReplicatedNotice?, into effects: inout [Effect<Peer>]) {
+        for change in changes {
+            if case .forget = change {
+                if rooms[name.key] == nil, name != .general { policies[name.key] = nil }
+                continue
+            }
+            var policy = policies[name.key] ?? RoomPolicy(name: rooms[name.key]?.name.display ?? name.display)
+            policy.apply(change)
             policies[name.key] = policy
-        } else if rooms[name.key] == nil, name != .general {
-            policies[name.key] = nil
         }
-        let shown = rooms[name.key]?.name.display ?? policy?.name ?? name.display
+        // A room nobody is in here keeps its policy only if it is worth keeping (nothing is stored: its node did).
+        var ignored: [Effect<Peer>] = []
+        forgetPolicyIfUnused(name.key, into: &ignored)
+        let shown = rooms[name.key]?.name.display ?? policies[name.key]?.name ?? name.display
         if let told = notice?.notice(in: shown), rooms[name.key] != nil {
             effects.append(.deliver(.moderation(told), to: recipients(in: name)))
         }
@@ -146,12 +154,14 @@ extension ChatState {
         }
     }
 
-    /// On a node, a moderation change in a room, for the others: the room's policy now, what is told, and the
-    /// session it changes in the room alone (`about`), if any.
-    mutating func replicate(moderation notice: ModerationNotice, in name: RoomName, about target: Session?, into effects: inout [Effect<Peer>]) {
+    /// On a node, a moderation change in a room, for the others: what it changed of the room's policy, what is
+    /// told, and the session it changes in the room alone (`about`), if any.
+    mutating func replicate(
+        moderation notice: ModerationNotice, changes: [RoomChange], in name: RoomName, about target: Session?, into effects: inout [Effect<Peer>]
+    ) {
         guard replicating else { return }
         var entry = PresenceEntry(id: nextMessageID, session: 0, kind: .room, room: name.display)
-        entry.policy = policies[name.key].map(ReplicatedPolicy.init)
+        entry.changes = changes.compactMap(ReplicatedChange.init)
         entry.notice = ReplicatedNotice(notice)
         if let target { (entry.targetNode, entry.session) = reference(to: target) }
         nextMessageID += 1

@@ -281,7 +281,7 @@ public struct ChatState<Peer: Sendable>: Sendable {
         let account = account.map { $0.lowercased() }
         if account == nick.key { effects += moveAside(holderOf: nick.key, for: nick.display) }
         guard nicks[nick.key] == nil || ownerMayTake(nick.key, account: account) else {
-            throw ChatError(.nickTaken, "The nickname \(nick) is taken; choose another.")
+            throw nickTaken(nick)
         }
         try checkOwnership(of: nick, account: account)
         let id = SessionID(raw: takeSessionNumber())
@@ -412,7 +412,7 @@ public struct ChatState<Peer: Sendable>: Sendable {
             let nick = try Nick(validating: raw)
             try checkNotReserved(nick)
             if let owner = nicks[nick.key], owner != session.id {
-                throw ChatError(.nickTaken, "The nickname \(nick) is taken; choose another.")
+                throw nickTaken(nick)
             }
             try checkOwnership(of: nick, account: session.account)
             guard nick.display != session.nick.display else { return }
@@ -925,6 +925,15 @@ public struct ChatState<Peer: Sendable>: Sendable {
         if wasCurrent, let session = sessions[id] {
             effects.append(.deliver(.currentRoom(session.currentRoom?.display), to: session.me))
         }
+    }
+
+    /// A nick someone holds: on another node of the chat, said so (a client reconnecting after its node died waits
+    /// for the nick to be freed, `--node-timeout`, rather than asking for another at once).
+    func nickTaken(_ nick: Nick) -> ChatError {
+        if let holder = nicks[nick.key], sessions[holder]?.peer == nil {
+            return ChatError(.nickTaken, "The nickname \(nick) is taken by a user of another server of this chat; choose another.")
+        }
+        return ChatError(.nickTaken, "The nickname \(nick) is taken; choose another.")
     }
 
     /// Refuses a reserved nick: the server's and its services' names.

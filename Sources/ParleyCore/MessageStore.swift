@@ -79,9 +79,10 @@ public protocol MessageStore: Sendable {
     func commit(_ messages: [ChatMessage], presence: [PresenceEntry], ids: Range<Int64>) async throws -> LogCommit
     /// `commit`, handing what other nodes wrote before the batch (`LogCommit.others` and `.presence`) to `whenRead`
     /// as soon as it is read: a node's publisher delivers it then, while its own batch is still being flushed.
-    /// Called at most once, and only with entries that stay read whether the commit then succeeds or fails.
+    /// Called at most once. What `whenRead` takes (true) stays read whether the commit then succeeds or fails;
+    /// what it refuses (a commit that went on past its deadline) is read again later.
     func commit(
-        _ messages: [ChatMessage], presence: [PresenceEntry], ids: Range<Int64>, whenRead: @escaping @Sendable (LogCommit) -> Void
+        _ messages: [ChatMessage], presence: [PresenceEntry], ids: Range<Int64>, whenRead: @escaping @Sendable (LogCommit) -> Bool
     ) async throws -> LogCommit
     /// What other nodes committed since this node last read the log (`LogCommit.others` and `.presence`), in log
     /// order: what a node with nothing of its own to write delivers when woken. None for a store that is the only
@@ -122,10 +123,10 @@ extension MessageStore {
     }
     /// Hands over what was read once the commit is done.
     public func commit(
-        _ messages: [ChatMessage], presence: [PresenceEntry], ids: Range<Int64>, whenRead: @escaping @Sendable (LogCommit) -> Void
+        _ messages: [ChatMessage], presence: [PresenceEntry], ids: Range<Int64>, whenRead: @escaping @Sendable (LogCommit) -> Bool
     ) async throws -> LogCommit {
         let commit = try await commit(messages, presence: presence, ids: ids)
-        whenRead(commit)
+        _ = whenRead(commit)
         return commit
     }
     public func catchUp() async throws -> LogCommit { .asNumbered }

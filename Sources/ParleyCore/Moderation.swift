@@ -166,6 +166,26 @@ public enum RoomChange: Sendable, Equatable {
     case forget(room: String)
 }
 
+extension RoomPolicy {
+    /// The policy with `change` made (as the stores make it in their tables; `forget` is the caller's).
+    public mutating func apply(_ change: RoomChange) {
+        switch change {
+        case .topic(_, let text, let setBy, let setAt): (topic, topicSetBy, topicSetAt) = (text, setBy, setAt)
+        case .topicLock(_, let locked): topicLocked = locked
+        case .key(_, let key): self.key = key
+        case .modes(_, let modes): self.modes = modes
+        case .limit(_, let limit): self.limit = limit
+        case .addOperator(_, let account): operators.insert(account)
+        case .removeOperator(_, let account): operators.remove(account)
+        case .restrict(_, let restriction):
+            restrictions.removeAll { $0.kind == restriction.kind && $0.mask == restriction.mask }
+            restrictions.append(restriction)
+        case .lift(_, let kind, let mask): restrictions.removeAll { $0.kind == kind && $0.mask == mask }
+        case .forget: break
+        }
+    }
+}
+
 /// One line of the audit trail: who did what to whom.
 public struct AuditEntry: Sendable, Equatable {
     public let actor: String

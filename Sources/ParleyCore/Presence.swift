@@ -21,7 +21,8 @@ public struct PresenceEntry: Sendable, Equatable, Codable {
         /// The node's sessions are those of `sessions`, and no others: any other one the reader holds went while
         /// its going was not told (the node had lost the database). Followed by an `updated` for each.
         case roster
-        /// A moderation change in `room`: `policy` is the room's policy after it, `notice` what its members are told.
+        /// A moderation change in `room`: `changes` what it changed of the room's policy, `notice` what its members
+        /// are told.
         case room
         /// A kick from `room` of the session `session` of the node `targetNode`, by `notice.by`: carried out by that
         /// node, whose user's leaving then comes as a `parted`.
@@ -48,8 +49,8 @@ public struct PresenceEntry: Sendable, Equatable, Codable {
     public var profile: PresenceProfile?
     /// A `roster`'s sessions.
     public var sessions: [UInt64]?
-    /// A `room` change's policy after it, and (`room`, `kick`) what is told.
-    public var policy: ReplicatedPolicy?
+    /// What a `room` change changed of the room's policy, and (`room`, `kick`, `invite`) what is told.
+    public var changes: [ReplicatedChange]?
     public var notice: ReplicatedNotice?
     /// Whose session a `kick` removes, an `invite` invites, or a `room` change (a voice, an operator without an
     /// account) is about, with `session`.
@@ -98,45 +99,59 @@ public struct PresenceProfile: Sendable, Equatable, Codable {
     }
 }
 
-/// A room's policy as it crosses between nodes (`RoomPolicy`, whose parts are not `Codable`).
-public struct ReplicatedPolicy: Sendable, Equatable, Codable {
-    struct Restricted: Sendable, Equatable, Codable {
-        var kind: String
-        var mask: String
-        var setBy: String
-        var reason: String?
-        var since: Date
-        var until: Date?
-    }
+/// A change to a room's policy as it crosses between nodes (`RoomChange`, whose parts are not `Codable`); the
+/// room is the entry's. A topic travels as a message of the log instead.
+public struct ReplicatedChange: Sendable, Equatable, Codable {
+    var kind: String
+    var flag: Bool?
+    var word: String?
+    var number: Int?
+    var restriction: String?
+    var mask: String?
+    var setBy: String?
+    var reason: String?
+    var since: Date?
+    var until: Date?
 
-    var name: String
-    var topic: String
-    var topicSetBy: String?
-    var topicSetAt: Date?
-    var topicLocked: Bool
-    var modes: UInt8
-    var limit: Int?
-    var key: String?
-    var operators: [String]
-    var restrictions: [Restricted]
+    init(kind: String) { self.kind = kind }
 
-    public init(_ policy: RoomPolicy) {
-        (name, topic, topicSetBy, topicSetAt, topicLocked) = (policy.name, policy.topic, policy.topicSetBy, policy.topicSetAt, policy.topicLocked)
-        (modes, limit, key, operators) = (policy.modes.rawValue, policy.limit, policy.key, policy.operators.sorted())
-        restrictions = policy.restrictions.map {
-            Restricted(kind: $0.kind.rawValue, mask: $0.mask.text, setBy: $0.setBy, reason: $0.reason, since: $0.since, until: $0.until)
+    public init?(_ change: RoomChange) {
+        switch change {
+        case .topic: return nil
+        case .topicLock(_, let locked): self.init(kind: "topic_lock"); flag = locked
+        case .key(_, let key): self.init(kind: "key"); word = key
+        case .modes(_, let modes): self.init(kind: "modes"); number = Int(modes.rawValue)
+        case .limit(_, let limit): self.init(kind: "limit"); number = limit
+        case .addOperator(_, let account): self.init(kind: "add_operator"); word = account
+        case .removeOperator(_, let account): self.init(kind: "remove_operator"); word = account
+        case .restrict(_, let restriction):
+            self.init(kind: "restrict")
+            (self.restriction, mask, setBy, reason, since, until) = (
+                restriction.kind.rawValue, restriction.mask.text, restriction.setBy, restriction.reason, restriction.since, restriction.until
+            )
+        case .lift(_, let kind, let mask): self.init(kind: "lift"); (restriction, self.mask) = (kind.rawValue, mask.text)
+        case .forget: self.init(kind: "forget")
         }
     }
 
-    public var policy: RoomPolicy {
-        var policy = RoomPolicy(name: name)
-        (policy.topic, policy.topicSetBy, policy.topicSetAt, policy.topicLocked) = (topic, topicSetBy, topicSetAt, topicLocked)
-        (policy.modes, policy.limit, policy.key, policy.operators) = (RoomModes(rawValue: modes), limit, key, Set(operators))
-        policy.restrictions = restrictions.compactMap { restricted in
-            guard let kind = Restriction.Kind(rawValue: restricted.kind), let mask = try? Mask(validating: restricted.mask) else { return nil }
-            return Restriction(kind: kind, mask: mask, setBy: restricted.setBy, reason: restricted.reason, since: restricted.since, until: restricted.until)
+    /// The change, in `room`; nil for one this version does not know.
+    public func change(in room: String) -> RoomChange? {
+        switch kind {
+        case "topic_lock": return flag.map { .topicLock(room: room, $0) }
+        case "key": return .key(room: room, word)
+        case "modes": return number.flatMap { UInt8(exactly: $0) }.map { .modes(room: room, RoomModes(rawValue: $0)) }
+        case "limit": return .limit(room: room, number)
+        case "add_operator": return word.map { .addOperator(room: room, account: $0) }
+        case "remove_operator": return word.map { .removeOperator(room: room, account: $0) }
+        case "restrict":
+            guard let kind = restriction.flatMap(Restriction.Kind.init), let mask = mask.flatMap({ try? Mask(validating: $0) }), let since else { return nil }
+            return .restrict(room: room, Restriction(kind: kind, mask: mask, setBy: setBy ?? "", reason: reason, since: since, until: until))
+        case "lift":
+            guard let kind = restriction.flatMap(Restriction.Kind.init), let mask = mask.flatMap({ try? Mask(validating: $0) }) else { return nil }
+            return .lift(room: room, kind, mask: mask)
+        case "forget": return .forget(room: room)
+        default: return nil
         }
-        return policy
     }
 }
 

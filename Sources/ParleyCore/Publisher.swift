@@ -60,10 +60,15 @@ public struct Publisher<Sink: EventSink>: Sendable {
         // Other nodes' entries, earlier in the log than the batch, go to those who were here before it, in log
         // order (`OthersRelay`). Woken by another node: what it committed goes out now, before this batch's own
         // commit (which would otherwise hold it up), and is read outside the log's lock, however much there is.
-        // What the commit reads goes out as soon as it is read, before the commit is flushed (`whenRead`).
+        // What the commit reads goes out as soon as it is read, while the commit is flushed: the store hands it over
+        // (`whenRead`) and goes on with its commit; this task delivers it meanwhile. Handed over after the commit
+        // returned (a transaction abandoned at its deadline), it is refused, and stays unread.
         let relay = OthersRelay(before: batch.stateBefore, hub: hub)
         if batch.woken && !refusing { relay.deliver(await catchUp()) }
-        let (commit, notStored) = await storeMessages(of: batch, refusing: refusing) { relay.deliver($0) }
+        let (reads, handOver) = AsyncStream.makeStream(of: LogCommit.self)
+        async let stored = storeMessages(of: batch, refusing: refusing, handingOver: handOver)
+        for await read in reads { relay.deliver(read) }
+        let (commit, notStored) = await stored
         let roomsStored = await storeRoomChanges(of: batch.effects, refusing: refusing)
         let othersLast = relay.lastDelivered
         // `notStored` holds provisional ids: moved by the same offset as the effects.
@@ -101,6 +106,8 @@ public struct Publisher<Sink: EventSink>: Sendable {
                 continue
             }
         }
+        // Other nodes' news for those who came with this batch, after their own.
+        for (event, recipients) in relay.takeLateNews() { sink.deliver(event, to: recipients) }
         sink.endOfBatch()
         // Where the log now is, for the hub's next ids; a batch numbered as it was given changes nothing there (the
         // single server's case: no lock taken).
@@ -134,8 +141,13 @@ public struct Publisher<Sink: EventSink>: Sendable {
     /// them when the write failed, or when the server is past its shutdown deadline. A batch that gave out no
     /// ids writes nothing.
     private func storeMessages(
-        of batch: EffectBatch<Sink.Peer>, refusing: Bool, whenRead: @escaping @Sendable (LogCommit) -> Void
+        of batch: EffectBatch<Sink.Peer>, refusing: Bool, handingOver reads: AsyncStream<LogCommit>.Continuation
     ) async -> (LogCommit, unstored: Set<Int64>) {
+        defer { reads.finish() }
+        let whenRead: @Sendable (LogCommit) -> Bool = { read in
+            if case .enqueued = reads.yield(read) { return true }
+            return false
+        }
         var messages: [ChatMessage] = []
         var presence: [PresenceEntry] = []
         for effect in batch.effects {
@@ -199,16 +211,25 @@ private final class Flag: Sendable {
 /// told; the hub's chat takes them too, and tells whoever came since after their own news. A class, because the
 /// store hands it what it read from inside its transaction (`MessageStore.commit(_:presence:ids:whenRead:)`).
 final class OthersRelay<Sink: EventSink>: Sendable {
-    private let state: Mutex<(before: ChatState<Sink.Peer>?, last: Int64?)>
+    private let state: Mutex<(before: ChatState<Sink.Peer>?, last: Int64?, late: [(ChatEvent, Recipients<Sink.Peer>)])>
     private let hub: ChatHub<Sink>
 
     init(before: ChatState<Sink.Peer>?, hub: ChatHub<Sink>) {
-        self.state = Mutex((before, nil))
+        self.state = Mutex((before, nil, []))
         self.hub = hub
     }
 
     /// The highest id delivered so far.
     var lastDelivered: Int64? { state.withLock { $0.last } }
+
+    /// What those who came with the batch are to be told of what was delivered (`ChatHub.apply`), once their own
+    /// news is out.
+    func takeLateNews() -> [(ChatEvent, Recipients<Sink.Peer>)] {
+        state.withLock { state in
+            defer { state.late = [] }
+            return state.late
+        }
+    }
 
     func deliver(_ read: LogCommit) {
         guard read.lastRead != nil else { return }
@@ -221,12 +242,12 @@ final class OthersRelay<Sink: EventSink>: Sendable {
                 if let entry = entries.first, entry.id < messages.first?.id ?? .max {
                     entries.removeFirst()
                     changes = state.before!.apply(entry)
-                    hub.apply(others: [entry], toldAlready: Self.deliveries(changes))
+                    state.late += hub.apply(others: [entry], toldAlready: Self.deliveries(changes))
                 } else {
                     let message = messages.removeFirst()
                     if message.kind == .topic {
                         changes = state.before!.applyTopic(message)
-                        hub.apply(others: [], topics: [message], toldAlready: Self.deliveries(changes))
+                        state.late += hub.apply(others: [], topics: [message], toldAlready: Self.deliveries(changes))
                     } else {
                         changes = state.before!.deliveries(ofOthers: [message])
                     }

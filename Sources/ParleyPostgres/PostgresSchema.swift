@@ -115,5 +115,11 @@ enum PostgresSchema {
             "CREATE TABLE presence (node TEXT NOT NULL, session BIGINT NOT NULL, profile TEXT NOT NULL, PRIMARY KEY (node, session))",
             "CREATE TABLE node_leases (node TEXT PRIMARY KEY, expires TIMESTAMPTZ NOT NULL)",
         ],
+        // Version 4: when each presence entry was written, so that the log of them does not grow for ever: they
+        // are news for the nodes reading the log now, not history (`PostgresStore.prunePresence`).
+        [
+            "ALTER TABLE presence_log ADD COLUMN written TIMESTAMPTZ NOT NULL DEFAULT now()",
+            "CREATE INDEX presence_log_by_time ON presence_log (written)",
+        ],
     ]
 }

@@ -31,7 +31,7 @@ extension PostgresStore {
     /// committed already, and marked read at once, so a commit of this batch that then fails does not read them
     /// again.
     public func commit(
-        _ messages: [ChatMessage], presence: [PresenceEntry], ids: Range<Int64>, whenRead: @escaping @Sendable (LogCommit) -> Void
+        _ messages: [ChatMessage], presence: [PresenceEntry], ids: Range<Int64>, whenRead: @escaping @Sendable (LogCommit) -> Bool
     ) async throws -> LogCommit {
         try await commit(messages, presence: presence, ids: ids, readingOthers: node != nil, whenRead: whenRead)
     }
@@ -40,7 +40,7 @@ extension PostgresStore {
     /// command, not delivered by a server).
     func commit(
         _ messages: [ChatMessage], presence: [PresenceEntry] = [], ids: Range<Int64>, readingOthers: Bool,
-        whenRead: (@Sendable (LogCommit) -> Void)? = nil
+        whenRead: (@Sendable (LogCommit) -> Bool)? = nil
     ) async throws -> LogCommit {
         // Nothing to store and nobody else to make room for: the next batch's GREATEST keeps its ids above these.
         guard !ids.isEmpty, !messages.isEmpty || node != nil else { return .asNumbered }
@@ -116,11 +116,11 @@ extension PostgresStore {
         return LogCommit(offset: end - (ids.upperBound - 1), others: later, presence: laterPresence)
     }
 
-    /// Everything up to `id` is read: handed to `whenRead`, it is never read again.
-    private func read(through id: Int64, handing read: LogCommit, to whenRead: (@Sendable (LogCommit) -> Void)?) {
-        guard let whenRead else { return }
+    /// Everything up to `id` is read, once `whenRead` took it: it is never read again. (Refused, or past the
+    /// deadline, it stays unread.)
+    private func read(through id: Int64, handing read: LogCommit, to whenRead: (@Sendable (LogCommit) -> Bool)?) {
+        guard let whenRead, !Task.isCancelled, whenRead(read) else { return }
         log.withLock { $0 = max($0, id) }
-        whenRead(read)
     }
 
     /// What other nodes committed since this node last read the log, oldest first.
@@ -178,7 +178,8 @@ extension PostgresStore {
             let columns = row.makeRandomAccess()
             if try columns[0].decode(Bool.self) {
                 let (id, writer, document) = (try columns[1].decode(Int64.self), try columns[4].decode(String.self), try columns[6].decode(String.self))
-                var entry = try decoder.decode(PresenceEntry.self, from: Data(document.utf8))
+                // A kind a newer node writes and this one does not know is passed over, not fatal to every commit.
+                guard var entry = try? decoder.decode(PresenceEntry.self, from: Data(document.utf8)) else { continue }
                 (entry.id, entry.node) = (id, writer)
                 read.presence.append(entry)
             } else {
@@ -220,11 +221,14 @@ extension PostgresStore {
                             }
                         }
                         group.addTask {
+                            var ticks = 0
                             while open() {
                                 try await Task.sleep(for: .seconds(1))
                                 // The lease, on this connection (a node that cannot renew it cannot listen either).
                                 let ended = try await Self.withDeadline(timeout, address: address) { try await store?.keepLease(on: connection) ?? false }
                                 continuation.yield(ended ? .presenceLost : .log)
+                                ticks += 1
+                                if ticks % 60 == 0 { try await store?.prunePresence() }
                                 // A connection that went half-open would wait for notifications for ever: ask.
                                 _ = try await Self.withDeadline(timeout, address: address) {
                                     try await connection.query("SELECT 1", logger: logger).collect()

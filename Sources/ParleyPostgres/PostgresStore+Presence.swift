@@ -9,6 +9,10 @@ import Synchronization
 /// batch, and `presence` keeps the present that they add up to, for a node that starts later. Each node holds a
 /// lease (`node_leases`); when one runs out, exactly one other node ends its sessions with one `nodeGone` entry.
 extension PostgresStore {
+    /// Rows per INSERT of presence entries when they are written in parts: 3 binds a row, well under
+    /// PostgreSQL's 65,535.
+    static let presenceRowsPerInsert = 10_000
+
     /// What a batch's presence changes write: the entries into the log, and the last state of each session into
     /// `presence`. Worked out once; written with the ids the log gave (`fragments`).
     struct PresenceWrites: Sendable {
@@ -44,36 +48,40 @@ extension PostgresStore {
         /// by `offset`. The rows they touch are distinct (a roster keeps the present, a session is gone or present),
         /// so they may run as parts of one statement.
         func fragments(offset: Int64, in statement: inout Statement) -> [String] {
-            parts(offset: offset).map { $0(&statement) }
+            parts(offset: offset, rowsPerPart: .max).map { $0(&statement) }
         }
 
-        /// The same, each a statement of its own.
+        /// The same, each a statement of its own, the INSERTs in parts of `presenceRowsPerInsert` rows (a batch too
+        /// large for one statement's binds: a node telling its many users again).
         func queries(offset: Int64) -> [PostgresQuery] {
-            parts(offset: offset).map { part in
+            parts(offset: offset, rowsPerPart: PostgresStore.presenceRowsPerInsert).map { part in
                 var statement = Statement()
                 statement.sql = part(&statement)
                 return statement.query
             }
         }
 
-        private func parts(offset: Int64) -> [(inout Statement) -> String] {
-            var parts: [(inout Statement) -> String] = [
-                { statement in
-                    let rows = entries.indices.map { index in
+        private func parts(offset: Int64, rowsPerPart: Int) -> [(inout Statement) -> String] {
+            var parts: [(inout Statement) -> String] = []
+            for start in stride(from: 0, to: entries.count, by: rowsPerPart) {
+                let indices = start..<min(start + min(rowsPerPart, entries.count), entries.count)
+                parts.append { statement in
+                    let rows = indices.map { index in
                         "(\(statement.bind(entries[index].id + offset)), \(statement.bind(node)), \(statement.bind(documents[index])))"
                     }
                     return "INSERT INTO presence_log (id, node, entry) VALUES " + rows.joined(separator: ",")
                 }
-            ]
+            }
             if let roster {
                 parts.append { "DELETE FROM presence WHERE node = \($0.bind(node)) AND NOT (session = ANY(\($0.bind(roster))))" }
             }
             if !gone.isEmpty {
                 parts.append { "DELETE FROM presence WHERE node = \($0.bind(node)) AND session = ANY(\($0.bind(gone)))" }
             }
-            if !present.isEmpty {
+            for start in stride(from: 0, to: present.count, by: rowsPerPart) {
+                let slice = present[start..<min(start + min(rowsPerPart, present.count), present.count)]
                 parts.append { statement in
-                    let rows = present.map { "(\(statement.bind(node)), \(statement.bind($0.session)), \(statement.bind($0.profile)))" }
+                    let rows = slice.map { "(\(statement.bind(node)), \(statement.bind($0.session)), \(statement.bind($0.profile)))" }
                     return "INSERT INTO presence (node, session, profile) VALUES " + rows.joined(separator: ",")
                         + " ON CONFLICT (node, session) DO UPDATE SET profile = EXCLUDED.profile"
                 }
@@ -155,6 +163,19 @@ extension PostgresStore {
             }
         }
         return made
+    }
+
+    /// How long presence entries are kept: far longer than any node reading the log takes to read them (a node
+    /// that could not read for this long was ended by the others long before, and tells them again who it has).
+    static let presenceKept: Duration = .seconds(3600)
+
+    /// Forgets presence entries older than `presenceKept` (each node does, once a minute: a DELETE that finds
+    /// nothing costs an index probe).
+    func prunePresence() async throws {
+        let seconds = Self.presenceKept.seconds
+        try await transaction { [logger] connection in
+            try await connection.query("DELETE FROM presence_log WHERE written < now() - make_interval(secs => \(seconds))", logger: logger)
+        }
     }
 
     /// Writes one `nodeGone` for `node` into the log (under its name, so every other node reads it) and forgets its

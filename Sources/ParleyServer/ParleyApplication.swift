@@ -56,7 +56,7 @@ public struct ParleyApplication: Sendable {
         application.hub.setRoomPolicies(policies)
         application.hub.motd = motd
         // The other nodes' users, before anyone here is there to be told of them.
-        application.hub.apply(others: present)
+        _ = application.hub.apply(others: present)
         return application
     }
 

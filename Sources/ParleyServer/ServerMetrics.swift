@@ -117,11 +117,11 @@ struct MeasuredStore: MessageStore {
     }
 
     func commit(_ messages: [ChatMessage], presence: [PresenceEntry], ids: Range<Int64>) async throws -> LogCommit {
-        try await commit(messages, presence: presence, ids: ids) { _ in }
+        try await commit(messages, presence: presence, ids: ids) { _ in true }
     }
 
     func commit(
-        _ messages: [ChatMessage], presence: [PresenceEntry], ids: Range<Int64>, whenRead: @escaping @Sendable (LogCommit) -> Void
+        _ messages: [ChatMessage], presence: [PresenceEntry], ids: Range<Int64>, whenRead: @escaping @Sendable (LogCommit) -> Bool
     ) async throws -> LogCommit {
         let start = ContinuousClock.now
         let commit = try await store.commit(messages, presence: presence, ids: ids, whenRead: whenRead)

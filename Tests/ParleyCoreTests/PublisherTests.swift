@@ -376,6 +376,70 @@ struct PublisherTests {
     }
 }
 
+@Suite("Publisher: other nodes' presence")
+struct PublisherPresenceTests {
+    static let now = Date(timeIntervalSince1970: 1_700_000_000)
+
+    @Test("another node's user comes online while bob joins here: alice, here before, is told at once; bob after his own welcome; the next batch knows them")
+    func newsAroundTheBatch() async throws {
+        let sink = RecordingSink()
+        let hub = ChatHub(serverName: "t", sink: sink, historyOnJoin: 0, sharedLog: true, nodeName: "a", now: { Self.now })
+        _ = try hub.register(nick: "alice", peer: 1)
+        await Publisher(hub: hub, store: NoStore()).publish(hub.takeEffects())
+        let profile = PresenceProfile(nick: "zed", rooms: [])
+        let online = PresenceEntry(id: 100, node: "b", session: 7, kind: .online, profile: profile)
+        var joined = PresenceEntry(id: 101, node: "b", session: 7, kind: .joined, room: "#general", profile: profile)
+        joined.profile?.rooms = ["#general"]
+        let store = PresenceStore(presence: [online, joined])
+        let publisher = Publisher(hub: hub, store: store)
+        let before = sink.steps.count
+        _ = try hub.register(nick: "bob", peer: 2)
+        await publisher.publish(hub.takeEffects())
+        let after = Array(sink.steps.dropFirst(before))
+        let zedJoined = ChatEvent.joined(room: "#general", nick: "zed", account: nil, realName: nil)
+        let toAlice = after.firstIndex(of: .deliver(zedJoined, to: [1]))
+        let toBob = after.firstIndex(of: .deliver(zedJoined, to: [2]))
+        let bobsWelcome = after.firstIndex { if case .deliver(.welcome, [2]) = $0 { true } else { false } }
+        #expect(toAlice != nil && toBob != nil && bobsWelcome != nil, "\(after)")
+        #expect(toAlice! < bobsWelcome!, "alice, here before the batch, is told first")
+        #expect(bobsWelcome! < toBob!, "bob hears of zed after his own welcome")
+        #expect(after.filter { $0 == .deliver(zedJoined, to: [1]) || $0 == .deliver(zedJoined, to: [2]) }.count == 2, "each told once")
+        #expect(try hub.nicks(in: "#general") == ["alice", "bob", "zed"])
+        // The next batch starts from a copy that has zed: an update of theirs is no second join.
+        let before2 = sink.steps.count
+        var away = PresenceEntry(id: 102, node: "b", session: 7, kind: .updated, profile: joined.profile)
+        away.profile?.away = "lunch"
+        store.add([away])
+        hub.wake()
+        await publisher.publish(hub.takeEffects())
+        let next = Array(sink.steps.dropFirst(before2))
+        #expect(!next.contains { if case .deliver(.joined(_, "zed", _, _), _) = $0 { true } else { false } }, "\(next)")
+        #expect(next.contains { if case .deliver(.awayChanged("zed", "lunch"), let to) = $0 { Set(to) == [1, 2] } else { false } }, "\(next)")
+    }
+}
+
+/// Hands back other nodes' presence entries once, from the next commit or catch-up.
+final class PresenceStore: MessageStore {
+    private let pending: Mutex<[PresenceEntry]>
+
+    init(presence: [PresenceEntry]) { pending = Mutex(presence) }
+
+    func add(_ entries: [PresenceEntry]) { pending.withLock { $0 += entries } }
+
+    private func take() -> LogCommit {
+        pending.withLock { pending in
+            defer { pending = [] }
+            return LogCommit(presence: pending)
+        }
+    }
+
+    func append(_ messages: [ChatMessage]) async throws {}
+    func commit(_ messages: [ChatMessage], ids: Range<Int64>) async throws -> LogCommit { take() }
+    func catchUp() async throws -> LogCommit { take() }
+    func history(room: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage] { [] }
+    func lastMessageID() async throws -> Int64 { 0 }
+}
+
 /// A store whose batches land `offset` higher in the log, after `others` (another node's), once: handed back by
 /// the first commit or catch-up. Records the bounds it was asked to read history below.
 final class ShiftedStore: MessageStore {

@@ -37,7 +37,7 @@ struct NodePresenceTests {
                 try await clash.send("alice")
                 try await clash.waitFor { $0.contains("The nickname alice is taken") }
                 try await bob.send("/nick alice")
-                try await bob.waitFor { $0 == "!!! The nickname alice is taken; choose another." }
+                try await bob.waitFor { $0 == "!!! The nickname alice is taken by a user of another server of this chat; choose another." }
 
                 try await alice.send("/nick alicia")
                 try await bob.waitFor { $0 == "*** alice is now known as alicia" }

@@ -2,7 +2,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import ParleyCore
-import ParleyPostgres
+@testable import ParleyPostgres
 import ParleyServer
 import Synchronization
 import Testing
@@ -74,6 +74,21 @@ struct NodeTests {
             #expect(applied == stored, "node \(index) applied every id once, in increasing order")
         }
         for store in stores { await store.close() }
+    }
+
+    @Test("presence entries are news, not history: a node forgets those older than an hour, and keeps the newer")
+    func presencePruned() async throws {
+        let (cluster, database, _) = try await Self.newDatabase()
+        let a = try await PostgresStore.open(database, serving: true, node: "a", timeout: PostgresCluster.patience, logger: PostgresCluster.quiet)
+        let entry = { (id: Int64) in PresenceEntry(id: id, session: UInt64(id), kind: .online, profile: PresenceProfile(nick: "u\(id)")) }
+        _ = try await a.commit([], presence: [entry(1), entry(2)], ids: 1..<3)
+        try await cluster.execute(database: database.database, "UPDATE presence_log SET written = now() - interval '2 hours' WHERE id = 1")
+        try await a.prunePresence()
+        #expect(try await cluster.number(database: database.database, "SELECT count(*) FROM presence_log") == 1)
+        #expect(try await cluster.number(database: database.database, "SELECT min(id)::int FROM presence_log") == 2)
+        // What they added up to stays: both sessions are still present.
+        #expect(try await cluster.number(database: database.database, "SELECT count(*) FROM presence WHERE node = 'a'") == 2)
+        await a.close()
     }
 
     /// How a node opens the database: as `parley serve --store postgres --node-name NAME` does.
