@@ -102,6 +102,9 @@ extension ChatState {
                 default: break
                 }
             }
+        case .relay:
+            guard let message = entry.message?.message(id: entry.id) else { break }
+            effects += deliveries(ofOthers: [message])
         case .invite:
             // Only the invited user's node tells them, and lets them past the room's locks if an operator asked.
             guard entry.targetNode == nodeName, nodeName != nil, let raw = entry.room, let room = try? RoomName(validating: raw) else { break }
@@ -180,6 +183,19 @@ extension ChatState {
         entry.reason = inviter.shownAccount
         entry.notice = ReplicatedNotice(kickBy: .user(inviter.nick.display), reason: nil)
         nextMessageID += 1
+        effects.append(.replicate(entry))
+    }
+
+    /// On a node, a message that is not kept (a typing indicator) for the other nodes' users it is for: in the log
+    /// as news, under the message's own id (so it takes no other). Only when someone elsewhere is to get it.
+    mutating func relay(_ message: ChatMessage, to room: RoomName? = nil, into effects: inout [Effect<Peer>]) {
+        guard replicating else { return }
+        if let room, let here = rooms[room.key], here.audienceIDs == nil {
+            // Nobody of another node in the room (a built audience without `audienceIDs` says so at no cost).
+            if here.audience != nil || here.members.allSatisfy({ sessions[$0]?.peer != nil }) { return }
+        }
+        var entry = PresenceEntry(id: message.id, session: 0, kind: .relay)
+        entry.message = ReplicatedMessage(message)
         effects.append(.replicate(entry))
     }
 

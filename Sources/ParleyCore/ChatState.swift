@@ -349,7 +349,7 @@ public struct ChatState<Peer: Sendable>: Sendable {
             guard kind == .tags ? !tags.isEmpty : !Sanitizer.isBlank(text) else { return }
             let room = try speakingRoom(room, of: session, now: now)
             let message = newMessage(from: session, to: .room(room.display), kind: kind, text: text, tags: tags, now: now)
-            if message.isKept { effects.append(.record(message, sender: peer, ref: ref)) }
+            if message.isKept { effects.append(.record(message, sender: peer, ref: ref)) } else { relay(message, to: room, into: &effects) }
             effects.append(.deliver(.message(message), to: recipients(in: room, except: session.id)))
             effects.append(.deliver(.ack(ref: ref, message: message), to: me))
 
@@ -360,8 +360,13 @@ public struct ChatState<Peer: Sendable>: Sendable {
             let message = newMessage(
                 from: session, to: .user(other.nick.display), kind: kind, text: text, tags: tags, recipientAccount: other.account, now: now
             )
-            if message.isKept { effects.append(.record(message, sender: peer, ref: ref)) }
-            // To a user of another node, through the log (kept messages only: a TAGMSG that is not kept does not go).
+            // To a user of another node, through the log: a kept message as a message, one that is not (a typing
+            // indicator) as news.
+            if message.isKept {
+                effects.append(.record(message, sender: peer, ref: ref))
+            } else if other.peer == nil {
+                relay(message, into: &effects)
+            }
             effects.append(.deliver(.message(message), to: other.me))
             effects.append(.deliver(.ack(ref: ref, message: message), to: me))
             if let away = other.away, kind != .notice, kind != .tags {

@@ -30,6 +30,8 @@ public struct PresenceEntry: Sendable, Equatable, Codable {
         /// An invitation to `room` of the session `session` of the node `targetNode`, by `notice.by` (account in
         /// `reason`; `cause` "operator" when it lets them past the room's locks): told by that node.
         case invite
+        /// A message that is not kept (a typing indicator): delivered by the other nodes to their users it is for.
+        case relay
     }
 
     /// Its place in the log: provisional (the hub's) until committed, like a message's id.
@@ -52,6 +54,8 @@ public struct PresenceEntry: Sendable, Equatable, Codable {
     /// What a `room` change changed of the room's policy, and (`room`, `kick`, `invite`) what is told.
     public var changes: [ReplicatedChange]?
     public var notice: ReplicatedNotice?
+    /// A `relay`'s message (its id is the entry's).
+    public var message: ReplicatedMessage?
     /// Whose session a `kick` removes, an `invite` invites, or a `room` change (a voice, an operator without an
     /// account) is about, with `session`.
     public var targetNode: String?
@@ -175,5 +179,32 @@ public struct ReplicatedNotice: Sendable, Equatable, Codable {
 
     func notice(in room: String) -> ModerationNotice? {
         ModerationNotice.Action(rawValue: action).map { ModerationNotice(room: room, action: $0, target: target, by: actor, reason: reason, until: until) }
+    }
+}
+
+/// A message as it crosses between nodes without being kept (`ChatMessage`, whose target is not `Codable`).
+public struct ReplicatedMessage: Sendable, Equatable, Codable {
+    var time: Date
+    var from: String?
+    var account: String?
+    var room: String?
+    var user: String?
+    var kind: String
+    var text: String
+    var tags: [String: String]
+
+    init(_ message: ChatMessage) {
+        (time, from, account, kind, text, tags) = (message.time, message.from, message.account, message.kind.rawValue, message.text, message.tags)
+        switch message.target {
+        case .room(let name): room = name
+        case .user(let nick): user = nick
+        case .everyone: break
+        }
+    }
+
+    func message(id: Int64) -> ChatMessage? {
+        guard let kind = ChatMessage.Kind(rawValue: kind) else { return nil }
+        let target: ChatMessage.Target = if let room { .room(room) } else if let user { .user(user) } else { .everyone }
+        return ChatMessage(id: id, time: time, from: from, account: account, target: target, kind: kind, text: text, tags: tags)
     }
 }

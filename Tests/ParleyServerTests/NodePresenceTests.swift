@@ -158,6 +158,33 @@ struct NodePresenceTests {
         }
     }
 
+    @Test("a typing indicator (a TAGMSG that is not kept) reaches IRC users of another node, in a room and in private, and stays out of the history")
+    func typingCrosses() async throws {
+        let database = try await PostgresCluster.newDatabase()
+        try await TestServer.run(storage: NodeTests.node("a", of: database)) { a in
+            try await TestServer.run(storage: NodeTests.node("b", of: database)) { b in
+                let tagger = try await IRCConformanceTests.connect("tagger", port: a.ircPort, capabilities: ["message-tags"])
+                let watcher = try await IRCConformanceTests.connect("tagwatch", port: b.ircPort, capabilities: ["message-tags"])
+                try await IRCConformanceTests.join(tagger, "tagger", "#tags")
+                try await IRCConformanceTests.join(watcher, "tagwatch", "#tags")
+                try await tagger.waitFor(timeout: .seconds(20)) { $0.hasPrefix(":tagwatch!") && $0.hasSuffix(" JOIN #tags") }
+                try await tagger.send("@+typing=active TAGMSG #tags")
+                let typing = try await watcher.waitFor { $0.contains(" :tagger!") && $0.hasSuffix(" TAGMSG #tags") }
+                #expect(typing.hasPrefix("@+typing=active;"), "\(typing)")
+                try await tagger.send("@+typing=paused TAGMSG tagwatch")
+                let inPrivate = try await watcher.waitFor { $0.contains(" :tagger!") && $0.hasSuffix(" TAGMSG tagwatch") }
+                #expect(inPrivate.hasPrefix("@+typing=paused;"), "\(inPrivate)")
+                // Not kept: a newcomer's history of the room has none of it.
+                try await tagger.send("PRIVMSG #tags :words")
+                try await watcher.waitFor { $0.hasSuffix("PRIVMSG #tags :words") }
+                let late = try await b.jsonUser("late")
+                try await late.send(##"{"type":"join","room":"#tags"}"##)
+                let history = try json(try await late.waitFor(isEvent("history", ["room": "#tags"])))["messages"] as! [[String: Any]]
+                #expect(history.map { $0["text"] as? String } == ["words"], "\(history)")
+            }
+        }
+    }
+
     @Test("kill -9 of a node: its users leave every other node within --node-timeout, told once on each, and their nicks are free again")
     func deadNodesUsersLeave() async throws {
         let (cluster, database, environment) = try await NodeTests.newDatabase()
