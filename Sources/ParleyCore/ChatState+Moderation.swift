@@ -155,7 +155,7 @@ extension ChatState {
             persist([.restrict(room: room, restriction)], kind.imposed.rawValue, mask.text, duration + (reason.map { ": \($0)" } ?? ""))
             announce(ModerationNotice(room: room, action: kind.imposed, target: mask.text, by: by, reason: reason, until: restriction.until))
             if kind == .ban, let members = rooms[name.key]?.members {
-                // Another node's members are its to remove (moderation is not replicated yet).
+                // Another node's members are its to remove: it makes the same change (`applyModeration`).
                 for id in members where sessions[id]?.peer != nil && activeRestriction(.ban, in: name.key, on: id, now: now) != nil {
                     leave(name, session: id, reason: .kicked(by: by, reason: "banned" + (reason.map { ": \($0)" } ?? "")), into: &effects)
                 }
