@@ -203,9 +203,20 @@ public final class ChatHub<Sink: EventSink>: Sendable {
         mutate { ((), $0.expireRestrictions(now: now)) }
     }
 
-    public func setRoomPolicies(_ policies: [RoomPolicy]) { shared.withLock { $0.state.setRoomPolicies(policies) } }
+    public func setRoomPolicies(_ policies: [RoomPolicy]) {
+        shared.withLock { shared in
+            shared.state.setRoomPolicies(policies)
+            // The copy the next batch starts from, on a node, knows them too.
+            shared.stateAtHandOut?.setRoomPolicies(policies)
+        }
+    }
 
-    public func setAccounts(_ accounts: [Account]) { shared.withLock { $0.state.setAccounts(accounts) } }
+    public func setAccounts(_ accounts: [Account]) {
+        shared.withLock { shared in
+            shared.state.setAccounts(accounts)
+            shared.stateAtHandOut?.setAccounts(accounts)
+        }
+    }
     /// The message of the day: its lines, shown to each client that registers from now on.
     public var motd: [String] {
         get { shared.withLock { $0.state.motd } }
@@ -266,6 +277,22 @@ public final class ChatHub<Sink: EventSink>: Sendable {
     private static func leavingOut(_ told: [(ChatEvent, Recipients<Peer>)], from event: ChatEvent, _ recipients: Recipients<Peer>) -> Recipients<Peer> {
         let peers = Set(told.filter { $0.0 == event }.flatMap { $0.1.map(\.peer) })
         return peers.isEmpty ? recipients : Recipients(recipients.filter { !peers.contains($0.peer) })
+    }
+
+    /// The other nodes' sessions brought into line with the database's present (`ChatState.resync`); those here
+    /// are told of the differences, queued.
+    public func resync(with present: [PresenceEntry]) {
+        mutateShared { shared in
+            _ = shared.stateAtHandOut?.resync(with: present)
+            // What is told here, and a rename of a user here after a race for a nick, for the others.
+            let kept = shared.state.resync(with: present).filter {
+                switch $0 {
+                case .deliver, .replicate: true
+                default: false
+                }
+            }
+            return ((), kept)
+        }
     }
 
     /// Every session of this node told again to the others (`ChatState.presenceSnapshot`): after the database was

@@ -160,12 +160,12 @@ extension ChatState {
     /// On a node, a moderation change in a room, for the others: what it changed of the room's policy, what is
     /// told, and the session it changes in the room alone (`about`), if any.
     mutating func replicate(
-        moderation notice: ModerationNotice, changes: [RoomChange], in name: RoomName, about target: Session?, into effects: inout [Effect<Peer>]
+        moderation notice: ModerationNotice?, changes: [RoomChange], in name: RoomName, about target: Session?, into effects: inout [Effect<Peer>]
     ) {
         guard replicating else { return }
         var entry = PresenceEntry(id: nextMessageID, session: 0, kind: .room, room: name.display)
         entry.changes = changes.compactMap(ReplicatedChange.init)
-        entry.notice = ReplicatedNotice(notice)
+        entry.notice = notice.map(ReplicatedNotice.init)
         if let target { (entry.targetNode, entry.session) = reference(to: target) }
         nextMessageID += 1
         effects.append(.replicate(entry))
@@ -197,6 +197,23 @@ extension ChatState {
         var entry = PresenceEntry(id: message.id, session: 0, kind: .relay)
         entry.message = ReplicatedMessage(message)
         effects.append(.replicate(entry))
+    }
+
+    /// Brings the other nodes' sessions here into line with `present` (their `online` entries, from the database's
+    /// present): each node's sessions missing from it end, the rest come or change. For a node back from so long
+    /// away that entries it never read are gone.
+    public mutating func resync(with present: [PresenceEntry]) -> [Effect<Peer>] {
+        var effects: [Effect<Peer>] = []
+        let byNode = Dictionary(grouping: present.filter { $0.node != nil }, by: { $0.node! })
+        for node in Set(remote.keys).union(byNode.keys).sorted() {
+            let roster = PresenceEntry(
+                id: 0, node: node, session: 0, kind: .roster, cause: "lost", reason: LeaveReason.connectionLost.text,
+                sessions: (byNode[node] ?? []).map(\.session)
+            )
+            effects += apply(roster)
+            for entry in byNode[node] ?? [] { effects += apply(entry) }
+        }
+        return effects
     }
 
     /// How other nodes name a session: its node and its number there.

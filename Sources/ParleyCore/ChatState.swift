@@ -838,6 +838,8 @@ public struct ChatState<Peer: Sendable>: Sendable {
             if let account = session.account, policies.count < Self.maximumKeptRooms, ownedRooms(of: account) < roomLimits.ownedPerAccount {
                 policy.operators.insert(account)
                 effects.append(.persist([.addOperator(room: room.name.display, account: account)], audit: nil, actor: session.peer))
+                // The other nodes learn the room is owned (nothing is announced: a creator's ownership is not news).
+                replicate(moderation: nil, changes: [.addOperator(room: room.name.display, account: account)], in: name, about: nil, into: &effects)
             } else {
                 room.operators.insert(id)
                 if session.account != nil {

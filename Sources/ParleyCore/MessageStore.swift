@@ -91,6 +91,9 @@ public protocol MessageStore: Sendable {
     /// Who is online on the other nodes of a shared database, each an `online` entry, read at a point of the log
     /// that `catchUp` then goes on from: what a node applies before it serves. None for a store not shared.
     func presence() async throws -> [PresenceEntry]
+    /// Who is online on the other nodes now, as `presence()`, leaving where this node reads the log as it is: for a
+    /// node that was cut off long enough to miss entries the others have since forgotten.
+    func othersPresent() async throws -> [PresenceEntry]
     /// A room's messages with ids below `below`, oldest first. The bound is the next id at the moment the
     /// replay was asked for, so a replay never includes a message that is also delivered live after it.
     func history(room: String, _ query: HistoryQuery, below: Int64) async throws -> [ChatMessage]
@@ -131,6 +134,7 @@ extension MessageStore {
     }
     public func catchUp() async throws -> LogCommit { .asNumbered }
     public func presence() async throws -> [PresenceEntry] { [] }
+    public func othersPresent() async throws -> [PresenceEntry] { [] }
     public func history(room: String, _ query: HistoryQuery, below: Int64, withTags: Bool) async throws -> [ChatMessage] {
         try await history(room: room, query, below: below).filter { withTags || $0.kind != .tags }
     }

@@ -228,7 +228,8 @@ extension PostgresStore {
                                 let ended = try await Self.withDeadline(timeout, address: address) { try await store?.keepLease(on: connection) ?? false }
                                 continuation.yield(ended ? .presenceLost : .log)
                                 ticks += 1
-                                if ticks % 60 == 0 { try await store?.prunePresence() }
+                                // Not the lease's business: a failed prune is tried again a minute later.
+                                if ticks % 60 == 0 { try? await store?.prunePresence() }
                                 // A connection that went half-open would wait for notifications for ever: ask.
                                 _ = try await Self.withDeadline(timeout, address: address) {
                                     try await connection.query("SELECT 1", logger: logger).collect()

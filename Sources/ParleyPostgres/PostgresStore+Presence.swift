@@ -94,8 +94,19 @@ extension PostgresStore {
     /// reads the log from the point that present was read at (one snapshot: nothing is missed, and an entry
     /// applied twice changes nothing the second time).
     public func presence() async throws -> [PresenceEntry] {
-        guard let node else { return [] }
-        let (head, entries) = try await transaction { [logger] connection -> (Int64, [PresenceEntry]) in
+        let (head, entries) = try await present()
+        log.withLock { $0 = max($0, head) }
+        return entries
+    }
+
+    public func othersPresent() async throws -> [PresenceEntry] {
+        try await present().entries
+    }
+
+    /// The other nodes' sessions, and the log's head they add up to.
+    private func present() async throws -> (head: Int64, entries: [PresenceEntry]) {
+        guard let node else { return (0, []) }
+        return try await transaction { [logger] connection -> (Int64, [PresenceEntry]) in
             try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", logger: logger)
             var head: Int64 = 0
             for try await (seq) in try await connection.query("SELECT seq FROM log_head", logger: logger).decode(Int64.self) { head = seq }
@@ -108,8 +119,6 @@ extension PostgresStore {
             }
             return (head, entries)
         }
-        log.withLock { $0 = max($0, head) }
-        return entries
     }
 
     /// This node starts: what an earlier run under its name left (sessions it did not end, having stopped without
@@ -170,13 +179,24 @@ extension PostgresStore {
     static let presenceKept: Duration = .seconds(3600)
 
     /// Forgets presence entries older than `presenceKept` (each node does, once a minute: a DELETE that finds
-    /// nothing costs an index probe).
+    /// nothing costs an index probe), at most `presencePrunedAtOnce` at a time, so that a large backlog (the rows a
+    /// database had when it came to schema 4 all age at once) goes in steps that each finish well inside the
+    /// deadline.
     func prunePresence() async throws {
         let seconds = Self.presenceKept.seconds
+        let most = Self.presencePrunedAtOnce
         try await transaction { [logger] connection in
-            try await connection.query("DELETE FROM presence_log WHERE written < now() - make_interval(secs => \(seconds))", logger: logger)
+            try await connection.query(
+                """
+                DELETE FROM presence_log WHERE id IN
+                    (SELECT id FROM presence_log WHERE written < now() - make_interval(secs => \(seconds)) LIMIT \(most))
+                """,
+                logger: logger
+            )
         }
     }
+
+    static let presencePrunedAtOnce = 20_000
 
     /// Writes one `nodeGone` for `node` into the log (under its name, so every other node reads it) and forgets its
     /// present, in the caller's transaction.

@@ -207,6 +207,8 @@ struct ChangeWatcher: Service {
                 case .presenceLost:
                     logger.warning("the other nodes ended this node's sessions (its lease ran out); telling them again who is here")
                     hub.tellPresenceAgain()
+                    // And learning again who is there: entries it missed may be forgotten by now.
+                    if let present = try? await storage.othersPresent() { hub.resync(with: present) }
                 case .accounts:
                     guard let accounts = try? await storage.accounts() else { continue }
                     hub.setAccounts(accounts)

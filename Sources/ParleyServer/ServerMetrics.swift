@@ -133,6 +133,10 @@ struct MeasuredStore: MessageStore {
         try await store.presence()
     }
 
+    func othersPresent() async throws -> [PresenceEntry] {
+        try await store.othersPresent()
+    }
+
     func catchUp() async throws -> LogCommit {
         try await store.catchUp()
     }

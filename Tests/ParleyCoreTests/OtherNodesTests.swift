@@ -149,6 +149,28 @@ struct OtherNodesRecoveryTests {
     }
 }
 
+extension OtherNodesRecoveryTests {
+    @Test("back from a long absence, a node brings the others' sessions into line with the database's present: the gone leave, the new come, the rest stay")
+    func resync() throws {
+        var a = Node("a")
+        var b = Node("b")
+        for (index, nick) in ["ann", "art"].enumerated() { _ = a.keep(try a.state.register(nick: nick, peer: index + 1).1) }
+        _ = b.keep(try b.state.register(nick: "bea", peer: 9).1)
+        _ = b.hear(&a)
+        // Meanwhile on node a (news node b missed): art left, ama came.
+        a.said = []
+        let present = [
+            PresenceEntry(id: 0, node: "a", session: 1, kind: .online, profile: PresenceProfile(nick: "ann", rooms: ["#general"])),
+            PresenceEntry(id: 0, node: "a", session: 9, kind: .online, profile: PresenceProfile(nick: "ama", rooms: ["#general"])),
+        ]
+        let told = b.keep(b.state.resync(with: present))
+        #expect(told.contains(.deliver(.left(room: "#general", nick: "art", reason: .received(cause: "lost", text: "connection lost")), to: [9])), "\(told)")
+        #expect(told.contains(.deliver(.joined(room: "#general", nick: "ama", account: nil, realName: nil), to: [9])), "\(told)")
+        #expect(!told.contains { if case .deliver(.joined(_, "ann", _, _), _) = $0 { true } else { false } }, "ann stays, unannounced")
+        #expect(try b.state.nicks(in: nil) == ["ama", "ann", "bea"])
+    }
+}
+
 extension Step {
     /// The same step, its recipients in order (a set of sessions comes in no particular order).
     var sortedPeers: Step {
