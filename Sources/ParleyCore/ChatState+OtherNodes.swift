@@ -181,7 +181,7 @@ extension ChatState {
         entry.targetNode = origin.node
         entry.cause = `operator` ? "operator" : nil
         entry.reason = inviter.shownAccount
-        entry.notice = ReplicatedNotice(kickBy: .user(inviter.nick.display), reason: nil)
+        entry.notice = ReplicatedNotice("invite", by: .user(inviter.nick.display), reason: nil)
         nextMessageID += 1
         effects.append(.replicate(entry))
     }
@@ -233,7 +233,7 @@ extension ChatState {
         guard replicating, let origin = target.origin else { return }
         var entry = PresenceEntry(id: nextMessageID, session: origin.session, kind: .kick, room: name.display)
         entry.targetNode = origin.node
-        entry.notice = ReplicatedNotice(kickBy: actor, reason: reason)
+        entry.notice = ReplicatedNotice("kick", by: actor, reason: reason)
         nextMessageID += 1
         effects.append(.replicate(entry))
     }

@@ -171,8 +171,9 @@ public struct ReplicatedNotice: Sendable, Equatable, Codable {
         (action, target, by, reason, until) = (notice.action.rawValue, notice.target, notice.by?.nick, notice.reason, notice.until)
     }
 
-    init(kickBy by: Actor, reason: String?) {
-        (action, target, self.by, self.reason, until) = ("kick", "", by.nick, reason, nil)
+    /// Who did what to a single user (`kick`, `invite`): told by that user's node in its own words.
+    init(_ action: String, by: Actor, reason: String?) {
+        (self.action, target, self.by, self.reason, until) = (action, "", by.nick, reason, nil)
     }
 
     var actor: Actor { by.map(Actor.user) ?? .server }
