@@ -26,6 +26,16 @@ struct OtherNodesTests {
             return effects.steps
         }
 
+        /// Node a with ann (peer 1) and art (peer 2), node b with bea (peer 9), who has heard of them.
+        static func annAndArtOnABeaOnB() throws -> (Node, Node) {
+            var a = Node("a")
+            var b = Node("b")
+            for (index, nick) in ["ann", "art"].enumerated() { _ = a.keep(try a.state.register(nick: nick, peer: index + 1).1) }
+            _ = b.keep(try b.state.register(nick: "bea", peer: 9).1)
+            _ = b.hear(&a)
+            return (a, b)
+        }
+
         /// Applies what `other` said since last time, giving what this node's users were told.
         mutating func hear(_ other: inout Node) -> [Step] {
             defer { other.said = [] }
@@ -86,11 +96,7 @@ struct OtherNodesTests {
 
     @Test("a node gone: every user it had leaves here at once, told as a lost connection, their nicks freed")
     func nodeGone() throws {
-        var a = Node("a")
-        var b = Node("b")
-        for (index, nick) in ["ann", "art"].enumerated() { _ = a.keep(try a.state.register(nick: nick, peer: index + 1).1) }
-        _ = b.keep(try b.state.register(nick: "bea", peer: 9).1)
-        _ = b.hear(&a)
+        var (_, b) = try Node.annAndArtOnABeaOnB()
         #expect(try b.state.nicks(in: "#general") == ["ann", "art", "bea"])
         let gone = PresenceEntry(id: 99, node: "a", session: 0, kind: .nodeGone, cause: "lost", reason: "connection lost (its server stopped answering)")
         let told = b.keep(b.state.apply(gone))
@@ -152,13 +158,8 @@ struct OtherNodesRecoveryTests {
 extension OtherNodesRecoveryTests {
     @Test("back from a long absence, a node brings the others' sessions into line with the database's present: the gone leave, the new come, the rest stay")
     func resync() throws {
-        var a = Node("a")
-        var b = Node("b")
-        for (index, nick) in ["ann", "art"].enumerated() { _ = a.keep(try a.state.register(nick: nick, peer: index + 1).1) }
-        _ = b.keep(try b.state.register(nick: "bea", peer: 9).1)
-        _ = b.hear(&a)
+        var (_, b) = try Node.annAndArtOnABeaOnB()
         // Meanwhile on node a (news node b missed): art left, ama came.
-        a.said = []
         let present = [
             PresenceEntry(id: 0, node: "a", session: 1, kind: .online, profile: PresenceProfile(nick: "ann", rooms: ["#general"])),
             PresenceEntry(id: 0, node: "a", session: 9, kind: .online, profile: PresenceProfile(nick: "ama", rooms: ["#general"])),
