@@ -15,6 +15,8 @@
 #   S4_CONNECT_RATE=100    new connections/s in S4              S4_ROOMS=100     rooms the 10,000 clients fill
 #   PARLEY_SERVE_ARGS=""   extra `parley serve` flags (e.g. "--store none", "--send-queue-bytes 1048576")
 #   SKIP_BUILD=1           use .build/release/parley as it is
+#   PARLEY=path            the parley whose server is measured (default .build/release/parley), e.g. an older
+#                          build for a before/after; the load always comes from .build/release/parley's bench
 #
 # Scenarios (issue #6), all on 127.0.0.1, 64-byte payloads:
 #   S1  200 clients, one room, 20 senders × 50 msg/s                      (a fixed, moderate load)
@@ -119,8 +121,9 @@ for s in "${scenarios[@]}"; do load "$s" >/dev/null || { echo "unknown scenario 
 for s in $SERVERS; do [[ $s == parley || $s == ngircd || $s == ergo ]] || { echo "unknown server $s (parley ngircd ergo)" >&2; exit 2; }; done
 
 if [ -z "${SKIP_BUILD:-}" ]; then swift build -c release --product parley >&2; fi
-parley=.build/release/parley
-[ -x "$parley" ] || { echo "$parley is missing (build it, or unset SKIP_BUILD)" >&2; exit 1; }
+bench=.build/release/parley
+parley=${PARLEY:-$bench}
+for exe in "$bench" "$parley"; do [ -x "$exe" ] || { echo "$exe is missing (build it, or unset SKIP_BUILD)" >&2; exit 1; }; done
 
 # ngIRCd from Debian. Installing it may start the packaged service on port 6667 (all addresses): harmless
 # here (this script never uses 6667), but it is idle load we caused, so stop it again.
@@ -351,7 +354,7 @@ run() { # scenario kind → results/<scenario>-<kind>.{json,server.json,bench.lo
     [ "$scenario" != S4 ] || limit=$((limit + S4_DURATION))
     echo "$scenario $kind: parley bench --protocol irc --port $port --pid $server $flags" >&2
     local status=0
-    timeout --signal=INT "$limit" "$parley" bench --protocol irc --host 127.0.0.1 --port "$port" --pid "$server" --json "${args[@]}" \
+    timeout --signal=INT "$limit" "$bench" bench --protocol irc --host 127.0.0.1 --port "$port" --pid "$server" --json "${args[@]}" \
         >"$name.json" 2>"$name.bench.log" || status=$?
     local sample
     if [ -s "$name.json" ] && [ "$status" -eq 0 ] && sample=$(proc_sample "$server" 2>/dev/null); then
@@ -377,6 +380,7 @@ run() { # scenario kind → results/<scenario>-<kind>.{json,server.json,bench.lo
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "parley: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- Sources 2>/dev/null || echo ' (Sources modified)')"
+    [ "$parley" = "$bench" ] || echo "parley server measured: $parley (the bench: $bench)"
     command -v ngircd >/dev/null && echo "ngircd: $(ngircd --version 2>/dev/null | head -1)"
     [ -z "$ergo" ] || echo "ergo: $("$ergo" --version 2>/dev/null | head -1)"
     echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)"

@@ -65,10 +65,17 @@ public struct Publisher<Sink: EventSink>: Sendable {
         // returned (a transaction abandoned at its deadline), it is refused, and stays unread.
         let relay = OthersRelay(before: batch.stateBefore, hub: hub)
         if batch.woken && !refusing { relay.deliver(await catchUp()) }
-        let (reads, handOver) = AsyncStream.makeStream(of: LogCommit.self)
-        async let stored = storeMessages(of: batch, refusing: refusing, handingOver: handOver)
-        for await read in reads { relay.deliver(read) }
-        let (commit, notStored) = await stored
+        let (commit, notStored): (LogCommit, unstored: Set<Int64>)
+        if batch.stateBefore == nil {
+            // One server: no other node's entries can be read, so no second task is started to wait for them
+            // (each task and stream is another thread wake-up in a batch's path).
+            (commit, notStored) = await storeMessages(of: batch, refusing: refusing, handingOver: nil)
+        } else {
+            let (reads, handOver) = AsyncStream.makeStream(of: LogCommit.self)
+            async let stored = storeMessages(of: batch, refusing: refusing, handingOver: handOver)
+            for await read in reads { relay.deliver(read) }
+            (commit, notStored) = await stored
+        }
         let roomsStored = await storeRoomChanges(of: batch.effects, refusing: refusing)
         let othersLast = relay.lastDelivered
         // `notStored` holds provisional ids: moved by the same offset as the effects.
@@ -139,13 +146,14 @@ public struct Publisher<Sink: EventSink>: Sendable {
 
     /// Where the batch landed in the log, and the (provisional) ids of its messages that were not stored: all of
     /// them when the write failed, or when the server is past its shutdown deadline. A batch that gave out no
-    /// ids writes nothing.
+    /// ids writes nothing. What the commit reads of other nodes' entries is yielded to `reads` (nil on one
+    /// server, which has none to read).
     private func storeMessages(
-        of batch: EffectBatch<Sink.Peer>, refusing: Bool, handingOver reads: AsyncStream<LogCommit>.Continuation
+        of batch: EffectBatch<Sink.Peer>, refusing: Bool, handingOver reads: AsyncStream<LogCommit>.Continuation?
     ) async -> (LogCommit, unstored: Set<Int64>) {
-        defer { reads.finish() }
+        defer { reads?.finish() }
         let whenRead: @Sendable (LogCommit) -> Bool = { read in
-            if case .enqueued = reads.yield(read) { return true }
+            if case .enqueued = reads?.yield(read) { return true }
             return false
         }
         var messages: [ChatMessage] = []
