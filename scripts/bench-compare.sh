@@ -16,7 +16,8 @@
 #   PARLEY_SERVE_ARGS=""   extra `parley serve` flags (e.g. "--store none", "--send-queue-bytes 1048576")
 #   SKIP_BUILD=1           use .build/release/parley as it is
 #   PARLEY=path            the parley whose server is measured (default .build/release/parley), e.g. an older
-#                          build for a before/after; the load always comes from .build/release/parley's bench
+#                          build for a before/after; the load always comes from .build/release/parley's bench.
+#                          A wrapper script must `exec` the server: the bench reads the CPU and RSS of its pid
 #
 # Scenarios (issue #6), all on 127.0.0.1, 64-byte payloads:
 #   S1  200 clients, one room, 20 senders × 50 msg/s                      (a fixed, moderate load)
@@ -94,6 +95,8 @@
 # The two cores are shared by the server and the bench; the bench reports its own CPU. Compare numbers from
 # one run of this script, not across runs.
 set -euo pipefail
+# A relative PARLEY names a file from where the script was started, not from the repository.
+if [ -n "${PARLEY:-}" ]; then PARLEY=$(realpath "$PARLEY"); fi
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin" # where Debian puts ngircd, often missing from a user's PATH
 
@@ -123,7 +126,8 @@ for s in $SERVERS; do [[ $s == parley || $s == ngircd || $s == ergo ]] || { echo
 if [ -z "${SKIP_BUILD:-}" ]; then swift build -c release --product parley >&2; fi
 bench=.build/release/parley
 parley=${PARLEY:-$bench}
-for exe in "$bench" "$parley"; do [ -x "$exe" ] || { echo "$exe is missing (build it, or unset SKIP_BUILD)" >&2; exit 1; }; done
+[ -x "$bench" ] || { echo "$bench is missing (build it, or unset SKIP_BUILD)" >&2; exit 1; }
+[ -x "$parley" ] || { echo "PARLEY=$parley is not an executable" >&2; exit 1; }
 
 # ngIRCd from Debian. Installing it may start the packaged service on port 6667 (all addresses): harmless
 # here (this script never uses 6667), but it is idle load we caused, so stop it again.
@@ -380,7 +384,7 @@ run() { # scenario kind → results/<scenario>-<kind>.{json,server.json,bench.lo
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "parley: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- Sources 2>/dev/null || echo ' (Sources modified)')"
-    [ "$parley" = "$bench" ] || echo "parley server measured: $parley (the bench: $bench)"
+    [ "$parley" = "$bench" ] || echo "parley server measured: $parley, sha256 $(sha256sum "$parley" | cut -c1-16) (the bench: $bench)"
     command -v ngircd >/dev/null && echo "ngircd: $(ngircd --version 2>/dev/null | head -1)"
     [ -z "$ergo" ] || echo "ergo: $("$ergo" --version 2>/dev/null | head -1)"
     echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)"

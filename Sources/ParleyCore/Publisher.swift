@@ -68,7 +68,8 @@ public struct Publisher<Sink: EventSink>: Sendable {
         let (commit, notStored): (LogCommit, unstored: Set<Int64>)
         if batch.stateBefore == nil {
             // One server: no other node's entries can be read, so no second task is started to wait for them
-            // (each task and stream is another thread wake-up in a batch's path).
+            // (each task and stream is another thread wake-up in a batch's path). A hub hands out `stateBefore`
+            // exactly when its store shares a log (`ChatHub(sharedLog:)`, set from `ChatStorage.sharesLog`).
             (commit, notStored) = await storeMessages(of: batch, refusing: refusing, handingOver: nil)
         } else {
             let (reads, handOver) = AsyncStream.makeStream(of: LogCommit.self)
